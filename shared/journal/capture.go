@@ -1,0 +1,251 @@
+package journal
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/bucketvault/bucketvault/shared/s3x"
+	"github.com/bucketvault/bucketvault/shared/vault"
+)
+
+// captureVersion backs up one source version: reads its metadata, tags and
+// ACL, copies its bytes into the vault unless they are there already, and
+// returns the journal record. A version that cannot be backed up yields an
+// OpSkip record that says why; only retryable failures return an error.
+// listed, when not nil, is what a listing said of the version (its
+// LastModified is more precise than HeadObject's on some servers).
+func (j *Journal) captureVersion(ctx context.Context, bucket, key, versionID string, listed *s3x.Entry) (vault.Record, error) {
+	head, err := j.S3.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String(key), VersionId: nonNull(versionID),
+		ChecksumMode: types.ChecksumModeEnabled,
+	})
+	if err != nil {
+		if s3x.IsDeleteMarker(err) {
+			return j.deleteMarkerRecord(bucket, key, versionID, err, listed), nil
+		}
+		if skip, ok := skipFor(err); ok {
+			return skipRecord(key, versionID, skip, err), nil
+		}
+		return vault.Record{}, fmt.Errorf("head s3://%s/%s@%s: %w", bucket, key, versionID, err)
+	}
+	if versionID == "" {
+		versionID = aws.ToString(head.VersionId)
+		if versionID == "" {
+			versionID = "null"
+		}
+	}
+	rec := vault.Record{
+		Op: vault.OpVersion, Key: key, VersionID: versionID, Time: aws.ToTime(head.LastModified).UTC(),
+		Size: aws.ToInt64(head.ContentLength), ETag: s3x.TrimETag(aws.ToString(head.ETag)),
+		StorageClass: string(head.StorageClass), SSE: string(head.ServerSideEncryption),
+		Checksum: checksumOf(head), Meta: metaOf(head),
+	}
+	if listed != nil && !listed.LastModified.IsZero() {
+		rec.Time = listed.LastModified.UTC()
+	}
+	if head.SSECustomerAlgorithm != nil {
+		return skipRecord(key, versionID, vault.SkipSSEC, nil), nil
+	}
+	if archived(head) {
+		return skipRecord(key, versionID, vault.SkipArchived, fmt.Errorf("storage class %s, archive status %s", head.StorageClass, head.ArchiveStatus)), nil
+	}
+	if strings.Contains(rec.ETag, "-") {
+		// A multipart upload: remember its part size so a restore can
+		// rebuild the same parts, and so the same ETag.
+		p1, err := j.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: nonNull(versionID), PartNumber: aws.Int32(1)})
+		if err == nil {
+			rec.PartSize = aws.ToInt64(p1.ContentLength)
+		}
+	}
+	if aws.ToInt32(head.TagCount) == 0 {
+		rec.Tags = map[string]string{}
+	} else {
+		tags, err := j.tags(ctx, bucket, key, versionID)
+		if err != nil {
+			if skip, ok := skipFor(err); ok {
+				return skipRecord(key, versionID, skip, err), nil
+			}
+			return vault.Record{}, err
+		}
+		rec.Tags = tags
+	}
+	if j.usesACLs(ctx, bucket) {
+		acl, err := j.acl(ctx, bucket, key, versionID)
+		if err != nil {
+			if skip, ok := skipFor(err); ok {
+				return skipRecord(key, versionID, skip, err), nil
+			}
+			return vault.Record{}, err
+		}
+		rec.ACL = acl
+	}
+	rec.Data = vault.DataKey(bucket, key, versionID, rec.ETag, rec.Time)
+	etag, err := j.storeData(ctx, bucket, key, versionID, rec)
+	if err != nil {
+		if skip, ok := skipFor(err); ok {
+			return skipRecord(key, versionID, skip, err), nil
+		}
+		return vault.Record{}, err
+	}
+	rec.DataETag = etag
+	return rec, nil
+}
+
+// storeData copies a version's bytes to its data key once: a data key that
+// already holds an object of the right size is the same version, copied
+// before (data keys name exactly one version).
+func (j *Journal) storeData(ctx context.Context, bucket, key, versionID string, rec vault.Record) (string, error) {
+	v := j.Vault
+	have, err := v.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data)})
+	if err == nil && aws.ToInt64(have.ContentLength) == rec.Size {
+		return s3x.TrimETag(aws.ToString(have.ETag)), nil
+	}
+	if err != nil && !s3x.IsNotFound(err) {
+		return "", fmt.Errorf("head vault s3://%s/%s: %w", v.Bucket, rec.Data, err)
+	}
+	in := &s3.CopyObjectInput{
+		Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data),
+		CopySource:        aws.String(s3x.CopySource(bucket, key, versionID)),
+		CopySourceIfMatch: aws.String(`"` + rec.ETag + `"`),
+		MetadataDirective: types.MetadataDirectiveReplace,
+		TaggingDirective:  types.TaggingDirectiveReplace,
+		ContentType:       aws.String("application/octet-stream"),
+		Metadata: map[string]string{
+			"bv-bucket": bucket, "bv-version": versionID, "bv-etag": rec.ETag,
+		},
+	}
+	res, err := s3x.Copy(ctx, v.S3, in, rec.Size, j.Copy)
+	if err != nil {
+		return "", fmt.Errorf("copy s3://%s/%s@%s to vault: %w", bucket, key, versionID, err)
+	}
+	return res.ETag, nil
+}
+
+func (j *Journal) tags(ctx context.Context, bucket, key, versionID string) (map[string]string, error) {
+	out, err := j.S3.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: nonNull(versionID)})
+	if err != nil {
+		if s3x.IsNotImplemented(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("tags of s3://%s/%s@%s: %w", bucket, key, versionID, err)
+	}
+	tags := make(map[string]string, len(out.TagSet))
+	for _, t := range out.TagSet {
+		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return tags, nil
+}
+
+func (j *Journal) acl(ctx context.Context, bucket, key, versionID string) (*vault.ACL, error) {
+	out, err := j.S3.GetObjectAcl(ctx, &s3.GetObjectAclInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: nonNull(versionID)})
+	if err != nil {
+		if s3x.IsNotImplemented(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("acl of s3://%s/%s@%s: %w", bucket, key, versionID, err)
+	}
+	acl := &vault.ACL{}
+	if out.Owner != nil {
+		acl.Owner = aws.ToString(out.Owner.ID)
+	}
+	for _, g := range out.Grants {
+		if g.Grantee == nil {
+			continue
+		}
+		acl.Grants = append(acl.Grants, vault.Grant{
+			Type: string(g.Grantee.Type), ID: aws.ToString(g.Grantee.ID), URI: aws.ToString(g.Grantee.URI),
+			Email: aws.ToString(g.Grantee.EmailAddress), Permission: string(g.Permission),
+		})
+	}
+	return acl, nil
+}
+
+func (j *Journal) deleteMarkerRecord(bucket, key, versionID string, headErr error, listed *s3x.Entry) vault.Record {
+	rec := vault.Record{Op: vault.OpDeleteMarker, Key: key, VersionID: versionID}
+	switch {
+	case listed != nil:
+		rec.Time = listed.LastModified.UTC()
+	default:
+		if t, err := http.ParseTime(s3x.Header(headErr, "Last-Modified")); err == nil {
+			rec.Time = t.UTC()
+		}
+	}
+	if rec.VersionID == "" {
+		rec.VersionID = s3x.Header(headErr, "x-amz-version-id")
+	}
+	return rec
+}
+
+func skipRecord(key, versionID, reason string, err error) vault.Record {
+	rec := vault.Record{Op: vault.OpSkip, Key: key, VersionID: versionID, Reason: reason, Time: time.Now().UTC()}
+	if err != nil {
+		rec.Detail = err.Error()
+	}
+	return rec
+}
+
+// skipFor says which skip, if any, an error means.
+func skipFor(err error) (string, bool) {
+	switch {
+	case s3x.IsNotFound(err) || s3x.IsPreconditionFailed(err):
+		return vault.SkipGone, true
+	case s3x.IsArchived(err):
+		return vault.SkipArchived, true
+	case s3x.IsSSEC(err):
+		return vault.SkipSSEC, true
+	case s3x.IsAccessDenied(err):
+		return vault.SkipAccessDenied, true
+	}
+	return "", false
+}
+
+func archived(h *s3.HeadObjectOutput) bool {
+	if h.ArchiveStatus != "" {
+		return true // Intelligent-Tiering Archive Access or Deep Archive Access tier
+	}
+	switch h.StorageClass {
+	case types.StorageClassGlacier, types.StorageClassDeepArchive:
+		// Readable only while a restored copy exists.
+		return !strings.Contains(aws.ToString(h.Restore), `ongoing-request="false"`)
+	}
+	return false
+}
+
+func checksumOf(h *s3.HeadObjectOutput) *vault.Checksum {
+	for _, c := range []struct {
+		algo string
+		v    *string
+	}{{"CRC64NVME", h.ChecksumCRC64NVME}, {"CRC32C", h.ChecksumCRC32C}, {"CRC32", h.ChecksumCRC32}, {"SHA256", h.ChecksumSHA256}, {"SHA1", h.ChecksumSHA1}} {
+		if aws.ToString(c.v) != "" {
+			return &vault.Checksum{Algorithm: c.algo, Value: *c.v, Type: string(h.ChecksumType)}
+		}
+	}
+	return nil
+}
+
+func metaOf(h *s3.HeadObjectOutput) *vault.Meta {
+	m := &vault.Meta{
+		ContentType: aws.ToString(h.ContentType), ContentEncoding: aws.ToString(h.ContentEncoding),
+		ContentDisposition: aws.ToString(h.ContentDisposition), ContentLanguage: aws.ToString(h.ContentLanguage),
+		CacheControl: aws.ToString(h.CacheControl), Expires: aws.ToString(h.ExpiresString),
+		WebsiteRedirect: aws.ToString(h.WebsiteRedirectLocation),
+	}
+	if len(h.Metadata) > 0 {
+		m.User = h.Metadata
+	}
+	return m
+}
+
+func nonNull(versionID string) *string {
+	if versionID == "" {
+		return nil
+	}
+	return aws.String(versionID)
+}

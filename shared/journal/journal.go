@@ -1,0 +1,300 @@
+// Package journal is continuous backup: it turns S3 change events into
+// vault data and journal records, and reconciles the journal against
+// ListObjectVersions so that lost events lose nothing.
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bucketvault/bucketvault/shared/event"
+	"github.com/bucketvault/bucketvault/shared/s3x"
+	"github.com/bucketvault/bucketvault/shared/vault"
+)
+
+// Journal writes changes of protected buckets into a vault.
+type Journal struct {
+	Vault *vault.Vault
+	// S3 reads the protected buckets (often the same client as the vault's).
+	S3 s3x.Client
+	// Copy tunes the server-side copies into the vault.
+	Copy s3x.CopyOptions
+	// Concurrency bounds parallel captures; 0 means 16.
+	Concurrency int
+	// Log receives progress and skips; nil means slog.Default().
+	Log *slog.Logger
+
+	mu   sync.Mutex
+	acls map[string]bool
+}
+
+func (j *Journal) log() *slog.Logger {
+	if j.Log != nil {
+		return j.Log
+	}
+	return slog.Default()
+}
+
+func (j *Journal) concurrency() int {
+	if j.Concurrency > 0 {
+		return j.Concurrency
+	}
+	return 16
+}
+
+// usesACLs reports whether the vault's record of bucket says it uses ACLs.
+func (j *Journal) usesACLs(ctx context.Context, bucket string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.acls == nil {
+		j.acls = map[string]bool{}
+	}
+	if v, ok := j.acls[bucket]; ok {
+		return v
+	}
+	pb, err := j.Vault.Protected(ctx, bucket)
+	j.acls[bucket] = err == nil && pb.ACLs
+	return j.acls[bucket]
+}
+
+// Result is the outcome of ingesting one change.
+type Result struct {
+	Change  event.Change
+	Records []vault.Record
+	Err     error // retryable failure: deliver the change again
+}
+
+// IngestStats counts what an ingest did.
+type IngestStats struct {
+	Changes, Records, Skipped, Failed int
+	Segments                          []string
+}
+
+// Ingest journals a batch of changes: it captures each change (in
+// parallel), then writes one segment per bucket. Results line up with
+// changes; a change whose Err is set was not journaled and should be
+// delivered again (all of its bucket's changes fail if the segment write
+// fails). Replaying a batch copies no data twice.
+func (j *Journal) Ingest(ctx context.Context, changes []event.Change) ([]Result, IngestStats, error) {
+	results := make([]Result, len(changes))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(j.concurrency())
+	for i, c := range changes {
+		results[i].Change = c
+		g.Go(func() error {
+			recs, err := j.capture(gctx, c)
+			results[i].Records, results[i].Err = recs, err
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, IngestStats{}, err
+	}
+	st := IngestStats{Changes: len(changes)}
+	byBucket := map[string][]int{}
+	var order []string
+	for i, r := range results {
+		if r.Err != nil {
+			continue
+		}
+		b := r.Change.Bucket
+		if _, ok := byBucket[b]; !ok {
+			order = append(order, b)
+		}
+		byBucket[b] = append(byBucket[b], i)
+	}
+	for _, b := range order {
+		var recs []vault.Record
+		for _, i := range byBucket[b] {
+			recs = append(recs, results[i].Records...)
+		}
+		id, err := j.Vault.WriteSegment(ctx, b, recs)
+		if err != nil {
+			for _, i := range byBucket[b] {
+				results[i].Err = err
+			}
+			continue
+		}
+		if id != "" {
+			st.Segments = append(st.Segments, id)
+		}
+	}
+	for _, r := range results {
+		if r.Err != nil {
+			st.Failed++
+			j.log().WarnContext(ctx, "change not journaled", "bucket", r.Change.Bucket, "key", r.Change.Key, "versionId", r.Change.VersionID, "error", r.Err)
+			continue
+		}
+		st.Records += len(r.Records)
+		for _, rec := range r.Records {
+			if rec.Op == vault.OpSkip {
+				st.Skipped++
+				j.log().WarnContext(ctx, "version skipped", "bucket", r.Change.Bucket, "key", rec.Key, "versionId", rec.VersionID, "reason", rec.Reason, "detail", rec.Detail)
+			}
+		}
+	}
+	return results, st, nil
+}
+
+// capture turns one change into records.
+func (j *Journal) capture(ctx context.Context, c event.Change) ([]vault.Record, error) {
+	if c.Bucket == "" || c.Key == "" {
+		return nil, fmt.Errorf("change %s without bucket or key", c.Name)
+	}
+	seq := strings.ToUpper(c.Sequencer)
+	stamp := func(r vault.Record) ([]vault.Record, error) {
+		r.Sequencer, r.Origin = seq, vault.OriginEvent
+		return []vault.Record{r}, nil
+	}
+	switch c.Kind {
+	case event.Created, event.RestoreCompleted:
+		if c.VersionID == "" {
+			return j.resolveKey(ctx, c.Bucket, c.Key)
+		}
+		rec, err := j.captureVersion(ctx, c.Bucket, c.Key, c.VersionID, nil)
+		if err != nil {
+			return nil, err
+		}
+		return stamp(rec)
+	case event.DeleteMarkerCreated:
+		if c.VersionID == "" {
+			return j.resolveKey(ctx, c.Bucket, c.Key)
+		}
+		_, err := j.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(c.Bucket), Key: aws.String(c.Key), VersionId: aws.String(c.VersionID)})
+		rec := vault.Record{Op: vault.OpDeleteMarker, Key: c.Key, VersionID: c.VersionID, Time: c.Time}
+		if err != nil && s3x.IsDeleteMarker(err) {
+			rec = j.deleteMarkerRecord(c.Bucket, c.Key, c.VersionID, err, nil)
+			if rec.Time.IsZero() {
+				rec.Time = c.Time
+			}
+		}
+		return stamp(rec)
+	case event.PermanentlyDeleted:
+		if c.VersionID == "" {
+			return j.resolveKey(ctx, c.Bucket, c.Key)
+		}
+		return stamp(vault.Record{Op: vault.OpPurge, Key: c.Key, VersionID: c.VersionID, Time: c.Time})
+	case event.Removed:
+		return j.resolveKey(ctx, c.Bucket, c.Key)
+	case event.TagsChanged:
+		if c.VersionID == "" {
+			return nil, nil // unversioned tag change: the next reconcile of tags sees it
+		}
+		tags, err := j.tags(ctx, c.Bucket, c.Key, c.VersionID)
+		if err != nil {
+			if skip, ok := skipFor(err); ok && skip == vault.SkipGone {
+				return nil, nil // the version is gone; its purge is journaled on its own
+			}
+			return nil, err
+		}
+		if tags == nil {
+			tags = map[string]string{}
+		}
+		return stamp(vault.Record{Op: vault.OpTags, Key: c.Key, VersionID: c.VersionID, Time: c.Time, Tags: tags})
+	case event.ACLChanged:
+		if c.VersionID == "" {
+			return nil, nil
+		}
+		acl, err := j.acl(ctx, c.Bucket, c.Key, c.VersionID)
+		if err != nil {
+			if skip, ok := skipFor(err); ok && skip == vault.SkipGone {
+				return nil, nil
+			}
+			return nil, err
+		}
+		if acl == nil {
+			return nil, nil
+		}
+		return stamp(vault.Record{Op: vault.OpACL, Key: c.Key, VersionID: c.VersionID, Time: c.Time, ACL: acl})
+	case event.StorageClassChanged:
+		if c.VersionID == "" {
+			return nil, nil
+		}
+		sc := c.StorageClass
+		if sc == "" {
+			head, err := j.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(c.Bucket), Key: aws.String(c.Key), VersionId: aws.String(c.VersionID)})
+			if err != nil {
+				if s3x.IsNotFound(err) {
+					return nil, nil
+				}
+				return nil, fmt.Errorf("head s3://%s/%s@%s: %w", c.Bucket, c.Key, c.VersionID, err)
+			}
+			sc = string(head.StorageClass)
+		}
+		return stamp(vault.Record{Op: vault.OpStorageClass, Key: c.Key, VersionID: c.VersionID, Time: c.Time, StorageClass: sc})
+	}
+	return nil, fmt.Errorf("change kind %q is not journaled", c.Kind)
+}
+
+// resolveKey handles an event that does not say which version it is about
+// (some servers send no versionId): it reconciles that one key against a
+// listing of its versions.
+func (j *Journal) resolveKey(ctx context.Context, bucket, key string) ([]vault.Record, error) {
+	entries, err := listKey(ctx, j.S3, bucket, key)
+	if err != nil {
+		return nil, err
+	}
+	known, err := j.knownVersions(ctx, bucket, key)
+	if err != nil {
+		return nil, err
+	}
+	return j.reconcileKey(ctx, bucket, key, entries, known, time.Now().UTC())
+}
+
+// listKey lists every version and delete marker of exactly one key.
+func listKey(ctx context.Context, c s3x.Client, bucket, key string) ([]s3x.Entry, error) {
+	l := s3x.NewVersionLister(c, bucket, key, "", "", 1000)
+	var out []s3x.Entry
+	for l.HasMorePages() {
+		page, err := l.Next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page {
+			if e.Key == key {
+				out = append(out, e)
+			} else if e.Key > key && !strings.HasPrefix(e.Key, key) {
+				return out, nil
+			}
+		}
+		if len(page) > 0 && page[len(page)-1].Key != key {
+			return out, nil // versions of one key are contiguous and come first
+		}
+	}
+	return out, nil
+}
+
+// knownVersions reads the journal's records of one key.
+func (j *Journal) knownVersions(ctx context.Context, bucket, key string) ([]vault.Observed, error) {
+	m, err := j.Vault.OpenJournal(ctx, bucket, []string{key})
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	for {
+		k, recs, err := m.NextKey()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, nil
+			}
+			return nil, err
+		}
+		if k == key {
+			return recs, nil
+		}
+		if k > key {
+			return nil, nil
+		}
+	}
+}

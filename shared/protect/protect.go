@@ -1,0 +1,143 @@
+// Package protect puts a bucket under continuous backup: it checks the
+// bucket can be protected, turns on delivery of its change events, records
+// it in the vault and runs the initial full backup.
+package protect
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/bucketvault/bucketvault/shared/journal"
+	"github.com/bucketvault/bucketvault/shared/s3x"
+	"github.com/bucketvault/bucketvault/shared/vault"
+)
+
+// NotVersionedError refuses a bucket whose versioning is not Enabled:
+// without versions there is no history to back up continuously.
+type NotVersionedError struct {
+	Bucket string
+	Status string
+}
+
+func (e *NotVersionedError) Error() string {
+	status := e.Status
+	if status == "" {
+		status = "never enabled"
+	}
+	return fmt.Sprintf("bucket %s has versioning %s: continuous backup needs versioning Enabled "+
+		"(aws s3api put-bucket-versioning --bucket %s --versioning-configuration Status=Enabled)", e.Bucket, status, e.Bucket)
+}
+
+// Options say how events reach the journal.
+type Options struct {
+	// QueueARN, when set, adds a notification queue configuration with this
+	// ARN (a local server's webhook target, or an SQS queue) for the object
+	// events the journal consumes.
+	QueueARN string
+	// EventBridge turns on the bucket's EventBridge delivery (on AWS).
+	EventBridge bool
+	// ACLs says the bucket uses object ACLs, so backups capture them.
+	ACLs bool
+	// SkipInitialBackup leaves the first full backup to a later reconcile.
+	SkipInitialBackup bool
+	Reconcile         journal.ReconcileOptions
+}
+
+// QueueEvents are the notification event types the journal consumes.
+var QueueEvents = []types.Event{"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}
+
+// Protect protects bucket in the journal's vault.
+func Protect(ctx context.Context, j *journal.Journal, bucket string, o Options) (vault.ProtectedBucket, *journal.Progress, error) {
+	c := j.S3
+	ver, err := c.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		return vault.ProtectedBucket{}, nil, fmt.Errorf("versioning of bucket %s: %w", bucket, err)
+	}
+	if ver.Status != types.BucketVersioningStatusEnabled {
+		return vault.ProtectedBucket{}, nil, &NotVersionedError{Bucket: bucket, Status: string(ver.Status)}
+	}
+	if bucket == j.Vault.Bucket {
+		return vault.ProtectedBucket{}, nil, fmt.Errorf("bucket %s is the vault itself", bucket)
+	}
+	pb := vault.ProtectedBucket{Bucket: bucket, ProtectedAt: time.Now().UTC(), ACLs: o.ACLs, Events: "none"}
+	if old, err := j.Vault.Protected(ctx, bucket); err == nil {
+		pb.ProtectedAt, pb.FirstFullBackupAt = old.ProtectedAt, old.FirstFullBackupAt
+	} else if !s3x.IsNotFound(err) {
+		return pb, nil, err
+	}
+	if o.QueueARN != "" || o.EventBridge {
+		if err := enableEvents(ctx, c, bucket, o); err != nil {
+			return pb, nil, err
+		}
+		if o.EventBridge {
+			pb.Events = "eventbridge"
+		} else {
+			pb.Events = "queue:" + o.QueueARN
+		}
+	}
+	if err := j.Vault.PutJSON(ctx, vault.BucketKey(bucket), pb); err != nil {
+		return pb, nil, err
+	}
+	if o.SkipInitialBackup {
+		return pb, nil, nil
+	}
+	p, err := j.Reconcile(ctx, bucket, o.Reconcile)
+	if err != nil {
+		return pb, &p, fmt.Errorf("initial full backup of %s: %w", bucket, err)
+	}
+	if pb.FirstFullBackupAt == nil {
+		pb.FirstFullBackupAt = p.CompletedAt
+		if err := j.Vault.PutJSON(ctx, vault.BucketKey(bucket), pb); err != nil {
+			return pb, &p, err
+		}
+	}
+	return pb, &p, nil
+}
+
+// enableEvents adds our delivery to the bucket's notification
+// configuration, keeping everything already there.
+func enableEvents(ctx context.Context, c s3x.Client, bucket string, o Options) error {
+	cur, err := c.GetBucketNotificationConfiguration(ctx, &s3.GetBucketNotificationConfigurationInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		return fmt.Errorf("notification configuration of %s: %w", bucket, err)
+	}
+	next := &types.NotificationConfiguration{
+		EventBridgeConfiguration:     cur.EventBridgeConfiguration,
+		LambdaFunctionConfigurations: cur.LambdaFunctionConfigurations,
+		QueueConfigurations:          cur.QueueConfigurations,
+		TopicConfigurations:          cur.TopicConfigurations,
+	}
+	changed := false
+	if o.EventBridge && next.EventBridgeConfiguration == nil {
+		next.EventBridgeConfiguration = &types.EventBridgeConfiguration{}
+		changed = true
+	}
+	if o.QueueARN != "" {
+		have := false
+		for _, q := range next.QueueConfigurations {
+			if aws.ToString(q.QueueArn) == o.QueueARN {
+				have = true
+			}
+		}
+		if !have {
+			next.QueueConfigurations = append(next.QueueConfigurations, types.QueueConfiguration{
+				Id: aws.String("bucketvault"), QueueArn: aws.String(o.QueueARN), Events: QueueEvents,
+			})
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	if _, err := c.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
+		Bucket: aws.String(bucket), NotificationConfiguration: next,
+	}); err != nil {
+		return fmt.Errorf("turn on event delivery for %s: %w", bucket, err)
+	}
+	return nil
+}

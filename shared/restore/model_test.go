@@ -1,0 +1,462 @@
+package restore_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/bucketvault/bucketvault/shared/event"
+	"github.com/bucketvault/bucketvault/shared/journal"
+	"github.com/bucketvault/bucketvault/shared/locals3"
+	"github.com/bucketvault/bucketvault/shared/restore"
+	"github.com/bucketvault/bucketvault/shared/s3x"
+	"github.com/bucketvault/bucketvault/shared/vault"
+)
+
+func TestMain(m *testing.M) { locals3.Main(m) }
+
+// objState is everything a restore must bring back of one key.
+type objState struct {
+	Sum                                       string
+	Size                                      int64
+	ContentType, ContentEncoding, Disposition string
+	Language, CacheControl                    string
+	User                                      map[string]string
+	Tags                                      map[string]string
+}
+
+// capture reads the current state of every key of a bucket.
+func capture(t *testing.T, ctx context.Context, c *s3.Client, bucket string) map[string]objState {
+	t.Helper()
+	out := map[string]objState{}
+	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatalf("list %s: %v", bucket, err)
+		}
+		for _, o := range page.Contents {
+			k := aws.ToString(o.Key)
+			g, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(k)})
+			if err != nil {
+				t.Fatalf("get %s/%s: %v", bucket, k, err)
+			}
+			body, err := io.ReadAll(g.Body)
+			g.Body.Close()
+			if err != nil {
+				t.Fatalf("read %s/%s: %v", bucket, k, err)
+			}
+			sum := sha256.Sum256(body)
+			tg, err := c.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String(bucket), Key: aws.String(k)})
+			if err != nil {
+				t.Fatalf("tags %s/%s: %v", bucket, k, err)
+			}
+			tags := map[string]string{}
+			for _, x := range tg.TagSet {
+				tags[aws.ToString(x.Key)] = aws.ToString(x.Value)
+			}
+			user := g.Metadata
+			if len(user) == 0 {
+				user = nil
+			}
+			out[k] = objState{
+				Sum: fmt.Sprintf("%x", sum[:8]), Size: int64(len(body)), ContentType: aws.ToString(g.ContentType),
+				ContentEncoding: aws.ToString(g.ContentEncoding), Disposition: aws.ToString(g.ContentDisposition),
+				Language: aws.ToString(g.ContentLanguage), CacheControl: aws.ToString(g.CacheControl),
+				User: user, Tags: tags,
+			}
+		}
+	}
+	return out
+}
+
+// modelKeys are the keys the workload writes: spaces, '+', '%', unicode,
+// nesting, and one of 1024 bytes.
+func modelKeys() []string {
+	// 1024 bytes in segments of at most 255 (MinIO stores keys as paths).
+	long := "long/" + strings.Repeat(strings.Repeat("k", 200)+"/", 5)
+	long += strings.Repeat("z", 1024-len(long))
+	return []string{
+		"a.txt", "with space.txt", "plus+sign", "100%/pct%20lit", "unicode/café-日本語.bin",
+		"dir/sub/deep/x.json", "dir/sub/y", "dir/z", "zero", "multi/part.bin", long,
+	}
+}
+
+type workload struct {
+	t      *testing.T
+	ctx    context.Context
+	c      *s3.Client
+	bucket string
+	rng    *rand.Rand
+	n      int
+	events int // events the server owes the webhook: one per successful change
+}
+
+func (w *workload) put(key string, size int, tags bool) {
+	w.t.Helper()
+	w.n++
+	body := make([]byte, size)
+	for i := range body {
+		body[i] = byte(w.rng.IntN(256))
+	}
+	in := &s3.PutObjectInput{
+		Bucket: aws.String(w.bucket), Key: aws.String(key), Body: bytes.NewReader(body),
+		ContentType: aws.String([]string{"text/plain", "application/json", "image/png"}[w.rng.IntN(3)]),
+		Metadata:    map[string]string{"writer": "model", "n": strconv.Itoa(w.n)},
+	}
+	if w.rng.IntN(3) == 0 {
+		in.CacheControl = aws.String("max-age=" + strconv.Itoa(w.rng.IntN(1000)))
+		in.ContentDisposition = aws.String(`attachment; filename="x.bin"`)
+		in.ContentLanguage = aws.String("fr")
+		in.ContentEncoding = aws.String("identity")
+	}
+	if tags {
+		in.Tagging = aws.String("class=" + strconv.Itoa(w.rng.IntN(3)) + "&owner=model")
+	}
+	if _, err := w.c.PutObject(w.ctx, in); err != nil {
+		w.t.Fatalf("put %q: %v", key, err)
+	}
+	w.events++
+}
+
+func (w *workload) multipart(key string) {
+	w.t.Helper()
+	up, err := w.c.CreateMultipartUpload(w.ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(w.bucket), Key: aws.String(key), ContentType: aws.String("application/octet-stream")})
+	if err != nil {
+		w.t.Fatalf("multipart %q: %v", key, err)
+	}
+	var parts []types.CompletedPart
+	for i, size := range []int{5 << 20, 1 << 20} {
+		body := bytes.Repeat([]byte{byte(w.rng.IntN(256))}, size)
+		out, err := w.c.UploadPart(w.ctx, &s3.UploadPartInput{Bucket: aws.String(w.bucket), Key: aws.String(key), UploadId: up.UploadId, PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(body)})
+		if err != nil {
+			w.t.Fatalf("upload part: %v", err)
+		}
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: out.ETag})
+	}
+	if _, err := w.c.CompleteMultipartUpload(w.ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(w.bucket), Key: aws.String(key), UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}); err != nil {
+		w.t.Fatalf("complete multipart: %v", err)
+	}
+	w.events++
+}
+
+func (w *workload) versions(key string) []string {
+	out, err := w.c.ListObjectVersions(w.ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(w.bucket), Prefix: aws.String(key)})
+	if err != nil {
+		w.t.Fatalf("list versions: %v", err)
+	}
+	var ids []string
+	for _, v := range out.Versions {
+		if aws.ToString(v.Key) == key {
+			ids = append(ids, aws.ToString(v.VersionId))
+		}
+	}
+	for _, m := range out.DeleteMarkers {
+		if aws.ToString(m.Key) == key {
+			ids = append(ids, aws.ToString(m.VersionId))
+		}
+	}
+	return ids
+}
+
+// step does one random operation.
+func (w *workload) step(keys []string, allowPurge bool) {
+	w.t.Helper()
+	key := keys[w.rng.IntN(len(keys))]
+	switch op := w.rng.IntN(100); {
+	case key == "zero":
+		w.put(key, 0, w.rng.IntN(2) == 0)
+	case key == "multi/part.bin" && op < 50:
+		w.multipart(key)
+	case op < 40:
+		w.put(key, w.rng.IntN(2048), w.rng.IntN(2) == 0)
+	case op < 50: // several overwrites of one key inside one second
+		for range 2 + w.rng.IntN(3) {
+			w.put(key, w.rng.IntN(512), false)
+		}
+	case op < 65:
+		if _, err := w.c.DeleteObject(w.ctx, &s3.DeleteObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(key)}); err != nil {
+			w.t.Fatalf("delete %q: %v", key, err)
+		}
+		w.events++
+	case op < 75 && allowPurge:
+		if ids := w.versions(key); len(ids) > 0 {
+			id := ids[w.rng.IntN(len(ids))]
+			if _, err := w.c.DeleteObject(w.ctx, &s3.DeleteObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(key), VersionId: aws.String(id)}); err != nil {
+				w.t.Fatalf("delete version %q@%s: %v", key, id, err)
+			}
+			w.events++
+		}
+	case op < 88:
+		_, err := w.c.PutObjectTagging(w.ctx, &s3.PutObjectTaggingInput{Bucket: aws.String(w.bucket), Key: aws.String(key), Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("retagged"), Value: aws.String(strconv.Itoa(w.rng.IntN(100)))}}}})
+		if err != nil && !s3x.IsNotFound(err) && !s3x.IsDeleteMarker(err) {
+			w.t.Fatalf("tag %q: %v", key, err)
+		}
+		if err == nil {
+			w.events++
+		}
+	default: // a metadata change: copy in place, which makes a new version
+		_, err := w.c.CopyObject(w.ctx, &s3.CopyObjectInput{
+			Bucket: aws.String(w.bucket), Key: aws.String(key), CopySource: aws.String(s3x.CopySource(w.bucket, key, "")),
+			MetadataDirective: types.MetadataDirectiveReplace, ContentType: aws.String("text/csv"),
+			Metadata: map[string]string{"changed": strconv.Itoa(w.rng.IntN(100))},
+		})
+		if err != nil && !s3x.IsNotFound(err) && !s3x.IsDeleteMarker(err) {
+			w.t.Fatalf("copy in place %q: %v", key, err)
+		}
+		if err == nil {
+			w.events++
+		}
+	}
+}
+
+// waitNextSecond sleeps until just after the next second starts.
+func waitNextSecond() {
+	now := time.Now()
+	time.Sleep(now.Truncate(time.Second).Add(time.Second + 30*time.Millisecond).Sub(now))
+}
+
+// receive collects the changes of n events (webhook bodies; MinIO sends a
+// body that decodes to no change for a delete of a missing key).
+func receive(t *testing.T, ch <-chan []byte, n int) []event.Change {
+	t.Helper()
+	var out []event.Change
+	deadline := time.After(30 * time.Second)
+	for got := 0; got < n; got++ {
+		select {
+		case b := <-ch:
+			cs, err := event.Decode(b)
+			if err != nil {
+				t.Fatalf("decode webhook body: %v\n%s", err, b)
+			}
+			out = append(out, cs...)
+		case <-deadline:
+			t.Fatalf("the server delivered %d of %d events in 30s", got, n)
+		}
+	}
+	return out
+}
+
+type delivery struct {
+	name      string
+	twice     bool    // every event delivered twice
+	shuffle   bool    // out of order
+	drop      float64 // share of version events dropped
+	late      bool    // some events arrive one phase late
+	reconcile bool    // reconcile after every phase
+}
+
+// TestModelPointInTime is the model-based test of invariant 1 and 2: random
+// workloads on the real server, the true state of the bucket captured at
+// the end of each second the workload touched, then restores as of those
+// seconds compared with it key by key.
+func TestModelPointInTime(t *testing.T) {
+	deliveries := []delivery{
+		{name: "events-twice-shuffled", twice: true, shuffle: true},
+		{name: "events-dropped-late-reconciled", shuffle: true, drop: 0.35, late: true, reconcile: true},
+		{name: "reconcile-only", drop: 1, reconcile: true},
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("BUCKETVAULT_MODEL_SEED"); s != "" {
+		seed, _ = strconv.ParseUint(s, 10, 64)
+	}
+	phases := 7
+	if testing.Short() {
+		phases = 4
+	}
+	for i, d := range deliveries {
+		t.Run(d.name, func(t *testing.T) {
+			t.Logf("seed %d (BUCKETVAULT_MODEL_SEED reproduces)", seed+uint64(i))
+			runModel(t, d, seed+uint64(i), phases)
+		})
+	}
+}
+
+func runModel(t *testing.T, d delivery, seed uint64, phases int) {
+	srv := locals3.ForTest(t)
+	ctx := context.Background()
+	c := srv.Client(ctx)
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	bucket := srv.NewBucket(t, true)
+	vb := srv.BucketName(t)
+	v, err := vault.Create(ctx, c, vb, vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, cancel := srv.Subscribe(bucket)
+	defer cancel()
+	if err := srv.EnableEvents(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	j := &journal.Journal{Vault: v, S3: c, Copy: s3x.CopyOptions{Threshold: 5 << 20, PartSize: 5 << 20}}
+	if err := v.PutJSON(ctx, vault.BucketKey(bucket), vault.ProtectedBucket{Bucket: bucket, ProtectedAt: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	w := &workload{t: t, ctx: ctx, c: c, bucket: bucket, rng: rng}
+	keys := modelKeys()
+	truth := map[int64]map[string]objState{}
+	var seconds []int64
+	var lateQ []event.Change
+	tagChanged := map[string]bool{} // keys whose tags changed after a dropped create
+	for p := 0; p < phases; p++ {
+		waitNextSecond()
+		ops := 3 + rng.IntN(5)
+		for range ops {
+			w.step(keys, true)
+		}
+		sec := time.Now().Unix()
+		truth[sec] = capture(t, ctx, c, bucket)
+		seconds = append(seconds, sec)
+
+		changes := receive(t, ch, w.events)
+		w.events = 0
+		var deliver []event.Change
+		deliver, lateQ = append(lateQ, deliver...), nil
+		for _, ch := range changes {
+			isVersion := ch.Kind != event.TagsChanged
+			if isVersion && d.drop > 0 && rng.Float64() < d.drop {
+				tagChanged[ch.Key] = true
+				continue
+			}
+			if d.late && rng.IntN(5) == 0 {
+				lateQ = append(lateQ, ch)
+				continue
+			}
+			deliver = append(deliver, ch)
+			if d.twice {
+				deliver = append(deliver, ch)
+			}
+		}
+		if d.shuffle {
+			rng.Shuffle(len(deliver), func(a, b int) { deliver[a], deliver[b] = deliver[b], deliver[a] })
+		}
+		for start := 0; start < len(deliver); start += 7 {
+			batch := deliver[start:min(start+7, len(deliver))]
+			res, _, err := j.Ingest(ctx, batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range res {
+				if r.Err != nil {
+					t.Fatalf("ingest %+v: %v", r.Change, r.Err)
+				}
+			}
+		}
+		if d.reconcile {
+			if _, err := j.Reconcile(ctx, bucket, journal.ReconcileOptions{PageSize: 7}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(lateQ) > 0 {
+		if _, _, err := j.Ingest(ctx, lateQ); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &restore.Restorer{S3: c, Copy: s3x.CopyOptions{Threshold: 5 << 20}}
+	for _, sec := range seconds {
+		target := srv.BucketName(t)
+		rep, err := r.Run(ctx, restore.Request{Vault: vb, Bucket: bucket, At: time.Unix(sec, 0), TargetBucket: target, CreateBucket: true})
+		if err != nil {
+			t.Fatalf("restore as of %d: %v", sec, err)
+		}
+		if rep.State != restore.StateCompleted {
+			t.Fatalf("restore as of %d: %s\n%s", sec, rep.State, rep.Text())
+		}
+		got := capture(t, ctx, c, target)
+		want := truth[sec]
+		if d.drop > 0 {
+			// A dropped event loses the tags a version had before a later
+			// tag change: S3 keeps no tag history for a reconcile to read.
+			for k := range tagChanged {
+				if g, ok := got[k]; ok {
+					if w, ok := want[k]; ok {
+						g.Tags = w.Tags
+						got[k] = g
+					}
+				}
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("restore as of %s differs from the bucket then (-want +got):\n%s", time.Unix(sec, 0).UTC().Format(time.RFC3339), diff)
+			all := maps.Clone(want)
+			maps.Copy(all, got)
+			for k := range all {
+				if !cmp.Equal(want[k], got[k]) {
+					t.Logf("journal of %q:", k)
+					dumpKey(t, ctx, v, bucket, k)
+					dumpVersions(t, ctx, c, bucket, k)
+				}
+			}
+		}
+	}
+	// A second restore into the same target changes nothing.
+	last := seconds[len(seconds)-1]
+	target := srv.BucketName(t)
+	req := restore.Request{Vault: vb, Bucket: bucket, At: time.Unix(last, 0), TargetBucket: target, CreateBucket: true}
+	if _, err := r.Run(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	req.CreateBucket = false
+	rep, err := r.Run(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Restored != 0 || rep.Identical != int64(len(truth[last])) {
+		t.Errorf("re-run restored %d, identical %d; want 0 and %d", rep.Restored, rep.Identical, len(truth[last]))
+	}
+}
+
+// dumpKey logs the journal's records of one key, to explain a mismatch.
+func dumpKey(t *testing.T, ctx context.Context, v *vault.Vault, bucket, key string) {
+	t.Helper()
+	m, err := v.OpenJournal(ctx, bucket, []string{key})
+	if err != nil {
+		t.Logf("open journal: %v", err)
+		return
+	}
+	defer m.Close()
+	for {
+		k, recs, err := m.NextKey()
+		if err != nil {
+			return
+		}
+		if k != key {
+			continue
+		}
+		for _, r := range recs {
+			t.Logf("  %s %s %s %s seq=%s origin=%s etag=%s tags=%v meta=%v order=%v seg=%s:%d", r.Op, r.VersionID, r.Time.Format(time.RFC3339Nano), r.Reason, r.Sequencer, r.Origin, r.ETag, r.Tags, r.Meta, r.Order, r.Segment, r.Line)
+		}
+	}
+}
+
+func dumpVersions(t *testing.T, ctx context.Context, c *s3.Client, bucket, key string) {
+	t.Helper()
+	l := s3x.NewVersionLister(c, bucket, key, "", "", 1000)
+	for l.HasMorePages() {
+		page, err := l.Next(ctx)
+		if err != nil {
+			t.Logf("list: %v", err)
+			return
+		}
+		for _, e := range page {
+			if e.Key == key {
+				t.Logf("  listed %s marker=%v latest=%v %s", e.VersionID, e.IsDeleteMarker, e.IsLatest, e.LastModified.Format(time.RFC3339Nano))
+			}
+		}
+	}
+}

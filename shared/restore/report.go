@@ -1,0 +1,246 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/bucketvault/bucketvault/shared/s3x"
+	"github.com/bucketvault/bucketvault/shared/vault"
+)
+
+// Job states, as AWS Backup names them.
+const (
+	StateRunning   = "RUNNING"
+	StateCompleted = "COMPLETED"
+	StatePartial   = "PARTIAL"
+	StateFailed    = "FAILED"
+)
+
+// MaxReportedFailures bounds the failures a report lists inline; every
+// failure is in the mapping parts too.
+const MaxReportedFailures = 1000
+
+// Report is a restore job's record, kept at jobs/<id>.json in the vault.
+type Report struct {
+	JobID           string    `json:"jobId"`
+	Type            string    `json:"type"`
+	State           string    `json:"state"`
+	StatusMessage   string    `json:"statusMessage,omitempty"`
+	Request         Request   `json:"request"`
+	StartedAt       time.Time `json:"startedAt"`
+	CompletedAt     time.Time `json:"completedAt,omitzero"`
+	DurationSeconds float64   `json:"durationSeconds"`
+
+	Restored      int64     `json:"restored"`
+	Identical     int64     `json:"identical"` // already equal in the target: skipped
+	DeleteMarkers int64     `json:"deleteMarkers"`
+	Absent        int64     `json:"absentAtTime"` // selected keys the journal knows that did not exist at T
+	Failed        int64     `json:"failed"`
+	Bytes         int64     `json:"bytes"`
+	Failures      []Mapping `json:"failures,omitempty"`
+	// MappingParts is how many jobs/<id>/mapping-NNNNN.jsonl.zst parts hold
+	// the full key -> source version -> restored version mapping.
+	MappingParts int `json:"mappingParts"`
+	// Mapping holds the mapping inline when it is short (at most
+	// InlineMapping entries), so small restores print it directly.
+	Mapping []Mapping `json:"mapping,omitempty"`
+
+	mu sync.Mutex
+}
+
+// InlineMapping is the most mapping entries a report carries inline.
+const InlineMapping = 1000
+
+func (r *Report) add(m Mapping) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch m.Action {
+	case ActionRestored:
+		r.Restored++
+		r.Bytes += m.Size
+	case ActionIdentical:
+		r.Identical++
+	case ActionDeleteMarker:
+		r.DeleteMarkers++
+	case ActionFailed:
+		r.Failed++
+		if len(r.Failures) < MaxReportedFailures {
+			r.Failures = append(r.Failures, m)
+		}
+	}
+	if r.Restored+r.Identical+r.DeleteMarkers+r.Failed <= InlineMapping {
+		r.Mapping = append(r.Mapping, m)
+	} else {
+		r.Mapping = nil
+	}
+}
+
+func (r *Report) addAbsent() {
+	r.mu.Lock()
+	r.Absent++
+	r.mu.Unlock()
+}
+
+func (r *Report) progress() Progress {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return Progress{
+		Examined: r.Restored + r.Identical + r.DeleteMarkers + r.Failed + r.Absent,
+		Restored: r.Restored, Identical: r.Identical, DeleteMarkers: r.DeleteMarkers, Failed: r.Failed, Bytes: r.Bytes,
+	}
+}
+
+// Text renders the report for people.
+func (r *Report) Text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "restore job %s: %s\n", r.JobID, r.State)
+	if r.StatusMessage != "" {
+		fmt.Fprintf(&b, "  %s\n", r.StatusMessage)
+	}
+	fmt.Fprintf(&b, "  s3://%s as of %s -> s3://%s (%s)\n", r.Request.Bucket, r.Request.At.UTC().Format(time.RFC3339), r.Request.TargetBucket, r.Request.Mode)
+	fmt.Fprintf(&b, "  restored %d objects (%d bytes), identical %d, delete markers %d, absent at that time %d, failed %d\n",
+		r.Restored, r.Bytes, r.Identical, r.DeleteMarkers, r.Absent, r.Failed)
+	fmt.Fprintf(&b, "  took %.1fs\n", r.DurationSeconds)
+	for _, f := range r.Failures {
+		fmt.Fprintf(&b, "  FAILED %s@%s: %s\n", f.Key, f.SourceVersionID, f.Error)
+	}
+	if len(r.Mapping) > 0 {
+		b.WriteString("  key -> source version -> restored version:\n")
+		for _, m := range r.Mapping {
+			fmt.Fprintf(&b, "    %s  %s -> %s  [%s]\n", m.Key, orDash(m.SourceVersionID), orDash(m.RestoredVersion), m.Action)
+		}
+	} else if r.MappingParts > 0 {
+		fmt.Fprintf(&b, "  mapping: %d parts under jobs/%s/ in the vault\n", r.MappingParts, r.JobID)
+	}
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// mappingWriter streams the mapping into compressed parts in the vault.
+type mappingWriter struct {
+	ctx   context.Context
+	v     *vault.Vault
+	job   string
+	buf   bytes.Buffer
+	n     int
+	parts int
+}
+
+const mappingPartEntries = 50000
+
+var mappingEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
+
+func newMappingWriter(ctx context.Context, v *vault.Vault, job string) *mappingWriter {
+	return &mappingWriter{ctx: ctx, v: v, job: job}
+}
+
+func (w *mappingWriter) add(m Mapping) error {
+	line, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	w.buf.Write(line)
+	w.buf.WriteByte('\n')
+	w.n++
+	if w.n >= mappingPartEntries {
+		return w.flush()
+	}
+	return nil
+}
+
+func (w *mappingWriter) flush() error {
+	if w.n == 0 {
+		return nil
+	}
+	w.parts++
+	key := vault.JobPartKey(w.job, w.parts)
+	body := mappingEncoder.EncodeAll(w.buf.Bytes(), nil)
+	_, err := w.v.S3.PutObject(context.WithoutCancel(w.ctx), &s3.PutObjectInput{Bucket: aws.String(w.v.Bucket), Key: aws.String(key), Body: bytes.NewReader(body)})
+	if err != nil {
+		return fmt.Errorf("write restore mapping s3://%s/%s: %w", w.v.Bucket, key, err)
+	}
+	w.buf.Reset()
+	w.n = 0
+	return nil
+}
+
+func (w *mappingWriter) close() error { return w.flush() }
+
+// targetLister walks the target bucket's current keys in order, for a
+// rollback to find keys absent at T.
+type targetLister struct {
+	c      s3x.Client
+	bucket string
+	sel    selection
+	p      *s3.ListObjectsV2Paginator
+	page   []string
+	cur    string // the key last compared by has
+	hasCur bool
+}
+
+func newTargetLister(c s3x.Client, bucket string, sel selection) *targetLister {
+	return &targetLister{c: c, bucket: bucket, sel: sel, p: s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})}
+}
+
+func (t *targetLister) peek(ctx context.Context) (string, bool, error) {
+	for len(t.page) == 0 {
+		if !t.p.HasMorePages() {
+			return "", false, nil
+		}
+		out, err := t.p.NextPage(ctx)
+		if err != nil {
+			return "", false, fmt.Errorf("list target s3://%s: %w", t.bucket, err)
+		}
+		for _, o := range out.Contents {
+			if k := aws.ToString(o.Key); t.sel.has(k) {
+				t.page = append(t.page, k)
+			}
+		}
+	}
+	return t.page[0], true, nil
+}
+
+// before calls fn with each of the target's keys that sort before key
+// (keys the journal never saw), and notes whether key itself is in the
+// target. An empty key means: all remaining keys.
+func (t *targetLister) before(ctx context.Context, key string, fn func(string) error) error {
+	t.hasCur = false
+	for {
+		k, ok, err := t.peek(ctx)
+		if err != nil || !ok {
+			return err
+		}
+		if key != "" && k > key {
+			return nil
+		}
+		t.page = t.page[1:]
+		if k == key {
+			t.hasCur = true
+			return nil
+		}
+		if err := fn(k); err != nil {
+			return err
+		}
+	}
+}
+
+func (t *targetLister) has(key string) bool { return t.hasCur }
+
+// queryEscape encodes a tag key or value for the x-amz-tagging header.
+func queryEscape(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }

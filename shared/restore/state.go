@@ -1,0 +1,192 @@
+// Package restore restores a protected bucket, or a selection of its keys,
+// as of a point in time, from the journal and data in a vault.
+package restore
+
+import (
+	"sort"
+	"time"
+
+	"github.com/bucketvault/bucketvault/shared/event"
+	"github.com/bucketvault/bucketvault/shared/vault"
+)
+
+// Object is what a key held at a point in time.
+type Object struct {
+	Version      vault.Record // the OpVersion record of the current version
+	Tags         map[string]string
+	ACL          *vault.ACL
+	StorageClass string
+}
+
+// StateAt returns the object that was current for one key at the end of
+// the second at, from all the journal's records of that key; false when the
+// key was absent (never written, deleted, behind a delete marker, or its
+// versions permanently deleted).
+//
+// Time has one-second resolution, as on S3: every change made during the
+// second at is included, and several writes inside one second resolve to
+// the last of them, ordered by the order records a reconcile wrote, then by
+// event sequencers, then by the order the records were journaled.
+func StateAt(recs []vault.Observed, at time.Time) (Object, bool) {
+	cut := at.Unix()
+	type entry struct {
+		vault.Observed
+		id string
+	}
+	var entries []entry
+	byID := map[string]int{}
+	purged := map[string]int64{} // version id -> second of the purge
+	var nullPurges []int64       // seconds at which a "null" version was purged
+	var orders [][]string
+	for _, o := range recs {
+		r := o.Record
+		switch r.Op {
+		case vault.OpVersion, vault.OpDeleteMarker:
+			id := identity(r)
+			if i, ok := byID[id]; ok {
+				if entries[i].Sequencer == "" && r.Sequencer != "" {
+					entries[i].Sequencer = r.Sequencer
+				}
+				continue
+			}
+			byID[id] = len(entries)
+			entries = append(entries, entry{Observed: o, id: id})
+		case vault.OpPurge:
+			if r.VersionID == "null" {
+				nullPurges = append(nullPurges, r.Time.Unix())
+				continue
+			}
+			if t, ok := purged[r.VersionID]; !ok || r.Time.Unix() < t {
+				purged[r.VersionID] = r.Time.Unix()
+			}
+		case vault.OpOrder:
+			orders = append(orders, r.Order)
+		}
+	}
+	var alive []entry
+	for _, e := range entries {
+		if e.Time.Unix() > cut {
+			continue
+		}
+		if t, ok := purged[e.VersionID]; ok && t <= cut {
+			continue
+		}
+		if e.VersionID == "null" && nullPurged(e.Time.Unix(), nullPurges, cut) {
+			continue
+		}
+		alive = append(alive, e)
+	}
+	if len(alive) == 0 {
+		return Object{}, false
+	}
+	sort.SliceStable(alive, func(i, j int) bool {
+		a, b := alive[i], alive[j]
+		if a.Time.Unix() != b.Time.Unix() {
+			return a.Time.Unix() < b.Time.Unix()
+		}
+		if less, ok := ordered(orders, a.VersionID, b.VersionID); ok {
+			return less
+		}
+		if a.Sequencer != "" && b.Sequencer != "" {
+			if c := event.CompareSequencer(a.Sequencer, b.Sequencer); c != 0 {
+				return c < 0
+			}
+		}
+		if a.Segment != b.Segment {
+			return a.Segment < b.Segment
+		}
+		return a.Line < b.Line
+	})
+	// A "null" version is overwritten in place by a later null version, so
+	// only the last null entry can be current; the order above already puts
+	// it after the others, and the last entry is all that matters.
+	last := alive[len(alive)-1]
+	if last.Op == vault.OpDeleteMarker {
+		return Object{}, false
+	}
+	obj := Object{Version: last.Record, Tags: last.Tags, ACL: last.ACL, StorageClass: last.StorageClass}
+	var tagAt, aclAt, scAt vault.Observed
+	for _, o := range recs {
+		r := o.Record
+		if r.VersionID != last.VersionID || r.Time.Unix() > cut {
+			continue
+		}
+		if last.VersionID == "null" && r.Time.Before(last.Time.Truncate(time.Second)) {
+			continue // a change to an earlier null version
+		}
+		switch r.Op {
+		case vault.OpTags:
+			if later(o, tagAt) {
+				tagAt, obj.Tags = o, r.Tags
+			}
+		case vault.OpACL:
+			if later(o, aclAt) {
+				aclAt, obj.ACL = o, r.ACL
+			}
+		case vault.OpStorageClass:
+			if later(o, scAt) {
+				scAt, obj.StorageClass = o, r.StorageClass
+			}
+		}
+	}
+	return obj, true
+}
+
+// later reports whether change record a comes after b (zero b: always).
+func later(a, b vault.Observed) bool {
+	if b.Op == "" {
+		return true
+	}
+	if !a.Time.Equal(b.Time) {
+		return a.Time.After(b.Time)
+	}
+	if a.Sequencer != "" && b.Sequencer != "" {
+		if c := event.CompareSequencer(a.Sequencer, b.Sequencer); c != 0 {
+			return c > 0
+		}
+	}
+	if a.Segment != b.Segment {
+		return a.Segment > b.Segment
+	}
+	return a.Line > b.Line
+}
+
+// ordered reports whether an order record holding both a and b puts a first.
+func ordered(orders [][]string, a, b string) (less, ok bool) {
+	if a == b {
+		return false, false
+	}
+	for _, o := range orders {
+		ia, ib := -1, -1
+		for i, id := range o {
+			if id == a {
+				ia = i
+			}
+			if id == b {
+				ib = i
+			}
+		}
+		if ia >= 0 && ib >= 0 {
+			return ia < ib, true
+		}
+	}
+	return false, false
+}
+
+// nullPurged reports whether a null version written in second t was
+// permanently deleted by the end of second cut.
+func nullPurged(t int64, purges []int64, cut int64) bool {
+	for _, p := range purges {
+		if t <= p && p <= cut {
+			return true
+		}
+	}
+	return false
+}
+
+func identity(r vault.Record) string {
+	if r.VersionID != "null" && r.VersionID != "" {
+		return r.VersionID
+	}
+	return "null|" + r.ETag + "|" + r.Time.UTC().Format(time.RFC3339)
+}

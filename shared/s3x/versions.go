@@ -1,0 +1,250 @@
+package s3x
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// Entry is one version or delete marker of a ListObjectVersions listing.
+type Entry struct {
+	Key            string
+	VersionID      string
+	IsDeleteMarker bool
+	IsLatest       bool
+	LastModified   time.Time
+	Size           int64
+	ETag           string // without quotes
+	StorageClass   string
+	ChecksumAlgo   string
+}
+
+// VersionLister walks ListObjectVersions of a bucket (or a prefix of it) in
+// S3's order: keys ascending, each key's versions and delete markers
+// interleaved newest first, exactly as the server listed them.
+//
+// The SDK returns versions and delete markers as two separate lists, and
+// LastModified has one-second precision on AWS, so the interleaving of a
+// key's same-second entries cannot be recovered from the SDK's output. The
+// lister therefore reads the order from the raw XML response (a
+// deserialize-step middleware keeps a copy of the body). A client that runs
+// no middleware (a fake) falls back to merging by LastModified, newest first,
+// versions before delete markers at equal times.
+//
+// Entries a server repeats at page boundaries (versitygw does) are dropped.
+type VersionLister struct {
+	client  Client
+	in      s3.ListObjectVersionsInput
+	done    bool
+	lastKey string
+	seen    map[string]bool // version ids of lastKey already returned
+}
+
+// NewVersionLister lists bucket from (keyMarker, versionMarker), both
+// possibly empty, restricted to prefix.
+func NewVersionLister(client Client, bucket, prefix, keyMarker, versionMarker string, pageSize int32) *VersionLister {
+	in := s3.ListObjectVersionsInput{Bucket: aws.String(bucket)}
+	if prefix != "" {
+		in.Prefix = aws.String(prefix)
+	}
+	if keyMarker != "" {
+		in.KeyMarker = aws.String(keyMarker)
+		if versionMarker != "" {
+			in.VersionIdMarker = aws.String(versionMarker)
+		}
+	}
+	if pageSize > 0 {
+		in.MaxKeys = aws.Int32(pageSize)
+	}
+	return &VersionLister{client: client, in: in, seen: map[string]bool{}}
+}
+
+// HasMorePages reports whether Next may return more entries.
+func (l *VersionLister) HasMorePages() bool { return !l.done }
+
+// Markers returns the key and version-id markers from which the next page
+// starts; a lister made with them resumes exactly there.
+func (l *VersionLister) Markers() (keyMarker, versionMarker string) {
+	return aws.ToString(l.in.KeyMarker), aws.ToString(l.in.VersionIdMarker)
+}
+
+// Next returns the next page of entries in listing order.
+func (l *VersionLister) Next(ctx context.Context) ([]Entry, error) {
+	if l.done {
+		return nil, nil
+	}
+	var raw bytes.Buffer
+	out, err := l.client.ListObjectVersions(ctx, &l.in, captureBody(&raw))
+	if err != nil {
+		return nil, fmt.Errorf("list versions of s3://%s/%s: %w", aws.ToString(l.in.Bucket), aws.ToString(l.in.Prefix), err)
+	}
+	entries := merge(out)
+	if raw.Len() > 0 {
+		ordered, err := orderFromXML(raw.Bytes(), entries)
+		if err != nil {
+			return nil, fmt.Errorf("list versions of s3://%s: %w", aws.ToString(l.in.Bucket), err)
+		}
+		entries = ordered
+	}
+	entries = l.dedupe(entries)
+	if aws.ToBool(out.IsTruncated) && (aws.ToString(out.NextKeyMarker) != "" || aws.ToString(out.NextVersionIdMarker) != "") {
+		l.in.KeyMarker = out.NextKeyMarker
+		l.in.VersionIdMarker = out.NextVersionIdMarker
+	} else {
+		l.done = true
+	}
+	return entries, nil
+}
+
+func (l *VersionLister) dedupe(entries []Entry) []Entry {
+	kept := entries[:0]
+	for _, e := range entries {
+		if e.Key != l.lastKey {
+			l.lastKey = e.Key
+			clear(l.seen)
+		}
+		if l.seen[e.VersionID] {
+			continue
+		}
+		l.seen[e.VersionID] = true
+		kept = append(kept, e)
+	}
+	return kept
+}
+
+// merge builds entries from the SDK's two lists: by key, then newest first.
+func merge(out *s3.ListObjectVersionsOutput) []Entry {
+	entries := make([]Entry, 0, len(out.Versions)+len(out.DeleteMarkers))
+	for _, v := range out.Versions {
+		entries = append(entries, fromVersion(v))
+	}
+	for _, m := range out.DeleteMarkers {
+		entries = append(entries, Entry{
+			Key: aws.ToString(m.Key), VersionID: versionOrNull(m.VersionId), IsDeleteMarker: true,
+			IsLatest: aws.ToBool(m.IsLatest), LastModified: aws.ToTime(m.LastModified),
+		})
+	}
+	sort.SliceStable(entries, func(i, j int) bool {
+		a, b := entries[i], entries[j]
+		if a.Key != b.Key {
+			return a.Key < b.Key
+		}
+		if a.IsLatest != b.IsLatest {
+			return a.IsLatest
+		}
+		return a.LastModified.After(b.LastModified)
+	})
+	return entries
+}
+
+func fromVersion(v types.ObjectVersion) Entry {
+	e := Entry{
+		Key: aws.ToString(v.Key), VersionID: versionOrNull(v.VersionId), IsLatest: aws.ToBool(v.IsLatest),
+		LastModified: aws.ToTime(v.LastModified), Size: aws.ToInt64(v.Size), ETag: TrimETag(aws.ToString(v.ETag)),
+		StorageClass: string(v.StorageClass),
+	}
+	if len(v.ChecksumAlgorithm) > 0 {
+		e.ChecksumAlgo = string(v.ChecksumAlgorithm[0])
+	}
+	return e
+}
+
+func versionOrNull(v *string) string {
+	if aws.ToString(v) == "" {
+		return "null"
+	}
+	return *v
+}
+
+// TrimETag removes the quotes S3 puts around ETags.
+func TrimETag(etag string) string {
+	if len(etag) >= 2 && etag[0] == '"' && etag[len(etag)-1] == '"' {
+		return etag[1 : len(etag)-1]
+	}
+	return etag
+}
+
+// orderFromXML reorders entries to the order of the <Version> and
+// <DeleteMarker> elements in the raw response body.
+func orderFromXML(body []byte, entries []Entry) ([]Entry, error) {
+	type ref struct{ key, version string }
+	byRef := make(map[ref]int, len(entries))
+	for i, e := range entries {
+		byRef[ref{e.Key, e.VersionID}] = i
+	}
+	dec := xml.NewDecoder(bytes.NewReader(body))
+	ordered := make([]Entry, 0, len(entries))
+	used := make([]bool, len(entries))
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read listing xml: %w", err)
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok || (se.Name.Local != "Version" && se.Name.Local != "DeleteMarker") {
+			continue
+		}
+		var el struct {
+			Key       string `xml:"Key"`
+			VersionID string `xml:"VersionId"`
+		}
+		if err := dec.DecodeElement(&el, &se); err != nil {
+			return nil, fmt.Errorf("read listing xml: %w", err)
+		}
+		if el.VersionID == "" {
+			el.VersionID = "null"
+		}
+		i, ok := byRef[ref{el.Key, el.VersionID}]
+		if !ok || used[i] {
+			continue // a repeat, removed later by dedupe anyway
+		}
+		used[i] = true
+		ordered = append(ordered, entries[i])
+	}
+	if len(ordered) != len(entries) {
+		// The body did not match what the SDK decoded (an encoding-type the
+		// decoder does not undo, say): keep the SDK's merge.
+		return entries, nil
+	}
+	return ordered, nil
+}
+
+// captureBody returns a per-call option that copies the raw HTTP response
+// body into buf before the SDK's deserializer reads it.
+func captureBody(buf *bytes.Buffer) func(*s3.Options) {
+	return func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+			return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("bucketvaultCaptureBody",
+				func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+					out, md, err := next.HandleDeserialize(ctx, in)
+					if err != nil {
+						return out, md, err
+					}
+					resp, ok := out.RawResponse.(*smithyhttp.Response)
+					if !ok || resp.Body == nil || resp.StatusCode != 200 {
+						return out, md, err
+					}
+					buf.Reset()
+					if _, rerr := buf.ReadFrom(resp.Body); rerr != nil {
+						return out, md, rerr
+					}
+					resp.Body.Close()
+					resp.Body = io.NopCloser(bytes.NewReader(buf.Bytes()))
+					return out, md, nil
+				}), middleware.After)
+		})
+	}
+}

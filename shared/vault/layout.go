@@ -1,0 +1,106 @@
+package vault
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The vault's key layout, format version 1 (docs/vault-format.md).
+//
+//	bucketvault.json                                  descriptor
+//	data/<h0:4>/<h>                                   one object per source version
+//	journal/<bucket>/<s0:2>/<segment>.jsonl.zst       journal segments
+//	buckets/<bucket>.json                             protected bucket record
+//	reconcile/<bucket>.json                           reconcile progress
+//	jobs/<job>.json, jobs/<job>/mapping-<n>.jsonl.zst job records
+//
+// h is the hex SHA-256 of the version's identity, so data keys spread
+// evenly across prefixes whatever the source keys look like; s is a hash of
+// the segment id, which spreads journal writes of one bucket likewise.
+const (
+	DescriptorKey  = "bucketvault.json"
+	dataPrefix     = "data/"
+	journalPrefix  = "journal/"
+	bucketsPrefix  = "buckets/"
+	reconcilePfx   = "reconcile/"
+	jobsPrefix     = "jobs/"
+	segmentSuffix  = ".jsonl.zst"
+	segmentIDWidth = 13 // unix milliseconds, zero-padded
+)
+
+// DataKey is the vault key of one source version's bytes. A version id
+// names a version for good, except "null" (versioning never enabled or
+// suspended), which S3 overwrites in place: its identity also takes the
+// ETag and LastModified.
+func DataKey(bucket, key, versionID, etag string, lastModified time.Time) string {
+	h := sha256.New()
+	h.Write([]byte(bucket))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	h.Write([]byte{0})
+	h.Write([]byte(versionID))
+	if versionID == "" || versionID == "null" {
+		h.Write([]byte{0})
+		h.Write([]byte(etag))
+		h.Write([]byte{0})
+		h.Write([]byte(strconv.FormatInt(lastModified.UnixMilli(), 10)))
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	return dataPrefix + sum[:4] + "/" + sum
+}
+
+// NewSegmentID returns a segment id that sorts by the time it was written:
+// unix milliseconds then random hex.
+func NewSegmentID(now time.Time) string {
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	return fmt.Sprintf("%0*d-%s", segmentIDWidth, now.UnixMilli(), hex.EncodeToString(r[:]))
+}
+
+// SegmentKey is the vault key of a journal segment of bucket.
+func SegmentKey(bucket, segmentID string) string {
+	s := sha256.Sum256([]byte(segmentID))
+	return journalPrefix + bucket + "/" + hex.EncodeToString(s[:1]) + "/" + segmentID + segmentSuffix
+}
+
+// SegmentPrefix is the prefix under which every segment of bucket lives.
+func SegmentPrefix(bucket string) string { return journalPrefix + bucket + "/" }
+
+// ParseSegmentKey returns the segment id in a segment key, or false.
+func ParseSegmentKey(key string) (string, bool) {
+	if !strings.HasPrefix(key, journalPrefix) || !strings.HasSuffix(key, segmentSuffix) {
+		return "", false
+	}
+	base := key[strings.LastIndexByte(key, '/')+1:]
+	id := strings.TrimSuffix(base, segmentSuffix)
+	if len(id) < segmentIDWidth+2 || id[segmentIDWidth] != '-' {
+		return "", false
+	}
+	return id, true
+}
+
+// BucketKey is the vault key of a protected bucket's record.
+func BucketKey(bucket string) string { return bucketsPrefix + bucket + ".json" }
+
+// ReconcileKey is the vault key of a bucket's reconcile progress.
+func ReconcileKey(bucket string) string { return reconcilePfx + bucket + ".json" }
+
+// JobKey is the vault key of a job record.
+func JobKey(jobID string) string { return jobsPrefix + jobID + ".json" }
+
+// JobPartKey is the vault key of part n of a job's mapping.
+func JobPartKey(jobID string, n int) string {
+	return fmt.Sprintf("%s%s/mapping-%05d%s", jobsPrefix, jobID, n, segmentSuffix)
+}
+
+// NewJobID returns a job id that sorts by time.
+func NewJobID(kind string, now time.Time) string {
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	return fmt.Sprintf("%s-%s-%s", kind, now.UTC().Format("20060102T150405Z"), hex.EncodeToString(r[:]))
+}

@@ -1,0 +1,75 @@
+package vault
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// RecoveryPoint follows AWS Backup's recovery point fields where they apply.
+type RecoveryPoint struct {
+	RecoveryPointID string    `json:"recoveryPointId"`
+	ResourceName    string    `json:"resourceName"` // the protected bucket
+	ResourceType    string    `json:"resourceType"` // "S3"
+	BackupVaultName string    `json:"backupVaultName"`
+	Type            string    `json:"type"`   // CONTINUOUS or SNAPSHOT
+	Status          string    `json:"status"` // AVAILABLE, PARTIAL, ...
+	StatusMessage   string    `json:"statusMessage,omitempty"`
+	CreationDate    time.Time `json:"creationDate"`
+	// EarliestRestorableTime and LatestRestorableTime bound the times a
+	// continuous recovery point restores to.
+	EarliestRestorableTime *time.Time `json:"earliestRestorableTime,omitempty"`
+	LatestRestorableTime   *time.Time `json:"latestRestorableTime,omitempty"`
+	Segments               int        `json:"segments"`
+	IsEncrypted            bool       `json:"isEncrypted"`
+}
+
+// RecoveryPoints lists the vault's recovery points: one CONTINUOUS point
+// per protected bucket (bucket empty: all).
+func (v *Vault) RecoveryPoints(ctx context.Context, bucket string, now time.Time) ([]RecoveryPoint, error) {
+	buckets, err := v.Buckets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []RecoveryPoint
+	for _, b := range buckets {
+		if bucket != "" && b.Bucket != bucket {
+			continue
+		}
+		refs, err := v.Segments(ctx, b.Bucket)
+		if err != nil {
+			return nil, err
+		}
+		rp := RecoveryPoint{
+			RecoveryPointID: "continuous:" + b.Bucket, ResourceName: b.Bucket, ResourceType: "S3",
+			BackupVaultName: v.Bucket, Type: "CONTINUOUS", CreationDate: b.ProtectedAt, Segments: len(refs),
+		}
+		if b.FirstFullBackupAt == nil {
+			rp.Status, rp.StatusMessage = "CREATING", "the initial full backup has not finished"
+		} else {
+			rp.Status = "AVAILABLE"
+			earliest := *b.FirstFullBackupAt
+			if floor := now.AddDate(0, 0, -v.Descriptor.RetentionDays); earliest.Before(floor) {
+				earliest = floor
+			}
+			latest := now.UTC().Truncate(time.Second)
+			if len(refs) > 0 {
+				if t, ok := segmentTime(refs[len(refs)-1].ID); ok && t.After(earliest) {
+					latest = t
+				}
+			}
+			rp.EarliestRestorableTime, rp.LatestRestorableTime = &earliest, &latest
+		}
+		out = append(out, rp)
+	}
+	return out, nil
+}
+
+func segmentTime(id string) (time.Time, bool) {
+	ms, err := strconv.ParseInt(strings.SplitN(id, "-", 2)[0], 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms).UTC().Truncate(time.Second), true
+}

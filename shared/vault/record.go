@@ -1,0 +1,117 @@
+package vault
+
+import (
+	"time"
+)
+
+// Op is what a journal record says happened.
+type Op string
+
+const (
+	// OpVersion: an object version was created and its bytes are in the vault.
+	OpVersion Op = "version"
+	// OpDeleteMarker: a delete marker was created.
+	OpDeleteMarker Op = "delete-marker"
+	// OpPurge: a version or delete marker was permanently deleted at Time.
+	OpPurge Op = "purge"
+	// OpTags: the version's tag set became Tags at Time.
+	OpTags Op = "tags"
+	// OpACL: the version's ACL became ACL at Time.
+	OpACL Op = "acl"
+	// OpStorageClass: the version moved to StorageClass at Time.
+	OpStorageClass Op = "storage-class"
+	// OpOrder: the versions in Order (oldest first) share one LastModified
+	// second; this is their true order, read from a listing.
+	OpOrder Op = "order"
+	// OpSkip: a version that could not be backed up, and why.
+	OpSkip Op = "skip"
+)
+
+// Origin says which path wrote a record.
+const (
+	OriginEvent     = "event"
+	OriginReconcile = "reconcile"
+)
+
+// Record is one line of a journal segment. Records of one key, read from
+// every segment, are enough to know that key's state at any time.
+type Record struct {
+	Op        Op     `json:"op"`
+	Key       string `json:"key"`
+	VersionID string `json:"versionId,omitempty"`
+	// Time is the version's or marker's LastModified (for OpVersion and
+	// OpDeleteMarker), or the time of the change (other ops).
+	Time time.Time `json:"time"`
+	// Sequencer is the S3 event sequencer (upper case), when the record came
+	// from an event; compare with event.CompareSequencer.
+	Sequencer string `json:"seq,omitempty"`
+	Origin    string `json:"origin,omitempty"`
+
+	Size         int64     `json:"size,omitempty"`
+	ETag         string    `json:"etag,omitempty"`
+	PartSize     int64     `json:"partSize,omitempty"` // first part's size of a multipart upload, to restore the same ETag
+	Checksum     *Checksum `json:"checksum,omitempty"`
+	StorageClass string    `json:"storageClass,omitempty"`
+	Meta         *Meta     `json:"meta,omitempty"`
+	// Tags is the version's tag set; nil means unknown, empty means none.
+	Tags map[string]string `json:"tags,omitempty"`
+	ACL  *ACL              `json:"acl,omitempty"`
+	// SSE is the source's server-side encryption ("AES256", "aws:kms").
+	SSE string `json:"sse,omitempty"`
+
+	// Data is the vault key holding the version's bytes, and DataETag that
+	// object's ETag as the vault reported it after the copy.
+	Data     string `json:"data,omitempty"`
+	DataETag string `json:"dataEtag,omitempty"`
+
+	// Order lists version ids of one key, oldest first (OpOrder).
+	Order []string `json:"order,omitempty"`
+
+	// Reason says why a version was skipped (OpSkip), as one of the Skip*
+	// constants, and Detail says more.
+	Reason string `json:"reason,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Skip reasons.
+const (
+	SkipSSEC         = "sse-c"    // encrypted with a customer key the service never holds
+	SkipArchived     = "archived" // Glacier Flexible Retrieval, Deep Archive, archive tiers
+	SkipGone         = "deleted-before-copy"
+	SkipAccessDenied = "access-denied"
+	SkipDeleteMarker = "delete-marker-unreadable"
+)
+
+// Checksum is an S3 additional checksum of a version.
+type Checksum struct {
+	Algorithm string `json:"algorithm"`      // CRC32, CRC32C, CRC64NVME, SHA1, SHA256
+	Value     string `json:"value"`          // base64, as S3 reports it
+	Type      string `json:"type,omitempty"` // FULL_OBJECT or COMPOSITE
+}
+
+// Meta is the system and user metadata of a version.
+type Meta struct {
+	ContentType        string            `json:"contentType,omitempty"`
+	ContentEncoding    string            `json:"contentEncoding,omitempty"`
+	ContentDisposition string            `json:"contentDisposition,omitempty"`
+	ContentLanguage    string            `json:"contentLanguage,omitempty"`
+	CacheControl       string            `json:"cacheControl,omitempty"`
+	Expires            string            `json:"expires,omitempty"` // as sent, an HTTP date
+	WebsiteRedirect    string            `json:"websiteRedirect,omitempty"`
+	User               map[string]string `json:"user,omitempty"`
+}
+
+// ACL is an object's access control list.
+type ACL struct {
+	Owner  string  `json:"owner,omitempty"`
+	Grants []Grant `json:"grants,omitempty"`
+}
+
+// Grant is one grant of an ACL.
+type Grant struct {
+	Type       string `json:"type"` // CanonicalUser, Group, AmazonCustomerByEmail
+	ID         string `json:"id,omitempty"`
+	URI        string `json:"uri,omitempty"`
+	Email      string `json:"email,omitempty"`
+	Permission string `json:"permission"`
+}

@@ -1,0 +1,373 @@
+package vault
+
+import (
+	"bufio"
+	"bytes"
+	"container/heap"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/klauspost/compress/zstd"
+)
+
+// A segment is a zstd-compressed JSON-lines file: a header line, then
+// records sorted by key (stable, so one key's records keep the order in
+// which they were added).
+type segmentHeader struct {
+	Format   string    `json:"format"` // "bucketvault-segment"
+	Version  int       `json:"version"`
+	Bucket   string    `json:"bucket"`
+	Segment  string    `json:"segment"`
+	Records  int       `json:"records"`
+	Written  time.Time `json:"written"`
+	FirstKey string    `json:"firstKey"`
+	LastKey  string    `json:"lastKey"`
+}
+
+const segmentFormat = "bucketvault-segment"
+
+var (
+	encoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(1<<20), zstd.WithEncoderConcurrency(1))
+)
+
+// EncodeSegment renders records as a segment body; it sorts them by key.
+func EncodeSegment(bucket, segmentID string, recs []Record, now time.Time) ([]byte, error) {
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Key < recs[j].Key })
+	var plain bytes.Buffer
+	h := segmentHeader{Format: segmentFormat, Version: FormatVersion, Bucket: bucket, Segment: segmentID, Records: len(recs), Written: now.UTC()}
+	if len(recs) > 0 {
+		h.FirstKey, h.LastKey = recs[0].Key, recs[len(recs)-1].Key
+	}
+	enc := json.NewEncoder(&plain)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(h); err != nil {
+		return nil, err
+	}
+	for i := range recs {
+		if err := enc.Encode(&recs[i]); err != nil {
+			return nil, fmt.Errorf("encode record of %q: %w", recs[i].Key, err)
+		}
+	}
+	return encoder.EncodeAll(plain.Bytes(), nil), nil
+}
+
+// WriteSegment writes records as one new immutable segment of bucket and
+// returns its id. An empty batch writes nothing.
+func (v *Vault) WriteSegment(ctx context.Context, bucket string, recs []Record) (string, error) {
+	if len(recs) == 0 {
+		return "", nil
+	}
+	now := time.Now()
+	id := NewSegmentID(now)
+	body, err := EncodeSegment(bucket, id, recs, now)
+	if err != nil {
+		return "", err
+	}
+	created, err := v.putOnce(ctx, SegmentKey(bucket, id), body, "application/zstd")
+	if err != nil {
+		return "", fmt.Errorf("write journal segment: %w", err)
+	}
+	if !created {
+		return "", fmt.Errorf("write journal segment %s: the id is taken", id)
+	}
+	return id, nil
+}
+
+// SegmentRef names one segment.
+type SegmentRef struct {
+	ID  string
+	Key string
+}
+
+// Segments lists the segments of bucket, oldest first.
+func (v *Vault) Segments(ctx context.Context, bucket string) ([]SegmentRef, error) {
+	var refs []SegmentRef
+	p := s3.NewListObjectsV2Paginator(v.S3, &s3.ListObjectsV2Input{Bucket: aws.String(v.Bucket), Prefix: aws.String(SegmentPrefix(bucket))})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list journal of s3://%s in vault s3://%s: %w", bucket, v.Bucket, err)
+		}
+		for _, o := range page.Contents {
+			k := aws.ToString(o.Key)
+			if id, ok := ParseSegmentKey(k); ok {
+				refs = append(refs, SegmentRef{ID: id, Key: k})
+			}
+		}
+	}
+	sort.Slice(refs, func(i, j int) bool { return refs[i].ID < refs[j].ID })
+	return refs, nil
+}
+
+// SegmentReader streams the records of one segment.
+type SegmentReader struct {
+	Ref    SegmentRef
+	Header segmentHeader
+	body   io.ReadCloser
+	dec    *zstd.Decoder
+	lines  *bufio.Reader
+	n      int
+}
+
+// OpenSegment opens one segment for streaming.
+func (v *Vault) OpenSegment(ctx context.Context, ref SegmentRef) (*SegmentReader, error) {
+	out, err := v.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(ref.Key)})
+	if err != nil {
+		return nil, fmt.Errorf("read segment s3://%s/%s: %w", v.Bucket, ref.Key, err)
+	}
+	r, err := NewSegmentReader(ref, out.Body)
+	if err != nil {
+		out.Body.Close()
+		return nil, fmt.Errorf("segment s3://%s/%s: %w", v.Bucket, ref.Key, err)
+	}
+	return r, nil
+}
+
+// NewSegmentReader reads a segment body.
+func NewSegmentReader(ref SegmentRef, body io.ReadCloser) (*SegmentReader, error) {
+	dec, err := zstd.NewReader(body, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20), zstd.WithDecoderLowmem(true))
+	if err != nil {
+		return nil, err
+	}
+	r := &SegmentReader{Ref: ref, body: body, dec: dec, lines: bufio.NewReaderSize(dec, 64<<10)}
+	line, err := r.line()
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("read header: %w", err)
+	}
+	if err := json.Unmarshal(line, &r.Header); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("decode header: %w", err)
+	}
+	if r.Header.Format != segmentFormat || r.Header.Version != FormatVersion {
+		r.Close()
+		return nil, fmt.Errorf("segment format %q version %d is not %q version %d", r.Header.Format, r.Header.Version, segmentFormat, FormatVersion)
+	}
+	return r, nil
+}
+
+func (r *SegmentReader) line() ([]byte, error) {
+	line, err := r.lines.ReadBytes('\n')
+	if err == io.EOF && len(line) > 0 {
+		return line, nil
+	}
+	return line, err
+}
+
+// Next returns the next record, or io.EOF after the last.
+func (r *SegmentReader) Next() (Record, error) {
+	line, err := r.line()
+	if err == io.EOF {
+		if r.n != r.Header.Records {
+			return Record{}, fmt.Errorf("segment %s: %d records, header says %d", r.Ref.ID, r.n, r.Header.Records)
+		}
+		return Record{}, io.EOF
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("segment %s: %w", r.Ref.ID, err)
+	}
+	var rec Record
+	if err := json.Unmarshal(line, &rec); err != nil {
+		return Record{}, fmt.Errorf("segment %s record %d: %w", r.Ref.ID, r.n+1, err)
+	}
+	r.n++
+	return rec, nil
+}
+
+// Close releases the segment.
+func (r *SegmentReader) Close() error {
+	r.dec.Close()
+	return r.body.Close()
+}
+
+// Observed is a record with where it was read, which orders records that
+// nothing else orders (the later segment, then the later line, is newer).
+type Observed struct {
+	Record
+	Segment string
+	Line    int
+}
+
+// RecordSource yields records in key order (ties in any order).
+type RecordSource interface {
+	Next() (Observed, error) // io.EOF after the last
+	Close() error
+}
+
+type segSource struct {
+	r    *SegmentReader
+	line int
+}
+
+func (s *segSource) Next() (Observed, error) {
+	rec, err := s.r.Next()
+	if err != nil {
+		return Observed{}, err
+	}
+	s.line++
+	return Observed{Record: rec, Segment: s.r.Ref.ID, Line: s.line}, nil
+}
+func (s *segSource) Close() error { return s.r.Close() }
+
+// Merger merges sources into one stream grouped by key, in key order, with
+// memory bounded by the number of sources and the history of one key.
+type Merger struct {
+	h       mergeHeap
+	sources []RecordSource
+	err     error
+}
+
+type mergeItem struct {
+	rec Observed
+	src RecordSource
+}
+type mergeHeap []mergeItem
+
+func (h mergeHeap) Len() int { return len(h) }
+func (h mergeHeap) Less(i, j int) bool {
+	if h[i].rec.Key != h[j].rec.Key {
+		return h[i].rec.Key < h[j].rec.Key
+	}
+	if h[i].rec.Segment != h[j].rec.Segment {
+		return h[i].rec.Segment < h[j].rec.Segment
+	}
+	return h[i].rec.Line < h[j].rec.Line
+}
+func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(mergeItem)) }
+func (h *mergeHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+// NewMerger merges sources; it owns and closes them.
+func NewMerger(sources []RecordSource) (*Merger, error) {
+	m := &Merger{sources: sources}
+	for _, s := range sources {
+		rec, err := s.Next()
+		if err == io.EOF {
+			continue
+		}
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		m.h = append(m.h, mergeItem{rec: rec, src: s})
+	}
+	heap.Init(&m.h)
+	return m, nil
+}
+
+// NextKey returns every record of the next key, in (segment, line) order,
+// or io.EOF after the last key.
+func (m *Merger) NextKey() (string, []Observed, error) {
+	if m.err != nil {
+		return "", nil, m.err
+	}
+	if len(m.h) == 0 {
+		return "", nil, io.EOF
+	}
+	key := m.h[0].rec.Key
+	var recs []Observed
+	for len(m.h) > 0 && m.h[0].rec.Key == key {
+		it := m.h[0]
+		recs = append(recs, it.rec)
+		rec, err := it.src.Next()
+		switch {
+		case err == io.EOF:
+			heap.Pop(&m.h)
+		case err != nil:
+			m.err = err
+			return "", nil, err
+		default:
+			if rec.Key < key {
+				m.err = fmt.Errorf("segment %s is not sorted: %q after %q", rec.Segment, rec.Key, key)
+				return "", nil, m.err
+			}
+			m.h[0].rec = rec
+			heap.Fix(&m.h, 0)
+		}
+	}
+	return key, recs, nil
+}
+
+// Close closes every source.
+func (m *Merger) Close() error {
+	var first error
+	for _, s := range m.sources {
+		if err := s.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	m.sources = nil
+	return first
+}
+
+// MaxOpenSegments bounds how many segments a journal read holds open at
+// once; a journal with more is read in sorted runs (see OpenJournal).
+const MaxOpenSegments = 64
+
+// OpenJournal merges every segment of bucket whose key range can hold a key
+// starting with one of prefixes (all when prefixes is empty). A journal with
+// more than MaxOpenSegments segments is merged in groups: each group is
+// merged into a temporary sorted run in memory-bounded spill files first.
+func (v *Vault) OpenJournal(ctx context.Context, bucket string, prefixes []string) (*Merger, error) {
+	refs, err := v.Segments(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	var sources []RecordSource
+	closeAll := func() {
+		for _, s := range sources {
+			s.Close()
+		}
+	}
+	if len(refs) <= MaxOpenSegments {
+		for _, ref := range refs {
+			r, err := v.OpenSegment(ctx, ref)
+			if err != nil {
+				closeAll()
+				return nil, err
+			}
+			if !overlaps(r.Header.FirstKey, r.Header.LastKey, prefixes) {
+				r.Close()
+				continue
+			}
+			sources = append(sources, &segSource{r: r})
+		}
+		return NewMerger(sources)
+	}
+	for start := 0; start < len(refs); start += MaxOpenSegments {
+		end := min(start+MaxOpenSegments, len(refs))
+		run, err := v.spillRun(ctx, refs[start:end], prefixes)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		sources = append(sources, run)
+	}
+	return NewMerger(sources)
+}
+
+func overlaps(first, last string, prefixes []string) bool {
+	if len(prefixes) == 0 {
+		return true
+	}
+	for _, p := range prefixes {
+		// Some key k with prefix p lies in [first, last] iff p <= last
+		// (or last has prefix p) and first <= the greatest key with prefix p.
+		if (p <= last || strings.HasPrefix(last, p)) && (first <= p || strings.HasPrefix(first, p)) {
+			return true
+		}
+	}
+	return false
+}

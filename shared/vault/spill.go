@@ -1,0 +1,95 @@
+package vault
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+)
+
+// spillRun merges a group of segments into one sorted run in a temporary
+// file (deleted when the returned source closes), so a journal of any
+// number of segments is read with at most MaxOpenSegments open at once and
+// memory bounded by one key's history. On Lambda the file lives in /tmp.
+func (v *Vault) spillRun(ctx context.Context, refs []SegmentRef, prefixes []string) (RecordSource, error) {
+	var sources []RecordSource
+	for _, ref := range refs {
+		r, err := v.OpenSegment(ctx, ref)
+		if err != nil {
+			for _, s := range sources {
+				s.Close()
+			}
+			return nil, err
+		}
+		if !overlaps(r.Header.FirstKey, r.Header.LastKey, prefixes) {
+			r.Close()
+			continue
+		}
+		sources = append(sources, &segSource{r: r})
+	}
+	m, err := NewMerger(sources)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	f, err := os.CreateTemp("", "bucketvault-run-*.jsonl")
+	if err != nil {
+		return nil, fmt.Errorf("spill journal run: %w", err)
+	}
+	fail := func(err error) (RecordSource, error) {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("spill journal run: %w", err)
+	}
+	w := bufio.NewWriterSize(f, 256<<10)
+	enc := json.NewEncoder(w)
+	for {
+		_, recs, err := m.NextKey()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fail(err)
+		}
+		for i := range recs {
+			if err := enc.Encode(&recs[i]); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return fail(err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fail(err)
+	}
+	return &fileSource{f: f, r: bufio.NewReaderSize(f, 256<<10)}, nil
+}
+
+type fileSource struct {
+	f *os.File
+	r *bufio.Reader
+}
+
+func (s *fileSource) Next() (Observed, error) {
+	line, err := s.r.ReadBytes('\n')
+	if err == io.EOF && len(line) == 0 {
+		return Observed{}, io.EOF
+	}
+	if err != nil && err != io.EOF {
+		return Observed{}, err
+	}
+	var o Observed
+	if err := json.Unmarshal(line, &o); err != nil {
+		return Observed{}, fmt.Errorf("read spilled run: %w", err)
+	}
+	return o, nil
+}
+
+func (s *fileSource) Close() error {
+	err := s.f.Close()
+	os.Remove(s.f.Name())
+	return err
+}

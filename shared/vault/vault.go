@@ -1,0 +1,239 @@
+// Package vault implements bucketvault's vault format version 1: an S3
+// bucket that alone holds everything needed to restore the buckets it
+// protects. Data objects are written once per source version by server-side
+// copy; journal segments are immutable, sorted, compressed record files; job
+// and bucket records are small JSON objects. docs/vault-format.md documents
+// the format; this package is its only reader and writer.
+package vault
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/bucketvault/bucketvault/shared/s3x"
+)
+
+// FormatName and FormatVersion identify the format this code reads and writes.
+const (
+	FormatName    = "bucketvault"
+	FormatVersion = 1
+)
+
+// Descriptor is the vault's bucketvault.json.
+type Descriptor struct {
+	Format        string    `json:"format"`
+	FormatVersion int       `json:"formatVersion"`
+	Name          string    `json:"name"`
+	CreatedAt     time.Time `json:"createdAt"`
+	// RetentionDays is how far back point-in-time restore reaches.
+	RetentionDays int `json:"retentionDays"`
+}
+
+// DefaultRetentionDays is AWS Backup's continuous-backup window.
+const DefaultRetentionDays = 35
+
+// UnknownFormatError says a bucket holds a vault this code cannot read.
+type UnknownFormatError struct {
+	Bucket  string
+	Format  string
+	Version int
+}
+
+func (e *UnknownFormatError) Error() string {
+	return fmt.Sprintf("vault s3://%s has format %q version %d; this bucketvault reads %q version %d: upgrade bucketvault",
+		e.Bucket, e.Format, e.Version, FormatName, FormatVersion)
+}
+
+// NotAVaultError says a bucket has no vault descriptor.
+type NotAVaultError struct{ Bucket string }
+
+func (e *NotAVaultError) Error() string {
+	return fmt.Sprintf("s3://%s is not a bucketvault vault (no %s): create it with `bucketvault vault create`", e.Bucket, DescriptorKey)
+}
+
+// Vault is an open vault.
+type Vault struct {
+	S3         s3x.Client
+	Bucket     string
+	Descriptor Descriptor
+}
+
+// CreateOptions shape a new vault.
+type CreateOptions struct {
+	RetentionDays int
+	// ObjectLock creates the bucket with Object Lock enabled (it can only be
+	// turned on at creation).
+	ObjectLock bool
+}
+
+// Create makes bucket a vault: creates the bucket if needed, with versioning
+// on, and writes the descriptor. On an existing vault it changes nothing and
+// returns it.
+func Create(ctx context.Context, client s3x.Client, bucket string, opts CreateOptions) (*Vault, error) {
+	if v, err := Open(ctx, client, bucket); err == nil {
+		return v, nil
+	} else if !errors.As(err, new(*NotAVaultError)) {
+		return nil, err
+	}
+	if _, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		if !s3x.IsNotFound(err) {
+			return nil, fmt.Errorf("vault s3://%s: %w", bucket, err)
+		}
+		in := &s3.CreateBucketInput{Bucket: aws.String(bucket)}
+		if opts.ObjectLock {
+			in.ObjectLockEnabledForBucket = aws.Bool(true)
+		}
+		if _, err := client.CreateBucket(ctx, in); err != nil {
+			return nil, fmt.Errorf("create vault bucket s3://%s: %w", bucket, err)
+		}
+	}
+	if _, err := client.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{
+		Bucket:                  aws.String(bucket),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled},
+	}); err != nil {
+		return nil, fmt.Errorf("enable versioning on vault s3://%s: %w", bucket, err)
+	}
+	if opts.RetentionDays == 0 {
+		opts.RetentionDays = DefaultRetentionDays
+	}
+	v := &Vault{S3: client, Bucket: bucket, Descriptor: Descriptor{
+		Format: FormatName, FormatVersion: FormatVersion, Name: bucket,
+		CreatedAt: time.Now().UTC().Truncate(time.Second), RetentionDays: opts.RetentionDays,
+	}}
+	created, err := v.PutJSONOnce(ctx, DescriptorKey, v.Descriptor)
+	if err != nil {
+		return nil, err
+	}
+	if !created { // someone else created it concurrently
+		return Open(ctx, client, bucket)
+	}
+	return v, nil
+}
+
+// Open reads and checks the descriptor of the vault in bucket.
+func Open(ctx context.Context, client s3x.Client, bucket string) (*Vault, error) {
+	v := &Vault{S3: client, Bucket: bucket}
+	err := v.GetJSON(ctx, DescriptorKey, &v.Descriptor)
+	if err != nil {
+		if s3x.IsNotFound(err) {
+			return nil, &NotAVaultError{Bucket: bucket}
+		}
+		return nil, fmt.Errorf("open vault s3://%s: %w", bucket, err)
+	}
+	d := v.Descriptor
+	if d.Format != FormatName || d.FormatVersion != FormatVersion {
+		return nil, &UnknownFormatError{Bucket: bucket, Format: d.Format, Version: d.FormatVersion}
+	}
+	if v.Descriptor.RetentionDays == 0 {
+		v.Descriptor.RetentionDays = DefaultRetentionDays
+	}
+	return v, nil
+}
+
+// GetJSON reads a JSON record of the vault into dst.
+func (v *Vault) GetJSON(ctx context.Context, key string, dst any) error {
+	out, err := v.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(key)})
+	if err != nil {
+		return fmt.Errorf("read s3://%s/%s: %w", v.Bucket, key, err)
+	}
+	defer out.Body.Close()
+	body, err := io.ReadAll(out.Body)
+	if err != nil {
+		return fmt.Errorf("read s3://%s/%s: %w", v.Bucket, key, err)
+	}
+	if err := json.Unmarshal(body, dst); err != nil {
+		return fmt.Errorf("decode s3://%s/%s: %w", v.Bucket, key, err)
+	}
+	return nil
+}
+
+// PutJSON writes a JSON record (a new version of it if it exists).
+func (v *Vault) PutJSON(ctx context.Context, key string, src any) error {
+	body, err := json.MarshalIndent(src, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	_, err = v.S3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(v.Bucket), Key: aws.String(key), Body: bytes.NewReader(body),
+		ContentType: aws.String("application/json"),
+	})
+	if err != nil {
+		return fmt.Errorf("write s3://%s/%s: %w", v.Bucket, key, err)
+	}
+	return nil
+}
+
+// PutJSONOnce writes a JSON record only if the key does not exist yet
+// (If-None-Match: *) and reports whether it wrote it.
+func (v *Vault) PutJSONOnce(ctx context.Context, key string, src any) (bool, error) {
+	body, err := json.MarshalIndent(src, "", "  ")
+	if err != nil {
+		return false, fmt.Errorf("encode %s: %w", key, err)
+	}
+	return v.putOnce(ctx, key, body, "application/json")
+}
+
+func (v *Vault) putOnce(ctx context.Context, key string, body []byte, contentType string) (bool, error) {
+	_, err := v.S3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(v.Bucket), Key: aws.String(key), Body: bytes.NewReader(body),
+		ContentType: aws.String(contentType), IfNoneMatch: aws.String("*"),
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case s3x.IsPreconditionFailed(err) || s3x.IsConflict(err):
+		return false, nil
+	default:
+		return false, fmt.Errorf("write s3://%s/%s: %w", v.Bucket, key, err)
+	}
+}
+
+// ProtectedBucket is the vault's record of a bucket it protects.
+type ProtectedBucket struct {
+	Bucket      string    `json:"bucket"`
+	ProtectedAt time.Time `json:"protectedAt"`
+	// Events says how change events reach the journal: "eventbridge",
+	// "webhook:<queue arn>", or "none" (reconcile only).
+	Events string `json:"events"`
+	// ACLs says whether the bucket uses object ACLs (ObjectOwnership is not
+	// BucketOwnerEnforced), so backups read and restores write them.
+	ACLs bool `json:"acls"`
+	// FirstFullBackupAt is when the initial reconcile finished.
+	FirstFullBackupAt *time.Time `json:"firstFullBackupAt,omitempty"`
+}
+
+// Buckets lists the buckets the vault protects.
+func (v *Vault) Buckets(ctx context.Context) ([]ProtectedBucket, error) {
+	var out []ProtectedBucket
+	p := s3.NewListObjectsV2Paginator(v.S3, &s3.ListObjectsV2Input{Bucket: aws.String(v.Bucket), Prefix: aws.String(bucketsPrefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list protected buckets of vault s3://%s: %w", v.Bucket, err)
+		}
+		for _, o := range page.Contents {
+			var b ProtectedBucket
+			if err := v.GetJSON(ctx, aws.ToString(o.Key), &b); err != nil {
+				return nil, err
+			}
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+// Protected reads the record of one protected bucket.
+func (v *Vault) Protected(ctx context.Context, bucket string) (ProtectedBucket, error) {
+	var b ProtectedBucket
+	err := v.GetJSON(ctx, BucketKey(bucket), &b)
+	return b, err
+}

@@ -1,0 +1,123 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bucketvault/bucketvault/shared/s3x"
+)
+
+// VerifyReport is what Verify found.
+type VerifyReport struct {
+	Buckets  int      `json:"buckets"`
+	Segments int      `json:"segments"`
+	Records  int64    `json:"records"`
+	Data     int64    `json:"dataObjects"`
+	Bytes    int64    `json:"bytes"`
+	Problems []string `json:"problems,omitempty"`
+	// MoreProblems counts problems beyond the listed ones.
+	MoreProblems int `json:"moreProblems,omitempty"`
+}
+
+// OK reports whether verification found nothing wrong.
+func (r *VerifyReport) OK() bool { return len(r.Problems) == 0 }
+
+const maxProblems = 1000
+
+// Verify checks that every reference in the vault resolves: the
+// descriptor, every segment of every protected bucket (it decodes, its
+// records are sorted and counted as its header says), and every data object
+// a version record names (it exists with the recorded size and ETag).
+func (v *Vault) Verify(ctx context.Context, concurrency int, progress func(VerifyReport)) (*VerifyReport, error) {
+	if concurrency <= 0 {
+		concurrency = 32
+	}
+	buckets, err := v.Buckets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep := &VerifyReport{Buckets: len(buckets)}
+	var mu sync.Mutex
+	problem := func(f string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(rep.Problems) < maxProblems {
+			rep.Problems = append(rep.Problems, fmt.Sprintf(f, a...))
+		} else {
+			rep.MoreProblems++
+		}
+	}
+	var records, data, bytes atomic.Int64
+	for _, b := range buckets {
+		refs, err := v.Segments(ctx, b.Bucket)
+		if err != nil {
+			return nil, err
+		}
+		rep.Segments += len(refs)
+		m, err := v.OpenJournal(ctx, b.Bucket, nil)
+		if err != nil {
+			problem("journal of %s: %v", b.Bucket, err)
+			continue
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(concurrency)
+		seen := map[string]bool{}
+		for {
+			_, recs, err := m.NextKey()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				problem("journal of %s: %v", b.Bucket, err)
+				break
+			}
+			clear(seen)
+			for _, o := range recs {
+				records.Add(1)
+				if o.Op != OpVersion || o.Data == "" || seen[o.Data] {
+					continue
+				}
+				seen[o.Data] = true
+				rec := o.Record
+				bucket := b.Bucket
+				g.Go(func() error {
+					head, err := v.S3.HeadObject(gctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data)})
+					switch {
+					case err != nil && s3x.IsNotFound(err):
+						problem("s3://%s/%s@%s: data %s is missing", bucket, rec.Key, rec.VersionID, rec.Data)
+						return nil
+					case err != nil:
+						return fmt.Errorf("head %s: %w", rec.Data, err)
+					}
+					if got := aws.ToInt64(head.ContentLength); got != rec.Size {
+						problem("s3://%s/%s@%s: data %s has %d bytes, the journal says %d", bucket, rec.Key, rec.VersionID, rec.Data, got, rec.Size)
+					}
+					if got := s3x.TrimETag(aws.ToString(head.ETag)); rec.DataETag != "" && got != rec.DataETag {
+						problem("s3://%s/%s@%s: data %s has ETag %s, the journal says %s", bucket, rec.Key, rec.VersionID, rec.Data, got, rec.DataETag)
+					}
+					data.Add(1)
+					bytes.Add(rec.Size)
+					if progress != nil {
+						progress(VerifyReport{Buckets: rep.Buckets, Records: records.Load(), Data: data.Load(), Bytes: bytes.Load()})
+					}
+					return nil
+				})
+			}
+		}
+		err = g.Wait()
+		m.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	rep.Records, rep.Data, rep.Bytes = records.Load(), data.Load(), bytes.Load()
+	return rep, nil
+}
