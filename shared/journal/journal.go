@@ -173,11 +173,25 @@ func (j *Journal) capture(ctx context.Context, c event.Change) ([]vault.Record, 
 		}
 		_, err := j.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(c.Bucket), Key: aws.String(c.Key), VersionId: aws.String(c.VersionID)})
 		rec := vault.Record{Op: vault.OpDeleteMarker, Key: c.Key, VersionID: c.VersionID, Time: c.Time}
-		if err != nil && s3x.IsDeleteMarker(err) {
+		switch {
+		case err != nil && s3x.IsDeleteMarker(err):
 			rec = j.deleteMarkerRecord(c.Bucket, c.Key, c.VersionID, err, nil)
 			if rec.Time.IsZero() {
 				rec.Time = c.Time
 			}
+		case err != nil && s3x.IsNotFound(err):
+			// The marker is gone already: removed by a permanent delete
+			// (which MinIO reports under this same event name). Journal
+			// both; its creation, if this event was not it, has its own
+			// earlier record, and restore keeps the earliest.
+			out, _ := stamp(rec)
+			purge, _ := stamp(vault.Record{Op: vault.OpPurge, Key: c.Key, VersionID: c.VersionID, Time: c.Time})
+			return append(out, purge...), nil
+		case err != nil && !s3x.IsRetryable(err):
+			// Some servers do not answer HEAD of a marker helpfully;
+			// the event itself is the record.
+		case err != nil:
+			return nil, fmt.Errorf("head delete marker s3://%s/%s@%s: %w", c.Bucket, c.Key, c.VersionID, err)
 		}
 		return stamp(rec)
 	case event.PermanentlyDeleted:
@@ -298,3 +312,6 @@ func (j *Journal) knownVersions(ctx context.Context, bucket, key string) ([]vaul
 		}
 	}
 }
+
+// ingestTime is the clock of lag metrics.
+var ingestTime = time.Now

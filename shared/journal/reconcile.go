@@ -189,6 +189,10 @@ type ReconcileOptions struct {
 	FlushRecords int
 	// Progress, when set, is called after each listed page.
 	Progress func(Progress)
+	// StopAt, when set, ends the run at the first key boundary after it,
+	// with progress saved and CompletedAt unset: the next run resumes there
+	// (a Lambda invocation's deadline, say).
+	StopAt time.Time
 }
 
 // Reconcile walks ListObjectVersions of bucket and adds to the journal
@@ -294,6 +298,9 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 					}
 				}
 				cur = nil
+				if !o.StopAt.IsZero() && time.Now().After(o.StopAt) {
+					return p, flush(curKey)
+				}
 			}
 			curKey = e.Key
 			cur = append(cur, e)

@@ -22,9 +22,10 @@
 // Elsewhere (the CLI's serve, the demo): Start(ctx, Options{...}) and
 // Server.Stop; Server.Env gives AWS_* variables for child processes;
 // Receiver is the webhook endpoint for event notifications. The command
-// ./shared/locals3/cmd/locals3 installs a server ("install", for CI set-up,
-// so that no test waits for a compile) or runs one until interrupted
-// ("run").
+// ./shared/locals3/cmd/locals3 installs a server ("go run
+// ./shared/locals3/cmd/locals3 install [minio|versitygw]", for CI set-up,
+// so that no test waits for a compile past go test's 10-minute timeout) or
+// runs one until interrupted ("run").
 //
 // # Installing
 //
@@ -39,7 +40,7 @@
 //
 // A stamp file (binary + ".version") records the installed version, so a
 // second Install runs no command at all; a binary without a stamp is
-// accepted when its embedded Go build info names the pinned version. An
+// accepted when its embedded Go build info names the pinned version. A
 // flock on install-KIND.lock in the cache directory makes the parallel
 // package processes of "go test ./..." install once. Failures name the go
 // command and quote its output; without a Go toolchain the error says so.
@@ -50,8 +51,9 @@
 // starts the server in its own process group with Pdeathsig SIGKILL (it
 // dies with the process that started it), and polls until it serves
 // ListBuckets (MinIO: after /minio/health/live answers 200). Measured
-// start-up, exec to ready: MinIO 0.6–1.0 s, versitygw about 0.11 s. Root
-// credentials are random per start; the region is us-east-1. Stop kills a
+// start-up, exec to ready: MinIO 0.64 s alone (up to 1.5 s beside a
+// parallel test run), versitygw 0.11 s. Root credentials are random per
+// start; the region is us-east-1. Stop kills a
 // server with a temporary data directory at once (a few ms to 50 ms) and
 // removes the directory; a caller's DataDir gets SIGTERM first and is kept
 // (a restart on it serves the old objects, SSE-KMS ones too, because the

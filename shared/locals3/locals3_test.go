@@ -835,6 +835,50 @@ func TestStartRetriesBusyPort(t *testing.T) {
 	}
 }
 
+// TestVersityGWSidecar: where user xattrs do not work, versitygw keeps
+// metadata in a sidecar directory, and versioning and tagging still work.
+func TestVersityGWSidecar(t *testing.T) {
+	if kind, err := KindFromEnv(); err != nil || kind != KindVersityGW {
+		t.Skip("versitygw only (its posix backend's --sidecar); MinIO keeps metadata in its own files")
+	}
+	xattrOK = func(string) bool { return false }
+	defer func() { xattrOK = xattrSupported }()
+	s, err := Start(t.Context(), Options{Kind: KindVersityGW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if !s.sidecar {
+		t.Fatal("sidecar not used")
+	}
+	c := s.Client(t.Context())
+	if err := s.CreateBucket(t.Context(), "side", BucketOptions{Versioned: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String("side"), Key: aws.String("k"), Body: strings.NewReader("1"), Tagging: aws.String("a=b")}); err != nil {
+		t.Fatal(err)
+	}
+	put(t, c, "side", "k", "2")
+	out, err := c.ListObjectVersions(t.Context(), &s3.ListObjectVersionsInput{Bucket: aws.String("side")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Versions) != 2 {
+		t.Errorf("%d versions, want 2", len(out.Versions))
+	}
+	tags, err := c.GetObjectTagging(t.Context(), &s3.GetObjectTaggingInput{Bucket: aws.String("side"), Key: aws.String("k"), VersionId: out.Versions[1].VersionId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tags.TagSet) != 1 {
+		t.Errorf("tags %v, want a=b", tags.TagSet)
+	}
+	entries, _ := os.ReadDir(s.sidecarDir())
+	if len(entries) == 0 {
+		t.Errorf("sidecar directory %s is empty", s.sidecarDir())
+	}
+}
+
 func TestInstallIdempotent(t *testing.T) {
 	kind, err := KindFromEnv()
 	if err != nil {

@@ -74,8 +74,21 @@ func NewReceiverFunc(handle func(ctx context.Context, body []byte) error) (*Rece
 	return newReceiver(handle, make(chan struct{}))
 }
 
+// NewReceiverAt is NewReceiverFunc listening on addr (host:port), for a
+// runner whose address a separately started server was configured with.
+func NewReceiverAt(addr string, handle func(ctx context.Context, body []byte) error) (*Receiver, error) {
+	if handle == nil {
+		return nil, errors.New("new receiver: nil handler")
+	}
+	return newReceiverAt(addr, handle, make(chan struct{}))
+}
+
 func newReceiver(handle func(context.Context, []byte) error, done chan struct{}) (*Receiver, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return newReceiverAt("127.0.0.1:0", handle, done)
+}
+
+func newReceiverAt(addr string, handle func(context.Context, []byte) error, done chan struct{}) (*Receiver, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("webhook receiver: listen: %w", err)
 	}

@@ -39,9 +39,10 @@ const (
 	DefaultStartTimeout = 60 * time.Second
 )
 
-// minioWebhookARN is the queue ARN of the MinIO webhook target WebhookID.
+// MinIOWebhookARN is the queue ARN of the MinIO webhook target WebhookID:
+// the ARN a bucket notification configuration names to reach the webhook.
 // Its region part is empty because MINIO_REGION is not set.
-const minioWebhookARN = "arn:minio:sqs::" + WebhookID + ":webhook"
+const MinIOWebhookARN = "arn:minio:sqs::" + WebhookID + ":webhook"
 
 // Options configures Start.
 type Options struct {
@@ -162,7 +163,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		dirs = []string{s.storageDir(), s.versionsDir()}
 		// Without user xattrs the posix backend needs a sidecar directory
 		// for object metadata.
-		if s.sidecar = !xattrSupported(s.DataDir); s.sidecar {
+		if s.sidecar = !xattrOK(s.DataDir); s.sidecar {
 			dirs = append(dirs, s.sidecarDir())
 		}
 	}
@@ -205,7 +206,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.webhook = webhook
 	if webhook != "" && kind == KindMinIO {
-		s.WebhookARN = minioWebhookARN
+		s.WebhookARN = MinIOWebhookARN
 	}
 	if s.AccessKey, err = randomHex("bv", 8); err != nil {
 		return nil, err
@@ -546,6 +547,9 @@ func (s *Server) Env() []string {
 		"AWS_EC2_METADATA_DISABLED=true",
 	}
 }
+
+// xattrOK is xattrSupported, replaced by tests.
+var xattrOK = xattrSupported
 
 // pickPorts is freePorts, replaced by tests.
 var pickPorts = freePorts

@@ -44,8 +44,18 @@ func StateAt(recs []vault.Observed, at time.Time) (Object, bool) {
 		case vault.OpVersion, vault.OpDeleteMarker:
 			id := identity(r)
 			if i, ok := byID[id]; ok {
-				if entries[i].Sequencer == "" && r.Sequencer != "" {
-					entries[i].Sequencer = r.Sequencer
+				// The same version or marker journaled twice (a duplicate
+				// event, an event and a reconcile): the earliest time is
+				// its creation; keep a sequencer wherever one came.
+				e := &entries[i]
+				if r.Time.Before(e.Time) {
+					seq := e.Sequencer
+					e.Observed = o
+					if e.Sequencer == "" {
+						e.Sequencer = seq
+					}
+				} else if e.Sequencer == "" && r.Sequencer != "" {
+					e.Sequencer = r.Sequencer
 				}
 				continue
 			}

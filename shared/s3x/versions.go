@@ -97,11 +97,17 @@ func (l *VersionLister) Next(ctx context.Context) ([]Entry, error) {
 		entries = ordered
 	}
 	entries = l.dedupe(entries)
-	if aws.ToBool(out.IsTruncated) && (aws.ToString(out.NextKeyMarker) != "" || aws.ToString(out.NextVersionIdMarker) != "") {
-		l.in.KeyMarker = out.NextKeyMarker
-		l.in.VersionIdMarker = out.NextVersionIdMarker
-	} else {
+	nextKey, nextVersion := aws.ToString(out.NextKeyMarker), aws.ToString(out.NextVersionIdMarker)
+	switch {
+	case !aws.ToBool(out.IsTruncated) || nextKey == "" && nextVersion == "":
 		l.done = true
+	case nextKey == aws.ToString(l.in.KeyMarker) && nextVersion == aws.ToString(l.in.VersionIdMarker) && len(entries) == 0:
+		// A page that brought nothing new and does not move the markers
+		// would repeat forever (versitygw with a page of one entry).
+		return nil, fmt.Errorf("list versions of s3://%s: the server repeats the page after key %q version %q; use a larger page size",
+			aws.ToString(l.in.Bucket), nextKey, nextVersion)
+	default:
+		l.in.KeyMarker, l.in.VersionIdMarker = out.NextKeyMarker, out.NextVersionIdMarker
 	}
 	return entries, nil
 }

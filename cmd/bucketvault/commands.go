@@ -1,0 +1,423 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bucketvault/bucketvault/shared/event"
+	"github.com/bucketvault/bucketvault/shared/journal"
+	"github.com/bucketvault/bucketvault/shared/locals3"
+	"github.com/bucketvault/bucketvault/shared/protect"
+	"github.com/bucketvault/bucketvault/shared/restore"
+	"github.com/bucketvault/bucketvault/shared/vault"
+)
+
+func requireFlag(name, value string) error {
+	if value == "" {
+		return usagef("--%s is required", name)
+	}
+	return nil
+}
+
+// openJournal opens the vault and a journal writer over it.
+func (a *app) openJournal(cmd *cobra.Command, vaultName string, concurrency int) (*journal.Journal, error) {
+	if err := requireFlag("vault", vaultName); err != nil {
+		return nil, err
+	}
+	c, err := a.client(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	v, err := vault.Open(cmd.Context(), c, vaultName)
+	if err != nil {
+		return nil, err
+	}
+	return &journal.Journal{Vault: v, S3: c, Concurrency: concurrency, Log: a.log}, nil
+}
+
+func (a *app) vaultCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "vault", Short: "Manage vaults"}
+	var name string
+	var retention int
+	var lock bool
+	create := &cobra.Command{
+		Use:   "create --vault V",
+		Short: "Create a vault bucket (versioned; with --object-lock, Object Lock enabled)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlag("vault", name); err != nil {
+				return err
+			}
+			if retention < 1 {
+				return usagef("--retention-days %d: want at least 1", retention)
+			}
+			c, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			v, err := vault.Create(cmd.Context(), c, name, vault.CreateOptions{RetentionDays: retention, ObjectLock: lock})
+			if err != nil {
+				return err
+			}
+			return a.print(v.Descriptor, fmt.Sprintf("vault s3://%s ready (format %s v%d, point-in-time window %d days)\n",
+				v.Bucket, v.Descriptor.Format, v.Descriptor.FormatVersion, v.Descriptor.RetentionDays))
+		},
+	}
+	create.Flags().StringVar(&name, "vault", "", "vault bucket name")
+	create.Flags().IntVar(&retention, "retention-days", vault.DefaultRetentionDays, "how far back point-in-time restore reaches")
+	create.Flags().BoolVar(&lock, "object-lock", false, "create the bucket with Object Lock enabled")
+	cmd.AddCommand(create)
+	return cmd
+}
+
+func (a *app) protectCommand() *cobra.Command {
+	var vaultName, bucket, events, queueARN string
+	var acls, skipInitial bool
+	var concurrency int
+	cmd := &cobra.Command{
+		Use:   "protect --vault V --bucket B",
+		Short: "Protect a bucket: check versioning, turn on event delivery, run the initial full backup",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlag("bucket", bucket); err != nil {
+				return err
+			}
+			j, err := a.openJournal(cmd, vaultName, concurrency)
+			if err != nil {
+				return err
+			}
+			o := protect.Options{ACLs: acls, SkipInitialBackup: skipInitial}
+			if events == "" {
+				events = "eventbridge"
+				if a.endpointURL != "" {
+					events = "webhook"
+				}
+			}
+			switch events {
+			case "eventbridge":
+				o.EventBridge = true
+			case "webhook":
+				o.QueueARN = queueARN
+				if o.QueueARN == "" {
+					o.QueueARN = locals3.MinIOWebhookARN
+				}
+			case "queue":
+				if queueARN == "" {
+					return usagef("--events queue needs --queue-arn")
+				}
+				o.QueueARN = queueARN
+			case "none":
+			default:
+				return usagef("--events %q: want eventbridge, webhook, queue or none", events)
+			}
+			p := a.newProgress("initial full backup")
+			o.Reconcile.Progress = func(pr journal.Progress) { p.set(pr.Listed, fmt.Sprintf("listed %d, backed up %d", pr.Listed, pr.Added)) }
+			pb, pr, err := protect.Protect(cmd.Context(), j, bucket, o)
+			p.done()
+			if err != nil {
+				return err
+			}
+			text := fmt.Sprintf("protected s3://%s in vault s3://%s (events: %s)\n", bucket, j.Vault.Bucket, pb.Events)
+			if pr != nil {
+				text += fmt.Sprintf("initial full backup: %d versions and markers listed, %d records added, %d skipped\n", pr.Listed, pr.Added, pr.Skipped)
+			}
+			return a.print(map[string]any{"bucket": pb, "initialBackup": pr}, text)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&vaultName, "vault", "", "vault bucket name")
+	f.StringVar(&bucket, "bucket", "", "bucket to protect (versioning must be Enabled)")
+	f.StringVar(&events, "events", "", "event delivery: eventbridge (default on AWS), webhook (default with --endpoint-url), queue, none")
+	f.StringVar(&queueARN, "queue-arn", "", "notification queue ARN for --events queue or webhook")
+	f.BoolVar(&acls, "acls", false, "the bucket uses object ACLs: back them up and restore them")
+	f.BoolVar(&skipInitial, "skip-initial-backup", false, "leave the first full backup to the next reconcile")
+	f.IntVar(&concurrency, "concurrency", 16, "parallel copies")
+	return cmd
+}
+
+func (a *app) journalCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "journal", Short: "Work with the journal"}
+	var vaultName string
+	var concurrency int
+	ingest := &cobra.Command{
+		Use:   "ingest --vault V [FILE|-]",
+		Short: "Journal S3 events read from a file or stdin (one JSON document, an array, or JSON lines)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var r io.Reader = os.Stdin
+			name := "stdin"
+			if len(args) == 1 && args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				r, name = f, args[0]
+			}
+			changes, err := event.DecodeStream(r)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			j, err := a.openJournal(cmd, vaultName, concurrency)
+			if err != nil {
+				return err
+			}
+			results, st, err := j.Ingest(cmd.Context(), changes)
+			if err != nil {
+				return err
+			}
+			var failed []string
+			for _, r := range results {
+				if r.Err != nil {
+					failed = append(failed, fmt.Sprintf("%s s3://%s/%s: %v", r.Change.Kind, r.Change.Bucket, r.Change.Key, r.Err))
+				}
+			}
+			text := fmt.Sprintf("journaled %d changes: %d records, %d skipped, %d failed, %d segments\n", st.Changes, st.Records, st.Skipped, st.Failed, len(st.Segments))
+			for _, f := range failed {
+				text += "  FAILED " + f + "\n"
+			}
+			if err := a.print(st, text); err != nil {
+				return err
+			}
+			if len(failed) > 0 {
+				return &partialError{msg: fmt.Sprintf("%d changes were not journaled; run again", len(failed))}
+			}
+			return nil
+		},
+	}
+	ingest.Flags().StringVar(&vaultName, "vault", "", "vault bucket name")
+	ingest.Flags().IntVar(&concurrency, "concurrency", 16, "parallel copies")
+	cmd.AddCommand(ingest)
+	return cmd
+}
+
+func (a *app) reconcileCommand() *cobra.Command {
+	var vaultName, bucket string
+	var concurrency int
+	cmd := &cobra.Command{
+		Use:   "reconcile --vault V --bucket B",
+		Short: "Add every version and delete marker the journal lacks (resumes an interrupted run)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlag("bucket", bucket); err != nil {
+				return err
+			}
+			j, err := a.openJournal(cmd, vaultName, concurrency)
+			if err != nil {
+				return err
+			}
+			p := a.newProgress("reconcile")
+			pr, err := j.Reconcile(cmd.Context(), bucket, journal.ReconcileOptions{Progress: func(pr journal.Progress) {
+				p.set(pr.Listed, fmt.Sprintf("listed %d, added %d", pr.Listed, pr.Added))
+			}})
+			p.done()
+			if err != nil {
+				return err
+			}
+			return a.print(pr, fmt.Sprintf("reconciled s3://%s: %d versions and markers listed, %d records added, %d skipped\n", bucket, pr.Listed, pr.Added, pr.Skipped))
+		},
+	}
+	cmd.Flags().StringVar(&vaultName, "vault", "", "vault bucket name")
+	cmd.Flags().StringVar(&bucket, "bucket", "", "protected bucket")
+	cmd.Flags().IntVar(&concurrency, "concurrency", 16, "parallel copies")
+	return cmd
+}
+
+func (a *app) restoreCommand() *cobra.Command {
+	var req restore.Request
+	var at string
+	var allowed []string
+	cmd := &cobra.Command{
+		Use:   "restore --vault V --bucket B --at RFC3339 --target-bucket T",
+		Short: "Restore a bucket, prefixes or keys as of a point in time",
+		Long: `Restore writes, into the target bucket, every selected key as it was at the
+end of the second --at names: bytes, metadata, tags, storage class (and ACLs
+where the bucket uses them). Keys already identical in the target are skipped,
+so a re-run resumes an interrupted restore cheaply.
+
+Modes: non-destructive (default) writes what differs and leaves keys that did
+not exist at that time; rollback also puts delete markers on them (no version
+is ever deleted).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, f := range []struct{ n, v string }{{"vault", req.Vault}, {"bucket", req.Bucket}, {"at", at}, {"target-bucket", req.TargetBucket}} {
+				if err := requireFlag(f.n, f.v); err != nil {
+					return err
+				}
+			}
+			t, err := time.Parse(time.RFC3339Nano, at)
+			if err != nil {
+				return usagef("--at %q: want RFC 3339, for example 2026-11-23T10:15:00Z", at)
+			}
+			req.At = t
+			c, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			p := a.newProgress("restore")
+			r := &restore.Restorer{S3: c, AllowedTargets: allowed, Log: a.log, Progress: func(pr restore.Progress) {
+				p.set(pr.Examined, fmt.Sprintf("restored %d, identical %d, failed %d", pr.Restored, pr.Identical, pr.Failed))
+			}}
+			rep, err := r.Run(cmd.Context(), req)
+			p.done()
+			var invalid *restore.InvalidRequestError
+			if errors.As(err, &invalid) {
+				return usagef("%v", err)
+			}
+			if rep != nil {
+				if perr := a.print(rep, rep.Text()); perr != nil {
+					return perr
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if rep.State != restore.StateCompleted {
+				return &partialError{msg: fmt.Sprintf("restore %s ended %s: %s", rep.JobID, rep.State, rep.StatusMessage)}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Vault, "vault", "", "vault bucket name")
+	f.StringVar(&req.Bucket, "bucket", "", "the protected bucket to restore")
+	f.StringVar(&at, "at", "", "point in time, RFC 3339 (UTC or with offset)")
+	f.StringVar(&req.TargetBucket, "target-bucket", "", "where to restore: the original bucket, an existing one, or a new one with --create-bucket")
+	f.BoolVar(&req.CreateBucket, "create-bucket", false, "create the target bucket (with versioning)")
+	f.StringArrayVar(&req.Prefixes, "prefix", nil, "restore keys under this prefix (repeatable)")
+	f.StringArrayVar(&req.Keys, "key", nil, "restore this key (repeatable)")
+	f.StringVar(&req.Mode, "mode", restore.NonDestructive, "non-destructive or rollback")
+	f.IntVar(&req.Concurrency, "concurrency", 32, "parallel copies")
+	f.StringSliceVar(&allowed, "allowed-targets", nil, "refuse targets not matching these bucket patterns")
+	return cmd
+}
+
+func (a *app) recoveryPointsCommand() *cobra.Command {
+	var vaultName, bucket string
+	cmd := &cobra.Command{
+		Use:   "recovery-points --vault V [--bucket B]",
+		Short: "List recovery points and the times they restore to",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlag("vault", vaultName); err != nil {
+				return err
+			}
+			c, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			v, err := vault.Open(cmd.Context(), c, vaultName)
+			if err != nil {
+				return err
+			}
+			rps, err := v.RecoveryPoints(cmd.Context(), bucket, time.Now())
+			if err != nil {
+				return err
+			}
+			var b strings.Builder
+			if len(rps) == 0 {
+				b.WriteString("no recovery points\n")
+			}
+			for _, rp := range rps {
+				fmt.Fprintf(&b, "%s  %s  %s  s3://%s", rp.RecoveryPointID, rp.Type, rp.Status, rp.ResourceName)
+				if rp.EarliestRestorableTime != nil {
+					fmt.Fprintf(&b, "  restorable %s .. %s", rp.EarliestRestorableTime.Format(time.RFC3339), rp.LatestRestorableTime.Format(time.RFC3339))
+				}
+				if rp.StatusMessage != "" {
+					fmt.Fprintf(&b, "  (%s)", rp.StatusMessage)
+				}
+				b.WriteString("\n")
+			}
+			return a.print(rps, b.String())
+		},
+	}
+	cmd.Flags().StringVar(&vaultName, "vault", "", "vault bucket name")
+	cmd.Flags().StringVar(&bucket, "bucket", "", "only this protected bucket")
+	return cmd
+}
+
+func (a *app) verifyCommand() *cobra.Command {
+	var vaultName string
+	var concurrency int
+	cmd := &cobra.Command{
+		Use:   "verify --vault V",
+		Short: "Check that every reference in the vault resolves, with the recorded size and ETag",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlag("vault", vaultName); err != nil {
+				return err
+			}
+			c, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			v, err := vault.Open(cmd.Context(), c, vaultName)
+			if err != nil {
+				return err
+			}
+			p := a.newProgress("verify")
+			rep, err := v.Verify(cmd.Context(), concurrency, func(r vault.VerifyReport) {
+				p.set(r.Data, fmt.Sprintf("%d data objects checked", r.Data))
+			})
+			p.done()
+			if err != nil {
+				return err
+			}
+			text := fmt.Sprintf("vault s3://%s: %d buckets, %d segments, %d records, %d data objects (%d bytes) checked\n",
+				v.Bucket, rep.Buckets, rep.Segments, rep.Records, rep.Data, rep.Bytes)
+			if rep.OK() {
+				text += "OK: every reference resolves\n"
+			}
+			for _, pr := range rep.Problems {
+				text += "  PROBLEM " + pr + "\n"
+			}
+			if err := a.print(rep, text); err != nil {
+				return err
+			}
+			if !rep.OK() {
+				return &partialError{msg: fmt.Sprintf("%d problems found", len(rep.Problems)+rep.MoreProblems)}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&vaultName, "vault", "", "vault bucket name")
+	cmd.Flags().IntVar(&concurrency, "concurrency", 32, "parallel checks")
+	return cmd
+}
+
+func (a *app) jobCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "job", Short: "Show job records"}
+	var vaultName string
+	show := &cobra.Command{
+		Use:   "show --vault V JOB-ID",
+		Short: "Show a job's report",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlag("vault", vaultName); err != nil {
+				return err
+			}
+			c, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			v, err := vault.Open(cmd.Context(), c, vaultName)
+			if err != nil {
+				return err
+			}
+			var rep restore.Report
+			if err := v.GetJSON(cmd.Context(), vault.JobKey(args[0]), &rep); err != nil {
+				return err
+			}
+			return a.print(&rep, rep.Text())
+		},
+	}
+	show.Flags().StringVar(&vaultName, "vault", "", "vault bucket name")
+	cmd.AddCommand(show)
+	return cmd
+}

@@ -1,0 +1,68 @@
+// Package config is the functions' configuration: the environment variable
+// names (infra/ sets the same constants, so the CDK app and the functions
+// cannot drift) and their parsing into one typed struct, once, at start.
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Environment variables of the functions.
+const (
+	EnvVault          = "BUCKETVAULT_VAULT"           // vault bucket name (required)
+	EnvEndpointURL    = "BUCKETVAULT_ENDPOINT_URL"    // S3-compatible endpoint, for local runs
+	EnvRestoreTargets = "BUCKETVAULT_RESTORE_TARGETS" // comma-separated bucket patterns a restore may write to
+	EnvConcurrency    = "BUCKETVAULT_CONCURRENCY"     // parallel S3 copies per invocation
+	EnvBuckets        = "BUCKETVAULT_BUCKETS"         // comma-separated buckets to reconcile (default: all protected)
+	EnvLogLevel       = "AWS_LAMBDA_LOG_LEVEL"        // DEBUG, INFO, WARN, ERROR (Lambda's own)
+)
+
+// Config is the parsed configuration.
+type Config struct {
+	Vault          string
+	EndpointURL    string
+	RestoreTargets []string
+	Concurrency    int
+	Buckets        []string
+}
+
+// Error names the variable that is wrong.
+type Error struct {
+	Var, Reason string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("configuration %s: %s", e.Var, e.Reason) }
+
+// FromEnv parses the configuration from getenv (os.Getenv).
+func FromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		Vault:          strings.TrimSpace(getenv(EnvVault)),
+		EndpointURL:    strings.TrimSpace(getenv(EnvEndpointURL)),
+		RestoreTargets: list(getenv(EnvRestoreTargets)),
+		Buckets:        list(getenv(EnvBuckets)),
+		Concurrency:    16,
+	}
+	if c.Vault == "" {
+		return c, &Error{Var: EnvVault, Reason: "is required (the vault bucket's name)"}
+	}
+	if s := strings.TrimSpace(getenv(EnvConcurrency)); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			return c, &Error{Var: EnvConcurrency, Reason: fmt.Sprintf("%q: want a number from 1 to 1000", s)}
+		}
+		c.Concurrency = n
+	}
+	return c, nil
+}
+
+func list(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

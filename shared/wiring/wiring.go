@@ -1,0 +1,62 @@
+// Package wiring builds what every Lambda function starts with: its typed
+// configuration, a logger with the request id, and a traced S3 client.
+package wiring
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/bucketvault/bucketvault/shared/config"
+	"github.com/bucketvault/bucketvault/shared/obs"
+	"github.com/bucketvault/bucketvault/shared/s3x"
+	"github.com/bucketvault/bucketvault/shared/vault"
+)
+
+// Function is a function's start-up state.
+type Function struct {
+	Config config.Config
+	S3     *s3.Client
+	Log    *slog.Logger
+
+	mu    sync.Mutex
+	vault *vault.Vault
+}
+
+// Setup reads the configuration and builds the clients. A configuration
+// error is returned for main to report; nothing here exits the process.
+func Setup(ctx context.Context) (*Function, error) {
+	log := obs.LambdaLogger()
+	slog.SetDefault(log)
+	cfg, err := config.FromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := s3x.LoadConfig(ctx, s3x.ClientOptions{})
+	if err != nil {
+		return nil, err
+	}
+	obs.Trace(&awsCfg)
+	client, err := s3x.NewClient(awsCfg, cfg.EndpointURL)
+	if err != nil {
+		return nil, err
+	}
+	return &Function{Config: cfg, S3: client, Log: log}, nil
+}
+
+// Vault opens the configured vault once, on first use.
+func (f *Function) Vault(ctx context.Context) (*vault.Vault, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.vault == nil {
+		v, err := vault.Open(ctx, f.S3, f.Config.Vault)
+		if err != nil {
+			return nil, err // tried again on the next invocation
+		}
+		f.vault = v
+	}
+	return f.vault, nil
+}
