@@ -117,7 +117,9 @@ func (a *app) protectCommand() *cobra.Command {
 				return usagef("--events %q: want eventbridge, webhook, queue or none", events)
 			}
 			p := a.newProgress("initial full backup")
-			o.Reconcile.Progress = func(pr journal.Progress) { p.set(pr.Listed, fmt.Sprintf("listed %d, backed up %d", pr.Listed, pr.Added)) }
+			o.Reconcile.Progress = func(pr journal.Progress) {
+				p.set(pr.Listed, fmt.Sprintf("listed %d, backed up %d", pr.Listed, pr.Added))
+			}
 			pb, pr, err := protect.Protect(cmd.Context(), j, bucket, o)
 			p.done()
 			if err != nil {

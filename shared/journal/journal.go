@@ -89,8 +89,17 @@ func (j *Journal) Ingest(ctx context.Context, changes []event.Change) ([]Result,
 	results := make([]Result, len(changes))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(j.concurrency())
+	// A change delivered twice in one batch is captured once: two parallel
+	// captures of one version would both find its data key empty and copy.
+	first := make(map[event.Change]int, len(changes))
+	dup := make([]int, len(changes))
 	for i, c := range changes {
 		results[i].Change = c
+		if f, ok := first[c]; ok {
+			dup[i] = f + 1
+			continue
+		}
+		first[c] = i
 		g.Go(func() error {
 			recs, err := j.capture(gctx, c)
 			results[i].Records, results[i].Err = recs, err
@@ -100,6 +109,11 @@ func (j *Journal) Ingest(ctx context.Context, changes []event.Change) ([]Result,
 	_ = g.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, IngestStats{}, err
+	}
+	for i, f := range dup {
+		if f > 0 {
+			results[i].Err = results[f-1].Err
+		}
 	}
 	st := IngestStats{Changes: len(changes)}
 	byBucket := map[string][]int{}

@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 const (
@@ -411,7 +412,38 @@ func (s *Server) probe(ctx context.Context, httpClient *http.Client, client *s3.
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	_, err := client.ListBuckets(pctx, &s3.ListBucketsInput{})
+	if _, err := client.ListBuckets(pctx, &s3.ListBucketsInput{}); err != nil {
+		return err
+	}
+	return s.probeWebhook(pctx, client)
+}
+
+// probeWebhook checks that MinIO accepts the webhook target's ARN in a
+// notification configuration: it registers the target a little after it
+// answers requests, and until then refuses the ARN as "does not exist".
+func (s *Server) probeWebhook(ctx context.Context, client *s3.Client) error {
+	if s.WebhookARN == "" || s.Kind != KindMinIO {
+		return nil
+	}
+	const probe = "bucketvault-webhook-probe"
+	if _, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(probe)}); err != nil {
+		if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(probe)}); err != nil {
+			return fmt.Errorf("webhook probe bucket: %w", err)
+		}
+	}
+	_, err := client.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
+		Bucket: aws.String(probe),
+		NotificationConfiguration: &types.NotificationConfiguration{QueueConfigurations: []types.QueueConfiguration{{
+			QueueArn: aws.String(s.WebhookARN), Events: []types.Event{"s3:ObjectCreated:*"},
+		}}},
+	})
+	if err != nil {
+		return fmt.Errorf("webhook target not registered yet: %w", err)
+	}
+	_, _ = client.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
+		Bucket: aws.String(probe), NotificationConfiguration: &types.NotificationConfiguration{},
+	})
+	_, err = client.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(probe)})
 	return err
 }
 

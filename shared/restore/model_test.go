@@ -103,7 +103,8 @@ type workload struct {
 	bucket string
 	rng    *rand.Rand
 	n      int
-	events int // events the server owes the webhook: one per successful change
+	purged map[string]bool // keys with a version permanently deleted this phase
+	events int             // events the server owes the webhook: one per successful change
 }
 
 func (w *workload) put(key string, size int, tags bool) {
@@ -199,6 +200,7 @@ func (w *workload) step(keys []string, allowPurge bool) {
 			if _, err := w.c.DeleteObject(w.ctx, &s3.DeleteObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(key), VersionId: aws.String(id)}); err != nil {
 				w.t.Fatalf("delete version %q@%s: %v", key, id, err)
 			}
+			w.purged[key] = true
 			w.events++
 		}
 	case op < 88:
@@ -309,18 +311,27 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 	w := &workload{t: t, ctx: ctx, c: c, bucket: bucket, rng: rng}
 	keys := modelKeys()
 	truth := map[int64]map[string]objState{}
+	// Keys whose permanent deletion in a phase may be known only from the
+	// next reconcile (its event dropped): S3 keeps no record of when a
+	// version was deleted, so the reconcile that notices dates it, and the
+	// key is not comparable as of that phase's second.
+	uncertain := map[int64]map[string]bool{}
 	var seconds []int64
 	var lateQ []event.Change
 	tagChanged := map[string]bool{} // keys whose tags changed after a dropped create
 	for p := 0; p < phases; p++ {
 		waitNextSecond()
 		ops := 3 + rng.IntN(5)
+		w.purged = map[string]bool{}
 		for range ops {
 			w.step(keys, true)
 		}
 		sec := time.Now().Unix()
 		truth[sec] = capture(t, ctx, c, bucket)
 		seconds = append(seconds, sec)
+		if d.drop > 0 {
+			uncertain[sec] = w.purged
+		}
 
 		changes := receive(t, ch, w.events)
 		w.events = 0
@@ -378,7 +389,11 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 			t.Fatalf("restore as of %d: %s\n%s", sec, rep.State, rep.Text())
 		}
 		got := capture(t, ctx, c, target)
-		want := truth[sec]
+		want := maps.Clone(truth[sec])
+		for k := range uncertain[sec] {
+			delete(want, k)
+			delete(got, k)
+		}
 		if d.drop > 0 {
 			// A dropped event loses the tags a version had before a later
 			// tag change: S3 keeps no tag history for a reconcile to read.
@@ -408,7 +423,8 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 	last := seconds[len(seconds)-1]
 	target := srv.BucketName(t)
 	req := restore.Request{Vault: vb, Bucket: bucket, At: time.Unix(last, 0), TargetBucket: target, CreateBucket: true}
-	if _, err := r.Run(ctx, req); err != nil {
+	first, err := r.Run(ctx, req)
+	if err != nil {
 		t.Fatal(err)
 	}
 	req.CreateBucket = false
@@ -416,8 +432,8 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Restored != 0 || rep.Identical != int64(len(truth[last])) {
-		t.Errorf("re-run restored %d, identical %d; want 0 and %d", rep.Restored, rep.Identical, len(truth[last]))
+	if rep.Restored != 0 || rep.Identical != first.Restored {
+		t.Errorf("re-run restored %d, identical %d; want 0 and %d", rep.Restored, rep.Identical, first.Restored)
 	}
 }
 

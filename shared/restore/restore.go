@@ -385,9 +385,15 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 		return mp
 	}
 	in := copyInput(v.Bucket, req.TargetBucket, t)
+	// Rebuild the original's shape so the restored ETag equals the
+	// original's: a multipart object with its part size, a single-part one
+	// (at most 5 GiB, S3's limit) with one copy.
 	opts := r.Copy
-	if rec.PartSize > 0 && strings.Contains(rec.ETag, "-") {
+	switch {
+	case rec.PartSize > 0 && etagShape(rec.ETag) != "":
 		opts.Multipart, opts.PartSize = true, rec.PartSize
+	case etagShape(rec.ETag) == "" && rec.Size <= s3x.MaxCopySize:
+		opts.Threshold = s3x.MaxCopySize
 	}
 	res, err := s3x.Copy(ctx, r.S3, in, rec.Size, opts)
 	if err != nil {

@@ -314,7 +314,7 @@ func (m *Merger) Close() error {
 
 // MaxOpenSegments bounds how many segments a journal read holds open at
 // once; a journal with more is read in sorted runs (see OpenJournal).
-const MaxOpenSegments = 64
+var MaxOpenSegments = 64
 
 // OpenJournal merges every segment of bucket whose key range can hold a key
 // starting with one of prefixes (all when prefixes is empty). A journal with

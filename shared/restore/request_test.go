@@ -1,0 +1,76 @@
+package restore_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/bucketvault/bucketvault/shared/restore"
+)
+
+// The restore function's sample event decodes into its input type and
+// round-trips.
+func TestRequestSample(t *testing.T) {
+	body, err := os.ReadFile("../../events/restore.request.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var req restore.Request
+	if err := dec.Decode(&req); err != nil {
+		t.Fatalf("decode sample: %v", err)
+	}
+	if req.Bucket == "" || req.At.IsZero() || req.TargetBucket == "" || len(req.Prefixes) == 0 {
+		t.Fatalf("sample decoded incompletely: %+v", req)
+	}
+	again, _ := json.Marshal(req)
+	var back restore.Request
+	if err := json.Unmarshal(again, &back); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(req, back); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	ok := restore.Request{Vault: "v", Bucket: "b", At: now.Add(-time.Hour), TargetBucket: "t"}
+	tests := []struct {
+		name    string
+		edit    func(*restore.Request)
+		allowed []string
+		wantErr bool
+	}{
+		{"valid", func(*restore.Request) {}, nil, false},
+		{"no vault", func(r *restore.Request) { r.Vault = "" }, nil, true},
+		{"no bucket", func(r *restore.Request) { r.Bucket = "" }, nil, true},
+		{"no target", func(r *restore.Request) { r.TargetBucket = "" }, nil, true},
+		{"no time", func(r *restore.Request) { r.At = time.Time{} }, nil, true},
+		{"future", func(r *restore.Request) { r.At = now.Add(time.Minute) }, nil, true},
+		{"outside window", func(r *restore.Request) { r.At = now.AddDate(0, 0, -36) }, nil, true},
+		{"inside window", func(r *restore.Request) { r.At = now.AddDate(0, 0, -34) }, nil, false},
+		{"bad mode", func(r *restore.Request) { r.Mode = "destroy" }, nil, true},
+		{"rollback", func(r *restore.Request) { r.Mode = restore.Rollback }, nil, false},
+		{"target allowed", func(*restore.Request) {}, []string{"t", "x-*"}, false},
+		{"target pattern", func(r *restore.Request) { r.TargetBucket = "x-restore" }, []string{"t", "x-*"}, false},
+		{"target refused", func(r *restore.Request) { r.TargetBucket = "prod" }, []string{"t", "x-*"}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ok
+			tc.edit(&r)
+			err := r.Validate(now, 35, tc.allowed)
+			var invalid *restore.InvalidRequestError
+			if tc.wantErr != (err != nil) || err != nil && !errors.As(err, &invalid) {
+				t.Fatalf("Validate() = %v, want error %v of type *InvalidRequestError", err, tc.wantErr)
+			}
+		})
+	}
+}
