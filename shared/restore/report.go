@@ -55,7 +55,7 @@ type Report struct {
 	// InlineMapping entries), so small restores print it directly.
 	Mapping []Mapping `json:"mapping,omitempty"`
 
-	mu sync.Mutex
+	mu *sync.Mutex // guards the counters while the job runs
 }
 
 // InlineMapping is the most mapping entries a report carries inline.

@@ -162,7 +162,7 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	if err := r.prepareTarget(ctx, req); err != nil {
 		return nil, err
 	}
-	rep := &Report{JobID: vault.NewJobID("restore", start), Type: "RESTORE", State: StateRunning, Request: req, StartedAt: start}
+	rep := &Report{JobID: vault.NewJobID("restore", start), Type: "RESTORE", State: StateRunning, Request: req, StartedAt: start, mu: &sync.Mutex{}}
 	if err := v.PutJSON(ctx, vault.JobKey(rep.JobID), rep); err != nil {
 		return nil, err
 	}
