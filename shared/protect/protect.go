@@ -71,13 +71,18 @@ func Protect(ctx context.Context, j *journal.Journal, bucket string, o Options) 
 		return pb, nil, err
 	}
 	if o.QueueARN != "" || o.EventBridge {
-		if err := enableEvents(ctx, c, bucket, o); err != nil {
-			return pb, nil, err
-		}
-		if o.EventBridge {
+		err := enableEvents(ctx, c, bucket, o)
+		switch {
+		case err == nil && o.EventBridge:
 			pb.Events = "eventbridge"
-		} else {
+		case err == nil:
 			pb.Events = "queue:" + o.QueueARN
+		case s3x.IsNotImplemented(err):
+			// The server has no per-bucket notification configuration
+			// (versitygw sends every bucket's events to its webhook).
+			pb.Events = "server-wide"
+		default:
+			return pb, nil, err
 		}
 	}
 	if err := j.Vault.PutJSON(ctx, vault.BucketKey(bucket), pb); err != nil {
