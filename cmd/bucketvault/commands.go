@@ -347,9 +347,10 @@ func (a *app) recoveryPointsCommand() *cobra.Command {
 func (a *app) verifyCommand() *cobra.Command {
 	var vaultName string
 	var concurrency int
+	var deep bool
 	cmd := &cobra.Command{
-		Use:   "verify --vault V",
-		Short: "Check that every reference in the vault resolves, with the recorded size and ETag",
+		Use:   "verify --vault V [--deep]",
+		Short: "Check that every reference in the vault resolves, with the recorded size and ETag (--deep: and checksums of the bytes)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlag("vault", vaultName); err != nil {
@@ -364,7 +365,7 @@ func (a *app) verifyCommand() *cobra.Command {
 				return err
 			}
 			p := a.newProgress("verify")
-			rep, err := v.Verify(cmd.Context(), concurrency, func(r vault.VerifyReport) {
+			rep, err := v.Verify(cmd.Context(), concurrency, deep, func(r vault.VerifyReport) {
 				p.set(r.Data, fmt.Sprintf("%d data objects checked", r.Data))
 			})
 			p.done()
@@ -390,6 +391,7 @@ func (a *app) verifyCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&vaultName, "vault", "", "vault bucket name")
 	cmd.Flags().IntVar(&concurrency, "concurrency", 32, "parallel checks")
+	cmd.Flags().BoolVar(&deep, "deep", false, "also read every data object and check its MD5 and checksum against the journal")
 	return cmd
 }
 

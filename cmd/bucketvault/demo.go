@@ -145,7 +145,7 @@ func (a *app) demo(ctx context.Context, objects int) error {
 		return err
 	}
 	diffs := inspect.Diff(before, restored)
-	vr, err := v.Verify(ctx, 16, nil)
+	vr, err := v.Verify(ctx, 16, true, nil)
 	if err != nil {
 		return err
 	}

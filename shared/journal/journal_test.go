@@ -311,3 +311,53 @@ func TestProtectKeepsNotificationConfiguration(t *testing.T) {
 		t.Errorf("notification configuration lost the existing entry: %v", ids)
 	}
 }
+
+// TestVerifyFindsDamage: verify reports a data object that is missing or
+// whose bytes changed; --deep checks the bytes themselves.
+func TestVerifyFindsDamage(t *testing.T) {
+	e := setup(t)
+	for _, k := range []string{"a", "b", "c"} {
+		e.put(t, k, "content of "+k)
+	}
+	j := &journal.Journal{Vault: e.v, S3: e.c}
+	if err := e.v.PutJSON(e.ctx, vault.BucketKey(e.bucket), vault.ProtectedBucket{Bucket: e.bucket}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, deep := range []bool{false, true} {
+		rep, err := e.v.Verify(e.ctx, 4, deep, nil)
+		if err != nil || !rep.OK() || rep.Data != 3 {
+			t.Fatalf("verify(deep=%v) of a sound vault: %+v, %v", deep, rep, err)
+		}
+	}
+	m, err := e.v.OpenJournal(e.ctx, e.bucket, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data []string
+	for {
+		_, recs, err := m.NextKey()
+		if err != nil {
+			break
+		}
+		data = append(data, recs[0].Data)
+	}
+	m.Close()
+	// Same size, other bytes: a new version of the data key.
+	if _, err := e.c.PutObject(e.ctx, &s3.PutObjectInput{Bucket: aws.String(e.v.Bucket), Key: aws.String(data[0]), Body: strings.NewReader("CONTENT OF a")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.c.DeleteObject(e.ctx, &s3.DeleteObjectInput{Bucket: aws.String(e.v.Bucket), Key: aws.String(data[1])}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.v.Verify(e.ctx, 4, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(rep.Problems, "\n")
+	if !strings.Contains(text, "missing") || !strings.Contains(text, "MD5") || len(rep.Problems) < 2 {
+		t.Errorf("problems:\n%s\nwant a missing object and an MD5 mismatch", text)
+	}
+}
