@@ -231,6 +231,36 @@ func (a *app) reconcileCommand() *cobra.Command {
 	return cmd
 }
 
+func (a *app) compactCommand() *cobra.Command {
+	var vaultName, bucket string
+	cmd := &cobra.Command{
+		Use:   "compact --vault V --bucket B",
+		Short: "Merge the journal's older segments into a sorted run (reconcile does this on its own when due)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlag("bucket", bucket); err != nil {
+				return err
+			}
+			j, err := a.openJournal(cmd, vaultName, 1)
+			if err != nil {
+				return err
+			}
+			st, err := j.Vault.Compact(cmd.Context(), bucket, time.Now())
+			if err != nil {
+				return err
+			}
+			text := "nothing to compact: no segment older than an hour after the latest run\n"
+			if st.Run != "" {
+				text = fmt.Sprintf("compacted %d segments (%d records) of s3://%s into run %s (%d shards)\n", st.Segments, st.Records, bucket, st.Run, st.Shards)
+			}
+			return a.print(st, text)
+		},
+	}
+	cmd.Flags().StringVar(&vaultName, "vault", "", "vault bucket name")
+	cmd.Flags().StringVar(&bucket, "bucket", "", "protected bucket")
+	return cmd
+}
+
 func (a *app) restoreCommand() *cobra.Command {
 	var req restore.Request
 	var at string

@@ -323,7 +323,41 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 	if err := flush(""); err != nil {
 		return p, err
 	}
+	m.Close()
+	if err := j.compactIfDue(ctx, bucket); err != nil {
+		return p, err
+	}
 	return p, nil
+}
+
+// CompactAfter is how many segments after the latest run make a reconcile
+// compact the journal.
+var CompactAfter = 256
+
+func (j *Journal) compactIfDue(ctx context.Context, bucket string) error {
+	run, err := j.Vault.LatestRun(ctx, bucket)
+	if err != nil {
+		return err
+	}
+	refs, err := j.Vault.Segments(ctx, bucket)
+	if err != nil {
+		return err
+	}
+	after := 0
+	for _, r := range refs {
+		if run == nil || r.ID > run.Cut {
+			after++
+		}
+	}
+	if after < CompactAfter {
+		return nil
+	}
+	st, err := j.Vault.Compact(ctx, bucket, time.Now())
+	if err != nil {
+		return fmt.Errorf("compact journal of %s: %w", bucket, err)
+	}
+	j.log().InfoContext(ctx, "journal compacted", "bucket", bucket, "segments", st.Segments, "records", st.Records, "shards", st.Shards)
+	return nil
 }
 
 func (j *Journal) purgeRest(ctx context.Context, bucket string, m *vault.Merger, jk *string, jrecs *[]vault.Observed, jerr *error, pending *[]vault.Record) error {

@@ -377,6 +377,16 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 				t.Fatal(err)
 			}
 		}
+		if p == phases/2 {
+			// Half the journal goes into a run; restores read run + segments.
+			lag := vault.CompactionLag
+			vault.CompactionLag = 0
+			st, err := v.Compact(ctx, bucket, time.Now())
+			vault.CompactionLag = lag
+			if err != nil || st.Run == "" {
+				t.Fatalf("compact: %+v, %v", st, err)
+			}
+		}
 	}
 	if len(lateQ) > 0 {
 		if _, _, err := j.Ingest(ctx, lateQ); err != nil {

@@ -313,49 +313,32 @@ func (m *Merger) Close() error {
 }
 
 // MaxOpenSegments bounds how many segments a journal read holds open at
-// once; a journal with more is read in sorted runs (see OpenJournal).
+// once; more are merged in groups through temporary sorted runs on local
+// disk (see spillRun). Compaction (Compact) keeps the count small.
 var MaxOpenSegments = 64
 
-// OpenJournal merges every segment of bucket whose key range can hold a key
-// starting with one of prefixes (all when prefixes is empty). A journal with
-// more than MaxOpenSegments segments is merged in groups: each group is
-// merged into a temporary sorted run in memory-bounded spill files first.
+// OpenJournal merges the newest run of bucket (if any) and every segment
+// after its cut, restricted to what can hold a key starting with one of
+// prefixes (all when prefixes is empty).
 func (v *Vault) OpenJournal(ctx context.Context, bucket string, prefixes []string) (*Merger, error) {
+	run, err := v.LatestRun(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
 	refs, err := v.Segments(ctx, bucket)
 	if err != nil {
 		return nil, err
 	}
-	var sources []RecordSource
-	closeAll := func() {
-		for _, s := range sources {
-			s.Close()
-		}
-	}
-	if len(refs) <= MaxOpenSegments {
-		for _, ref := range refs {
-			r, err := v.OpenSegment(ctx, ref)
-			if err != nil {
-				closeAll()
-				return nil, err
+	if run != nil {
+		kept := refs[:0]
+		for _, r := range refs {
+			if r.ID > run.Cut {
+				kept = append(kept, r)
 			}
-			if !overlaps(r.Header.FirstKey, r.Header.LastKey, prefixes) {
-				r.Close()
-				continue
-			}
-			sources = append(sources, &segSource{r: r})
 		}
-		return NewMerger(sources)
+		refs = kept
 	}
-	for start := 0; start < len(refs); start += MaxOpenSegments {
-		end := min(start+MaxOpenSegments, len(refs))
-		run, err := v.spillRun(ctx, refs[start:end], prefixes)
-		if err != nil {
-			closeAll()
-			return nil, err
-		}
-		sources = append(sources, run)
-	}
-	return NewMerger(sources)
+	return v.openSources(ctx, bucket, run, refs, prefixes)
 }
 
 func overlaps(first, last string, prefixes []string) bool {

@@ -170,3 +170,88 @@ func TestJournalMerge(t *testing.T) {
 		}
 	}
 }
+
+// readAll returns, per key, its records as "segment:line op version".
+func readAll(t *testing.T, ctx context.Context, v *vault.Vault, bucket string, prefixes []string) map[string][]string {
+	t.Helper()
+	m, err := v.OpenJournal(ctx, bucket, prefixes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	out := map[string][]string{}
+	for {
+		k, rs, err := m.NextKey()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			out[k] = append(out[k], fmt.Sprintf("%s:%d %s %s", r.Segment, r.Line, r.Op, r.VersionID))
+		}
+	}
+}
+
+// TestCompaction: a run holds exactly what the segments it covers held
+// (record for record, with where each was first journaled), readers use the
+// run plus later segments, and a second compaction builds on the first.
+func TestCompaction(t *testing.T) {
+	srv := locals3.ForTest(t)
+	ctx := context.Background()
+	c := srv.Client(ctx)
+	v, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldLag, oldShard := vault.CompactionLag, vault.RunShardRecords
+	vault.CompactionLag, vault.RunShardRecords = 0, 40
+	defer func() { vault.CompactionLag, vault.RunShardRecords = oldLag, oldShard }()
+	write := func(from, to int) {
+		for s := from; s < to; s++ {
+			var batch []vault.Record
+			for k := 0; k < 15; k++ {
+				batch = append(batch, vault.Record{Op: vault.OpVersion, Key: fmt.Sprintf("p%d/k%03d", k%3, (s*11+k*7)%60), VersionID: fmt.Sprint(s, "-", k), Time: time.Unix(1700000000, 0)})
+			}
+			if _, err := v.WriteSegment(ctx, "src", batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(5 * time.Millisecond) // segment ids are milliseconds
+	}
+	write(0, 12)
+	before := readAll(t, ctx, v, "src", nil)
+	st, err := v.Compact(ctx, "src", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Segments != 12 || st.Records != 12*15 || st.Shards < 3 {
+		t.Errorf("first compaction %+v: want 12 segments, 180 records, several shards", st)
+	}
+	if diff := cmp.Diff(before, readAll(t, ctx, v, "src", nil)); diff != "" {
+		t.Errorf("journal changed by compaction (-before +after):\n%s", diff)
+	}
+	write(12, 17)
+	before = readAll(t, ctx, v, "src", nil)
+	st2, err := v.Compact(ctx, "src", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st2.Segments != 5 || st2.Records != 17*15 {
+		t.Errorf("second compaction %+v: want 5 new segments and all 255 records", st2)
+	}
+	if diff := cmp.Diff(before, readAll(t, ctx, v, "src", nil)); diff != "" {
+		t.Errorf("journal changed by the second compaction (-before +after):\n%s", diff)
+	}
+	if st, err := v.Compact(ctx, "src", time.Now()); err != nil || st.Run != "" {
+		t.Errorf("compacting again with nothing new: %+v, %v", st, err)
+	}
+	// Prefix reads skip shards and still see every record of the prefix.
+	all := readAll(t, ctx, v, "src", nil)
+	for k, recs := range readAll(t, ctx, v, "src", []string{"p1/"}) {
+		if strings.HasPrefix(k, "p1/") && !cmp.Equal(all[k], recs) {
+			t.Errorf("%s: prefix read %v, full read %v", k, recs, all[k])
+		}
+	}
+}
