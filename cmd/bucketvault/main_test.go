@@ -32,6 +32,7 @@ func cli(t *testing.T, srv *locals3.Server, args ...string) (int, string, string
 
 func TestCLIEndToEnd(t *testing.T) {
 	srv := locals3.ForTest(t)
+	srv.RequireExactHistory(t)
 	ctx := context.Background()
 	c := srv.Client(ctx)
 	bucket := srv.NewBucket(t, true)

@@ -23,6 +23,7 @@ func TestModesIntoTheOriginalBucket(t *testing.T) {
 	for _, mode := range []string{restore.NonDestructive, restore.Rollback} {
 		t.Run(mode, func(t *testing.T) {
 			srv := locals3.ForTest(t)
+			srv.RequireExactHistory(t)
 			ctx := context.Background()
 			c := srv.Client(ctx)
 			bucket := srv.NewBucket(t, true)
