@@ -41,13 +41,18 @@ type Report struct {
 	CompletedAt     time.Time `json:"completedAt,omitzero"`
 	DurationSeconds float64   `json:"durationSeconds"`
 
-	Restored      int64     `json:"restored"`
-	Identical     int64     `json:"identical"` // already equal in the target: skipped
-	DeleteMarkers int64     `json:"deleteMarkers"`
-	Absent        int64     `json:"absentAtTime"` // selected keys the journal knows that did not exist at T
-	Failed        int64     `json:"failed"`
-	Bytes         int64     `json:"bytes"`
-	Failures      []Mapping `json:"failures,omitempty"`
+	Restored      int64 `json:"restored"`
+	Identical     int64 `json:"identical"` // already equal in the target: skipped
+	DeleteMarkers int64 `json:"deleteMarkers"`
+	Absent        int64 `json:"absentAtTime"` // selected keys the journal knows that did not exist at T
+	// Unknown lists requested keys (--key) the journal has never seen.
+	Unknown []string `json:"unknownKeys,omitempty"`
+	// Warnings say what limits the result (a time before the first full
+	// backup finished, say).
+	Warnings []string  `json:"warnings,omitempty"`
+	Failed   int64     `json:"failed"`
+	Bytes    int64     `json:"bytes"`
+	Failures []Mapping `json:"failures,omitempty"`
 	// MappingParts is how many jobs/<id>/mapping-NNNNN.jsonl.zst parts hold
 	// the full key -> source version -> restored version mapping.
 	MappingParts int `json:"mappingParts"`
@@ -111,6 +116,12 @@ func (r *Report) Text() string {
 	fmt.Fprintf(&b, "  restored %d objects (%d bytes), identical %d, delete markers %d, absent at that time %d, failed %d\n",
 		r.Restored, r.Bytes, r.Identical, r.DeleteMarkers, r.Absent, r.Failed)
 	fmt.Fprintf(&b, "  took %.1fs\n", r.DurationSeconds)
+	for _, w := range r.Warnings {
+		fmt.Fprintf(&b, "  WARNING %s\n", w)
+	}
+	if len(r.Unknown) > 0 {
+		fmt.Fprintf(&b, "  %d requested keys were never backed up: %s\n", len(r.Unknown), strings.Join(r.Unknown, ", "))
+	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(&b, "  FAILED %s@%s: %s\n", f.Key, f.SourceVersionID, f.Error)
 	}

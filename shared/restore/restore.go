@@ -163,6 +163,17 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{JobID: vault.NewJobID("restore", start), Type: "RESTORE", State: StateRunning, Request: req, StartedAt: start, mu: &sync.Mutex{}}
+	switch pb, err := v.Protected(ctx, req.Bucket); {
+	case err != nil && s3x.IsNotFound(err):
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("s3://%s is not protected by vault %s: only what was journaled for it is restored", req.Bucket, v.Bucket))
+	case err != nil:
+		return nil, err
+	case pb.FirstFullBackupAt == nil:
+		rep.Warnings = append(rep.Warnings, "the initial full backup of this bucket has not finished: objects it has not reached yet are not restored")
+	case req.At.Before(*pb.FirstFullBackupAt):
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s is before the initial full backup finished (%s): objects deleted before then are unknown to the vault",
+			req.At.UTC().Format(time.RFC3339), pb.FirstFullBackupAt.UTC().Format(time.RFC3339)))
+	}
 	if err := v.PutJSON(ctx, vault.JobKey(rep.JobID), rep); err != nil {
 		return nil, err
 	}
@@ -324,6 +335,16 @@ func (r *Restorer) produce(ctx context.Context, m *vault.Merger, target *targetL
 		}
 	}
 	markDeleted := func(k string) error { return send(task{key: k, marker: true}) }
+	unseen := make(map[string]bool, len(sel.keys))
+	for k := range sel.keys {
+		unseen[k] = true
+	}
+	defer func() {
+		for k := range unseen {
+			rep.Unknown = append(rep.Unknown, k)
+		}
+		sort.Strings(rep.Unknown)
+	}()
 	for {
 		key, recs, err := m.NextKey()
 		if errors.Is(err, io.EOF) {
@@ -335,6 +356,7 @@ func (r *Restorer) produce(ctx context.Context, m *vault.Merger, target *targetL
 		if !sel.has(key) {
 			continue
 		}
+		delete(unseen, key)
 		if target != nil {
 			if err := target.before(ctx, key, markDeleted); err != nil {
 				return err

@@ -64,9 +64,15 @@ func TestModesIntoTheOriginalBucket(t *testing.T) {
 			}
 			r := &restore.Restorer{S3: c}
 			rep, err := r.Run(ctx, restore.Request{Vault: v.Bucket, Bucket: bucket, At: at, TargetBucket: bucket, Mode: mode,
-				Keys: []string{"keep", "a", "b", "c"}})
+				Keys: []string{"keep", "a", "b", "c", "never-written"}})
 			if err != nil || rep.State != restore.StateCompleted {
 				t.Fatalf("restore: %v\n%s", err, rep.Text())
+			}
+			if len(rep.Unknown) != 1 || rep.Unknown[0] != "never-written" {
+				t.Errorf("unknown keys %v, want [never-written]", rep.Unknown)
+			}
+			if len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "not protected") {
+				t.Errorf("warnings %v, want one saying the bucket is not protected", rep.Warnings)
 			}
 			if rep.Restored != 2 || rep.Identical != 1 {
 				t.Errorf("restored %d, identical %d; want 2 (a, b) and 1 (keep)", rep.Restored, rep.Identical)
