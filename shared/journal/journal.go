@@ -91,15 +91,21 @@ func (j *Journal) Ingest(ctx context.Context, changes []event.Change) ([]Result,
 	g.SetLimit(j.concurrency())
 	// A change delivered twice in one batch is captured once: two parallel
 	// captures of one version would both find its data key empty and copy.
-	first := make(map[event.Change]int, len(changes))
+	type identity struct {
+		kind                            event.Kind
+		bucket, key, version, sequencer string
+		time                            int64
+	}
+	first := make(map[identity]int, len(changes))
 	dup := make([]int, len(changes))
 	for i, c := range changes {
 		results[i].Change = c
-		if f, ok := first[c]; ok {
+		id := identity{c.Kind, c.Bucket, c.Key, c.VersionID, c.Sequencer, c.Time.UnixNano()}
+		if f, ok := first[id]; ok {
 			dup[i] = f + 1
 			continue
 		}
-		first[c] = i
+		first[id] = i
 		g.Go(func() error {
 			recs, err := j.capture(gctx, c)
 			results[i].Records, results[i].Err = recs, err
