@@ -91,16 +91,16 @@ func (j *Journal) Ingest(ctx context.Context, changes []event.Change) ([]Result,
 	g.SetLimit(j.concurrency())
 	// A change delivered twice in one batch is captured once: two parallel
 	// captures of one version would both find its data key empty and copy.
-	type identity struct {
+	type changeID struct {
 		kind                            event.Kind
 		bucket, key, version, sequencer string
 		time                            int64
 	}
-	first := make(map[identity]int, len(changes))
+	first := make(map[changeID]int, len(changes))
 	dup := make([]int, len(changes))
 	for i, c := range changes {
 		results[i].Change = c
-		id := identity{c.Kind, c.Bucket, c.Key, c.VersionID, c.Sequencer, c.Time.UnixNano()}
+		id := changeID{c.Kind, c.Bucket, c.Key, c.VersionID, c.Sequencer, c.Time.UnixNano()}
 		if f, ok := first[id]; ok {
 			dup[i] = f + 1
 			continue
