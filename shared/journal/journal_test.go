@@ -33,14 +33,14 @@ func TestMain(m *testing.M) { locals3.Main(m) }
 // SSE-C, archived storage classes, denied access, and crashes mid-copy.
 type faulty struct {
 	s3x.Client
-	head       func(key string) (error, types.StorageClass)
+	head       func(key string) (types.StorageClass, error)
 	copies     atomic.Int64
 	failCopyAt int64 // the n-th CopyObject fails (0: never)
 }
 
 func (f *faulty) HeadObject(ctx context.Context, in *s3.HeadObjectInput, o ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
 	if f.head != nil {
-		if err, sc := f.head(aws.ToString(in.Key)); err != nil {
+		if sc, err := f.head(aws.ToString(in.Key)); err != nil {
 			return nil, err
 		} else if sc != "" {
 			out, err := f.Client.HeadObject(ctx, in, o...)
@@ -98,18 +98,18 @@ func (e env) put(t *testing.T, key, body string) *s3.PutObjectOutput {
 
 func TestSkipsAreRecorded(t *testing.T) {
 	e := setup(t)
-	f := &faulty{Client: e.c, head: func(key string) (error, types.StorageClass) {
+	f := &faulty{Client: e.c, head: func(key string) (types.StorageClass, error) {
 		switch key {
 		case "ssec":
-			return apiError(400, "BadRequest"), ""
+			return "", apiError(400, "BadRequest")
 		case "denied":
-			return apiError(403, "AccessDenied"), ""
+			return "", apiError(403, "AccessDenied")
 		case "glacier":
-			return nil, types.StorageClassGlacier
+			return types.StorageClassGlacier, nil
 		case "deep":
-			return nil, types.StorageClassDeepArchive
+			return types.StorageClassDeepArchive, nil
 		}
-		return nil, ""
+		return "", nil
 	}}
 	want := map[string]string{"ssec": vault.SkipSSEC, "denied": vault.SkipAccessDenied, "glacier": vault.SkipArchived, "deep": vault.SkipArchived, "ok": ""}
 	var changes []event.Change

@@ -201,7 +201,6 @@ type targetLister struct {
 	sel    selection
 	p      *s3.ListObjectsV2Paginator
 	page   []string
-	cur    string // the key last compared by has
 	hasCur bool
 }
 
