@@ -12,7 +12,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/vault"
@@ -153,9 +152,9 @@ type mappingWriter struct {
 	parts int
 }
 
-const mappingPartEntries = 50000
+const mappingPartEntries = 20000
 
-var mappingEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
+var mappingEncoder = vault.NewEncoder()
 
 func newMappingWriter(ctx context.Context, v *vault.Vault, job string) *mappingWriter {
 	return &mappingWriter{ctx: ctx, v: v, job: job}

@@ -33,9 +33,23 @@ type segmentHeader struct {
 
 const segmentFormat = "bucketvault-segment"
 
-var (
-	encoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(1<<20), zstd.WithEncoderConcurrency(1))
-)
+// WindowSize is the zstd window of everything the vault compresses. A
+// reader holds about twice the window per open file, so with at most
+// MaxOpenSegments open a journal read stays within a few MiB.
+const WindowSize = 256 << 10
+
+var encoder = NewEncoder()
+
+// NewEncoder returns the zstd encoder of the vault's compressed files
+// (EncodeAll only).
+func NewEncoder() *zstd.Encoder {
+	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(WindowSize),
+		zstd.WithEncoderConcurrency(1), zstd.WithSingleSegment(false))
+	if err != nil {
+		panic(err) // the options are constant
+	}
+	return e
+}
 
 // EncodeSegment renders records as a segment body; it sorts them by key.
 func EncodeSegment(bucket, segmentID string, recs []Record, now time.Time) ([]byte, error) {
@@ -313,9 +327,9 @@ func (m *Merger) Close() error {
 }
 
 // MaxOpenSegments bounds how many segments a journal read holds open at
-// once; more are merged in groups through temporary sorted runs on local
+// once; more are merged in groups through temporary sorted files on local
 // disk (see spillRun). Compaction (Compact) keeps the count small.
-var MaxOpenSegments = 64
+var MaxOpenSegments = 16
 
 // OpenJournal merges the newest run of bucket (if any) and every segment
 // after its cut, restricted to what can hold a key starting with one of
