@@ -4,7 +4,23 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 DIST      := dist/lambda
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help build cli test test-short demo bench lint synth server-install clean
+.PHONY: help build cli test test-short demo bench lint synth server-install clean deploy invoke
+
+# The CDK CLI (npm's aws-cdk, pinned in infra/_cdk/package-lock.json) runs
+# the Go app in infra/ (cdk.json). Synth needs no AWS credentials: the
+# account and region come from cdk.json. CDK_FLAGS passes more, for example
+# CDK_FLAGS='-c bucketvault:configFile=deploy/prod.json'.
+CDK_DIR   := infra/_cdk
+CDK       := $(CDK_DIR)/node_modules/.bin/cdk
+CDK_STAMP := $(CDK_DIR)/node_modules/.installed
+CDK_ENV   := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=true
+CDK_FLAGS ?=
+# make invoke FN=journal|reconcile|restore|protect EVENT=events/<file>.json
+# VAULT=<vault> runs the function's handler in-process against the S3
+# endpoint in AWS_ENDPOINT_URL (a running `bin/bucketvault local-server`).
+FN    ?=
+EVENT ?=
+VAULT ?= vault
 
 help:
 	@echo "make demo    - run the end-to-end demo on a local S3 server (installs MinIO on first use)"
@@ -39,13 +55,30 @@ demo:
 	$(GO) run ./cmd/bucketvault demo
 
 bench: server-install
-	$(GO) run ./cmd/bvbench
+	command -v rclone >/dev/null || { apt-get update && apt-get install -y rclone; }
+	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout 60m ./shared/bench/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	$(GO) mod tidy -diff
+
+$(CDK_STAMP): $(CDK_DIR)/package.json $(CDK_DIR)/package-lock.json
+	cd $(CDK_DIR) && npm ci --no-audit --no-fund
+	touch $@
+
+synth: build $(CDK_STAMP)
+	AWS_EC2_METADATA_DISABLED=true $(CDK_ENV) $(CDK) synth --quiet --no-notices $(CDK_FLAGS)
+	@ls cdk.out/*.template.json
+
+deploy: build $(CDK_STAMP)
+	$(CDK_ENV) $(CDK) deploy --no-notices $(CDK_FLAGS)
+
+invoke: cli
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=journal|reconcile|restore|protect EVENT=events/<file>.json [VAULT=vault]"; exit 2; }
+	@test -n "$$AWS_ENDPOINT_URL" || { echo "make invoke: set AWS_ENDPOINT_URL (and credentials) to a running S3 endpoint, for example the one bin/bucketvault local-server prints"; exit 2; }
+	bin/bucketvault invoke --function $(FN) --event $(EVENT) --vault $(VAULT) --endpoint-url $$AWS_ENDPOINT_URL
 
 clean:
 	rm -rf dist bin cdk.out

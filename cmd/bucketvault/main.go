@@ -112,7 +112,7 @@ such as the local one (path-style addressing).`,
 	root.AddCommand(
 		a.vaultCommand(), a.protectCommand(), a.journalCommand(), a.reconcileCommand(), a.compactCommand(),
 		a.restoreCommand(), a.recoveryPointsCommand(), a.verifyCommand(), a.jobCommand(),
-		a.serveCommand(), a.demoCommand(), a.localServerCommand(),
+		a.serveCommand(), a.demoCommand(), a.localServerCommand(), a.invokeCommand(),
 	)
 	return root
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/metrics"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,6 +95,15 @@ func (c *callCounter) reset() {
 	c.mu.Lock()
 	clear(c.n)
 	c.mu.Unlock()
+}
+
+// merge adds other's counts to c's.
+func (c *callCounter) merge(other *callCounter) {
+	for k, v := range other.snapshot() {
+		c.mu.Lock()
+		c.n[k] += v
+		c.mu.Unlock()
+	}
 }
 
 func (c *callCounter) snapshot() map[string]int64 {
@@ -292,6 +303,175 @@ func diffETags(want, got map[string]string) string {
 		missing, extra, wrong, len(want), strings.Join(lines, "\n"))
 }
 
+// meter measures one timed section of a contender's run: its wall time,
+// the CPU time the S3 server spent meanwhile, and the CPU time of the
+// client side (this process, plus a child process's when the run adds
+// it). The server is CPU-bound on this machine, so CPU time per object is
+// the cost that other load on the machine barely changes.
+type meter struct {
+	serverPID int
+	t0        time.Time
+	s0, c0    time.Duration
+	child     time.Duration // CPU time of a child process that did the work
+	d         time.Duration
+	server    time.Duration
+	client    time.Duration
+	stopped   bool
+}
+
+func (m *meter) start() {
+	m.s0, m.c0 = procCPU(m.serverPID), selfCPU()
+	m.t0 = time.Now()
+}
+
+func (m *meter) stop() {
+	m.d = time.Since(m.t0)
+	m.server = procCPU(m.serverPID) - m.s0
+	m.client = selfCPU() - m.c0 + m.child
+	m.stopped = true
+}
+
+// selfCPU is the user and system CPU time of this process so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is the user and system CPU time of process pid so far, 0 when
+// it cannot be read (not Linux, pid 0).
+func procCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses: state is
+	// field 3, utime 14 and stime 15, in clock ticks (USER_HZ, 100 on Linux).
+	rest := string(b)
+	if k := strings.LastIndexByte(rest, ')'); k >= 0 {
+		rest = rest[k+1:]
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * (time.Second / 100)
+}
+
+// serverPID finds the process of the local server: the one whose command
+// line names its data directory. 0 when none is found.
+func serverPID(srv *locals3.Server) int {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		cmd, err := os.ReadFile(filepath.Join(d, "cmdline"))
+		if err != nil || !bytes.Contains(cmd, []byte(srv.DataDir)) || !bytes.Contains(cmd, []byte(srv.Binary)) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(d)); err == nil {
+			return pid
+		}
+	}
+	return 0
+}
+
+// contender is one way of doing a benchmark's work: run does it once,
+// calling m.start and m.stop around the part it times (set-up and checks
+// stay outside).
+type contender struct {
+	name   string
+	run    func(m *meter) error
+	d      []time.Duration // wall time, one per run
+	server []time.Duration // server CPU time, one per run
+	client []time.Duration // client CPU time, one per run
+}
+
+// runMirrored runs every contender once in order, then once in reverse
+// order (A B C, C B A), so that a drift of the machine's speed during the
+// benchmark (other load on it) weighs on all of them alike.
+func runMirrored(b *testing.B, pid int, cs []*contender) {
+	b.Helper()
+	for pass := range 2 {
+		for i := range cs {
+			c := cs[i]
+			if pass == 1 {
+				c = cs[len(cs)-1-i]
+			}
+			m := &meter{serverPID: pid}
+			if err := c.run(m); err != nil {
+				b.Fatalf("%s: %v", c.name, err)
+			}
+			if !m.stopped {
+				b.Fatalf("%s: the run did not time itself", c.name)
+			}
+			c.d = append(c.d, m.d)
+			c.server = append(c.server, m.server)
+			c.client = append(c.client, m.client)
+		}
+	}
+}
+
+func sum(ds []time.Duration) time.Duration {
+	var t time.Duration
+	for _, d := range ds {
+		t += d
+	}
+	return t
+}
+
+// rate is units per second over every run of c (units per run).
+func (c *contender) rate(units int) float64 {
+	return float64(units*len(c.d)) / sum(c.d).Seconds()
+}
+
+// cpuPer is the server's and the client's CPU milliseconds per unit.
+func (c *contender) cpuPer(units int) (server, client float64) {
+	n := float64(units * len(c.d))
+	return float64(sum(c.server).Microseconds()) / 1000 / n, float64(sum(c.client).Microseconds()) / 1000 / n
+}
+
+// cpuRatio estimates the throughput ratio of a to b from their CPU costs:
+// b's CPU time (server and client) per unit over a's. On an otherwise idle
+// machine whose cores the server and the client share, throughput is about
+// cores / CPU time per unit, so this is a's throughput over b's without the
+// noise of other load on the machine.
+func cpuRatio(a, b *contender, units int) float64 {
+	as, ac := a.cpuPer(units)
+	bs, bc := b.cpuPer(units)
+	if as+ac == 0 {
+		return 0
+	}
+	return (bs + bc) / (as + ac)
+}
+
+// spread is the largest difference between two runs of c in one
+// runMirrored, relative to their mean: the benchmark's noise.
+func (c *contender) spread() float64 {
+	worst := 0.0
+	for i := 0; i+1 < len(c.d); i += 2 {
+		a, b := c.d[i].Seconds(), c.d[i+1].Seconds()
+		worst = max(worst, math.Abs(a-b)/((a+b)/2))
+	}
+	return worst
+}
+
+// summary renders each run's rate and the CPU cost per unit.
+func (c *contender) summary(units int) string {
+	var parts []string
+	for _, d := range c.d {
+		parts = append(parts, fmt.Sprintf("%.0f/s", float64(units)/d.Seconds()))
+	}
+	sv, cl := c.cpuPer(units)
+	return fmt.Sprintf("runs %s (spread %.1f%%); CPU per unit: server %.2f ms, client %.2f ms",
+		strings.Join(parts, ", "), 100*c.spread(), sv, cl)
+}
+
 // waitPastSecond sleeps until 50 ms into the second after the current one
 // and returns the second it left: every write finished before the call has
 // a LastModified within or before that second, every write started after
@@ -418,5 +598,19 @@ func TestDiffETags(t *testing.T) {
 		if !strings.Contains(d, want) {
 			t.Errorf("diff %q lacks %q", d, want)
 		}
+	}
+}
+
+func TestProcCPU(t *testing.T) {
+	start := procCPU(os.Getpid())
+	deadline := time.Now().Add(50 * time.Millisecond)
+	for x := 0; time.Now().Before(deadline); x++ {
+		_ = x * x
+	}
+	if d := procCPU(os.Getpid()) - start; d <= 0 && runtime.GOOS == "linux" {
+		t.Errorf("procCPU of this process grew by %s over 50 ms of busy loop", d)
+	}
+	if selfCPU() <= 0 {
+		t.Errorf("selfCPU %s", selfCPU())
 	}
 }

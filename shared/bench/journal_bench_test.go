@@ -41,8 +41,13 @@ const (
 //   - journal1 (diagnostic): the journal with one batch at a time, so at
 //     most 32 requests in flight as for raw.
 //
-// Reported: versions/s of each, ratio_journal/raw (target >= 0.8), and the
-// journal's S3 calls per version.
+// They run in mirrored order (raw, journal, raw3, journal1, then the
+// reverse) and each one's two times add up, so that other load on the
+// machine weighs on all alike. Reported: versions/s of each,
+// ratio_journal/raw (target >= 0.8), the journal's S3 calls per version,
+// and cpuratio_journal/raw: the same ratio estimated from the CPU time the
+// server and the client spent per version (see cpuRatio), which other load
+// on the machine disturbs much less than wall time.
 func BenchmarkJournalThroughput(b *testing.B) {
 	srv := locals3.ForTest(b)
 	ctx := b.Context()
@@ -69,82 +74,65 @@ func BenchmarkJournalThroughput(b *testing.B) {
 		b.Fatalf("listed %d versions, wrote %d", len(changes), n)
 	}
 
-	var rawFirst, rawLast, jDur, raw3Dur, j1Dur time.Duration
+	c := srv.Client(ctx, newCallCounter().option())
 	jCalls := newCallCounter()
+	raw := &contender{name: "raw", run: func(m *meter) error { return runRaw(ctx, b, srv, c, src, versions, m) }}
+	jr := &contender{name: "journal", run: func(m *meter) error {
+		return runJournal(ctx, b, srv, src, changes, journalInvokes, jCalls, m)
+	}}
+	raw3 := &contender{name: "raw3", run: func(m *meter) error {
+		dst := srv.NewBucket(b, true)
+		m.start()
+		err := threeCalls(ctx, c, src, dst, versions)
+		m.stop()
+		return err
+	}}
+	j1 := &contender{name: "journal1", run: func(m *meter) error {
+		return runJournal(ctx, b, srv, src, changes, 1, newCallCounter(), m)
+	}}
+	all := []*contender{raw, jr, raw3, j1}
+	pid := serverPID(srv)
 	b.ResetTimer()
 	for range b.N {
-		// raw: the limit, measured first and again last; its mean is
-		// the reference and the two runs' spread shows the noise.
-		c := srv.Client(ctx, newCallCounter().option())
-		d, err := runRaw(ctx, b, srv, c, src, versions)
-		if err != nil {
-			b.Fatal(err)
-		}
-		rawFirst += d
-
-		// journal: Lambda-like batches, several at once.
-		d, err = runJournal(ctx, b, srv, src, changes, journalInvokes, jCalls)
-		if err != nil {
-			b.Fatal(err)
-		}
-		jDur += d
-
-		// raw3: the journal's calls, no engine.
-		dst3 := srv.NewBucket(b, true)
-		t0 := time.Now()
-		if err := threeCalls(ctx, c, src, dst3, versions); err != nil {
-			b.Fatal(err)
-		}
-		raw3Dur += time.Since(t0)
-
-		// journal1: one batch at a time.
-		d, err = runJournal(ctx, b, srv, src, changes, 1, newCallCounter())
-		if err != nil {
-			b.Fatal(err)
-		}
-		j1Dur += d
-
-		d, err = runRaw(ctx, b, srv, c, src, versions)
-		if err != nil {
-			b.Fatal(err)
-		}
-		rawLast += d
+		runMirrored(b, pid, all)
 	}
 	b.StopTimer()
 
-	total := float64(n * b.N)
-	raw := 2 * total / (rawFirst + rawLast).Seconds()
-	jr := total / jDur.Seconds()
+	rawRate, jRate := raw.rate(n), jr.rate(n)
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(raw, "raw_versions/s")
-	b.ReportMetric(jr, "journal_versions/s")
-	b.ReportMetric(total/raw3Dur.Seconds(), "raw3_versions/s")
-	b.ReportMetric(total/j1Dur.Seconds(), "journal1_versions/s")
-	b.ReportMetric(jr/raw, "ratio_journal/raw")
-	spread := (rawFirst - rawLast).Abs().Seconds() / ((rawFirst + rawLast).Seconds() / 2)
-	b.ReportMetric(spread, "raw_spread")
-	calls, perVersion := perUnit(jCalls.snapshot(), n*b.N)
+	b.ReportMetric(rawRate, "raw_versions/s")
+	b.ReportMetric(jRate, "journal_versions/s")
+	b.ReportMetric(raw3.rate(n), "raw3_versions/s")
+	b.ReportMetric(j1.rate(n), "journal1_versions/s")
+	b.ReportMetric(jRate/rawRate, "ratio_journal/raw")
+	b.ReportMetric(raw.spread(), "raw_spread")
+	calls, perVersion := perUnit(jCalls.snapshot(), len(jr.d)*n)
 	b.ReportMetric(perVersion, "journal_calls/version")
+	if pid != 0 {
+		b.ReportMetric(cpuRatio(jr, raw, n), "cpuratio_journal/raw")
+	}
 	b.Logf("journal S3 calls per version (count): %s", calls)
-	b.Logf("raw first %.0f/s, last %.0f/s (spread %.1f%%)", total/rawFirst.Seconds(), total/rawLast.Seconds(), 100*spread)
-	b.Logf("%d versions: raw %.0f/s, journal %.0f/s (%d batches of %d, %d at once), ratio %.3f (target >= %.2f: %s); raw3 %.0f/s, journal1 %.0f/s",
-		n, raw, jr, (n+journalBatch-1)/journalBatch, journalBatch, journalInvokes, jr/raw, journalRatioGoal, verdict(jr/raw >= journalRatioGoal),
-		total/raw3Dur.Seconds(), total/j1Dur.Seconds())
+	for _, c := range all {
+		b.Logf("%-8s %s", c.name, c.summary(n))
+	}
+	b.Logf("%d versions: raw %.0f/s, journal %.0f/s (%d batches of %d, %d at once), ratio %.3f (target >= %.2f: %s); raw3 %.0f/s, journal1 %.0f/s; CPU-cost ratio journal/raw %.3f",
+		n, rawRate, jRate, (n+journalBatch-1)/journalBatch, journalBatch, journalInvokes, jRate/rawRate, journalRatioGoal, verdict(jRate/rawRate >= journalRatioGoal),
+		raw3.rate(n), j1.rate(n), cpuRatio(jr, raw, n))
 }
 
-// runRaw copies versions into a fresh bucket, checks the count and
-// returns the time the copies took.
-func runRaw(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.Client, src string, versions []version) (time.Duration, error) {
+// runRaw copies versions into a fresh bucket, timed by m, and checks the
+// count.
+func runRaw(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.Client, src string, versions []version, m *meter) error {
 	dst := srv.NewBucket(b, true)
-	t0 := time.Now()
+	m.start()
 	if err := copyVersions(ctx, c, src, dst, versions); err != nil {
-		return 0, err
+		return err
 	}
-	d := time.Since(t0)
+	m.stop()
 	if got, err := countKeys(ctx, c, dst, ""); err != nil || got != len(versions) {
-		return 0, fmt.Errorf("raw copy: %d objects in %s (%v), want %d", got, dst, err, len(versions))
+		return fmt.Errorf("raw copy: %d objects in %s (%v), want %d", got, dst, err, len(versions))
 	}
-	return d, nil
+	return nil
 }
 
 // createdChanges lists a bucket's versions as the Created changes its S3
@@ -173,24 +161,25 @@ func createdChanges(ctx context.Context, c *s3.Client, bucket string) ([]event.C
 }
 
 // runJournal journals changes into a fresh vault in batches of
-// journalBatch, invokes batches at once, and returns the time it took
-// (vault creation excluded). It checks every change was journaled and its
-// data copied.
-func runJournal(ctx context.Context, b *testing.B, srv *locals3.Server, src string, changes []event.Change, invokes int, calls *callCounter) (time.Duration, error) {
-	c := srv.Client(ctx, calls.option())
+// journalBatch, invokes batches at once, timed by m (vault creation
+// excluded), adding its S3 calls to calls. It checks that
+// every change was journaled and its data copied.
+func runJournal(ctx context.Context, b *testing.B, srv *locals3.Server, src string, changes []event.Change, invokes int, calls *callCounter, m *meter) error {
+	local := newCallCounter()
+	c := srv.Client(ctx, local.option())
 	vb := srv.BucketName(b)
 	v, err := vault.Create(ctx, c, vb, vault.CreateOptions{})
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if err := v.PutJSON(ctx, vault.BucketKey(src), vault.ProtectedBucket{Bucket: src, ProtectedAt: time.Now().UTC(), Events: "webhook:" + srv.WebhookARN}); err != nil {
-		return 0, err
+		return err
 	}
 	j := &journal.Journal{Vault: v, S3: c, Concurrency: concurrency}
-	calls.reset()
+	local.reset() // count the journal's calls, not the set-up's
 	var records, bad atomic.Int64
 	var firstErr atomic.Value
-	t0 := time.Now()
+	m.start()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(invokes)
 	for lo := 0; lo < len(changes); lo += journalBatch {
@@ -212,16 +201,17 @@ func runJournal(ctx context.Context, b *testing.B, srv *locals3.Server, src stri
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return 0, err
+		return err
 	}
-	d := time.Since(t0)
+	m.stop()
+	calls.merge(local)
 	if bad.Load() > 0 || records.Load() != int64(len(changes)) {
-		return 0, fmt.Errorf("journal: %d of %d changes not journaled as one version record (%d records); first: %v", bad.Load(), len(changes), records.Load(), firstErr.Load())
+		return fmt.Errorf("journal: %d of %d changes not journaled as one version record (%d records); first: %v", bad.Load(), len(changes), records.Load(), firstErr.Load())
 	}
 	if got, err := countKeys(ctx, c, vb, "data/"); err != nil || got != len(changes) {
-		return 0, fmt.Errorf("journal: %d data objects in vault %s (%v), want %d", got, vb, err, len(changes))
+		return fmt.Errorf("journal: %d data objects in vault %s (%v), want %d", got, vb, err, len(changes))
 	}
-	return d, nil
+	return nil
 }
 
 // threeCalls makes, per version, the S3 calls the journal makes for it:

@@ -3,7 +3,9 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -78,6 +80,16 @@ func restorePeak(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.C
 	if err := writeSyntheticJournal(ctx, v, src, n, written); err != nil {
 		b.Fatal(err)
 	}
+	// Diagnostic: the peak of reading the whole journal alone, no copies.
+	jbase := settleHeap()
+	jh := startHeapPeak(memSampleEvery)
+	keys, err := readJournal(ctx, v, src)
+	jpeak, _ := jh.Stop()
+	if err != nil || keys != n {
+		b.Fatalf("read journal: %d keys (%v), want %d", keys, err, n)
+	}
+	b.Logf("%d keys in %d segments: reading the journal alone peaks at %.1f MiB (%.1f MiB before)", n, (n+memSegmentSize-1)/memSegmentSize, float64(jpeak)/mib, float64(jbase)/mib)
+
 	dst := srv.BucketName(b)
 	r := &restore.Restorer{S3: c}
 	base = settleHeap()
@@ -137,4 +149,21 @@ func writeSyntheticJournal(ctx context.Context, v *vault.Vault, src string, n in
 		})
 	}
 	return g.Wait()
+}
+
+// readJournal reads every key of a bucket's journal and counts them.
+func readJournal(ctx context.Context, v *vault.Vault, bucket string) (int, error) {
+	m, err := v.OpenJournal(ctx, bucket, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer m.Close()
+	for n := 0; ; n++ {
+		if _, _, err := m.NextKey(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return n, nil
+			}
+			return n, err
+		}
+	}
 }

@@ -108,9 +108,13 @@ func buildHistory(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.
 //   - bucketvault: restore.Restorer.Run at T, Concurrency 32, from a vault
 //     the bucket was journaled into by Reconcile beforehand (not timed).
 //
-// Every target must hold exactly the keys current at T with their ETags,
-// or the benchmark fails. Reported: objects/s of each, ratio_bv/limit
-// (target >= 0.85) and ratio_bv/rclone (target >= 1.3).
+// The three run in mirrored order (limit, rclone, bucketvault, then
+// bucketvault, rclone, limit) and their times add up, so that other load on
+// the machine weighs on all alike. Every target must hold exactly the keys
+// current at T with their ETags, or the benchmark fails. Reported:
+// objects/s of each, ratio_bv/limit (target >= 0.85), ratio_bv/rclone
+// (target >= 1.3), bucketvault's S3 calls per object, and the two ratios
+// estimated from CPU time per object (cpuratio_*, see cpuRatio).
 func BenchmarkRestoreAsOf(b *testing.B) {
 	rclone, err := exec.LookPath("rclone")
 	if err != nil {
@@ -131,27 +135,53 @@ func BenchmarkRestoreAsOf(b *testing.B) {
 		}
 	}
 
-	var limitDur, rcloneDur, bvDur, reconcileDur time.Duration
 	bvCalls := newCallCounter()
+	limit := &contender{name: "limit", run: func(m *meter) error {
+		dst := srv.NewBucket(b, true)
+		m.start()
+		if err := copyVersions(ctx, c, h.bucket, dst, h.current); err != nil {
+			return err
+		}
+		m.stop()
+		check("limit", dst)
+		return nil
+	}}
+	rc := &contender{name: "rclone", run: func(m *meter) error {
+		dst := srv.BucketName(b)
+		m.start()
+		out, cpu, err := runRclone(ctx, rclone, srv, h.bucket, dst, h.at)
+		m.child = cpu
+		m.stop()
+		if err != nil {
+			return fmt.Errorf("%v\n%s", err, out)
+		}
+		check("rclone", dst)
+		return nil
+	}}
+	var vb string
+	bv := &contender{name: "bucketvault", run: func(m *meter) error {
+		dst := srv.BucketName(b)
+		r := &restore.Restorer{S3: srv.Client(ctx, bvCalls.option())}
+		m.start()
+		rep, err := r.Run(ctx, restore.Request{Vault: vb, Bucket: h.bucket, At: h.at, TargetBucket: dst, CreateBucket: true, Concurrency: concurrency})
+		m.stop()
+		if err != nil {
+			return err
+		}
+		if rep.State != restore.StateCompleted || rep.Restored != int64(len(h.current)) {
+			return fmt.Errorf("state %s, restored %d, want %s and %d\n%s", rep.State, rep.Restored, restore.StateCompleted, len(h.current), rep.Text())
+		}
+		check("bucketvault", dst)
+		return nil
+	}}
+	all := []*contender{limit, rc, bv}
+	pid := serverPID(srv)
+	var reconcileDur time.Duration
 	b.ResetTimer()
 	for range b.N {
-		dst := srv.NewBucket(b, true)
-		t0 := time.Now()
-		if err := copyVersions(ctx, c, h.bucket, dst, h.current); err != nil {
-			b.Fatal(err)
-		}
-		limitDur += time.Since(t0)
-		check("limit", dst)
-
-		dst = srv.BucketName(b)
-		t0 = time.Now()
-		if out, err := runRclone(ctx, rclone, srv, h.bucket, dst, h.at); err != nil {
-			b.Fatalf("rclone: %v\n%s", err, out)
-		}
-		rcloneDur += time.Since(t0)
-		check("rclone", dst)
-
-		vb := srv.BucketName(b)
+		// The journal, once per iteration and untimed: the first full
+		// backup of the bucket into a fresh vault.
+		vb = srv.BucketName(b)
 		v, err := vault.Create(ctx, c, vb, vault.CreateOptions{})
 		if err != nil {
 			b.Fatal(err)
@@ -160,7 +190,7 @@ func BenchmarkRestoreAsOf(b *testing.B) {
 			b.Fatal(err)
 		}
 		j := &journal.Journal{Vault: v, S3: c, Concurrency: concurrency}
-		t0 = time.Now()
+		t0 := time.Now()
 		p, err := j.Reconcile(ctx, h.bucket, journal.ReconcileOptions{})
 		if err != nil {
 			b.Fatal(err)
@@ -169,41 +199,39 @@ func BenchmarkRestoreAsOf(b *testing.B) {
 		if p.Listed != int64(h.versions) || p.Skipped != 0 {
 			b.Fatalf("reconcile listed %d (want %d), skipped %d", p.Listed, h.versions, p.Skipped)
 		}
-		dst = srv.BucketName(b)
-		r := &restore.Restorer{S3: srv.Client(ctx, bvCalls.option())}
-		bvCalls.reset()
-		t0 = time.Now()
-		rep, err := r.Run(ctx, restore.Request{Vault: vb, Bucket: h.bucket, At: h.at, TargetBucket: dst, CreateBucket: true, Concurrency: concurrency})
-		bvDur += time.Since(t0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if rep.State != restore.StateCompleted || rep.Restored != int64(len(h.current)) {
-			b.Fatalf("restore: state %s, restored %d, want %s and %d\n%s", rep.State, rep.Restored, restore.StateCompleted, len(h.current), rep.Text())
-		}
-		check("bucketvault", dst)
+		runMirrored(b, pid, all)
 	}
 	b.StopTimer()
 
-	objs := float64(len(h.current) * b.N)
-	limit, rc, bv := objs/limitDur.Seconds(), objs/rcloneDur.Seconds(), objs/bvDur.Seconds()
+	n := len(h.current)
+	lr, rr, br := limit.rate(n), rc.rate(n), bv.rate(n)
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(limit, "limit_objects/s")
-	b.ReportMetric(rc, "rclone_objects/s")
-	b.ReportMetric(bv, "bv_objects/s")
-	b.ReportMetric(bv/limit, "ratio_bv/limit")
-	b.ReportMetric(bv/rc, "ratio_bv/rclone")
-	calls, perObject := perUnit(bvCalls.snapshot(), len(h.current))
+	b.ReportMetric(lr, "limit_objects/s")
+	b.ReportMetric(rr, "rclone_objects/s")
+	b.ReportMetric(br, "bv_objects/s")
+	b.ReportMetric(br/lr, "ratio_bv/limit")
+	b.ReportMetric(br/rr, "ratio_bv/rclone")
+	b.ReportMetric(limit.spread(), "limit_spread")
+	calls, perObject := perUnit(bvCalls.snapshot(), len(bv.d)*n)
 	b.ReportMetric(perObject, "bv_calls/object")
 	b.ReportMetric(float64(h.versions*b.N)/reconcileDur.Seconds(), "reconcile_versions/s")
+	if pid != 0 {
+		b.ReportMetric(cpuRatio(bv, limit, n), "cpuratio_bv/limit")
+		b.ReportMetric(cpuRatio(bv, rc, n), "cpuratio_bv/rclone")
+	}
 	b.Logf("bucketvault restore S3 calls per object (count): %s", calls)
-	b.Logf("%d objects as of T: limit %.0f/s, rclone %.0f/s, bucketvault %.0f/s; bucketvault/limit %.3f (target >= %.2f: %s), bucketvault/rclone %.3f (target >= %.2f: %s); reconcile beforehand %s",
-		len(h.current), limit, rc, bv, bv/limit, restoreLimitGoal, verdict(bv/limit >= restoreLimitGoal),
-		bv/rc, restoreRcloneGoal, verdict(bv/rc >= restoreRcloneGoal), (reconcileDur / time.Duration(b.N)).Round(time.Millisecond))
+	for _, c := range all {
+		b.Logf("%-11s %s", c.name, c.summary(n))
+	}
+	b.Logf("CPU-cost ratios (server + client CPU per object): bucketvault/limit %.3f, bucketvault/rclone %.3f", cpuRatio(bv, limit, n), cpuRatio(bv, rc, n))
+	b.Logf("%d objects as of T: limit %.0f/s, rclone %.0f/s, bucketvault %.0f/s; bucketvault/limit %.3f (target >= %.2f: %s), bucketvault/rclone %.3f (target >= %.2f: %s); reconcile beforehand %s (%.0f versions/s)",
+		n, lr, rr, br, br/lr, restoreLimitGoal, verdict(br/lr >= restoreLimitGoal),
+		br/rr, restoreRcloneGoal, verdict(br/rr >= restoreRcloneGoal), (reconcileDur / time.Duration(b.N)).Round(time.Millisecond),
+		float64(h.versions*b.N)/reconcileDur.Seconds())
 }
 
 // runRclone copies s3://src as of the end of second at into a new bucket
-// dst, server-side, and returns rclone's output.
+// dst, server-side, and returns rclone's output and CPU time.
 //
 // rclone's --s3-version-at flag would set version_at on every s3 remote,
 // the destination too, and a remote with version_at is read-only ("can't
@@ -211,13 +239,17 @@ func BenchmarkRestoreAsOf(b *testing.B) {
 // on the source remote alone (RCLONE_CONFIG_SRC_VERSION_AT, the same
 // option), and --server-side-across-configs lets rclone copy server-side
 // between the two remotes of the same server.
-func runRclone(ctx context.Context, rclone string, srv *locals3.Server, src, dst string, at time.Time) (string, error) {
+func runRclone(ctx context.Context, rclone string, srv *locals3.Server, src, dst string, at time.Time) (string, time.Duration, error) {
 	cmd := exec.CommandContext(ctx, rclone, "copy", "src:"+src, "dst:"+dst,
 		"--transfers", strconv.Itoa(concurrency), "--checkers", strconv.Itoa(concurrency),
 		"--server-side-across-configs", "--retries", "1", "--stats", "0", "--log-level", "ERROR")
 	cmd.Env = rcloneEnv(srv, at)
 	out, err := cmd.CombinedOutput()
-	return string(out), err
+	var cpu time.Duration
+	if st := cmd.ProcessState; st != nil {
+		cpu = st.UserTime() + st.SystemTime()
+	}
+	return string(out), cpu, err
 }
 
 // rcloneEnv is the environment of rclone: ours without AWS_* (rclone fails

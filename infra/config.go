@@ -1,0 +1,515 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Context keys the app reads (cdk.json "context", or `cdk synth -c KEY=VALUE`).
+const (
+	// ContextConfig holds the configuration inline: a JSON object (or a
+	// string of JSON, as -c passes it).
+	ContextConfig = "bucketvault"
+	// ContextConfigFile names a JSON file with the same schema; when set it
+	// replaces the inline configuration whole.
+	ContextConfigFile = "bucketvault:configFile"
+)
+
+// Config is the deployment's configuration. JSON names are what cdk.json
+// uses; docs/deploy.md documents every field.
+type Config struct {
+	// Account and Region the stack deploys to. Required: synth must not
+	// depend on credentials (CDK_DEFAULT_ACCOUNT/REGION fill them in when
+	// the CLI has credentials and they are not set here).
+	Account string `json:"account"`
+	Region  string `json:"region"`
+	// StackName is the CloudFormation stack's name (default BucketVault).
+	StackName string `json:"stackName"`
+	// TerminationProtection guards the stack against deletion (default
+	// true; set false before tearing it down).
+	TerminationProtection *bool `json:"terminationProtection"`
+
+	Vault VaultConfig `json:"vault"`
+
+	// ProtectedBuckets are the buckets backed up continuously (each must
+	// have versioning Enabled).
+	ProtectedBuckets []string `json:"protectedBuckets"`
+	// SourceKMSKeyARNs are customer managed keys that encrypt objects in
+	// the protected buckets: the journal and reconcile functions may
+	// kms:Decrypt with them (a server-side copy reads the source).
+	SourceKMSKeyARNs []string `json:"sourceKmsKeyArns"`
+	// RestoreTargets are bucket name patterns (path.Match syntax, the
+	// wildcards * and ? only) the restore function may write to.
+	RestoreTargets []string `json:"restoreTargets"`
+	// RestoreTargetKMSKeyARNs are keys that encrypt restore targets by
+	// default (SSE-KMS): the restore function may use them to write.
+	RestoreTargetKMSKeyARNs []string `json:"restoreTargetKmsKeyArns"`
+
+	Alarms AlarmConfig `json:"alarms"`
+
+	// LogLevel is the functions' application log level: DEBUG or INFO
+	// (see validate for why not WARN or ERROR).
+	LogLevel string `json:"logLevel"`
+	// LogRetentionDays keeps each function's log group this long (one of
+	// CloudWatch Logs' values; default 90).
+	LogRetentionDays int `json:"logRetentionDays"`
+	// Concurrency is BUCKETVAULT_CONCURRENCY: parallel S3 copies per
+	// invocation (1–1000, default 16).
+	Concurrency int `json:"concurrency"`
+
+	Journal   JournalConfig  `json:"journal"`
+	Reconcile ScheduleConfig `json:"reconcile"`
+	Protect   ProtectConfig  `json:"protect"`
+	Restore   RestoreConfig  `json:"restore"`
+
+	// BackupPlanFile is the AWS Backup style plan and selection JSON of the
+	// snapshot path. The snapshot state machine is not built yet: the file
+	// is only checked to exist and hold JSON.
+	BackupPlanFile string `json:"backupPlanFile"`
+
+	// AssetDir holds one directory per function with its bootstrap
+	// (`make build` writes dist/lambda/<name>/bootstrap). Relative paths
+	// are relative to the directory cdk runs in (the repository root).
+	AssetDir string `json:"assetDir"`
+}
+
+// VaultConfig is the vault bucket and its key and lock.
+type VaultConfig struct {
+	// BucketName is the vault bucket's name (required; the bucket is
+	// created by the stack and retained when the stack is deleted).
+	BucketName string `json:"bucketName"`
+	// KMSKeyARN is an existing customer managed key for the vault; empty
+	// creates one (rotation on, retained).
+	KMSKeyARN string     `json:"kmsKeyArn"`
+	Lock      LockConfig `json:"lock"`
+}
+
+// LockConfig is the vault's Object Lock, in AWS Backup Vault Lock's terms.
+type LockConfig struct {
+	// Mode is GOVERNANCE (default) or COMPLIANCE: the default retention
+	// mode of every object version written to the vault.
+	Mode string `json:"mode"`
+	// MinRetentionDays is the default retention of every version (default
+	// 35, the point-in-time window) and the shortest retention anyone may
+	// set explicitly.
+	MinRetentionDays int `json:"minRetentionDays"`
+	// MaxRetentionDays, when set, is the longest retention anyone may set
+	// explicitly (a bucket policy condition).
+	MaxRetentionDays int `json:"maxRetentionDays"`
+	// ChangeableForDays is the grace time (at least 3 days, as AWS Backup)
+	// after ChangeableFrom during which the lock configuration may still be
+	// changed and governance retention bypassed; after it a bucket policy
+	// denies both. Both or neither are set.
+	ChangeableForDays int    `json:"changeableForDays"`
+	ChangeableFrom    string `json:"changeableFrom"` // YYYY-MM-DD (UTC)
+}
+
+// AlarmConfig says where alarms go.
+type AlarmConfig struct {
+	// Email subscribes an address to the alarm topic the stack creates.
+	Email string `json:"email"`
+	// TopicARN is an existing SNS topic for alarms, used instead of
+	// creating one (Email must then be empty).
+	TopicARN string `json:"topicArn"`
+	// JournalLagSeconds is the journal lag alarm's threshold (default 900).
+	JournalLagSeconds int `json:"journalLagSeconds"`
+}
+
+// JournalConfig sizes the continuous path.
+type JournalConfig struct {
+	BatchSize                int `json:"batchSize"`                // 1–10000, default 100
+	MaxBatchingWindowSeconds int `json:"maxBatchingWindowSeconds"` // 0–300, default 10; ≥1 when batchSize > 10
+	TimeoutSeconds           int `json:"timeoutSeconds"`           // 30–900, default 300
+	MemoryMB                 int `json:"memoryMB"`                 // default 1024
+	MaxConcurrency           int `json:"maxConcurrency"`           // 0 (no cap) or 2–1000 concurrent batches
+}
+
+// ScheduleConfig is a scheduled function.
+type ScheduleConfig struct {
+	// Schedule is an EventBridge Scheduler expression: rate(...) or cron(...).
+	Schedule string `json:"schedule"`
+	// Timezone applies to cron expressions (default UTC).
+	Timezone string `json:"timezone"`
+	MemoryMB int    `json:"memoryMB"`
+}
+
+// ProtectConfig is the protect function's schedule and custom resource.
+type ProtectConfig struct {
+	ScheduleConfig
+	// OnDeploy adds the custom resource that protects the buckets during
+	// the deployment itself (and fails it when one cannot be protected).
+	// It needs an initialized vault (bucketvault.json written by
+	// `bucketvault vault create`), so leave it off for the first deployment.
+	OnDeploy bool `json:"onDeploy"`
+}
+
+// RestoreConfig sizes the restore function.
+type RestoreConfig struct {
+	MemoryMB           int `json:"memoryMB"`           // default 2048
+	EphemeralStorageMB int `json:"ephemeralStorageMB"` // /tmp for journal merge runs, 512–10240, default 10240
+}
+
+// ConfigError names the field that is wrong.
+type ConfigError struct {
+	Field, Reason string
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("bucketvault configuration: %s: %s", e.Field, e.Reason)
+}
+
+func bad(field, format string, a ...any) error {
+	return &ConfigError{Field: field, Reason: fmt.Sprintf(format, a...)}
+}
+
+// Defaults.
+const (
+	DefaultStackName         = "BucketVault"
+	DefaultAssetDir          = "dist/lambda"
+	DefaultLogLevel          = "INFO"
+	DefaultLogRetentionDays  = 90
+	DefaultConcurrency       = 16
+	DefaultMinRetentionDays  = 35
+	DefaultReconcileSchedule = "rate(6 hours)"
+	DefaultProtectSchedule   = "rate(1 hour)"
+	DefaultJournalLagSeconds = 900
+)
+
+// ParseConfig decodes a configuration strictly (unknown fields are errors)
+// and applies the defaults; Validate checks it.
+func ParseConfig(data []byte) (*Config, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, bad(te.Field, "want a JSON %s, got %s", te.Type, te.Value)
+		}
+		if msg, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return nil, bad(strings.Trim(msg, `"`), "unknown field (a misspelling?)")
+		}
+		return nil, bad("(document)", "%v", err)
+	}
+	if dec.More() {
+		return nil, bad("(document)", "more than one JSON value")
+	}
+	c.applyDefaults()
+	return &c, nil
+}
+
+func (c *Config) applyDefaults() {
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	defs := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	defs(&c.StackName, DefaultStackName)
+	defs(&c.AssetDir, DefaultAssetDir)
+	defs(&c.LogLevel, DefaultLogLevel)
+	c.LogLevel = strings.ToUpper(c.LogLevel)
+	def(&c.LogRetentionDays, DefaultLogRetentionDays)
+	def(&c.Concurrency, DefaultConcurrency)
+	defs(&c.Vault.Lock.Mode, "GOVERNANCE")
+	c.Vault.Lock.Mode = strings.ToUpper(c.Vault.Lock.Mode)
+	def(&c.Vault.Lock.MinRetentionDays, DefaultMinRetentionDays)
+	def(&c.Alarms.JournalLagSeconds, DefaultJournalLagSeconds)
+	def(&c.Journal.BatchSize, 100)
+	if c.Journal.MaxBatchingWindowSeconds == 0 && c.Journal.BatchSize > 10 {
+		c.Journal.MaxBatchingWindowSeconds = 10
+	}
+	def(&c.Journal.TimeoutSeconds, 300)
+	def(&c.Journal.MemoryMB, 1024)
+	defs(&c.Reconcile.Schedule, DefaultReconcileSchedule)
+	defs(&c.Reconcile.Timezone, "UTC")
+	def(&c.Reconcile.MemoryMB, 1024)
+	defs(&c.Protect.Schedule, DefaultProtectSchedule)
+	defs(&c.Protect.Timezone, "UTC")
+	def(&c.Protect.MemoryMB, 256)
+	def(&c.Restore.MemoryMB, 2048)
+	def(&c.Restore.EphemeralStorageMB, 10240)
+}
+
+var (
+	accountRE  = regexp.MustCompile(`^[0-9]{12}$`)
+	regionRE   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]$`)
+	stackRE    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,127}$`)
+	bucketRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	ipRE       = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$`)
+	patternRE  = regexp.MustCompile(`^[a-z0-9.*?-]{1,63}$`)
+	kmsKeyRE   = regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$`)
+	snsTopicRE = regexp.MustCompile(`^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$`)
+	scheduleRE = regexp.MustCompile(`^(rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$`)
+)
+
+// logRetentionDays are the retention periods CloudWatch Logs accepts.
+var logRetentionDays = []int{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
+
+// Validate checks every field and returns the first problem, naming it.
+// baseDir resolves a relative BackupPlanFile.
+func (c *Config) Validate(baseDir string) error {
+	if !accountRE.MatchString(c.Account) {
+		return bad("account", "%q: want the 12-digit AWS account id to deploy to (or CDK_DEFAULT_ACCOUNT)", c.Account)
+	}
+	if !regionRE.MatchString(c.Region) {
+		return bad("region", "%q: want an AWS region such as us-east-1 (or CDK_DEFAULT_REGION)", c.Region)
+	}
+	if !stackRE.MatchString(c.StackName) {
+		return bad("stackName", "%q: want letters, digits and hyphens, starting with a letter", c.StackName)
+	}
+	if err := validBucket("vault.bucketName", c.Vault.BucketName); err != nil {
+		return err
+	}
+	if k := c.Vault.KMSKeyARN; k != "" && !kmsKeyRE.MatchString(k) {
+		return bad("vault.kmsKeyArn", "%q: want a key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), not an alias", k)
+	}
+	if err := c.Vault.Lock.validate(); err != nil {
+		return err
+	}
+	if len(c.ProtectedBuckets) == 0 {
+		return bad("protectedBuckets", "name at least one bucket to protect")
+	}
+	seen := map[string]bool{}
+	for i, b := range c.ProtectedBuckets {
+		f := fmt.Sprintf("protectedBuckets[%d]", i)
+		if err := validBucket(f, b); err != nil {
+			return err
+		}
+		if b == c.Vault.BucketName {
+			return bad(f, "%q is the vault itself", b)
+		}
+		if seen[b] {
+			return bad(f, "%q is listed twice", b)
+		}
+		seen[b] = true
+	}
+	if err := validKeys("sourceKmsKeyArns", c.SourceKMSKeyARNs); err != nil {
+		return err
+	}
+	if len(c.RestoreTargets) == 0 {
+		return bad("restoreTargets", `name at least one bucket pattern restores may write to (for example "photos-restored-*"); the restore function's role is limited to them`)
+	}
+	for i, p := range c.RestoreTargets {
+		f := fmt.Sprintf("restoreTargets[%d]", i)
+		if !patternRE.MatchString(p) {
+			return bad(f, "%q: want a bucket name pattern of lower-case letters, digits, '.', '-' and the wildcards * and ? (IAM supports no other)", p)
+		}
+		if patternMatches(p, c.Vault.BucketName) {
+			return bad(f, "%q matches the vault bucket %q: a restore must never write into the vault", p, c.Vault.BucketName)
+		}
+	}
+	if err := validKeys("restoreTargetKmsKeyArns", c.RestoreTargetKMSKeyARNs); err != nil {
+		return err
+	}
+	if e := c.Alarms.Email; e != "" {
+		if a, err := mail.ParseAddress(e); err != nil || a.Address != e {
+			return bad("alarms.email", "%q: want one plain e-mail address", e)
+		}
+	}
+	if t := c.Alarms.TopicARN; t != "" {
+		if !snsTopicRE.MatchString(t) {
+			return bad("alarms.topicArn", "%q: want an SNS topic ARN", t)
+		}
+		if c.Alarms.Email != "" {
+			return bad("alarms.email", "set either alarms.email (a topic is created) or alarms.topicArn (an existing topic), not both")
+		}
+	}
+	if c.Alarms.JournalLagSeconds < 60 {
+		return bad("alarms.journalLagSeconds", "%d: want at least 60", c.Alarms.JournalLagSeconds)
+	}
+	switch c.LogLevel {
+	case "DEBUG", "INFO":
+	case "WARN", "ERROR":
+		// Lambda's log-level filtering gives every JSON line without a
+		// "level" field the level INFO, so at WARN it drops the functions'
+		// EMF metric lines: no LagSeconds metric, a lag alarm that never
+		// fires.
+		return bad("logLevel", "%s would make Lambda drop the functions' metric (EMF) log lines, which carry no level and count as INFO, so the journal lag alarm could never fire: use INFO or DEBUG", c.LogLevel)
+	default:
+		return bad("logLevel", "%q: want DEBUG or INFO", c.LogLevel)
+	}
+	if !slices.Contains(logRetentionDays, c.LogRetentionDays) {
+		return bad("logRetentionDays", "%d: want one of %v", c.LogRetentionDays, logRetentionDays)
+	}
+	if c.Concurrency < 1 || c.Concurrency > 1000 {
+		return bad("concurrency", "%d: want 1 to 1000", c.Concurrency)
+	}
+	j := c.Journal
+	switch {
+	case j.BatchSize < 1 || j.BatchSize > 10000:
+		return bad("journal.batchSize", "%d: want 1 to 10000", j.BatchSize)
+	case j.MaxBatchingWindowSeconds < 0 || j.MaxBatchingWindowSeconds > 300:
+		return bad("journal.maxBatchingWindowSeconds", "%d: want 0 to 300", j.MaxBatchingWindowSeconds)
+	case j.BatchSize > 10 && j.MaxBatchingWindowSeconds < 1:
+		return bad("journal.maxBatchingWindowSeconds", "SQS batches above 10 messages need a batching window of at least 1 second")
+	case j.TimeoutSeconds < 30 || j.TimeoutSeconds > 900:
+		return bad("journal.timeoutSeconds", "%d: want 30 to 900", j.TimeoutSeconds)
+	case 6*j.TimeoutSeconds+j.MaxBatchingWindowSeconds > 43200:
+		return bad("journal.timeoutSeconds", "the queue's visibility timeout (6 x timeout + batching window) would exceed SQS's 12 hours")
+	case j.MaxConcurrency != 0 && (j.MaxConcurrency < 2 || j.MaxConcurrency > 1000):
+		return bad("journal.maxConcurrency", "%d: want 0 (no cap) or 2 to 1000", j.MaxConcurrency)
+	}
+	for _, m := range []struct {
+		field string
+		mb    int
+	}{{"journal.memoryMB", j.MemoryMB}, {"reconcile.memoryMB", c.Reconcile.MemoryMB}, {"protect.memoryMB", c.Protect.MemoryMB}, {"restore.memoryMB", c.Restore.MemoryMB}} {
+		if m.mb < 128 || m.mb > 10240 {
+			return bad(m.field, "%d: want 128 to 10240", m.mb)
+		}
+	}
+	if s := c.Restore.EphemeralStorageMB; s < 512 || s > 10240 {
+		return bad("restore.ephemeralStorageMB", "%d: want 512 to 10240", s)
+	}
+	for _, s := range []struct {
+		field string
+		sc    ScheduleConfig
+	}{{"reconcile", c.Reconcile}, {"protect", c.Protect.ScheduleConfig}} {
+		if !scheduleRE.MatchString(s.sc.Schedule) {
+			return bad(s.field+".schedule", "%q: want rate(N minutes|hours|days) or cron(...)", s.sc.Schedule)
+		}
+		if _, err := time.LoadLocation(s.sc.Timezone); err != nil {
+			return bad(s.field+".timezone", "%q: want an IANA time zone such as UTC or Europe/Paris", s.sc.Timezone)
+		}
+	}
+	if p := c.BackupPlanFile; p != "" {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(baseDir, p)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return bad("backupPlanFile", "%v", err)
+		}
+		if !json.Valid(data) {
+			return bad("backupPlanFile", "%s does not hold valid JSON", c.BackupPlanFile)
+		}
+	}
+	if c.AssetDir == "" {
+		return bad("assetDir", "is empty")
+	}
+	return nil
+}
+
+func (l LockConfig) validate() error {
+	switch l.Mode {
+	case "GOVERNANCE", "COMPLIANCE":
+	default:
+		return bad("vault.lock.mode", "%q: want GOVERNANCE or COMPLIANCE", l.Mode)
+	}
+	if l.MinRetentionDays < 1 || l.MinRetentionDays > 36500 {
+		return bad("vault.lock.minRetentionDays", "%d: want 1 to 36500", l.MinRetentionDays)
+	}
+	if l.MaxRetentionDays != 0 && (l.MaxRetentionDays < l.MinRetentionDays || l.MaxRetentionDays > 36500) {
+		return bad("vault.lock.maxRetentionDays", "%d: want at least minRetentionDays (%d) and at most 36500", l.MaxRetentionDays, l.MinRetentionDays)
+	}
+	switch {
+	case l.ChangeableForDays == 0 && l.ChangeableFrom == "":
+	case l.ChangeableForDays == 0:
+		return bad("vault.lock.changeableForDays", "is required with changeableFrom")
+	case l.ChangeableFrom == "":
+		return bad("vault.lock.changeableFrom", "is required with changeableForDays: the date (YYYY-MM-DD, UTC) the grace time starts")
+	case l.ChangeableForDays < 3 || l.ChangeableForDays > 36500:
+		return bad("vault.lock.changeableForDays", "%d: want 3 to 36500 (AWS Backup Vault Lock's minimum grace time is 3 days)", l.ChangeableForDays)
+	default:
+		if _, err := time.Parse(time.DateOnly, l.ChangeableFrom); err != nil {
+			return bad("vault.lock.changeableFrom", "%q: want a date YYYY-MM-DD", l.ChangeableFrom)
+		}
+	}
+	return nil
+}
+
+// LockedAfter is when the lock configuration stops being changeable, or
+// the zero time when no grace time is configured.
+func (l LockConfig) LockedAfter() time.Time {
+	if l.ChangeableForDays == 0 {
+		return time.Time{}
+	}
+	t, _ := time.Parse(time.DateOnly, l.ChangeableFrom)
+	return t.AddDate(0, 0, l.ChangeableForDays)
+}
+
+func validBucket(field, name string) error {
+	if !bucketRE.MatchString(name) || strings.Contains(name, "..") || ipRE.MatchString(name) ||
+		strings.HasPrefix(name, "xn--") || strings.HasSuffix(name, "-s3alias") || strings.HasSuffix(name, "--ol-s3") {
+		return bad(field, "%q is not a valid S3 bucket name", name)
+	}
+	return nil
+}
+
+func validKeys(field string, keys []string) error {
+	for i, k := range keys {
+		if !kmsKeyRE.MatchString(k) {
+			return bad(fmt.Sprintf("%s[%d]", field, i), "%q: want a key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)", k)
+		}
+	}
+	return nil
+}
+
+// patternMatches reports whether an IAM-style pattern (* and ?) matches
+// name; bucket names hold no '/', so path.Match's and IAM's wildcards agree.
+func patternMatches(pattern, name string) bool {
+	re := "^" + strings.NewReplacer(`\*`, `.*`, `\?`, `.`).Replace(regexp.QuoteMeta(pattern)) + "$"
+	return regexp.MustCompile(re).MatchString(name)
+}
+
+// LoadConfig reads the configuration from the app's context: the file
+// ContextConfigFile names (relative to baseDir), else the inline
+// ContextConfig value. CDK_DEFAULT_ACCOUNT and CDK_DEFAULT_REGION fill an
+// unset account and region.
+func LoadConfig(getContext func(key string) any, getenv func(string) string, baseDir string) (*Config, error) {
+	var data []byte
+	if f := getContext(ContextConfigFile); f != nil && f != "" {
+		name, ok := f.(string)
+		if !ok {
+			return nil, bad(ContextConfigFile, "want a file name")
+		}
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(baseDir, name)
+		}
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, bad(ContextConfigFile, "%v", err)
+		}
+		data = b
+	} else {
+		switch v := getContext(ContextConfig).(type) {
+		case nil:
+			return nil, bad(ContextConfig, "no configuration: set the %q object in cdk.json's context (see docs/deploy.md) or %q to a JSON file", ContextConfig, ContextConfigFile)
+		case string:
+			data = []byte(v)
+		default:
+			b, err := json.Marshal(v)
+			if err != nil {
+				return nil, bad(ContextConfig, "%v", err)
+			}
+			data = b
+		}
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return nil, err
+	}
+	if c.Account == "" {
+		c.Account = getenv("CDK_DEFAULT_ACCOUNT")
+	}
+	if c.Region == "" {
+		c.Region = getenv("CDK_DEFAULT_REGION")
+	}
+	if err := c.Validate(baseDir); err != nil {
+		return nil, err
+	}
+	return c, nil
+}

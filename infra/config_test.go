@@ -1,0 +1,252 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// validConfig is a minimal valid configuration as JSON fields.
+func validConfig() map[string]any {
+	return map[string]any{
+		"account":          "123456789012",
+		"region":           "eu-west-1",
+		"vault":            map[string]any{"bucketName": "my-vault"},
+		"protectedBuckets": []any{"photos"},
+		"restoreTargets":   []any{"photos-restored-*"},
+	}
+}
+
+// set sets a dotted field of a JSON object (creating objects on the way).
+func set(m map[string]any, path string, v any) {
+	parts := strings.Split(path, ".")
+	for _, p := range parts[:len(parts)-1] {
+		next, ok := m[p].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[p] = next
+		}
+		m = next
+	}
+	m[parts[len(parts)-1]] = v
+}
+
+func TestConfigDefaults(t *testing.T) {
+	data, _ := json.Marshal(validConfig())
+	c, err := ParseConfig(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate("."); err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]any{
+		"stackName": c.StackName, "assetDir": c.AssetDir, "logLevel": c.LogLevel, "logRetentionDays": c.LogRetentionDays,
+		"concurrency": c.Concurrency, "lock.mode": c.Vault.Lock.Mode, "lock.minRetentionDays": c.Vault.Lock.MinRetentionDays,
+		"journal.batchSize": c.Journal.BatchSize, "journal.maxBatchingWindowSeconds": c.Journal.MaxBatchingWindowSeconds,
+		"journal.timeoutSeconds": c.Journal.TimeoutSeconds, "reconcile.schedule": c.Reconcile.Schedule, "protect.schedule": c.Protect.Schedule,
+		"protect.onDeploy": c.Protect.OnDeploy, "restore.ephemeralStorageMB": c.Restore.EphemeralStorageMB,
+	} {
+		want := map[string]any{
+			"stackName": "BucketVault", "assetDir": "dist/lambda", "logLevel": "INFO", "logRetentionDays": 90, "concurrency": 16,
+			"lock.mode": "GOVERNANCE", "lock.minRetentionDays": 35, "journal.batchSize": 100, "journal.maxBatchingWindowSeconds": 10,
+			"journal.timeoutSeconds": 300, "reconcile.schedule": "rate(6 hours)", "protect.schedule": "rate(1 hour)",
+			"protect.onDeploy": false, "restore.ephemeralStorageMB": 10240,
+		}[name]
+		if got != want {
+			t.Errorf("default %s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// TestConfigErrorsNameTheField: bad configuration fails with a message
+// that names the field.
+func TestConfigErrorsNameTheField(t *testing.T) {
+	dir := t.TempDir()
+	notJSON := filepath.Join(dir, "plan.txt")
+	os.WriteFile(notJSON, []byte("rules: daily"), 0o644)
+	cases := []struct {
+		field string
+		value any // nil deletes the field
+	}{
+		{"account", "12345"},
+		{"region", "Europe"},
+		{"stackName", "1stack"},
+		{"vault.bucketName", "My_Vault"},
+		{"vault.bucketName", nil},
+		{"vault.bucketName", "192.168.1.1"},
+		{"vault.kmsKeyArn", "arn:aws:kms:eu-west-1:123456789012:alias/vault"},
+		{"vault.lock.mode", "STRICT"},
+		{"vault.lock.minRetentionDays", -1},
+		{"vault.lock.maxRetentionDays", 10},
+		{"vault.lock.changeableForDays", 2},
+		{"vault.lock.changeableFrom", "next week"},
+		{"protectedBuckets", []any{}},
+		{"protectedBuckets[0]", []any{"my-vault"}},
+		{"protectedBuckets[1]", []any{"photos", "photos"}},
+		{"sourceKmsKeyArns[0]", []any{"key"}},
+		{"restoreTargets", nil},
+		{"restoreTargets[0]", []any{"photos-[0-9]"}},
+		{"restoreTargets[0]", []any{"my-*"}},
+		{"restoreTargetKmsKeyArns[0]", []any{"arn:aws:kms:eu-west-1:123456789012:key/"}},
+		{"alarms.email", "ops at example"},
+		{"alarms.topicArn", "arn:aws:sqs:eu-west-1:123456789012:q"},
+		{"alarms.journalLagSeconds", 10},
+		{"logLevel", "WARN"},
+		{"logLevel", "LOUD"},
+		{"logRetentionDays", 100},
+		{"concurrency", 5000},
+		{"journal.batchSize", 20000},
+		{"journal.timeoutSeconds", 901},
+		{"journal.maxConcurrency", 1},
+		{"journal.memoryMB", 64},
+		{"restore.ephemeralStorageMB", 100},
+		{"reconcile.schedule", "every 6 hours"},
+		{"protect.schedule", "rate(0 hours)"},
+		{"reconcile.timezone", "Mars/Olympus"},
+		{"backupPlanFile", filepath.Join(dir, "missing.json")},
+		{"backupPlanFile", notJSON},
+		{"concurrency", "many"},
+		{"vault.lockk", map[string]any{}},
+	}
+	for _, tc := range cases {
+		m := validConfig()
+		field := tc.field
+		switch {
+		case strings.HasSuffix(field, "]"):
+			field = field[:strings.IndexByte(field, '[')]
+			set(m, field, tc.value)
+		case tc.field == "vault.lock.changeableForDays":
+			set(m, "vault.lock.changeableFrom", "2026-12-01")
+			set(m, field, tc.value)
+		case tc.field == "vault.lock.changeableFrom":
+			set(m, "vault.lock.changeableForDays", 7)
+			set(m, field, tc.value)
+		case tc.field == "alarms.topicArn":
+			set(m, field, tc.value)
+		case tc.value == nil:
+			parts := strings.Split(field, ".")
+			target := m
+			for _, p := range parts[:len(parts)-1] {
+				target = target[p].(map[string]any)
+			}
+			delete(target, parts[len(parts)-1])
+		default:
+			set(m, field, tc.value)
+		}
+		data, _ := json.Marshal(m)
+		c, err := ParseConfig(data)
+		if err == nil {
+			err = c.Validate(".")
+		}
+		var ce *ConfigError
+		if !errors.As(err, &ce) {
+			t.Errorf("%s = %v: error %v, want a ConfigError", tc.field, tc.value, err)
+			continue
+		}
+		wantField := tc.field
+		if wantField == "vault.lockk" {
+			wantField = "lockk"
+		}
+		if ce.Field != wantField || !strings.Contains(err.Error(), wantField) {
+			t.Errorf("%s = %v: error %q names %q", tc.field, tc.value, err, ce.Field)
+		}
+	}
+}
+
+func TestConfigFromContext(t *testing.T) {
+	env := map[string]string{"CDK_DEFAULT_ACCOUNT": "210987654321", "CDK_DEFAULT_REGION": "ap-southeast-2"}
+	getenv := func(k string) string { return env[k] }
+	m := validConfig()
+	delete(m, "account")
+	delete(m, "region")
+	// An object, as cdk.json's context gives it.
+	c, err := LoadConfig(func(k string) any {
+		if k == ContextConfig {
+			return m
+		}
+		return nil
+	}, getenv, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Account != "210987654321" || c.Region != "ap-southeast-2" {
+		t.Errorf("account and region %s %s: want the CDK_DEFAULT_ values", c.Account, c.Region)
+	}
+	// A string, as -c bucketvault='{...}' gives it.
+	data, _ := json.Marshal(validConfig())
+	if _, err := LoadConfig(func(k string) any {
+		if k == ContextConfig {
+			return string(data)
+		}
+		return nil
+	}, getenv, "."); err != nil {
+		t.Error(err)
+	}
+	// A file, which replaces the inline configuration.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "prod.json"), data, 0o644)
+	c, err = LoadConfig(func(k string) any {
+		switch k {
+		case ContextConfigFile:
+			return "prod.json"
+		case ContextConfig:
+			return "not even JSON"
+		}
+		return nil
+	}, getenv, dir)
+	if err != nil || c.Region != "eu-west-1" {
+		t.Errorf("config file: %v %v", c, err)
+	}
+	// Nothing: the error says where configuration goes.
+	if _, err := LoadConfig(func(string) any { return nil }, getenv, "."); err == nil || !strings.Contains(err.Error(), "cdk.json") {
+		t.Errorf("no configuration: %v", err)
+	}
+	// No account anywhere.
+	if _, err := LoadConfig(func(k string) any {
+		if k == ContextConfig {
+			return m
+		}
+		return nil
+	}, func(string) string { return "" }, "."); err == nil || !strings.Contains(err.Error(), "account") {
+		t.Errorf("no account: %v", err)
+	}
+}
+
+// TestCDKJSONConfig: the configuration shipped in cdk.json is valid.
+func TestCDKJSONConfig(t *testing.T) {
+	var cdk struct {
+		App     string         `json:"app"`
+		Context map[string]any `json:"context"`
+	}
+	data, err := os.ReadFile("../cdk.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &cdk); err != nil {
+		t.Fatal(err)
+	}
+	if cdk.App != "go run ./infra" {
+		t.Errorf("cdk.json app %q", cdk.App)
+	}
+	if _, err := LoadConfig(func(k string) any { return cdk.Context[k] }, func(string) string { return "" }, ".."); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestPatternMatches(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, name string
+		want          bool
+	}{
+		{"photos-*", "photos-restored", true}, {"photos-*", "photos", false}, {"a?c", "abc", true},
+		{"a?c", "abbc", false}, {"*", "anything", true}, {"my.vault", "myxvault", false},
+	} {
+		if got := patternMatches(tc.pattern, tc.name); got != tc.want {
+			t.Errorf("patternMatches(%q, %q) = %v", tc.pattern, tc.name, got)
+		}
+	}
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/bucketvault/bucketvault/shared/config"
+)
+
+// EnvEventsTopic is the environment variable with the job events topic's
+// ARN (BACKUP_JOB_*, RESTORE_JOB_*, S3_BACKUP_OBJECT_FAILED). It belongs in
+// shared/config next to the other names; it is spelled here until then.
+const EnvEventsTopic = "BUCKETVAULT_EVENTS_TOPIC"
+
+// EventSource is the source the functions' events on the default bus must
+// carry: their roles may put events with this source only.
+const EventSource = "bucketvault"
+
+// Functions are the functions the stack deploys, one per directory of
+// functions/ (a test checks the two agree). A new function gets an entry
+// in functionProps.
+var Functions = []string{"journal", "reconcile", "protect", "restore"}
+
+// Vault key layout (docs/vault-format.md): what each role may read and write.
+const (
+	keyDescriptor = "bucketvault.json"
+	keyData       = "data/*"
+	keyJournal    = "journal/*"
+	keyBuckets    = "buckets/*"
+	keyReconcile  = "reconcile/*"
+	keyJobs       = "jobs/*"
+)
+
+// FunctionResources are what the functions get permissions on.
+type FunctionResources struct {
+	Config      *Config
+	Vault       *Vault
+	EventsTopic awssns.ITopic
+	// EventBusARN is the default event bus of the stack's account and region.
+	EventBusARN string
+}
+
+// constructID is the function's construct id: "journal" -> "Journal".
+func constructID(name string) string {
+	return strings.ToUpper(name[:1]) + name[1:]
+}
+
+// functionProps is each function's size, environment and permissions: only
+// the actions its code calls, on only the resources it touches.
+func functionProps(name string, r *FunctionResources) *GoFunctionProps {
+	c := r.Config
+	p := &GoFunctionProps{
+		Name:             name,
+		AssetDir:         c.AssetDir,
+		LogLevel:         c.LogLevel,
+		LogRetentionDays: c.LogRetentionDays,
+		Environment:      map[string]string{config.EnvVault: r.Vault.Name},
+	}
+	minutes := func(n float64) awscdk.Duration { return awscdk.Duration_Minutes(jsii.Number(n)) }
+	switch name {
+	case "journal":
+		p.Description = "bucketvault journal: SQS batches of S3 events into the vault"
+		p.MemoryMB = c.Journal.MemoryMB
+		p.Timeout = awscdk.Duration_Seconds(jsii.Number(float64(c.Journal.TimeoutSeconds)))
+		p.Environment[config.EnvConcurrency] = fmt.Sprint(c.Concurrency)
+		p.Environment[EnvEventsTopic] = *r.EventsTopic.TopicArn()
+		p.Statements = concat(
+			r.readProtected(),
+			r.vaultAccess(true, []string{keyDescriptor, keyBuckets, keyJournal, keyData}, []string{keyData, keyJournal}),
+			r.sourceKeys(),
+			r.publishEvents(),
+		)
+	case "reconcile":
+		p.Description = "bucketvault reconcile: fills the journal's gaps from ListObjectVersions, resuming across invocations"
+		p.MemoryMB = c.Reconcile.MemoryMB
+		p.Timeout = minutes(15)
+		p.Environment[config.EnvConcurrency] = fmt.Sprint(c.Concurrency)
+		p.Environment[config.EnvBuckets] = strings.Join(c.ProtectedBuckets, ",")
+		p.Environment[EnvEventsTopic] = *r.EventsTopic.TopicArn()
+		p.Statements = concat(
+			r.readProtected(),
+			r.vaultAccess(true, []string{keyDescriptor, keyBuckets, keyJournal, keyData, keyReconcile}, []string{keyData, keyJournal, keyReconcile}),
+			r.sourceKeys(),
+			r.publishEvents(),
+		)
+	case "protect":
+		p.Description = "bucketvault protect: checks versioning and turns on EventBridge delivery of the protected buckets"
+		p.MemoryMB = c.Protect.MemoryMB
+		p.Timeout = minutes(5)
+		p.Environment[config.EnvBuckets] = strings.Join(c.ProtectedBuckets, ",")
+		p.Statements = concat(
+			[]awsiam.PolicyStatement{allow("ConfigureProtectedBuckets",
+				[]string{"s3:GetBucketVersioning", "s3:GetBucketNotification", "s3:PutBucketNotification"},
+				r.protectedBuckets()...)},
+			r.vaultAccess(false, []string{keyDescriptor, keyBuckets}, []string{keyBuckets}),
+		)
+	case "restore":
+		p.Description = "bucketvault restore: a bucket, prefixes or keys as of a point in time, into an allowed target"
+		p.MemoryMB = c.Restore.MemoryMB
+		p.EphemeralStorageMB = c.Restore.EphemeralStorageMB
+		p.Timeout = minutes(15)
+		p.Environment[config.EnvConcurrency] = fmt.Sprint(c.Concurrency)
+		p.Environment[config.EnvRestoreTargets] = strings.Join(c.RestoreTargets, ",")
+		p.Environment[EnvEventsTopic] = *r.EventsTopic.TopicArn()
+		p.Statements = concat(
+			r.vaultAccess(false, []string{keyDescriptor, keyJournal, keyData}, []string{keyJobs}),
+			r.writeTargets(),
+			r.publishEvents(),
+		)
+	default:
+		panic(fmt.Sprintf("function %q has no entry in functionProps", name))
+	}
+	return p
+}
+
+func concat(lists ...[]awsiam.PolicyStatement) []awsiam.PolicyStatement {
+	var out []awsiam.PolicyStatement
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
+}
+
+func (r *FunctionResources) arns() s3ARNs { return r.Vault.arns }
+
+func (r *FunctionResources) protectedBuckets() []*string {
+	var out []*string
+	for _, b := range r.Config.ProtectedBuckets {
+		out = append(out, jsii.String(r.arns().bucket(b)))
+	}
+	return out
+}
+
+// readProtected reads versions of the protected buckets: HeadObject
+// (authorized by s3:GetObject and s3:GetObjectVersion), the copy source of
+// CopyObject and UploadPartCopy, tags and ACLs of a version, and the
+// listings of reconcile and of events without a version id. s3:ListBucket
+// also makes a missing version answer 404 rather than 403, which the
+// journal records as "gone" rather than "access denied".
+func (r *FunctionResources) readProtected() []awsiam.PolicyStatement {
+	var objects []*string
+	for _, b := range r.Config.ProtectedBuckets {
+		objects = append(objects, jsii.String(r.arns().objects(b, "*")))
+	}
+	return []awsiam.PolicyStatement{
+		allow("ReadProtectedObjects", []string{
+			"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging",
+			"s3:GetObjectAcl", "s3:GetObjectVersionAcl",
+		}, objects...),
+		allow("ListProtectedBuckets", []string{"s3:ListBucket", "s3:ListBucketVersions"}, r.protectedBuckets()...),
+	}
+}
+
+// vaultAccess reads the vault keys in read, writes those in write (with the
+// multipart-copy abort on data/ when copies is set), lists the vault (so a
+// missing key is a 404), and uses the vault key.
+func (r *FunctionResources) vaultAccess(copies bool, read, write []string) []awsiam.PolicyStatement {
+	name := r.Vault.Name
+	keys := func(patterns []string) []*string {
+		var out []*string
+		for _, p := range patterns {
+			out = append(out, jsii.String(r.arns().objects(name, p)))
+		}
+		return out
+	}
+	out := []awsiam.PolicyStatement{
+		allow("ListVault", []string{"s3:ListBucket"}, jsii.String(r.arns().bucket(name))),
+		allow("ReadVault", []string{"s3:GetObject"}, keys(read)...),
+		allow("WriteVault", []string{"s3:PutObject"}, keys(write)...),
+	}
+	if copies {
+		out = append(out, allow("AbortVaultCopies", []string{"s3:AbortMultipartUpload"}, keys([]string{keyData})...))
+	}
+	return append(out, allow("UseVaultKey", []string{"kms:Decrypt", "kms:GenerateDataKey"}, r.Vault.KeyARN()))
+}
+
+func (r *FunctionResources) sourceKeys() []awsiam.PolicyStatement {
+	if len(r.Config.SourceKMSKeyARNs) == 0 {
+		return nil
+	}
+	return []awsiam.PolicyStatement{allow("DecryptSourceObjects", []string{"kms:Decrypt"}, strs(r.Config.SourceKMSKeyARNs...)...)}
+}
+
+// writeTargets is the restore function's access to the allowed targets:
+// create and version a new target, list it (HeadBucket, the rollback
+// listing), read the current version to skip identical objects and verify
+// restored ones, write objects with tags and ACLs (CopyObject and the
+// multipart copy), and put delete markers (rollback). Never
+// s3:DeleteObjectVersion.
+func (r *FunctionResources) writeTargets() []awsiam.PolicyStatement {
+	var buckets, objects []*string
+	for _, p := range r.Config.RestoreTargets {
+		buckets = append(buckets, jsii.String(r.arns().bucket(p)))
+		objects = append(objects, jsii.String(r.arns().objects(p, "*")))
+	}
+	out := []awsiam.PolicyStatement{
+		allow("PrepareTargets", []string{"s3:ListBucket", "s3:CreateBucket", "s3:PutBucketVersioning"}, buckets...),
+		allow("WriteTargets", []string{
+			"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging",
+			"s3:PutObject", "s3:PutObjectTagging", "s3:PutObjectAcl", "s3:PutObjectVersionAcl",
+			"s3:AbortMultipartUpload", "s3:DeleteObject",
+		}, objects...),
+	}
+	if keys := r.Config.RestoreTargetKMSKeyARNs; len(keys) > 0 {
+		out = append(out, allow("UseTargetKeys", []string{"kms:Decrypt", "kms:GenerateDataKey"}, strs(keys...)...))
+	}
+	return out
+}
+
+// publishEvents lets a function publish job events to the topic and to the
+// default event bus (with source EventSource only).
+func (r *FunctionResources) publishEvents() []awsiam.PolicyStatement {
+	put := awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("PutJobEvents"),
+		Effect:     awsiam.Effect_ALLOW,
+		Actions:    jsii.Strings("events:PutEvents"),
+		Resources:  jsii.Strings(r.EventBusARN),
+		Conditions: &map[string]any{"StringEquals": map[string]any{"events:source": EventSource}},
+	})
+	return []awsiam.PolicyStatement{allow("PublishJobEvents", []string{"sns:Publish"}, r.EventsTopic.TopicArn()), put}
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// BucketVaultStack is everything bucketvault deploys into one account and
+// region: the vault, the functions, the continuous path, the schedules and
+// the notifications. The snapshot path (a later issue) adds its state
+// machine beside these, from the same Config and FunctionResources.
+type BucketVaultStack struct {
+	awscdk.Stack
+	Config        *Config
+	Vault         *Vault
+	Notifications *Notifications
+	Functions     map[string]*GoFunction
+	Continuous    *Continuous
+	Reconcile     *ScheduledInvoke
+	Protect       *ScheduledInvoke
+	// ProtectOnDeploy is the custom resource that protects the buckets
+	// during a deployment (nil unless protect.onDeploy).
+	ProtectOnDeploy awscdk.CustomResource
+}
+
+// NewBucketVaultStack builds the stack from a validated configuration.
+func NewBucketVaultStack(scope constructs.Construct, c *Config) *BucketVaultStack {
+	terminationProtection := true
+	if c.TerminationProtection != nil {
+		terminationProtection = *c.TerminationProtection
+	}
+	s := &BucketVaultStack{Config: c, Functions: map[string]*GoFunction{}}
+	s.Stack = awscdk.NewStack(scope, jsii.String(c.StackName), &awscdk.StackProps{
+		Env:                   &awscdk.Environment{Account: jsii.String(c.Account), Region: jsii.String(c.Region)},
+		Description:           jsii.String("bucketvault: continuous backup and point-in-time restore of S3 buckets into the vault " + c.Vault.BucketName),
+		AnalyticsReporting:    jsii.Bool(false),
+		TerminationProtection: jsii.Bool(terminationProtection),
+	})
+	awscdk.Tags_Of(s.Stack).Add(jsii.String("bucketvault:vault"), jsii.String(c.Vault.BucketName), nil)
+
+	s.Vault = NewVault(s.Stack, "Vault", &VaultProps{Config: c})
+	s.Notifications = NewNotifications(s.Stack, "Notifications", &NotificationsProps{Config: c})
+
+	res := &FunctionResources{
+		Config:      c,
+		Vault:       s.Vault,
+		EventsTopic: s.Notifications.EventsTopic,
+		EventBusARN: fmt.Sprintf("arn:%s:events:%s:%s:event-bus/default", *s.Stack.Partition(), c.Region, c.Account),
+	}
+	for _, name := range Functions {
+		f := NewGoFunction(s.Stack, constructID(name), functionProps(name, res))
+		// The functions' policies name the vault by literal ARNs: make
+		// CloudFormation create the vault (bucket, policy, key) first.
+		f.Function.Node().AddDependency(s.Vault.Construct)
+		s.Functions[name] = f
+	}
+
+	s.Continuous = NewContinuous(s.Stack, "Continuous", &ContinuousProps{
+		Config: c, Journal: s.Functions["journal"], Notifications: s.Notifications,
+	})
+
+	reconcile, protect := s.Functions["reconcile"], s.Functions["protect"]
+	s.Reconcile = NewScheduledInvoke(s.Stack, "ReconcileSchedule", &ScheduledInvokeProps{
+		Function: reconcile.Function, Expression: c.Reconcile.Schedule, Timezone: c.Reconcile.Timezone,
+		Description: "reconcile the protected buckets against their listings", Input: "{}",
+	})
+	s.Protect = NewScheduledInvoke(s.Stack, "ProtectSchedule", &ScheduledInvokeProps{
+		Function: protect.Function, Expression: c.Protect.Schedule, Timezone: c.Protect.Timezone,
+		Description: "keep the protected buckets versioned and delivering events", Input: "{}",
+	})
+	n := s.Notifications
+	for _, f := range []*GoFunction{reconcile, protect} {
+		id := constructID(f.Name)
+		n.Alarm(f.Construct, id+"ErrorsAlarm",
+			fmt.Sprintf("bucketvault: the scheduled %s function failed", f.Name),
+			f.Function.MetricErrors(nil), 0, 1)
+	}
+
+	if c.Protect.OnDeploy {
+		// The protect function answers CloudFormation itself
+		// (cfn.LambdaWrap), so the function is the service token. Buckets it
+		// cannot protect fail the deployment; deleting the resource leaves
+		// protection and the vault alone.
+		s.ProtectOnDeploy = awscdk.NewCustomResource(s.Stack, jsii.String("ProtectBuckets"), &awscdk.CustomResourceProps{
+			ServiceToken:   protect.Function.FunctionArn(),
+			ResourceType:   jsii.String("Custom::BucketvaultProtect"),
+			Properties:     &map[string]any{"Buckets": c.ProtectedBuckets},
+			ServiceTimeout: awscdk.Duration_Minutes(jsii.Number(10)),
+		})
+		setLogicalID(s.ProtectOnDeploy, "ProtectBuckets")
+		// Events are turned on once the vault and the path to the journal
+		// exist.
+		s.ProtectOnDeploy.Node().AddDependency(s.Vault.Construct, s.Continuous.Construct)
+	}
+
+	out := func(id, value, description string) {
+		awscdk.NewCfnOutput(s.Stack, jsii.String(id), &awscdk.CfnOutputProps{Value: jsii.String(value), Description: jsii.String(description)})
+	}
+	out("VaultBucketName", c.Vault.BucketName, "the vault bucket (retained when the stack is deleted)")
+	out("VaultKeyArn", *s.Vault.KeyARN(), "the vault's KMS key")
+	out("RestoreFunctionName", *s.Functions["restore"].Function.FunctionName(), "invoke with a restore request (events/restore.request.json)")
+	out("ProtectFunctionName", *protect.Function.FunctionName(), "invoke with {} to protect the configured buckets now")
+	out("ReconcileFunctionName", *reconcile.Function.FunctionName(), "invoke with {} to reconcile (and make first full backups) now")
+	out("JournalQueueUrl", *s.Continuous.Queue.QueueUrl(), "the journal's SQS queue")
+	out("JournalDeadLetterQueueUrl", *s.Continuous.DeadLetterQueue.QueueUrl(), "events the journal could not record")
+	out("EventsTopicArn", *n.EventsTopic.TopicArn(), "job events")
+	out("AlarmTopicArn", *n.AlarmTopic.TopicArn(), "alarms")
+	return s
+}

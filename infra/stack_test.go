@@ -1,0 +1,444 @@
+package main
+
+import (
+	"debug/elf"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/aws/jsii-runtime-go"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/bucketvault/bucketvault/shared/config"
+)
+
+// jsonOf decodes JSON text for comparisons with template values.
+func jsonOf(t *testing.T, s string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("bad test JSON %s: %v", s, err)
+	}
+	return v
+}
+
+func TestResourceCounts(t *testing.T) {
+	s := synth(t)
+	main := map[string]float64{
+		"AWS::Lambda::Function":               4,
+		"AWS::Lambda::EventSourceMapping":     1,
+		"AWS::Logs::LogGroup":                 4,
+		"AWS::IAM::Role":                      7, // four functions, expiry, two schedules
+		"AWS::IAM::Policy":                    6,
+		"AWS::S3::Bucket":                     1,
+		"AWS::S3::BucketPolicy":               1,
+		"AWS::KMS::Key":                       1,
+		"AWS::KMS::Alias":                     1,
+		"AWS::SQS::Queue":                     2,
+		"AWS::SQS::QueuePolicy":               2, // EventBridge may send to the queue and to the dead-letter queue
+		"AWS::Events::Rule":                   1,
+		"AWS::Scheduler::Schedule":            2,
+		"AWS::SNS::Topic":                     2,
+		"AWS::SNS::TopicPolicy":               2,
+		"AWS::SNS::Subscription":              1,
+		"AWS::CloudWatch::Alarm":              5,
+		"AWS::CloudFormation::CustomResource": 0,
+		"Custom::BucketvaultProtect":          1,
+	}
+	for typ, n := range main {
+		cdkAssert(t, func() { s.main.assertion.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
+	}
+	// The variant imports the key and the alarm topic and has no custom
+	// resource.
+	for typ, n := range map[string]float64{
+		"AWS::KMS::Key": 0, "AWS::KMS::Alias": 0, "AWS::SNS::Topic": 1, "AWS::SNS::Subscription": 0,
+		"Custom::BucketvaultProtect": 0, "AWS::Lambda::Function": 4, "AWS::CloudWatch::Alarm": 5,
+	} {
+		cdkAssert(t, func() { s.variant.assertion.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
+	}
+	// Nothing but bucketvault's own functions runs: no CDK helper Lambdas
+	// (auto-delete, log retention, bucket notifications, providers).
+	seen := map[string]bool{}
+	for _, r := range s.main.resources() {
+		seen[r.(map[string]any)["Type"].(string)] = true
+	}
+	for typ := range seen {
+		if _, ok := main[typ]; !ok {
+			t.Errorf("unexpected resource type %s", typ)
+		}
+	}
+}
+
+func TestVaultBucket(t *testing.T) {
+	s := synth(t).main
+	cdkAssert(t, func() {
+		s.assertion.HasResource(jsii.String("AWS::S3::Bucket"), &map[string]any{
+			"DeletionPolicy":      "Retain",
+			"UpdateReplacePolicy": "Retain",
+			"Properties": map[string]any{
+				"BucketName": "bucketvault-vault-123456789012-us-east-1",
+				"BucketEncryption": map[string]any{"ServerSideEncryptionConfiguration": []any{map[string]any{
+					"BucketKeyEnabled": true,
+					"ServerSideEncryptionByDefault": map[string]any{
+						"SSEAlgorithm":   "aws:kms",
+						"KMSMasterKeyID": map[string]any{"Fn::GetAtt": []any{"VaultKey", "Arn"}},
+					},
+				}}},
+				"VersioningConfiguration": map[string]any{"Status": "Enabled"},
+				"ObjectLockEnabled":       true,
+				"ObjectLockConfiguration": map[string]any{
+					"ObjectLockEnabled": "Enabled",
+					"Rule":              map[string]any{"DefaultRetention": map[string]any{"Mode": "COMPLIANCE", "Days": 35}},
+				},
+				"PublicAccessBlockConfiguration": map[string]any{
+					"BlockPublicAcls": true, "BlockPublicPolicy": true, "IgnorePublicAcls": true, "RestrictPublicBuckets": true,
+				},
+				"OwnershipControls": map[string]any{"Rules": []any{map[string]any{"ObjectOwnership": "BucketOwnerEnforced"}}},
+			},
+		})
+	})
+	cdkAssert(t, func() {
+		s.assertion.HasResource(jsii.String("AWS::KMS::Key"), &map[string]any{
+			"DeletionPolicy": "Retain",
+			"Properties":     map[string]any{"EnableKeyRotation": true},
+		})
+	})
+	// No custom resource empties the bucket on delete.
+	for _, id := range s.ofType("AWS::Lambda::Function") {
+		if !strings.HasSuffix(id, "Function") || strings.Contains(id, "AutoDelete") {
+			t.Errorf("unexpected function %s", id)
+		}
+	}
+	// The variant's vault uses the key it is given.
+	v := synth(t).variant
+	enc := v.props(t, "VaultBucket")["BucketEncryption"]
+	if got := render(enc); !strings.Contains(got, `"KMSMasterKeyID":"arn:aws:kms:us-east-1:123456789012:key/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"`) {
+		t.Errorf("variant vault encryption %s: want the configured key", got)
+	}
+	if got := render(v.props(t, "VaultBucket")["ObjectLockConfiguration"]); got != `{"ObjectLockEnabled":"Enabled","Rule":{"DefaultRetention":{"Days":35,"Mode":"GOVERNANCE"}}}` {
+		t.Errorf("variant object lock %s: want the defaults (GOVERNANCE, 35 days)", got)
+	}
+}
+
+func TestVaultBucketPolicy(t *testing.T) {
+	s := synth(t).main
+	got := statements(s.props(t, "VaultBucketPolicy")["PolicyDocument"])
+	objects := vaultARN + "/*"
+	want := []stmt{
+		{Effect: "Deny", Actions: []string{"s3:*"}, Resources: []string{"GetAtt:VaultBucket.Arn", "GetAtt:VaultBucket.Arn/*"}, Condition: `{"Bool":{"aws:SecureTransport":"false"}}`},
+		{Sid: "DenyDeletesExceptExpiry", Effect: "Deny", Actions: []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, Resources: []string{objects},
+			Condition: `{"StringNotEquals":{"aws:PrincipalArn":{"Fn::GetAtt":["ExpiryRole","Arn"]}}}`},
+		{Sid: "DenyRetentionBelowMinimum", Effect: "Deny", Actions: []string{"s3:PutObjectRetention"}, Resources: []string{objects},
+			Condition: `{"NumericLessThan":{"s3:object-lock-remaining-retention-days":"35"}}`},
+		{Sid: "DenyRetentionAboveMaximum", Effect: "Deny", Actions: []string{"s3:PutObjectRetention"}, Resources: []string{objects},
+			Condition: `{"NumericGreaterThan":{"s3:object-lock-remaining-retention-days":"400"}}`},
+		{Sid: "DenyLockChangesAfterGraceTime", Effect: "Deny", Actions: []string{"s3:BypassGovernanceRetention", "s3:PutBucketObjectLockConfiguration"},
+			Resources: []string{vaultARN, objects}, Condition: `{"DateGreaterThan":{"aws:CurrentTime":"2026-12-08T00:00:00Z"}}`},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("vault bucket policy (-want +got):\n%s", diff)
+	}
+	for _, raw := range list0(s.props(t, "VaultBucketPolicy")["PolicyDocument"].(map[string]any)["Statement"]) {
+		if p := render(raw.(map[string]any)["Principal"]); p != `{"AWS":"*"}` {
+			t.Errorf("bucket policy statement principal %s, want every principal", p)
+		}
+	}
+}
+
+func TestFunctions(t *testing.T) {
+	s := synth(t).main
+	known := map[string]bool{
+		config.EnvVault: true, config.EnvConcurrency: true, config.EnvRestoreTargets: true,
+		config.EnvBuckets: true, EnvEventsTopic: true,
+	}
+	want := map[string]struct {
+		memory, timeout float64
+		env             map[string]string
+	}{
+		"JournalFunction": {1024, 240, map[string]string{
+			config.EnvVault: "bucketvault-vault-123456789012-us-east-1", config.EnvConcurrency: "32", EnvEventsTopic: "Ref:EventsTopic"}},
+		"ReconcileFunction": {1024, 900, map[string]string{
+			config.EnvVault: "bucketvault-vault-123456789012-us-east-1", config.EnvConcurrency: "32", EnvEventsTopic: "Ref:EventsTopic",
+			config.EnvBuckets: "photos,documents"}},
+		"ProtectFunction": {256, 300, map[string]string{
+			config.EnvVault: "bucketvault-vault-123456789012-us-east-1", config.EnvBuckets: "photos,documents"}},
+		"RestoreFunction": {2048, 900, map[string]string{
+			config.EnvVault: "bucketvault-vault-123456789012-us-east-1", config.EnvConcurrency: "32", EnvEventsTopic: "Ref:EventsTopic",
+			config.EnvRestoreTargets: "photos-restored*,scratch-restore-?"}},
+	}
+	ids := s.ofType("AWS::Lambda::Function")
+	if len(ids) != len(want) {
+		t.Fatalf("functions %v", ids)
+	}
+	for _, id := range ids {
+		p := s.props(t, id)
+		w, ok := want[id]
+		if !ok {
+			t.Errorf("unexpected function %s", id)
+			continue
+		}
+		base := strings.TrimSuffix(id, "Function")
+		for k, v := range map[string]string{
+			"Runtime": "provided.al2023", "Architectures": `["arm64"]`, "Handler": "bootstrap",
+			"TracingConfig": `{"Mode":"Active"}`, "Role": "GetAtt:" + base + "Role.Arn",
+			"LoggingConfig": `{"ApplicationLogLevel":"INFO","LogFormat":"JSON","LogGroup":{"Ref":"` + base + `Logs"},"SystemLogLevel":"INFO"}`,
+		} {
+			if got := render(p[k]); got != v {
+				t.Errorf("%s %s = %s, want %s", id, k, got, v)
+			}
+		}
+		if p["MemorySize"] != w.memory || p["Timeout"] != w.timeout {
+			t.Errorf("%s memory %v timeout %v, want %v %v", id, p["MemorySize"], p["Timeout"], w.memory, w.timeout)
+		}
+		vars, _ := p["Environment"].(map[string]any)["Variables"].(map[string]any)
+		got := map[string]string{}
+		for k, v := range vars {
+			if !known[k] {
+				t.Errorf("%s sets %s, which is not a shared/config constant", id, k)
+			}
+			got[k] = render(v)
+		}
+		if diff := cmp.Diff(w.env, got); diff != "" {
+			t.Errorf("%s environment (-want +got):\n%s", id, diff)
+		}
+		if _, set := vars[config.EnvLogLevel]; set {
+			t.Errorf("%s sets %s: Lambda sets it from LoggingConfig.ApplicationLogLevel", id, config.EnvLogLevel)
+		}
+		if got := render(s.props(t, base+"Logs")["RetentionInDays"]); got != "90" {
+			t.Errorf("%sLogs retention %s days, want 90", base, got)
+		}
+	}
+	if got := render(s.props(t, "RestoreFunction")["EphemeralStorage"]); got != `{"Size":10240}` {
+		t.Errorf("restore ephemeral storage %s", got)
+	}
+}
+
+// TestAssets: every function in the template has an asset directory with
+// an executable linux/arm64 bootstrap, and its staged copy in the cloud
+// assembly is the one the template names.
+func TestAssets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short synthesizes with placeholder bootstraps")
+	}
+	s := synth(t)
+	for _, id := range s.main.ofType("AWS::Lambda::Function") {
+		name := strings.ToLower(strings.TrimSuffix(id, "Function"))
+		for _, dir := range []string{filepath.Join(s.assetDir, name), stagedAsset(t, s, id)} {
+			path := filepath.Join(dir, "bootstrap")
+			st, err := os.Stat(path)
+			if err != nil {
+				t.Errorf("%s: %v", id, err)
+				continue
+			}
+			if st.Mode()&0o111 == 0 {
+				t.Errorf("%s: %s is not executable", id, path)
+			}
+			f, err := elf.Open(path)
+			if err != nil {
+				t.Errorf("%s: %s is not an ELF binary: %v", id, path, err)
+				continue
+			}
+			if f.Machine != elf.EM_AARCH64 {
+				t.Errorf("%s: %s is built for %v, want arm64", id, path, f.Machine)
+			}
+			f.Close()
+		}
+	}
+	if err := checkBootstrap(filepath.Join(s.assetDir, "missing")); err == nil || !strings.Contains(err.Error(), "make build") {
+		t.Errorf("a missing bootstrap gives %v, want advice to run make build", err)
+	}
+}
+
+// stagedAsset is the cloud assembly directory of a function's code.
+func stagedAsset(t *testing.T, s *synthesis, id string) string {
+	t.Helper()
+	key := render(s.main.props(t, id)["Code"].(map[string]any)["S3Key"])
+	return filepath.Join(s.outDir, "asset."+strings.TrimSuffix(key, ".zip"))
+}
+
+func TestContinuousPath(t *testing.T) {
+	s := synth(t).main
+	c := s.config
+	q := s.props(t, "JournalQueue")
+	if vt := q["VisibilityTimeout"].(float64); vt < 6*float64(c.Journal.TimeoutSeconds) {
+		t.Errorf("queue visibility timeout %v s < 6 x journal timeout %d s", vt, c.Journal.TimeoutSeconds)
+	}
+	if got := render(q["RedrivePolicy"]); got != `{"deadLetterTargetArn":{"Fn::GetAtt":["JournalDeadLetterQueue","Arn"]},"maxReceiveCount":5}` {
+		t.Errorf("redrive policy %s", got)
+	}
+	dlq := s.props(t, "JournalDeadLetterQueue")
+	for _, p := range []map[string]any{q, dlq} {
+		if p["SqsManagedSseEnabled"] != true {
+			t.Errorf("queue without SSE: %v", p)
+		}
+	}
+	if dlq["MessageRetentionPeriod"] != float64(14*24*3600) {
+		t.Errorf("dead-letter retention %v, want 14 days", dlq["MessageRetentionPeriod"])
+	}
+	cdkAssert(t, func() {
+		s.assertion.HasResourceProperties(jsii.String("AWS::Lambda::EventSourceMapping"), &map[string]any{
+			"FunctionName":                   map[string]any{"Ref": "JournalFunction"},
+			"EventSourceArn":                 map[string]any{"Fn::GetAtt": []any{"JournalQueue", "Arn"}},
+			"BatchSize":                      500,
+			"MaximumBatchingWindowInSeconds": 20,
+			"FunctionResponseTypes":          []any{"ReportBatchItemFailures"},
+			"ScalingConfig":                  map[string]any{"MaximumConcurrency": 50},
+		})
+	})
+	rule := s.props(t, "JournalRule")
+	wantPattern := jsonOf(t, `{"source":["aws.s3"],"detail-type":["Object Created","Object Deleted","Object Tags Added","Object Tags Deleted",
+		"Object ACL Updated","Object Storage Class Changed","Object Restore Completed"],"detail":{"bucket":{"name":["photos","documents"]}}}`)
+	if diff := cmp.Diff(wantPattern, rule["EventPattern"]); diff != "" {
+		t.Errorf("event pattern (-want +got):\n%s", diff)
+	}
+	if rule["EventBusName"] != nil {
+		t.Errorf("rule on bus %v, want the default bus", rule["EventBusName"])
+	}
+	targets := list0(rule["Targets"])
+	if len(targets) != 1 {
+		t.Fatalf("rule targets %v", targets)
+	}
+	tg := targets[0].(map[string]any)
+	if render(tg["Arn"]) != "GetAtt:JournalQueue.Arn" || render(tg["DeadLetterConfig"]) != `{"Arn":{"Fn::GetAtt":["JournalDeadLetterQueue","Arn"]}}` {
+		t.Errorf("rule target %s", render(tg))
+	}
+	// EventBridge may send to the queues, for this rule only.
+	for _, id := range s.ofType("AWS::SQS::QueuePolicy") {
+		for _, st := range statements(s.props(t, id)["PolicyDocument"]) {
+			send := slices.Equal(st.Actions, []string{"sqs:SendMessage"}) ||
+				slices.Equal(st.Actions, []string{"sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"})
+			if st.Effect == "Allow" && (!send ||
+				st.Condition != `{"ArnEquals":{"aws:SourceArn":{"Fn::GetAtt":["JournalRule","Arn"]}}}`) {
+				t.Errorf("%s: %+v", id, st)
+			}
+		}
+	}
+}
+
+func TestSchedules(t *testing.T) {
+	s := synth(t).main
+	for id, fn := range map[string]string{"ReconcileSchedule": "ReconcileFunction", "ProtectSchedule": "ProtectFunction"} {
+		p := s.props(t, id)
+		expr := map[string]string{"ReconcileSchedule": "rate(6 hours)", "ProtectSchedule": "rate(1 hour)"}[id]
+		if p["ScheduleExpression"] != expr || p["State"] != "ENABLED" || render(p["FlexibleTimeWindow"]) != `{"Mode":"OFF"}` {
+			t.Errorf("%s: %s", id, render(p))
+		}
+		want := `{"Arn":{"Fn::GetAtt":["` + fn + `","Arn"]},"Input":"{}","RetryPolicy":{"MaximumEventAgeInSeconds":3600,"MaximumRetryAttempts":3},"RoleArn":{"Fn::GetAtt":["` + id + `Role","Arn"]}}`
+		if got := render(p["Target"]); got != want {
+			t.Errorf("%s target %s, want %s", id, got, want)
+		}
+	}
+}
+
+func TestProtectCustomResource(t *testing.T) {
+	s := synth(t).main
+	cdkAssert(t, func() {
+		s.assertion.HasResource(jsii.String("Custom::BucketvaultProtect"), &map[string]any{
+			"Properties": map[string]any{
+				"ServiceToken":   map[string]any{"Fn::GetAtt": []any{"ProtectFunction", "Arn"}},
+				"ServiceTimeout": "600",
+				"Buckets":        []any{"photos", "documents"},
+			},
+		})
+	})
+}
+
+func TestAlarms(t *testing.T) {
+	s := synth(t).main
+	type alarm struct {
+		Namespace, Metric, Statistic, Comparison string
+		Dimensions                               string
+		Threshold, Period                        float64
+	}
+	want := map[string]alarm{
+		"DeadLetterAlarm": {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", "GreaterThanThreshold",
+			`[{"Name":"QueueName","Value":{"Fn::GetAtt":["JournalDeadLetterQueue","QueueName"]}}]`, 0, 60},
+		"JournalLagAlarm": {"bucketvault", "LagSeconds", "Maximum", "GreaterThanThreshold", `[{"Name":"Function","Value":"journal"}]`, 600, 300},
+		"QueueAgeAlarm": {"AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum", "GreaterThanThreshold",
+			`[{"Name":"QueueName","Value":{"Fn::GetAtt":["JournalQueue","QueueName"]}}]`, 600, 300},
+		"ReconcileErrorsAlarm": {"AWS/Lambda", "Errors", "Sum", "GreaterThanThreshold", `[{"Name":"FunctionName","Value":{"Ref":"ReconcileFunction"}}]`, 0, 300},
+		"ProtectErrorsAlarm":   {"AWS/Lambda", "Errors", "Sum", "GreaterThanThreshold", `[{"Name":"FunctionName","Value":{"Ref":"ProtectFunction"}}]`, 0, 300},
+	}
+	ids := s.ofType("AWS::CloudWatch::Alarm")
+	var wantIDs []string
+	for id := range want {
+		wantIDs = append(wantIDs, id)
+	}
+	sort.Strings(wantIDs)
+	if !slices.Equal(ids, wantIDs) {
+		t.Fatalf("alarms %v, want %v", ids, wantIDs)
+	}
+	for id, w := range want {
+		p := s.props(t, id)
+		got := alarm{render(p["Namespace"]), render(p["MetricName"]), render(p["Statistic"]), render(p["ComparisonOperator"]),
+			render(p["Dimensions"]), p["Threshold"].(float64), p["Period"].(float64)}
+		if got != w {
+			t.Errorf("%s = %+v, want %+v", id, got, w)
+		}
+		for _, k := range []string{"AlarmActions", "OKActions"} {
+			if got := render(p[k]); got != `[{"Ref":"AlarmTopic"}]` {
+				t.Errorf("%s %s = %s, want the alarm topic", id, k, got)
+			}
+		}
+		if p["TreatMissingData"] != "notBreaching" {
+			t.Errorf("%s treats missing data as %v", id, p["TreatMissingData"])
+		}
+	}
+	cdkAssert(t, func() {
+		s.assertion.HasResourceProperties(jsii.String("AWS::SNS::Subscription"), &map[string]any{
+			"Protocol": "email", "Endpoint": "ops@example.com", "TopicArn": map[string]any{"Ref": "AlarmTopic"},
+		})
+	})
+	// The variant sends alarms to the topic it is given.
+	v := synth(t).variant
+	if got := render(v.props(t, "DeadLetterAlarm")["AlarmActions"]); got != `["arn:aws:sns:us-east-1:123456789012:ops-alarms"]` {
+		t.Errorf("variant alarm actions %s", got)
+	}
+}
+
+func TestTopicsRequireTLS(t *testing.T) {
+	s := synth(t).main
+	policies := s.ofType("AWS::SNS::TopicPolicy")
+	if len(policies) != 2 {
+		t.Fatalf("topic policies %v", policies)
+	}
+	for _, id := range policies {
+		want := []stmt{{Sid: "AllowPublishThroughSSLOnly", Effect: "Deny", Actions: []string{"sns:Publish"},
+			Resources: list(s.props(t, id)["Topics"]), Condition: `{"Bool":{"aws:SecureTransport":"false"}}`}}
+		if diff := cmp.Diff(want, statements(s.props(t, id)["PolicyDocument"])); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", id, diff)
+		}
+	}
+}
+
+func TestStackSettings(t *testing.T) {
+	s := synth(t)
+	if !*s.main.stack.TerminationProtection() {
+		t.Error("the stack is not protected against deletion by default")
+	}
+	if *s.variant.stack.TerminationProtection() {
+		t.Error("terminationProtection false is ignored")
+	}
+	outs, _ := s.main.template["Outputs"].(map[string]any)
+	for _, o := range []string{"VaultBucketName", "VaultKeyArn", "RestoreFunctionName", "ProtectFunctionName", "ReconcileFunctionName", "JournalQueueUrl", "JournalDeadLetterQueueUrl", "EventsTopicArn", "AlarmTopicArn"} {
+		if _, ok := outs[o]; !ok {
+			t.Errorf("no output %s", o)
+		}
+	}
+}
+
+// cdkAssert turns a failed awscdk assertion (a jsii panic) into a test
+// failure.
+func cdkAssert(t *testing.T, f func()) {
+	t.Helper()
+	defer func() {
+		if r := recover(); r != nil {
+			t.Error(r)
+		}
+	}()
+	f()
+}
