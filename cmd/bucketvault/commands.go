@@ -27,6 +27,15 @@ func requireFlag(name, value string) error {
 
 // openJournal opens the vault and a journal writer over it.
 func (a *app) openJournal(cmd *cobra.Command, vaultName string, concurrency int) (*journal.Journal, error) {
+	v, err := a.openVault(cmd, vaultName)
+	if err != nil {
+		return nil, err
+	}
+	return &journal.Journal{Vault: v, S3: v.S3, Concurrency: concurrency, Log: a.log}, nil
+}
+
+// openVault opens the vault named by --vault.
+func (a *app) openVault(cmd *cobra.Command, vaultName string) (*vault.Vault, error) {
 	if err := requireFlag("vault", vaultName); err != nil {
 		return nil, err
 	}
@@ -34,11 +43,7 @@ func (a *app) openJournal(cmd *cobra.Command, vaultName string, concurrency int)
 	if err != nil {
 		return nil, err
 	}
-	v, err := vault.Open(cmd.Context(), c, vaultName)
-	if err != nil {
-		return nil, err
-	}
-	return &journal.Journal{Vault: v, S3: c, Concurrency: concurrency, Log: a.log}, nil
+	return vault.Open(cmd.Context(), c, vaultName)
 }
 
 func (a *app) vaultCommand() *cobra.Command {
@@ -337,14 +342,7 @@ func (a *app) recoveryPointsCommand() *cobra.Command {
 		Short: "List recovery points and the times they restore to",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlag("vault", vaultName); err != nil {
-				return err
-			}
-			c, err := a.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			v, err := vault.Open(cmd.Context(), c, vaultName)
+			v, err := a.openVault(cmd, vaultName)
 			if err != nil {
 				return err
 			}
@@ -383,14 +381,7 @@ func (a *app) verifyCommand() *cobra.Command {
 		Short: "Check that every reference in the vault resolves, with the recorded size and ETag (--deep: and checksums of the bytes)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlag("vault", vaultName); err != nil {
-				return err
-			}
-			c, err := a.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			v, err := vault.Open(cmd.Context(), c, vaultName)
+			v, err := a.openVault(cmd, vaultName)
 			if err != nil {
 				return err
 			}
@@ -433,14 +424,7 @@ func (a *app) jobCommand() *cobra.Command {
 		Short: "Show a job's report",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlag("vault", vaultName); err != nil {
-				return err
-			}
-			c, err := a.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			v, err := vault.Open(cmd.Context(), c, vaultName)
+			v, err := a.openVault(cmd, vaultName)
 			if err != nil {
 				return err
 			}
