@@ -1,14 +1,20 @@
 // Command restore is the restore Lambda function: a JSON restore request
-// in, the job's report out (also kept in the vault).
+// in, the job's report out (also kept in the vault). It publishes
+// RESTORE_JOB_STARTED before the job and RESTORE_JOB_COMPLETED or
+// RESTORE_JOB_FAILED after it, to the topic and bus its environment names.
 package main
 
 import (
 	"context"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/bucketvault/bucketvault/shared/notify"
+	"github.com/bucketvault/bucketvault/shared/notify/restorejob"
 	"github.com/bucketvault/bucketvault/shared/restore"
 	"github.com/bucketvault/bucketvault/shared/wiring"
 )
@@ -20,6 +26,7 @@ func main() {
 		os.Exit(1)
 	}
 	r := &restore.Restorer{S3: f.S3, AllowedTargets: f.Config.RestoreTargets, Log: f.Log}
+	events := notify.FromEnv(f.AWS, os.Getenv)
 	lambda.Start(func(ctx context.Context, req restore.Request) (*restore.Report, error) {
 		if req.Vault == "" {
 			req.Vault = f.Config.Vault
@@ -27,6 +34,13 @@ func main() {
 		if req.Concurrency == 0 {
 			req.Concurrency = f.Config.Concurrency
 		}
-		return r.Run(ctx, req)
+		var invocation string
+		if lc, ok := lambdacontext.FromContext(ctx); ok {
+			invocation = lc.AwsRequestID
+		}
+		notify.Send(ctx, events, restorejob.Started(req, invocation, time.Now()), f.Log)
+		rep, err := r.Run(ctx, req)
+		notify.Send(ctx, events, restorejob.Ended(req, rep, err, invocation, time.Now()), f.Log)
+		return rep, err
 	})
 }

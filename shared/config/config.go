@@ -17,6 +17,13 @@ const (
 	EnvConcurrency    = "BUCKETVAULT_CONCURRENCY"     // parallel S3 copies per invocation
 	EnvBuckets        = "BUCKETVAULT_BUCKETS"         // comma-separated buckets to reconcile (default: all protected)
 	EnvLogLevel       = "AWS_LAMBDA_LOG_LEVEL"        // DEBUG, INFO, WARN, ERROR (Lambda's own)
+	// EnvEventsTopic is the ARN of the SNS topic that job events
+	// (BACKUP_JOB_*, RESTORE_JOB_*, S3_BACKUP_OBJECT_FAILED) are published
+	// to; shared/notify reads it.
+	EnvEventsTopic = "BUCKETVAULT_EVENTS_TOPIC"
+	// EnvEventBus is the EventBridge bus (name or ARN) that the same job
+	// events are put on; shared/notify reads it.
+	EnvEventBus = "BUCKETVAULT_EVENT_BUS"
 )
 
 // Config is the parsed configuration.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -58,9 +59,37 @@ func Trace(cfg *aws.Config) {
 }
 
 // Metrics writes EMF records: one JSON line per call that CloudWatch turns
-// into metrics, with the dimensions given.
+// into metrics, with the dimensions given plus Vault.
+//
+// The lines go straight to standard output, not through slog, and carry no
+// "level" field. Lambda's log-level filtering therefore counts them as
+// INFO (it gives every line without a level INFO), so a function whose
+// application log level is WARN or ERROR loses them: that is why the
+// stack accepts only DEBUG and INFO (docs/deploy.md, "Metrics and log
+// levels").
 type Metrics struct {
 	W io.Writer // nil: os.Stdout
+	// Vault is the Vault dimension; empty: the process's (SetVault).
+	Vault string
+}
+
+// DimVault is the dimension that names the vault bucket a metric is about.
+// Every metric carries it, so one account's stacks (one vault each) keep
+// their metrics, and their alarms, apart.
+const DimVault = "Vault"
+
+var processVault atomic.Value // string
+
+// SetVault sets the Vault dimension of every metric this process emits
+// (a function serves one vault; wiring.Setup calls it).
+func SetVault(name string) { processVault.Store(name) }
+
+func (m Metrics) vault() string {
+	if m.Vault != "" {
+		return m.Vault
+	}
+	v, _ := processVault.Load().(string)
+	return v
 }
 
 // Unit names of EMF.
@@ -77,11 +106,21 @@ type Value struct {
 	Unit string
 }
 
-// Put emits values under dims (for example {"Function":"journal","Bucket":b}).
+// Put emits values under dims (for example {"Function":"journal","Bucket":b})
+// and the Vault dimension, when the vault is known and dims does not name
+// one.
 func (m Metrics) Put(ctx context.Context, dims map[string]string, values map[string]Value) {
 	w := m.W
 	if w == nil {
 		w = os.Stdout
+	}
+	if v := m.vault(); v != "" && dims[DimVault] == "" {
+		withVault := make(map[string]string, len(dims)+1)
+		for k, d := range dims {
+			withVault[k] = d
+		}
+		withVault[DimVault] = v
+		dims = withVault
 	}
 	dimNames := make([]string, 0, len(dims))
 	for k := range dims {

@@ -1,5 +1,7 @@
 // Package wiring builds what every Lambda function starts with: its typed
-// configuration, a logger with the request id, and a traced S3 client.
+// configuration, a logger with the request id, a traced S3 client (and the
+// SDK configuration for other clients), and the Vault dimension of its
+// metrics.
 package wiring
 
 import (
@@ -8,6 +10,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/bucketvault/bucketvault/shared/config"
@@ -19,8 +22,11 @@ import (
 // Function is a function's start-up state.
 type Function struct {
 	Config config.Config
-	S3     *s3.Client
-	Log    *slog.Logger
+	// AWS is the SDK configuration, traced (obs.Trace): the clients of
+	// other services (shared/notify's) are made from it.
+	AWS aws.Config
+	S3  *s3.Client
+	Log *slog.Logger
 
 	mu    sync.Mutex
 	vault *vault.Vault
@@ -40,11 +46,12 @@ func Setup(ctx context.Context) (*Function, error) {
 		return nil, err
 	}
 	obs.Trace(&awsCfg)
+	obs.SetVault(cfg.Vault)
 	client, err := s3x.NewClient(awsCfg, cfg.EndpointURL)
 	if err != nil {
 		return nil, err
 	}
-	return &Function{Config: cfg, S3: client, Log: log}, nil
+	return &Function{Config: cfg, AWS: awsCfg, S3: client, Log: log}, nil
 }
 
 // Vault opens the configured vault once, on first use.
