@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -250,6 +249,3 @@ func (t *targetLister) before(ctx context.Context, key string, fn func(string) e
 }
 
 func (t *targetLister) has(key string) bool { return t.hasCur }
-
-// queryEscape encodes a tag key or value for the x-amz-tagging header.
-func queryEscape(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }

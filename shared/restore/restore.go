@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
 	"path"
 	"sort"
 	"strings"
@@ -37,7 +38,10 @@ const (
 type Request struct {
 	Vault        string    `json:"vault"`
 	Bucket       string    `json:"bucket"` // the protected (source) bucket
-	At           time.Time `json:"at"`
+	At           time.Time `json:"at,omitzero"`
+	// RecoveryPointID restores a SNAPSHOT recovery point instead of a
+	// point in time (give one of At and RecoveryPointID).
+	RecoveryPointID string `json:"recoveryPointId,omitempty"`
 	TargetBucket string    `json:"targetBucket"`
 	CreateBucket bool      `json:"createBucket,omitempty"`
 	Prefixes     []string  `json:"prefixes,omitempty"`
@@ -62,12 +66,14 @@ func (r *Request) Validate(now time.Time, retentionDays int, allowed []string) e
 		return bad("bucket (the protected bucket to restore) is required")
 	case r.TargetBucket == "":
 		return bad("target bucket is required")
-	case r.At.IsZero():
-		return bad("at (the point in time, RFC 3339) is required")
+	case r.At.IsZero() && r.RecoveryPointID == "":
+		return bad("at (the point in time, RFC 3339) or a snapshot recovery point id is required")
+	case !r.At.IsZero() && r.RecoveryPointID != "":
+		return bad("give either at (a point in time) or a recovery point id, not both")
 	case r.At.After(now):
 		return bad("at %s is in the future", r.At.Format(time.RFC3339))
 	}
-	if retentionDays > 0 && r.At.Before(now.AddDate(0, 0, -retentionDays)) {
+	if retentionDays > 0 && r.RecoveryPointID == "" && r.At.Before(now.AddDate(0, 0, -retentionDays)) {
 		return bad("at %s is older than the vault's %d-day window", r.At.Format(time.RFC3339), retentionDays)
 	}
 	switch r.Mode {
@@ -159,11 +165,25 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	if err := req.Validate(start, v.Descriptor.RetentionDays, r.AllowedTargets); err != nil {
 		return nil, err
 	}
+	var base *vault.SnapshotPoint
+	if req.RecoveryPointID != "" {
+		if base, err = snapshotPoint(ctx, v, req); err != nil {
+			return nil, err
+		}
+		req.At = base.ScanCompletionDate.UTC()
+	} else if base, err = v.LatestSnapshot(ctx, req.Bucket, req.At); err != nil {
+		return nil, err
+	}
 	if err := r.prepareTarget(ctx, req); err != nil {
 		return nil, err
 	}
 	rep := &Report{JobID: vault.NewJobID("restore", start), Type: "RESTORE", State: StateRunning, Request: req, StartedAt: start, mu: &sync.Mutex{}}
 	switch pb, err := v.Protected(ctx, req.Bucket); {
+	case req.RecoveryPointID != "":
+		rep.Warnings = append(rep.Warnings, snapshotWarnings(base)...)
+	case err != nil && s3x.IsNotFound(err) && base != nil:
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("s3://%s is not protected continuously: restored from snapshot %s (scanned %s), the newest before %s",
+			req.Bucket, base.RecoveryPointID, base.ScanCompletionDate.UTC().Format(time.RFC3339), req.At.UTC().Format(time.RFC3339)))
 	case err != nil && s3x.IsNotFound(err):
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("s3://%s is not protected by vault %s: only what was journaled for it is restored", req.Bucket, v.Bucket))
 	case err != nil:
@@ -177,7 +197,7 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	if err := v.PutJSON(ctx, vault.JobKey(rep.JobID), rep); err != nil {
 		return nil, err
 	}
-	runErr := r.run(ctx, v, req, rep)
+	runErr := r.run(ctx, v, req, base, rep)
 	rep.CompletedAt = r.now().UTC()
 	rep.DurationSeconds = rep.CompletedAt.Sub(rep.StartedAt).Seconds()
 	switch {
@@ -269,9 +289,23 @@ type task struct {
 	marker bool // put a delete marker (rollback of a key absent at T)
 }
 
-func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, rep *Report) error {
+func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *vault.SnapshotPoint, rep *Report) error {
 	sel := newSelection(req)
-	m, err := v.OpenJournal(ctx, req.Bucket, sel.scope())
+	var m *vault.Merger
+	var err error
+	switch {
+	case req.RecoveryPointID != "":
+		m, err = vault.NewMerger([]vault.RecordSource{v.OpenShards(ctx, base.Shards, sel.scope())})
+	default:
+		// The journal, and the newest snapshot before T as the starting
+		// state of keys the journal lacks (those of a bucket backed up
+		// only by snapshots, or from before it was protected).
+		var extra []vault.RecordSource
+		if base != nil {
+			extra = append(extra, v.OpenShards(ctx, base.Shards, sel.scope()))
+		}
+		m, err = v.OpenJournal(ctx, req.Bucket, sel.scope(), extra...)
+	}
 	if err != nil {
 		return err
 	}
@@ -400,7 +434,7 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 	}
 	// A bucket this restore created holds nothing to compare with.
 	if !req.CreateBucket {
-		same, err := r.identical(ctx, req.TargetBucket, t)
+		same, err := r.identical(ctx, v, req.TargetBucket, t)
 		if err != nil {
 			return fail(err)
 		}
@@ -419,6 +453,15 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 		opts.Multipart, opts.PartSize = true, rec.PartSize
 	case etagShape(rec.ETag) == "" && rec.Size <= s3x.MaxCopySize:
 		opts.Threshold = s3x.MaxCopySize
+	}
+	if rec.MetaInData && (opts.Multipart || rec.Size > s3x.MaxCopySize) {
+		// A multipart copy starts empty: read what the data object carries.
+		if err := s3x.CarryMetadata(ctx, r.S3, v.Bucket, rec.Data, "", in); err != nil {
+			return fail(err)
+		}
+		if t.obj.Tags != nil {
+			in.Tagging = aws.String(s3x.EncodeTags(t.obj.Tags))
+		}
 	}
 	res, err := s3x.Copy(ctx, r.S3, in, rec.Size, opts)
 	if err != nil {
@@ -469,7 +512,16 @@ func copyInput(vaultBucket, target string, t task) *s3.CopyObjectInput {
 		in.Metadata = map[string]string{}
 	}
 	if len(t.obj.Tags) > 0 {
-		in.Tagging = aws.String(encodeTags(t.obj.Tags))
+		in.Tagging = aws.String(s3x.EncodeTags(t.obj.Tags))
+	}
+	if rec.MetaInData {
+		// The data object carries the version's metadata (and its tags,
+		// unless a later change set them).
+		in.MetadataDirective = types.MetadataDirectiveCopy
+		in.ContentType, in.Metadata = nil, nil
+		if t.obj.Tags == nil {
+			in.TaggingDirective = types.TaggingDirectiveCopy
+		}
 	}
 	if sc := t.obj.StorageClass; sc != "" && sc != string(types.StorageClassStandard) {
 		in.StorageClass = types.StorageClass(sc)
@@ -479,8 +531,19 @@ func copyInput(vaultBucket, target string, t task) *s3.CopyObjectInput {
 
 // identical returns the version id of the target's current object for the
 // key when it already equals what the restore would write.
-func (r *Restorer) identical(ctx context.Context, bucket string, t task) (string, error) {
+func (r *Restorer) identical(ctx context.Context, v *vault.Vault, bucket string, t task) (string, error) {
 	rec := t.obj.Version
+	if rec.MetaInData {
+		// Compare with what the data object carries.
+		meta, tags, err := carried(ctx, r.S3, v.Bucket, rec.Data)
+		if err != nil {
+			return "", err
+		}
+		rec.Meta = meta
+		if t.obj.Tags == nil {
+			t.obj.Tags = tags
+		}
+	}
 	head, err := r.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(t.key)})
 	if err != nil {
 		if s3x.IsNotFound(err) || s3x.IsDeleteMarker(err) {
@@ -584,27 +647,58 @@ func (r *Restorer) putACL(ctx context.Context, bucket, key, versionID string, ac
 	return nil
 }
 
-func encodeTags(tags map[string]string) string {
-	keys := make([]string, 0, len(tags))
-	for k := range tags {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(queryEscape(k))
-		b.WriteByte('=')
-		b.WriteString(queryEscape(tags[k]))
-	}
-	return b.String()
-}
-
 func nonEmpty(s string) *string {
 	if s == "" {
 		return nil
 	}
 	return aws.String(s)
+}
+
+// snapshotPoint finds the snapshot recovery point a request names.
+func snapshotPoint(ctx context.Context, v *vault.Vault, req Request) (*vault.SnapshotPoint, error) {
+	sp, err := v.Snapshot(ctx, req.Bucket, req.RecoveryPointID)
+	if err != nil {
+		if s3x.IsNotFound(err) {
+			return nil, &InvalidRequestError{Reason: fmt.Sprintf("vault %s has no snapshot recovery point %q of s3://%s (see `bucketvault recovery-points`)", v.Bucket, req.RecoveryPointID, req.Bucket)}
+		}
+		return nil, err
+	}
+	if (sp.Status != vault.PointAvailable && sp.Status != vault.PointPartial) || sp.ScanCompletionDate == nil {
+		return nil, &InvalidRequestError{Reason: fmt.Sprintf("recovery point %s is %s, not AVAILABLE or PARTIAL: %s", sp.RecoveryPointID, sp.Status, sp.StatusMessage)}
+	}
+	return sp, nil
+}
+
+func snapshotWarnings(sp *vault.SnapshotPoint) []string {
+	if sp.Status == vault.PointPartial {
+		return []string{fmt.Sprintf("recovery point %s is PARTIAL: %s", sp.RecoveryPointID, sp.StatusMessage)}
+	}
+	return nil
+}
+
+// carried reads the metadata and tags a data object carries.
+func carried(ctx context.Context, c s3x.Client, bucket, key string) (*vault.Meta, map[string]string, error) {
+	in := &s3.CopyObjectInput{}
+	if err := s3x.CarryMetadata(ctx, c, bucket, key, "", in); err != nil {
+		return nil, nil, err
+	}
+	m := &vault.Meta{
+		ContentType: aws.ToString(in.ContentType), ContentEncoding: aws.ToString(in.ContentEncoding),
+		ContentDisposition: aws.ToString(in.ContentDisposition), ContentLanguage: aws.ToString(in.ContentLanguage),
+		CacheControl: aws.ToString(in.CacheControl), WebsiteRedirect: aws.ToString(in.WebsiteRedirectLocation), User: in.Metadata,
+	}
+	if len(m.User) == 0 {
+		m.User = nil
+	}
+	tags := map[string]string{}
+	if q := aws.ToString(in.Tagging); q != "" {
+		vals, err := url.ParseQuery(q)
+		if err != nil {
+			return nil, nil, fmt.Errorf("tags of s3://%s/%s: %w", bucket, key, err)
+		}
+		for k, vs := range vals {
+			tags[k] = vs[0]
+		}
+	}
+	return m, tags, nil
 }

@@ -31,6 +31,7 @@ const (
 const (
 	OriginEvent     = "event"
 	OriginReconcile = "reconcile"
+	OriginSnapshot  = "snapshot"
 )
 
 // Record is one line of a journal segment. Records of one key, read from
@@ -63,6 +64,12 @@ type Record struct {
 	// object's ETag as the vault reported it after the copy.
 	Data     string `json:"data,omitempty"`
 	DataETag string `json:"dataEtag,omitempty"`
+	// MetaInData says the data object itself carries the version's system
+	// and user metadata and its tags: a snapshot copied it with S3's COPY
+	// metadata and tagging directives instead of reading them one object
+	// at a time. Meta and Tags are then nil, and a restore copies them
+	// from the data object.
+	MetaInData bool `json:"metaInData,omitempty"`
 
 	// Order lists version ids of one key, oldest first (OpOrder).
 	Order []string `json:"order,omitempty"`

@@ -333,8 +333,9 @@ var MaxOpenSegments = 16
 
 // OpenJournal merges the newest run of bucket (if any) and every segment
 // after its cut, restricted to what can hold a key starting with one of
-// prefixes (all when prefixes is empty).
-func (v *Vault) OpenJournal(ctx context.Context, bucket string, prefixes []string) (*Merger, error) {
+// prefixes (all when prefixes is empty), and any extra sources (a
+// snapshot's manifest). The merger owns the extra sources.
+func (v *Vault) OpenJournal(ctx context.Context, bucket string, prefixes []string, extra ...RecordSource) (*Merger, error) {
 	run, err := v.LatestRun(ctx, bucket)
 	if err != nil {
 		return nil, err
@@ -352,7 +353,17 @@ func (v *Vault) OpenJournal(ctx context.Context, bucket string, prefixes []strin
 		}
 		refs = kept
 	}
-	return v.openSources(ctx, bucket, run, refs, prefixes)
+	m, err := v.openSources(ctx, bucket, run, refs, prefixes)
+	if err != nil {
+		for _, s := range extra {
+			s.Close()
+		}
+		return nil, err
+	}
+	if len(extra) == 0 {
+		return m, nil
+	}
+	return NewMerger(append([]RecordSource{m.asSource()}, extra...))
 }
 
 func overlaps(first, last string, prefixes []string) bool {
@@ -368,3 +379,27 @@ func overlaps(first, last string, prefixes []string) bool {
 	}
 	return false
 }
+
+// asSource reads a merger as a record source (its keys' records in turn),
+// so it can be merged with more sources.
+func (m *Merger) asSource() RecordSource { return &mergerSource{m: m} }
+
+type mergerSource struct {
+	m   *Merger
+	buf []Observed
+}
+
+func (s *mergerSource) Next() (Observed, error) {
+	for len(s.buf) == 0 {
+		_, recs, err := s.m.NextKey()
+		if err != nil {
+			return Observed{}, err
+		}
+		s.buf = recs
+	}
+	o := s.buf[0]
+	s.buf = s.buf[1:]
+	return o, nil
+}
+
+func (s *mergerSource) Close() error { return s.m.Close() }

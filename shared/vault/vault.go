@@ -172,6 +172,18 @@ func (v *Vault) PutJSON(ctx context.Context, key string, src any) error {
 	return nil
 }
 
+// PutBytes writes an object of the vault (a new version if it exists).
+func (v *Vault) PutBytes(ctx context.Context, key string, body []byte, contentType string) error {
+	_, err := v.S3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(v.Bucket), Key: aws.String(key), Body: bytes.NewReader(body),
+		ContentType: aws.String(contentType),
+	})
+	if err != nil {
+		return fmt.Errorf("write s3://%s/%s: %w", v.Bucket, key, err)
+	}
+	return nil
+}
+
 // PutJSONOnce writes a JSON record only if the key does not exist yet
 // (If-None-Match: *) and reports whether it wrote it.
 func (v *Vault) PutJSONOnce(ctx context.Context, key string, src any) (bool, error) {

@@ -1,0 +1,253 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bucketvault/bucketvault/shared/s3x"
+	"github.com/bucketvault/bucketvault/shared/vault"
+)
+
+// Skip reasons of the snapshot path, beside vault's.
+const (
+	// SkipWindowEnded: the completion window ended before the copy.
+	SkipWindowEnded = "completion-window-ended"
+	// SkipCopyFailed: the copy failed after the SDK's retries.
+	SkipCopyFailed = "copy-failed"
+	// SkipBatchFailed: the copy step of the item's batch failed outright.
+	SkipBatchFailed = "batch-failed"
+)
+
+// Copy runs the copy step for a batch of work-item files: every version
+// the vault lacks is copied once, and each file's records become its
+// manifest fragment. A file whose fragment exists is done already; a file
+// started by an earlier attempt is copied carefully (the vault is checked
+// before each copy), so a retried batch copies nothing twice.
+func (e *Engine) Copy(ctx context.Context, req CopyRequest) (*CopyResult, error) {
+	job := req.BatchInput.Job
+	if err := job.started(); err != nil {
+		return nil, err
+	}
+	v, err := vault.Open(ctx, e.S3, job.Vault)
+	if err != nil {
+		return nil, classify(err)
+	}
+	res := &CopyResult{}
+	sem := make(chan struct{}, e.concurrency())
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(2) // two files in flight keep the copiers busy across file ends
+	var mu sync.Mutex
+	for _, ref := range req.Items {
+		g.Go(func() error {
+			r, err := e.copyFile(gctx, v, job, ref, sem)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			res.Files++
+			res.FilesSkipped += r.FilesSkipped
+			res.Copied += r.Copied
+			res.CopiedBytes += r.CopiedBytes
+			res.Carried += r.Carried
+			res.Failed += r.Failed
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, classify(err)
+	}
+	return res, nil
+}
+
+func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref ItemRef, sem chan struct{}) (CopyResult, error) {
+	var res CopyResult
+	if ref.Key != itemFileKey(job.JobID, ref.N) {
+		return res, invalid("item %d: key %q is not this job's item file", ref.N, ref.Key)
+	}
+	frag := fragmentKey(job.JobID, ref.N)
+	switch _, err := e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(frag)}); {
+	case err == nil:
+		res.FilesSkipped = 1
+		return res, nil
+	case !s3x.IsNotFound(err):
+		return res, fmt.Errorf("check fragment %s: %w", frag, err)
+	}
+	careful := false
+	switch _, err := e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(startedKey(job.JobID, ref.N))}); {
+	case err == nil:
+		careful = true
+	case !s3x.IsNotFound(err):
+		return res, fmt.Errorf("check item file %d: %w", ref.N, err)
+	default:
+		if err := v.PutBytes(ctx, startedKey(job.JobID, ref.N), nil, "text/plain"); err != nil {
+			return res, err
+		}
+	}
+	src, err := v.OpenSegmentFile(ctx, ref.Key)
+	if err != nil {
+		return res, err
+	}
+	var recs []vault.Record
+	for {
+		o, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			src.Close()
+			return res, err
+		}
+		recs = append(recs, o.Record)
+	}
+	src.Close()
+	stop := job.stopAt()
+	var copied, bytes, carried, failed atomic.Int64
+	var wg sync.WaitGroup
+	var fatal error
+	var fatalOnce sync.Once
+	var stopped atomic.Bool
+	for i := range recs {
+		if stopped.Load() {
+			break // the step fails: dispatch nothing more
+		}
+		if recs[i].Data != "" {
+			carried.Add(1)
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return res, ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			r := &recs[i]
+			if !stop.IsZero() && !e.now().Before(stop) {
+				*r = skip(*r, SkipWindowEnded, "the completion window ended before this object was copied")
+				failed.Add(1)
+				return
+			}
+			did, err := e.copyVersion(ctx, v, job.Bucket, r, careful)
+			switch {
+			case err != nil:
+				fatalOnce.Do(func() { fatal = err })
+				stopped.Store(true)
+			case r.Op == vault.OpSkip:
+				failed.Add(1)
+			case did:
+				copied.Add(1)
+				bytes.Add(r.Size)
+			default:
+				carried.Add(1)
+			}
+			if e.Progress != nil {
+				e.Progress(Progress{Copied: copied.Load(), Carried: carried.Load(), Failed: failed.Load(), Bytes: bytes.Load()})
+			}
+		}()
+	}
+	wg.Wait()
+	if fatal != nil {
+		return res, fatal
+	}
+	res.Copied, res.CopiedBytes, res.Carried, res.Failed = copied.Load(), bytes.Load(), carried.Load(), failed.Load()
+	// Stats first: a fragment without them would undercount a resumed job.
+	if err := v.PutJSON(ctx, statsKey(job.JobID, ref.N), res); err != nil {
+		return res, err
+	}
+	if err := v.WriteRecords(ctx, job.Bucket, frag, recs); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// copyVersion copies one version into its data key and completes its
+// record; it reports whether it copied. A version that cannot be copied
+// becomes a skip record; only failures of the vault itself (and context
+// cancellation) return an error.
+func (e *Engine) copyVersion(ctx context.Context, v *vault.Vault, bucket string, r *vault.Record, careful bool) (bool, error) {
+	r.Data = vault.DataKey(bucket, r.Key, r.VersionID, r.ETag, r.Time)
+	if careful {
+		have, err := e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(r.Data)})
+		switch {
+		case err == nil && aws.ToInt64(have.ContentLength) == r.Size && have.Metadata["bv-bucket"] == "":
+			// A copy this job made before it was interrupted (the scan
+			// carries what earlier snapshots copied): count it as copied.
+			r.MetaInData, r.DataETag = true, s3x.TrimETag(aws.ToString(have.ETag))
+			return true, e.partSize(ctx, bucket, r)
+		case err != nil && !s3x.IsNotFound(err):
+			return false, fmt.Errorf("head vault s3://%s/%s: %w", v.Bucket, r.Data, err)
+		}
+		// Absent, or the journal's copy (which carries bucketvault's own
+		// metadata, not the source's): copy with the source's metadata.
+	}
+	in := &s3.CopyObjectInput{
+		Bucket: aws.String(v.Bucket), Key: aws.String(r.Data),
+		CopySource:        aws.String(s3x.CopySource(bucket, r.Key, r.VersionID)),
+		CopySourceIfMatch: aws.String(`"` + r.ETag + `"`),
+		MetadataDirective: types.MetadataDirectiveCopy,
+		TaggingDirective:  types.TaggingDirectiveCopy,
+	}
+	if r.Size > s3x.MaxCopySize {
+		if err := s3x.CarryMetadata(ctx, e.S3, bucket, r.Key, r.VersionID, in); err != nil {
+			return false, e.skipOrFail(r, err)
+		}
+	}
+	res, err := s3x.Copy(ctx, e.S3, in, r.Size, e.CopyOptions)
+	if err != nil {
+		return false, e.skipOrFail(r, err)
+	}
+	r.MetaInData, r.DataETag = true, res.ETag
+	return true, e.partSize(ctx, bucket, r)
+}
+
+// partSize records a multipart source's first part size, so a restore can
+// rebuild its parts and so its ETag.
+func (e *Engine) partSize(ctx context.Context, bucket string, r *vault.Record) error {
+	if !strings.Contains(r.ETag, "-") || r.PartSize > 0 {
+		return nil
+	}
+	p1, err := e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(r.Key), VersionId: aws.String(r.VersionID), PartNumber: aws.Int32(1)})
+	if err == nil {
+		r.PartSize = aws.ToInt64(p1.ContentLength)
+	}
+	return nil // without it a restore verifies by size and checksum instead of ETag
+}
+
+// skipOrFail turns a copy failure into the item's skip record, or returns
+// it when the step itself must fail (cancelled).
+func (e *Engine) skipOrFail(r *vault.Record, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	reason := SkipCopyFailed
+	switch {
+	case s3x.IsNotFound(err) || s3x.IsPreconditionFailed(err):
+		reason = vault.SkipGone
+	case s3x.IsArchived(err):
+		reason = vault.SkipArchived
+	case s3x.IsSSEC(err):
+		reason = vault.SkipSSEC
+	case s3x.IsAccessDenied(err):
+		reason = vault.SkipAccessDenied
+	}
+	*r = skip(*r, reason, err.Error())
+	return nil
+}
+
+func skip(r vault.Record, reason, detail string) vault.Record {
+	return vault.Record{Op: vault.OpSkip, Key: r.Key, VersionID: r.VersionID, Time: r.Time, Size: r.Size, ETag: r.ETag,
+		Origin: vault.OriginSnapshot, Reason: reason, Detail: detail}
+}

@@ -1,0 +1,140 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/bucketvault/bucketvault/shared/notify"
+	"github.com/bucketvault/bucketvault/shared/s3x"
+	"github.com/bucketvault/bucketvault/shared/vault"
+)
+
+// MaxEventFailures bounds the failed objects one S3_BACKUP_OBJECT_FAILED
+// event lists (the recovery point record lists them all).
+const MaxEventFailures = 20
+
+// Notify publishes the finished job's state change: BACKUP_JOB_COMPLETED
+// for COMPLETED and PARTIAL jobs (and S3_BACKUP_OBJECT_FAILED with the
+// first failed objects of a PARTIAL one), BACKUP_JOB_FAILED for FAILED,
+// ABORTED and EXPIRED ones. A publish failure is a RetryableError.
+func (e *Engine) Notify(ctx context.Context, job Job) (*Job, error) {
+	if err := job.validate(); err != nil {
+		return nil, err
+	}
+	ev := e.event(job)
+	switch job.State {
+	case StateCompleted, StatePartial:
+		ev.Type = notify.BackupJobCompleted
+	default:
+		ev.Type = notify.BackupJobFailed
+	}
+	if err := e.publish(ctx, ev); err != nil {
+		return nil, err
+	}
+	if job.State == StatePartial && job.RecoveryPointID != "" {
+		if err := e.notifyFailures(ctx, job); err != nil {
+			return nil, err
+		}
+	}
+	return &job, nil
+}
+
+func (e *Engine) notifyFailures(ctx context.Context, job Job) error {
+	v, err := vault.Open(ctx, e.S3, job.Vault)
+	if err != nil {
+		return classify(err)
+	}
+	sp, err := v.Snapshot(ctx, job.Bucket, job.RecoveryPointID)
+	if err != nil {
+		return classify(err)
+	}
+	var objs []map[string]any
+	for _, f := range sp.Failures[:min(len(sp.Failures), MaxEventFailures)] {
+		objs = append(objs, map[string]any{"key": f.Key, "versionId": f.VersionID, "reason": f.Reason, "detail": f.Detail})
+	}
+	ev := e.event(job)
+	ev.Type = notify.S3BackupObjectFailed
+	ev.StatusMessage = fmt.Sprintf("%d objects were not backed up", sp.FailedObjects)
+	ev.Detail["failedObjects"] = sp.FailedObjects
+	ev.Detail["objects"] = objs
+	return e.publish(ctx, ev)
+}
+
+func (e *Engine) event(job Job) notify.Event {
+	ev := notify.Event{JobID: job.JobID, JobType: notify.JobTypeBackup, State: job.State, Vault: job.Vault, Bucket: job.Bucket,
+		RecoveryPointID: job.RecoveryPointID, StatusMessage: job.StatusMessage, Time: e.now(), Detail: map[string]any{}}
+	if t := job.Totals; t != nil {
+		ev.Detail["objects"], ev.Detail["bytes"] = t.Objects, t.Bytes
+		ev.Detail["copiedObjects"], ev.Detail["copiedBytes"], ev.Detail["failedObjects"] = t.Copied, t.CopiedBytes, t.Failed
+	}
+	if c := job.CreatedBy; c != nil {
+		ev.Detail["backupPlanId"], ev.Detail["backupRuleName"] = c.BackupPlanID, c.BackupRuleName
+	}
+	return ev
+}
+
+func (e *Engine) events() notify.Publisher {
+	if e.Events == nil {
+		return notify.Log{Logger: e.Log}
+	}
+	return e.Events
+}
+
+func (e *Engine) publish(ctx context.Context, ev notify.Event) error {
+	if err := e.events().Publish(ctx, ev); err != nil {
+		return &RetryableError{Err: fmt.Errorf("publish %s of job %s: %w", ev.Type, ev.JobID, err)}
+	}
+	return nil
+}
+
+// FailRequest is the fail step's input: the job, and what the state
+// machine's Catch caught.
+type FailRequest struct {
+	Job   Job `json:"job"`
+	Error struct {
+		Error string `json:"Error"`
+		Cause string `json:"Cause"`
+	} `json:"error"`
+}
+
+// Fail records a job that failed outright: the job FAILED, its recovery
+// point (if start made one) STOPPED so no restore or later snapshot uses
+// it, and BACKUP_JOB_FAILED published.
+func (e *Engine) Fail(ctx context.Context, req FailRequest) (*Job, error) {
+	job := req.Job
+	if err := job.validate(); err != nil {
+		return nil, err
+	}
+	job.State = StateFailed
+	job.StatusMessage = req.Error.Error
+	if req.Error.Cause != "" {
+		job.StatusMessage += ": " + req.Error.Cause
+	}
+	if job.JobID != "" {
+		v, err := vault.Open(ctx, e.S3, job.Vault)
+		if err != nil {
+			return nil, classify(err)
+		}
+		if job.RecoveryPointID != "" {
+			switch sp, err := v.Snapshot(ctx, job.Bucket, job.RecoveryPointID); {
+			case err == nil:
+				now := e.now()
+				sp.Status, sp.StatusMessage, sp.CompletionDate = vault.PointStopped, "the backup job failed: "+job.StatusMessage, &now
+				if err := v.PutJSON(ctx, vault.SnapshotKey(job.Bucket, job.RecoveryPointID), sp); err != nil {
+					return nil, classify(err)
+				}
+			case !s3x.IsNotFound(err):
+				return nil, classify(err)
+			}
+		}
+		if err := v.PutJSON(ctx, vault.JobKey(job.JobID), job); err != nil {
+			return nil, classify(err)
+		}
+	}
+	ev := e.event(job)
+	ev.Type = notify.BackupJobFailed
+	if err := e.publish(ctx, ev); err != nil {
+		return nil, err
+	}
+	return &job, nil
+}

@@ -1,0 +1,281 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/bucketvault/bucketvault/shared/restore"
+	"github.com/bucketvault/bucketvault/shared/s3x"
+	"github.com/bucketvault/bucketvault/shared/vault"
+)
+
+// scanProgress is the scan's saved progress (jobs/<job>/scan.json).
+type scanProgress struct {
+	State ScanState `json:"state"`
+	Items []ItemRef `json:"items"`
+}
+
+// Scan lists the bucket from where the last round stopped and writes its
+// current objects as chunks: a chunk the vault already holds entirely (the
+// previous snapshot or the journal has every version) becomes a manifest
+// fragment at once; any other becomes a work-item file for the copy step.
+// It returns with Scan.Done false when its budget runs out (call it again)
+// and true when the listing ended or the completion window stopped it.
+func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
+	if err := job.started(); err != nil {
+		return nil, err
+	}
+	v, err := vault.Open(ctx, e.S3, job.Vault)
+	if err != nil {
+		return nil, classify(err)
+	}
+	var prog scanProgress
+	switch err := v.GetJSON(ctx, scanStateKey(job.JobID), &prog); {
+	case err == nil:
+	case s3x.IsNotFound(err):
+		prog.State = job.Scan
+	default:
+		return nil, classify(err)
+	}
+	if prog.State.Done {
+		job.Scan = prog.State
+		return &job, nil
+	}
+	prog.State.Rounds++
+	known, err := e.openKnown(ctx, v, job)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer known.close()
+	deadline := e.scanDeadline(ctx, job)
+	chunk := e.ChunkSize
+	if chunk <= 0 {
+		chunk = 1000
+	}
+	st := &prog.State
+	lister := s3x.NewVersionLister(e.S3, job.Bucket, "", st.KeyMarker, st.VersionIDMarker, int32(min(chunk, 1000)))
+	var recs []vault.Record
+	toCopy := 0
+	flush := func() error {
+		if len(recs) == 0 {
+			return nil
+		}
+		st.Files++
+		n := st.Files
+		if toCopy == 0 {
+			if err := v.WriteRecords(ctx, job.Bucket, fragmentKey(job.JobID, n), recs); err != nil {
+				return err
+			}
+		} else {
+			key := itemFileKey(job.JobID, n)
+			if err := v.WriteRecords(ctx, job.Bucket, key, recs); err != nil {
+				return err
+			}
+			prog.Items = append(prog.Items, ItemRef{N: n, Key: key, Count: len(recs)})
+			st.ItemFiles++
+		}
+		st.KeyMarker, st.VersionIDMarker = lister.Markers()
+		recs, toCopy = recs[:0], 0
+		return v.PutJSON(ctx, scanStateKey(job.JobID), prog)
+	}
+	now := e.now()
+	for pages := 0; lister.HasMorePages(); pages++ {
+		if e.now().After(deadline) || (e.ScanPages > 0 && pages >= e.ScanPages) {
+			break
+		}
+		entries, err := lister.Next(ctx)
+		if err != nil {
+			return nil, classify(fmt.Errorf("list s3://%s: %w", job.Bucket, err))
+		}
+		for _, en := range entries {
+			if !en.IsLatest || en.IsDeleteMarker {
+				continue // a snapshot holds current objects only
+			}
+			rec, have, err := known.lookup(en, job.Bucket, now)
+			if err != nil {
+				return nil, classify(err)
+			}
+			if !have {
+				toCopy++
+				st.ToCopy++
+			}
+			st.Current++
+			recs = append(recs, rec)
+		}
+		if e.Progress != nil {
+			e.Progress(Progress{Listed: st.Current})
+		}
+		if len(recs) >= chunk || !lister.HasMorePages() {
+			if err := flush(); err != nil {
+				return nil, classify(err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, classify(err)
+	}
+	if lister.HasMorePages() {
+		if stop := job.stopAt(); !stop.IsZero() && !e.now().Before(stop) {
+			st.Done, st.Stopped = true, true
+		}
+	} else {
+		st.Done = true
+		st.KeyMarker, st.VersionIDMarker = "", ""
+	}
+	if st.Done {
+		st.EndedAt = e.now()
+		if prog.Items == nil {
+			prog.Items = []ItemRef{}
+		}
+		st.ItemsKey = itemsListKey(job.JobID)
+		if err := v.PutJSON(ctx, st.ItemsKey, prog.Items); err != nil {
+			return nil, classify(err)
+		}
+		if err := v.PutJSON(ctx, scanStateKey(job.JobID), prog); err != nil {
+			return nil, classify(err)
+		}
+	}
+	job.Scan = *st
+	e.log().InfoContext(ctx, "snapshot scan", "job", job.JobID, "round", st.Rounds, "done", st.Done, "current", st.Current, "toCopy", st.ToCopy, "files", st.Files)
+	return &job, nil
+}
+
+// scanDeadline is when this scan call stops listing: its budget, the
+// context's deadline less a margin, or the completion window's stop.
+func (e *Engine) scanDeadline(ctx context.Context, job Job) time.Time {
+	budget := e.ScanBudget
+	if budget <= 0 {
+		budget = 10 * time.Minute
+	}
+	d := e.now().Add(budget)
+	if cd, ok := ctx.Deadline(); ok && cd.Add(-90*time.Second).Before(d) {
+		d = cd.Add(-90 * time.Second)
+	}
+	if stop := job.stopAt(); !stop.IsZero() && stop.Before(d) {
+		d = stop
+	}
+	return d
+}
+
+// known is what the vault holds of a bucket already: its newest usable
+// snapshot's manifest and its journal, both read in key order alongside
+// the listing.
+type known struct {
+	prev, journal *cursor
+}
+
+func (e *Engine) openKnown(ctx context.Context, v *vault.Vault, job Job) (*known, error) {
+	k := &known{}
+	points, err := v.Snapshots(ctx, job.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(points) - 1; i >= 0; i-- {
+		sp := points[i]
+		if sp.RecoveryPointID == job.RecoveryPointID || (sp.Status != vault.PointAvailable && sp.Status != vault.PointPartial) {
+			continue
+		}
+		m, err := vault.NewMerger([]vault.RecordSource{v.OpenShards(ctx, sp.Shards, nil)})
+		if err != nil {
+			return nil, err
+		}
+		k.prev = &cursor{m: m}
+		break
+	}
+	m, err := v.OpenJournal(ctx, job.Bucket, nil)
+	if err != nil {
+		k.close()
+		return nil, err
+	}
+	k.journal = &cursor{m: m}
+	return k, nil
+}
+
+func (k *known) close() {
+	for _, c := range []*cursor{k.prev, k.journal} {
+		if c != nil {
+			c.m.Close()
+		}
+	}
+}
+
+// lookup returns the manifest record of a listed current version: the
+// vault's own record when it holds the version's data (have), else a work
+// item for the copy step.
+func (k *known) lookup(en s3x.Entry, bucket string, now time.Time) (vault.Record, bool, error) {
+	same := func(r vault.Record) bool {
+		if r.Op != vault.OpVersion || r.Data == "" || r.VersionID != en.VersionID {
+			return false
+		}
+		// A "null" version is overwritten in place: the same one has the
+		// same ETag and second.
+		return en.VersionID != "null" || (r.ETag == en.ETag && r.Time.Unix() == en.LastModified.Unix())
+	}
+	if k.journal != nil {
+		recs, err := k.journal.at(en.Key)
+		if err != nil {
+			return vault.Record{}, false, err
+		}
+		if len(recs) > 0 {
+			// The journal's state now carries later tag, ACL and storage
+			// class changes of the version.
+			if obj, ok := restore.StateAt(recs, now); ok && same(obj.Version) {
+				r := obj.Version
+				r.Tags, r.ACL, r.StorageClass = obj.Tags, obj.ACL, obj.StorageClass
+				return r, true, nil
+			}
+			for _, o := range recs {
+				if same(o.Record) {
+					return o.Record, true, nil
+				}
+			}
+		}
+	}
+	if k.prev != nil {
+		recs, err := k.prev.at(en.Key)
+		if err != nil {
+			return vault.Record{}, false, err
+		}
+		for _, o := range recs {
+			if same(o.Record) {
+				return o.Record, true, nil
+			}
+		}
+	}
+	return vault.Record{
+		Op: vault.OpVersion, Key: en.Key, VersionID: en.VersionID, Time: en.LastModified.UTC(),
+		Size: en.Size, ETag: en.ETag, StorageClass: en.StorageClass, Origin: vault.OriginSnapshot,
+	}, false, nil
+}
+
+// cursor reads a merger forward to the keys asked for, in order.
+type cursor struct {
+	m    *vault.Merger
+	key  string
+	recs []vault.Observed
+	read bool // key/recs hold a read key
+	eof  bool
+}
+
+// at returns the records of key (nil if none); keys must be asked for in
+// ascending order.
+func (c *cursor) at(key string) ([]vault.Observed, error) {
+	for !c.eof && (!c.read || c.key < key) {
+		k, recs, err := c.m.NextKey()
+		if errors.Is(err, io.EOF) {
+			c.eof = true
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.key, c.recs, c.read = k, recs, true
+	}
+	if c.read && c.key == key {
+		return c.recs, nil
+	}
+	return nil, nil
+}

@@ -1,0 +1,66 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/bucketvault/bucketvault/shared/notify"
+	"github.com/bucketvault/bucketvault/shared/vault"
+)
+
+// Start opens a job: it names the job and its recovery point, applies the
+// start window (a job that cannot start inside it ends EXPIRED, with no
+// recovery point) and records the job in the vault. A job that has an id
+// already is returned unchanged (a retried start).
+func (e *Engine) Start(ctx context.Context, job Job) (*Job, error) {
+	if err := job.validate(); err != nil {
+		return nil, err
+	}
+	if job.JobID != "" {
+		return &job, nil
+	}
+	v, err := vault.Open(ctx, e.S3, job.Vault)
+	if err != nil {
+		return nil, classify(err)
+	}
+	now := e.now()
+	job.JobID = vault.NewJobID("backup", now)
+	job.StartedAt = now
+	if job.ScheduledAt.IsZero() {
+		job.ScheduledAt = now
+	}
+	start := time.Duration(orDefaultMinutes(job.StartWindowMinutes, DefaultStartWindowMinutes)) * time.Minute
+	if now.After(job.ScheduledAt.Add(start)) {
+		job.State = StateExpired
+		job.StatusMessage = fmt.Sprintf("the job could not start inside its start window: scheduled %s, window %s, now %s",
+			job.ScheduledAt.Format(time.RFC3339), start, now.Format(time.RFC3339))
+		if err := v.PutJSON(ctx, vault.JobKey(job.JobID), job); err != nil {
+			return nil, classify(err)
+		}
+		return &job, nil
+	}
+	job.CompleteBy = now.Add(time.Duration(orDefaultMinutes(job.CompletionWindowMinutes, DefaultCompletionWindowMinutes)) * time.Minute)
+	job.RecoveryPointID = vault.NewJobID("snapshot", now)
+	job.State = StateRunning
+	sp := v.NewSnapshotPoint(job.Bucket, job.RecoveryPointID, job.JobID, now)
+	sp.CreatedBy, sp.Lifecycle, sp.RecoveryPointTags = job.CreatedBy, job.Lifecycle, job.RecoveryPointTags
+	if err := v.PutJSON(ctx, vault.SnapshotKey(job.Bucket, job.RecoveryPointID), sp); err != nil {
+		return nil, classify(err)
+	}
+	if err := v.PutJSON(ctx, vault.JobKey(job.JobID), job); err != nil {
+		return nil, classify(err)
+	}
+	ev := e.event(job)
+	ev.Type = notify.BackupJobStarted
+	notify.Send(ctx, e.events(), ev, e.Log)
+	e.log().InfoContext(ctx, "snapshot job started", "job", job.JobID, "bucket", job.Bucket, "vault", job.Vault, "completeBy", job.CompleteBy)
+	return &job, nil
+}
+
+func orDefaultMinutes(v, def int64) int64 {
+	if v > 0 {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,347 @@
+package vault
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// A snapshot recovery point is every object that was current in a bucket
+// when a snapshot job scanned it:
+//
+//	snapshots/<bucket>/<id>.json                 the recovery point record
+//	snapshots/<bucket>/<id>/<n>.jsonl.zst        manifest shards (segment format,
+//	                                             OpVersion records in key order,
+//	                                             disjoint ascending key ranges)
+//	snapshots/<bucket>/<id>/failed-<n>.jsonl.zst objects not backed up (OpSkip)
+//
+// Manifest records point at data objects shared with the journal and with
+// other snapshots: data is copied once per source version, whichever path
+// copies it first.
+const snapshotsPrefix = "snapshots/"
+
+// Snapshot recovery point states (AWS Backup's).
+const (
+	PointCreating  = "CREATING"
+	PointAvailable = "AVAILABLE"
+	PointPartial   = "PARTIAL"
+	PointExpired   = "EXPIRED"
+	PointStopped   = "STOPPED"
+)
+
+// SnapshotPoint is a snapshot recovery point record. Field names follow
+// AWS Backup's DescribeRecoveryPoint where they apply.
+type SnapshotPoint struct {
+	Format              string               `json:"Format"` // "bucketvault-snapshot"
+	FormatVersion       int                  `json:"FormatVersion"`
+	RecoveryPointID     string               `json:"RecoveryPointId"`
+	ResourceName        string               `json:"ResourceName"` // the protected bucket
+	ResourceArn         string               `json:"ResourceArn"`
+	ResourceType        string               `json:"ResourceType"` // "S3"
+	BackupVaultName     string               `json:"BackupVaultName"`
+	Status              string               `json:"Status"`
+	StatusMessage       string               `json:"StatusMessage,omitempty"`
+	CreationDate        time.Time            `json:"CreationDate"`
+	CompletionDate      *time.Time           `json:"CompletionDate,omitempty"`
+	ScanCompletionDate  *time.Time           `json:"ScanCompletionDate,omitempty"` // the listing's end: the state the manifest holds
+	BackupSizeInBytes   int64                `json:"BackupSizeInBytes"`
+	ObjectCount         int64                `json:"ObjectCount"`
+	CopiedObjects       int64                `json:"CopiedObjects"` // objects this job copied (the rest the vault had)
+	CopiedBytes         int64                `json:"CopiedBytes"`
+	FailedObjects       int64                `json:"FailedObjects"`
+	Failures            []Record             `json:"Failures,omitempty"` // the first MaxInlineFailures
+	Lifecycle           *Lifecycle           `json:"Lifecycle,omitempty"`
+	CalculatedLifecycle *CalculatedLifecycle `json:"CalculatedLifecycle,omitempty"`
+	CreatedBy           *CreatedBy           `json:"CreatedBy,omitempty"`
+	RecoveryPointTags   map[string]string    `json:"RecoveryPointTags,omitempty"`
+	IsEncrypted         bool                 `json:"IsEncrypted"`
+	BackupJobID         string               `json:"BackupJobId"`
+	Shards              []RunShard           `json:"Shards"`
+	FailureShards       []RunShard           `json:"FailureShards,omitempty"`
+}
+
+// Lifecycle is AWS Backup's lifecycle of a recovery point, in days.
+type Lifecycle struct {
+	MoveToColdStorageAfterDays int64 `json:"MoveToColdStorageAfterDays,omitempty"`
+	DeleteAfterDays            int64 `json:"DeleteAfterDays,omitempty"`
+}
+
+// CalculatedLifecycle is when a recovery point moves to cold storage and
+// when it expires.
+type CalculatedLifecycle struct {
+	MoveToColdStorageAt *time.Time `json:"MoveToColdStorageAt,omitempty"`
+	DeleteAt            *time.Time `json:"DeleteAt,omitempty"`
+}
+
+// Calculate applies the lifecycle to a creation date.
+func (l *Lifecycle) Calculate(created time.Time) *CalculatedLifecycle {
+	if l == nil || (l.DeleteAfterDays == 0 && l.MoveToColdStorageAfterDays == 0) {
+		return nil
+	}
+	c := &CalculatedLifecycle{}
+	if l.MoveToColdStorageAfterDays > 0 {
+		t := created.AddDate(0, 0, int(l.MoveToColdStorageAfterDays)).UTC()
+		c.MoveToColdStorageAt = &t
+	}
+	if l.DeleteAfterDays > 0 {
+		t := created.AddDate(0, 0, int(l.DeleteAfterDays)).UTC()
+		c.DeleteAt = &t
+	}
+	return c
+}
+
+// CreatedBy says which plan and rule made a recovery point (empty for an
+// on-demand backup).
+type CreatedBy struct {
+	BackupPlanID       string `json:"BackupPlanId,omitempty"`
+	BackupPlanName     string `json:"BackupPlanName,omitempty"`
+	BackupRuleID       string `json:"BackupRuleId,omitempty"`
+	BackupRuleName     string `json:"BackupRuleName,omitempty"`
+	BackupRuleCron     string `json:"BackupRuleCron,omitempty"`
+	BackupRuleTimezone string `json:"BackupRuleTimezone,omitempty"`
+}
+
+// MaxInlineFailures bounds the failures a recovery point record lists
+// inline; every failure is in its failure shards.
+const MaxInlineFailures = 1000
+
+const snapshotFormat = "bucketvault-snapshot"
+
+// SnapshotKey is the vault key of a snapshot recovery point record.
+func SnapshotKey(bucket, id string) string { return snapshotsPrefix + bucket + "/" + id + ".json" }
+
+// SnapshotShardKey is the vault key of manifest shard n of a snapshot
+// (failed: of its failure list).
+func SnapshotShardKey(bucket, id string, n int, failed bool) string {
+	name := fmt.Sprintf("%06d", n)
+	if failed {
+		name = "failed-" + name
+	}
+	return snapshotsPrefix + bucket + "/" + id + "/" + name + segmentSuffix
+}
+
+// NewSnapshotPoint returns a recovery point record in state CREATING.
+func (v *Vault) NewSnapshotPoint(bucket, id, jobID string, created time.Time) *SnapshotPoint {
+	return &SnapshotPoint{
+		Format: snapshotFormat, FormatVersion: FormatVersion, RecoveryPointID: id, ResourceName: bucket,
+		ResourceArn: "arn:aws:s3:::" + bucket, ResourceType: "S3", BackupVaultName: v.Bucket,
+		Status: PointCreating, CreationDate: created.UTC(), BackupJobID: jobID,
+	}
+}
+
+// ShardWriter writes records (in key order) as numbered shards of at most
+// RunShardRecords records, a key never split across two shards.
+type ShardWriter struct {
+	v      *Vault
+	bucket string
+	key    func(n int) string
+	buf    []Record
+	Shards []RunShard
+	// Records and Bytes count what was written.
+	Records, Bytes int64
+}
+
+// NewShardWriter writes shards named by key(n), n from 1.
+func (v *Vault) NewShardWriter(bucket string, key func(n int) string) *ShardWriter {
+	return &ShardWriter{v: v, bucket: bucket, key: key}
+}
+
+// Add appends one record; records must come in key order.
+func (w *ShardWriter) Add(ctx context.Context, r Record) error {
+	if n := len(w.buf); n >= RunShardRecords && w.buf[n-1].Key != r.Key {
+		if err := w.Flush(ctx); err != nil {
+			return err
+		}
+	}
+	if n := len(w.buf); n > 0 && w.buf[n-1].Key > r.Key {
+		return fmt.Errorf("shard writer: %q after %q: records out of key order", r.Key, w.buf[n-1].Key)
+	}
+	w.buf = append(w.buf, r)
+	w.Records++
+	w.Bytes += r.Size
+	return nil
+}
+
+// Flush writes the buffered records as one shard. Shards are written with
+// PutObject (not once): a retried seal writes the same shard again.
+func (w *ShardWriter) Flush(ctx context.Context) error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	n := len(w.Shards) + 1
+	key := w.key(n)
+	body, err := EncodeSegment(w.bucket, key, w.buf, time.Now())
+	if err != nil {
+		return err
+	}
+	if err := w.v.PutBytes(ctx, key, body, "application/zstd"); err != nil {
+		return err
+	}
+	w.Shards = append(w.Shards, RunShard{Key: key, FirstKey: w.buf[0].Key, LastKey: w.buf[len(w.buf)-1].Key, Records: len(w.buf)})
+	w.buf = w.buf[:0]
+	return nil
+}
+
+// Snapshots lists the snapshot recovery points of bucket, oldest first.
+func (v *Vault) Snapshots(ctx context.Context, bucket string) ([]SnapshotPoint, error) {
+	var out []SnapshotPoint
+	p := s3.NewListObjectsV2Paginator(v.S3, &s3.ListObjectsV2Input{
+		Bucket: aws.String(v.Bucket), Prefix: aws.String(snapshotsPrefix + bucket + "/"), Delimiter: aws.String("/"),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list snapshots of %s: %w", bucket, err)
+		}
+		for _, o := range page.Contents {
+			k := aws.ToString(o.Key)
+			if !strings.HasSuffix(k, ".json") {
+				continue
+			}
+			var sp SnapshotPoint
+			if err := v.GetJSON(ctx, k, &sp); err != nil {
+				return nil, err
+			}
+			if sp.Format != snapshotFormat || sp.FormatVersion != FormatVersion {
+				return nil, fmt.Errorf("snapshot record s3://%s/%s: format %q version %d is not %q version %d", v.Bucket, k, sp.Format, sp.FormatVersion, snapshotFormat, FormatVersion)
+			}
+			out = append(out, sp)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreationDate.Before(out[j].CreationDate) })
+	return out, nil
+}
+
+// SnapshotBuckets lists the buckets that have snapshot recovery points.
+func (v *Vault) SnapshotBuckets(ctx context.Context) ([]string, error) {
+	var out []string
+	p := s3.NewListObjectsV2Paginator(v.S3, &s3.ListObjectsV2Input{
+		Bucket: aws.String(v.Bucket), Prefix: aws.String(snapshotsPrefix), Delimiter: aws.String("/"),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list snapshot buckets: %w", err)
+		}
+		for _, cp := range page.CommonPrefixes {
+			out = append(out, strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), snapshotsPrefix), "/"))
+		}
+	}
+	return out, nil
+}
+
+// Snapshot reads one snapshot recovery point record.
+func (v *Vault) Snapshot(ctx context.Context, bucket, id string) (*SnapshotPoint, error) {
+	var sp SnapshotPoint
+	if err := v.GetJSON(ctx, SnapshotKey(bucket, id), &sp); err != nil {
+		return nil, err
+	}
+	if sp.Format != snapshotFormat || sp.FormatVersion != FormatVersion {
+		return nil, fmt.Errorf("snapshot %s of %s: format %q version %d is not %q version %d", id, bucket, sp.Format, sp.FormatVersion, snapshotFormat, FormatVersion)
+	}
+	return &sp, nil
+}
+
+// LatestSnapshot returns the newest snapshot of bucket that is usable
+// (AVAILABLE or PARTIAL) and whose scan ended at or before at (zero: any),
+// or nil.
+func (v *Vault) LatestSnapshot(ctx context.Context, bucket string, at time.Time) (*SnapshotPoint, error) {
+	points, err := v.Snapshots(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(points) - 1; i >= 0; i-- {
+		sp := points[i]
+		if sp.Status != PointAvailable && sp.Status != PointPartial || sp.ScanCompletionDate == nil {
+			continue
+		}
+		if !at.IsZero() && sp.ScanCompletionDate.After(at) {
+			continue
+		}
+		return &sp, nil
+	}
+	return nil, nil
+}
+
+// OpenShards streams shards (disjoint, ascending key ranges) as one
+// record source, skipping those outside prefixes (all when empty).
+func (v *Vault) OpenShards(ctx context.Context, shards []RunShard, prefixes []string) RecordSource {
+	var keep []RunShard
+	for _, sh := range shards {
+		if overlaps(sh.FirstKey, sh.LastKey, prefixes) {
+			keep = append(keep, sh)
+		}
+	}
+	sort.Slice(keep, func(i, j int) bool { return keep[i].FirstKey < keep[j].FirstKey })
+	return &shardSource{ctx: ctx, v: v, shards: keep}
+}
+
+// shardSource reads segment-format shards one after another.
+type shardSource struct {
+	ctx    context.Context
+	v      *Vault
+	shards []RunShard
+	cur    *SegmentReader
+	line   int
+}
+
+func (s *shardSource) Next() (Observed, error) {
+	for {
+		if s.cur == nil {
+			if len(s.shards) == 0 {
+				return Observed{}, io.EOF
+			}
+			sh := s.shards[0]
+			s.shards = s.shards[1:]
+			r, err := s.v.OpenSegment(s.ctx, SegmentRef{ID: sh.Key, Key: sh.Key})
+			if err != nil {
+				return Observed{}, err
+			}
+			s.cur, s.line = r, 0
+		}
+		rec, err := s.cur.Next()
+		if err == io.EOF {
+			s.cur.Close()
+			s.cur = nil
+			continue
+		}
+		if err != nil {
+			return Observed{}, err
+		}
+		s.line++
+		return Observed{Record: rec, Segment: s.cur.Ref.ID, Line: s.line}, nil
+	}
+}
+
+func (s *shardSource) Close() error {
+	if s.cur != nil {
+		return s.cur.Close()
+	}
+	return nil
+}
+
+// OpenSegmentFile streams the records of one segment-format file (a job's
+// work items or fragments), or returns an error satisfying s3x.IsNotFound.
+func (v *Vault) OpenSegmentFile(ctx context.Context, key string) (RecordSource, error) {
+	r, err := v.OpenSegment(ctx, SegmentRef{ID: key, Key: key})
+	if err != nil {
+		return nil, err
+	}
+	return &segSource{r: r}, nil
+}
+
+// WriteRecords writes records as one segment-format file at key (a job's
+// work items, fragments), replacing what is there.
+func (v *Vault) WriteRecords(ctx context.Context, bucket, key string, recs []Record) error {
+	body, err := EncodeSegment(bucket, key, recs, time.Now())
+	if err != nil {
+		return err
+	}
+	return v.PutBytes(ctx, key, body, "application/zstd")
+}
