@@ -36,18 +36,18 @@ const (
 
 // Request is a restore request, as the CLI and the restore function take it.
 type Request struct {
-	Vault        string    `json:"vault"`
-	Bucket       string    `json:"bucket"` // the protected (source) bucket
-	At           time.Time `json:"at,omitzero"`
+	Vault  string    `json:"vault"`
+	Bucket string    `json:"bucket"` // the protected (source) bucket
+	At     time.Time `json:"at,omitzero"`
 	// RecoveryPointID restores a SNAPSHOT recovery point instead of a
 	// point in time (give one of At and RecoveryPointID).
-	RecoveryPointID string `json:"recoveryPointId,omitempty"`
-	TargetBucket string    `json:"targetBucket"`
-	CreateBucket bool      `json:"createBucket,omitempty"`
-	Prefixes     []string  `json:"prefixes,omitempty"`
-	Keys         []string  `json:"keys,omitempty"`
-	Mode         string    `json:"mode,omitempty"` // NonDestructive (default) or Rollback
-	Concurrency  int       `json:"concurrency,omitempty"`
+	RecoveryPointID string   `json:"recoveryPointId,omitempty"`
+	TargetBucket    string   `json:"targetBucket"`
+	CreateBucket    bool     `json:"createBucket,omitempty"`
+	Prefixes        []string `json:"prefixes,omitempty"`
+	Keys            []string `json:"keys,omitempty"`
+	Mode            string   `json:"mode,omitempty"` // NonDestructive (default) or Rollback
+	Concurrency     int      `json:"concurrency,omitempty"`
 }
 
 // InvalidRequestError reports a restore request that cannot run as given.

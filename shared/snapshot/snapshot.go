@@ -183,11 +183,11 @@ type (
 	InvalidJobError struct{ Reason string }
 )
 
-func (e *RetryableError) Error() string   { return e.Err.Error() }
-func (e *RetryableError) Unwrap() error   { return e.Err }
-func (e *InvalidJobError) Error() string  { return "invalid snapshot job: " + e.Reason }
-func invalid(f string, a ...any) error    { return &InvalidJobError{Reason: fmt.Sprintf(f, a...)} }
-func (e *Engine) log() *slog.Logger       { return orDefault(e.Log) }
+func (e *RetryableError) Error() string  { return e.Err.Error() }
+func (e *RetryableError) Unwrap() error  { return e.Err }
+func (e *InvalidJobError) Error() string { return "invalid snapshot job: " + e.Reason }
+func invalid(f string, a ...any) error   { return &InvalidJobError{Reason: fmt.Sprintf(f, a...)} }
+func (e *Engine) log() *slog.Logger      { return orDefault(e.Log) }
 func orDefault(l *slog.Logger) *slog.Logger {
 	if l == nil {
 		return slog.Default()
