@@ -93,7 +93,6 @@ func Load(file string) (*Plan, []Selection, error) {
 	return p, sels, nil
 }
 
-
 // Parse decodes a plan file in any of the forms above and returns the plan
 // (nil if the file holds only selections) and the selections (none if it
 // holds only a plan). It does not validate; Load does. Errors are Errors,
