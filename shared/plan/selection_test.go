@@ -13,7 +13,9 @@ func TestSelectionMatches(t *testing.T) {
 		}
 		return m
 	}
-	eq := func(k, v string) ConditionParameter { return ConditionParameter{ConditionKey: "aws:ResourceTag/" + k, ConditionValue: v} }
+	eq := func(k, v string) ConditionParameter {
+		return ConditionParameter{ConditionKey: "aws:ResourceTag/" + k, ConditionValue: v}
+	}
 	tests := []struct {
 		name string
 		sel  Selection

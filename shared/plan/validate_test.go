@@ -27,7 +27,7 @@ func assertFields(t *testing.T, err error, want []string) {
 }
 
 func i64(v int64) *int64 { return &v }
-func yes() *bool        { b := true; return &b }
+func yes() *bool         { b := true; return &b }
 
 func validRule() Rule {
 	return Rule{RuleName: "daily", TargetBackupVaultName: "primary-vault", ScheduleExpression: "cron(0 5 ? * * *)"}
@@ -62,8 +62,12 @@ func TestRuleValidate(t *testing.T) {
 		{"syntax", func(r *Rule) { r.ScheduleExpression = "cron(0 5 * * * *)" }, []string{"Rules[0].ScheduleExpression"}, "must be ?"},
 		{"time zone", func(r *Rule) { r.ScheduleExpressionTimezone = "CET+1" }, []string{"Rules[0].ScheduleExpressionTimezone"}, "IANA"},
 		{"time zone ok", func(r *Rule) { r.ScheduleExpressionTimezone = "Asia/Kolkata" }, nil, ""},
-		{"cold then delete too soon", func(r *Rule) { r.Lifecycle = &Lifecycle{MoveToColdStorageAfterDays: i64(30), DeleteAfterDays: i64(119)} }, []string{"Rules[0].Lifecycle.DeleteAfterDays"}, "119 must be at least 90 days after MoveToColdStorageAfterDays (30)"},
-		{"cold then delete at 90 after", func(r *Rule) { r.Lifecycle = &Lifecycle{MoveToColdStorageAfterDays: i64(30), DeleteAfterDays: i64(120)} }, nil, ""},
+		{"cold then delete too soon", func(r *Rule) {
+			r.Lifecycle = &Lifecycle{MoveToColdStorageAfterDays: i64(30), DeleteAfterDays: i64(119)}
+		}, []string{"Rules[0].Lifecycle.DeleteAfterDays"}, "119 must be at least 90 days after MoveToColdStorageAfterDays (30)"},
+		{"cold then delete at 90 after", func(r *Rule) {
+			r.Lifecycle = &Lifecycle{MoveToColdStorageAfterDays: i64(30), DeleteAfterDays: i64(120)}
+		}, nil, ""},
 		{"cold, kept forever", func(r *Rule) { r.Lifecycle = &Lifecycle{MoveToColdStorageAfterDays: i64(30)} }, nil, ""},
 		{"minus one means never", func(r *Rule) { r.Lifecycle = &Lifecycle{MoveToColdStorageAfterDays: i64(-1), DeleteAfterDays: i64(-1)} }, nil, ""},
 		{"delete zero", func(r *Rule) { r.Lifecycle = &Lifecycle{DeleteAfterDays: i64(0)} }, []string{"Rules[0].Lifecycle.DeleteAfterDays"}, "1 to 36500"},
