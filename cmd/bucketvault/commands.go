@@ -271,28 +271,37 @@ func (a *app) restoreCommand() *cobra.Command {
 	var at string
 	var allowed []string
 	cmd := &cobra.Command{
-		Use:   "restore --vault V --bucket B --at RFC3339 --target-bucket T",
-		Short: "Restore a bucket, prefixes or keys as of a point in time",
+		Use:   "restore --vault V --bucket B (--at RFC3339 | --recovery-point ID) --target-bucket T",
+		Short: "Restore a bucket, prefixes or keys as of a point in time or a snapshot",
 		Long: `Restore writes, into the target bucket, every selected key as it was at the
-end of the second --at names: bytes, metadata, tags, storage class (and ACLs
-where the bucket uses them). Keys already identical in the target are skipped,
-so a re-run resumes an interrupted restore cheaply.
+end of the second --at names (or as the snapshot --recovery-point names holds
+it): bytes, metadata, tags, storage class (and ACLs where the bucket uses
+them). Keys already identical in the target are skipped, so a re-run resumes
+an interrupted restore cheaply. A point in time starts from the newest
+snapshot before it and replays the journal.
 
 Modes: non-destructive (default) writes what differs and leaves keys that did
 not exist at that time; rollback also puts delete markers on them (no version
 is ever deleted).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, f := range []struct{ n, v string }{{"vault", req.Vault}, {"bucket", req.Bucket}, {"at", at}, {"target-bucket", req.TargetBucket}} {
+			for _, f := range []struct{ n, v string }{{"vault", req.Vault}, {"bucket", req.Bucket}, {"target-bucket", req.TargetBucket}} {
 				if err := requireFlag(f.n, f.v); err != nil {
 					return err
 				}
 			}
-			t, err := time.Parse(time.RFC3339Nano, at)
-			if err != nil {
-				return usagef("--at %q: want RFC 3339, for example 2026-11-23T10:15:00Z", at)
+			switch {
+			case at == "" && req.RecoveryPointID == "":
+				return usagef("give --at (a point in time) or --recovery-point (a snapshot)")
+			case at != "" && req.RecoveryPointID != "":
+				return usagef("give --at or --recovery-point, not both")
+			case at != "":
+				t, err := time.Parse(time.RFC3339Nano, at)
+				if err != nil {
+					return usagef("--at %q: want RFC 3339, for example 2026-11-23T10:15:00Z", at)
+				}
+				req.At = t
 			}
-			req.At = t
 			c, err := a.client(cmd.Context())
 			if err != nil {
 				return err
@@ -325,6 +334,7 @@ is ever deleted).`,
 	f.StringVar(&req.Vault, "vault", "", "vault bucket name")
 	f.StringVar(&req.Bucket, "bucket", "", "the protected bucket to restore")
 	f.StringVar(&at, "at", "", "point in time, RFC 3339 (UTC or with offset)")
+	f.StringVar(&req.RecoveryPointID, "recovery-point", "", "a SNAPSHOT recovery point id (see recovery-points) instead of --at")
 	f.StringVar(&req.TargetBucket, "target-bucket", "", "where to restore: the original bucket, an existing one, or a new one with --create-bucket")
 	f.BoolVar(&req.CreateBucket, "create-bucket", false, "create the target bucket (with versioning)")
 	f.StringArrayVar(&req.Prefixes, "prefix", nil, "restore keys under this prefix (repeatable)")
@@ -358,6 +368,12 @@ func (a *app) recoveryPointsCommand() *cobra.Command {
 				fmt.Fprintf(&b, "%s  %s  %s  s3://%s", rp.RecoveryPointID, rp.Type, rp.Status, rp.ResourceName)
 				if rp.EarliestRestorableTime != nil {
 					fmt.Fprintf(&b, "  restorable %s .. %s", rp.EarliestRestorableTime.Format(time.RFC3339), rp.LatestRestorableTime.Format(time.RFC3339))
+				}
+				if rp.ScanCompletionDate != nil {
+					fmt.Fprintf(&b, "  scanned %s  %d objects, %d bytes", rp.ScanCompletionDate.Format(time.RFC3339), rp.ObjectCount, rp.BackupSizeInBytes)
+				}
+				if l := rp.CalculatedLifecycle; l != nil && l.DeleteAt != nil {
+					fmt.Fprintf(&b, "  expires %s", l.DeleteAt.Format(time.RFC3339))
 				}
 				if rp.StatusMessage != "" {
 					fmt.Fprintf(&b, "  (%s)", rp.StatusMessage)

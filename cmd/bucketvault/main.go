@@ -111,7 +111,7 @@ such as the local one (path-style addressing).`,
 	pf.BoolVar(&a.noProgress, "no-progress", false, "do not show progress bars")
 	root.AddCommand(
 		a.vaultCommand(), a.protectCommand(), a.journalCommand(), a.reconcileCommand(), a.compactCommand(),
-		a.restoreCommand(), a.recoveryPointsCommand(), a.verifyCommand(), a.jobCommand(),
+		a.backupCommand(), a.restoreCommand(), a.recoveryPointsCommand(), a.verifyCommand(), a.jobCommand(),
 		a.serveCommand(), a.demoCommand(), a.localServerCommand(), a.invokeCommand(),
 	)
 	return root

@@ -10,11 +10,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bucketvault/bucketvault/shared/locals3"
+	"github.com/bucketvault/bucketvault/shared/notify"
+	"github.com/bucketvault/bucketvault/shared/plan"
 	"github.com/bucketvault/bucketvault/shared/runner"
+	"github.com/bucketvault/bucketvault/shared/snapshot"
 )
 
 func (a *app) serveCommand() *cobra.Command {
-	var vaultName, listen string
+	var vaultName, listen, planFile string
+	var selectionFiles []string
 	var every time.Duration
 	var concurrency int
 	cmd := &cobra.Command{
@@ -24,10 +28,19 @@ func (a *app) serveCommand() *cobra.Command {
 POSTs to its webhook (MinIO: MINIO_NOTIFY_WEBHOOK_ENABLE_BUCKETVAULT=on and
 MINIO_NOTIFY_WEBHOOK_ENDPOINT_BUCKETVAULT=http://<listen>/), journals them
 into the vault in batches, and reconciles every protected bucket at start and
-every --reconcile-interval. It runs until interrupted.`,
+every --reconcile-interval. It runs until interrupted.
+
+With --plan (AWS Backup plan JSON) and --selection files (or selections in
+the plan file), it also runs the plan's snapshot rules on their schedules:
+at each fire time it resolves the selections against the server's buckets
+and snapshots each selected bucket into --vault.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			j, err := a.openJournal(cmd, vaultName, concurrency)
+			if err != nil {
+				return err
+			}
+			sched, err := a.scheduler(cmd, j.Vault.Bucket, planFile, selectionFiles, concurrency)
 			if err != nil {
 				return err
 			}
@@ -40,6 +53,13 @@ every --reconcile-interval. It runs until interrupted.`,
 			fmt.Fprintf(a.stdout, "serving webhook at %s for vault s3://%s (reconcile every %s); Ctrl-C stops\n", rcv.URL(), j.Vault.Bucket, every)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if sched != nil {
+				go func() {
+					if err := sched.Run(ctx); err != nil {
+						a.log.Error("plan scheduler stopped", "error", err)
+					}
+				}()
+			}
 			err = r.Run(ctx)
 			st := r.Stats()
 			fmt.Fprintf(a.stdout, "stopped: %d changes received, %d journaled, %d skipped, %d failed, %d reconciles\n",
@@ -52,7 +72,51 @@ every --reconcile-interval. It runs until interrupted.`,
 	f.StringVar(&listen, "listen", "127.0.0.1:9911", "address of the webhook endpoint")
 	f.DurationVar(&every, "reconcile-interval", 5*time.Minute, "how often to reconcile every protected bucket")
 	f.IntVar(&concurrency, "concurrency", 16, "parallel copies")
+	f.StringVar(&planFile, "plan", "", "AWS Backup plan JSON whose snapshot rules to run on schedule")
+	f.StringArrayVar(&selectionFiles, "selection", nil, "AWS Backup selection JSON of --plan (repeatable)")
 	return cmd
+}
+
+// scheduler builds the plan scheduler of serve, or nil without --plan.
+func (a *app) scheduler(cmd *cobra.Command, vaultName, planFile string, selectionFiles []string, concurrency int) (*runner.Scheduler, error) {
+	if planFile == "" {
+		if len(selectionFiles) > 0 {
+			return nil, usagef("--selection needs --plan")
+		}
+		return nil, nil
+	}
+	p, sels, err := plan.Load(planFile)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	if p == nil {
+		return nil, usagef("%s holds no backup plan", planFile)
+	}
+	for _, f := range selectionFiles {
+		_, more, err := plan.Load(f)
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
+		sels = append(sels, more...)
+	}
+	if len(sels) == 0 {
+		return nil, usagef("plan %s needs a selection: --selection FILE", p.BackupPlanName)
+	}
+	if err := p.Validate(nil); err != nil {
+		return nil, usagef("%s: %v", planFile, err)
+	}
+	for _, s := range sels {
+		if err := s.Validate(); err != nil {
+			return nil, usagef("selection %s: %v", s.SelectionName, err)
+		}
+	}
+	c, err := a.client(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	e := &snapshot.Engine{S3: c, Concurrency: concurrency, Log: a.log, Events: notify.Log{Logger: a.log}}
+	return &runner.Scheduler{Plan: p, Selections: sels, Engine: e, S3: c, Vault: vaultName, Log: a.log,
+		Done: func(j snapshot.Job) { fmt.Fprint(a.stdout, jobText(&j)) }}, nil
 }
 
 func (a *app) localServerCommand() *cobra.Command {

@@ -105,6 +105,12 @@ func (e *Engine) Handle(ctx context.Context, raw json.RawMessage) (any, error) {
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return nil, invalid("decode request: %v", err)
 	}
+	if req.Job != nil && req.Job.Vault == "" {
+		req.Job.Vault = e.DefaultVault
+	}
+	if req.BatchInput != nil && req.BatchInput.Job.Vault == "" {
+		req.BatchInput.Job.Vault = e.DefaultVault
+	}
 	if req.Step == StepCopy {
 		if req.BatchInput == nil {
 			return nil, invalid("copy: BatchInput.job is required")

@@ -147,6 +147,9 @@ type Totals struct {
 // Engine runs the steps.
 type Engine struct {
 	S3 s3x.Client
+	// DefaultVault is the vault of requests that name none (the
+	// function's configured vault).
+	DefaultVault string
 	// Concurrency is how many copies run at once (default 32).
 	Concurrency int
 	CopyOptions s3x.CopyOptions

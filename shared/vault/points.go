@@ -21,13 +21,52 @@ type RecoveryPoint struct {
 	// continuous recovery point restores to.
 	EarliestRestorableTime *time.Time `json:"earliestRestorableTime,omitempty"`
 	LatestRestorableTime   *time.Time `json:"latestRestorableTime,omitempty"`
-	Segments               int        `json:"segments"`
+	Segments               int        `json:"segments,omitempty"`
 	IsEncrypted            bool       `json:"isEncrypted"`
+	// Of a SNAPSHOT: when its scan ended (the state it holds), its size,
+	// and its lifecycle.
+	ScanCompletionDate  *time.Time           `json:"scanCompletionDate,omitempty"`
+	BackupSizeInBytes   int64                `json:"backupSizeInBytes,omitempty"`
+	ObjectCount         int64                `json:"objectCount,omitempty"`
+	FailedObjects       int64                `json:"failedObjects,omitempty"`
+	CalculatedLifecycle *CalculatedLifecycle `json:"calculatedLifecycle,omitempty"`
+	CreatedBy           *CreatedBy           `json:"createdBy,omitempty"`
 }
 
 // RecoveryPoints lists the vault's recovery points: one CONTINUOUS point
-// per protected bucket (bucket empty: all).
+// per protected bucket, then every SNAPSHOT point, oldest first (bucket
+// empty: of all buckets).
 func (v *Vault) RecoveryPoints(ctx context.Context, bucket string, now time.Time) ([]RecoveryPoint, error) {
+	out, err := v.continuousPoints(ctx, bucket, now)
+	if err != nil {
+		return nil, err
+	}
+	snapBuckets := []string{bucket}
+	if bucket == "" {
+		if snapBuckets, err = v.SnapshotBuckets(ctx); err != nil {
+			return nil, err
+		}
+	}
+	for _, b := range snapBuckets {
+		points, err := v.Snapshots(ctx, b)
+		if err != nil {
+			return nil, err
+		}
+		for _, sp := range points {
+			rp := RecoveryPoint{
+				RecoveryPointID: sp.RecoveryPointID, ResourceName: sp.ResourceName, ResourceType: sp.ResourceType,
+				BackupVaultName: sp.BackupVaultName, Type: "SNAPSHOT", Status: sp.Status, StatusMessage: sp.StatusMessage,
+				CreationDate: sp.CreationDate, IsEncrypted: sp.IsEncrypted, ScanCompletionDate: sp.ScanCompletionDate,
+				BackupSizeInBytes: sp.BackupSizeInBytes, ObjectCount: sp.ObjectCount, FailedObjects: sp.FailedObjects,
+				CalculatedLifecycle: sp.CalculatedLifecycle, CreatedBy: sp.CreatedBy,
+			}
+			out = append(out, rp)
+		}
+	}
+	return out, nil
+}
+
+func (v *Vault) continuousPoints(ctx context.Context, bucket string, now time.Time) ([]RecoveryPoint, error) {
 	buckets, err := v.Buckets(ctx)
 	if err != nil {
 		return nil, err
