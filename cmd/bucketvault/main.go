@@ -113,6 +113,7 @@ such as the local one (path-style addressing).`,
 		a.vaultCommand(), a.protectCommand(), a.journalCommand(), a.reconcileCommand(), a.compactCommand(),
 		a.backupCommand(), a.restoreCommand(), a.recoveryPointsCommand(), a.verifyCommand(), a.jobCommand(),
 		a.serveCommand(), a.demoCommand(), a.localServerCommand(), a.invokeCommand(),
+		a.planCommand(),
 	)
 	return root
 }

@@ -14,10 +14,6 @@ import (
 // ScheduleExpression (BackupRuleInput.ScheduleExpression).
 const DefaultScheduleExpression = "cron(0 5 ? * * *)"
 
-// DefaultTimezone is the time zone of a rule without
-// ScheduleExpressionTimezone.
-const DefaultTimezone = "Etc/UTC"
-
 // Schedule is a parsed ScheduleExpression evaluated in a time zone. The zero
 // Schedule never fires. A Schedule is safe for concurrent use.
 type Schedule struct {
