@@ -25,8 +25,7 @@ var (
 )
 
 const (
-	// MaxRules is the most rules a plan may have (issue 4; AWS Backup's
-	// own quota on rules per plan is of the same order).
+	// MaxRules is the most rules a plan may have, as issue 4 sets it.
 	MaxRules = 10
 	// maxWindowMinutes: StartWindowMinutes and CompletionWindowMinutes are
 	// at most 100 years.
