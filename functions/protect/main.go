@@ -1,13 +1,14 @@
-// Command protect is the protect Lambda function: on a schedule, and as a
-// CloudFormation custom resource at deploy time, it checks that each
-// configured bucket is versioned and turns on its EventBridge delivery.
+// Command protect is the protect Lambda function: on a schedule, and as
+// CloudFormation custom resources at deploy time, it writes the vault's
+// descriptor (Custom::BucketvaultVault) and checks that each configured
+// bucket is versioned and turns on its EventBridge delivery
+// (Custom::BucketvaultProtect).
 package main
 
 import (
 	"context"
-	"encoding/json"
+	"fmt"
 	"log/slog"
-	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -19,15 +20,24 @@ import (
 func main() {
 	f, err := wiring.Setup(context.Background())
 	if err != nil {
+		// Still serve: a deployment waiting on a custom resource gets the
+		// reason as FAILED instead of an hour's silence.
 		slog.Error("protect function cannot start", "error", err)
-		os.Exit(1)
+		lambda.Start(protect.Unavailable(fmt.Errorf("protect function cannot start: %w", err)))
+		return
 	}
-	lambda.Start(func(ctx context.Context, raw json.RawMessage) (any, error) {
-		v, err := f.Vault(ctx)
-		if err != nil {
-			return nil, err
-		}
-		h := &protect.Handler{Journal: &journal.Journal{Vault: v, S3: f.S3, Log: f.Log}, Log: f.Log, Buckets: f.Config.Buckets}
-		return h.Handle(ctx, raw)
-	})
+	h := &protect.Handler{
+		S3: f.S3, Vault: f.Config.Vault, Log: f.Log, Buckets: f.Config.Buckets,
+		// The vault is opened when buckets are protected, not before: the
+		// vault resource writes its descriptor first, and a vault that
+		// cannot be opened is an answer to CloudFormation, not a crash.
+		OpenJournal: func(ctx context.Context) (*journal.Journal, error) {
+			v, err := f.Vault(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return &journal.Journal{Vault: v, S3: f.S3, Log: f.Log}, nil
+		},
+	}
+	lambda.Start(h.Handle)
 }
