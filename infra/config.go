@@ -91,6 +91,14 @@ type VaultConfig struct {
 	// creates one (rotation on, retained).
 	KMSKeyARN string     `json:"kmsKeyArn"`
 	Lock      LockConfig `json:"lock"`
+	// RetentionDays is the point-in-time window the stack writes into the
+	// vault's descriptor (bucketvault.json) on the first deployment: how
+	// far back a restore reaches. At most Lock.MinRetentionDays, so every
+	// version inside the window is locked; default the lesser of 35 (AWS
+	// Backup's continuous backup window) and Lock.MinRetentionDays. The
+	// descriptor is never rewritten: a deployment whose value differs from
+	// an existing vault's fails and names the vault's value.
+	RetentionDays int `json:"retentionDays"`
 }
 
 // LockConfig is the vault's Object Lock, in AWS Backup Vault Lock's terms.
@@ -179,6 +187,7 @@ const (
 	DefaultLogRetentionDays  = 90
 	DefaultConcurrency       = 16
 	DefaultMinRetentionDays  = 35
+	DefaultRetentionDays     = 35 // vault.DefaultRetentionDays
 	DefaultReconcileSchedule = "rate(6 hours)"
 	DefaultProtectSchedule   = "rate(1 hour)"
 	DefaultJournalLagSeconds = 900
@@ -227,6 +236,7 @@ func (c *Config) applyDefaults() {
 	defs(&c.Vault.Lock.Mode, "GOVERNANCE")
 	c.Vault.Lock.Mode = strings.ToUpper(c.Vault.Lock.Mode)
 	def(&c.Vault.Lock.MinRetentionDays, DefaultMinRetentionDays)
+	def(&c.Vault.RetentionDays, min(DefaultRetentionDays, c.Vault.Lock.MinRetentionDays))
 	def(&c.Alarms.JournalLagSeconds, DefaultJournalLagSeconds)
 	def(&c.Journal.BatchSize, 100)
 	if c.Journal.MaxBatchingWindowSeconds == 0 && c.Journal.BatchSize > 10 {
@@ -279,6 +289,9 @@ func (c *Config) Validate(baseDir string) error {
 	}
 	if err := c.Vault.Lock.validate(); err != nil {
 		return err
+	}
+	if r, m := c.Vault.RetentionDays, c.Vault.Lock.MinRetentionDays; r < 1 || r > m {
+		return bad("vault.retentionDays", "%d: want 1 to vault.lock.minRetentionDays (%d), so that every version inside the point-in-time window is locked", r, m)
 	}
 	if len(c.ProtectedBuckets) == 0 {
 		return bad("protectedBuckets", "name at least one bucket to protect")
@@ -334,10 +347,13 @@ func (c *Config) Validate(baseDir string) error {
 	switch c.LogLevel {
 	case "DEBUG", "INFO":
 	case "WARN", "ERROR":
-		// Lambda's log-level filtering gives every JSON line without a
-		// "level" field the level INFO, so at WARN it drops the functions'
-		// EMF metric lines: no LagSeconds metric, a lag alarm that never
-		// fires.
+		// Lambda's log-level filtering applies to everything a function
+		// writes to stdout and stderr, and gives a JSON line without a
+		// "level" field the level INFO. The functions' EMF metric lines
+		// (shared/obs) are such lines, written straight to stdout, not
+		// through slog: at WARN Lambda drops them, so there is no
+		// LagSeconds metric and the lag alarm never fires. See
+		// docs/deploy.md, "Metrics and log levels".
 		return bad("logLevel", "%s would make Lambda drop the functions' metric (EMF) log lines, which carry no level and count as INFO, so the journal lag alarm could never fire: use INFO or DEBUG", c.LogLevel)
 	default:
 		return bad("logLevel", "%q: want DEBUG or INFO", c.LogLevel)

@@ -49,15 +49,36 @@ func TestConfigDefaults(t *testing.T) {
 		"journal.batchSize": c.Journal.BatchSize, "journal.maxBatchingWindowSeconds": c.Journal.MaxBatchingWindowSeconds,
 		"journal.timeoutSeconds": c.Journal.TimeoutSeconds, "reconcile.schedule": c.Reconcile.Schedule, "protect.schedule": c.Protect.Schedule,
 		"protect.onDeploy": c.Protect.OnDeploy, "restore.ephemeralStorageMB": c.Restore.EphemeralStorageMB,
+		"vault.retentionDays": c.Vault.RetentionDays,
 	} {
 		want := map[string]any{
 			"stackName": "BucketVault", "assetDir": "dist/lambda", "logLevel": "INFO", "logRetentionDays": 90, "concurrency": 16,
 			"lock.mode": "GOVERNANCE", "lock.minRetentionDays": 35, "journal.batchSize": 100, "journal.maxBatchingWindowSeconds": 10,
 			"journal.timeoutSeconds": 300, "reconcile.schedule": "rate(6 hours)", "protect.schedule": "rate(1 hour)",
-			"protect.onDeploy": false, "restore.ephemeralStorageMB": 10240,
+			"protect.onDeploy": false, "restore.ephemeralStorageMB": 10240, "vault.retentionDays": 35,
 		}[name]
 		if got != want {
 			t.Errorf("default %s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// The point-in-time window defaults to 35 days, or the lock's minimum
+// retention when that is shorter: every version inside it stays locked.
+func TestConfigRetentionDaysDefault(t *testing.T) {
+	for minDays, want := range map[int]int{7: 7, 35: 35, 400: 35} {
+		m := validConfig()
+		set(m, "vault.lock.minRetentionDays", minDays)
+		data, _ := json.Marshal(m)
+		c, err := ParseConfig(data)
+		if err == nil {
+			err = c.Validate(".")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Vault.RetentionDays != want {
+			t.Errorf("minRetentionDays %d: retentionDays %d, want %d", minDays, c.Vault.RetentionDays, want)
 		}
 	}
 }
@@ -84,6 +105,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"vault.lock.maxRetentionDays", 10},
 		{"vault.lock.changeableForDays", 2},
 		{"vault.lock.changeableFrom", "next week"},
+		{"vault.retentionDays", 36},
+		{"vault.retentionDays", -3},
 		{"protectedBuckets", []any{}},
 		{"protectedBuckets[0]", []any{"my-vault"}},
 		{"protectedBuckets[1]", []any{"photos", "photos"}},

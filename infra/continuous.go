@@ -11,18 +11,25 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/bucketvault/bucketvault/shared/obs"
 )
 
 // JournalDetailTypes are the S3 EventBridge detail types the journal
-// consumes (shared/event decodes each of them).
+// consumes (shared/event decodes each of them; a test checks). "Object
+// Access Tier Changed" is S3 Intelligent-Tiering moving an object into or
+// out of an archive tier: the journal records it as a storage class
+// change, so a restore knows the version must be restored from the
+// archive first.
 var JournalDetailTypes = []string{
 	"Object Created", "Object Deleted", "Object Tags Added", "Object Tags Deleted",
-	"Object ACL Updated", "Object Storage Class Changed", "Object Restore Completed",
+	"Object ACL Updated", "Object Storage Class Changed", "Object Access Tier Changed", "Object Restore Completed",
 }
 
 // MetricsNamespace is the CloudWatch namespace of the functions' EMF
-// metrics (shared/obs.Namespace).
-const MetricsNamespace = "bucketvault"
+// metrics. Every metric has a Vault dimension (shared/obs), so alarms name
+// the stack's vault and stacks in one account stay apart.
+const MetricsNamespace = obs.Namespace
 
 // ContinuousProps configure Continuous.
 type ContinuousProps struct {
@@ -111,7 +118,7 @@ func NewContinuous(scope constructs.Construct, id string, props *ContinuousProps
 		awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
 			Namespace:     jsii.String(MetricsNamespace),
 			MetricName:    jsii.String("LagSeconds"),
-			DimensionsMap: &map[string]*string{"Function": jsii.String("journal")},
+			DimensionsMap: &map[string]*string{"Function": jsii.String("journal"), obs.DimVault: jsii.String(c.Vault.BucketName)},
 			Statistic:     jsii.String("Maximum"),
 			Period:        awscdk.Duration_Minutes(jsii.Number(5)),
 		}),

@@ -10,16 +10,13 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/bucketvault/bucketvault/shared/config"
+	"github.com/bucketvault/bucketvault/shared/notify"
 )
 
-// EnvEventsTopic is the environment variable with the job events topic's
-// ARN (BACKUP_JOB_*, RESTORE_JOB_*, S3_BACKUP_OBJECT_FAILED). It belongs in
-// shared/config next to the other names; it is spelled here until then.
-const EnvEventsTopic = "BUCKETVAULT_EVENTS_TOPIC"
-
 // EventSource is the source the functions' events on the default bus must
-// carry: their roles may put events with this source only.
-const EventSource = "bucketvault"
+// carry (shared/notify's): their roles may put events with this source
+// only.
+const EventSource = notify.Source
 
 // Functions are the functions the stack deploys, one per directory of
 // functions/ (a test checks the two agree). A new function gets an entry
@@ -68,12 +65,10 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.MemoryMB = c.Journal.MemoryMB
 		p.Timeout = awscdk.Duration_Seconds(jsii.Number(float64(c.Journal.TimeoutSeconds)))
 		p.Environment[config.EnvConcurrency] = fmt.Sprint(c.Concurrency)
-		p.Environment[EnvEventsTopic] = *r.EventsTopic.TopicArn()
 		p.Statements = concat(
 			r.readProtected(),
 			r.vaultAccess(true, []string{keyDescriptor, keyBuckets, keyJournal, keyData}, []string{keyData, keyJournal}),
 			r.sourceKeys(),
-			r.publishEvents(),
 		)
 	case "reconcile":
 		p.Description = "bucketvault reconcile: fills the journal's gaps from ListObjectVersions, resuming across invocations"
@@ -81,15 +76,13 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.Timeout = minutes(15)
 		p.Environment[config.EnvConcurrency] = fmt.Sprint(c.Concurrency)
 		p.Environment[config.EnvBuckets] = strings.Join(c.ProtectedBuckets, ",")
-		p.Environment[EnvEventsTopic] = *r.EventsTopic.TopicArn()
 		p.Statements = concat(
 			r.readProtected(),
 			r.vaultAccess(true, []string{keyDescriptor, keyBuckets, keyJournal, keyData, keyReconcile}, []string{keyData, keyJournal, keyReconcile}),
 			r.sourceKeys(),
-			r.publishEvents(),
 		)
 	case "protect":
-		p.Description = "bucketvault protect: checks versioning and turns on EventBridge delivery of the protected buckets"
+		p.Description = "bucketvault protect: writes the vault descriptor, checks versioning and turns on EventBridge delivery of the protected buckets"
 		p.MemoryMB = c.Protect.MemoryMB
 		p.Timeout = minutes(5)
 		p.Environment[config.EnvBuckets] = strings.Join(c.ProtectedBuckets, ",")
@@ -98,6 +91,7 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 				[]string{"s3:GetBucketVersioning", "s3:GetBucketNotification", "s3:PutBucketNotification"},
 				r.protectedBuckets()...)},
 			r.vaultAccess(false, []string{keyDescriptor, keyBuckets}, []string{keyBuckets}),
+			r.createDescriptor(),
 		)
 	case "restore":
 		p.Description = "bucketvault restore: a bucket, prefixes or keys as of a point in time, into an allowed target"
@@ -106,7 +100,8 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.Timeout = minutes(15)
 		p.Environment[config.EnvConcurrency] = fmt.Sprint(c.Concurrency)
 		p.Environment[config.EnvRestoreTargets] = strings.Join(c.RestoreTargets, ",")
-		p.Environment[EnvEventsTopic] = *r.EventsTopic.TopicArn()
+		p.Environment[config.EnvEventsTopic] = *r.EventsTopic.TopicArn()
+		p.Environment[config.EnvEventBus] = r.EventBusARN
 		p.Statements = concat(
 			r.vaultAccess(false, []string{keyDescriptor, keyJournal, keyData}, []string{keyJobs}),
 			r.writeTargets(),
@@ -212,8 +207,25 @@ func (r *FunctionResources) writeTargets() []awsiam.PolicyStatement {
 	return out
 }
 
-// publishEvents lets a function publish job events to the topic and to the
-// default event bus (with source EventSource only).
+// createDescriptor lets the protect function write the vault's descriptor
+// (the Custom::BucketvaultVault resource) only if it does not exist yet:
+// S3 authorizes the write only with an If-None-Match header
+// (s3:if-none-match present), so the role can create the descriptor and
+// never overwrite it. Reading it and telling a missing key from a denied
+// one are ReadVault and ListVault.
+func (r *FunctionResources) createDescriptor() []awsiam.PolicyStatement {
+	return []awsiam.PolicyStatement{awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CreateVaultDescriptor"),
+		Effect:     awsiam.Effect_ALLOW,
+		Actions:    jsii.Strings("s3:PutObject"),
+		Resources:  jsii.Strings(r.arns().objects(r.Vault.Name, keyDescriptor)),
+		Conditions: &map[string]any{"Null": map[string]any{"s3:if-none-match": "false"}},
+	})}
+}
+
+// publishEvents lets a function publish job events (shared/notify) to the
+// topic and to the default event bus (with source EventSource only). Only
+// functions that publish get it: the restore function.
 func (r *FunctionResources) publishEvents() []awsiam.PolicyStatement {
 	put := awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:        jsii.String("PutJobEvents"),

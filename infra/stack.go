@@ -6,6 +6,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	protectpkg "github.com/bucketvault/bucketvault/shared/protect"
 )
 
 // BucketVaultStack is everything bucketvault deploys into one account and
@@ -21,6 +23,10 @@ type BucketVaultStack struct {
 	Continuous    *Continuous
 	Reconcile     *ScheduledInvoke
 	Protect       *ScheduledInvoke
+	// VaultDescriptor is the custom resource that writes the vault's
+	// descriptor (bucketvault.json) at the first deployment, so the
+	// vault bucket the stack creates is a vault without a manual step.
+	VaultDescriptor awscdk.CustomResource
 	// ProtectOnDeploy is the custom resource that protects the buckets
 	// during a deployment (nil unless protect.onDeploy).
 	ProtectOnDeploy awscdk.CustomResource
@@ -79,21 +85,38 @@ func NewBucketVaultStack(scope constructs.Construct, c *Config) *BucketVaultStac
 			f.Function.MetricErrors(nil), 0, 1)
 	}
 
+	// The protect function answers CloudFormation itself (cfn.LambdaWrap),
+	// so the function is the service token of both custom resources; it
+	// answers every event, a failure to start included, so a failure
+	// shows in the deployment at once with its reason.
+	//
+	// The vault resource writes the descriptor once the bucket, its policy
+	// and its key exist, and never rewrites it (vault.Create's semantics):
+	// an existing vault is left as it is, one of an unknown format or
+	// another point-in-time window fails the deployment with the reason.
+	// Deleting the resource leaves the vault alone.
+	s.VaultDescriptor = awscdk.NewCustomResource(s.Stack, jsii.String("VaultDescriptor"), &awscdk.CustomResourceProps{
+		ServiceToken:   protect.Function.FunctionArn(),
+		ResourceType:   jsii.String(protectpkg.ResourceVault),
+		Properties:     &map[string]any{"RetentionDays": c.Vault.RetentionDays},
+		ServiceTimeout: awscdk.Duration_Minutes(jsii.Number(5)),
+	})
+	setLogicalID(s.VaultDescriptor, "VaultDescriptor")
+	s.VaultDescriptor.Node().AddDependency(s.Vault.Construct)
+
 	if c.Protect.OnDeploy {
-		// The protect function answers CloudFormation itself
-		// (cfn.LambdaWrap), so the function is the service token. Buckets it
-		// cannot protect fail the deployment; deleting the resource leaves
-		// protection and the vault alone.
+		// Buckets the function cannot protect fail the deployment;
+		// deleting the resource leaves protection and the vault alone.
 		s.ProtectOnDeploy = awscdk.NewCustomResource(s.Stack, jsii.String("ProtectBuckets"), &awscdk.CustomResourceProps{
 			ServiceToken:   protect.Function.FunctionArn(),
-			ResourceType:   jsii.String("Custom::BucketvaultProtect"),
+			ResourceType:   jsii.String(protectpkg.ResourceProtect),
 			Properties:     &map[string]any{"Buckets": c.ProtectedBuckets},
 			ServiceTimeout: awscdk.Duration_Minutes(jsii.Number(10)),
 		})
 		setLogicalID(s.ProtectOnDeploy, "ProtectBuckets")
-		// Events are turned on once the vault and the path to the journal
-		// exist.
-		s.ProtectOnDeploy.Node().AddDependency(s.Vault.Construct, s.Continuous.Construct)
+		// Events are turned on once the vault is initialized and the path
+		// to the journal exists.
+		s.ProtectOnDeploy.Node().AddDependency(s.Vault.Construct, s.VaultDescriptor, s.Continuous.Construct)
 	}
 
 	out := func(id, value, description string) {

@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bucketvault/bucketvault/shared/config"
+	"github.com/bucketvault/bucketvault/shared/event"
+	"github.com/bucketvault/bucketvault/shared/protect"
 )
 
 // jsonOf decodes JSON text for comparisons with template values.
@@ -47,16 +49,17 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::SNS::Subscription":              1,
 		"AWS::CloudWatch::Alarm":              5,
 		"AWS::CloudFormation::CustomResource": 0,
+		"Custom::BucketvaultVault":            1,
 		"Custom::BucketvaultProtect":          1,
 	}
 	for typ, n := range main {
 		cdkAssert(t, func() { s.main.assertion.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
 	}
-	// The variant imports the key and the alarm topic and has no custom
-	// resource.
+	// The variant imports the key and the alarm topic and does not protect
+	// on deploy; its vault is initialized all the same.
 	for typ, n := range map[string]float64{
 		"AWS::KMS::Key": 0, "AWS::KMS::Alias": 0, "AWS::SNS::Topic": 1, "AWS::SNS::Subscription": 0,
-		"Custom::BucketvaultProtect": 0, "AWS::Lambda::Function": 4, "AWS::CloudWatch::Alarm": 5,
+		"Custom::BucketvaultVault": 1, "Custom::BucketvaultProtect": 0, "AWS::Lambda::Function": 4, "AWS::CloudWatch::Alarm": 5,
 	} {
 		cdkAssert(t, func() { s.variant.assertion.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
 	}
@@ -153,21 +156,22 @@ func TestFunctions(t *testing.T) {
 	s := synth(t).main
 	known := map[string]bool{
 		config.EnvVault: true, config.EnvConcurrency: true, config.EnvRestoreTargets: true,
-		config.EnvBuckets: true, EnvEventsTopic: true,
+		config.EnvBuckets: true, config.EnvEventsTopic: true, config.EnvEventBus: true,
 	}
 	want := map[string]struct {
 		memory, timeout float64
 		env             map[string]string
 	}{
 		"JournalFunction": {1024, 240, map[string]string{
-			config.EnvVault: "bucketvault-vault-123456789012-us-east-1", config.EnvConcurrency: "32", EnvEventsTopic: "Ref:EventsTopic"}},
+			config.EnvVault: "bucketvault-vault-123456789012-us-east-1", config.EnvConcurrency: "32"}},
 		"ReconcileFunction": {1024, 900, map[string]string{
-			config.EnvVault: "bucketvault-vault-123456789012-us-east-1", config.EnvConcurrency: "32", EnvEventsTopic: "Ref:EventsTopic",
+			config.EnvVault: "bucketvault-vault-123456789012-us-east-1", config.EnvConcurrency: "32",
 			config.EnvBuckets: "photos,documents"}},
 		"ProtectFunction": {256, 300, map[string]string{
 			config.EnvVault: "bucketvault-vault-123456789012-us-east-1", config.EnvBuckets: "photos,documents"}},
 		"RestoreFunction": {2048, 900, map[string]string{
-			config.EnvVault: "bucketvault-vault-123456789012-us-east-1", config.EnvConcurrency: "32", EnvEventsTopic: "Ref:EventsTopic",
+			config.EnvVault: "bucketvault-vault-123456789012-us-east-1", config.EnvConcurrency: "32",
+			config.EnvEventsTopic: "Ref:EventsTopic", config.EnvEventBus: eventBus,
 			config.EnvRestoreTargets: "photos-restored*,scratch-restore-?"}},
 	}
 	ids := s.ofType("AWS::Lambda::Function")
@@ -291,7 +295,8 @@ func TestContinuousPath(t *testing.T) {
 	})
 	rule := s.props(t, "JournalRule")
 	wantPattern := jsonOf(t, `{"source":["aws.s3"],"detail-type":["Object Created","Object Deleted","Object Tags Added","Object Tags Deleted",
-		"Object ACL Updated","Object Storage Class Changed","Object Restore Completed"],"detail":{"bucket":{"name":["photos","documents"]}}}`)
+		"Object ACL Updated","Object Storage Class Changed","Object Access Tier Changed","Object Restore Completed"],
+		"detail":{"bucket":{"name":["photos","documents"]}}}`)
 	if diff := cmp.Diff(wantPattern, rule["EventPattern"]); diff != "" {
 		t.Errorf("event pattern (-want +got):\n%s", diff)
 	}
@@ -345,6 +350,89 @@ func TestProtectCustomResource(t *testing.T) {
 			},
 		})
 	})
+	// Buckets are protected only once the vault has its descriptor and the
+	// path to the journal exists.
+	deps := dependsOn(s.resource(t, "ProtectBuckets"))
+	for _, id := range []string{"VaultDescriptor", "VaultBucket", "JournalQueue", "JournalRule"} {
+		if !slices.Contains(deps, id) {
+			t.Errorf("ProtectBuckets depends on %v, not on %s", deps, id)
+		}
+	}
+}
+
+// TestVaultDescriptorResource: every stack initializes its vault at
+// deploy, through the protect function, once the bucket, its policy and its
+// key exist, with the configured point-in-time window.
+func TestVaultDescriptorResource(t *testing.T) {
+	for name, st := range map[string]*stackUnderTest{"main": synth(t).main, "variant": synth(t).variant} {
+		r := st.resource(t, "VaultDescriptor")
+		if r["Type"] != protect.ResourceVault {
+			t.Errorf("%s: VaultDescriptor is a %v, want %s", name, r["Type"], protect.ResourceVault)
+		}
+		want := `{"RetentionDays":35,"ServiceTimeout":"300","ServiceToken":{"Fn::GetAtt":["ProtectFunction","Arn"]}}`
+		if got := render(r["Properties"]); got != want {
+			t.Errorf("%s: properties %s, want %s", name, got, want)
+		}
+		if r["DeletionPolicy"] != nil && r["DeletionPolicy"] != "Delete" {
+			t.Errorf("%s: deletion policy %v", name, r["DeletionPolicy"])
+		}
+		deps := dependsOn(r)
+		wantDeps := []string{"VaultBucket", "VaultBucketPolicy"}
+		if name == "main" {
+			wantDeps = append(wantDeps, "VaultKey")
+		}
+		for _, id := range wantDeps {
+			if !slices.Contains(deps, id) {
+				t.Errorf("%s: VaultDescriptor depends on %v, not on %s", name, deps, id)
+			}
+		}
+	}
+}
+
+func dependsOn(r map[string]any) []string {
+	var out []string
+	for _, d := range list0(r["DependsOn"]) {
+		out = append(out, d.(string))
+	}
+	return out
+}
+
+// TestJournalDetailTypesDecode: the journal's decoder (shared/event)
+// accepts every detail-type the rule routes to its queue, and records
+// each as a change.
+func TestJournalDetailTypesDecode(t *testing.T) {
+	for _, dt := range JournalDetailTypes {
+		t.Run(dt, func(t *testing.T) {
+			detail := map[string]any{
+				"version": "0", "bucket": map[string]any{"name": "photos"},
+				"object":     map[string]any{"key": "a%2Fb+c", "version-id": "v1", "sequencer": "0066609F3A1C8E5D77", "size": 5, "etag": "e"},
+				"request-id": "r", "requester": "123456789012",
+			}
+			switch dt {
+			case "Object Deleted":
+				detail["deletion-type"] = "Delete Marker Created"
+			case "Object Storage Class Changed":
+				detail["destination-storage-class"] = "GLACIER"
+			case "Object Access Tier Changed":
+				detail["destination-access-tier"] = "ARCHIVE_ACCESS"
+			}
+			doc, err := json.Marshal(map[string]any{
+				"version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103", "detail-type": dt, "source": "aws.s3",
+				"account": "123456789012", "time": "2026-03-01T12:00:00Z", "region": "us-east-1",
+				"resources": []any{"arn:aws:s3:::photos"}, "detail": detail,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			changes, err := event.Decode(doc)
+			if err != nil {
+				t.Fatalf("shared/event does not decode %q: %v", dt, err)
+			}
+			if len(changes) != 1 || changes[0].Bucket != "photos" || changes[0].Key != "a/b c" {
+				t.Errorf("%q decodes to %+v", dt, changes)
+			}
+		})
+	}
 }
 
 func TestAlarms(t *testing.T) {
@@ -357,7 +445,8 @@ func TestAlarms(t *testing.T) {
 	want := map[string]alarm{
 		"DeadLetterAlarm": {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", "GreaterThanThreshold",
 			`[{"Name":"QueueName","Value":{"Fn::GetAtt":["JournalDeadLetterQueue","QueueName"]}}]`, 0, 60},
-		"JournalLagAlarm": {"bucketvault", "LagSeconds", "Maximum", "GreaterThanThreshold", `[{"Name":"Function","Value":"journal"}]`, 600, 300},
+		"JournalLagAlarm": {"bucketvault", "LagSeconds", "Maximum", "GreaterThanThreshold",
+			`[{"Name":"Function","Value":"journal"},{"Name":"Vault","Value":"bucketvault-vault-123456789012-us-east-1"}]`, 600, 300},
 		"QueueAgeAlarm": {"AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum", "GreaterThanThreshold",
 			`[{"Name":"QueueName","Value":{"Fn::GetAtt":["JournalQueue","QueueName"]}}]`, 600, 300},
 		"ReconcileErrorsAlarm": {"AWS/Lambda", "Errors", "Sum", "GreaterThanThreshold", `[{"Name":"FunctionName","Value":{"Ref":"ReconcileFunction"}}]`, 0, 300},
