@@ -56,7 +56,43 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 		chunk = 1000
 	}
 	st := &prog.State
-	lister := s3x.NewVersionLister(e.S3, job.Bucket, "", st.KeyMarker, st.VersionIDMarker, int32(min(chunk, 1000)))
+	var lister pager
+	if job.Inventory != nil {
+		// The inventory's rows, sorted into runs in earlier rounds (or
+		// this one), merged: the same key order as a listing.
+		done, err := e.sortInventory(ctx, v, job, st, deadline)
+		if err != nil {
+			return nil, classify(err)
+		}
+		if stop := job.stopAt(); !done && !stop.IsZero() && !e.now().Before(stop) {
+			// The window ended before the inventory was read: nothing is
+			// in the snapshot.
+			st.Done, st.Stopped, st.EndedAt, st.ItemsKey = true, true, e.now(), itemsListKey(job.JobID)
+			if err := v.PutJSON(ctx, st.ItemsKey, []ItemRef{}); err != nil {
+				return nil, classify(err)
+			}
+			if err := v.PutJSON(ctx, scanStateKey(job.JobID), prog); err != nil {
+				return nil, classify(err)
+			}
+			job.Scan = *st
+			return &job, nil
+		}
+		if !done { // more data files next round
+			if err := v.PutJSON(ctx, scanStateKey(job.JobID), prog); err != nil {
+				return nil, classify(err)
+			}
+			job.Scan = *st
+			return &job, nil
+		}
+		il, err := e.inventoryPager(ctx, v, st, chunk)
+		if err != nil {
+			return nil, classify(err)
+		}
+		defer il.close()
+		lister = il
+	} else {
+		lister = s3x.NewVersionLister(e.S3, job.Bucket, "", st.KeyMarker, st.VersionIDMarker, int32(min(chunk, 1000)))
+	}
 	var recs []vault.Record
 	toCopy := 0
 	flush := func() error {
@@ -79,11 +115,20 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 		}
 		st.KeyMarker, st.VersionIDMarker = lister.Markers()
 		recs, toCopy = recs[:0], 0
+		if job.Inventory != nil {
+			// The merge of an inventory's runs restarts whole: progress is
+			// saved when it ends, so a restart rewrites the same chunks.
+			return nil
+		}
 		return v.PutJSON(ctx, scanStateKey(job.JobID), prog)
 	}
 	now := e.now()
+	stop := job.stopAt()
 	for pages := 0; lister.HasMorePages(); pages++ {
-		if e.now().After(deadline) || (e.ScanPages > 0 && pages >= e.ScanPages) {
+		// A listing resumes from its markers; an inventory merge runs to
+		// its end. Each call lists at least one page, so rounds progress.
+		if job.Inventory == nil && ((!stop.IsZero() && !e.now().Before(stop)) ||
+			(pages > 0 && (e.now().After(deadline) || (e.ScanPages > 0 && pages >= e.ScanPages)))) {
 			break
 		}
 		entries, err := lister.Next(ctx)
@@ -141,6 +186,13 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 	job.Scan = *st
 	e.log().InfoContext(ctx, "snapshot scan", "job", job.JobID, "round", st.Rounds, "done", st.Done, "current", st.Current, "toCopy", st.ToCopy, "files", st.Files)
 	return &job, nil
+}
+
+// pager yields a bucket's entries a page at a time, in key order.
+type pager interface {
+	HasMorePages() bool
+	Next(ctx context.Context) ([]s3x.Entry, error)
+	Markers() (keyMarker, versionMarker string)
 }
 
 // scanDeadline is when this scan call stops listing: its budget, the

@@ -79,6 +79,10 @@ type Job struct {
 	StartWindowMinutes      int64 `json:"startWindowMinutes,omitempty"`
 	CompletionWindowMinutes int64 `json:"completionWindowMinutes,omitempty"`
 
+	// Inventory, when set, makes the scan read an S3 Inventory report
+	// instead of listing the bucket (very large buckets).
+	Inventory *InventorySource `json:"inventory,omitempty"`
+
 	StartedAt  time.Time `json:"startedAt,omitzero"`
 	CompleteBy time.Time `json:"completeBy,omitzero"` // the completion window's end
 	Scan       ScanState `json:"scan"`
@@ -104,6 +108,10 @@ type ScanState struct {
 	// EndedAt is when the listing ended: the snapshot holds the objects
 	// current between the job's start and then.
 	EndedAt time.Time `json:"endedAt,omitzero"`
+	// InventoryFiles is how many of the inventory's data files are sorted
+	// into Runs (vault keys of sorted record files).
+	InventoryFiles int      `json:"inventoryFiles,omitempty"`
+	Runs           []string `json:"runs,omitempty"`
 	// KeyMarker and VersionIDMarker resume the listing.
 	KeyMarker       string `json:"keyMarker,omitempty"`
 	VersionIDMarker string `json:"versionIdMarker,omitempty"`

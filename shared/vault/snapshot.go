@@ -345,3 +345,13 @@ func (v *Vault) WriteRecords(ctx context.Context, bucket, key string, recs []Rec
 	}
 	return v.PutBytes(ctx, key, body, "application/zstd")
 }
+
+// OpenSorted merges sorted segment-format files (a job's sorted runs) into
+// one key-ordered stream, holding at most MaxOpenSegments open at once.
+func (v *Vault) OpenSorted(ctx context.Context, keys []string) (*Merger, error) {
+	refs := make([]SegmentRef, len(keys))
+	for i, k := range keys {
+		refs[i] = SegmentRef{ID: fmt.Sprintf("%012d", i), Key: k}
+	}
+	return v.openSources(ctx, "", nil, refs, nil)
+}
