@@ -17,10 +17,9 @@ import (
 
 // JournalDetailTypes are the S3 EventBridge detail types the journal
 // consumes (shared/event decodes each of them; a test checks). "Object
-// Access Tier Changed" is S3 Intelligent-Tiering moving an object into or
-// out of an archive tier: the journal records it as a storage class
-// change, so a restore knows the version must be restored from the
-// archive first.
+// Access Tier Changed" is S3 Intelligent-Tiering moving a version into an
+// archive access tier: shared/event decodes it as a storage class change,
+// which the journal records after a HEAD of the version.
 var JournalDetailTypes = []string{
 	"Object Created", "Object Deleted", "Object Tags Added", "Object Tags Deleted",
 	"Object ACL Updated", "Object Storage Class Changed", "Object Access Tier Changed", "Object Restore Completed",
