@@ -75,10 +75,18 @@ func NewClient(cfg aws.Config, endpointURL string) (*s3.Client, error) {
 		if o.BaseEndpoint != nil && *o.BaseEndpoint != "" {
 			o.UsePathStyle = true
 		}
-		// Checksums only where the operation requires them: S3-compatible
-		// servers differ in what they accept.
-		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		if o.BaseEndpoint != nil && *o.BaseEndpoint != "" {
+			// Checksums only where the operation requires them:
+			// S3-compatible servers differ in what they accept.
+			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		} else {
+			// Amazon S3: a checksum (CRC32) with every request that can
+			// carry one. S3 refuses a PutObject or UploadPart without
+			// Content-MD5 or a checksum into a bucket with Object Lock
+			// default retention, which a deployed vault has.
+			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenSupported
+		}
 	}), nil
 }
 

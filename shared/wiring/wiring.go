@@ -51,23 +51,7 @@ func Setup(ctx context.Context) (*Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.EndpointURL == "" && awsCfg.BaseEndpoint == nil {
-		client = onAWS(client)
-	}
 	return &Function{Config: cfg, AWS: awsCfg, S3: client, Log: log}, nil
-}
-
-// onAWS makes the S3 client send a checksum (CRC32) with every request
-// that can carry one. s3x sends them only where an operation requires one,
-// for S3-compatible servers that differ in what they accept; but Amazon S3
-// refuses a PutObject or UploadPart without Content-MD5 or a checksum into
-// a bucket with Object Lock default retention ("Content-MD5 OR
-// x-amz-checksum- HTTP header is required for Put Object requests with
-// Object Lock parameters"), and the vault the stack deploys has one.
-func onAWS(c *s3.Client) *s3.Client {
-	o := c.Options()
-	o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenSupported
-	return s3.New(o)
 }
 
 // Vault opens the configured vault once, on first use.
