@@ -579,3 +579,36 @@ func TestHandlerSteps(t *testing.T) {
 		t.Fatalf("failed job %+v, point %+v %v", failed, sp, err)
 	}
 }
+
+// TestVerifyCoversSnapshots: vault verify checks the data of snapshot
+// manifests too, and finds a data object that was damaged.
+func TestVerifyCoversSnapshots(t *testing.T) {
+	e := setup(t)
+	e.workload(t)
+	j := e.run(t, e.engine(e.c), snapshot.Job{})
+	rep, err := e.v.Verify(e.ctx, 8, true, nil)
+	if err != nil || !rep.OK() || rep.Snapshots != 1 || rep.Data != j.Totals.Objects {
+		t.Fatalf("verify: %+v %v; want OK with %d data objects of 1 snapshot", rep, err, j.Totals.Objects)
+	}
+	sp, err := e.v.Snapshot(e.ctx, e.bucket, j.RecoveryPointID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := e.v.OpenShards(e.ctx, sp.Shards, nil)
+	var o vault.Observed
+	for o.Key != "reports/q3.csv" {
+		if o, err = src.Next(); err != nil {
+			t.Fatalf("manifest has no reports/q3.csv: %v", err)
+		}
+	}
+	src.Close()
+	// Same size, other bytes: only the deep check can tell.
+	if _, err := e.c.PutObject(e.ctx, &s3.PutObjectInput{Bucket: aws.String(e.v.Bucket), Key: aws.String(o.Data),
+		Body: strings.NewReader(strings.Repeat("x", int(o.Size)))}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = e.v.Verify(e.ctx, 8, true, nil)
+	if err != nil || rep.OK() || !strings.Contains(strings.Join(rep.Problems, "\n"), "reports/q3.csv") {
+		t.Fatalf("verify after damage: %+v %v; want the damaged object named", rep.Problems, err)
+	}
+}

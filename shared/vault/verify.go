@@ -25,12 +25,14 @@ import (
 
 // VerifyReport is what Verify found.
 type VerifyReport struct {
-	Buckets  int      `json:"buckets"`
-	Segments int      `json:"segments"`
-	Records  int64    `json:"records"`
-	Data     int64    `json:"dataObjects"`
-	Bytes    int64    `json:"bytes"`
-	Problems []string `json:"problems,omitempty"`
+	Buckets  int `json:"buckets"`
+	Segments int `json:"segments"`
+	// Snapshots is how many usable snapshot recovery points were checked.
+	Snapshots int      `json:"snapshots"`
+	Records   int64    `json:"records"`
+	Data      int64    `json:"dataObjects"`
+	Bytes     int64    `json:"bytes"`
+	Problems  []string `json:"problems,omitempty"`
 	// MoreProblems counts problems beyond the listed ones.
 	MoreProblems int `json:"moreProblems,omitempty"`
 }
@@ -41,9 +43,10 @@ func (r *VerifyReport) OK() bool { return len(r.Problems) == 0 }
 const maxProblems = 1000
 
 // Verify checks that every reference in the vault resolves: the
-// descriptor, every segment of every protected bucket (it decodes, its
-// records are sorted and counted as its header says), and every data object
-// a version record names (it exists with the recorded size and ETag).
+// descriptor, every segment of every protected bucket and every manifest
+// shard of every usable snapshot (it decodes, its records are sorted and
+// counted as its header says), and every data object a version record
+// names (it exists with the recorded size and ETag).
 //
 // With deep, it also reads every data object and checks its bytes: the MD5
 // against the source ETag where that ETag is an MD5 (single-part, not
@@ -57,101 +60,144 @@ func (v *Vault) Verify(ctx context.Context, concurrency int, deep bool, progress
 	if err != nil {
 		return nil, err
 	}
-	rep := &VerifyReport{Buckets: len(buckets)}
-	var mu sync.Mutex
-	problem := func(f string, a ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(rep.Problems) < maxProblems {
-			rep.Problems = append(rep.Problems, fmt.Sprintf(f, a...))
-		} else {
-			rep.MoreProblems++
-		}
-	}
-	var records, data, bytes atomic.Int64
+	vr := &verifier{v: v, rep: &VerifyReport{Buckets: len(buckets)}, deep: deep, concurrency: concurrency, progress: progress}
 	for _, b := range buckets {
 		refs, err := v.Segments(ctx, b.Bucket)
 		if err != nil {
 			return nil, err
 		}
-		rep.Segments += len(refs)
+		vr.rep.Segments += len(refs)
 		m, err := v.OpenJournal(ctx, b.Bucket, nil)
 		if err != nil {
-			problem("journal of %s: %v", b.Bucket, err)
+			vr.problem("journal of %s: %v", b.Bucket, err)
 			continue
 		}
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(concurrency)
-		seen := map[string]bool{}
-		for {
-			_, recs, err := m.NextKey()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				problem("journal of %s: %v", b.Bucket, err)
-				break
-			}
-			clear(seen)
-			for _, o := range recs {
-				records.Add(1)
-				if o.Op != OpVersion || o.Data == "" || seen[o.Data] {
-					continue
-				}
-				seen[o.Data] = true
-				rec := o.Record
-				bucket := b.Bucket
-				g.Go(func() error {
-					head, err := v.S3.HeadObject(gctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data)})
-					switch {
-					case err != nil && s3x.IsNotFound(err):
-						problem("s3://%s/%s@%s: data %s is missing", bucket, rec.Key, rec.VersionID, rec.Data)
-						return nil
-					case err != nil:
-						return fmt.Errorf("head %s: %w", rec.Data, err)
-					}
-					if got := aws.ToInt64(head.ContentLength); got != rec.Size {
-						problem("s3://%s/%s@%s: data %s has %d bytes, the journal says %d", bucket, rec.Key, rec.VersionID, rec.Data, got, rec.Size)
-					}
-					if got := s3x.TrimETag(aws.ToString(head.ETag)); rec.DataETag != "" && got != rec.DataETag {
-						problem("s3://%s/%s@%s: data %s has ETag %s, the journal says %s", bucket, rec.Key, rec.VersionID, rec.Data, got, rec.DataETag)
-					}
-					if deep {
-						if err := v.checkBytes(gctx, rec); err != nil {
-							if !errors.As(err, new(*mismatchError)) {
-								return err
-							}
-							problem("s3://%s/%s@%s: data %s: %v", bucket, rec.Key, rec.VersionID, rec.Data, err)
-						}
-					}
-					data.Add(1)
-					bytes.Add(rec.Size)
-					if progress != nil {
-						progress(VerifyReport{Buckets: rep.Buckets, Records: records.Load(), Data: data.Load(), Bytes: bytes.Load()})
-					}
-					return nil
-				})
-			}
-		}
-		err = g.Wait()
-		m.Close()
-		if err != nil {
+		if err := vr.check(ctx, b.Bucket, "the journal", m); err != nil {
 			return nil, err
 		}
 	}
-	rep.Records, rep.Data, rep.Bytes = records.Load(), data.Load(), bytes.Load()
+	// Snapshot manifests: every record's data, as for the journal.
+	snapBuckets, err := v.SnapshotBuckets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range snapBuckets {
+		points, err := v.Snapshots(ctx, b)
+		if err != nil {
+			vr.problem("snapshots of %s: %v", b, err)
+			continue
+		}
+		for _, sp := range points {
+			if sp.Status != PointAvailable && sp.Status != PointPartial {
+				continue
+			}
+			vr.rep.Snapshots++
+			m, err := NewMerger([]RecordSource{v.OpenShards(ctx, sp.Shards, nil)})
+			if err != nil {
+				vr.problem("snapshot %s of %s: %v", sp.RecoveryPointID, b, err)
+				continue
+			}
+			if err := vr.check(ctx, b, "snapshot "+sp.RecoveryPointID, m); err != nil {
+				return nil, err
+			}
+		}
+	}
+	rep := vr.rep
+	rep.Records, rep.Data, rep.Bytes = vr.records.Load(), vr.data.Load(), vr.bytes.Load()
 	return rep, nil
+}
+
+// verifier checks the data references of record streams.
+type verifier struct {
+	v                    *Vault
+	rep                  *VerifyReport
+	deep                 bool
+	concurrency          int
+	progress             func(VerifyReport)
+	mu                   sync.Mutex
+	records, data, bytes atomic.Int64
+}
+
+func (vr *verifier) problem(f string, a ...any) {
+	vr.mu.Lock()
+	defer vr.mu.Unlock()
+	if len(vr.rep.Problems) < maxProblems {
+		vr.rep.Problems = append(vr.rep.Problems, fmt.Sprintf(f, a...))
+	} else {
+		vr.rep.MoreProblems++
+	}
+}
+
+// check reads m (and closes it) and checks every data object its version
+// records name: it exists with the recorded size and ETag (and, deep, the
+// recorded digests). what names the stream in problems.
+func (vr *verifier) check(ctx context.Context, bucket, what string, m *Merger) error {
+	defer m.Close()
+	v := vr.v
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(vr.concurrency)
+	seen := map[string]bool{}
+	for {
+		_, recs, err := m.NextKey()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			vr.problem("%s of %s: %v", what, bucket, err)
+			break
+		}
+		clear(seen)
+		for _, o := range recs {
+			vr.records.Add(1)
+			if o.Op != OpVersion || o.Data == "" || seen[o.Data] {
+				continue
+			}
+			seen[o.Data] = true
+			rec := o.Record
+			g.Go(func() error {
+				head, err := v.S3.HeadObject(gctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data)})
+				switch {
+				case err != nil && s3x.IsNotFound(err):
+					vr.problem("s3://%s/%s@%s: data %s is missing", bucket, rec.Key, rec.VersionID, rec.Data)
+					return nil
+				case err != nil:
+					return fmt.Errorf("head %s: %w", rec.Data, err)
+				}
+				if got := aws.ToInt64(head.ContentLength); got != rec.Size {
+					vr.problem("s3://%s/%s@%s: data %s has %d bytes, %s says %d", bucket, rec.Key, rec.VersionID, rec.Data, got, what, rec.Size)
+				}
+				if got := s3x.TrimETag(aws.ToString(head.ETag)); rec.DataETag != "" && got != rec.DataETag {
+					vr.problem("s3://%s/%s@%s: data %s has ETag %s, %s says %s", bucket, rec.Key, rec.VersionID, rec.Data, got, what, rec.DataETag)
+				}
+				if vr.deep {
+					if err := v.checkBytes(gctx, rec, string(head.ServerSideEncryption)); err != nil {
+						if !errors.As(err, new(*mismatchError)) {
+							return err
+						}
+						vr.problem("s3://%s/%s@%s: data %s: %v", bucket, rec.Key, rec.VersionID, rec.Data, err)
+					}
+				}
+				vr.data.Add(1)
+				vr.bytes.Add(rec.Size)
+				if vr.progress != nil {
+					vr.progress(VerifyReport{Buckets: vr.rep.Buckets, Records: vr.records.Load(), Data: vr.data.Load(), Bytes: vr.bytes.Load()})
+				}
+				return nil
+			})
+		}
+	}
+	return g.Wait()
 }
 
 // mismatchError is a data object whose bytes do not match the record.
 type mismatchError struct{ what, got, want string }
 
 func (e *mismatchError) Error() string {
-	return fmt.Sprintf("%s is %s, the journal says %s", e.what, e.got, e.want)
+	return fmt.Sprintf("%s is %s, the record says %s", e.what, e.got, e.want)
 }
 
 // checkBytes reads a data object and compares its digests with the record.
-func (v *Vault) checkBytes(ctx context.Context, rec Record) error {
+func (v *Vault) checkBytes(ctx context.Context, rec Record, dataSSE string) error {
 	out, err := v.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data)})
 	if err != nil {
 		return fmt.Errorf("read %s: %w", rec.Data, err)
@@ -180,7 +226,17 @@ func (v *Vault) checkBytes(ctx context.Context, rec Record) error {
 	if _, err := io.Copy(io.MultiWriter(hashers...), out.Body); err != nil {
 		return fmt.Errorf("read %s: %w", rec.Data, err)
 	}
-	if !strings.Contains(rec.ETag, "-") && rec.SSE != "aws:kms" && len(rec.ETag) == 32 {
+	switch {
+	case rec.MetaInData:
+		// A snapshot's record does not know the source's encryption, so
+		// its ETag may not be an MD5: check the data object against the
+		// ETag the vault reported for it, where that is an MD5.
+		if dataSSE != "aws:kms" && len(rec.DataETag) == 32 {
+			if got := hex.EncodeToString(md.Sum(nil)); got != rec.DataETag {
+				return &mismatchError{what: "MD5", got: got, want: rec.DataETag}
+			}
+		}
+	case !strings.Contains(rec.ETag, "-") && rec.SSE != "aws:kms" && len(rec.ETag) == 32:
 		if got := hex.EncodeToString(md.Sum(nil)); got != rec.ETag {
 			return &mismatchError{what: "MD5", got: got, want: rec.ETag}
 		}
