@@ -3,6 +3,7 @@ package s3x
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"sort"
 	"strings"
@@ -29,7 +30,12 @@ func CarryMetadata(ctx context.Context, c Client, bucket, key, versionID string,
 	in.MetadataDirective, in.TaggingDirective = types.MetadataDirectiveReplace, types.TaggingDirectiveReplace
 	in.ContentType, in.ContentEncoding, in.ContentDisposition = h.ContentType, h.ContentEncoding, h.ContentDisposition
 	in.ContentLanguage, in.CacheControl, in.WebsiteRedirectLocation = h.ContentLanguage, h.CacheControl, h.WebsiteRedirectLocation
-	in.Expires = h.Expires
+	in.Expires = nil
+	if h.ExpiresString != nil {
+		if t, err := http.ParseTime(*h.ExpiresString); err == nil {
+			in.Expires = &t
+		}
+	}
 	in.Metadata = h.Metadata
 	if in.Metadata == nil {
 		in.Metadata = map[string]string{}
