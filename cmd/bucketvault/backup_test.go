@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -71,5 +72,40 @@ func TestCLIBackupAndRestoreSnapshot(t *testing.T) {
 		if code, _, e := cli(t, srv, bad...); code != 2 || e == "" {
 			t.Errorf("%v: exit %d %q; want 2 with a message", bad, code, e)
 		}
+	}
+}
+
+// TestInvokeSnapshotStep: invoke runs one step of the snapshot function on
+// the events/ sample (bucket renamed), as the state machine would.
+func TestInvokeSnapshotStep(t *testing.T) {
+	srv := locals3.ForTest(t)
+	bucket := srv.NewBucket(t, true)
+	vaultName := srv.BucketName(t)
+	if code, _, e := cli(t, srv, "vault", "create", "--vault", vaultName); code != 0 {
+		t.Fatalf("vault create: %d %s", code, e)
+	}
+	sample, err := os.ReadFile("../../events/snapshot-start.request.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req map[string]any
+	if err := json.Unmarshal(sample, &req); err != nil {
+		t.Fatal(err)
+	}
+	job := req["job"].(map[string]any)
+	job["bucket"] = bucket
+	job["scheduledAt"] = time.Now().UTC().Format(time.RFC3339)
+	raw, _ := json.Marshal(req)
+	file := filepath.Join(t.TempDir(), "start.json")
+	if err := os.WriteFile(file, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, e := cli(t, srv, "invoke", "--function", "snapshot", "--event", file, "--vault", vaultName)
+	var got snapshot.Job
+	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got.State != snapshot.StateRunning || got.JobID == "" || got.Vault != vaultName {
+		t.Fatalf("invoke: %d %q %s", code, out, e)
+	}
+	if code, _, e := cli(t, srv, "invoke", "--function", "snapshot", "--event", "../../events/restore.request.json", "--vault", vaultName); code != 2 {
+		t.Errorf("a restore request to the snapshot function: exit %d %s; want 2", code, e)
 	}
 }

@@ -16,8 +16,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bucketvault/bucketvault/shared/journal"
+	"github.com/bucketvault/bucketvault/shared/notify"
 	"github.com/bucketvault/bucketvault/shared/protect"
 	"github.com/bucketvault/bucketvault/shared/restore"
+	"github.com/bucketvault/bucketvault/shared/snapshot"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
@@ -28,7 +30,11 @@ var invokeFunctions = map[string]time.Duration{
 	"reconcile": 15 * time.Minute,
 	"protect":   5 * time.Minute,
 	"restore":   15 * time.Minute,
+	"snapshot":  15 * time.Minute,
 }
+
+// snapshotEvent is the snapshot function's input, one step's request.
+type snapshotEvent json.RawMessage
 
 // invokeOptions are what a function would read from its environment.
 type invokeOptions struct {
@@ -41,11 +47,12 @@ type invokeOptions struct {
 func (a *app) invokeCommand() *cobra.Command {
 	var o invokeOptions
 	cmd := &cobra.Command{
-		Use:   "invoke --function journal|reconcile|restore|protect --event FILE --vault V",
+		Use:   "invoke --function journal|reconcile|restore|protect|snapshot --event FILE --vault V",
 		Short: "Run a Lambda function's handler in-process on an event (events/ has one sample per function)",
 		Long: `invoke decodes the event into the function's input type and calls the same
 handler the Lambda function calls (journal: SQS batch; reconcile: reconcile
-request; restore: restore request; protect: scheduled request), against the
+request; restore: restore request; protect: scheduled request; snapshot:
+one step of the snapshot state machine), against the
 S3 endpoint of --endpoint-url (for example a running local-server), with the
 function's AWS timeout as the deadline. The function's response is printed
 as JSON on stdout; logs and metric lines go to stderr.
@@ -57,7 +64,7 @@ The flags stand for the function's environment: --vault (BUCKETVAULT_VAULT),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.invoke(cmd.Context(), o) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.function, "function", "", "journal, reconcile, restore or protect")
+	f.StringVar(&o.function, "function", "", "journal, reconcile, restore, protect or snapshot")
 	f.StringVar(&o.eventFile, "event", "", "the event: a JSON file, or - for stdin")
 	f.StringVar(&o.vault, "vault", "", "vault bucket name (BUCKETVAULT_VAULT)")
 	f.IntVar(&o.concurrency, "concurrency", 16, "parallel copies (BUCKETVAULT_CONCURRENCY)")
@@ -70,7 +77,7 @@ The flags stand for the function's environment: --vault (BUCKETVAULT_VAULT),
 func (a *app) invoke(ctx context.Context, o invokeOptions) error {
 	limit, ok := invokeFunctions[o.function]
 	if !ok {
-		return usagef("--function %q: want journal, reconcile, restore or protect", o.function)
+		return usagef("--function %q: want journal, reconcile, restore, protect or snapshot", o.function)
 	}
 	if err := requireFlag("event", o.eventFile); err != nil {
 		return err
@@ -86,10 +93,8 @@ func (a *app) invoke(ctx context.Context, o invokeOptions) error {
 	if err != nil {
 		return usagef("%s: %v", o.eventFile, err)
 	}
-	if o.vault == "" {
-		if req, ok := input.(restore.Request); !ok || req.Vault == "" {
-			return usagef("--vault is required")
-		}
+	if o.vault == "" && !namesVault(input) {
+		return usagef("--vault is required")
 	}
 	if o.timeout == 0 {
 		o.timeout = limit
@@ -158,6 +163,13 @@ func (a *app) invoke(ctx context.Context, o invokeOptions) error {
 		if rep.State == restore.StatePartial {
 			partial = rep.StatusMessage
 		}
+	case snapshotEvent:
+		e := &snapshot.Engine{S3: c, DefaultVault: o.vault, Concurrency: o.concurrency, Log: a.log, Events: notify.Log{Logger: a.log}}
+		res, err := e.Handle(ctx, json.RawMessage(in))
+		if err != nil {
+			return err
+		}
+		out = res
 	case json.RawMessage:
 		j, err := openJournal()
 		if err != nil {
@@ -227,6 +239,15 @@ func decodeInvokeEvent(function string, raw []byte) (any, error) {
 			return nil, err
 		}
 		return req, nil
+	case "snapshot":
+		var req snapshot.Request
+		if err := strict(&req); err != nil {
+			return nil, err
+		}
+		if req.Step == "" {
+			return nil, fmt.Errorf("not a snapshot event: no step")
+		}
+		return snapshotEvent(raw), nil
 	case "protect":
 		var probe struct {
 			RequestType string   `json:"RequestType"`
@@ -256,4 +277,19 @@ func loopbackURL(s string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// namesVault reports whether an input names its vault itself.
+func namesVault(input any) bool {
+	switch in := input.(type) {
+	case restore.Request:
+		return in.Vault != ""
+	case snapshotEvent:
+		var req snapshot.Request
+		if json.Unmarshal(in, &req) != nil {
+			return false
+		}
+		return (req.Job != nil && req.Job.Vault != "") || (req.BatchInput != nil && req.BatchInput.Job.Vault != "")
+	}
+	return false
 }
