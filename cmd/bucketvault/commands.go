@@ -268,7 +268,7 @@ func (a *app) compactCommand() *cobra.Command {
 
 func (a *app) restoreCommand() *cobra.Command {
 	var req restore.Request
-	var at string
+	var at, function string
 	var allowed []string
 	cmd := &cobra.Command{
 		Use:   "restore --vault V --bucket B (--at RFC3339 | --recovery-point ID) --target-bucket T",
@@ -302,16 +302,27 @@ is ever deleted).`,
 				}
 				req.At = t
 			}
-			c, err := a.client(cmd.Context())
-			if err != nil {
-				return err
+			var rep *restore.Report
+			var err error
+			if function != "" {
+				// Validate here what can be, so a bad request fails now, not
+				// in the function's log.
+				if err := req.Validate(time.Now(), 0, allowed); err != nil {
+					return usagef("%v", err)
+				}
+				rep, err = a.restoreRemote(cmd.Context(), function, req)
+			} else {
+				c, cerr := a.client(cmd.Context())
+				if cerr != nil {
+					return cerr
+				}
+				p := a.newProgress("restore")
+				r := &restore.Restorer{S3: c, AllowedTargets: allowed, Log: a.log, Progress: func(pr restore.Progress) {
+					p.set(pr.Examined, fmt.Sprintf("restored %d, identical %d, failed %d", pr.Restored, pr.Identical, pr.Failed))
+				}}
+				rep, err = r.Run(cmd.Context(), req)
+				p.done()
 			}
-			p := a.newProgress("restore")
-			r := &restore.Restorer{S3: c, AllowedTargets: allowed, Log: a.log, Progress: func(pr restore.Progress) {
-				p.set(pr.Examined, fmt.Sprintf("restored %d, identical %d, failed %d", pr.Restored, pr.Identical, pr.Failed))
-			}}
-			rep, err := r.Run(cmd.Context(), req)
-			p.done()
 			var invalid *restore.InvalidRequestError
 			if errors.As(err, &invalid) {
 				return usagef("%v", err)
@@ -342,6 +353,7 @@ is ever deleted).`,
 	f.StringVar(&req.Mode, "mode", restore.NonDestructive, "non-destructive or rollback")
 	f.IntVar(&req.Concurrency, "concurrency", 32, "parallel copies")
 	f.StringSliceVar(&allowed, "allowed-targets", nil, "refuse targets not matching these bucket patterns")
+	f.StringVar(&function, "function", "", "run the restore in the deployed restore function (its name or ARN) and follow the job, instead of in-process")
 	return cmd
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -48,7 +49,13 @@ type Request struct {
 	Keys            []string `json:"keys,omitempty"`
 	Mode            string   `json:"mode,omitempty"` // NonDestructive (default) or Rollback
 	Concurrency     int      `json:"concurrency,omitempty"`
+	// JobID names the job when the caller must know it before the job
+	// starts (the CLI starting the restore function, then following the
+	// job's record); empty: a new id.
+	JobID string `json:"jobId,omitempty"`
 }
+
+var jobIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 
 // InvalidRequestError reports a restore request that cannot run as given.
 type InvalidRequestError struct{ Reason string }
@@ -82,6 +89,9 @@ func (r *Request) Validate(now time.Time, retentionDays int, allowed []string) e
 	case NonDestructive, Rollback:
 	default:
 		return bad("mode %q: want %s or %s", r.Mode, NonDestructive, Rollback)
+	}
+	if r.JobID != "" && !jobIDPattern.MatchString(r.JobID) {
+		return bad("job id %q: want 1 to 128 letters, digits, '.', '_' or '-'", r.JobID)
 	}
 	if r.Concurrency < 0 {
 		return bad("concurrency %d: want a positive number", r.Concurrency)
@@ -177,7 +187,10 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	if err := r.prepareTarget(ctx, req); err != nil {
 		return nil, err
 	}
-	rep := &Report{JobID: vault.NewJobID("restore", start), Type: "RESTORE", State: StateRunning, Request: req, StartedAt: start, mu: &sync.Mutex{}}
+	rep := &Report{JobID: req.JobID, Type: "RESTORE", State: StateRunning, Request: req, StartedAt: start, mu: &sync.Mutex{}}
+	if rep.JobID == "" {
+		rep.JobID = vault.NewJobID("restore", start)
+	}
 	switch pb, err := v.Protected(ctx, req.Bucket); {
 	case req.RecoveryPointID != "":
 		rep.Warnings = append(rep.Warnings, snapshotWarnings(base)...)
@@ -194,8 +207,10 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s is before the initial full backup finished (%s): objects deleted before then are unknown to the vault",
 			req.At.UTC().Format(time.RFC3339), pb.FirstFullBackupAt.UTC().Format(time.RFC3339)))
 	}
-	if err := v.PutJSON(ctx, vault.JobKey(rep.JobID), rep); err != nil {
+	if created, err := v.PutJSONOnce(ctx, vault.JobKey(rep.JobID), rep); err != nil {
 		return nil, err
+	} else if !created {
+		return nil, &InvalidRequestError{Reason: fmt.Sprintf("job %s exists already in vault %s: a job id names one job", rep.JobID, v.Bucket)}
 	}
 	runErr := r.run(ctx, v, req, base, rep)
 	rep.CompletedAt = r.now().UTC()
