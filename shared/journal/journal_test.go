@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -35,10 +36,25 @@ type faulty struct {
 	s3x.Client
 	head       func(key string) (types.StorageClass, error)
 	copies     atomic.Int64
-	failCopyAt int64 // the n-th CopyObject fails (0: never)
+	failCopyAt int64  // the n-th CopyObject fails (0: never)
+	failCopyOf string // CopyObject of this source key fails
+	stall      string // HeadObject of this key waits until its context ends
 }
 
+// stallWatchdog turns a test that would hang (a stalled capture nothing
+// else ends) into a failure.
+const stallWatchdog = 2 * time.Minute
+
 func (f *faulty) HeadObject(ctx context.Context, in *s3.HeadObjectInput, o ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+	if f.stall != "" && aws.ToString(in.Key) == f.stall {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(stallWatchdog):
+			// Nothing overtook the stalled capture: a serial reconcile.
+			return nil, fmt.Errorf("the capture of %s stalled for %s and no other work ended it", f.stall, stallWatchdog)
+		}
+	}
 	if f.head != nil {
 		if sc, err := f.head(aws.ToString(in.Key)); err != nil {
 			return nil, err
@@ -55,6 +71,9 @@ func (f *faulty) HeadObject(ctx context.Context, in *s3.HeadObjectInput, o ...fu
 
 func (f *faulty) CopyObject(ctx context.Context, in *s3.CopyObjectInput, o ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
 	if n := f.copies.Add(1); f.failCopyAt > 0 && n >= f.failCopyAt {
+		return nil, errors.New("injected crash")
+	}
+	if f.failCopyOf != "" && strings.Contains(aws.ToString(in.CopySource), "/"+f.failCopyOf+"?") {
 		return nil, errors.New("injected crash")
 	}
 	return f.Client.CopyObject(ctx, in, o...)
@@ -230,6 +249,131 @@ func TestReconcileResumesAfterCrash(t *testing.T) {
 	if keys != n {
 		t.Errorf("journal has versions of %d keys, want %d", keys, n)
 	}
+}
+
+// TestParallelReconcileResumesAfterCrash: a reconcile crashes while one
+// key's capture is still running and many keys after it have finished. The
+// saved progress claims nothing from that key on, yet the work after it is
+// journaled; the resumed run copies only what the crashed one had not
+// copied, every version and delete marker ends up journaled, and every
+// version's data is in the vault exactly once.
+func TestParallelReconcileResumesAfterCrash(t *testing.T) {
+	e := setup(t)
+	const n = 60
+	const stalled, crash = "obj/0010", "obj/0040"
+	want := map[string]bool{} // key@version of every version and marker
+	versions := 0
+	for i := range n {
+		k := fmt.Sprintf("obj/%04d", i)
+		for range 1 + i%3/2 { // every third key has two versions
+			want[k+"@"+aws.ToString(e.put(t, k, fmt.Sprint("body ", i)).VersionId)] = true
+			versions++
+		}
+		if i%7 == 3 {
+			out, err := e.c.DeleteObject(e.ctx, &s3.DeleteObjectInput{Bucket: aws.String(e.bucket), Key: aws.String(k)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[k+"@"+aws.ToString(out.VersionId)] = true
+		}
+	}
+	f := &faulty{Client: e.c, stall: stalled, failCopyOf: crash}
+	v := *e.v
+	v.S3 = f
+	j := &journal.Journal{Vault: &v, S3: f, Concurrency: 4}
+	opts := journal.ReconcileOptions{PageSize: 7, FlushRecords: 5}
+	if _, err := j.Reconcile(e.ctx, e.bucket, opts); err == nil || !strings.Contains(err.Error(), crash) {
+		t.Fatalf("reconcile = %v, want the injected crash at %s", err, crash)
+	}
+	var saved journal.Progress
+	if err := e.v.GetJSON(e.ctx, vault.ReconcileKey(e.bucket), &saved); err != nil {
+		t.Fatal(err)
+	}
+	if saved.KeyMarker >= stalled {
+		t.Errorf("saved progress claims keys up to %q, but %q never finished", saved.KeyMarker, stalled)
+	}
+	beyond := 0
+	for k := range journaled(t, e) {
+		if k > stalled {
+			beyond++
+		}
+	}
+	if beyond == 0 {
+		t.Errorf("nothing after %q was journaled while it stalled: the keys were not reconciled in parallel", stalled)
+	}
+	stored := dataVersions(t, e)
+
+	f.stall, f.failCopyOf = "", ""
+	f.copies.Store(0)
+	p, err := j.Reconcile(e.ctx, e.bucket, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.CompletedAt == nil {
+		t.Fatal("the resumed reconcile did not complete")
+	}
+	if got := f.copies.Load(); got != int64(versions-stored) {
+		t.Errorf("the resumed run copied %d versions; %d of %d were in the vault after the crash: want %d", got, stored, versions, versions-stored)
+	}
+	if got := dataVersions(t, e); got != versions {
+		t.Errorf("the vault holds %d data object versions, want one per source version: %d", got, versions)
+	}
+	got := map[string]bool{}
+	for k, recs := range journaled(t, e) {
+		for _, r := range recs {
+			if r.Op == vault.OpVersion && r.Data == "" {
+				t.Errorf("%s@%s: a version record without data", k, r.VersionID)
+			}
+			if r.Op == vault.OpVersion || r.Op == vault.OpDeleteMarker {
+				got[k+"@"+r.VersionID] = true
+			}
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("journaled versions and markers (-want +got):\n%s", diff)
+	}
+	f.copies.Store(0)
+	if p, err := j.Reconcile(e.ctx, e.bucket, opts); err != nil || p.Added != 0 || f.copies.Load() != 0 {
+		t.Errorf("a third reconcile: %v, added %d records and copied %d versions, want none", err, p.Added, f.copies.Load())
+	}
+}
+
+// journaled reads every record of the test bucket's journal, by key.
+func journaled(t *testing.T, e env) map[string][]vault.Record {
+	t.Helper()
+	m, err := e.v.OpenJournal(e.ctx, e.bucket, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	out := map[string][]vault.Record{}
+	for {
+		k, recs, err := m.NextKey()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range recs {
+			out[k] = append(out[k], o.Record)
+		}
+	}
+}
+
+// dataVersions counts the object versions under the vault's data/.
+func dataVersions(t *testing.T, e env) int {
+	t.Helper()
+	n := 0
+	p := s3.NewListObjectVersionsPaginator(e.c, &s3.ListObjectVersionsInput{Bucket: aws.String(e.v.Bucket), Prefix: aws.String("data/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(page.Versions)
+	}
+	return n
 }
 
 func TestHandleSQSFailsOnlyPoison(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"sort"
 	"strconv"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -64,43 +63,53 @@ func stateOf(recs []vault.Observed) keyState {
 	return s
 }
 
-// reconcileKey compares one key's listing (newest first) with the
-// journal's records of it and returns the records the journal lacks:
-// versions and delete markers it never saw, purges of versions no longer
-// listed, and the true order of versions that share a second.
-func (j *Journal) reconcileKey(ctx context.Context, bucket, key string, entries []s3x.Entry, recs []vault.Observed, now time.Time) ([]vault.Record, error) {
+// keyWork is one key's reconcile: the records the journal lacks, in
+// listing order, some of them versions still being captured, then the
+// purges and order records that follow them.
+type keyWork struct {
+	key      string
+	listed   int64          // listing entries of the key
+	recs     []vault.Record // one per entry the journal lacks; a capture fills its slot
+	tail     []vault.Record // purges of versions no longer listed, order records
+	captures []capture      // versions to capture into recs
+	waiting  int            // captures not yet finished
+	done     bool
+}
+
+// capture is one version of a key to back up into slot of its keyWork.
+type capture struct {
+	slot  int
+	entry s3x.Entry
+}
+
+// records returns the key's records once every capture has finished.
+func (w *keyWork) records() []vault.Record {
+	return append(w.recs, w.tail...)
+}
+
+// planKey compares one key's listing (newest first) with the journal's
+// records of it and returns the work to bring the journal up to date:
+// versions and delete markers it never saw (the versions to be captured),
+// purges of versions no longer listed, and the true order of versions that
+// share a second. It makes no S3 call.
+func planKey(key string, entries []s3x.Entry, recs []vault.Observed, now time.Time) *keyWork {
 	st := stateOf(recs)
-	var out []vault.Record
+	w := &keyWork{key: key, listed: int64(len(entries))}
 	listed := map[string]bool{}
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(j.concurrency())
-	for i := range entries {
-		e := entries[i]
+	for _, e := range entries {
 		id := identity(e.VersionID, e.ETag, e.LastModified)
 		listed[id] = true
 		if st.known[id] || st.known[e.VersionID] && e.VersionID != "null" {
 			continue
 		}
 		if e.IsDeleteMarker {
-			out = append(out, vault.Record{Op: vault.OpDeleteMarker, Key: key, VersionID: e.VersionID, Time: e.LastModified.UTC(), Origin: vault.OriginReconcile})
+			w.recs = append(w.recs, vault.Record{Op: vault.OpDeleteMarker, Key: key, VersionID: e.VersionID, Time: e.LastModified.UTC(), Origin: vault.OriginReconcile})
 			continue
 		}
-		g.Go(func() error {
-			rec, err := j.captureVersion(gctx, bucket, key, e.VersionID, &e)
-			if err != nil {
-				return err
-			}
-			rec.Origin = vault.OriginReconcile
-			mu.Lock()
-			out = append(out, rec)
-			mu.Unlock()
-			return nil
-		})
+		w.captures = append(w.captures, capture{slot: len(w.recs), entry: e})
+		w.recs = append(w.recs, vault.Record{})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
+	w.waiting = len(w.captures)
 	var gone []string
 	for id := range st.live {
 		if !listed[id] {
@@ -110,10 +119,39 @@ func (j *Journal) reconcileKey(ctx context.Context, bucket, key string, entries 
 	sort.Strings(gone)
 	for _, id := range gone {
 		r := st.live[id]
-		out = append(out, vault.Record{Op: vault.OpPurge, Key: key, VersionID: r.VersionID, ETag: r.ETag, Time: now, Origin: vault.OriginReconcile})
+		w.tail = append(w.tail, vault.Record{Op: vault.OpPurge, Key: key, VersionID: r.VersionID, ETag: r.ETag, Time: now, Origin: vault.OriginReconcile})
 	}
-	out = append(out, orderRecords(key, entries, st)...)
-	return out, nil
+	w.tail = append(w.tail, orderRecords(key, entries, st)...)
+	return w
+}
+
+// captureEntry backs up one listed version for a reconcile.
+func (j *Journal) captureEntry(ctx context.Context, bucket, key string, e s3x.Entry) (vault.Record, error) {
+	rec, err := j.captureVersion(ctx, bucket, key, e.VersionID, &e)
+	if err != nil {
+		return vault.Record{}, err
+	}
+	rec.Origin = vault.OriginReconcile
+	return rec, nil
+}
+
+// reconcileKey brings one key's journal up to date (see planKey), its
+// versions captured in parallel, and returns the records to journal.
+func (j *Journal) reconcileKey(ctx context.Context, bucket, key string, entries []s3x.Entry, recs []vault.Observed, now time.Time) ([]vault.Record, error) {
+	w := planKey(key, entries, recs, now)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(j.concurrency())
+	for _, c := range w.captures {
+		g.Go(func() error {
+			rec, err := j.captureEntry(gctx, bucket, key, c.entry)
+			w.recs[c.slot] = rec // each capture owns its slot
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return w.records(), nil
 }
 
 // orderRecords returns an OpOrder record for every group of two or more
@@ -171,9 +209,12 @@ func coveredBy(ids []string, orders [][]string) bool {
 // Progress is a bucket's reconcile progress, kept in the vault so a crashed
 // reconcile resumes after the last key it finished.
 type Progress struct {
-	Bucket      string     `json:"bucket"`
-	StartedAt   time.Time  `json:"startedAt"`
-	KeyMarker   string     `json:"keyMarker,omitempty"` // every key up to and including this one is done
+	Bucket    string    `json:"bucket"`
+	StartedAt time.Time `json:"startedAt"`
+	// KeyMarker: every key up to and including this one is done. Keys
+	// after it may be done too (their records are in the journal), so a
+	// resumed run finds them known and captures nothing of them again.
+	KeyMarker   string     `json:"keyMarker,omitempty"`
 	CompletedAt *time.Time `json:"completedAt,omitempty"`
 	Listed      int64      `json:"listed"`
 	Added       int64      `json:"added"`
@@ -185,7 +226,10 @@ type ReconcileOptions struct {
 	// PageSize of ListObjectVersions; 0 means 1000.
 	PageSize int32
 	// FlushRecords: write a segment (and save progress) once this many
-	// records are pending; 0 means 5000.
+	// records are pending; 0 means 5000. It also bounds the records held
+	// by keys whose captures are in flight, to itself or 16 per unit of
+	// the journal's concurrency, whichever is more (one key with more
+	// versions than that is still taken whole).
 	FlushRecords int
 	// Progress, when set, is called after each listed page.
 	Progress func(Progress)
@@ -195,10 +239,22 @@ type ReconcileOptions struct {
 	StopAt time.Time
 }
 
+// windowKeysPerWorker bounds the keys a reconcile has listed but not
+// retired (finished, and every key before them too), per unit of the
+// journal's concurrency: one slow capture holds back the progress marker,
+// not the work behind it, but only this far.
+const windowKeysPerWorker = 16
+
 // Reconcile walks ListObjectVersions of bucket and adds to the journal
 // every version and delete marker it lacks, purges of versions that are
 // gone, and order records. The first reconcile of a bucket is its full
 // backup. It resumes an unfinished earlier run where that one stopped.
+//
+// Versions are captured in parallel across keys, at most the journal's
+// Concurrency at once. A key's records are journaled together once all of
+// its captures have finished, in listing order; the saved progress marker
+// is the last key below which every key has finished, so it never claims a
+// key whose capture is still running.
 func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptions) (Progress, error) {
 	if o.PageSize == 0 {
 		o.PageSize = 1000
@@ -220,8 +276,23 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 	}
 	defer m.Close()
 	jk, jrecs, jerr := m.NextKey()
-	advance := func(upTo string) error { // skip journal keys < upTo, purging them
-		for jerr == nil && jk < upTo {
+	for jerr == nil && jk <= p.KeyMarker && p.KeyMarker != "" {
+		jk, jrecs, jerr = m.NextKey()
+	}
+	if jerr != nil && !errors.Is(jerr, io.EOF) {
+		return p, jerr
+	}
+
+	r := newReconciler(ctx, j, bucket, &p, o)
+	defer r.stop()
+	// gone queues every journal key before upTo that the listing no
+	// longer has (all its versions purged); "" means every one left.
+	gone := func(upTo string) error {
+		now := time.Now().UTC()
+		for jerr == nil && (upTo == "" || jk < upTo) {
+			if err := r.submit(planKey(jk, nil, jrecs, now)); err != nil {
+				return err
+			}
 			jk, jrecs, jerr = m.NextKey()
 		}
 		if jerr != nil && !errors.Is(jerr, io.EOF) {
@@ -229,53 +300,20 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 		}
 		return nil
 	}
-	if err := advance(p.KeyMarker + "\x00"); err != nil {
-		return p, err
-	}
-
-	var pending []vault.Record
-	flush := func(marker string) error {
-		if len(pending) > 0 {
-			if _, err := v.WriteSegment(ctx, bucket, pending); err != nil {
-				return err
-			}
-			pending = pending[:0]
-		}
-		p.KeyMarker = marker
-		return v.PutJSON(ctx, vault.ReconcileKey(bucket), p)
-	}
-	// handle reconciles one listed key, and first every journal key before
-	// it that the listing no longer has (all its versions purged).
+	// handle queues one listed key, after the journal keys before it.
 	handle := func(key string, entries []s3x.Entry) error {
-		now := time.Now().UTC()
-		for jerr == nil && jk < key {
-			recs, err := j.reconcileKey(ctx, bucket, jk, nil, jrecs, now)
-			if err != nil {
-				return err
-			}
-			pending = append(pending, recs...)
-			jk, jrecs, jerr = m.NextKey()
-		}
-		if jerr != nil && !errors.Is(jerr, io.EOF) {
-			return jerr
+		if err := gone(key); err != nil {
+			return err
 		}
 		var known []vault.Observed
 		if jerr == nil && jk == key {
 			known = jrecs
 			jk, jrecs, jerr = m.NextKey()
-		}
-		recs, err := j.reconcileKey(ctx, bucket, key, entries, known, now)
-		if err != nil {
-			return fmt.Errorf("reconcile s3://%s/%s: %w", bucket, key, err)
-		}
-		for _, r := range recs {
-			if r.Op == vault.OpSkip {
-				p.Skipped++
+			if jerr != nil && !errors.Is(jerr, io.EOF) {
+				return jerr
 			}
 		}
-		p.Added += int64(len(recs))
-		pending = append(pending, recs...)
-		return nil
+		return r.submit(planKey(key, entries, known, time.Now().UTC()))
 	}
 
 	l := s3x.NewVersionLister(j.S3, bucket, "", p.KeyMarker, "", o.PageSize)
@@ -287,19 +325,16 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 			return p, err
 		}
 		for _, e := range page {
-			p.Listed++
 			if e.Key != curKey && cur != nil {
 				if err := handle(curKey, cur); err != nil {
 					return p, err
 				}
-				if len(pending) >= o.FlushRecords {
-					if err := flush(curKey); err != nil {
-						return p, err
-					}
-				}
 				cur = nil
 				if !o.StopAt.IsZero() && time.Now().After(o.StopAt) {
-					return p, flush(curKey)
+					if err := r.drain(); err != nil {
+						return p, err
+					}
+					return p, r.flush()
 				}
 			}
 			curKey = e.Key
@@ -315,12 +350,16 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 		}
 	}
 	// Journal keys after the last listed key are gone entirely.
-	if err := j.purgeRest(ctx, bucket, m, &jk, &jrecs, &jerr, &pending); err != nil {
+	if err := gone(""); err != nil {
+		return p, err
+	}
+	if err := r.drain(); err != nil {
 		return p, err
 	}
 	done := time.Now().UTC()
 	p.CompletedAt = &done
-	if err := flush(""); err != nil {
+	r.marker = ""
+	if err := r.flush(); err != nil {
 		return p, err
 	}
 	m.Close()
@@ -328,6 +367,170 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 		return p, err
 	}
 	return p, nil
+}
+
+// reconciler runs the captures of a reconcile: keys come in listing order
+// (submit), their versions are captured by up to the journal's concurrency
+// goroutines, and keys retire in order once finished, moving the progress
+// marker. Only the goroutine that calls its methods touches its state; the
+// capture goroutines hand their results back over a channel.
+type reconciler struct {
+	j      *Journal
+	ctx    context.Context // of the whole run: segment and progress writes
+	cctx   context.Context // of the captures, canceled on the first failure
+	cancel context.CancelFunc
+	bucket string
+	p      *Progress
+	o      ReconcileOptions
+
+	slots    int // captures at most in flight
+	inflight int
+	results  chan captured
+
+	window  []*keyWork // submitted, not retired, in key order
+	maxKeys int        // bound of len(window)
+	held    int        // records of unfinished keys in the window
+	maxHeld int        // bound of held, unless one key alone has more
+	ready   []vault.Record
+	marker  string // every key up to and including it is finished
+	err     error  // the first capture failure
+}
+
+// captured is the outcome of one capture.
+type captured struct {
+	w    *keyWork
+	slot int
+	rec  vault.Record
+	err  error
+}
+
+func newReconciler(ctx context.Context, j *Journal, bucket string, p *Progress, o ReconcileOptions) *reconciler {
+	cctx, cancel := context.WithCancel(ctx)
+	slots := j.concurrency()
+	return &reconciler{
+		j: j, ctx: ctx, cctx: cctx, cancel: cancel, bucket: bucket, p: p, o: o,
+		slots: slots, results: make(chan captured, slots), marker: p.KeyMarker,
+		maxKeys: windowKeysPerWorker * slots, maxHeld: max(o.FlushRecords, windowKeysPerWorker*slots),
+	}
+}
+
+// submit queues one key's work and starts its captures, waiting while the
+// window is full or every slot is taken.
+func (r *reconciler) submit(w *keyWork) error {
+	if r.err != nil {
+		return r.err
+	}
+	size := len(w.recs) + len(w.tail)
+	for len(r.window) > 0 && (len(r.window) >= r.maxKeys || r.held+size > r.maxHeld) {
+		if err := r.wait(); err != nil {
+			return err
+		}
+	}
+	r.window = append(r.window, w)
+	r.held += size
+	for _, c := range w.captures {
+		for r.inflight >= r.slots {
+			if err := r.wait(); err != nil {
+				return err
+			}
+		}
+		r.inflight++
+		go func() {
+			rec, err := r.j.captureEntry(r.cctx, r.bucket, w.key, c.entry)
+			if err != nil {
+				err = fmt.Errorf("reconcile s3://%s/%s: %w", r.bucket, w.key, err)
+			}
+			r.results <- captured{w: w, slot: c.slot, rec: rec, err: err}
+		}()
+	}
+	w.captures = nil
+	if w.waiting == 0 {
+		return r.finish(w)
+	}
+	return nil
+}
+
+// wait takes one capture's result. On the first failure it cancels the
+// other captures and returns the failure from then on.
+func (r *reconciler) wait() error {
+	c := <-r.results
+	r.inflight--
+	if r.err != nil {
+		return r.err
+	}
+	if c.err != nil {
+		r.err = c.err
+		r.cancel()
+		return r.err
+	}
+	c.w.recs[c.slot] = c.rec
+	c.w.waiting--
+	if c.w.waiting == 0 {
+		return r.finish(c.w)
+	}
+	return nil
+}
+
+// finish takes a key whose captures are all done: its records join the
+// next segment, keys retire from the head of the window, and a segment is
+// written once enough records are ready.
+func (r *reconciler) finish(w *keyWork) error {
+	w.done = true
+	recs := w.records()
+	r.held -= len(recs)
+	for _, rec := range recs {
+		if rec.Op == vault.OpSkip {
+			r.p.Skipped++
+		}
+	}
+	r.p.Added += int64(len(recs))
+	r.ready = append(r.ready, recs...)
+	w.recs, w.tail = nil, nil
+	for len(r.window) > 0 && r.window[0].done {
+		r.marker = r.window[0].key
+		r.p.Listed += r.window[0].listed
+		r.window[0] = nil
+		r.window = r.window[1:]
+	}
+	if len(r.ready) >= r.o.FlushRecords {
+		return r.flush()
+	}
+	return nil
+}
+
+// drain waits for every capture in flight; afterwards every submitted key
+// has retired, unless a capture failed.
+func (r *reconciler) drain() error {
+	for r.inflight > 0 {
+		if err := r.wait(); err != nil {
+			return err
+		}
+	}
+	return r.err
+}
+
+// flush journals the ready records as one segment and saves the progress
+// marker (the segment first: a saved marker never gets ahead of the
+// journal).
+func (r *reconciler) flush() error {
+	if len(r.ready) > 0 {
+		if _, err := r.j.Vault.WriteSegment(r.ctx, r.bucket, r.ready); err != nil {
+			return err
+		}
+		r.ready = r.ready[:0]
+	}
+	r.p.KeyMarker = r.marker
+	return r.j.Vault.PutJSON(r.ctx, vault.ReconcileKey(r.bucket), *r.p)
+}
+
+// stop cancels what is still running and waits for it, so that no capture
+// outlives the run.
+func (r *reconciler) stop() {
+	r.cancel()
+	for r.inflight > 0 {
+		<-r.results
+		r.inflight--
+	}
 }
 
 // CompactAfter is how many segments after the latest run make a reconcile
@@ -358,20 +561,4 @@ func (j *Journal) compactIfDue(ctx context.Context, bucket string) error {
 	}
 	j.log().InfoContext(ctx, "journal compacted", "bucket", bucket, "segments", st.Segments, "records", st.Records, "shards", st.Shards)
 	return nil
-}
-
-func (j *Journal) purgeRest(ctx context.Context, bucket string, m *vault.Merger, jk *string, jrecs *[]vault.Observed, jerr *error, pending *[]vault.Record) error {
-	now := time.Now().UTC()
-	for *jerr == nil {
-		recs, err := j.reconcileKey(ctx, bucket, *jk, nil, *jrecs, now)
-		if err != nil {
-			return err
-		}
-		*pending = append(*pending, recs...)
-		*jk, *jrecs, *jerr = m.NextKey()
-	}
-	if errors.Is(*jerr, io.EOF) {
-		return nil
-	}
-	return *jerr
 }
