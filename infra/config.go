@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/bucketvault/bucketvault/shared/plan"
 )
 
 // Context keys the app reads (cdk.json "context", or `cdk synth -c KEY=VALUE`).
@@ -71,10 +73,18 @@ type Config struct {
 	Protect   ProtectConfig  `json:"protect"`
 	Restore   RestoreConfig  `json:"restore"`
 
-	// BackupPlanFile is the AWS Backup style plan and selection JSON of the
-	// snapshot path. The snapshot state machine is not built yet: the file
-	// is only checked to exist and hold JSON.
+	// BackupPlanFile is the AWS Backup style plan (and selections) of the
+	// snapshot path, any form plan.Load reads: every rule without
+	// EnableContinuousBackup gets a schedule and a snapshot state machine.
+	// Relative paths are relative to the directory cdk runs in.
 	BackupPlanFile string `json:"backupPlanFile"`
+	// Snapshot sizes the snapshot path.
+	Snapshot SnapshotConfig `json:"snapshot"`
+
+	// Plan and Selections are BackupPlanFile's, loaded and validated by
+	// Validate (nil and empty without a file).
+	Plan       *plan.Plan       `json:"-"`
+	Selections []plan.Selection `json:"-"`
 
 	// AssetDir holds one directory per function with its bootstrap
 	// (`make build` writes dist/lambda/<name>/bootstrap). Relative paths
@@ -166,6 +176,25 @@ type RestoreConfig struct {
 	EphemeralStorageMB int `json:"ephemeralStorageMB"` // /tmp for journal merge runs, 512–10240, default 10240
 }
 
+// SnapshotConfig sizes the snapshot state machines and functions.
+type SnapshotConfig struct {
+	// MemoryMB is the snapshot function's memory (default 1024).
+	MemoryMB int `json:"memoryMB"`
+	// MaxConcurrency is how many copy batches (child executions of the
+	// Distributed Map, each one copy invocation) run at once: 1–10000,
+	// default 100.
+	MaxConcurrency int `json:"maxConcurrency"`
+	// ItemsPerBatch is the Distributed Map's MaxItemsPerBatch: how many
+	// work-item files (up to 1,000 objects each) one copy invocation
+	// takes, 1–100, default 2.
+	ItemsPerBatch int `json:"itemsPerBatch"`
+	// ToleratedFailurePercentage of copy batches may fail (after their
+	// retries) without failing the job: the seal then records the objects
+	// they did not copy and the recovery point is PARTIAL. 0–100, default
+	// 100 (a failed batch never loses the rest of the snapshot).
+	ToleratedFailurePercentage *int `json:"toleratedFailurePercentage"`
+}
+
 // ConfigError names the field that is wrong.
 type ConfigError struct {
 	Field, Reason string
@@ -252,6 +281,13 @@ func (c *Config) applyDefaults() {
 	def(&c.Protect.MemoryMB, 256)
 	def(&c.Restore.MemoryMB, 2048)
 	def(&c.Restore.EphemeralStorageMB, 10240)
+	def(&c.Snapshot.MemoryMB, 1024)
+	def(&c.Snapshot.MaxConcurrency, 100)
+	def(&c.Snapshot.ItemsPerBatch, 2)
+	if c.Snapshot.ToleratedFailurePercentage == nil {
+		all := 100
+		c.Snapshot.ToleratedFailurePercentage = &all
+	}
 }
 
 var (
@@ -280,6 +316,9 @@ func (c *Config) Validate(baseDir string) error {
 	}
 	if !stackRE.MatchString(c.StackName) {
 		return bad("stackName", "%q: want letters, digits and hyphens, starting with a letter", c.StackName)
+	}
+	if n := len(snapshotMachineName(c.StackName, "")); n > maxStateMachineName {
+		return bad("stackName", "%q: at most %d characters (the snapshot state machines are named after it)", c.StackName, maxStateMachineName-len("-snapshot"))
 	}
 	if err := validBucket("vault.bucketName", c.Vault.BucketName); err != nil {
 		return err
@@ -382,7 +421,7 @@ func (c *Config) Validate(baseDir string) error {
 	for _, m := range []struct {
 		field string
 		mb    int
-	}{{"journal.memoryMB", j.MemoryMB}, {"reconcile.memoryMB", c.Reconcile.MemoryMB}, {"protect.memoryMB", c.Protect.MemoryMB}, {"restore.memoryMB", c.Restore.MemoryMB}} {
+	}{{"journal.memoryMB", j.MemoryMB}, {"reconcile.memoryMB", c.Reconcile.MemoryMB}, {"protect.memoryMB", c.Protect.MemoryMB}, {"restore.memoryMB", c.Restore.MemoryMB}, {"snapshot.memoryMB", c.Snapshot.MemoryMB}} {
 		if m.mb < 128 || m.mb > 10240 {
 			return bad(m.field, "%d: want 128 to 10240", m.mb)
 		}
@@ -401,21 +440,59 @@ func (c *Config) Validate(baseDir string) error {
 			return bad(s.field+".timezone", "%q: want an IANA time zone such as UTC or Europe/Paris", s.sc.Timezone)
 		}
 	}
-	if p := c.BackupPlanFile; p != "" {
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(baseDir, p)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return bad("backupPlanFile", "%v", err)
-		}
-		if !json.Valid(data) {
-			return bad("backupPlanFile", "%s does not hold valid JSON", c.BackupPlanFile)
-		}
+	if s := c.Snapshot; s.MaxConcurrency < 1 || s.MaxConcurrency > 10000 {
+		return bad("snapshot.maxConcurrency", "%d: want 1 to 10000 (the Distributed Map's limit)", s.MaxConcurrency)
+	}
+	if s := c.Snapshot; s.ItemsPerBatch < 1 || s.ItemsPerBatch > 100 {
+		return bad("snapshot.itemsPerBatch", "%d: want 1 to 100 work-item files (of up to 1,000 objects each) per copy invocation", s.ItemsPerBatch)
+	}
+	if p := *c.Snapshot.ToleratedFailurePercentage; p < 0 || p > 100 {
+		return bad("snapshot.toleratedFailurePercentage", "%d: want 0 to 100", p)
+	}
+	if err := c.loadPlan(baseDir); err != nil {
+		return err
 	}
 	if c.AssetDir == "" {
 		return bad("assetDir", "is empty")
 	}
+	return nil
+}
+
+// loadPlan reads and validates BackupPlanFile (plan.Load: every problem,
+// each naming its field) into Plan and Selections.
+func (c *Config) loadPlan(baseDir string) error {
+	c.Plan, c.Selections = nil, nil
+	p := c.BackupPlanFile
+	if p == "" {
+		return nil
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(baseDir, p)
+	}
+	pl, sels, err := plan.Load(p)
+	if err != nil {
+		return bad("backupPlanFile", "%v", err)
+	}
+	if pl == nil {
+		return bad("backupPlanFile", "%s holds selections but no BackupPlan: the schedules come from the plan's rules", c.BackupPlanFile)
+	}
+	names := map[string]string{}
+	for i := range pl.Rules {
+		r := &pl.Rules[i]
+		if r.Continuous() {
+			continue
+		}
+		id := ruleID(r.RuleName)
+		if other, dup := names[id]; dup {
+			return bad("backupPlanFile", "%s: Rules[%d].RuleName: %q and %q make the same resource name %q: rename one", p, i, other, r.RuleName, id)
+		}
+		names[id] = r.RuleName
+		if n := len(snapshotMachineName(c.StackName, r.RuleName)); n > maxStateMachineName {
+			return bad("backupPlanFile", "%s: Rules[%d].RuleName: the state machine name %q is %d characters, Step Functions allows %d: shorten the rule name (or stackName)",
+				p, i, snapshotMachineName(c.StackName, r.RuleName), n, maxStateMachineName)
+		}
+	}
+	c.Plan, c.Selections = pl, sels
 	return nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,6 +133,11 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"reconcile.timezone", "Mars/Olympus"},
 		{"backupPlanFile", filepath.Join(dir, "missing.json")},
 		{"backupPlanFile", notJSON},
+		{"snapshot.maxConcurrency", 20000},
+		{"snapshot.itemsPerBatch", 0 - 1},
+		{"snapshot.toleratedFailurePercentage", 101},
+		{"snapshot.memoryMB", 64},
+		{"stackName", strings.Repeat("s", 72)},
 		{"concurrency", "many"},
 		{"vault.lockk", map[string]any{}},
 	}
@@ -271,5 +277,52 @@ func TestPatternMatches(t *testing.T) {
 		if got := patternMatches(tc.pattern, tc.name); got != tc.want {
 			t.Errorf("patternMatches(%q, %q) = %v", tc.pattern, tc.name, got)
 		}
+	}
+}
+
+// TestBackupPlanErrors: a bad plan file fails synth with the file and the
+// plan's own field named.
+func TestBackupPlanErrors(t *testing.T) {
+	dir := t.TempDir()
+	rule := `{"RuleName": "daily", "TargetBackupVaultName": "my-vault", "ScheduleExpression": "cron(0 5 ? * * *)"%s}`
+	for _, tc := range []struct {
+		name, doc, want string
+	}{
+		{"start window too short", `{"BackupPlanName": "p", "Rules": [` + fmt.Sprintf(rule, `, "StartWindowMinutes": 30`) + `]}`, "Rules[0].StartWindowMinutes"},
+		{"unknown field", `{"BackupPlanName": "p", "Rules": [` + fmt.Sprintf(rule, `, "StartWindow": 60`) + `]}`, "Rules[0].StartWindow"},
+		{"cold then delete too soon", `{"BackupPlanName": "p", "Rules": [` + fmt.Sprintf(rule, `, "Lifecycle": {"MoveToColdStorageAfterDays": 30, "DeleteAfterDays": 35}`) + `]}`, "Rules[0].Lifecycle.DeleteAfterDays"},
+		{"selection without role", `{"BackupPlan": {"BackupPlanName": "p", "Rules": [` + fmt.Sprintf(rule, "") + `]}, "BackupSelections": [{"SelectionName": "s", "Resources": ["arn:aws:s3:::photos"]}]}`, "BackupSelections[0].IamRoleArn"},
+		{"selections only", `{"SelectionName": "s", "IamRoleArn": "arn:aws:iam::123456789012:role/r", "Resources": ["*"]}`, "holds selections but no BackupPlan"},
+		{"rule names that collide", `{"BackupPlanName": "p", "Rules": [` + fmt.Sprintf(rule, "") + `, {"RuleName": "Daily", "TargetBackupVaultName": "my-vault"}]}`, "Rules[1].RuleName"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".json")
+			if err := os.WriteFile(file, []byte(tc.doc), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			m := validConfig()
+			m["backupPlanFile"] = file
+			data, _ := json.Marshal(m)
+			c, err := ParseConfig(data)
+			if err == nil {
+				err = c.Validate(".")
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Field != "backupPlanFile" || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), file) {
+				t.Errorf("error %v: want a backupPlanFile error naming %s and the file", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestBackupPlanLoaded: the plan and its selections are loaded for the
+// stack.
+func TestBackupPlanLoaded(t *testing.T) {
+	c, err := loadTestConfig("testdata/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Plan == nil || len(c.Plan.Rules) != 3 || len(c.Selections) != 1 || c.Selections[0].SelectionName != "media" {
+		t.Errorf("plan %+v, selections %+v", c.Plan, c.Selections)
 	}
 }

@@ -21,7 +21,7 @@ const EventSource = notify.Source
 // Functions are the functions the stack deploys, one per directory of
 // functions/ (a test checks the two agree). A new function gets an entry
 // in functionProps.
-var Functions = []string{"journal", "reconcile", "protect", "restore"}
+var Functions = []string{"journal", "reconcile", "protect", "restore", "snapshot", "dispatch"}
 
 // Vault key layout (docs/vault-format.md): what each role may read and write.
 const (
@@ -31,6 +31,8 @@ const (
 	keyBuckets    = "buckets/*"
 	keyReconcile  = "reconcile/*"
 	keyJobs       = "jobs/*"
+	keyRuns       = "runs/*"
+	keySnapshots  = "snapshots/*"
 )
 
 // FunctionResources are what the functions get permissions on.
@@ -107,6 +109,26 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 			r.writeTargets(),
 			r.publishEvents(),
 		)
+	case "snapshot":
+		p.Description = "bucketvault snapshot: the steps of the snapshot state machine (start, scan, copy, seal, notify, fail)"
+		p.MemoryMB = c.Snapshot.MemoryMB
+		p.Timeout = minutes(15)
+		p.Environment[config.EnvConcurrency] = fmt.Sprint(c.Concurrency)
+		p.Environment[config.EnvEventsTopic] = *r.EventsTopic.TopicArn()
+		p.Environment[config.EnvEventBus] = r.EventBusARN
+		p.Statements = concat(
+			r.readSnapshotSources(),
+			r.vaultAccess(true,
+				[]string{keyDescriptor, keyJournal, keyRuns, keySnapshots, keyData, keyJobs},
+				[]string{keyData, keySnapshots, keyJobs}),
+			r.sourceKeys(),
+			r.publishEvents(),
+		)
+	case "dispatch":
+		p.Description = "bucketvault dispatch: a backup rule fired; resolves its selections and starts one snapshot execution per bucket"
+		p.MemoryMB = 256
+		p.Timeout = minutes(5)
+		p.Statements = r.dispatchSnapshots()
 	default:
 		panic(fmt.Sprintf("function %q has no entry in functionProps", name))
 	}
@@ -149,6 +171,51 @@ func (r *FunctionResources) readProtected() []awsiam.PolicyStatement {
 		}, objects...),
 		allow("ListProtectedBuckets", []string{"s3:ListBucket", "s3:ListBucketVersions"}, r.protectedBuckets()...),
 	}
+}
+
+// readSnapshotSources reads what a snapshot reads of the buckets it may
+// back up (snapshotBuckets): the listing of every version (scan),
+// HeadObject of a version and the copy source with its tags (copy:
+// CopyObject and UploadPartCopy with the source's tags, GetObjectTagging
+// when a copy must set them). No ACLs: a snapshot does not record them.
+func (r *FunctionResources) readSnapshotSources() []awsiam.PolicyStatement {
+	var buckets, objects []*string
+	for _, b := range snapshotBuckets(r.Config, r.arns().partition) {
+		buckets = append(buckets, jsii.String(r.arns().bucket(b)))
+		objects = append(objects, jsii.String(r.arns().objects(b, "*")))
+	}
+	return []awsiam.PolicyStatement{
+		allow("ReadSnapshotObjects", []string{"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging"}, objects...),
+		allow("ListSnapshotBuckets", []string{"s3:ListBucket", "s3:ListBucketVersions"}, buckets...),
+	}
+}
+
+// dispatchSnapshots is the dispatch function's access: resolve selections
+// (ListBuckets, each candidate's tags and versioning) and start executions
+// of the rules' state machines (not the on-demand one).
+func (r *FunctionResources) dispatchSnapshots() []awsiam.PolicyStatement {
+	c := r.Config
+	var buckets []*string
+	for _, b := range snapshotBuckets(c, r.arns().partition) {
+		buckets = append(buckets, jsii.String(r.arns().bucket(b)))
+	}
+	out := []awsiam.PolicyStatement{
+		allow("ListAllBuckets", []string{"s3:ListAllMyBuckets"}, jsii.String("*")),
+		allow("ReadBucketSettings", []string{"s3:GetBucketTagging", "s3:GetBucketVersioning"}, buckets...),
+	}
+	arns := stateARNs{partition: r.arns().partition, region: c.Region, account: c.Account}
+	var machines []*string
+	if c.Plan != nil {
+		for i := range c.Plan.Rules {
+			if rule := &c.Plan.Rules[i]; !rule.Continuous() {
+				machines = append(machines, jsii.String(arns.machine(snapshotMachineName(c.StackName, rule.RuleName))))
+			}
+		}
+	}
+	if len(machines) > 0 {
+		out = append(out, allow("StartSnapshotJobs", []string{"states:StartExecution"}, machines...))
+	}
+	return out
 }
 
 // vaultAccess reads the vault keys in read, writes those in write (with the
@@ -225,7 +292,7 @@ func (r *FunctionResources) createDescriptor() []awsiam.PolicyStatement {
 
 // publishEvents lets a function publish job events (shared/notify) to the
 // topic and to the default event bus (with source EventSource only). Only
-// functions that publish get it: the restore function.
+// functions that publish get it: restore and snapshot.
 func (r *FunctionResources) publishEvents() []awsiam.PolicyStatement {
 	put := awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:        jsii.String("PutJobEvents"),

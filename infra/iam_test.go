@@ -199,6 +199,44 @@ func TestRolePolicies(t *testing.T) {
 			stmt{Sid: "UseTargetKeys", Effect: "Allow", Actions: []string{"kms:Decrypt", "kms:GenerateDataKey"}, Resources: []string{targetKey}},
 			publish, xray,
 		),
+		"SnapshotRole": join(logs("Snapshot"),
+			// The buckets the plan's selection can take (photos and
+			// archive-*) and the protected ones (the on-demand snapshot's).
+			stmt{Sid: "ReadSnapshotObjects", Effect: "Allow", Actions: []string{"s3:GetObject", "s3:GetObjectTagging", "s3:GetObjectVersion", "s3:GetObjectVersionTagging"},
+				Resources: []string{"arn:aws:s3:::archive-*/*", "arn:aws:s3:::documents/*", "arn:aws:s3:::photos/*"}},
+			stmt{Sid: "ListSnapshotBuckets", Effect: "Allow", Actions: []string{"s3:ListBucket", "s3:ListBucketVersions"},
+				Resources: []string{"arn:aws:s3:::archive-*", "arn:aws:s3:::documents", "arn:aws:s3:::photos"}},
+			listVault,
+			stmt{Sid: "ReadVault", Effect: "Allow", Actions: []string{"s3:GetObject"}, Resources: vaultKeys("bucketvault.json", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*")},
+			stmt{Sid: "WriteVault", Effect: "Allow", Actions: []string{"s3:PutObject"}, Resources: vaultKeys("data/*", "snapshots/*", "jobs/*")},
+			abortVault, useVaultKey, decryptSources, publish, xray,
+		),
+		"DispatchRole": join(logs("Dispatch"),
+			stmt{Sid: "ListAllBuckets", Effect: "Allow", Actions: []string{"s3:ListAllMyBuckets"}, Resources: []string{"*"}},
+			stmt{Sid: "ReadBucketSettings", Effect: "Allow", Actions: []string{"s3:GetBucketTagging", "s3:GetBucketVersioning"},
+				Resources: []string{"arn:aws:s3:::archive-*", "arn:aws:s3:::documents", "arn:aws:s3:::photos"}},
+			stmt{Sid: "StartSnapshotJobs", Effect: "Allow", Actions: []string{"states:StartExecution"}, Resources: []string{
+				"arn:aws:states:us-east-1:123456789012:stateMachine:BucketVault-snapshot-daily",
+				"arn:aws:states:us-east-1:123456789012:stateMachine:BucketVault-snapshot-every-6-hours"}},
+			xray,
+		),
+		"SnapshotStateMachineRole": {
+			{Sid: "InvokeSnapshotFunction", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:SnapshotFunction.Arn"}},
+			{Sid: "ReadItemsLists", Effect: "Allow", Actions: []string{"s3:GetObject"}, Resources: vaultKeys("jobs/*/items.json")},
+			{Sid: "DecryptItemsLists", Effect: "Allow", Actions: []string{"kms:Decrypt"}, Resources: []string{"GetAtt:VaultKey.Arn"}},
+			{Sid: "StartMapRuns", Effect: "Allow", Actions: []string{"states:StartExecution"}, Resources: []string{
+				"arn:aws:states:us-east-1:123456789012:stateMachine:BucketVault-snapshot",
+				"arn:aws:states:us-east-1:123456789012:stateMachine:BucketVault-snapshot-daily",
+				"arn:aws:states:us-east-1:123456789012:stateMachine:BucketVault-snapshot-every-6-hours"}},
+			{Sid: "ManageMapRuns", Effect: "Allow", Actions: []string{"states:DescribeExecution", "states:StopExecution"}, Resources: []string{
+				"arn:aws:states:us-east-1:123456789012:execution:BucketVault-snapshot-daily/CopyBatches:*",
+				"arn:aws:states:us-east-1:123456789012:execution:BucketVault-snapshot-every-6-hours/CopyBatches:*",
+				"arn:aws:states:us-east-1:123456789012:execution:BucketVault-snapshot/CopyBatches:*"}},
+			// Tracing (TracingEnabled): X-Ray's actions take no narrower
+			// resource.
+			{Effect: "Allow", Actions: []string{"xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments"}, Resources: []string{"*"}},
+		},
+		"SnapshotScheduleRole":  {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:DispatchFunction.Arn"}}},
 		"ReconcileScheduleRole": {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:ReconcileFunction.Arn"}}},
 		"ProtectScheduleRole":   {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:ProtectFunction.Arn"}}},
 		"ExpiryRole":            nil, // the lifecycle function (a later issue) brings its permissions
@@ -235,6 +273,12 @@ func TestRoleTrust(t *testing.T) {
 		}
 		principal := render(s.props(t, role)["AssumeRolePolicyDocument"].(map[string]any)["Statement"].([]any)[0].(map[string]any)["Principal"])
 		want := `{"Service":"lambda.amazonaws.com"}`
+		if role == "SnapshotStateMachineRole" {
+			want = `{"Service":"states.amazonaws.com"}`
+			if trust[0].Condition != `{"StringEquals":{"aws:SourceAccount":"123456789012"}}` {
+				t.Errorf("%s trust condition %s: want the account as aws:SourceAccount", role, trust[0].Condition)
+			}
+		}
 		if strings.HasSuffix(role, "ScheduleRole") {
 			want = `{"Service":"scheduler.amazonaws.com"}`
 			if trust[0].Condition != `{"StringEquals":{"aws:SourceAccount":"123456789012"}}` {
@@ -250,6 +294,7 @@ func TestRoleTrust(t *testing.T) {
 // starOnly are the actions that support no resource narrower than "*".
 var starOnly = map[string]bool{
 	"xray:PutTraceSegments": true, "xray:PutTelemetryRecords": true, "cloudwatch:PutMetricData": true,
+	"xray:GetSamplingRules": true, "xray:GetSamplingTargets": true, "s3:ListAllMyBuckets": true,
 }
 
 // policyDocuments lists every IAM policy document in a template: identity

@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/bucketvault/bucketvault/shared/locals3"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/template.golden.json from the synthesized template")
@@ -104,6 +106,12 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	if err := locals3.StopShared(); err != nil {
+		fmt.Fprintln(os.Stderr, "locals3:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
 	if synthed != nil {
 		jsii.Close()
 		os.RemoveAll(synthed.assetDir)

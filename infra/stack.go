@@ -12,8 +12,8 @@ import (
 
 // BucketVaultStack is everything bucketvault deploys into one account and
 // region: the vault, the functions, the continuous path, the schedules and
-// the notifications. The snapshot path (a later issue) adds its state
-// machine beside these, from the same Config and FunctionResources.
+// the notifications, and the snapshot path (state machines and the backup
+// plan's schedules).
 type BucketVaultStack struct {
 	awscdk.Stack
 	Config        *Config
@@ -23,6 +23,7 @@ type BucketVaultStack struct {
 	Continuous    *Continuous
 	Reconcile     *ScheduledInvoke
 	Protect       *ScheduledInvoke
+	Snapshots     *SnapshotPath
 	// VaultDescriptor is the custom resource that writes the vault's
 	// descriptor (bucketvault.json) at the first deployment, so the
 	// vault bucket the stack creates is a vault without a manual step.
@@ -77,8 +78,12 @@ func NewBucketVaultStack(scope constructs.Construct, c *Config) *BucketVaultStac
 		Function: protect.Function, Expression: c.Protect.Schedule, Timezone: c.Protect.Timezone,
 		Description: "keep the protected buckets versioned and delivering events", Input: "{}",
 	})
+	s.Snapshots = NewSnapshotPath(s.Stack, "Snapshots", &SnapshotPathProps{
+		Config: c, Vault: s.Vault, Snapshot: s.Functions["snapshot"], Dispatch: s.Functions["dispatch"], Notifications: s.Notifications,
+	})
+
 	n := s.Notifications
-	for _, f := range []*GoFunction{reconcile, protect} {
+	for _, f := range []*GoFunction{reconcile, protect, s.Functions["dispatch"]} {
 		id := constructID(f.Name)
 		n.Alarm(f.Construct, id+"ErrorsAlarm",
 			fmt.Sprintf("bucketvault: the scheduled %s function failed", f.Name),
@@ -127,6 +132,8 @@ func NewBucketVaultStack(scope constructs.Construct, c *Config) *BucketVaultStac
 	out("RestoreFunctionName", *s.Functions["restore"].Function.FunctionName(), "invoke with a restore request (events/restore.request.json)")
 	out("ProtectFunctionName", *protect.Function.FunctionName(), "invoke with {} to protect the configured buckets now")
 	out("ReconcileFunctionName", *reconcile.Function.FunctionName(), "invoke with {} to reconcile (and make first full backups) now")
+	out("SnapshotStateMachineArn", *s.Snapshots.OnDemand.StateMachine.StateMachineArn(), `on-demand snapshot: start an execution with {"bucket": "<bucket>"}`)
+	out("SnapshotFunctionName", *s.Functions["snapshot"].Function.FunctionName(), "the snapshot state machines' steps (events/snapshot-*.request.json)")
 	out("JournalQueueUrl", *s.Continuous.Queue.QueueUrl(), "the journal's SQS queue")
 	out("JournalDeadLetterQueueUrl", *s.Continuous.DeadLetterQueue.QueueUrl(), "events the journal could not record")
 	out("EventsTopicArn", *n.EventsTopic.TopicArn(), "job events")

@@ -31,11 +31,11 @@ func jsonOf(t *testing.T, s string) any {
 func TestResourceCounts(t *testing.T) {
 	s := synth(t)
 	main := map[string]float64{
-		"AWS::Lambda::Function":               4,
+		"AWS::Lambda::Function":               6,
 		"AWS::Lambda::EventSourceMapping":     1,
-		"AWS::Logs::LogGroup":                 4,
-		"AWS::IAM::Role":                      7, // four functions, expiry, two schedules
-		"AWS::IAM::Policy":                    6,
+		"AWS::Logs::LogGroup":                 6,
+		"AWS::IAM::Role":                      11, // six functions, expiry, reconcile's, protect's and the snapshot rules' schedules, the state machines
+		"AWS::IAM::Policy":                    10,
 		"AWS::S3::Bucket":                     1,
 		"AWS::S3::BucketPolicy":               1,
 		"AWS::KMS::Key":                       1,
@@ -43,11 +43,12 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::SQS::Queue":                     2,
 		"AWS::SQS::QueuePolicy":               2, // EventBridge may send to the queue and to the dead-letter queue
 		"AWS::Events::Rule":                   1,
-		"AWS::Scheduler::Schedule":            2,
+		"AWS::Scheduler::Schedule":            4, // reconcile, protect, the plan's two snapshot rules
+		"AWS::StepFunctions::StateMachine":    3, // on demand, and one per snapshot rule
 		"AWS::SNS::Topic":                     2,
 		"AWS::SNS::TopicPolicy":               2,
 		"AWS::SNS::Subscription":              1,
-		"AWS::CloudWatch::Alarm":              5,
+		"AWS::CloudWatch::Alarm":              9,
 		"AWS::CloudFormation::CustomResource": 0,
 		"Custom::BucketvaultVault":            1,
 		"Custom::BucketvaultProtect":          1,
@@ -59,7 +60,8 @@ func TestResourceCounts(t *testing.T) {
 	// on deploy; its vault is initialized all the same.
 	for typ, n := range map[string]float64{
 		"AWS::KMS::Key": 0, "AWS::KMS::Alias": 0, "AWS::SNS::Topic": 1, "AWS::SNS::Subscription": 0,
-		"Custom::BucketvaultVault": 1, "Custom::BucketvaultProtect": 0, "AWS::Lambda::Function": 4, "AWS::CloudWatch::Alarm": 5,
+		"Custom::BucketvaultVault": 1, "Custom::BucketvaultProtect": 0, "AWS::Lambda::Function": 6, "AWS::CloudWatch::Alarm": 8,
+		"AWS::StepFunctions::StateMachine": 2, "AWS::Scheduler::Schedule": 3,
 	} {
 		cdkAssert(t, func() { s.variant.assertion.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
 	}
@@ -173,6 +175,10 @@ func TestFunctions(t *testing.T) {
 			config.EnvVault: "bucketvault-vault-123456789012-us-east-1", config.EnvConcurrency: "32",
 			config.EnvEventsTopic: "Ref:EventsTopic", config.EnvEventBus: eventBus,
 			config.EnvRestoreTargets: "photos-restored*,scratch-restore-?"}},
+		"SnapshotFunction": {2048, 900, map[string]string{
+			config.EnvVault: "bucketvault-vault-123456789012-us-east-1", config.EnvConcurrency: "32",
+			config.EnvEventsTopic: "Ref:EventsTopic", config.EnvEventBus: eventBus}},
+		"DispatchFunction": {256, 300, map[string]string{config.EnvVault: "bucketvault-vault-123456789012-us-east-1"}},
 	}
 	ids := s.ofType("AWS::Lambda::Function")
 	if len(ids) != len(want) {
@@ -451,6 +457,13 @@ func TestAlarms(t *testing.T) {
 			`[{"Name":"QueueName","Value":{"Fn::GetAtt":["JournalQueue","QueueName"]}}]`, 600, 300},
 		"ReconcileErrorsAlarm": {"AWS/Lambda", "Errors", "Sum", "GreaterThanThreshold", `[{"Name":"FunctionName","Value":{"Ref":"ReconcileFunction"}}]`, 0, 300},
 		"ProtectErrorsAlarm":   {"AWS/Lambda", "Errors", "Sum", "GreaterThanThreshold", `[{"Name":"FunctionName","Value":{"Ref":"ProtectFunction"}}]`, 0, 300},
+		"DispatchErrorsAlarm":  {"AWS/Lambda", "Errors", "Sum", "GreaterThanThreshold", `[{"Name":"FunctionName","Value":{"Ref":"DispatchFunction"}}]`, 0, 300},
+		"SnapshotFailedAlarm": {"AWS/States", "ExecutionsFailed", "Sum", "GreaterThanThreshold",
+			`[{"Name":"StateMachineArn","Value":{"Ref":"SnapshotStateMachine"}}]`, 0, 300},
+		"SnapshotRuleDailyFailedAlarm": {"AWS/States", "ExecutionsFailed", "Sum", "GreaterThanThreshold",
+			`[{"Name":"StateMachineArn","Value":{"Ref":"SnapshotRuleDailyStateMachine"}}]`, 0, 300},
+		"SnapshotRuleEvery6HoursFailedAlarm": {"AWS/States", "ExecutionsFailed", "Sum", "GreaterThanThreshold",
+			`[{"Name":"StateMachineArn","Value":{"Ref":"SnapshotRuleEvery6HoursStateMachine"}}]`, 0, 300},
 	}
 	ids := s.ofType("AWS::CloudWatch::Alarm")
 	var wantIDs []string
@@ -513,7 +526,7 @@ func TestStackSettings(t *testing.T) {
 		t.Error("terminationProtection false is ignored")
 	}
 	outs, _ := s.main.template["Outputs"].(map[string]any)
-	for _, o := range []string{"VaultBucketName", "VaultKeyArn", "RestoreFunctionName", "ProtectFunctionName", "ReconcileFunctionName", "JournalQueueUrl", "JournalDeadLetterQueueUrl", "EventsTopicArn", "AlarmTopicArn"} {
+	for _, o := range []string{"VaultBucketName", "VaultKeyArn", "RestoreFunctionName", "ProtectFunctionName", "ReconcileFunctionName", "SnapshotStateMachineArn", "SnapshotFunctionName", "JournalQueueUrl", "JournalDeadLetterQueueUrl", "EventsTopicArn", "AlarmTopicArn"} {
 		if _, ok := outs[o]; !ok {
 			t.Errorf("no output %s", o)
 		}
