@@ -69,7 +69,7 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.Environment[config.EnvConcurrency] = fmt.Sprint(c.Concurrency)
 		p.Statements = concat(
 			r.readProtected(),
-			r.vaultAccess(true, []string{keyDescriptor, keyBuckets, keyJournal, keyData}, []string{keyData, keyJournal}),
+			r.vaultAccess(true, []string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keyData}, []string{keyData, keyJournal}),
 			r.sourceKeys(),
 		)
 	case "reconcile":
@@ -80,7 +80,7 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.Environment[config.EnvBuckets] = strings.Join(c.ProtectedBuckets, ",")
 		p.Statements = concat(
 			r.readProtected(),
-			r.vaultAccess(true, []string{keyDescriptor, keyBuckets, keyJournal, keyData, keyReconcile}, []string{keyData, keyJournal, keyReconcile}),
+			r.vaultAccess(true, []string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keyData, keyReconcile}, []string{keyData, keyJournal, keyRuns, keyReconcile}),
 			r.sourceKeys(),
 		)
 	case "protect":
@@ -105,7 +105,10 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.Environment[config.EnvEventsTopic] = *r.EventsTopic.TopicArn()
 		p.Environment[config.EnvEventBus] = r.EventBusARN
 		p.Statements = concat(
-			r.vaultAccess(false, []string{keyDescriptor, keyJournal, keyData}, []string{keyJobs}),
+			r.vaultAccess(false, []string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs}, []string{keyJobs}),
+			// A snapshot's data object carries its source's tags: a restore
+			// copies them (TaggingDirective COPY) or reads them.
+			[]awsiam.PolicyStatement{allow("ReadVaultDataTags", []string{"s3:GetObjectTagging"}, jsii.String(r.arns().objects(r.Vault.Name, keyData)))},
 			r.writeTargets(),
 			r.publishEvents(),
 		)
@@ -121,6 +124,8 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 			r.vaultAccess(true,
 				[]string{keyDescriptor, keyJournal, keyRuns, keySnapshots, keyData, keyJobs},
 				[]string{keyData, keySnapshots, keyJobs}),
+			// The copy carries the source's tags (TaggingDirective COPY).
+			[]awsiam.PolicyStatement{allow("TagVaultData", []string{"s3:PutObjectTagging"}, jsii.String(r.arns().objects(r.Vault.Name, keyData)))},
 			r.sourceKeys(),
 			r.publishEvents(),
 		)
