@@ -3,12 +3,16 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bucketvault/bucketvault/shared/event"
@@ -39,10 +43,16 @@ const (
 //     else (HeadObject of the version, HeadObject of the vault data key,
 //     CopyObject), 32 in flight;
 //   - journal1 (diagnostic): the journal with one batch at a time, so at
-//     most 32 requests in flight as for raw.
+//     most 32 requests in flight as for raw;
+//   - journalcc (diagnostic): the journal as on a server that honours a
+//     create-only copy (If-None-Match: * on CopyObject, as Amazon S3
+//     does; MinIO ignores it): 2 calls per version, HeadObject of the
+//     version and the conditional CopyObject. MinIO's answer to the
+//     condition is emulated without any call (see createOnlyMemo), so this
+//     is what the journal's conditional path costs on this server.
 //
-// They run in mirrored order (raw, journal, raw3, journal1, then the
-// reverse) and each one's two times add up, so that other load on the
+// They run in mirrored order (raw, journal, raw3, journal1, journalcc,
+// then the reverse) and each one's two times add up, so that other load on the
 // machine weighs on all alike. Reported: versions/s of each,
 // ratio_journal/raw (target >= 0.8), the journal's S3 calls per version,
 // and cpuratio_journal/raw: the same ratio estimated from the CPU time the
@@ -90,7 +100,11 @@ func BenchmarkJournalThroughput(b *testing.B) {
 	j1 := &contender{name: "journal1", run: func(m *meter) error {
 		return runJournal(ctx, b, srv, src, changes, 1, newCallCounter(), m)
 	}}
-	all := []*contender{raw, jr, raw3, j1}
+	ccCalls := newCallCounter()
+	jcc := &contender{name: "journalcc", run: func(m *meter) error {
+		return runJournalOn(ctx, b, srv, src, changes, journalInvokes, ccCalls, m, func(c s3x.Client) s3x.Client { return &createOnlyMemo{Client: c} })
+	}}
+	all := []*contender{raw, jr, raw3, j1, jcc}
 	pid := serverPID(srv)
 	b.ResetTimer()
 	for range b.N {
@@ -104,20 +118,29 @@ func BenchmarkJournalThroughput(b *testing.B) {
 	b.ReportMetric(jRate, "journal_versions/s")
 	b.ReportMetric(raw3.rate(n), "raw3_versions/s")
 	b.ReportMetric(j1.rate(n), "journal1_versions/s")
+	b.ReportMetric(jcc.rate(n), "journalcc_versions/s")
 	b.ReportMetric(jRate/rawRate, "ratio_journal/raw")
+	b.ReportMetric(jcc.rate(n)/rawRate, "ratio_journalcc/raw")
 	b.ReportMetric(raw.spread(), "raw_spread")
 	calls, perVersion := perUnit(jCalls.snapshot(), len(jr.d)*n)
 	b.ReportMetric(perVersion, "journal_calls/version")
 	if pid != 0 {
 		b.ReportMetric(cpuRatio(jr, raw, n), "cpuratio_journal/raw")
 	}
+	ccc, ccPer := perUnit(ccCalls.snapshot(), len(jcc.d)*n)
+	b.ReportMetric(ccPer, "journalcc_calls/version")
+	if pid != 0 {
+		b.ReportMetric(cpuRatio(jcc, raw, n), "cpuratio_journalcc/raw")
+	}
 	b.Logf("journal S3 calls per version (count): %s", calls)
+	b.Logf("journalcc S3 calls per version (count): %s", ccc)
 	for _, c := range all {
 		b.Logf("%-8s %s", c.name, c.summary(n))
 	}
 	b.Logf("%d versions: raw %.0f/s, journal %.0f/s (%d batches of %d, %d at once), ratio %.3f (target >= %.2f: %s); raw3 %.0f/s, journal1 %.0f/s; CPU-cost ratio journal/raw %.3f",
 		n, rawRate, jRate, (n+journalBatch-1)/journalBatch, journalBatch, journalInvokes, jRate/rawRate, journalRatioGoal, verdict(jRate/rawRate >= journalRatioGoal),
 		raw3.rate(n), j1.rate(n), cpuRatio(jr, raw, n))
+	b.Logf("as on a server that honours a create-only copy (journalcc): %.0f/s, ratio %.3f (CPU-cost ratio %.3f)", jcc.rate(n), jcc.rate(n)/rawRate, cpuRatio(jcc, raw, n))
 }
 
 // runRaw copies versions into a fresh bucket, timed by m, and checks the
@@ -165,6 +188,12 @@ func createdChanges(ctx context.Context, c *s3.Client, bucket string) ([]event.C
 // excluded), adding its S3 calls to calls. It checks that
 // every change was journaled and its data copied.
 func runJournal(ctx context.Context, b *testing.B, srv *locals3.Server, src string, changes []event.Change, invokes int, calls *callCounter, m *meter) error {
+	return runJournalOn(ctx, b, srv, src, changes, invokes, calls, m, nil)
+}
+
+// runJournalOn is runJournal with the journal's client (vault and source)
+// wrapped by wrap, when not nil.
+func runJournalOn(ctx context.Context, b *testing.B, srv *locals3.Server, src string, changes []event.Change, invokes int, calls *callCounter, m *meter, wrap func(s3x.Client) s3x.Client) error {
 	local := newCallCounter()
 	c := srv.Client(ctx, local.option())
 	vb := srv.BucketName(b)
@@ -172,10 +201,15 @@ func runJournal(ctx context.Context, b *testing.B, srv *locals3.Server, src stri
 	if err != nil {
 		return err
 	}
+	var jc s3x.Client = c
+	if wrap != nil {
+		jc = wrap(c)
+		v.S3 = jc
+	}
 	if err := v.PutJSON(ctx, vault.BucketKey(src), vault.ProtectedBucket{Bucket: src, ProtectedAt: time.Now().UTC(), Events: "webhook:" + srv.WebhookARN}); err != nil {
 		return err
 	}
-	j := &journal.Journal{Vault: v, S3: c, Concurrency: concurrency}
+	j := &journal.Journal{Vault: v, S3: jc, Concurrency: concurrency}
 	local.reset() // count the journal's calls, not the set-up's
 	var records, bad atomic.Int64
 	var firstErr atomic.Value
@@ -242,4 +276,55 @@ func verdict(met bool) string {
 		return "met"
 	}
 	return "NOT met"
+}
+
+// createOnlyMemo makes a client behave, for CopyObject with If-None-Match:
+// *, as a server that honours the condition (Amazon S3): a key copied to
+// before through it answers 412, a key being copied to at the same time
+// 409. It knows no other writes, so it is exact only for a bucket that
+// nothing else writes to (a fresh vault) and costs no call: the journal's
+// conditional path measured on a server that ignores the condition.
+type createOnlyMemo struct {
+	s3x.Client
+	mu      sync.Mutex
+	written map[string]bool // bucket/key -> copy finished (false: running)
+}
+
+func (c *createOnlyMemo) CopyObject(ctx context.Context, in *s3.CopyObjectInput, o ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
+	if aws.ToString(in.IfNoneMatch) != "*" {
+		return c.Client.CopyObject(ctx, in, o...)
+	}
+	k := aws.ToString(in.Bucket) + "/" + aws.ToString(in.Key)
+	c.mu.Lock()
+	if c.written == nil {
+		c.written = map[string]bool{}
+	}
+	done, seen := c.written[k]
+	if !seen {
+		c.written[k] = false
+	}
+	c.mu.Unlock()
+	switch {
+	case seen && done:
+		return nil, condError(http.StatusPreconditionFailed, "PreconditionFailed")
+	case seen:
+		return nil, condError(http.StatusConflict, "ConditionalRequestConflict")
+	}
+	out, err := c.Client.CopyObject(ctx, in, o...)
+	c.mu.Lock()
+	if err != nil {
+		delete(c.written, k)
+	} else {
+		c.written[k] = true
+	}
+	c.mu.Unlock()
+	return out, err
+}
+
+// condError is the error the SDK returns for a refused conditional write.
+func condError(status int, code string) error {
+	return &smithy.OperationError{ServiceID: "S3", OperationName: "CopyObject", Err: &smithyhttp.ResponseError{
+		Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status, Header: http.Header{}}},
+		Err:      &smithy.GenericAPIError{Code: code, Message: code},
+	}}
 }

@@ -30,6 +30,9 @@ func (j *Journal) captureVersion(ctx context.Context, bucket, key, versionID str
 		if s3x.IsDeleteMarker(err) {
 			return j.deleteMarkerRecord(bucket, key, versionID, err, listed), nil
 		}
+		if s3x.IsBareBadRequest(err) {
+			return j.badRequest(ctx, bucket, key, versionID, err)
+		}
 		if skip, ok := skipFor(err); ok {
 			return skipRecord(key, versionID, skip, err), nil
 		}
@@ -98,18 +101,18 @@ func (j *Journal) captureVersion(ctx context.Context, bucket, key, versionID str
 	return rec, nil
 }
 
-// storeData copies a version's bytes to its data key once: a data key that
-// already holds an object of the right size is the same version, copied
-// before (data keys name exactly one version).
+// storeData copies a version's bytes to its data key once: a data key
+// that already holds an object of the right size is the same version,
+// copied before (data keys name exactly one version).
+//
+// Where the vault's server honours a create-only copy (If-None-Match: *,
+// see conditionalCopy) the copy itself is the check: one call for a
+// version not yet stored, and a HEAD only when the server refuses (412) —
+// the data is there, or the source's ETag no longer matches (a null
+// version overwritten meanwhile) — or a concurrent copy of the same key
+// wins (409). Elsewhere a HEAD of the data key comes first.
 func (j *Journal) storeData(ctx context.Context, bucket, key, versionID string, rec vault.Record) (string, error) {
 	v := j.Vault
-	have, err := v.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data)})
-	if err == nil && aws.ToInt64(have.ContentLength) == rec.Size {
-		return s3x.TrimETag(aws.ToString(have.ETag)), nil
-	}
-	if err != nil && !s3x.IsNotFound(err) {
-		return "", fmt.Errorf("head vault s3://%s/%s: %w", v.Bucket, rec.Data, err)
-	}
 	in := &s3.CopyObjectInput{
 		Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data),
 		CopySource:        aws.String(s3x.CopySource(bucket, key, versionID)),
@@ -121,11 +124,84 @@ func (j *Journal) storeData(ctx context.Context, bucket, key, versionID string, 
 			"bv-bucket": bucket, "bv-version": versionID, "bv-etag": rec.ETag,
 		},
 	}
-	res, err := s3x.Copy(ctx, v.S3, in, rec.Size, j.Copy)
-	if err != nil {
-		return "", fmt.Errorf("copy s3://%s/%s@%s to vault: %w", bucket, key, versionID, err)
+	copyData := func(in *s3.CopyObjectInput) (string, error) {
+		res, err := s3x.Copy(ctx, v.S3, in, rec.Size, j.Copy)
+		if err != nil {
+			return "", fmt.Errorf("copy s3://%s/%s@%s to vault: %w", bucket, key, versionID, err)
+		}
+		return res.ETag, nil
 	}
-	return res.ETag, nil
+	var refused error // the conditional copy's 412 or 409
+	if j.Copy.SingleCall(rec.Size) && j.conditionalCopy(ctx) {
+		cond := *in
+		cond.IfNoneMatch = aws.String("*")
+		for range conflictRetries {
+			etag, err := copyData(&cond)
+			if err == nil {
+				return etag, nil
+			}
+			if !s3x.IsPreconditionFailed(err) && !s3x.IsConflict(err) {
+				return "", err
+			}
+			refused = err
+			if !s3x.IsConflict(err) {
+				break
+			}
+		}
+	}
+	have, err := v.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data)})
+	if err == nil && aws.ToInt64(have.ContentLength) == rec.Size {
+		return s3x.TrimETag(aws.ToString(have.ETag)), nil
+	}
+	if err != nil && !s3x.IsNotFound(err) {
+		return "", fmt.Errorf("head vault s3://%s/%s: %w", v.Bucket, rec.Data, err)
+	}
+	if refused != nil && err != nil {
+		// Refused, and no data there: the source's ETag did not match.
+		return "", refused
+	}
+	return copyData(in)
+}
+
+// conflictRetries bounds the conditional copies of one data key that a
+// concurrent conditional copy of it (409) makes repeat.
+const conflictRetries = 4
+
+// probeVersion names the probe object of conditionalCopy, as if it were a
+// version of the vault's descriptor.
+const probeVersion = "bucketvault-conditional-copy-probe"
+
+// ProbeKey is the vault key of the object with which a journal probes
+// whether the vault's server honours a create-only copy: a data key (of a
+// pseudo-version of the vault's own descriptor), so an orphan data object
+// like any a crash leaves behind, and not a version of a protected bucket.
+func ProbeKey(vaultBucket string) string {
+	return vault.DataKey(vaultBucket, vault.DescriptorKey, probeVersion, "", time.Time{})
+}
+
+// conditionalCopy reports whether the vault's server honours a create-only
+// CopyObject (If-None-Match: *), probing it on first use (see
+// s3x.ProbeConditionalCopy). A probe that fails counts as "no": the data
+// key is then checked by HEAD, which is right on every server.
+func (j *Journal) conditionalCopy(ctx context.Context) bool {
+	j.ccMu.Lock()
+	defer j.ccMu.Unlock()
+	if j.ccKnown {
+		return j.cc
+	}
+	v := j.Vault
+	ok, err := s3x.ProbeConditionalCopy(ctx, v.S3, v.Bucket, vault.DescriptorKey, ProbeKey(v.Bucket),
+		map[string]string{"bv-bucket": v.Bucket, "bv-version": probeVersion})
+	if err != nil {
+		if ctx.Err() != nil {
+			return false // ask again on a live context
+		}
+		j.log().WarnContext(ctx, "conditional copy probe failed: checking data keys by HEAD", "vault", v.Bucket, "error", err)
+	} else {
+		j.log().InfoContext(ctx, "conditional copy probed", "vault", v.Bucket, "honoured", ok)
+	}
+	j.ccKnown, j.cc = true, ok
+	return ok
 }
 
 func (j *Journal) tags(ctx context.Context, bucket, key, versionID string) (map[string]string, error) {
@@ -165,6 +241,44 @@ func (j *Journal) acl(ctx context.Context, bucket, key, versionID string) (*vaul
 		})
 	}
 	return acl, nil
+}
+
+// InvalidVersionError says that a change names a version id that the
+// server does not take for a version id at all: bad input (an event of
+// another server, or a damaged one), not a version to skip. Ingest fails
+// the change with it, so its message goes to the dead-letter queue after
+// its retries; a version it might have meant is found by reconcile.
+type InvalidVersionError struct {
+	Bucket, Key, VersionID string
+	Err                    error
+}
+
+func (e *InvalidVersionError) Error() string {
+	return fmt.Sprintf("s3://%s/%s: %q is not a valid version id: %v", e.Bucket, e.Key, e.VersionID, e.Err)
+}
+
+func (e *InvalidVersionError) Unwrap() error { return e.Err }
+
+// badRequest explains a bare 400 to a HEAD of a version: S3 answers so
+// both when the version is encrypted with a customer key (SSE-C) and when
+// the version id is invalid, and a HEAD has no body to say which. A GET of
+// the version's first byte does: InvalidRequest for SSE-C,
+// InvalidArgument for the version id.
+func (j *Journal) badRequest(ctx context.Context, bucket, key, versionID string, headErr error) (vault.Record, error) {
+	out, err := j.S3.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String(key), VersionId: nonNull(versionID), Range: aws.String("bytes=0-0"),
+	})
+	if err == nil {
+		out.Body.Close()
+		return vault.Record{}, fmt.Errorf("head s3://%s/%s@%s (a GET of it succeeds): %w", bucket, key, versionID, headErr)
+	}
+	if s3x.IsInvalidVersion(err) {
+		return vault.Record{}, &InvalidVersionError{Bucket: bucket, Key: key, VersionID: versionID, Err: err}
+	}
+	if skip, ok := skipFor(err); ok {
+		return skipRecord(key, versionID, skip, err), nil
+	}
+	return vault.Record{}, fmt.Errorf("head s3://%s/%s@%s: %w; get: %w", bucket, key, versionID, headErr, err)
 }
 
 func (j *Journal) deleteMarkerRecord(bucket, key, versionID string, headErr error, listed *s3x.Entry) vault.Record {

@@ -36,6 +36,10 @@ type Journal struct {
 
 	mu   sync.Mutex
 	acls map[string]bool
+
+	ccMu    sync.Mutex
+	ccKnown bool // the probe of conditional copies has answered
+	cc      bool // the vault's server honours If-None-Match on CopyObject
 }
 
 func (j *Journal) log() *slog.Logger {
@@ -71,7 +75,10 @@ func (j *Journal) usesACLs(ctx context.Context, bucket string) bool {
 type Result struct {
 	Change  event.Change
 	Records []vault.Record
-	Err     error // retryable failure: deliver the change again
+	// Err: the change was not journaled; deliver it again. A retryable
+	// failure, or bad input (InvalidVersionError) that fails again each
+	// time until its message reaches the dead-letter queue.
+	Err error
 }
 
 // IngestStats counts what an ingest did.
@@ -207,6 +214,12 @@ func (j *Journal) capture(ctx context.Context, c event.Change) ([]vault.Record, 
 			out, _ := stamp(rec)
 			purge, _ := stamp(vault.Record{Op: vault.OpPurge, Key: c.Key, VersionID: c.VersionID, Time: c.Time})
 			return append(out, purge...), nil
+		case err != nil && s3x.IsBareBadRequest(err):
+			// An invalid version id, or a server that answers HEAD of a
+			// marker so (badRequest tells them apart).
+			if _, err := j.badRequest(ctx, c.Bucket, c.Key, c.VersionID, err); errors.As(err, new(*InvalidVersionError)) {
+				return nil, err
+			}
 		case err != nil && !s3x.IsRetryable(err):
 			// Some servers do not answer HEAD of a marker helpfully;
 			// the event itself is the record.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,6 +40,17 @@ type faulty struct {
 	failCopyAt int64  // the n-th CopyObject fails (0: never)
 	failCopyOf string // CopyObject of this source key fails
 	stall      string // HeadObject of this key waits until its context ends
+	afterHead  func(key string)
+	get        func(key string) error // GetObject of key fails with this error, when not nil
+}
+
+func (f *faulty) GetObject(ctx context.Context, in *s3.GetObjectInput, o ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	if f.get != nil {
+		if err := f.get(aws.ToString(in.Key)); err != nil {
+			return nil, err
+		}
+	}
+	return f.Client.GetObject(ctx, in, o...)
 }
 
 // stallWatchdog turns a test that would hang (a stalled capture nothing
@@ -66,10 +78,19 @@ func (f *faulty) HeadObject(ctx context.Context, in *s3.HeadObjectInput, o ...fu
 			return out, err
 		}
 	}
-	return f.Client.HeadObject(ctx, in, o...)
+	out, err := f.Client.HeadObject(ctx, in, o...)
+	if f.afterHead != nil {
+		f.afterHead(aws.ToString(in.Key))
+	}
+	return out, err
 }
 
+// CopyObject counts and fails copies from other buckets into the vault
+// (not the journal's probe, which copies within the vault).
 func (f *faulty) CopyObject(ctx context.Context, in *s3.CopyObjectInput, o ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
+	if strings.HasPrefix(aws.ToString(in.CopySource), aws.ToString(in.Bucket)+"/") {
+		return f.Client.CopyObject(ctx, in, o...)
+	}
 	if n := f.copies.Add(1); f.failCopyAt > 0 && n >= f.failCopyAt {
 		return nil, errors.New("injected crash")
 	}
@@ -117,9 +138,14 @@ func (e env) put(t *testing.T, key, body string) *s3.PutObjectOutput {
 
 func TestSkipsAreRecorded(t *testing.T) {
 	e := setup(t)
-	f := &faulty{Client: e.c, head: func(key string) (types.StorageClass, error) {
+	f := &faulty{Client: e.c, get: func(key string) error {
+		if key == "ssec" { // S3's answer to a GET without the customer key
+			return apiError(400, "InvalidRequest")
+		}
+		return nil
+	}, head: func(key string) (types.StorageClass, error) {
 		switch key {
-		case "ssec":
+		case "ssec": // a HEAD's answer has no body
 			return "", apiError(400, "BadRequest")
 		case "denied":
 			return "", apiError(403, "AccessDenied")
@@ -168,23 +194,191 @@ func TestSkipsAreRecorded(t *testing.T) {
 	}
 }
 
-func TestDuplicateDeliveryStoresDataOnce(t *testing.T) {
+// TestInvalidVersionIsNotSSEC: a change naming a version id the server
+// rejects as malformed fails with InvalidVersionError, not a recorded
+// sse-c skip, though its HEAD gets the same bare 400 as an SSE-C object's
+// (TestSkipsAreRecorded). Nothing is journaled for it.
+func TestInvalidVersionIsNotSSEC(t *testing.T) {
 	e := setup(t)
-	out := e.put(t, "k", "hello")
-	f := &faulty{Client: e.c}
-	j := &journal.Journal{Vault: e.v, S3: f}
-	ch := event.Change{Kind: event.Created, Bucket: e.bucket, Key: "k", VersionID: aws.ToString(out.VersionId), Time: time.Now()}
-	for range 3 {
-		if _, _, err := j.Ingest(e.ctx, []event.Change{ch, ch}); err != nil {
+	e.put(t, "k", "x")
+	const bad = "not-a-version-id"
+	_, err := e.c.HeadObject(e.ctx, &s3.HeadObjectInput{Bucket: aws.String(e.bucket), Key: aws.String("k"), VersionId: aws.String(bad)})
+	if !s3x.IsBareBadRequest(err) {
+		t.Skipf("%s answers a HEAD with version id %q with %v, not a bare 400", e.srv.Kind, bad, err)
+	}
+	j := &journal.Journal{Vault: e.v, S3: e.c}
+	for _, kind := range []event.Kind{event.Created, event.DeleteMarkerCreated} {
+		res, st, err := j.Ingest(e.ctx, []event.Change{{Kind: kind, Bucket: e.bucket, Key: "k", VersionID: bad, Time: time.Now()}})
+		if err != nil {
 			t.Fatal(err)
 		}
+		var ive *journal.InvalidVersionError
+		if !errors.As(res[0].Err, &ive) || ive.VersionID != bad || len(res[0].Records) != 0 {
+			t.Errorf("%s: result %v, %+v; want an InvalidVersionError and no record", kind, res[0].Err, res[0].Records)
+		}
+		if st.Failed != 1 || st.Skipped != 0 || len(st.Segments) != 0 {
+			t.Errorf("%s: stats %+v, want 1 failed, nothing skipped or written", kind, st)
+		}
 	}
-	vs, err := e.c.ListObjectVersions(e.ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(e.v.Bucket), Prefix: aws.String("data/")})
+}
+
+// createOnly is the real server as one that honours If-None-Match: * on
+// CopyObject (Amazon S3 does, MinIO ignores it): a conditional copy onto
+// an existing key fails with 412. It counts the copies it made of other
+// buckets' objects and the HEADs of data keys (but the probe's).
+type createOnly struct {
+	s3x.Client
+	mu     sync.Mutex // one conditional copy at a time: check, then copy
+	copies atomic.Int64
+	heads  atomic.Int64
+}
+
+func (c *createOnly) HeadObject(ctx context.Context, in *s3.HeadObjectInput, o ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+	if k := aws.ToString(in.Key); strings.HasPrefix(k, "data/") && k != journal.ProbeKey(aws.ToString(in.Bucket)) {
+		c.heads.Add(1)
+	}
+	return c.Client.HeadObject(ctx, in, o...)
+}
+
+func (c *createOnly) CopyObject(ctx context.Context, in *s3.CopyObjectInput, o ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
+	if aws.ToString(in.IfNoneMatch) == "*" {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_, err := c.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: in.Bucket, Key: in.Key})
+		if err == nil {
+			return nil, apiError(http.StatusPreconditionFailed, "PreconditionFailed")
+		}
+		if !s3x.IsNotFound(err) {
+			return nil, err
+		}
+	}
+	out, err := c.Client.CopyObject(ctx, in, o...)
+	if err == nil && !strings.HasPrefix(aws.ToString(in.CopySource), aws.ToString(in.Bucket)+"/") {
+		c.copies.Add(1)
+	}
+	return out, err
+}
+
+// probeVersions counts the versions of the journal's probe object.
+func probeVersions(t *testing.T, e env) int {
+	t.Helper()
+	out, err := e.c.ListObjectVersions(e.ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(e.v.Bucket), Prefix: aws.String(journal.ProbeKey(e.v.Bucket))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(vs.Versions) != 1 {
-		t.Errorf("vault holds %d data versions after 6 deliveries, want 1", len(vs.Versions))
+	return len(out.Versions)
+}
+
+// TestConditionalCopyProbe: the probe tells a server that honours a
+// create-only copy from one that ignores it (MinIO), and once it knows,
+// later probes of the same vault write nothing more.
+func TestConditionalCopyProbe(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		honours  bool
+		versions int
+	}{{"real server", false, 2}, {"create-only", true, 1}} {
+		t.Run(c.name, func(t *testing.T) {
+			e := setup(t)
+			var client s3x.Client = e.c
+			if c.honours {
+				client = &createOnly{Client: e.c}
+			}
+			if e.srv.Kind != locals3.KindMinIO && !c.honours {
+				t.Skipf("whether %s honours a conditional copy is its own business", e.srv.Kind)
+			}
+			for range 3 {
+				got, err := s3x.ProbeConditionalCopy(e.ctx, client, e.v.Bucket, vault.DescriptorKey, journal.ProbeKey(e.v.Bucket), nil)
+				if err != nil || got != c.honours {
+					t.Fatalf("probe = %v, %v; want %v", got, err, c.honours)
+				}
+			}
+			if got := probeVersions(t, e); got != c.versions {
+				t.Errorf("3 probes left %d versions of the probe object, want %d", got, c.versions)
+			}
+		})
+	}
+}
+
+// TestDuplicateDeliveryStoresDataOnce, on the real server (MinIO: the
+// journal checks data keys by HEAD) and as a server that honours a
+// create-only copy (the copy is the check): six deliveries of one version,
+// two at a time, store its data once. On the second, the first delivery
+// makes one call to the vault for the data, the copy.
+func TestDuplicateDeliveryStoresDataOnce(t *testing.T) {
+	for _, honours := range []bool{false, true} {
+		t.Run(fmt.Sprintf("create-only=%v", honours), func(t *testing.T) {
+			e := setup(t)
+			out := e.put(t, "k", "hello")
+			co := &createOnly{Client: e.c}
+			var client s3x.Client = e.c
+			if honours {
+				client = co
+			}
+			v := *e.v
+			v.S3 = client
+			j := &journal.Journal{Vault: &v, S3: client}
+			ch := event.Change{Kind: event.Created, Bucket: e.bucket, Key: "k", VersionID: aws.ToString(out.VersionId), Time: time.Now()}
+			for i := range 3 {
+				res, _, err := j.Ingest(e.ctx, []event.Change{ch, ch})
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The batch's second change is the first's duplicate: captured once.
+				if r := res[0]; r.Err != nil || res[1].Err != nil || len(r.Records) != 1 || r.Records[0].DataETag == "" {
+					t.Fatalf("delivery %d: %v, %v, %+v", i, r.Err, res[1].Err, r.Records)
+				}
+				if honours && i == 0 && (co.heads.Load() != 0 || co.copies.Load() != 1) {
+					t.Errorf("the first delivery made %d HEADs of data keys and %d copies, want 0 and 1", co.heads.Load(), co.copies.Load())
+				}
+			}
+			if got := dataVersions(t, e); got != 1 {
+				t.Errorf("vault holds %d data versions after 6 deliveries, want 1", got)
+			}
+			if honours && co.copies.Load() != 1 {
+				t.Errorf("%d copies, want 1", co.copies.Load())
+			}
+		})
+	}
+}
+
+// TestOverwrittenNullVersionIsSkipped: a null version overwritten between
+// its HEAD and its copy is recorded as gone, not stored under the wrong
+// identity, whether the server refuses the copy for the source's ETag
+// alone or also checks the data key (create-only: both answer 412).
+func TestOverwrittenNullVersionIsSkipped(t *testing.T) {
+	for _, honours := range []bool{false, true} {
+		t.Run(fmt.Sprintf("create-only=%v", honours), func(t *testing.T) {
+			e := setup(t)
+			plain := e.srv.NewBucket(t, false)
+			if _, err := e.c.PutObject(e.ctx, &s3.PutObjectInput{Bucket: aws.String(plain), Key: aws.String("k"), Body: strings.NewReader("first")}); err != nil {
+				t.Fatal(err)
+			}
+			var client s3x.Client = e.c
+			if honours {
+				client = &createOnly{Client: e.c}
+			}
+			f := &faulty{Client: client, afterHead: func(key string) {
+				if key == "k" {
+					if _, err := e.c.PutObject(e.ctx, &s3.PutObjectInput{Bucket: aws.String(plain), Key: aws.String("k"), Body: strings.NewReader("second")}); err != nil {
+						t.Error(err)
+					}
+				}
+			}}
+			v := *e.v
+			v.S3 = f
+			j := &journal.Journal{Vault: &v, S3: f}
+			res, _, err := j.Ingest(e.ctx, []event.Change{{Kind: event.Created, Bucket: plain, Key: "k", VersionID: "null", Time: time.Now()}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := res[0]; r.Err != nil || len(r.Records) != 1 || r.Records[0].Op != vault.OpSkip || r.Records[0].Reason != vault.SkipGone {
+				t.Fatalf("result %v, %+v: want one %s skip", r.Err, r.Records, vault.SkipGone)
+			}
+			if got := dataVersions(t, e); got != 0 {
+				t.Errorf("the vault holds %d data versions, want none", got)
+			}
+		})
 	}
 }
 
@@ -361,7 +555,8 @@ func journaled(t *testing.T, e env) map[string][]vault.Record {
 	}
 }
 
-// dataVersions counts the object versions under the vault's data/.
+// dataVersions counts the object versions under the vault's data/, but
+// for the journal's probe object.
 func dataVersions(t *testing.T, e env) int {
 	t.Helper()
 	n := 0
@@ -371,7 +566,11 @@ func dataVersions(t *testing.T, e env) int {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n += len(page.Versions)
+		for _, v := range page.Versions {
+			if aws.ToString(v.Key) != journal.ProbeKey(e.v.Bucket) {
+				n++
+			}
+		}
 	}
 	return n
 }

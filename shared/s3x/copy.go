@@ -3,6 +3,7 @@ package s3x
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -41,12 +42,11 @@ type CopyResult struct {
 // tagging, storage class and encryption fields apply either way (for a
 // multipart copy with MetadataDirective COPY the caller must give the
 // metadata explicitly: S3 does not carry it into a multipart upload).
+//
+// A multipart copy does not apply in.IfNoneMatch or in.IfMatch (S3 takes no
+// condition on starting an upload); see SingleCall.
 func Copy(ctx context.Context, c Client, in *s3.CopyObjectInput, size int64, o CopyOptions) (CopyResult, error) {
-	threshold := o.Threshold
-	if threshold <= 0 {
-		threshold = MaxCopySize
-	}
-	if size <= threshold && !(o.Multipart && o.PartSize > 0 && size > 0) {
+	if o.SingleCall(size) {
 		out, err := c.CopyObject(ctx, in)
 		if err != nil {
 			return CopyResult{}, err
@@ -58,6 +58,81 @@ func Copy(ctx context.Context, c Client, in *s3.CopyObjectInput, size int64, o C
 		return res, nil
 	}
 	return multipartCopy(ctx, c, in, size, o)
+}
+
+// SingleCall reports whether Copy copies size bytes with one CopyObject,
+// which takes every field of its input, conditions on the destination
+// included.
+func (o CopyOptions) SingleCall(size int64) bool {
+	threshold := o.Threshold
+	if threshold <= 0 {
+		threshold = MaxCopySize
+	}
+	return size <= threshold && !(o.Multipart && o.PartSize > 0 && size > 0)
+}
+
+// ProbeConditionalCopy reports whether the server honours If-None-Match: *
+// on CopyObject, the create-only copy: Amazon S3 does (it answers 412
+// Precondition Failed when the key exists, 409 to a concurrent conditional
+// write), MinIO ignores the header and writes a new version.
+//
+// It copies bucket/source to bucket/probe with the condition until the
+// server refuses (honoured) or writes over the probe object (ignored). The
+// write that proves the header ignored marks the probe object (metadata
+// bv-conditional-copy: ignored), and a later probe that finds the mark
+// answers without writing: a server that honours the condition gets the
+// probe object once, one that ignores it two versions of it. A server
+// that starts to honour the condition later is still taken not to, which
+// is safe. metadata goes on the probe object.
+func ProbeConditionalCopy(ctx context.Context, c Client, bucket, source, probe string, metadata map[string]string) (bool, error) {
+	writes := 2
+	head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(probe)})
+	switch {
+	case err == nil && probeMark(head.Metadata) == probeIgnored:
+		return false, nil
+	case err == nil:
+		writes = 1
+	case !IsNotFound(err):
+		return false, fmt.Errorf("probe conditional copy: %w", err)
+	}
+	for i := range writes {
+		meta := map[string]string{}
+		for k, v := range metadata {
+			meta[k] = v
+		}
+		if i == writes-1 {
+			meta[probeMetaKey] = probeIgnored // read only if this write succeeds
+		}
+		_, err := c.CopyObject(ctx, &s3.CopyObjectInput{
+			Bucket: aws.String(bucket), Key: aws.String(probe), CopySource: aws.String(CopySource(bucket, source, "")),
+			IfNoneMatch:       aws.String("*"),
+			MetadataDirective: types.MetadataDirectiveReplace, Metadata: meta,
+			ContentType: aws.String("application/octet-stream"),
+		})
+		switch {
+		case err == nil:
+			// Written: the probe did not exist yet, or the condition was ignored.
+		case IsPreconditionFailed(err) || IsConflict(err):
+			return true, nil
+		default:
+			return false, fmt.Errorf("probe conditional copy: %w", err)
+		}
+	}
+	return false, nil
+}
+
+const (
+	probeMetaKey = "bv-conditional-copy"
+	probeIgnored = "ignored"
+)
+
+func probeMark(meta map[string]string) string {
+	for k, v := range meta {
+		if strings.EqualFold(k, probeMetaKey) {
+			return v
+		}
+	}
+	return ""
 }
 
 func multipartCopy(ctx context.Context, c Client, in *s3.CopyObjectInput, size int64, o CopyOptions) (CopyResult, error) {

@@ -88,11 +88,29 @@ func IsConflict(err error) bool {
 func IsArchived(err error) bool { return Code(err) == "InvalidObjectState" }
 
 // IsSSEC reports that the object is encrypted with a customer-provided key
-// (SSE-C), which the service never holds and so cannot copy.
+// (SSE-C), which the service never holds and so cannot copy. A bare 400
+// (IsBareBadRequest) is taken for SSE-C, but is also what a HEAD with an
+// invalid version id gets: where that matters, ask again with a call that
+// has a body (see IsInvalidVersion).
 func IsSSEC(err error) bool {
 	// A HEAD without the customer key answers 400 Bad Request with no body.
 	return Code(err) == "InvalidRequest" && Status(err) == http.StatusBadRequest ||
 		Code(err) == "BadRequest" && Status(err) == http.StatusBadRequest
+}
+
+// IsBareBadRequest reports a 400 without an error code of its own: the
+// answer of HeadObject (which has no body) to both an SSE-C object read
+// without its key and an invalid version id.
+func IsBareBadRequest(err error) bool {
+	return Status(err) == http.StatusBadRequest && (Code(err) == "BadRequest" || Code(err) == "")
+}
+
+// IsInvalidVersion reports that a request named a version id that is not
+// one at all (400 InvalidArgument, "Invalid version id specified", to a
+// GetObject or GetObjectTagging of that version; a well-formed id of no
+// version is NoSuchVersion, IsNotFound).
+func IsInvalidVersion(err error) bool {
+	return Code(err) == "InvalidArgument" && Status(err) == http.StatusBadRequest
 }
 
 // IsRetryable reports whether a failed call is worth trying again later: a
