@@ -141,7 +141,7 @@ func runReconcile(ctx context.Context, b *testing.B, srv *locals3.Server, src st
 	if p.CompletedAt == nil || p.Listed != int64(entries) || p.Added != int64(entries) || p.Skipped != 0 {
 		return fmt.Errorf("reconcile: %+v, want %d listed and added, none skipped", p, entries)
 	}
-	if got, err := countKeys(ctx, c, vb, "data/"); err != nil || got != versions {
+	if got, err := countData(ctx, c, vb); err != nil || got != versions {
 		return fmt.Errorf("reconcile: %d data objects in vault %s (%v), want %d", got, vb, err, versions)
 	}
 	return nil
