@@ -56,7 +56,8 @@ demo:
 
 bench: server-install
 	command -v rclone >/dev/null || { apt-get update && apt-get install -y rclone; }
-	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout 60m ./shared/bench/
+	test -x /usr/bin/aws || { apt-get update && apt-get install -y awscli; }
+	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout 120m ./shared/bench/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
