@@ -135,8 +135,12 @@ func (v *Vault) NewSnapshotPoint(bucket, id, jobID string, created time.Time) *S
 	}
 }
 
+// SnapshotShardRecords bounds the records of one manifest shard, and so
+// the memory of a seal (a shard is buffered whole before it is compressed).
+var SnapshotShardRecords = 10000
+
 // ShardWriter writes records (in key order) as numbered shards of at most
-// RunShardRecords records, a key never split across two shards.
+// SnapshotShardRecords records, a key never split across two shards.
 type ShardWriter struct {
 	v      *Vault
 	bucket string
@@ -154,7 +158,7 @@ func (v *Vault) NewShardWriter(bucket string, key func(n int) string) *ShardWrit
 
 // Add appends one record; records must come in key order.
 func (w *ShardWriter) Add(ctx context.Context, r Record) error {
-	if n := len(w.buf); n >= RunShardRecords && w.buf[n-1].Key != r.Key {
+	if n := len(w.buf); n >= SnapshotShardRecords && w.buf[n-1].Key != r.Key {
 		if err := w.Flush(ctx); err != nil {
 			return err
 		}
