@@ -38,20 +38,27 @@ const (
 // (flat is close to 1; proportional would be 10), and the same ratio of
 // the peaks above the heap before the restore.
 func BenchmarkRestorePeakHeap(b *testing.B) {
+	peakHeapAtTwoSizes(b, "keys", "restore", []int{scaled(b, memSmallKeys), scaled(b, memLargeKeys)}, restorePeak)
+}
+
+// peakHeapAtTwoSizes runs measure (peak heap, heap before, duration) at
+// two sizes and reports the peaks, ratio_large/small of the peaks (flat is
+// close to 1) and the same ratio of the peaks above the heap before.
+func peakHeapAtTwoSizes(b *testing.B, unit, job string, sizes []int,
+	measure func(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.Client, n int) (peak, base uint64, d time.Duration)) {
 	srv := locals3.ForTest(b)
 	ctx := b.Context()
 	c := srv.Client(ctx)
-	sizes := []int{scaled(b, memSmallKeys), scaled(b, memLargeKeys)}
 	peak := make([]float64, len(sizes))
 	above := make([]float64, len(sizes))
 	b.ResetTimer()
 	for range b.N {
 		for i, n := range sizes {
-			p, base, d := restorePeak(ctx, b, srv, c, n)
+			p, base, d := measure(ctx, b, srv, c, n)
 			peak[i] += float64(p) / mib / float64(b.N)
 			above[i] += float64(p-min(p, base)) / mib / float64(b.N)
-			b.Logf("%d keys: peak heap %.1f MiB (%.1f MiB before the restore, %.1f above), restore took %s (%.0f objects/s)",
-				n, float64(p)/mib, float64(base)/mib, float64(p-min(p, base))/mib, d.Round(time.Millisecond), float64(n)/d.Seconds())
+			b.Logf("%d %s: peak heap %.1f MiB (%.1f MiB before the %s, %.1f above), %s took %s (%.0f objects/s)",
+				n, unit, float64(p)/mib, float64(base)/mib, job, float64(p-min(p, base))/mib, job, d.Round(time.Millisecond), float64(n)/d.Seconds())
 		}
 	}
 	b.StopTimer()
@@ -60,8 +67,8 @@ func BenchmarkRestorePeakHeap(b *testing.B) {
 	b.ReportMetric(peak[1], "peak_large_MiB")
 	b.ReportMetric(peak[1]/peak[0], "ratio_large/small")
 	b.ReportMetric(above[1]/above[0], "ratio_above_base_large/small")
-	b.Logf("keys %d -> %d (x%.0f): peak %.1f -> %.1f MiB, ratio %.2f; above the heap before the restore %.1f -> %.1f MiB, ratio %.2f",
-		sizes[0], sizes[1], float64(sizes[1])/float64(sizes[0]), peak[0], peak[1], peak[1]/peak[0], above[0], above[1], above[1]/above[0])
+	b.Logf("%s %d -> %d (x%.0f): peak %.1f -> %.1f MiB, ratio %.2f; above the heap before the %s %.1f -> %.1f MiB, ratio %.2f",
+		unit, sizes[0], sizes[1], float64(sizes[1])/float64(sizes[0]), peak[0], peak[1], peak[1]/peak[0], job, above[0], above[1], above[1]/above[0])
 }
 
 // restorePeak builds a journal of n keys in a fresh vault, restores all of

@@ -628,30 +628,7 @@ func BenchmarkSnapshotIncremental(b *testing.B) {
 // 1; proportional would be 10), and the same ratio of the peaks above the
 // heap before the snapshot.
 func BenchmarkSnapshotPeakHeap(b *testing.B) {
-	srv := locals3.ForTest(b)
-	ctx := b.Context()
-	c := srv.Client(ctx)
-	sizes := []int{scaled(b, snapMemSmall), scaled(b, snapMemLarge)}
-	peak := make([]float64, len(sizes))
-	above := make([]float64, len(sizes))
-	b.ResetTimer()
-	for range b.N {
-		for i, n := range sizes {
-			p, base, d := snapshotPeak(ctx, b, srv, c, n)
-			peak[i] += float64(p) / mib / float64(b.N)
-			above[i] += float64(p-min(p, base)) / mib / float64(b.N)
-			b.Logf("%d objects: peak heap %.1f MiB (%.1f MiB before the snapshot, %.1f above), snapshot took %s (%.0f objects/s)",
-				n, float64(p)/mib, float64(base)/mib, float64(p-min(p, base))/mib, d.Round(time.Millisecond), float64(n)/d.Seconds())
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(peak[0], "peak_small_MiB")
-	b.ReportMetric(peak[1], "peak_large_MiB")
-	b.ReportMetric(peak[1]/peak[0], "ratio_large/small")
-	b.ReportMetric(above[1]/above[0], "ratio_above_base_large/small")
-	b.Logf("objects %d -> %d (x%.0f): peak %.1f -> %.1f MiB, ratio %.2f; above the heap before the snapshot %.1f -> %.1f MiB, ratio %.2f",
-		sizes[0], sizes[1], float64(sizes[1])/float64(sizes[0]), peak[0], peak[1], peak[1]/peak[0], above[0], above[1], above[1]/above[0])
+	peakHeapAtTwoSizes(b, "objects", "snapshot", []int{scaled(b, snapMemSmall), scaled(b, snapMemLarge)}, snapshotPeak)
 }
 
 // snapshotPeak writes n small objects into a new bucket, snapshots it into
