@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -458,6 +459,9 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 			return mp
 		}
 	}
+	if rec.Packed {
+		return r.restorePacked(ctx, v, req, t, mp, fail)
+	}
 	in := copyInput(v.Bucket, req.TargetBucket, t)
 	// Rebuild the original's shape so the restored ETag equals the
 	// original's: a multipart object with its part size, a single-part one
@@ -482,23 +486,57 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 	if err != nil {
 		return fail(fmt.Errorf("copy %s to s3://%s/%s: %w", rec.Data, req.TargetBucket, t.key, err))
 	}
-	mp.RestoredVersion = res.VersionID
+	return r.finish(ctx, req, t, mp, res.VersionID, res.ETag, fail)
+}
+
+// finish completes a restored object (its ACL) and verifies it: the ETag
+// S3 computed for the write equal to the original's is proof of the same
+// bytes (the MD5, or the MD5 of the same parts); anything else (SSE-KMS,
+// another part layout) is checked with a HEAD.
+func (r *Restorer) finish(ctx context.Context, req Request, t task, mp Mapping, versionID, etag string, fail func(error) Mapping) Mapping {
+	rec := t.obj.Version
+	mp.RestoredVersion = versionID
 	if t.obj.ACL != nil && len(t.obj.ACL.Grants) > 0 {
-		if err := r.putACL(ctx, req.TargetBucket, t.key, res.VersionID, t.obj.ACL); err != nil {
+		if err := r.putACL(ctx, req.TargetBucket, t.key, versionID, t.obj.ACL); err != nil {
 			return fail(err)
 		}
 	}
-	// The ETag S3 computed for the copy equal to the original's is proof
-	// of the same bytes (the MD5, or the MD5 of the same parts); anything
-	// else (SSE-KMS, another part layout) is checked with a HEAD.
 	how := "etag"
-	if res.ETag == "" || res.ETag != rec.ETag {
-		if how, err = r.verify(ctx, req.TargetBucket, t.key, res.VersionID, rec); err != nil {
+	if etag == "" || etag != rec.ETag {
+		var err error
+		if how, err = r.verify(ctx, req.TargetBucket, t.key, versionID, rec); err != nil {
 			return fail(err)
 		}
 	}
 	mp.Action, mp.Verified = ActionRestored, how
 	return mp
+}
+
+// restorePacked restores a version a snapshot packed: its bytes are a
+// range of a pack, read and written with the metadata, tags and checksum
+// its record holds (what copyInput would set on a copy).
+func (r *Restorer) restorePacked(ctx context.Context, v *vault.Vault, req Request, t task, mp Mapping, fail func(error) Mapping) Mapping {
+	rec := t.obj.Version
+	body, err := v.ReadData(ctx, rec)
+	if err != nil {
+		return fail(err)
+	}
+	c := copyInput(v.Bucket, req.TargetBucket, t)
+	in := &s3.PutObjectInput{
+		Bucket: c.Bucket, Key: c.Key, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))),
+		ContentType: c.ContentType, ContentEncoding: c.ContentEncoding, ContentDisposition: c.ContentDisposition,
+		ContentLanguage: c.ContentLanguage, CacheControl: c.CacheControl, WebsiteRedirectLocation: c.WebsiteRedirectLocation,
+		Expires: c.Expires, Metadata: c.Metadata, Tagging: c.Tagging, StorageClass: c.StorageClass,
+	}
+	if ck := rec.Checksum; ck != nil && ck.Type != string(types.ChecksumTypeComposite) {
+		// The same algorithm as the original's, so the same checksum.
+		in.ChecksumAlgorithm = types.ChecksumAlgorithm(ck.Algorithm)
+	}
+	out, err := r.S3.PutObject(ctx, in)
+	if err != nil {
+		return fail(fmt.Errorf("write %s to s3://%s/%s: %w", rec.Data, req.TargetBucket, t.key, err))
+	}
+	return r.finish(ctx, req, t, mp, aws.ToString(out.VersionId), s3x.TrimETag(aws.ToString(out.ETag)), fail)
 }
 
 func copyInput(vaultBucket, target string, t task) *s3.CopyObjectInput {

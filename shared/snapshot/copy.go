@@ -117,12 +117,17 @@ func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref Item
 	var fatal error
 	var fatalOnce sync.Once
 	var stopped atomic.Bool
+	var toPack []int
 	for i := range recs {
 		if stopped.Load() {
 			break // the step fails: dispatch nothing more
 		}
 		if recs[i].Data != "" {
 			carried.Add(1)
+			continue
+		}
+		if e.packable(recs[i]) {
+			toPack = append(toPack, i)
 			continue
 		}
 		select {
@@ -153,6 +158,36 @@ func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref Item
 			default:
 				carried.Add(1)
 			}
+			if e.Progress != nil {
+				e.Progress(Progress{Copied: copied.Load(), Carried: carried.Load(), Failed: failed.Load(), Bytes: bytes.Load()})
+			}
+		}()
+	}
+	// Small versions: read while the copies above run, and written as
+	// packs, each pack's write overlapping the next one's reads.
+	for _, grp := range packGroups(recs, toPack, e.packBytes()) {
+		if stopped.Load() {
+			break
+		}
+		bodies, err := e.readMembers(ctx, job.Bucket, recs, grp, stop, sem)
+		if err != nil {
+			fatalOnce.Do(func() { fatal = err })
+			stopped.Store(true)
+			break
+		}
+		sem <- struct{}{} // the write is one of the step's requests in flight
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			p, err := e.writePack(ctx, v, job.Bucket, recs, grp, bodies, careful)
+			if err != nil {
+				fatalOnce.Do(func() { fatal = err })
+				stopped.Store(true)
+				return
+			}
+			copied.Add(p.stored)
+			bytes.Add(p.bytes)
+			failed.Add(p.failed)
 			if e.Progress != nil {
 				e.Progress(Progress{Copied: copied.Load(), Carried: carried.Load(), Failed: failed.Load(), Bytes: bytes.Load()})
 			}

@@ -174,6 +174,11 @@ type Engine struct {
 	ScanBudget time.Duration
 	// ScanPages, when positive, bounds the listing pages of one scan call.
 	ScanPages int
+	// PackMax is the largest version stored in a pack (see vault.PackKey):
+	// 0 means DefaultPackMax, a negative value packs nothing (every
+	// version is copied server-side). PackBytes is the size at which a
+	// pack closes (0: DefaultPackBytes).
+	PackMax, PackBytes int64
 	// Progress, when set, is called as objects finish (local runs).
 	Progress func(Progress)
 }

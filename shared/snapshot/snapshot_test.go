@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,24 +31,58 @@ import (
 func TestMain(m *testing.M) { locals3.Main(m) }
 
 // faulty wraps the real server's client to inject what it will not
-// produce: copies denied for some keys, and a crash after n copies.
+// produce: reads of versions denied for some keys, a crash after n reads,
+// failed writes of some vault keys. A read is what backs a version up: a
+// CopyObject from the source, or a GetObject of a source version (packs).
 type faulty struct {
 	s3x.Client
-	copies    atomic.Int64
-	denied    func(key string) bool
-	crashFrom int64 // the n-th and later CopyObject calls fail as cancelled (0: never)
+	copies    atomic.Int64 // reads of source versions, both kinds
+	stores    atomic.Int64 // CopyObject and PutObject calls writing data/
+	denied    func(src string) bool
+	crashFrom int64                  // the n-th and later reads fail as cancelled (0: never)
+	failPut   func(key string) error // an error for a PutObject of key, or nil
+}
+
+func (f *faulty) read(src string) error {
+	n := f.copies.Add(1)
+	if f.crashFrom > 0 && n >= f.crashFrom {
+		return fmt.Errorf("injected crash: %w", context.Canceled)
+	}
+	if f.denied != nil && f.denied(src) {
+		return &smithy.GenericAPIError{Code: "AccessDenied", Message: "injected: access denied"}
+	}
+	return nil
 }
 
 func (f *faulty) CopyObject(ctx context.Context, in *s3.CopyObjectInput, o ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
-	n := f.copies.Add(1)
-	if f.crashFrom > 0 && n >= f.crashFrom {
-		return nil, fmt.Errorf("injected crash: %w", context.Canceled)
+	if err := f.read(aws.ToString(in.CopySource)); err != nil {
+		return nil, err
 	}
-	src := aws.ToString(in.CopySource)
-	if f.denied != nil && f.denied(src) {
-		return nil, &smithy.GenericAPIError{Code: "AccessDenied", Message: "injected: access denied"}
+	if strings.HasPrefix(aws.ToString(in.Key), "data/") {
+		f.stores.Add(1)
 	}
 	return f.Client.CopyObject(ctx, in, o...)
+}
+
+func (f *faulty) GetObject(ctx context.Context, in *s3.GetObjectInput, o ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	if in.VersionId != nil { // a source version (the vault's own objects are read without)
+		if err := f.read(aws.ToString(in.Bucket) + "/" + aws.ToString(in.Key)); err != nil {
+			return nil, err
+		}
+	}
+	return f.Client.GetObject(ctx, in, o...)
+}
+
+func (f *faulty) PutObject(ctx context.Context, in *s3.PutObjectInput, o ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	if f.failPut != nil {
+		if err := f.failPut(aws.ToString(in.Key)); err != nil {
+			return nil, err
+		}
+	}
+	if strings.HasPrefix(aws.ToString(in.Key), "data/") {
+		f.stores.Add(1)
+	}
+	return f.Client.PutObject(ctx, in, o...)
 }
 
 // events records published job events.
@@ -407,6 +442,7 @@ func TestResumeAfterCrashCopiesNothingTwice(t *testing.T) {
 	f := &faulty{Client: e.c, crashFrom: 9}
 	eng := e.engine(f)
 	eng.Concurrency = 1
+	eng.PackMax = -1 // one copy per version (TestPacks resumes packs)
 	job := snapshot.Job{Vault: e.v.Bucket, Bucket: e.bucket}
 	if _, err := eng.Run(e.ctx, job); !errors.Is(err, context.Canceled) {
 		t.Fatalf("crashed run: %v", err)
@@ -426,6 +462,7 @@ func TestResumeAfterCrashCopiesNothingTwice(t *testing.T) {
 	job.Bucket = e.bucket
 	f2 := &faulty{Client: e.c}
 	eng2 := e.engine(f2)
+	eng2.PackMax = -1
 	j, err := eng2.Start(e.ctx, job)
 	if err != nil {
 		t.Fatal(err)
@@ -585,7 +622,9 @@ func TestHandlerSteps(t *testing.T) {
 func TestVerifyCoversSnapshots(t *testing.T) {
 	e := setup(t)
 	e.workload(t)
-	j := e.run(t, e.engine(e.c), snapshot.Job{})
+	eng := e.engine(e.c)
+	eng.PackMax = -1 // a data object per version (TestPacks damages a pack)
+	j := e.run(t, eng, snapshot.Job{})
 	rep, err := e.v.Verify(e.ctx, 8, true, nil)
 	if err != nil || !rep.OK() || rep.Snapshots != 1 || rep.Data != j.Totals.Objects {
 		t.Fatalf("verify: %+v %v; want OK with %d data objects of 1 snapshot", rep, err, j.Totals.Objects)
@@ -610,5 +649,180 @@ func TestVerifyCoversSnapshots(t *testing.T) {
 	rep, err = e.v.Verify(e.ctx, 8, true, nil)
 	if err != nil || rep.OK() || !strings.Contains(strings.Join(rep.Problems, "\n"), "reports/q3.csv") {
 		t.Fatalf("verify after damage: %+v %v; want the damaged object named", rep.Problems, err)
+	}
+}
+
+// dataObjects counts the vault's data objects (packs among them) and
+// their bytes.
+func (e env) dataObjects(t *testing.T) (n, packs, size int64) {
+	t.Helper()
+	p := s3.NewListObjectsV2Paginator(e.c, &s3.ListObjectsV2Input{Bucket: aws.String(e.v.Bucket), Prefix: aws.String("data/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			n++
+			size += aws.ToInt64(o.Size)
+			if strings.HasSuffix(aws.ToString(o.Key), ".pack") {
+				packs++
+			}
+		}
+	}
+	return n, packs, size
+}
+
+// manifest reads a snapshot's manifest records.
+func (e env) manifest(t *testing.T, rp string) []vault.Record {
+	t.Helper()
+	sp, err := e.v.Snapshot(e.ctx, e.bucket, rp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := e.v.OpenShards(e.ctx, sp.Shards, nil)
+	defer src.Close()
+	var out []vault.Record
+	for {
+		o, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, o.Record)
+	}
+}
+
+// TestPacks: small versions are read once each and stored in packs, the
+// rest copied; every byte is stored once; the snapshot restores the
+// bucket exactly (metadata, tags, empty objects, awkward keys); a retried
+// copy step finds its packs instead of writing them again; deep verify
+// finds one damaged member of a pack.
+func TestPacks(t *testing.T) {
+	e := setup(t)
+	e.workload(t)
+	want := e.capture(t)
+	n := int64(len(want))
+	f := &faulty{Client: e.c}
+	eng := e.engine(f)
+	eng.PackBytes = 64 // several packs per work-item file
+	j := e.run(t, eng, snapshot.Job{})
+	if j.State != snapshot.StateCompleted || j.Totals.Objects != n || j.Totals.Copied != n || f.copies.Load() != n {
+		t.Fatalf("snapshot: %s %+v, %d reads; want %d objects each read once", j.State, j.Totals, f.copies.Load(), n)
+	}
+	recs := e.manifest(t, j.RecoveryPointID)
+	packedKeys := 0
+	for _, r := range recs {
+		multipart := strings.Contains(r.ETag, "-")
+		switch {
+		case multipart && (r.Packed || !r.MetaInData):
+			t.Errorf("%s: a multipart version must be copied on its own: %+v", r.Key, r)
+		case !multipart && (!r.Packed || r.Meta == nil || !strings.HasSuffix(r.Data, ".pack")):
+			t.Errorf("%s: a small version must be packed with its metadata: %+v", r.Key, r)
+		case r.Key == "reports/q3.csv" && (r.Meta.User["owner"] != "finance" || r.Tags["Team"] != "data eng"):
+			t.Errorf("%s: metadata %+v, tags %v; want the object's", r.Key, r.Meta, r.Tags)
+		case !multipart:
+			packedKeys++
+		}
+	}
+	stored, packs, size := e.dataObjects(t)
+	if packs < 4 || stored != packs+1 || size != j.Totals.Bytes || f.stores.Load() != stored {
+		t.Errorf("vault data: %d objects (%d packs, %d bytes), %d stores; want the %d packed in several packs plus 1 copy, %d bytes, each stored once",
+			stored, packs, size, f.stores.Load(), packedKeys, j.Totals.Bytes)
+	}
+	got, rep := e.restoreInto(t, j.RecoveryPointID, time.Time{})
+	if d := inspect.Diff(want, got); len(d) > 0 {
+		t.Errorf("restore differs:\n%s", strings.Join(d, "\n"))
+	}
+	if rep.Restored != n || rep.Failed != 0 {
+		t.Errorf("restore report: %d restored, %d failed; want %d, 0", rep.Restored, rep.Failed, n)
+	}
+	vr, err := e.v.Verify(e.ctx, 8, true, nil)
+	if err != nil || !vr.OK() || vr.Data != n {
+		t.Fatalf("verify: %+v %v; want OK with %d versions' data", vr, err, n)
+	}
+
+	// A retried copy step: the first attempt wrote the last file's packs
+	// but failed to write its fragment; the retry finds the packs and
+	// stores nothing.
+	e.bucket = e.srv.NewBucket(t, true)
+	e.workload(t)
+	var lastFragment string
+	f2 := &faulty{Client: e.c, failPut: func(key string) error {
+		if lastFragment != "" && strings.HasSuffix(key, lastFragment) {
+			return &smithy.GenericAPIError{Code: "InternalError", Message: "injected"}
+		}
+		return nil
+	}}
+	eng2 := e.engine(f2)
+	eng2.PackBytes = 64
+	job, err := eng2.Start(e.ctx, snapshot.Job{Vault: e.v.Bucket, Bucket: e.bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job, err = eng2.Scan(e.ctx, *job); err != nil {
+		t.Fatal(err)
+	}
+	var items []snapshot.ItemRef
+	if err := e.v.GetJSON(e.ctx, job.Scan.ItemsKey, &items); err != nil {
+		t.Fatal(err)
+	}
+	req := snapshot.CopyRequest{Items: items}
+	req.BatchInput.Job = *job
+	lastFragment = fmt.Sprintf("/fragments/%06d.jsonl.zst", items[len(items)-1].N)
+	if _, err := eng2.Copy(e.ctx, req); err == nil {
+		t.Fatal("want the injected fragment failure")
+	}
+	before := f2.stores.Load()
+	f2.failPut = nil
+	if _, err := eng2.Copy(e.ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := eng2.Seal(e.ctx, *job)
+	if err != nil || sealed.State != snapshot.StateCompleted || sealed.Totals.Copied != n {
+		t.Fatalf("sealed %+v %v; want all %d copied", sealed, err, n)
+	}
+	if again := f2.stores.Load() - before; before == 0 || again != 0 {
+		t.Errorf("first attempt stored %d, the retry %d more; want the retry to store nothing", before, again)
+	}
+	_, _, size2 := e.dataObjects(t)
+	if size2 != size+sealed.Totals.Bytes {
+		t.Errorf("vault data %d bytes after the second bucket; want %d + %d (every byte once)", size2, size, sealed.Totals.Bytes)
+	}
+	got, _ = e.restoreInto(t, job.RecoveryPointID, time.Time{})
+	if d := inspect.Diff(e.capture(t), got); len(d) > 0 {
+		t.Errorf("restore after the retry differs:\n%s", strings.Join(d, "\n"))
+	}
+
+	// One damaged byte of a pack: the deep verify names that member only.
+	var q3 vault.Record
+	for _, r := range e.manifest(t, job.RecoveryPointID) {
+		if r.Key == "reports/q3.csv" {
+			q3 = r
+		}
+	}
+	out, err := e.c.GetObject(e.ctx, &s3.GetObjectInput{Bucket: aws.String(e.v.Bucket), Key: aws.String(q3.Data)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pack, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	pack[q3.DataOffset] ^= 0xff
+	if _, err := e.c.PutObject(e.ctx, &s3.PutObjectInput{Bucket: aws.String(e.v.Bucket), Key: aws.String(q3.Data), Body: bytes.NewReader(pack)}); err != nil {
+		t.Fatal(err)
+	}
+	vr, err = e.v.Verify(e.ctx, 8, true, nil)
+	if err != nil || vr.OK() {
+		t.Fatalf("verify after damage: %+v %v; want problems", vr, err)
+	}
+	for _, p := range vr.Problems {
+		if strings.Contains(p, "MD5") != strings.Contains(p, "reports/q3.csv") && !strings.Contains(p, "ETag") {
+			t.Errorf("problem %q: want MD5 problems of reports/q3.csv only", p)
+		}
+	}
+	if !strings.Contains(strings.Join(vr.Problems, "\n"), "reports/q3.csv@") {
+		t.Errorf("problems %q: want reports/q3.csv named", vr.Problems)
 	}
 }

@@ -70,6 +70,13 @@ type Record struct {
 	// at a time. Meta and Tags are then nil, and a restore copies them
 	// from the data object.
 	MetaInData bool `json:"metaInData,omitempty"`
+	// Packed says Data is a pack: one vault object holding the bytes of
+	// many small versions end to end (a snapshot packs them, see
+	// PackKey). The version's bytes are the Size bytes at DataOffset;
+	// DataETag is the pack's ETag. Meta, Tags and Checksum are then in the
+	// record, as for the journal's copies.
+	Packed     bool  `json:"packed,omitempty"`
+	DataOffset int64 `json:"dataOffset,omitempty"`
 
 	// Order lists version ids of one key, oldest first (OpOrder).
 	Order []string `json:"order,omitempty"`

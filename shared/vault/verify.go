@@ -115,6 +115,7 @@ type verifier struct {
 	concurrency          int
 	progress             func(VerifyReport)
 	mu                   sync.Mutex
+	packs                map[string]*s3.HeadObjectOutput // recent packs' HEADs
 	records, data, bytes atomic.Int64
 }
 
@@ -149,13 +150,13 @@ func (vr *verifier) check(ctx context.Context, bucket, what string, m *Merger) e
 		clear(seen)
 		for _, o := range recs {
 			vr.records.Add(1)
-			if o.Op != OpVersion || o.Data == "" || seen[o.Data] {
+			if o.Op != OpVersion || o.Data == "" || seen[dataRef(o.Record)] {
 				continue
 			}
-			seen[o.Data] = true
+			seen[dataRef(o.Record)] = true
 			rec := o.Record
 			g.Go(func() error {
-				head, err := v.S3.HeadObject(gctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data)})
+				head, err := vr.head(gctx, rec)
 				switch {
 				case err != nil && s3x.IsNotFound(err):
 					vr.problem("s3://%s/%s@%s: data %s is missing", bucket, rec.Key, rec.VersionID, rec.Data)
@@ -163,13 +164,18 @@ func (vr *verifier) check(ctx context.Context, bucket, what string, m *Merger) e
 				case err != nil:
 					return fmt.Errorf("head %s: %w", rec.Data, err)
 				}
-				if got := aws.ToInt64(head.ContentLength); got != rec.Size {
+				deep := vr.deep
+				switch got := aws.ToInt64(head.ContentLength); {
+				case rec.Packed && (rec.DataOffset < 0 || rec.DataOffset+rec.Size > got):
+					deep = false // no such range to read
+					vr.problem("s3://%s/%s@%s: pack %s has %d bytes, %s says the version is bytes %d-%d", bucket, rec.Key, rec.VersionID, rec.Data, got, what, rec.DataOffset, rec.DataOffset+rec.Size-1)
+				case !rec.Packed && got != rec.Size:
 					vr.problem("s3://%s/%s@%s: data %s has %d bytes, %s says %d", bucket, rec.Key, rec.VersionID, rec.Data, got, what, rec.Size)
 				}
 				if got := s3x.TrimETag(aws.ToString(head.ETag)); rec.DataETag != "" && got != rec.DataETag {
 					vr.problem("s3://%s/%s@%s: data %s has ETag %s, %s says %s", bucket, rec.Key, rec.VersionID, rec.Data, got, what, rec.DataETag)
 				}
-				if vr.deep {
+				if deep {
 					if err := v.checkBytes(gctx, rec, string(head.ServerSideEncryption)); err != nil {
 						if !errors.As(err, new(*mismatchError)) {
 							return err
@@ -189,6 +195,35 @@ func (vr *verifier) check(ctx context.Context, bucket, what string, m *Merger) e
 	return g.Wait()
 }
 
+// head answers the HEAD of a record's data object. Packs are asked once
+// each while they are recent: records of one pack come together (a pack
+// holds versions of neighbouring keys), and the cache is emptied at a
+// bound, so memory stays flat however many packs a vault holds.
+func (vr *verifier) head(ctx context.Context, rec Record) (*s3.HeadObjectOutput, error) {
+	if rec.Packed {
+		vr.mu.Lock()
+		h, ok := vr.packs[rec.Data]
+		vr.mu.Unlock()
+		if ok {
+			return h, nil
+		}
+	}
+	h, err := vr.v.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(vr.v.Bucket), Key: aws.String(rec.Data)})
+	if err != nil || !rec.Packed {
+		return h, err
+	}
+	vr.mu.Lock()
+	defer vr.mu.Unlock()
+	if vr.packs == nil || len(vr.packs) >= maxPackHeads {
+		vr.packs = map[string]*s3.HeadObjectOutput{}
+	}
+	vr.packs[rec.Data] = h
+	return h, nil
+}
+
+// maxPackHeads bounds the pack HEADs a verify keeps.
+const maxPackHeads = 4096
+
 // mismatchError is a data object whose bytes do not match the record.
 type mismatchError struct{ what, got, want string }
 
@@ -198,11 +233,19 @@ func (e *mismatchError) Error() string {
 
 // checkBytes reads a data object and compares its digests with the record.
 func (v *Vault) checkBytes(ctx context.Context, rec Record, dataSSE string) error {
-	out, err := v.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data)})
-	if err != nil {
-		return fmt.Errorf("read %s: %w", rec.Data, err)
+	var body io.Reader = strings.NewReader("") // an empty version of a pack
+	if !rec.Packed || rec.Size > 0 {
+		in := &s3.GetObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data)}
+		if rec.Packed {
+			in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", rec.DataOffset, rec.DataOffset+rec.Size-1))
+		}
+		out, err := v.S3.GetObject(ctx, in)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", dataRef(rec), err)
+		}
+		defer out.Body.Close()
+		body = out.Body
 	}
-	defer out.Body.Close()
 	md := md5.New()
 	hashers := []io.Writer{md}
 	var sum hash.Hash
@@ -223,8 +266,8 @@ func (v *Vault) checkBytes(ctx context.Context, rec Record, dataSSE string) erro
 			hashers = append(hashers, sum)
 		}
 	}
-	if _, err := io.Copy(io.MultiWriter(hashers...), out.Body); err != nil {
-		return fmt.Errorf("read %s: %w", rec.Data, err)
+	if _, err := io.Copy(io.MultiWriter(hashers...), body); err != nil {
+		return fmt.Errorf("read %s: %w", dataRef(rec), err)
 	}
 	switch {
 	case rec.MetaInData:
@@ -236,7 +279,7 @@ func (v *Vault) checkBytes(ctx context.Context, rec Record, dataSSE string) erro
 				return &mismatchError{what: "MD5", got: got, want: rec.DataETag}
 			}
 		}
-	case !strings.Contains(rec.ETag, "-") && rec.SSE != "aws:kms" && len(rec.ETag) == 32:
+	case !strings.Contains(rec.ETag, "-") && !strings.HasPrefix(rec.SSE, "aws:kms") && len(rec.ETag) == 32:
 		if got := hex.EncodeToString(md.Sum(nil)); got != rec.ETag {
 			return &mismatchError{what: "MD5", got: got, want: rec.ETag}
 		}
