@@ -151,7 +151,7 @@ func (e *Engine) readOnce(ctx context.Context, bucket string, r *vault.Record) (
 	if err != nil {
 		return nil, fmt.Errorf("read s3://%s/%s@%s: %w", bucket, r.Key, r.VersionID, err)
 	}
-	h := vault.HeadOfGet(out)
+	h := s3x.HeadOfGet(out)
 	if int64(len(b)) != r.Size || aws.ToInt64(h.ContentLength) != r.Size {
 		return nil, &badReadError{fmt.Sprintf("read s3://%s/%s@%s: %d bytes, listed with %d", bucket, r.Key, r.VersionID, len(b), r.Size)}
 	}

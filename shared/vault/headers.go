@@ -33,24 +33,3 @@ func ChecksumOf(h *s3.HeadObjectOutput) *Checksum {
 	}
 	return nil
 }
-
-// HeadOfGet is the part of a GetObject's answer that a HeadObject of the
-// same version answers too: the headers, without the body.
-func HeadOfGet(g *s3.GetObjectOutput) *s3.HeadObjectOutput {
-	return &s3.HeadObjectOutput{
-		AcceptRanges: g.AcceptRanges, BucketKeyEnabled: g.BucketKeyEnabled, CacheControl: g.CacheControl,
-		ChecksumCRC32: g.ChecksumCRC32, ChecksumCRC32C: g.ChecksumCRC32C, ChecksumCRC64NVME: g.ChecksumCRC64NVME,
-		ChecksumSHA1: g.ChecksumSHA1, ChecksumSHA256: g.ChecksumSHA256, ChecksumType: g.ChecksumType,
-		ContentDisposition: g.ContentDisposition, ContentEncoding: g.ContentEncoding, ContentLanguage: g.ContentLanguage,
-		ContentLength: g.ContentLength, ContentRange: g.ContentRange, ContentType: g.ContentType,
-		DeleteMarker: g.DeleteMarker, ETag: g.ETag, Expiration: g.Expiration, Expires: g.Expires, ExpiresString: g.ExpiresString,
-		LastModified: g.LastModified, Metadata: g.Metadata, MissingMeta: g.MissingMeta,
-		ObjectLockLegalHoldStatus: g.ObjectLockLegalHoldStatus, ObjectLockMode: g.ObjectLockMode,
-		ObjectLockRetainUntilDate: g.ObjectLockRetainUntilDate, PartsCount: g.PartsCount,
-		ReplicationStatus: g.ReplicationStatus, RequestCharged: g.RequestCharged, Restore: g.Restore,
-		SSECustomerAlgorithm: g.SSECustomerAlgorithm, SSECustomerKeyMD5: g.SSECustomerKeyMD5,
-		SSEKMSKeyId: g.SSEKMSKeyId, ServerSideEncryption: g.ServerSideEncryption, StorageClass: g.StorageClass,
-		TagCount: g.TagCount, VersionId: g.VersionId, WebsiteRedirectLocation: g.WebsiteRedirectLocation,
-		ResultMetadata: g.ResultMetadata,
-	}
-}
