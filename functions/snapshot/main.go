@@ -22,7 +22,7 @@ func main() {
 		os.Exit(1)
 	}
 	e := &snapshot.Engine{
-		S3: f.S3, DefaultVault: f.Config.Vault, Concurrency: f.Config.Concurrency, Log: f.Log,
+		S3: f.S3, DefaultVault: f.Config.Vault, Concurrency: f.Config.Concurrency, PackMax: f.Config.PackMax, Log: f.Log,
 		Events: notify.FromEnv(f.AWS, os.Getenv),
 	}
 	lambda.Start(e.Handle)

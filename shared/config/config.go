@@ -16,6 +16,9 @@ const (
 	EnvRestoreTargets = "BUCKETVAULT_RESTORE_TARGETS" // comma-separated bucket patterns a restore may write to
 	EnvConcurrency    = "BUCKETVAULT_CONCURRENCY"     // parallel S3 copies per invocation
 	EnvBuckets        = "BUCKETVAULT_BUCKETS"         // comma-separated buckets to reconcile (default: all protected)
+	// EnvPackMax is the largest object, in bytes, a snapshot stores in a
+	// pack (0: none; default 262144).
+	EnvPackMax = "BUCKETVAULT_PACK_MAX"
 	EnvLogLevel       = "AWS_LAMBDA_LOG_LEVEL"        // DEBUG, INFO, WARN, ERROR (Lambda's own)
 	// EnvEventsTopic is the ARN of the SNS topic that job events
 	// (BACKUP_JOB_*, RESTORE_JOB_*, S3_BACKUP_OBJECT_FAILED) are published
@@ -33,7 +36,13 @@ type Config struct {
 	RestoreTargets []string
 	Concurrency    int
 	Buckets        []string
+	// PackMax is the snapshot engine's PackMax: 0 for its default, -1
+	// for no packs.
+	PackMax int64
 }
+
+// MaxPackMax bounds EnvPackMax: a pack member is held in memory.
+const MaxPackMax = 16 << 20
 
 // Error names the variable that is wrong.
 type Error struct {
@@ -60,6 +69,16 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			return c, &Error{Var: EnvConcurrency, Reason: fmt.Sprintf("%q: want a number from 1 to 1000", s)}
 		}
 		c.Concurrency = n
+	}
+	if s := strings.TrimSpace(getenv(EnvPackMax)); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 || n > MaxPackMax {
+			return c, &Error{Var: EnvPackMax, Reason: fmt.Sprintf("%q: want a size in bytes from 0 (no packs) to %d", s, MaxPackMax)}
+		}
+		c.PackMax = n
+		if n == 0 {
+			c.PackMax = -1
+		}
 	}
 	return c, nil
 }

@@ -20,6 +20,10 @@ func TestFromEnv(t *testing.T) {
 		{"no vault", map[string]string{}, Config{}, EnvVault},
 		{"bad concurrency", map[string]string{EnvVault: "v", EnvConcurrency: "many"}, Config{}, EnvConcurrency},
 		{"zero concurrency", map[string]string{EnvVault: "v", EnvConcurrency: "0"}, Config{}, EnvConcurrency},
+		{"pack max", map[string]string{EnvVault: "v", EnvPackMax: "65536"}, Config{Vault: "v", Concurrency: 16, PackMax: 65536}, ""},
+		{"no packs", map[string]string{EnvVault: "v", EnvPackMax: "0"}, Config{Vault: "v", Concurrency: 16, PackMax: -1}, ""},
+		{"pack max too large", map[string]string{EnvVault: "v", EnvPackMax: "1073741824"}, Config{}, EnvPackMax},
+		{"bad pack max", map[string]string{EnvVault: "v", EnvPackMax: "256k"}, Config{}, EnvPackMax},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
