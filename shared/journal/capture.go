@@ -20,12 +20,26 @@ import (
 // returns the journal record. A version that cannot be backed up yields an
 // OpSkip record that says why; only retryable failures return an error.
 // listed, when not nil, is what a listing said of the version (its
-// LastModified is more precise than HeadObject's on some servers).
-func (j *Journal) captureVersion(ctx context.Context, bucket, key, versionID string, listed *s3x.Entry) (vault.Record, error) {
-	head, err := j.S3.HeadObject(ctx, &s3.HeadObjectInput{
-		Bucket: aws.String(bucket), Key: aws.String(key), VersionId: nonNull(versionID),
-		ChecksumMode: types.ChecksumModeEnabled,
-	})
+// LastModified is more precise than HeadObject's on some servers). size is
+// the version's size as an event or listing gave it, -1 when unknown: a
+// small version is relayed (see relay.go), its metadata read from the
+// headers of the GET that fetches its bytes instead of a HEAD.
+func (j *Journal) captureVersion(ctx context.Context, bucket, key, versionID string, listed *s3x.Entry, size int64) (vault.Record, error) {
+	var head *s3.HeadObjectOutput
+	var body *relayBody
+	var err error
+	if j.relays(ctx, size) {
+		head, body, err = j.fetch(ctx, bucket, key, versionID)
+		if err != nil {
+			return vault.Record{}, err
+		}
+	}
+	if head == nil {
+		head, err = j.S3.HeadObject(ctx, &s3.HeadObjectInput{
+			Bucket: aws.String(bucket), Key: aws.String(key), VersionId: nonNull(versionID),
+			ChecksumMode: types.ChecksumModeEnabled,
+		})
+	}
 	if err != nil {
 		if s3x.IsDeleteMarker(err) {
 			return j.deleteMarkerRecord(bucket, key, versionID, err, listed), nil
@@ -90,6 +104,16 @@ func (j *Journal) captureVersion(ctx context.Context, bucket, key, versionID str
 		rec.ACL = acl
 	}
 	rec.Data = vault.DataKey(bucket, key, versionID, rec.ETag, rec.Time)
+	if body != nil {
+		// Errors of the relay are never skips: its 412 says the data
+		// key exists, not that the source version is gone.
+		etag, err := j.relayData(ctx, bucket, key, versionID, rec, body)
+		if err != nil {
+			return vault.Record{}, err
+		}
+		rec.DataETag = etag
+		return rec, nil
+	}
 	etag, err := j.storeData(ctx, bucket, key, versionID, rec)
 	if err != nil {
 		if skip, ok := skipFor(err); ok {
@@ -120,9 +144,7 @@ func (j *Journal) storeData(ctx context.Context, bucket, key, versionID string, 
 		MetadataDirective: types.MetadataDirectiveReplace,
 		TaggingDirective:  types.TaggingDirectiveReplace,
 		ContentType:       aws.String("application/octet-stream"),
-		Metadata: map[string]string{
-			"bv-bucket": bucket, "bv-version": versionID, "bv-etag": rec.ETag,
-		},
+		Metadata:          dataMetadata(bucket, versionID, rec.ETag),
 	}
 	copyData := func(in *s3.CopyObjectInput) (string, error) {
 		res, err := s3x.Copy(ctx, v.S3, in, rec.Size, j.Copy)

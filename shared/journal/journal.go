@@ -31,15 +31,25 @@ type Journal struct {
 	Copy s3x.CopyOptions
 	// Concurrency bounds parallel captures; 0 means 16.
 	Concurrency int
+	// RelayMax: a new version of at most this many bytes (as its event or
+	// listing says) is relayed, fetched by GET and written by a
+	// create-only PUT, 2 calls, where the vault's server honours
+	// If-None-Match: * on PutObject (see relay.go). 0 means
+	// DefaultRelayMax (256 KiB); negative turns the relay off (every
+	// version is copied server-side). Memory: up to RelayMax per capture
+	// in flight, RelayMax × Concurrency per Ingest or Reconcile.
+	RelayMax int64
 	// Log receives progress and skips; nil means slog.Default().
 	Log *slog.Logger
 
 	mu   sync.Mutex
 	acls map[string]bool
 
-	ccMu    sync.Mutex
-	ccKnown bool // the probe of conditional copies has answered
-	cc      bool // the vault's server honours If-None-Match on CopyObject
+	ccMu    sync.Mutex // the probes of conditional writes, one at a time
+	ccKnown bool       // the probe of conditional copies has answered
+	cc      bool       // the vault's server honours If-None-Match on CopyObject
+	cpKnown bool       // the probe of conditional puts has answered
+	cp      bool       // the vault's server honours If-None-Match on PutObject
 }
 
 func (j *Journal) log() *slog.Logger {
@@ -189,7 +199,7 @@ func (j *Journal) capture(ctx context.Context, c event.Change) ([]vault.Record, 
 		if c.VersionID == "" {
 			return j.resolveKey(ctx, c.Bucket, c.Key)
 		}
-		rec, err := j.captureVersion(ctx, c.Bucket, c.Key, c.VersionID, nil)
+		rec, err := j.captureVersion(ctx, c.Bucket, c.Key, c.VersionID, nil, sizeOf(c))
 		if err != nil {
 			return nil, err
 		}

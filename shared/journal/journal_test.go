@@ -32,19 +32,25 @@ import (
 func TestMain(m *testing.M) { locals3.Main(m) }
 
 // faulty wraps the real server's client to inject what it will not produce:
-// SSE-C, archived storage classes, denied access, and crashes mid-copy.
+// SSE-C, archived storage classes, denied access, and crashes mid-copy. It
+// counts the data objects stored in the vault (copies from other buckets,
+// and PUTs of data keys that the server took: the relay's).
 type faulty struct {
 	s3x.Client
-	head       func(key string) (types.StorageClass, error)
-	copies     atomic.Int64
-	failCopyAt int64  // the n-th CopyObject fails (0: never)
-	failCopyOf string // CopyObject of this source key fails
-	stall      string // HeadObject of this key waits until its context ends
-	afterHead  func(key string)
-	get        func(key string) error // GetObject of key fails with this error, when not nil
+	head        func(key string) (types.StorageClass, error)
+	stores      atomic.Int64 // data objects stored
+	attempts    atomic.Int64 // data stores tried
+	failStoreAt int64        // the n-th data store tried fails (0: never)
+	failStoreOf string       // the data store of this source key fails
+	stall       string       // HeadObject and GetObject of this key wait until their context ends
+	afterHead   func(key string)
+	get         func(key string) error // GetObject of key fails with this error, when not nil
 }
 
 func (f *faulty) GetObject(ctx context.Context, in *s3.GetObjectInput, o ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	if err := f.stalled(ctx, aws.ToString(in.Key)); err != nil {
+		return nil, err
+	}
 	if f.get != nil {
 		if err := f.get(aws.ToString(in.Key)); err != nil {
 			return nil, err
@@ -57,15 +63,54 @@ func (f *faulty) GetObject(ctx context.Context, in *s3.GetObjectInput, o ...func
 // else ends) into a failure.
 const stallWatchdog = 2 * time.Minute
 
+// stalled waits until ctx ends when key is the stalled one.
+func (f *faulty) stalled(ctx context.Context, key string) error {
+	if f.stall == "" || key != f.stall {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(stallWatchdog):
+		// Nothing overtook the stalled capture: a serial reconcile.
+		return fmt.Errorf("the capture of %s stalled for %s and no other work ended it", f.stall, stallWatchdog)
+	}
+}
+
+// tryStore counts a data store tried and fails it as told: the n-th one,
+// or the one of source key failStoreOf (named by matches).
+func (f *faulty) tryStore(matches func(srcKey string) bool) error {
+	if n := f.attempts.Add(1); f.failStoreAt > 0 && n >= f.failStoreAt {
+		return errors.New("injected crash")
+	}
+	if f.failStoreOf != "" && matches(f.failStoreOf) {
+		return errors.New("injected crash")
+	}
+	return nil
+}
+
+// PutObject counts and fails the relay's PUTs of data keys (not the
+// probe's).
+func (f *faulty) PutObject(ctx context.Context, in *s3.PutObjectInput, o ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	k := aws.ToString(in.Key)
+	if !strings.HasPrefix(k, "data/") || k == journal.ProbeKey(aws.ToString(in.Bucket)) {
+		return f.Client.PutObject(ctx, in, o...)
+	}
+	if err := f.tryStore(func(src string) bool {
+		return k == vault.DataKey(in.Metadata["bv-bucket"], src, in.Metadata["bv-version"], in.Metadata["bv-etag"], time.Time{})
+	}); err != nil {
+		return nil, err
+	}
+	out, err := f.Client.PutObject(ctx, in, o...)
+	if err == nil {
+		f.stores.Add(1)
+	}
+	return out, err
+}
+
 func (f *faulty) HeadObject(ctx context.Context, in *s3.HeadObjectInput, o ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
-	if f.stall != "" && aws.ToString(in.Key) == f.stall {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(stallWatchdog):
-			// Nothing overtook the stalled capture: a serial reconcile.
-			return nil, fmt.Errorf("the capture of %s stalled for %s and no other work ended it", f.stall, stallWatchdog)
-		}
+	if err := f.stalled(ctx, aws.ToString(in.Key)); err != nil {
+		return nil, err
 	}
 	if f.head != nil {
 		if sc, err := f.head(aws.ToString(in.Key)); err != nil {
@@ -91,13 +136,16 @@ func (f *faulty) CopyObject(ctx context.Context, in *s3.CopyObjectInput, o ...fu
 	if strings.HasPrefix(aws.ToString(in.CopySource), aws.ToString(in.Bucket)+"/") {
 		return f.Client.CopyObject(ctx, in, o...)
 	}
-	if n := f.copies.Add(1); f.failCopyAt > 0 && n >= f.failCopyAt {
-		return nil, errors.New("injected crash")
+	if err := f.tryStore(func(src string) bool {
+		return strings.Contains(aws.ToString(in.CopySource), "/"+src+"?")
+	}); err != nil {
+		return nil, err
 	}
-	if f.failCopyOf != "" && strings.Contains(aws.ToString(in.CopySource), "/"+f.failCopyOf+"?") {
-		return nil, errors.New("injected crash")
+	out, err := f.Client.CopyObject(ctx, in, o...)
+	if err == nil {
+		f.stores.Add(1)
 	}
-	return f.Client.CopyObject(ctx, in, o...)
+	return out, err
 }
 
 func apiError(status int, code string) error {
@@ -383,7 +431,7 @@ func TestOverwrittenNullVersionIsSkipped(t *testing.T) {
 }
 
 // TestReconcileResumesAfterCrash: a reconcile that dies mid-way resumes
-// after the last key it saved and copies nothing twice; a third run adds
+// after the last key it saved and stores nothing twice; a third run adds
 // nothing.
 func TestReconcileResumesAfterCrash(t *testing.T) {
 	e := setup(t)
@@ -391,17 +439,17 @@ func TestReconcileResumesAfterCrash(t *testing.T) {
 	for i := range n {
 		e.put(t, fmt.Sprintf("obj/%04d", i), fmt.Sprint("body ", i))
 	}
-	f := &faulty{Client: e.c, failCopyAt: 70}
+	f := &faulty{Client: e.c, failStoreAt: 70}
 	v := *e.v
-	v.S3 = f // copies into the vault go through the vault's client
+	v.S3 = f // stores into the vault go through the vault's client
 	j := &journal.Journal{Vault: &v, S3: f, Concurrency: 4}
 	opts := journal.ReconcileOptions{PageSize: 10, FlushRecords: 20}
 	if _, err := j.Reconcile(e.ctx, e.bucket, opts); err == nil {
 		t.Fatal("reconcile survived the injected crash")
 	}
-	crashed := f.copies.Load()
-	f.failCopyAt = 0
-	f.copies.Store(0)
+	crashed := f.stores.Load()
+	f.failStoreAt = 0
+	f.stores.Store(0)
 	p, err := j.Reconcile(e.ctx, e.bucket, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -409,17 +457,17 @@ func TestReconcileResumesAfterCrash(t *testing.T) {
 	if p.CompletedAt == nil {
 		t.Fatal("reconcile did not complete")
 	}
-	resumed := f.copies.Load()
+	resumed := f.stores.Load()
 	if resumed >= n || resumed < n-crashed {
-		t.Errorf("the resumed run copied %d versions; the crashed one got %d of %d done: want fewer than %d and at least %d", resumed, crashed, n, n, n-crashed)
+		t.Errorf("the resumed run stored %d versions; the crashed one got %d of %d done: want fewer than %d and at least %d", resumed, crashed, n, n, n-crashed)
 	}
-	f.copies.Store(0)
+	f.stores.Store(0)
 	p, err = j.Reconcile(e.ctx, e.bucket, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Added != 0 || f.copies.Load() != 0 {
-		t.Errorf("a third reconcile added %d records and copied %d versions, want none", p.Added, f.copies.Load())
+	if p.Added != 0 || f.stores.Load() != 0 {
+		t.Errorf("a third reconcile added %d records and stored %d versions, want none", p.Added, f.stores.Load())
 	}
 	// Every version is in the vault.
 	m, err := e.v.OpenJournal(e.ctx, e.bucket, nil)
@@ -448,7 +496,7 @@ func TestReconcileResumesAfterCrash(t *testing.T) {
 // TestParallelReconcileResumesAfterCrash: a reconcile crashes while one
 // key's capture is still running and many keys after it have finished. The
 // saved progress claims nothing from that key on, yet the work after it is
-// journaled; the resumed run copies only what the crashed one had not
+// journaled; the resumed run stores only what the crashed one had not
 // copied, every version and delete marker ends up journaled, and every
 // version's data is in the vault exactly once.
 func TestParallelReconcileResumesAfterCrash(t *testing.T) {
@@ -483,7 +531,7 @@ func TestParallelReconcileResumesAfterCrash(t *testing.T) {
 			want[k+"@"+aws.ToString(out.VersionId)] = true
 		}
 	}
-	f := &faulty{Client: e.c, stall: stalled, failCopyOf: crash}
+	f := &faulty{Client: e.c, stall: stalled, failStoreOf: crash}
 	v := *e.v
 	v.S3 = f
 	j := &journal.Journal{Vault: &v, S3: f, Concurrency: 4}
@@ -509,8 +557,8 @@ func TestParallelReconcileResumesAfterCrash(t *testing.T) {
 	}
 	stored := dataVersions(t, e)
 
-	f.stall, f.failCopyOf = "", ""
-	f.copies.Store(0)
+	f.stall, f.failStoreOf = "", ""
+	f.stores.Store(0)
 	p, err := j.Reconcile(e.ctx, e.bucket, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -518,8 +566,8 @@ func TestParallelReconcileResumesAfterCrash(t *testing.T) {
 	if p.CompletedAt == nil {
 		t.Fatal("the resumed reconcile did not complete")
 	}
-	if got := f.copies.Load(); got != int64(versions-stored) {
-		t.Errorf("the resumed run copied %d versions; %d of %d were in the vault after the crash: want %d", got, stored, versions, versions-stored)
+	if got := f.stores.Load(); got != int64(versions-stored) {
+		t.Errorf("the resumed run stored %d versions; %d of %d were in the vault after the crash: want %d", got, stored, versions, versions-stored)
 	}
 	if got := dataVersions(t, e); got != versions {
 		t.Errorf("the vault holds %d data object versions, want one per source version: %d", got, versions)
@@ -538,9 +586,9 @@ func TestParallelReconcileResumesAfterCrash(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("journaled versions and markers (-want +got):\n%s", diff)
 	}
-	f.copies.Store(0)
-	if p, err := j.Reconcile(e.ctx, e.bucket, opts); err != nil || p.Added != 0 || f.copies.Load() != 0 {
-		t.Errorf("a third reconcile: %v, added %d records and copied %d versions, want none", err, p.Added, f.copies.Load())
+	f.stores.Store(0)
+	if p, err := j.Reconcile(e.ctx, e.bucket, opts); err != nil || p.Added != 0 || f.stores.Load() != 0 {
+		t.Errorf("a third reconcile: %v, added %d records and stored %d versions, want none", err, p.Added, f.stores.Load())
 	}
 }
 

@@ -127,7 +127,7 @@ func planKey(key string, entries []s3x.Entry, recs []vault.Observed, now time.Ti
 
 // captureEntry backs up one listed version for a reconcile.
 func (j *Journal) captureEntry(ctx context.Context, bucket, key string, e s3x.Entry) (vault.Record, error) {
-	rec, err := j.captureVersion(ctx, bucket, key, e.VersionID, &e)
+	rec, err := j.captureVersion(ctx, bucket, key, e.VersionID, &e, e.Size)
 	if err != nil {
 		return vault.Record{}, err
 	}
