@@ -1,8 +1,12 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -11,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"golang.org/x/sync/errgroup"
@@ -36,28 +41,37 @@ const (
 // KiB) in a versioned bucket, then
 //
 //   - raw: one CopyObject per version into a fresh bucket, 32 in flight;
-//   - journal: journal.Ingest of Created changes (as S3 events decode) in
-//     batches of 100, 4 batches at once, Concurrency 32 each, into a fresh
-//     vault;
-//   - raw3 (diagnostic): the journal's S3 calls per version and nothing
-//     else (HeadObject of the version, HeadObject of the vault data key,
-//     CopyObject), 32 in flight;
+//   - journal: journal.Ingest of Created changes (as S3 events decode, with
+//     their size) in batches of 100, 4 batches at once, Concurrency 32
+//     each, into a fresh vault, as the journal runs on this server: every
+//     version is relayed (GetObject of the version, PutObject with
+//     If-None-Match: * of its data key, 2 calls; see journal/relay.go);
+//   - rawrelay (diagnostic): the relay's S3 calls per version and nothing
+//     else (GetObject of the version, its body read, and a create-only
+//     PutObject with Content-MD5 into a fresh bucket), 32 in flight;
+//   - journalcopy (diagnostic): the journal with the relay turned off
+//     (RelayMax < 0), the copy path it took before on this server: 3
+//     calls per version, HeadObject of the version, HeadObject of the
+//     vault data key, CopyObject;
+//   - raw3 (diagnostic): journalcopy's S3 calls and nothing else, 32 in
+//     flight;
 //   - journal1 (diagnostic): the journal with one batch at a time, so at
 //     most 32 requests in flight as for raw;
-//   - journalcc (diagnostic): the journal as on a server that honours a
+//   - journalcc (diagnostic): journalcopy as on a server that honours a
 //     create-only copy (If-None-Match: * on CopyObject, as Amazon S3
 //     does; MinIO ignores it): 2 calls per version, HeadObject of the
-//     version and the conditional CopyObject. MinIO's answer to the
-//     condition is emulated without any call (see createOnlyMemo), so this
-//     is what the journal's conditional path costs on this server.
+//     version and the conditional CopyObject, the path of versions above
+//     RelayMax on Amazon S3. MinIO's answer to the condition is emulated
+//     without any call (see createOnlyMemo).
 //
-// They run in mirrored order (raw, journal, raw3, journal1, journalcc,
-// then the reverse) and each one's two times add up, so that other load on the
-// machine weighs on all alike. Reported: versions/s of each,
-// ratio_journal/raw (target >= 0.8), the journal's S3 calls per version,
-// and cpuratio_journal/raw: the same ratio estimated from the CPU time the
-// server and the client spent per version (see cpuRatio), which other load
-// on the machine disturbs much less than wall time.
+// They run in mirrored order (raw, journal, rawrelay, journalcopy, raw3,
+// journal1, journalcc, then the reverse) and each one's two times add up,
+// so that other load on the machine weighs on all alike. Reported:
+// versions/s of each, ratio_journal/raw (target >= 0.8), the S3 calls per
+// version of the journals, and cpuratio_*/raw: the same ratios estimated
+// from the CPU time the server and the client spent per version (see
+// cpuRatio), which other load on the machine disturbs much less than wall
+// time.
 func BenchmarkJournalThroughput(b *testing.B) {
 	srv := locals3.ForTest(b)
 	ctx := b.Context()
@@ -85,10 +99,20 @@ func BenchmarkJournalThroughput(b *testing.B) {
 	}
 
 	c := srv.Client(ctx, newCallCounter().option())
-	jCalls := newCallCounter()
+	jCalls, copyCalls, ccCalls := newCallCounter(), newCallCounter(), newCallCounter()
 	raw := &contender{name: "raw", run: func(m *meter) error { return runRaw(ctx, b, srv, c, src, versions, m) }}
 	jr := &contender{name: "journal", run: func(m *meter) error {
-		return runJournal(ctx, b, srv, src, changes, journalInvokes, jCalls, m)
+		return runJournalOn(ctx, b, srv, src, changes, journalInvokes, 0, jCalls, m, nil)
+	}}
+	rawRelay := &contender{name: "rawrelay", run: func(m *meter) error {
+		dst := srv.NewBucket(b, true)
+		m.start()
+		err := relayCalls(ctx, c, src, dst, versions)
+		m.stop()
+		return err
+	}}
+	jcopy := &contender{name: "journalcopy", run: func(m *meter) error {
+		return runJournalOn(ctx, b, srv, src, changes, journalInvokes, -1, copyCalls, m, nil)
 	}}
 	raw3 := &contender{name: "raw3", run: func(m *meter) error {
 		dst := srv.NewBucket(b, true)
@@ -98,13 +122,12 @@ func BenchmarkJournalThroughput(b *testing.B) {
 		return err
 	}}
 	j1 := &contender{name: "journal1", run: func(m *meter) error {
-		return runJournal(ctx, b, srv, src, changes, 1, newCallCounter(), m)
+		return runJournalOn(ctx, b, srv, src, changes, 1, 0, newCallCounter(), m, nil)
 	}}
-	ccCalls := newCallCounter()
 	jcc := &contender{name: "journalcc", run: func(m *meter) error {
-		return runJournalOn(ctx, b, srv, src, changes, journalInvokes, ccCalls, m, func(c s3x.Client) s3x.Client { return &createOnlyMemo{Client: c} })
+		return runJournalOn(ctx, b, srv, src, changes, journalInvokes, -1, ccCalls, m, func(c s3x.Client) s3x.Client { return &createOnlyMemo{Client: c} })
 	}}
-	all := []*contender{raw, jr, raw3, j1, jcc}
+	all := []*contender{raw, jr, rawRelay, jcopy, raw3, j1, jcc}
 	pid := serverPID(srv)
 	b.ResetTimer()
 	for range b.N {
@@ -115,32 +138,38 @@ func BenchmarkJournalThroughput(b *testing.B) {
 	rawRate, jRate := raw.rate(n), jr.rate(n)
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(rawRate, "raw_versions/s")
-	b.ReportMetric(jRate, "journal_versions/s")
-	b.ReportMetric(raw3.rate(n), "raw3_versions/s")
-	b.ReportMetric(j1.rate(n), "journal1_versions/s")
-	b.ReportMetric(jcc.rate(n), "journalcc_versions/s")
-	b.ReportMetric(jRate/rawRate, "ratio_journal/raw")
-	b.ReportMetric(jcc.rate(n)/rawRate, "ratio_journalcc/raw")
+	for _, c := range all[1:] {
+		b.ReportMetric(c.rate(n), c.name+"_versions/s")
+	}
+	for _, c := range []*contender{jr, rawRelay, jcopy, raw3, jcc} {
+		b.ReportMetric(c.rate(n)/rawRate, "ratio_"+c.name+"/raw")
+		if pid != 0 {
+			b.ReportMetric(cpuRatio(c, raw, n), "cpuratio_"+c.name+"/raw")
+		}
+	}
 	b.ReportMetric(raw.spread(), "raw_spread")
-	calls, perVersion := perUnit(jCalls.snapshot(), len(jr.d)*n)
-	b.ReportMetric(perVersion, "journal_calls/version")
-	if pid != 0 {
-		b.ReportMetric(cpuRatio(jr, raw, n), "cpuratio_journal/raw")
+	b.ReportMetric(jr.spread(), "journal_spread")
+	perVersion := map[string]string{}
+	for _, x := range []struct {
+		c     *contender
+		calls *callCounter
+	}{{jr, jCalls}, {jcopy, copyCalls}, {jcc, ccCalls}} {
+		calls, per := perUnit(x.calls.snapshot(), len(x.c.d)*n)
+		b.ReportMetric(per, x.c.name+"_calls/version")
+		perVersion[x.c.name] = calls
 	}
-	ccc, ccPer := perUnit(ccCalls.snapshot(), len(jcc.d)*n)
-	b.ReportMetric(ccPer, "journalcc_calls/version")
-	if pid != 0 {
-		b.ReportMetric(cpuRatio(jcc, raw, n), "cpuratio_journalcc/raw")
+	for _, name := range []string{"journal", "journalcopy", "journalcc"} {
+		b.Logf("%s S3 calls per version (count): %s", name, perVersion[name])
 	}
-	b.Logf("journal S3 calls per version (count): %s", calls)
-	b.Logf("journalcc S3 calls per version (count): %s", ccc)
 	for _, c := range all {
-		b.Logf("%-8s %s", c.name, c.summary(n))
+		b.Logf("%-11s %s", c.name, c.summary(n))
 	}
-	b.Logf("%d versions: raw %.0f/s, journal %.0f/s (%d batches of %d, %d at once), ratio %.3f (target >= %.2f: %s); raw3 %.0f/s, journal1 %.0f/s; CPU-cost ratio journal/raw %.3f",
+	b.Logf("%d versions: raw %.0f/s, journal %.0f/s (%d batches of %d, %d at once), ratio %.3f (target >= %.2f: %s); CPU-cost ratio journal/raw %.3f",
 		n, rawRate, jRate, (n+journalBatch-1)/journalBatch, journalBatch, journalInvokes, jRate/rawRate, journalRatioGoal, verdict(jRate/rawRate >= journalRatioGoal),
-		raw3.rate(n), j1.rate(n), cpuRatio(jr, raw, n))
-	b.Logf("as on a server that honours a create-only copy (journalcc): %.0f/s, ratio %.3f (CPU-cost ratio %.3f)", jcc.rate(n), jcc.rate(n)/rawRate, cpuRatio(jcc, raw, n))
+		cpuRatio(jr, raw, n))
+	b.Logf("diagnostics, ratio to raw (CPU-cost ratio): rawrelay %.3f (%.3f), journalcopy %.3f (%.3f), raw3 %.3f (%.3f), journalcc %.3f (%.3f); journal1 %.0f/s",
+		rawRelay.rate(n)/rawRate, cpuRatio(rawRelay, raw, n), jcopy.rate(n)/rawRate, cpuRatio(jcopy, raw, n),
+		raw3.rate(n)/rawRate, cpuRatio(raw3, raw, n), jcc.rate(n)/rawRate, cpuRatio(jcc, raw, n), j1.rate(n))
 }
 
 // runRaw copies versions into a fresh bucket, timed by m, and checks the
@@ -183,17 +212,12 @@ func createdChanges(ctx context.Context, c *s3.Client, bucket string) ([]event.C
 	return changes, vs, nil
 }
 
-// runJournal journals changes into a fresh vault in batches of
+// runJournalOn journals changes into a fresh vault in batches of
 // journalBatch, invokes batches at once, timed by m (vault creation
-// excluded), adding its S3 calls to calls. It checks that
-// every change was journaled and its data copied.
-func runJournal(ctx context.Context, b *testing.B, srv *locals3.Server, src string, changes []event.Change, invokes int, calls *callCounter, m *meter) error {
-	return runJournalOn(ctx, b, srv, src, changes, invokes, calls, m, nil)
-}
-
-// runJournalOn is runJournal with the journal's client (vault and source)
-// wrapped by wrap, when not nil.
-func runJournalOn(ctx context.Context, b *testing.B, srv *locals3.Server, src string, changes []event.Change, invokes int, calls *callCounter, m *meter, wrap func(s3x.Client) s3x.Client) error {
+// excluded), adding its S3 calls to calls. The journal's RelayMax is
+// relayMax, and its client (vault and source) is wrapped by wrap, when not
+// nil. It checks that every change was journaled and its data stored.
+func runJournalOn(ctx context.Context, b *testing.B, srv *locals3.Server, src string, changes []event.Change, invokes int, relayMax int64, calls *callCounter, m *meter, wrap func(s3x.Client) s3x.Client) error {
 	local := newCallCounter()
 	c := srv.Client(ctx, local.option())
 	vb := srv.BucketName(b)
@@ -209,7 +233,7 @@ func runJournalOn(ctx context.Context, b *testing.B, srv *locals3.Server, src st
 	if err := v.PutJSON(ctx, vault.BucketKey(src), vault.ProtectedBucket{Bucket: src, ProtectedAt: time.Now().UTC(), Events: "webhook:" + srv.WebhookARN}); err != nil {
 		return err
 	}
-	j := &journal.Journal{Vault: v, S3: jc, Concurrency: concurrency}
+	j := &journal.Journal{Vault: v, S3: jc, Concurrency: concurrency, RelayMax: relayMax}
 	local.reset() // count the journal's calls, not the set-up's
 	var records, bad atomic.Int64
 	var firstErr atomic.Value
@@ -279,6 +303,36 @@ func threeCalls(ctx context.Context, c *s3.Client, src, dst string, vs []version
 			}
 			_, err := c.CopyObject(gctx, &s3.CopyObjectInput{
 				Bucket: aws.String(dst), Key: aws.String(v.Key), CopySource: aws.String(s3x.CopySource(src, v.Key, v.VersionID)),
+			})
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// relayCalls makes, per version, the S3 calls the journal's relay makes
+// for it: GetObject of the version (its body read whole), then PutObject
+// of the bytes into dst with If-None-Match: * and Content-MD5.
+func relayCalls(ctx context.Context, c *s3.Client, src, dst string, vs []version) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(concurrency)
+	for _, v := range vs {
+		g.Go(func() error {
+			out, err := c.GetObject(gctx, &s3.GetObjectInput{Bucket: aws.String(src), Key: aws.String(v.Key), VersionId: aws.String(v.VersionID),
+				ChecksumMode: types.ChecksumModeEnabled})
+			if err != nil {
+				return err
+			}
+			body, err := io.ReadAll(out.Body)
+			out.Body.Close()
+			if err != nil {
+				return err
+			}
+			sum := md5.Sum(body)
+			_, err = c.PutObject(gctx, &s3.PutObjectInput{
+				Bucket: aws.String(dst), Key: aws.String(v.Key), Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))),
+				ContentMD5: aws.String(base64.StdEncoding.EncodeToString(sum[:])), IfNoneMatch: aws.String("*"),
+				ContentType: aws.String("application/octet-stream"),
 			})
 			return err
 		})

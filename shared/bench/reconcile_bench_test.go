@@ -28,11 +28,16 @@ const (
 //     fresh versioned bucket under the same key, 32 in flight, from a
 //     version list made beforehand;
 //   - reconcile: Journal{Concurrency: 32}.Reconcile of the bucket into a
-//     fresh vault, listing included.
+//     fresh vault, listing included, as it runs on this server: every
+//     version relayed (GetObject, create-only PutObject; see
+//     journal/relay.go);
+//   - reconcilecopy (diagnostic): the same with the relay turned off
+//     (RelayMax < 0), the copy path it took before on this server
+//     (HeadObject of the version, HeadObject of the data key, CopyObject).
 //
-// They run in mirrored order (raw, reconcile, reconcile, raw). Reported:
-// versions/s of each, ratio_reconcile/raw, the reconcile's S3 calls per
-// version and the CPU-cost ratio (see cpuRatio).
+// They run in mirrored order (raw, reconcile, reconcilecopy, then the
+// reverse). Reported: versions/s of each, ratio_reconcile/raw, the S3
+// calls per version and the CPU-cost ratios (see cpuRatio).
 func BenchmarkReconcileInitialBackup(b *testing.B) {
 	srv := locals3.ForTest(b)
 	ctx := b.Context()
@@ -72,7 +77,7 @@ func BenchmarkReconcileInitialBackup(b *testing.B) {
 	b.Logf("setup: %d keys, %d versions and %d delete markers in %s, written in %s", n, nv, markers, src, time.Since(start).Round(time.Millisecond))
 
 	c := srv.Client(ctx)
-	rCalls := newCallCounter()
+	rCalls, copyCalls := newCallCounter(), newCallCounter()
 	raw := &contender{name: "raw", run: func(m *meter) error {
 		dst := srv.NewBucket(b, true)
 		m.start()
@@ -86,9 +91,12 @@ func BenchmarkReconcileInitialBackup(b *testing.B) {
 		return nil
 	}}
 	rec := &contender{name: "reconcile", run: func(m *meter) error {
-		return runReconcile(ctx, b, srv, src, nv, nv+markers, rCalls, m)
+		return runReconcile(ctx, b, srv, src, nv, nv+markers, 0, rCalls, m)
 	}}
-	all := []*contender{raw, rec}
+	recCopy := &contender{name: "reconcilecopy", run: func(m *meter) error {
+		return runReconcile(ctx, b, srv, src, nv, nv+markers, -1, copyCalls, m)
+	}}
+	all := []*contender{raw, rec, recCopy}
 	pid := serverPID(srv)
 	b.ResetTimer()
 	for range b.N {
@@ -100,25 +108,33 @@ func BenchmarkReconcileInitialBackup(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(rawRate, "raw_versions/s")
 	b.ReportMetric(rRate, "reconcile_versions/s")
+	b.ReportMetric(recCopy.rate(nv), "reconcilecopy_versions/s")
 	b.ReportMetric(rRate/rawRate, "ratio_reconcile/raw")
+	b.ReportMetric(recCopy.rate(nv)/rawRate, "ratio_reconcilecopy/raw")
 	b.ReportMetric(raw.spread(), "raw_spread")
 	calls, perVersion := perUnit(rCalls.snapshot(), len(rec.d)*nv)
 	b.ReportMetric(perVersion, "reconcile_calls/version")
+	copyC, copyPer := perUnit(copyCalls.snapshot(), len(recCopy.d)*nv)
+	b.ReportMetric(copyPer, "reconcilecopy_calls/version")
 	if pid != 0 {
 		b.ReportMetric(cpuRatio(rec, raw, nv), "cpuratio_reconcile/raw")
+		b.ReportMetric(cpuRatio(recCopy, raw, nv), "cpuratio_reconcilecopy/raw")
 	}
 	b.Logf("reconcile S3 calls per version (count): %s", calls)
+	b.Logf("reconcilecopy S3 calls per version (count): %s", copyC)
 	for _, c := range all {
-		b.Logf("%-9s %s", c.name, c.summary(nv))
+		b.Logf("%-13s %s", c.name, c.summary(nv))
 	}
 	b.Logf("%d versions (+%d delete markers): raw %.0f/s, reconcile %.0f/s (Concurrency %d), ratio %.3f (the journal's target >= %.2f: %s); CPU-cost ratio %.3f",
 		nv, markers, rawRate, rRate, concurrency, rRate/rawRate, reconcileRatioGoal, verdict(rRate/rawRate >= reconcileRatioGoal), cpuRatio(rec, raw, nv))
+	b.Logf("reconcilecopy (relay off): %.0f/s, ratio %.3f, CPU-cost ratio %.3f", recCopy.rate(nv), recCopy.rate(nv)/rawRate, cpuRatio(recCopy, raw, nv))
 }
 
-// runReconcile reconciles src into a fresh vault, timed by m (vault
-// creation excluded), adding its S3 calls to calls, and checks that it
-// journaled every version and marker and copied every version's data.
-func runReconcile(ctx context.Context, b *testing.B, srv *locals3.Server, src string, versions, entries int, calls *callCounter, m *meter) error {
+// runReconcile reconciles src into a fresh vault with a journal of the
+// given RelayMax, timed by m (vault creation excluded), adding its S3 calls
+// to calls, and checks that it journaled every version and marker and
+// stored every version's data.
+func runReconcile(ctx context.Context, b *testing.B, srv *locals3.Server, src string, versions, entries int, relayMax int64, calls *callCounter, m *meter) error {
 	local := newCallCounter()
 	c := srv.Client(ctx, local.option())
 	vb := srv.BucketName(b)
@@ -129,7 +145,7 @@ func runReconcile(ctx context.Context, b *testing.B, srv *locals3.Server, src st
 	if err := v.PutJSON(ctx, vault.BucketKey(src), vault.ProtectedBucket{Bucket: src, ProtectedAt: time.Now().UTC()}); err != nil {
 		return err
 	}
-	j := &journal.Journal{Vault: v, S3: c, Concurrency: concurrency}
+	j := &journal.Journal{Vault: v, S3: c, Concurrency: concurrency, RelayMax: relayMax}
 	local.reset()
 	m.start()
 	p, err := j.Reconcile(ctx, src, journal.ReconcileOptions{})
