@@ -1,12 +1,13 @@
 // Package bench holds bucketvault's benchmarks: Go Benchmark functions that
 // measure, in one run against one local MinIO server (package locals3),
-// bucketvault's journal and restore against their peers and report the
+// bucketvault's journal, reconcile, restore and snapshots against their
+// peers and the server's limit, and report the
 // ratios with b.ReportMetric. docs/benchmarks.md gives the method and the
 // last results.
 //
 // Run them with
 //
-//	go test -run='^$' -bench=. -benchtime=1x -timeout 60m ./shared/bench/
+//	go test -run='^$' -bench=. -benchtime=1x -timeout 120m ./shared/bench/
 //
 // (make bench). Without -bench, go test runs only a few unit tests of the
 // helpers: every server, bucket and object is set up inside the Benchmark
@@ -21,6 +22,17 @@
 //     and skips without it.
 //   - BenchmarkRestorePeakHeap: the peak Go heap during a restore at two
 //     journal sizes (ratio_large/small: flat is close to 1).
+//   - BenchmarkReconcileInitialBackup: versions/s of journal.Reconcile (a
+//     bucket's first full backup) against raw parallel CopyObject.
+//   - BenchmarkSnapshotFull: objects/s of a full snapshot
+//     (snapshot.Engine.Run) against raw parallel CopyObject of the current
+//     versions, rclone copy and aws s3 sync between two buckets
+//     (ratio_bv/limit, ratio_bv/peer); it needs rclone and Debian's awscli
+//     (make bench installs both).
+//   - BenchmarkSnapshotIncremental: an incremental snapshot after 1% of
+//     the objects changed against a full one (ratio_incr/full).
+//   - BenchmarkSnapshotPeakHeap: the peak Go heap of a full snapshot of
+//     20,000 and of 200,000 objects (ratio_large/small).
 //
 // BUCKETVAULT_BENCH_SCALE (default 1) multiplies every object count.
 package bench

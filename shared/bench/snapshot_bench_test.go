@@ -41,6 +41,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/bucketvault/bucketvault/shared/journal"
 	"github.com/bucketvault/bucketvault/shared/locals3"
 	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/snapshot"
@@ -118,17 +119,21 @@ func sortVersions(vs []version) {
 }
 
 // change overwrites the small objects i with i%snapChangeEvery == offset
-// (1%, spread over every work-item file) and returns how many it wrote.
-func (s *snapSource) change(ctx context.Context, c *s3.Client, offset, gen int) (int, error) {
+// (1%, spread over every work-item file) and returns how many it wrote
+// and their bytes.
+func (s *snapSource) change(ctx context.Context, c *s3.Client, offset, gen int) (int, int64, error) {
 	var ops []put
 	for i := offset; i < len(s.small); i += snapChangeEvery {
 		ops = append(ops, put{Key: snapKey(i), Size: snapSize(i, gen)})
 	}
 	if err := writeAll(ctx, c, s.bucket, ops, newBodies(uint64(100+gen), snapMaxSize)); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	byKey := map[string]string{}
+	var size int64
 	for _, p := range ops {
+		s.bytes += int64(p.Size) - s.sizes[p.Key]
+		size += int64(p.Size)
 		s.want[p.Key], s.sizes[p.Key] = p.ETag, int64(p.Size)
 		byKey[p.Key] = p.VersionID
 	}
@@ -137,7 +142,7 @@ func (s *snapSource) change(ctx context.Context, c *s3.Client, offset, gen int) 
 			s.versions[i].VersionID = id
 		}
 	}
-	return len(ops), nil
+	return len(ops), size, nil
 }
 
 // copied lists the current objects of a copy of s: key -> ETag. A
@@ -244,10 +249,11 @@ func newVault(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.Clie
 }
 
 // checkSnapshot checks a finished snapshot job of s: COMPLETED, every
-// current object in it and copied copies made, and a manifest that lists
-// every key of want with its ETag and a data object; the vault must hold
-// data objects in all.
-func checkSnapshot(ctx context.Context, c *s3.Client, vb string, j *snapshot.Job, want map[string]string, copied, data int) error {
+// current object in it and copied stored, and a manifest that lists every
+// key of want with its ETag and a data object; the vault's data objects
+// (packs and single copies) must hold data bytes in all: every version's
+// bytes stored once.
+func checkSnapshot(ctx context.Context, c *s3.Client, vb string, j *snapshot.Job, want map[string]string, copied int, data int64) error {
 	if j.State != snapshot.StateCompleted || j.Totals == nil {
 		return fmt.Errorf("snapshot: state %s (%s), want %s", j.State, j.StatusMessage, snapshot.StateCompleted)
 	}
@@ -261,10 +267,38 @@ func checkSnapshot(ctx context.Context, c *s3.Client, vb string, j *snapshot.Job
 	if d := diffETags(want, got); d != "" {
 		return fmt.Errorf("snapshot manifest: %s", d)
 	}
-	if n, err := countData(ctx, c, vb); err != nil || n != data {
-		return fmt.Errorf("snapshot: %d data objects in vault %s (%v), want %d", n, vb, err, data)
+	if d, err := vaultData(ctx, c, vb); err != nil || d.bytes != data {
+		return fmt.Errorf("snapshot: %d bytes of data in vault %s (%v), want %d", d.bytes, vb, err, data)
 	}
 	return nil
+}
+
+// dataStats counts a vault's data objects.
+type dataStats struct {
+	objects, packs int
+	bytes          int64
+}
+
+func vaultData(ctx context.Context, c *s3.Client, vb string) (dataStats, error) {
+	var d dataStats
+	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(vb), Prefix: aws.String("data/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return d, fmt.Errorf("list %s: %w", vb, err)
+		}
+		for _, o := range page.Contents {
+			if aws.ToString(o.Key) == journal.ProbeKey(vb) {
+				continue
+			}
+			d.objects++
+			d.bytes += aws.ToInt64(o.Size)
+			if strings.HasSuffix(aws.ToString(o.Key), ".pack") {
+				d.packs++
+			}
+		}
+	}
+	return d, nil
 }
 
 // manifestETags reads a snapshot's manifest: key -> ETag. A record
@@ -455,6 +489,7 @@ func BenchmarkSnapshotFull(b *testing.B) {
 	bvCalls := newCallCounter()
 	var phases []string
 	var copying time.Duration // bucketvault's copy phases, summed
+	var stored dataStats      // bucketvault's data objects, last run
 	bv := &contender{name: "bucketvault", run: func(m *meter) error {
 		vb, err := newVault(ctx, b, srv, c)
 		if err != nil {
@@ -468,9 +503,27 @@ func BenchmarkSnapshotFull(b *testing.B) {
 		bvCalls.merge(r.calls)
 		phases = append(phases, r.phases.String())
 		copying += r.phases.copying()
-		return checkSnapshot(ctx, c, vb, j, src.want, n, n)
+		if stored, err = vaultData(ctx, c, vb); err != nil {
+			return err
+		}
+		return checkSnapshot(ctx, c, vb, j, src.want, n, src.bytes)
 	}}
-	all := []*contender{limit, rc, aw, bv}
+	// Diagnostic: the snapshot without packs, one server-side copy per
+	// object (the engine before packs).
+	bvCopy := &contender{name: "bvcopy", run: func(m *meter) error {
+		vb, err := newVault(ctx, b, srv, c)
+		if err != nil {
+			return err
+		}
+		r := newSnapRun(ctx, srv)
+		r.eng.PackMax = -1
+		j, err := r.run(ctx, m, vb, src.bucket)
+		if err != nil {
+			return err
+		}
+		return checkSnapshot(ctx, c, vb, j, src.want, n, src.bytes)
+	}}
+	all := []*contender{limit, rc, aw, bv, bvCopy}
 	pid := serverPID(srv)
 	b.ResetTimer()
 	for range b.N {
@@ -494,6 +547,8 @@ func BenchmarkSnapshotFull(b *testing.B) {
 	b.ReportMetric(br/ar, "ratio_bv/aws")
 	calls, perObject := perUnit(bvCalls.snapshot(), len(bv.d)*n)
 	b.ReportMetric(perObject, "bv_calls/object")
+	b.ReportMetric(bvCopy.rate(n)/lr, "ratio_bvcopy/limit")
+	b.ReportMetric(float64(stored.objects)/float64(n), "bv_dataobjects/object")
 	// Diagnostics: the copy phase alone against the limit, and the
 	// seconds of each snapshot outside it (scan before, seal after).
 	copyRate := float64(n*len(bv.d)) / copying.Seconds()
@@ -506,6 +561,8 @@ func BenchmarkSnapshotFull(b *testing.B) {
 	}
 	b.Logf("peers: %s", versions)
 	b.Logf("bucketvault snapshot S3 calls per object (count): %s", calls)
+	b.Logf("bucketvault vault data: %d objects for %d versions (%d packs), %d bytes; without packs (bvcopy) %.0f objects/s, %.3f of the limit",
+		stored.objects, n, stored.packs, stored.bytes, bvCopy.rate(n), bvCopy.rate(n)/lr)
 	b.Logf("bucketvault snapshot phases, run by run: %s; the copy phase alone runs at %.0f objects/s (%.3f of the limit), %.2f s per snapshot go to the rest",
 		strings.Join(phases, "; "), copyRate, copyRate/lr, outside)
 	for _, c := range all {
@@ -553,7 +610,7 @@ func BenchmarkSnapshotIncremental(b *testing.B) {
 	b.ResetTimer()
 	for it := range b.N {
 		var vaultA string
-		data := 0 // data objects in vault A
+		var data int64 // data bytes in vault A
 		for step := range 4 {
 			r := newSnapRun(ctx, srv)
 			m := &meter{serverPID: pid}
@@ -570,16 +627,16 @@ func BenchmarkSnapshotIncremental(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := checkSnapshot(ctx, c, vb, j, src.want, n, n); err != nil {
+				if err := checkSnapshot(ctx, c, vb, j, src.want, n, src.bytes); err != nil {
 					b.Fatalf("full snapshot %d: %v", step, err)
 				}
 				if step == 0 {
-					data = n
+					data = src.bytes
 				}
 				record(full, m)
 				phases = append(phases, "full: "+r.phases.String())
 			default:
-				k, err := src.change(ctx, c, (17+37*(2*it+step))%snapChangeEvery, 2*it+step)
+				k, kb, err := src.change(ctx, c, (17+37*(2*it+step))%snapChangeEvery, 2*it+step)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -588,7 +645,7 @@ func BenchmarkSnapshotIncremental(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				data += k
+				data += kb
 				if err := checkSnapshot(ctx, c, vaultA, j, src.want, k, data); err != nil {
 					b.Fatalf("incremental snapshot: %v", err)
 				}
