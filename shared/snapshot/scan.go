@@ -91,7 +91,9 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 		defer il.close()
 		lister = il
 	} else {
-		lister = s3x.NewVersionLister(e.S3, job.Bucket, "", st.KeyMarker, st.VersionIDMarker, int32(min(chunk, 1000)))
+		pf := newPrefetch(ctx, s3x.NewVersionLister(e.S3, job.Bucket, "", st.KeyMarker, st.VersionIDMarker, int32(min(chunk, 1000))))
+		defer pf.close()
+		lister = pf
 	}
 	var recs []vault.Record
 	toCopy := 0
@@ -194,6 +196,66 @@ type pager interface {
 	Next(ctx context.Context) ([]s3x.Entry, error)
 	Markers() (keyMarker, versionMarker string)
 }
+
+// prefetch is a pager that lists the next page while its caller works on
+// the one it has (diffs it, writes its chunk and the scan state), so the
+// server's listing time overlaps the scan's own. HasMorePages and Markers
+// speak of the pages handed out, never of one fetched ahead: a scan that
+// stops between pages saves markers it has acted on.
+type prefetch struct {
+	ch     chan prefetched
+	cancel context.CancelFunc
+	cur    prefetched
+}
+
+type prefetched struct {
+	entries []s3x.Entry
+	err     error
+	more    bool
+	km, vm  string
+}
+
+func newPrefetch(ctx context.Context, inner pager) *prefetch {
+	ctx, cancel := context.WithCancel(ctx)
+	km, vm := inner.Markers()
+	p := &prefetch{ch: make(chan prefetched, 1), cancel: cancel, cur: prefetched{more: inner.HasMorePages(), km: km, vm: vm}}
+	go func() {
+		defer close(p.ch)
+		for inner.HasMorePages() {
+			es, err := inner.Next(ctx)
+			pg := prefetched{entries: es, err: err, more: inner.HasMorePages()}
+			pg.km, pg.vm = inner.Markers()
+			select {
+			case p.ch <- pg:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return p
+}
+
+func (p *prefetch) HasMorePages() bool                         { return p.cur.more }
+func (p *prefetch) Markers() (keyMarker, versionMarker string) { return p.cur.km, p.cur.vm }
+
+func (p *prefetch) Next(ctx context.Context) ([]s3x.Entry, error) {
+	select {
+	case pg, ok := <-p.ch:
+		if !ok {
+			return nil, context.Cause(ctx) // only after close
+		}
+		p.cur = pg
+		return pg.entries, pg.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// close stops the fetching (a page fetched ahead is dropped).
+func (p *prefetch) close() { p.cancel() }
 
 // scanDeadline is when this scan call stops listing: its budget, the
 // context's deadline less a margin, or the completion window's stop.

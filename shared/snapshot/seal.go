@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/vault"
@@ -43,8 +46,13 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 	failures := v.NewShardWriter(job.Bucket, func(n int) string { return vault.SnapshotShardKey(job.Bucket, job.RecoveryPointID, n, true) })
 	var inline []vault.Record
 	totals := &Totals{}
+	// Fragments are opened a little ahead of the merge, stats files all
+	// at once: the seal waits on the vault's latency once, not per file.
+	fragments := e.openFragments(ctx, v, job)
+	defer fragments.close()
+	stats := e.readStats(ctx, v, job)
 	for n := 1; n <= job.Scan.Files; n++ {
-		src, batchFailed, err := e.openFragment(ctx, v, job, n)
+		src, batchFailed, err := fragments.next(ctx)
 		if err != nil {
 			return nil, classify(err)
 		}
@@ -87,16 +95,11 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 	if err := failures.Flush(ctx); err != nil {
 		return nil, classify(err)
 	}
-	for n := 1; n <= job.Scan.Files; n++ {
-		var st CopyResult
-		switch err := v.GetJSON(ctx, statsKey(job.JobID, n), &st); {
-		case err == nil:
-			totals.Copied += st.Copied
-			totals.CopiedBytes += st.CopiedBytes
-		case !s3x.IsNotFound(err): // chunks the scan found in the vault have none
-			return nil, classify(err)
-		}
+	st, err := stats()
+	if err != nil {
+		return nil, classify(err)
 	}
+	totals.Copied, totals.CopiedBytes = st.Copied, st.CopiedBytes
 	now := e.now()
 	if !job.Scan.EndedAt.IsZero() {
 		end := job.Scan.EndedAt
@@ -131,6 +134,93 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 	}
 	e.log().InfoContext(ctx, "snapshot sealed", "job", job.JobID, "state", job.State, "objects", totals.Objects, "copied", totals.Copied, "failed", totals.Failed)
 	return &job, nil
+}
+
+// readStats reads every copy step's stats file in the background and
+// returns a function that waits for their sum.
+func (e *Engine) readStats(ctx context.Context, v *vault.Vault, job Job) func() (CopyResult, error) {
+	var sum CopyResult
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for n := 1; n <= job.Scan.Files; n++ {
+		g.Go(func() error {
+			var st CopyResult
+			switch err := v.GetJSON(gctx, statsKey(job.JobID, n), &st); {
+			case err == nil:
+				mu.Lock()
+				sum.Copied += st.Copied
+				sum.CopiedBytes += st.CopiedBytes
+				mu.Unlock()
+			case !s3x.IsNotFound(err): // chunks the scan found in the vault have none
+				return err
+			}
+			return nil
+		})
+	}
+	return func() (CopyResult, error) { err := g.Wait(); return sum, err }
+}
+
+// fragmentOpener opens a job's fragments in order, a few ahead of the
+// reader.
+type fragmentOpener struct {
+	ch     chan openedFragment
+	cancel context.CancelFunc
+}
+
+type openedFragment struct {
+	src         vault.RecordSource
+	batchFailed bool
+	err         error
+}
+
+// fragmentsAhead is how many fragments the seal opens before it reads
+// them (each holds a decoder and a connection).
+const fragmentsAhead = 2
+
+func (e *Engine) openFragments(ctx context.Context, v *vault.Vault, job Job) *fragmentOpener {
+	ctx, cancel := context.WithCancel(ctx)
+	o := &fragmentOpener{ch: make(chan openedFragment, fragmentsAhead), cancel: cancel}
+	go func() {
+		defer close(o.ch)
+		for n := 1; n <= job.Scan.Files; n++ {
+			src, failed, err := e.openFragment(ctx, v, job, n)
+			select {
+			case o.ch <- openedFragment{src, failed, err}:
+			case <-ctx.Done():
+				if src != nil {
+					src.Close()
+				}
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return o
+}
+
+func (o *fragmentOpener) next(ctx context.Context) (vault.RecordSource, bool, error) {
+	select {
+	case f, ok := <-o.ch:
+		if !ok {
+			return nil, false, fmt.Errorf("snapshot seal: fewer fragments than the scan wrote")
+		}
+		return f.src, f.batchFailed, f.err
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+}
+
+// close stops the opening and closes what was opened and not read.
+func (o *fragmentOpener) close() {
+	o.cancel()
+	for f := range o.ch {
+		if f.src != nil {
+			f.src.Close()
+		}
+	}
 }
 
 // openFragment opens fragment n, or, when its copy batch never finished,
