@@ -62,7 +62,7 @@ func (j *Journal) captureVersion(ctx context.Context, bucket, key, versionID str
 		Op: vault.OpVersion, Key: key, VersionID: versionID, Time: aws.ToTime(head.LastModified).UTC(),
 		Size: aws.ToInt64(head.ContentLength), ETag: s3x.TrimETag(aws.ToString(head.ETag)),
 		StorageClass: string(head.StorageClass), SSE: string(head.ServerSideEncryption),
-		Checksum: checksumOf(head), Meta: metaOf(head),
+		Checksum: vault.ChecksumOf(head), Meta: vault.MetaOf(head),
 	}
 	if listed != nil && !listed.LastModified.IsZero() {
 		rec.Time = listed.LastModified.UTC()
@@ -352,31 +352,6 @@ func archived(h *s3.HeadObjectOutput) bool {
 		return !strings.Contains(aws.ToString(h.Restore), `ongoing-request="false"`)
 	}
 	return false
-}
-
-func checksumOf(h *s3.HeadObjectOutput) *vault.Checksum {
-	for _, c := range []struct {
-		algo string
-		v    *string
-	}{{"CRC64NVME", h.ChecksumCRC64NVME}, {"CRC32C", h.ChecksumCRC32C}, {"CRC32", h.ChecksumCRC32}, {"SHA256", h.ChecksumSHA256}, {"SHA1", h.ChecksumSHA1}} {
-		if aws.ToString(c.v) != "" {
-			return &vault.Checksum{Algorithm: c.algo, Value: *c.v, Type: string(h.ChecksumType)}
-		}
-	}
-	return nil
-}
-
-func metaOf(h *s3.HeadObjectOutput) *vault.Meta {
-	m := &vault.Meta{
-		ContentType: aws.ToString(h.ContentType), ContentEncoding: aws.ToString(h.ContentEncoding),
-		ContentDisposition: aws.ToString(h.ContentDisposition), ContentLanguage: aws.ToString(h.ContentLanguage),
-		CacheControl: aws.ToString(h.CacheControl), Expires: aws.ToString(h.ExpiresString),
-		WebsiteRedirect: aws.ToString(h.WebsiteRedirectLocation),
-	}
-	if len(h.Metadata) > 0 {
-		m.User = h.Metadata
-	}
-	return m
 }
 
 func nonNull(versionID string) *string {
