@@ -198,11 +198,9 @@ func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref Item
 		return res, fatal
 	}
 	res.Copied, res.CopiedBytes, res.Carried, res.Failed = copied.Load(), bytes.Load(), carried.Load(), failed.Load()
-	// Stats first: a fragment without them would undercount a resumed job.
-	if err := v.PutJSON(ctx, statsKey(job.JobID, ref.N), res); err != nil {
-		return res, err
-	}
-	if err := v.WriteRecords(ctx, job.Bucket, frag, recs); err != nil {
+	// The fragment carries the file's counts and summary in its metadata,
+	// so both are there exactly when the file is done.
+	if err := v.WriteRecords(ctx, job.Bucket, frag, recs, summarize(recs, res).meta()); err != nil {
 		return res, err
 	}
 	return res, nil

@@ -104,12 +104,12 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 		st.Files++
 		n := st.Files
 		if toCopy == 0 {
-			if err := v.WriteRecords(ctx, job.Bucket, fragmentKey(job.JobID, n), recs); err != nil {
+			if err := v.WriteRecords(ctx, job.Bucket, fragmentKey(job.JobID, n), recs, summarize(recs, CopyResult{}).meta()); err != nil {
 				return err
 			}
 		} else {
 			key := itemFileKey(job.JobID, n)
-			if err := v.WriteRecords(ctx, job.Bucket, key, recs); err != nil {
+			if err := v.WriteRecords(ctx, job.Bucket, key, recs, nil); err != nil {
 				return err
 			}
 			prog.Items = append(prog.Items, ItemRef{N: n, Key: key, Count: len(recs)})

@@ -5,18 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
-// Seal merges the job's fragments, in order, into the snapshot's sorted,
-// sharded manifest and finishes its recovery point record: AVAILABLE when
-// every current object is in the vault, PARTIAL listing every object that
-// is not and why (a work-item file without a fragment means its copy
+// Seal makes the job's fragments, in order, the snapshot's sorted, sharded
+// manifest and finishes its recovery point record. A fragment whose
+// summary (its metadata, see fragment.go) says it holds no skip record is
+// adopted as a shard by one server-side copy, unread; the others (and the
+// work-item files of failed batches) are read, their records re-encoded
+// into shards between the adopted ones and their skips into the failure
+// shards, so the seal's work grows with the files and the failures, not
+// with the objects. The record is AVAILABLE when every current object is
+// in the vault, PARTIAL listing every object that is not and why (a work-item file without a fragment means its copy
 // batch failed: its objects are listed as failed). A job whose scan the
 // completion window stopped ends ABORTED, its recovery point PARTIAL with
 // what it finished.
@@ -46,60 +48,39 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 	failures := v.NewShardWriter(job.Bucket, func(n int) string { return vault.SnapshotShardKey(job.Bucket, job.RecoveryPointID, n, true) })
 	var inline []vault.Record
 	totals := &Totals{}
-	// Fragments are opened a little ahead of the merge, stats files all
-	// at once: the seal waits on the vault's latency once, not per file.
-	fragments := e.openFragments(ctx, v, job)
-	defer fragments.close()
-	stats := e.readStats(ctx, v, job)
+	// Chunks are planned (one HEAD of each fragment, for its summary) a
+	// window ahead of the merge, and the fragments to read opened a little
+	// ahead: the seal waits on the vault's latency once, not per file.
+	plans := e.planFragments(ctx, v, job)
+	defer plans.close()
+	defer manifest.Wait() // an adopted shard's copy outlives no failed seal
 	for n := 1; n <= job.Scan.Files; n++ {
-		src, batchFailed, err := fragments.next(ctx)
+		fp, err := plans.next(ctx)
 		if err != nil {
 			return nil, classify(err)
 		}
-		for {
-			o, err := src.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				src.Close()
+		totals.Copied += fp.copied
+		totals.CopiedBytes += fp.copiedBytes
+		if fp.adopt {
+			// Sorted, disjoint, no skips: the fragment is a shard as it is.
+			sh := vault.RunShard{FirstKey: fp.sum.FirstKey, LastKey: fp.sum.LastKey, Records: fp.sum.Records}
+			if err := manifest.Adopt(ctx, fragmentKey(job.JobID, n), fp.etag, sh, fp.sum.Bytes); err != nil {
 				return nil, classify(err)
 			}
-			r := o.Record
-			if batchFailed && r.Data == "" {
-				r = skip(r, SkipBatchFailed, "the copy step of this object's batch failed")
-			}
-			if r.Op == vault.OpSkip {
-				totals.Failed++
-				if len(inline) < vault.MaxInlineFailures {
-					inline = append(inline, r)
-				}
-				if err := failures.Add(ctx, r); err != nil {
-					src.Close()
-					return nil, classify(err)
-				}
-				continue
-			}
-			totals.Objects++
-			totals.Bytes += r.Size
-			if err := manifest.Add(ctx, r); err != nil {
-				src.Close()
-				return nil, classify(err)
-			}
+			totals.Objects += int64(fp.sum.Records)
+			totals.Bytes += fp.sum.Bytes
+			continue
 		}
-		src.Close()
+		if err := e.sealRead(ctx, v, job, fp, manifest, failures, totals, &inline); err != nil {
+			return nil, classify(err)
+		}
 	}
-	if err := manifest.Flush(ctx); err != nil {
+	if err := manifest.Close(ctx); err != nil {
 		return nil, classify(err)
 	}
-	if err := failures.Flush(ctx); err != nil {
+	if err := failures.Close(ctx); err != nil {
 		return nil, classify(err)
 	}
-	st, err := stats()
-	if err != nil {
-		return nil, classify(err)
-	}
-	totals.Copied, totals.CopiedBytes = st.Copied, st.CopiedBytes
 	now := e.now()
 	if !job.Scan.EndedAt.IsZero() {
 		end := job.Scan.EndedAt
@@ -136,89 +117,43 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 	return &job, nil
 }
 
-// readStats reads every copy step's stats file in the background and
-// returns a function that waits for their sum.
-func (e *Engine) readStats(ctx context.Context, v *vault.Vault, job Job) func() (CopyResult, error) {
-	var sum CopyResult
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
-	for n := 1; n <= job.Scan.Files; n++ {
-		g.Go(func() error {
-			var st CopyResult
-			switch err := v.GetJSON(gctx, statsKey(job.JobID, n), &st); {
-			case err == nil:
-				mu.Lock()
-				sum.Copied += st.Copied
-				sum.CopiedBytes += st.CopiedBytes
-				mu.Unlock()
-			case !s3x.IsNotFound(err): // chunks the scan found in the vault have none
+// sealRead reads one chunk's records (its fragment, or the work-item file
+// of a batch that failed) into the manifest and failure shards.
+func (e *Engine) sealRead(ctx context.Context, v *vault.Vault, job Job, fp *fragPlan, manifest, failures *vault.ShardWriter, totals *Totals, inline *[]vault.Record) error {
+	src, batchFailed := fp.src, fp.batchFailed
+	if src == nil {
+		var err error
+		if src, batchFailed, err = e.openFragment(ctx, v, job, fp.n); err != nil {
+			return err
+		}
+	}
+	defer src.Close()
+	for {
+		o, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		r := o.Record
+		if batchFailed && r.Data == "" {
+			r = skip(r, SkipBatchFailed, "the copy step of this object's batch failed")
+		}
+		if r.Op == vault.OpSkip {
+			totals.Failed++
+			if len(*inline) < vault.MaxInlineFailures {
+				*inline = append(*inline, r)
+			}
+			if err := failures.Add(ctx, r); err != nil {
 				return err
 			}
-			return nil
-		})
-	}
-	return func() (CopyResult, error) { err := g.Wait(); return sum, err }
-}
-
-// fragmentOpener opens a job's fragments in order, a few ahead of the
-// reader.
-type fragmentOpener struct {
-	ch     chan openedFragment
-	cancel context.CancelFunc
-}
-
-type openedFragment struct {
-	src         vault.RecordSource
-	batchFailed bool
-	err         error
-}
-
-// fragmentsAhead is how many fragments the seal opens before it reads
-// them (each holds a decoder and a connection).
-const fragmentsAhead = 2
-
-func (e *Engine) openFragments(ctx context.Context, v *vault.Vault, job Job) *fragmentOpener {
-	ctx, cancel := context.WithCancel(ctx)
-	o := &fragmentOpener{ch: make(chan openedFragment, fragmentsAhead), cancel: cancel}
-	go func() {
-		defer close(o.ch)
-		for n := 1; n <= job.Scan.Files; n++ {
-			src, failed, err := e.openFragment(ctx, v, job, n)
-			select {
-			case o.ch <- openedFragment{src, failed, err}:
-			case <-ctx.Done():
-				if src != nil {
-					src.Close()
-				}
-				return
-			}
-			if err != nil {
-				return
-			}
+			continue
 		}
-	}()
-	return o
-}
-
-func (o *fragmentOpener) next(ctx context.Context) (vault.RecordSource, bool, error) {
-	select {
-	case f, ok := <-o.ch:
-		if !ok {
-			return nil, false, fmt.Errorf("snapshot seal: fewer fragments than the scan wrote")
-		}
-		return f.src, f.batchFailed, f.err
-	case <-ctx.Done():
-		return nil, false, ctx.Err()
-	}
-}
-
-// close stops the opening and closes what was opened and not read.
-func (o *fragmentOpener) close() {
-	o.cancel()
-	for f := range o.ch {
-		if f.src != nil {
-			f.src.Close()
+		totals.Objects++
+		totals.Bytes += r.Size
+		if err := manifest.Add(ctx, r); err != nil {
+			return err
 		}
 	}
 }

@@ -13,8 +13,10 @@
 //	copy    for a batch of item files: copy the versions the vault lacks
 //	        (one server-side CopyObject each, metadata and tags carried by
 //	        the copy) and write one manifest fragment per file
-//	seal    merge the fragments into the manifest and the recovery point
-//	        record (AVAILABLE, or PARTIAL listing every object not backed up)
+//	seal    make the fragments the manifest (adopting each fragment without
+//	        failures as a shard by one server-side copy, re-encoding the
+//	        rest) and write the recovery point record (AVAILABLE, or
+//	        PARTIAL listing every object not backed up)
 //	notify  publish the job's state change
 //	fail    record a job that failed outright (the state machine's Catch)
 //
@@ -309,6 +311,9 @@ func startedKey(jobID string, n int) string {
 func fragmentKey(jobID string, n int) string {
 	return fmt.Sprintf("jobs/%s/fragments/%06d.jsonl.zst", jobID, n)
 }
+
+// statsKey is where an earlier version's copy step wrote a file's counts;
+// the seal reads it only for a fragment without a summary (fragment.go).
 func statsKey(jobID string, n int) string {
 	return fmt.Sprintf("jobs/%s/fragments/%06d.stats.json", jobID, n)
 }

@@ -1,15 +1,20 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/bucketvault/bucketvault/shared/s3x"
 )
 
 // A snapshot recovery point is every object that was current in a bucket
@@ -135,25 +140,48 @@ func (v *Vault) NewSnapshotPoint(bucket, id, jobID string, created time.Time) *S
 	}
 }
 
-// SnapshotShardRecords bounds the records of one manifest shard, and so
-// the memory of a seal (a shard is buffered whole before it is compressed).
+// SnapshotShardRecords bounds the records of one manifest shard the
+// writer encodes, and so the memory of a seal (a shard is buffered whole
+// before it is compressed). Adopted shards (Adopt) are never buffered.
 var SnapshotShardRecords = 10000
 
+// AdoptConcurrency bounds the server-side copies of adopted shards in
+// flight for one writer.
+var AdoptConcurrency = 16
+
 // ShardWriter writes records (in key order) as numbered shards of at most
-// SnapshotShardRecords records, a key never split across two shards.
+// SnapshotShardRecords records, a key never split across two shards, and
+// adopts whole segment-format files as shards of their own.
 type ShardWriter struct {
 	v      *Vault
 	bucket string
 	key    func(n int) string
 	buf    []Record
 	Shards []RunShard
-	// Records and Bytes count what was written.
+	// Records and Bytes count what was written and adopted.
 	Records, Bytes int64
+
+	// Adopted shards' copies run in the background.
+	sem  chan struct{}
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	fail error
 }
 
 // NewShardWriter writes shards named by key(n), n from 1.
 func (v *Vault) NewShardWriter(bucket string, key func(n int) string) *ShardWriter {
 	return &ShardWriter{v: v, bucket: bucket, key: key}
+}
+
+// last is the last key written, buffered or adopted ("" before any).
+func (w *ShardWriter) last() string {
+	if n := len(w.buf); n > 0 {
+		return w.buf[n-1].Key
+	}
+	if n := len(w.Shards); n > 0 {
+		return w.Shards[n-1].LastKey
+	}
+	return ""
 }
 
 // Add appends one record; records must come in key order.
@@ -165,6 +193,9 @@ func (w *ShardWriter) Add(ctx context.Context, r Record) error {
 	}
 	if n := len(w.buf); n > 0 && w.buf[n-1].Key > r.Key {
 		return fmt.Errorf("shard writer: %q after %q: records out of key order", r.Key, w.buf[n-1].Key)
+	}
+	if len(w.buf) == 0 && len(w.Shards) > 0 && r.Key <= w.last() {
+		return fmt.Errorf("shard writer: %q after shard %s ending at %q: records out of key order", r.Key, w.Shards[len(w.Shards)-1].Key, w.last())
 	}
 	w.buf = append(w.buf, r)
 	w.Records++
@@ -190,6 +221,86 @@ func (w *ShardWriter) Flush(ctx context.Context) error {
 	w.Shards = append(w.Shards, RunShard{Key: key, FirstKey: w.buf[0].Key, LastKey: w.buf[len(w.buf)-1].Key, Records: len(w.buf)})
 	w.buf = w.buf[:0]
 	return nil
+}
+
+// Adopt makes the vault's segment-format file src (its ETag etag) the
+// next shard, by a server-side copy: its records are neither read nor
+// re-encoded. The caller vouches for sh.FirstKey, sh.LastKey and
+// sh.Records (sh.Key is ignored) and for size, the sum of the records'
+// sizes: the file holds sh.Records records, sorted, from sh.FirstKey to
+// sh.LastKey. Records buffered before it are flushed first, so shards
+// stay disjoint and ascending; a first key at or before the last key
+// written is an error. The copy keeps src's header (whose segment id
+// names src: readers identify a shard by its key) and metadata, and is
+// conditional on etag, so a file rewritten since its summary was read is
+// an error, not a wrong shard. Copies run in the background, at most
+// AdoptConcurrency at once; Close waits for them.
+func (w *ShardWriter) Adopt(ctx context.Context, src, etag string, sh RunShard, size int64) error {
+	if err := w.err(); err != nil {
+		return err
+	}
+	if err := w.Flush(ctx); err != nil {
+		return err
+	}
+	if sh.Records <= 0 || sh.FirstKey > sh.LastKey {
+		return fmt.Errorf("shard writer: adopt %s: %d records from %q to %q", src, sh.Records, sh.FirstKey, sh.LastKey)
+	}
+	if len(w.Shards) > 0 && sh.FirstKey <= w.last() {
+		return fmt.Errorf("shard writer: adopt %s: its first key %q is not after %q: shards out of key order", src, sh.FirstKey, w.last())
+	}
+	sh.Key = w.key(len(w.Shards) + 1)
+	if w.sem == nil {
+		w.sem = make(chan struct{}, max(1, AdoptConcurrency))
+	}
+	select {
+	case w.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	w.wg.Add(1)
+	go func() {
+		defer func() { <-w.sem; w.wg.Done() }()
+		_, err := w.v.S3.CopyObject(ctx, &s3.CopyObjectInput{
+			Bucket: aws.String(w.v.Bucket), Key: aws.String(sh.Key),
+			CopySource:        aws.String(s3x.CopySource(w.v.Bucket, src, "")),
+			CopySourceIfMatch: aws.String(etag),
+			MetadataDirective: types.MetadataDirectiveCopy,
+		})
+		if err != nil {
+			w.mu.Lock()
+			if w.fail == nil {
+				w.fail = fmt.Errorf("adopt s3://%s/%s as shard %s: %w", w.v.Bucket, src, sh.Key, err)
+			}
+			w.mu.Unlock()
+		}
+	}()
+	w.Shards = append(w.Shards, sh)
+	w.Records += int64(sh.Records)
+	w.Bytes += size
+	return nil
+}
+
+func (w *ShardWriter) err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.fail
+}
+
+// Close flushes the buffered records and waits for the adopted shards'
+// copies; Shards is complete when it returns nil.
+func (w *ShardWriter) Close(ctx context.Context) error {
+	err := w.Flush(ctx)
+	if werr := w.Wait(); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// Wait waits for the adopted shards' copies (and flushes nothing): it
+// returns the first copy's error.
+func (w *ShardWriter) Wait() error {
+	w.wg.Wait()
+	return w.err()
 }
 
 // Snapshots lists the snapshot recovery points of bucket, oldest first.
@@ -341,13 +452,24 @@ func (v *Vault) OpenSegmentFile(ctx context.Context, key string) (RecordSource, 
 }
 
 // WriteRecords writes records as one segment-format file at key (a job's
-// work items, fragments), replacing what is there.
-func (v *Vault) WriteRecords(ctx context.Context, bucket, key string, recs []Record) error {
+// work items, fragments), replacing what is there, with the user
+// metadata meta (none when nil).
+func (v *Vault) WriteRecords(ctx context.Context, bucket, key string, recs []Record, meta map[string]string) error {
 	body, err := EncodeSegment(bucket, key, recs, time.Now())
 	if err != nil {
 		return err
 	}
-	return v.PutBytes(ctx, key, body, "application/zstd")
+	if meta == nil {
+		return v.PutBytes(ctx, key, body, "application/zstd")
+	}
+	_, err = v.S3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(v.Bucket), Key: aws.String(key), Body: bytes.NewReader(body),
+		ContentType: aws.String("application/zstd"), Metadata: meta,
+	})
+	if err != nil {
+		return fmt.Errorf("write s3://%s/%s: %w", v.Bucket, key, err)
+	}
+	return nil
 }
 
 // OpenSorted merges sorted segment-format files (a job's sorted runs) into

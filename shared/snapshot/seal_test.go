@@ -1,0 +1,218 @@
+package snapshot_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/bucketvault/bucketvault/shared/inspect"
+	"github.com/bucketvault/bucketvault/shared/snapshot"
+	"github.com/bucketvault/bucketvault/shared/vault"
+)
+
+// checkShards checks a point's shards: disjoint and ascending, their
+// records the manifest's (keys in order), counts and bytes the totals'.
+func (e env) checkShards(t *testing.T, sp *vault.SnapshotPoint, tot *snapshot.Totals) []vault.Record {
+	t.Helper()
+	n := 0
+	for i, sh := range sp.Shards {
+		if sh.FirstKey > sh.LastKey || sh.Records <= 0 || (i > 0 && sh.FirstKey <= sp.Shards[i-1].LastKey) {
+			t.Fatalf("shard %d %+v after %+v: want disjoint ascending shards", i, sh, sp.Shards[max(i-1, 0)])
+		}
+		n += sh.Records
+	}
+	recs := e.manifest(t, sp.RecoveryPointID)
+	var size int64
+	for i, r := range recs {
+		if i > 0 && r.Key <= recs[i-1].Key {
+			t.Fatalf("manifest: %q after %q", r.Key, recs[i-1].Key)
+		}
+		size += r.Size
+	}
+	if len(recs) != n || int64(n) != tot.Objects || sp.ObjectCount != tot.Objects || size != tot.Bytes || sp.BackupSizeInBytes != size {
+		t.Fatalf("manifest of %d records (%d bytes), shards say %d; totals %+v, point %d objects %d bytes",
+			len(recs), size, n, tot, sp.ObjectCount, sp.BackupSizeInBytes)
+	}
+	return recs
+}
+
+// shardKinds counts a point's shards adopted from fragments (a copy: it
+// carries the fragment's summary in its metadata) and encoded by the seal.
+func (e env) shardKinds(t *testing.T, sp *vault.SnapshotPoint) (adopted, encoded int) {
+	t.Helper()
+	for _, sh := range sp.Shards {
+		h, err := e.c.HeadObject(e.ctx, &s3.HeadObjectInput{Bucket: aws.String(e.v.Bucket), Key: aws.String(sh.Key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := h.Metadata["bv-records"]; ok {
+			adopted++
+		} else {
+			encoded++
+		}
+	}
+	return adopted, encoded
+}
+
+// TestSealAdoptsFragments: fragments without skip records become manifest
+// shards by one server-side copy each; fragments with skips, a fragment
+// whose keys are too long for its metadata and the work-item file of a
+// failed batch are read and re-encoded between them. Shards stay disjoint
+// and ascending, the totals match the records, a re-run seal gives the
+// same point, and each point restores the bucket exactly.
+func TestSealAdoptsFragments(t *testing.T) {
+	e := setup(t)
+	long := "long/" + strings.Repeat(strings.Repeat("é", 100)+"/", 5) + "x" // 1,011 bytes, ~3,000 escaped: no room in metadata
+	keys := []string{"a/ünïcödé+%20.txt", long}
+	for i := range 60 {
+		keys = append(keys, fmt.Sprintf("k/%03d", i))
+	}
+	for _, k := range keys {
+		e.put(t, k, "v1 "+k)
+	}
+	f := &faulty{Client: e.c}
+	eng := e.engine(f)
+
+	// A full snapshot: every fragment is the copy step's; all but the long
+	// key's are adopted.
+	want1 := e.capture(t)
+	j1 := e.run(t, eng, snapshot.Job{})
+	sp1, err := e.v.Snapshot(e.ctx, e.bucket, j1.RecoveryPointID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j1.State != snapshot.StateCompleted || j1.Totals.Objects != int64(len(keys)) || j1.Totals.Copied != int64(len(keys)) {
+		t.Fatalf("full snapshot: %s %+v", j1.State, j1.Totals)
+	}
+	e.checkShards(t, sp1, j1.Totals)
+	if a, enc := e.shardKinds(t, sp1); a != j1.Scan.Files-1 || enc != 1 {
+		t.Errorf("full snapshot of %d chunks: %d shards adopted, %d encoded; want all but the long key's adopted", j1.Scan.Files, a, enc)
+	}
+	got, _ := e.restoreInto(t, j1.RecoveryPointID, time.Time{})
+	if d := inspect.Diff(want1, got); len(d) > 0 {
+		t.Errorf("restore of the full snapshot differs:\n%s", strings.Join(d, "\n"))
+	}
+
+	// An incremental: k/005 and k/030 copied, k/031 denied (a skip in its
+	// fragment), k/050 in a file whose copy batch fails (no fragment), the
+	// other chunks carried by the scan (its fragments, adopted).
+	for _, k := range []string{"k/005", "k/030", "k/031", "k/050"} {
+		e.put(t, k, "v2 "+k)
+	}
+	want := e.capture(t)
+	delete(want, "k/031")
+	delete(want, "k/050")
+	f.denied = func(src string) bool { return strings.Contains(src, "k/031") }
+	j, err := eng.Start(e.ctx, snapshot.Job{Vault: e.v.Bucket, Bucket: e.bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err = eng.Scan(e.ctx, *j); err != nil || !j.Scan.Done {
+		t.Fatalf("scan: %+v %v", j, err)
+	}
+	var items, run []snapshot.ItemRef
+	if err := e.v.GetJSON(e.ctx, j.Scan.ItemsKey, &items); err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if !slices.Contains(e.fileKeys(t, it.Key), "k/050") {
+			run = append(run, it)
+		}
+	}
+	if len(run) != len(items)-1 || j.Scan.Files <= len(items) {
+		t.Fatalf("%d chunks, %d item files, %d without k/050: want some chunks carried and one item file left out", j.Scan.Files, len(items), len(run))
+	}
+	req := snapshot.CopyRequest{Items: run}
+	req.BatchInput.Job = *j
+	if _, err := eng.Copy(e.ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := eng.Seal(e.ctx, *j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sealed.State != snapshot.StatePartial || sealed.Totals.Failed != 2 || sealed.Totals.Copied != 2 || sealed.Totals.Objects != int64(len(keys)-2) {
+		t.Fatalf("sealed %s %+v; want PARTIAL, 2 copied, 2 failed, %d objects", sealed.State, sealed.Totals, len(keys)-2)
+	}
+	sp, err := e.v.Snapshot(e.ctx, e.bucket, j.RecoveryPointID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := e.checkShards(t, sp, sealed.Totals)
+	var gotKeys, wantKeys []string
+	for _, r := range recs {
+		gotKeys = append(gotKeys, r.Key)
+	}
+	for k := range want {
+		wantKeys = append(wantKeys, k)
+	}
+	slices.Sort(wantKeys)
+	if d := cmp.Diff(wantKeys, gotKeys); d != "" {
+		t.Errorf("manifest keys (-want +got):\n%s", d)
+	}
+	var failed []string
+	for _, r := range sp.Failures {
+		failed = append(failed, r.Key+":"+r.Reason)
+	}
+	if d := cmp.Diff([]string{"k/031:" + vault.SkipAccessDenied, "k/050:" + snapshot.SkipBatchFailed}, failed); d != "" {
+		t.Errorf("failures (-want +got):\n%s", d)
+	}
+	adopted, encoded := e.shardKinds(t, sp)
+	if adopted == 0 || encoded < 2 {
+		t.Errorf("%d shards adopted, %d encoded: want a mix (the long key's, k/031's and k/050's chunks encoded)", adopted, encoded)
+	}
+
+	// A re-run seal gives the same point.
+	again, err := eng.Seal(e.ctx, *j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp2, err := e.v.Snapshot(e.ctx, e.bucket, j.RecoveryPointID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(sealed.Totals, again.Totals); d != "" {
+		t.Errorf("re-run seal's totals (-first +again):\n%s", d)
+	}
+	if d := cmp.Diff(sp.Shards, sp2.Shards); d != "" {
+		t.Errorf("re-run seal's shards (-first +again):\n%s", d)
+	}
+	e.checkShards(t, sp2, again.Totals)
+
+	got, rep := e.restoreInto(t, j.RecoveryPointID, time.Time{})
+	if d := inspect.Diff(want, got); len(d) > 0 {
+		t.Errorf("restore of the incremental differs:\n%s", strings.Join(d, "\n"))
+	}
+	if rep.Restored != int64(len(want)) {
+		t.Errorf("restored %d, want %d", rep.Restored, len(want))
+	}
+}
+
+// fileKeys reads the keys of a segment-format file of the vault.
+func (e env) fileKeys(t *testing.T, key string) []string {
+	t.Helper()
+	src, err := e.v.OpenSegmentFile(e.ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var out []string
+	for {
+		o, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, o.Key)
+	}
+}
