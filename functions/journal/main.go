@@ -28,7 +28,7 @@ func main() {
 			if err != nil {
 				return events.SQSEventResponse{}, err
 			}
-			j = &journal.Journal{Vault: v, S3: f.S3, Concurrency: f.Config.Concurrency, Log: f.Log}
+			j = &journal.Journal{Vault: v, S3: f.S3, Concurrency: f.Config.Concurrency, RelayMax: f.Config.RelayMax, Log: f.Log}
 		}
 		return j.HandleSQS(ctx, ev)
 	})

@@ -25,7 +25,7 @@ func main() {
 		if err != nil {
 			return nil, err
 		}
-		j := &journal.Journal{Vault: v, S3: f.S3, Concurrency: f.Config.Concurrency, Log: f.Log}
+		j := &journal.Journal{Vault: v, S3: f.S3, Concurrency: f.Config.Concurrency, RelayMax: f.Config.RelayMax, Log: f.Log}
 		if len(req.Buckets) == 0 {
 			req.Buckets = f.Config.Buckets
 		}

@@ -19,7 +19,11 @@ const (
 	// EnvPackMax is the largest object, in bytes, a snapshot stores in a
 	// pack (0: none; default 262144).
 	EnvPackMax = "BUCKETVAULT_PACK_MAX"
-	EnvLogLevel       = "AWS_LAMBDA_LOG_LEVEL"        // DEBUG, INFO, WARN, ERROR (Lambda's own)
+	// EnvRelayMax is the largest new version, in bytes, the journal
+	// relays (GetObject + create-only PutObject) instead of copying it
+	// server-side (0: none; default 262144).
+	EnvRelayMax = "BUCKETVAULT_RELAY_MAX"
+	EnvLogLevel = "AWS_LAMBDA_LOG_LEVEL" // DEBUG, INFO, WARN, ERROR (Lambda's own)
 	// EnvEventsTopic is the ARN of the SNS topic that job events
 	// (BACKUP_JOB_*, RESTORE_JOB_*, S3_BACKUP_OBJECT_FAILED) are published
 	// to; shared/notify reads it.
@@ -39,9 +43,12 @@ type Config struct {
 	// PackMax is the snapshot engine's PackMax: 0 for its default, -1
 	// for no packs.
 	PackMax int64
+	// RelayMax is the journal's RelayMax, the same way.
+	RelayMax int64
 }
 
-// MaxPackMax bounds EnvPackMax: a pack member is held in memory.
+// MaxPackMax bounds EnvPackMax and EnvRelayMax: a pack member, a relayed
+// version, is held in memory.
 const MaxPackMax = 16 << 20
 
 // Error names the variable that is wrong.
@@ -70,14 +77,21 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.Concurrency = n
 	}
-	if s := strings.TrimSpace(getenv(EnvPackMax)); s != "" {
+	for _, v := range []struct {
+		name, what string
+		to         *int64
+	}{{EnvPackMax, "no packs", &c.PackMax}, {EnvRelayMax, "no relay", &c.RelayMax}} {
+		s := strings.TrimSpace(getenv(v.name))
+		if s == "" {
+			continue
+		}
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 || n > MaxPackMax {
-			return c, &Error{Var: EnvPackMax, Reason: fmt.Sprintf("%q: want a size in bytes from 0 (no packs) to %d", s, MaxPackMax)}
+			return c, &Error{Var: v.name, Reason: fmt.Sprintf("%q: want a size in bytes from 0 (%s) to %d", s, v.what, MaxPackMax)}
 		}
-		c.PackMax = n
+		*v.to = n
 		if n == 0 {
-			c.PackMax = -1
+			*v.to = -1
 		}
 	}
 	return c, nil

@@ -24,6 +24,9 @@ func TestFromEnv(t *testing.T) {
 		{"no packs", map[string]string{EnvVault: "v", EnvPackMax: "0"}, Config{Vault: "v", Concurrency: 16, PackMax: -1}, ""},
 		{"pack max too large", map[string]string{EnvVault: "v", EnvPackMax: "1073741824"}, Config{}, EnvPackMax},
 		{"bad pack max", map[string]string{EnvVault: "v", EnvPackMax: "256k"}, Config{}, EnvPackMax},
+		{"relay max", map[string]string{EnvVault: "v", EnvRelayMax: "1048576"}, Config{Vault: "v", Concurrency: 16, RelayMax: 1 << 20}, ""},
+		{"no relay", map[string]string{EnvVault: "v", EnvRelayMax: "0"}, Config{Vault: "v", Concurrency: 16, RelayMax: -1}, ""},
+		{"bad relay max", map[string]string{EnvVault: "v", EnvRelayMax: "-5"}, Config{}, EnvRelayMax},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
