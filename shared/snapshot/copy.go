@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/vault"
@@ -44,12 +45,18 @@ func (e *Engine) Copy(ctx context.Context, req CopyRequest) (*CopyResult, error)
 	}
 	res := &CopyResult{}
 	sem := make(chan struct{}, e.concurrency())
+	// Several files in flight, so one file's first reads and last write
+	// overlap the others' copies (an incremental's files hold a few
+	// versions each, and those calls are most of their time). What a file
+	// holds of packs' bytes is weighed against the budget of two files of
+	// two full packs each, so memory stays what two files in flight held.
+	mem := semaphore.NewWeighted(2 * e.packHeld())
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(2) // two files in flight keep the copiers busy across file ends
+	g.SetLimit(filesInFlight)
 	var mu sync.Mutex
 	for _, ref := range req.Items {
 		g.Go(func() error {
-			r, err := e.copyFile(gctx, v, job, ref, sem)
+			r, err := e.copyFile(gctx, v, job, ref, sem, mem)
 			if err != nil {
 				return err
 			}
@@ -70,47 +77,73 @@ func (e *Engine) Copy(ctx context.Context, req CopyRequest) (*CopyResult, error)
 	return res, nil
 }
 
-func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref ItemRef, sem chan struct{}) (CopyResult, error) {
+// filesInFlight bounds the work-item files one copy step works on at once.
+const filesInFlight = 8
+
+// packHeld is the most a file holds of packs' bytes at once: a pack being
+// written and the next one being read (a pack may pass PackBytes by its
+// last member).
+func (e *Engine) packHeld() int64 { return 2 * (e.packBytes() + max(e.packMax(), 0)) }
+
+func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref ItemRef, sem chan struct{}, mem *semaphore.Weighted) (CopyResult, error) {
 	var res CopyResult
 	if ref.Key != itemFileKey(job.JobID, ref.N) {
 		return res, invalid("item %d: key %q is not this job's item file", ref.N, ref.Key)
 	}
+	// The file's three first reads at once: is it done (its fragment), was
+	// it started (its marker), and its records.
 	frag := fragmentKey(job.JobID, ref.N)
-	switch _, err := e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(frag)}); {
-	case err == nil:
+	var fragErr, startedErr, readErr error
+	var recs []vault.Record
+	var first sync.WaitGroup
+	first.Add(3)
+	go func() {
+		defer first.Done()
+		_, fragErr = e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(frag)})
+	}()
+	go func() {
+		defer first.Done()
+		_, startedErr = e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(startedKey(job.JobID, ref.N))})
+	}()
+	go func() {
+		defer first.Done()
+		recs, readErr = e.readItems(ctx, v, ref.Key)
+	}()
+	first.Wait()
+	switch {
+	case fragErr == nil:
 		res.FilesSkipped = 1
 		return res, nil
-	case !s3x.IsNotFound(err):
-		return res, fmt.Errorf("check fragment %s: %w", frag, err)
+	case !s3x.IsNotFound(fragErr):
+		return res, fmt.Errorf("check fragment %s: %w", frag, fragErr)
 	}
 	careful := false
-	switch _, err := e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(startedKey(job.JobID, ref.N))}); {
-	case err == nil:
+	switch {
+	case startedErr == nil:
 		careful = true
-	case !s3x.IsNotFound(err):
-		return res, fmt.Errorf("check item file %d: %w", ref.N, err)
-	default:
+	case !s3x.IsNotFound(startedErr):
+		return res, fmt.Errorf("check item file %d: %w", ref.N, startedErr)
+	}
+	if readErr != nil {
+		return res, readErr
+	}
+	if !careful {
+		// Before any copy: a retry after a crash must find it.
 		if err := v.PutBytes(ctx, startedKey(job.JobID, ref.N), nil, "text/plain"); err != nil {
 			return res, err
 		}
 	}
-	src, err := v.OpenSegmentFile(ctx, ref.Key)
-	if err != nil {
+	var held int64 // packs' bytes this file will hold at most
+	for _, r := range recs {
+		if r.Data == "" && e.packable(r) {
+			held += r.Size
+		}
+	}
+	held = min(held, e.packHeld())
+	if err := mem.Acquire(ctx, held); err != nil {
 		return res, err
 	}
-	var recs []vault.Record
-	for {
-		o, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			src.Close()
-			return res, err
-		}
-		recs = append(recs, o.Record)
-	}
-	src.Close()
+	defer mem.Release(held)
 	stop := job.stopAt()
 	var copied, bytes, carried, failed atomic.Int64
 	var wg sync.WaitGroup
@@ -204,6 +237,26 @@ func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref Item
 		return res, err
 	}
 	return res, nil
+}
+
+// readItems reads a work-item file's records.
+func (e *Engine) readItems(ctx context.Context, v *vault.Vault, key string) ([]vault.Record, error) {
+	src, err := v.OpenSegmentFile(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	var recs []vault.Record
+	for {
+		o, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			return recs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, o.Record)
+	}
 }
 
 // copyVersion copies one version into its data key and completes its

@@ -772,8 +772,14 @@ func TestPacks(t *testing.T) {
 	if err := e.v.GetJSON(e.ctx, job.Scan.ItemsKey, &items); err != nil {
 		t.Fatal(err)
 	}
-	req := snapshot.CopyRequest{Items: items}
+	// The other files first (a failing file cancels the files in flight
+	// beside it), then the last one, whose fragment fails.
+	req := snapshot.CopyRequest{Items: items[:len(items)-1]}
 	req.BatchInput.Job = *job
+	if _, err := eng2.Copy(e.ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	req.Items = items
 	lastFragment = fmt.Sprintf("/fragments/%06d.jsonl.zst", items[len(items)-1].N)
 	if _, err := eng2.Copy(e.ctx, req); err == nil {
 		t.Fatal("want the injected fragment failure")
