@@ -45,18 +45,25 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 		return &job, nil
 	}
 	prog.State.Rounds++
-	known, err := e.openKnown(ctx, v, job)
-	if err != nil {
-		return nil, classify(err)
-	}
-	defer known.close()
-	deadline := e.scanDeadline(ctx, job)
 	chunk := e.ChunkSize
 	if chunk <= 0 {
 		chunk = 1000
 	}
 	st := &prog.State
 	var lister pager
+	if job.Inventory == nil {
+		// The first page is listed while the vault's snapshots and journal
+		// are opened.
+		pf := newPrefetch(ctx, s3x.NewVersionLister(e.S3, job.Bucket, "", st.KeyMarker, st.VersionIDMarker, int32(min(chunk, 1000))))
+		defer pf.close()
+		lister = pf
+	}
+	known, err := e.openKnown(ctx, v, job)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer known.close()
+	deadline := e.scanDeadline(ctx, job)
 	if job.Inventory != nil {
 		// The inventory's rows, sorted into runs in earlier rounds (or
 		// this one), merged: the same key order as a listing.
@@ -90,10 +97,6 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 		}
 		defer il.close()
 		lister = il
-	} else {
-		pf := newPrefetch(ctx, s3x.NewVersionLister(e.S3, job.Bucket, "", st.KeyMarker, st.VersionIDMarker, int32(min(chunk, 1000))))
-		defer pf.close()
-		lister = pf
 	}
 	var recs []vault.Record
 	toCopy := 0
@@ -117,9 +120,10 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 		}
 		st.KeyMarker, st.VersionIDMarker = lister.Markers()
 		recs, toCopy = recs[:0], 0
-		if job.Inventory != nil {
-			// The merge of an inventory's runs restarts whole: progress is
-			// saved when it ends, so a restart rewrites the same chunks.
+		if job.Inventory != nil || !lister.HasMorePages() {
+			// The merge of an inventory's runs restarts whole, and the
+			// listing's last chunk is followed by the end of the scan:
+			// progress is saved there, so a restart rewrites the same chunks.
 			return nil
 		}
 		return v.PutJSON(ctx, scanStateKey(job.JobID), prog)

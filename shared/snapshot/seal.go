@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
@@ -107,10 +109,13 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 	}
 	job.StatusMessage = sp.StatusMessage
 	job.Totals = totals
-	if err := v.PutJSON(ctx, vault.SnapshotKey(job.Bucket, job.RecoveryPointID), sp); err != nil {
-		return nil, classify(err)
-	}
-	if err := v.PutJSON(ctx, vault.JobKey(job.JobID), job); err != nil {
+	// The two records at once: a seal that fails after one is retried and
+	// writes both again.
+	var g errgroup.Group
+	g.Go(func() error { return v.PutJSON(ctx, vault.SnapshotKey(job.Bucket, job.RecoveryPointID), sp) })
+	rec := job
+	g.Go(func() error { return v.PutJSON(ctx, vault.JobKey(rec.JobID), rec) })
+	if err := g.Wait(); err != nil {
 		return nil, classify(err)
 	}
 	e.log().InfoContext(ctx, "snapshot sealed", "job", job.JobID, "state", job.State, "objects", totals.Objects, "copied", totals.Copied, "failed", totals.Failed)

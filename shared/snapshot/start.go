@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/bucketvault/bucketvault/shared/notify"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
@@ -45,10 +47,13 @@ func (e *Engine) Start(ctx context.Context, job Job) (*Job, error) {
 	job.State = StateRunning
 	sp := v.NewSnapshotPoint(job.Bucket, job.RecoveryPointID, job.JobID, now)
 	sp.CreatedBy, sp.Lifecycle, sp.RecoveryPointTags = job.CreatedBy, job.Lifecycle, job.RecoveryPointTags
-	if err := v.PutJSON(ctx, vault.SnapshotKey(job.Bucket, job.RecoveryPointID), sp); err != nil {
-		return nil, classify(err)
-	}
-	if err := v.PutJSON(ctx, vault.JobKey(job.JobID), job); err != nil {
+	// The two records at once: neither names the other's state, and a
+	// retried start makes new ones.
+	var g errgroup.Group
+	g.Go(func() error { return v.PutJSON(ctx, vault.SnapshotKey(job.Bucket, job.RecoveryPointID), sp) })
+	rec := job
+	g.Go(func() error { return v.PutJSON(ctx, vault.JobKey(rec.JobID), rec) })
+	if err := g.Wait(); err != nil {
 		return nil, classify(err)
 	}
 	ev := e.event(job)
