@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/vault"
@@ -45,18 +44,12 @@ func (e *Engine) Copy(ctx context.Context, req CopyRequest) (*CopyResult, error)
 	}
 	res := &CopyResult{}
 	sem := make(chan struct{}, e.concurrency())
-	// Several files in flight, so one file's first reads and last write
-	// overlap the others' copies (an incremental's files hold a few
-	// versions each, and those calls are most of their time). What a file
-	// holds of packs' bytes is weighed against the budget of two files of
-	// two full packs each, so memory stays what two files in flight held.
-	mem := semaphore.NewWeighted(2 * e.packHeld())
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(filesInFlight)
+	g.SetLimit(2) // two files in flight keep the copiers busy across file ends
 	var mu sync.Mutex
 	for _, ref := range req.Items {
 		g.Go(func() error {
-			r, err := e.copyFile(gctx, v, job, ref, sem, mem)
+			r, err := e.copyFile(gctx, v, job, ref, sem)
 			if err != nil {
 				return err
 			}
@@ -77,15 +70,7 @@ func (e *Engine) Copy(ctx context.Context, req CopyRequest) (*CopyResult, error)
 	return res, nil
 }
 
-// filesInFlight bounds the work-item files one copy step works on at once.
-const filesInFlight = 8
-
-// packHeld is the most a file holds of packs' bytes at once: a pack being
-// written and the next one being read (a pack may pass PackBytes by its
-// last member).
-func (e *Engine) packHeld() int64 { return 2 * (e.packBytes() + max(e.packMax(), 0)) }
-
-func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref ItemRef, sem chan struct{}, mem *semaphore.Weighted) (CopyResult, error) {
+func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref ItemRef, sem chan struct{}) (CopyResult, error) {
 	var res CopyResult
 	if ref.Key != itemFileKey(job.JobID, ref.N) {
 		return res, invalid("item %d: key %q is not this job's item file", ref.N, ref.Key)
@@ -133,17 +118,6 @@ func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref Item
 			return res, err
 		}
 	}
-	var held int64 // packs' bytes this file will hold at most
-	for _, r := range recs {
-		if r.Data == "" && e.packable(r) {
-			held += r.Size
-		}
-	}
-	held = min(held, e.packHeld())
-	if err := mem.Acquire(ctx, held); err != nil {
-		return res, err
-	}
-	defer mem.Release(held)
 	stop := job.stopAt()
 	var copied, bytes, carried, failed atomic.Int64
 	var wg sync.WaitGroup

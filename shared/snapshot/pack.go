@@ -28,8 +28,7 @@ const (
 	// are copied server-side, one CopyObject each.
 	DefaultPackMax = 256 << 10
 	// DefaultPackBytes is the size at which a pack is closed. A copy step
-	// holds at most two packs per file in flight, and no more pack bytes
-	// in all than two files of two full packs (see Copy).
+	// holds at most two packs per file in flight, two files at once.
 	DefaultPackBytes = 16 << 20
 )
 

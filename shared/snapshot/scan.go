@@ -45,10 +45,7 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 		return &job, nil
 	}
 	prog.State.Rounds++
-	chunk := e.ChunkSize
-	if chunk <= 0 {
-		chunk = 1000
-	}
+	chunk := e.chunkSize()
 	st := &prog.State
 	var lister pager
 	if job.Inventory == nil {

@@ -255,6 +255,13 @@ func (e *Engine) concurrency() int {
 	return 32
 }
 
+func (e *Engine) chunkSize() int {
+	if e.ChunkSize > 0 {
+		return e.ChunkSize
+	}
+	return 1000
+}
+
 // Default windows (AWS Backup's).
 const (
 	DefaultStartWindowMinutes      = 480
