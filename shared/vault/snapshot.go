@@ -397,28 +397,54 @@ func (v *Vault) OpenShards(ctx context.Context, shards []RunShard, prefixes []st
 	return &shardSource{ctx: ctx, v: v, shards: keep}
 }
 
-// shardSource reads segment-format shards one after another.
+// shardSource reads segment-format shards one after another, opening the
+// next one while it reads the current one (a snapshot's shards are up to
+// 1,000 records each: a reader would otherwise wait on a GET per shard).
 type shardSource struct {
 	ctx    context.Context
 	v      *Vault
 	shards []RunShard
 	cur    *SegmentReader
+	ahead  chan openedShard // the next shard, being opened
 	line   int
+}
+
+type openedShard struct {
+	r   *SegmentReader
+	err error
+}
+
+// openNext starts opening the next shard, if any.
+func (s *shardSource) openNext() {
+	if len(s.shards) == 0 {
+		return
+	}
+	sh := s.shards[0]
+	s.shards = s.shards[1:]
+	ch := make(chan openedShard, 1)
+	go func() {
+		r, err := s.v.OpenSegment(s.ctx, SegmentRef{ID: sh.Key, Key: sh.Key})
+		ch <- openedShard{r, err}
+	}()
+	s.ahead = ch
 }
 
 func (s *shardSource) Next() (Observed, error) {
 	for {
 		if s.cur == nil {
-			if len(s.shards) == 0 {
+			if s.ahead == nil {
+				s.openNext()
+			}
+			if s.ahead == nil {
 				return Observed{}, io.EOF
 			}
-			sh := s.shards[0]
-			s.shards = s.shards[1:]
-			r, err := s.v.OpenSegment(s.ctx, SegmentRef{ID: sh.Key, Key: sh.Key})
-			if err != nil {
-				return Observed{}, err
+			o := <-s.ahead
+			s.ahead = nil
+			if o.err != nil {
+				return Observed{}, o.err
 			}
-			s.cur, s.line = r, 0
+			s.cur, s.line = o.r, 0
+			s.openNext()
 		}
 		rec, err := s.cur.Next()
 		if err == io.EOF {
@@ -435,10 +461,18 @@ func (s *shardSource) Next() (Observed, error) {
 }
 
 func (s *shardSource) Close() error {
-	if s.cur != nil {
-		return s.cur.Close()
+	var err error
+	if s.ahead != nil {
+		if o := <-s.ahead; o.r != nil {
+			o.r.Close()
+		}
+		s.ahead = nil
 	}
-	return nil
+	if s.cur != nil {
+		err = s.cur.Close()
+		s.cur = nil
+	}
+	return err
 }
 
 // OpenSegmentFile streams the records of one segment-format file (a job's
