@@ -84,12 +84,19 @@ func (l *VersionLister) Next(ctx context.Context) ([]Entry, error) {
 		return nil, nil
 	}
 	var raw bytes.Buffer
-	out, err := l.client.ListObjectVersions(ctx, &l.in, captureBody(&raw))
+	var page parsedPage
+	out, err := l.client.ListObjectVersions(ctx, &l.in, captureBody(&raw), parseBody(&page))
 	if err != nil {
 		return nil, fmt.Errorf("list versions of s3://%s/%s: %w", aws.ToString(l.in.Bucket), aws.ToString(l.in.Prefix), err)
 	}
+	if page.ok {
+		// Read from the body in one pass, in the server's order.
+		out.IsTruncated, out.NextKeyMarker, out.NextVersionIdMarker = aws.Bool(page.truncated), nonEmpty(page.nextKey), nonEmpty(page.nextVers)
+	}
 	entries := merge(out)
-	if raw.Len() > 0 {
+	if page.ok {
+		entries = page.entries
+	} else if raw.Len() > 0 {
 		ordered, err := orderFromXML(raw.Bytes(), entries)
 		if err != nil {
 			return nil, fmt.Errorf("list versions of s3://%s: %w", aws.ToString(l.in.Bucket), err)
@@ -163,6 +170,13 @@ func fromVersion(v types.ObjectVersion) Entry {
 		e.ChecksumAlgo = string(v.ChecksumAlgorithm[0])
 	}
 	return e
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func versionOrNull(v *string) string {
