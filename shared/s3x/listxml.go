@@ -29,8 +29,9 @@ var emptyListing = []byte(`<ListVersionsResult xmlns="http://s3.amazonaws.com/do
 
 // parseBody returns a per-call option that reads a ListObjectVersions
 // response itself (parseListing) and hands the SDK an empty result. A body
-// it cannot read whole is left to the SDK, and page.ok stays false.
-func parseBody(page *parsedPage) func(*s3.Options) {
+// it cannot read that way is left to the SDK, page.ok stays false, and
+// raw keeps a copy of it (the lister reorders the SDK's result from it).
+func parseBody(page *parsedPage, raw *bytes.Buffer) func(*s3.Options) {
 	return func(o *s3.Options) {
 		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
 			return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("bucketvaultParseListing",
@@ -51,6 +52,9 @@ func parseBody(page *parsedPage) func(*s3.Options) {
 					if p, perr := parseListing(body); perr == nil {
 						*page = p
 						body = emptyListing
+					} else {
+						raw.Reset()
+						raw.Write(body)
 					}
 					resp.Body = io.NopCloser(bytes.NewReader(body))
 					return out, md, nil

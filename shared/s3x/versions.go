@@ -12,8 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go/middleware"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // Entry is one version or delete marker of a ListObjectVersions listing.
@@ -89,7 +87,7 @@ func (l *VersionLister) Next(ctx context.Context) ([]Entry, error) {
 	}
 	var raw bytes.Buffer
 	var page parsedPage
-	out, err := l.client.ListObjectVersions(ctx, &l.in, captureBody(&raw), parseBody(&page))
+	out, err := l.client.ListObjectVersions(ctx, &l.in, parseBody(&page, &raw))
 	if err != nil {
 		return nil, fmt.Errorf("list versions of s3://%s/%s: %w", aws.ToString(l.in.Bucket), aws.ToString(l.in.Prefix), err)
 	}
@@ -244,31 +242,4 @@ func orderFromXML(body []byte, entries []Entry) ([]Entry, error) {
 		return entries, nil
 	}
 	return ordered, nil
-}
-
-// captureBody returns a per-call option that copies the raw HTTP response
-// body into buf before the SDK's deserializer reads it.
-func captureBody(buf *bytes.Buffer) func(*s3.Options) {
-	return func(o *s3.Options) {
-		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
-			return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("bucketvaultCaptureBody",
-				func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
-					out, md, err := next.HandleDeserialize(ctx, in)
-					if err != nil {
-						return out, md, err
-					}
-					resp, ok := out.RawResponse.(*smithyhttp.Response)
-					if !ok || resp.Body == nil || resp.StatusCode != 200 {
-						return out, md, err
-					}
-					buf.Reset()
-					if _, rerr := buf.ReadFrom(resp.Body); rerr != nil {
-						return out, md, rerr
-					}
-					resp.Body.Close()
-					resp.Body = io.NopCloser(bytes.NewReader(buf.Bytes()))
-					return out, md, nil
-				}), middleware.After)
-		})
-	}
 }

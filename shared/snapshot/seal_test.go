@@ -1,9 +1,7 @@
 package snapshot_test
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -203,16 +201,9 @@ func (e env) fileKeys(t *testing.T, key string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Close()
 	var out []string
-	for {
-		o, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, o.Key)
+	for _, r := range drain(t, src) {
+		out = append(out, r.Key)
 	}
+	return out
 }

@@ -683,7 +683,12 @@ func (e env) manifest(t *testing.T, rp string) []vault.Record {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := e.v.OpenShards(e.ctx, sp.Shards, nil)
+	return drain(t, e.v.OpenShards(e.ctx, sp.Shards, nil))
+}
+
+// drain reads a record source to its end and closes it.
+func drain(t *testing.T, src vault.RecordSource) []vault.Record {
+	t.Helper()
 	defer src.Close()
 	var out []vault.Record
 	for {
