@@ -123,22 +123,12 @@ func (j *Journal) fetch(ctx context.Context, bucket, key, versionID string) (*s3
 		return nil, nil, fmt.Errorf("relay s3://%s/%s@%s: read: %w", bucket, key, versionID, err)
 	}
 	body := &relayBody{data: data[:n], md5: md5.Sum(data[:n])}
-	if etagIsMD5(etag, head.ServerSideEncryption) {
+	if s3x.ETagIsMD5(etag, string(head.ServerSideEncryption)) {
 		if got := hex.EncodeToString(body.md5[:]); got != strings.ToLower(etag) {
 			return nil, nil, fmt.Errorf("relay s3://%s/%s@%s: MD5 %s, ETag %s: %w", bucket, key, versionID, got, etag, ErrCorruptBody)
 		}
 	}
 	return head, body, nil
-}
-
-// etagIsMD5 reports whether a single-part ETag is the MD5 of the content:
-// 32 hex digits, and not SSE-KMS (whose ETags are not the MD5).
-func etagIsMD5(etag string, sse types.ServerSideEncryption) bool {
-	if sse == types.ServerSideEncryptionAwsKms || sse == types.ServerSideEncryptionAwsKmsDsse || len(etag) != 2*md5.Size {
-		return false
-	}
-	_, err := hex.DecodeString(etag)
-	return err == nil
 }
 
 // archiveClass reports a storage class whose objects can be in an archive,

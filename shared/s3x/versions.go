@@ -3,10 +3,13 @@ package s3x
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -186,6 +189,17 @@ func versionOrNull(v *string) string {
 		return "null"
 	}
 	return *v
+}
+
+// ETagIsMD5 reports whether an ETag is the MD5 of the object's bytes: a
+// single-part ETag (32 hex digits) of an object not encrypted with SSE-KMS
+// (sse as S3 reports it), whose ETags are not the MD5.
+func ETagIsMD5(etag, sse string) bool {
+	if strings.HasPrefix(sse, "aws:kms") || len(etag) != 2*md5.Size {
+		return false
+	}
+	_, err := hex.DecodeString(etag)
+	return err == nil
 }
 
 // TrimETag removes the quotes S3 puts around ETags.

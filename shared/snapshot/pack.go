@@ -156,8 +156,7 @@ func (e *Engine) readOnce(ctx context.Context, bucket string, r *vault.Record) (
 		return nil, &badReadError{fmt.Sprintf("read s3://%s/%s@%s: %d bytes, listed with %d", bucket, r.Key, r.VersionID, len(b), r.Size)}
 	}
 	sse := string(h.ServerSideEncryption)
-	if len(r.ETag) == 32 && !strings.HasPrefix(sse, "aws:kms") {
-		// A single-part object's ETag is its MD5 unless KMS encrypts it.
+	if s3x.ETagIsMD5(r.ETag, sse) {
 		if sum := md5.Sum(b); hex.EncodeToString(sum[:]) != r.ETag {
 			return nil, &badReadError{fmt.Sprintf("read s3://%s/%s@%s: MD5 %x, ETag %s", bucket, r.Key, r.VersionID, sum, r.ETag)}
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -41,14 +42,13 @@ func PackKey(bucket string, members []string) string {
 
 const packSuffix = ".pack"
 
-// ReadData reads the bytes of a version record from the vault: its whole
-// data object, or its range of a pack. The length read must be the
-// record's size.
-func (v *Vault) ReadData(ctx context.Context, rec Record) ([]byte, error) {
+// openData opens the bytes of a version record: its whole data object,
+// or its range of a pack (an empty member has nothing to read).
+func (v *Vault) openData(ctx context.Context, rec Record) (io.ReadCloser, error) {
 	in := &s3.GetObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data)}
 	if rec.Packed {
 		if rec.Size == 0 {
-			return []byte{}, nil
+			return io.NopCloser(strings.NewReader("")), nil
 		}
 		in.Range = aws.String("bytes=" + strconv.FormatInt(rec.DataOffset, 10) + "-" + strconv.FormatInt(rec.DataOffset+rec.Size-1, 10))
 	}
@@ -56,8 +56,18 @@ func (v *Vault) ReadData(ctx context.Context, rec Record) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", dataRef(rec), err)
 	}
-	defer out.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Body, rec.Size+1))
+	return out.Body, nil
+}
+
+// ReadData reads the bytes of a version record from the vault (see
+// openData). The length read must be the record's size.
+func (v *Vault) ReadData(ctx context.Context, rec Record) ([]byte, error) {
+	body, err := v.openData(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	b, err := io.ReadAll(io.LimitReader(body, rec.Size+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", dataRef(rec), err)
 	}

@@ -12,7 +12,6 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -233,19 +232,11 @@ func (e *mismatchError) Error() string {
 
 // checkBytes reads a data object and compares its digests with the record.
 func (v *Vault) checkBytes(ctx context.Context, rec Record, dataSSE string) error {
-	var body io.Reader = strings.NewReader("") // an empty version of a pack
-	if !rec.Packed || rec.Size > 0 {
-		in := &s3.GetObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data)}
-		if rec.Packed {
-			in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", rec.DataOffset, rec.DataOffset+rec.Size-1))
-		}
-		out, err := v.S3.GetObject(ctx, in)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", dataRef(rec), err)
-		}
-		defer out.Body.Close()
-		body = out.Body
+	body, err := v.openData(ctx, rec)
+	if err != nil {
+		return err
 	}
+	defer body.Close()
 	md := md5.New()
 	hashers := []io.Writer{md}
 	var sum hash.Hash
@@ -279,7 +270,7 @@ func (v *Vault) checkBytes(ctx context.Context, rec Record, dataSSE string) erro
 				return &mismatchError{what: "MD5", got: got, want: rec.DataETag}
 			}
 		}
-	case !strings.Contains(rec.ETag, "-") && !strings.HasPrefix(rec.SSE, "aws:kms") && len(rec.ETag) == 32:
+	case s3x.ETagIsMD5(rec.ETag, rec.SSE):
 		if got := hex.EncodeToString(md.Sum(nil)); got != rec.ETag {
 			return &mismatchError{what: "MD5", got: got, want: rec.ETag}
 		}
