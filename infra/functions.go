@@ -122,7 +122,7 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.Statements = concat(
 			r.readSnapshotSources(),
 			r.vaultAccess(true,
-				[]string{keyDescriptor, keyJournal, keyRuns, keySnapshots, keyData, keyJobs},
+				[]string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs},
 				[]string{keyData, keySnapshots, keyJobs}),
 			// The copy carries the source's tags (TaggingDirective COPY).
 			[]awsiam.PolicyStatement{allow("TagVaultData", []string{"s3:PutObjectTagging"}, jsii.String(r.arns().objects(r.Vault.Name, keyData)))},
@@ -179,10 +179,11 @@ func (r *FunctionResources) readProtected() []awsiam.PolicyStatement {
 }
 
 // readSnapshotSources reads what a snapshot reads of the buckets it may
-// back up (snapshotBuckets): the listing of every version (scan),
-// HeadObject of a version and the copy source with its tags (copy:
-// CopyObject and UploadPartCopy with the source's tags, GetObjectTagging
-// when a copy must set them). No ACLs: a snapshot does not record them.
+// back up (snapshotBuckets): the listing of every version (scan), whether
+// the bucket uses ACLs (start: its ownership controls), and each version
+// with its tags and ACL (copy: CopyObject and UploadPartCopy with the
+// source's tags, GetObject of a small version, GetObjectTagging when a
+// copy must set tags, GetObjectAcl where the bucket uses ACLs).
 func (r *FunctionResources) readSnapshotSources() []awsiam.PolicyStatement {
 	var buckets, objects []*string
 	for _, b := range snapshotBuckets(r.Config, r.arns().partition) {
@@ -190,8 +191,9 @@ func (r *FunctionResources) readSnapshotSources() []awsiam.PolicyStatement {
 		objects = append(objects, jsii.String(r.arns().objects(b, "*")))
 	}
 	return []awsiam.PolicyStatement{
-		allow("ReadSnapshotObjects", []string{"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging"}, objects...),
-		allow("ListSnapshotBuckets", []string{"s3:ListBucket", "s3:ListBucketVersions"}, buckets...),
+		allow("ReadSnapshotObjects", []string{"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging",
+			"s3:GetObjectAcl", "s3:GetObjectVersionAcl"}, objects...),
+		allow("ListSnapshotBuckets", []string{"s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketOwnershipControls"}, buckets...),
 	}
 }
 

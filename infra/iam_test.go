@@ -203,12 +203,12 @@ func TestRolePolicies(t *testing.T) {
 		"SnapshotRole": join(logs("Snapshot"),
 			// The buckets the plan's selection can take (photos and
 			// archive-*) and the protected ones (the on-demand snapshot's).
-			stmt{Sid: "ReadSnapshotObjects", Effect: "Allow", Actions: []string{"s3:GetObject", "s3:GetObjectTagging", "s3:GetObjectVersion", "s3:GetObjectVersionTagging"},
+			stmt{Sid: "ReadSnapshotObjects", Effect: "Allow", Actions: []string{"s3:GetObject", "s3:GetObjectAcl", "s3:GetObjectTagging", "s3:GetObjectVersion", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"},
 				Resources: []string{"arn:aws:s3:::archive-*/*", "arn:aws:s3:::documents/*", "arn:aws:s3:::photos/*"}},
-			stmt{Sid: "ListSnapshotBuckets", Effect: "Allow", Actions: []string{"s3:ListBucket", "s3:ListBucketVersions"},
+			stmt{Sid: "ListSnapshotBuckets", Effect: "Allow", Actions: []string{"s3:GetBucketOwnershipControls", "s3:ListBucket", "s3:ListBucketVersions"},
 				Resources: []string{"arn:aws:s3:::archive-*", "arn:aws:s3:::documents", "arn:aws:s3:::photos"}},
 			listVault,
-			stmt{Sid: "ReadVault", Effect: "Allow", Actions: []string{"s3:GetObject"}, Resources: vaultKeys("bucketvault.json", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*")},
+			stmt{Sid: "ReadVault", Effect: "Allow", Actions: []string{"s3:GetObject"}, Resources: vaultKeys("bucketvault.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*")},
 			stmt{Sid: "WriteVault", Effect: "Allow", Actions: []string{"s3:PutObject"}, Resources: vaultKeys("data/*", "snapshots/*", "jobs/*")},
 			abortVault, useVaultKey,
 			stmt{Sid: "TagVaultData", Effect: "Allow", Actions: []string{"s3:PutObjectTagging"}, Resources: vaultKeys("data/*")},

@@ -15,8 +15,9 @@ import (
 func (a *app) backupCommand() *cobra.Command {
 	var vaultName, bucket, planFile, ruleName string
 	var concurrency int
+	var acls bool
 	cmd := &cobra.Command{
-		Use:   "backup --vault V --bucket B [--plan FILE --rule NAME]",
+		Use:   "backup --vault V --bucket B [--plan FILE --rule NAME] [--acls]",
 		Short: "Take an on-demand snapshot of a bucket and print its recovery point",
 		Long: `backup runs a snapshot job in-process, with the same steps the snapshot state
 machine runs on AWS: it lists the bucket, copies every current object the
@@ -25,7 +26,11 @@ nothing), and seals a SNAPSHOT recovery point: AVAILABLE, or PARTIAL listing
 every object it could not back up and why.
 
 With --plan and --rule the job takes the rule's windows, lifecycle and
-recovery point tags (the plan is AWS Backup's JSON, validated first).`,
+recovery point tags (the plan is AWS Backup's JSON, validated first).
+
+Object ACLs are backed up where the bucket uses them: its Object Ownership
+is not BucketOwnerEnforced, or the vault protects it with --acls. --acls
+reads them whatever the bucket says; --acls=false never does.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlag("bucket", bucket); err != nil {
@@ -48,6 +53,9 @@ recovery point tags (the plan is AWS Backup's JSON, validated first).`,
 					return usagef("plan %s has no rule %q", p.BackupPlanName, ruleName)
 				}
 				job = snapshot.JobForRule(p, r, vaultName, bucket, time.Now())
+			}
+			if cmd.Flags().Changed("acls") {
+				job.ACLs = &acls
 			}
 			if err := requireFlag("vault", job.Vault); err != nil {
 				return err
@@ -87,6 +95,7 @@ recovery point tags (the plan is AWS Backup's JSON, validated first).`,
 	f.StringVar(&planFile, "plan", "", "AWS Backup plan JSON whose rule shapes the job")
 	f.StringVar(&ruleName, "rule", "", "the rule of --plan")
 	f.IntVar(&concurrency, "concurrency", 32, "parallel copies")
+	f.BoolVar(&acls, "acls", false, "read every new object's ACL (default: when the bucket's ownership leaves ACLs enabled)")
 	return cmd
 }
 
@@ -108,6 +117,13 @@ func jobText(j *snapshot.Job) string {
 	if t := j.Totals; t != nil {
 		fmt.Fprintf(&b, "  %d objects, %d bytes; copied %d (%d bytes), the vault had the rest; failed %d\n",
 			t.Objects, t.Bytes, t.Copied, t.CopiedBytes, t.Failed)
+	}
+	if j.ACLs != nil {
+		what := "not read (the bucket does not use them)"
+		if *j.ACLs {
+			what = "read with each new object"
+		}
+		fmt.Fprintf(&b, "  object ACLs: %s\n", what)
 	}
 	if j.StatusMessage != "" {
 		fmt.Fprintf(&b, "  %s\n", j.StatusMessage)

@@ -50,6 +50,14 @@ func TestCLIBackupAndRestoreSnapshot(t *testing.T) {
 	if j.State != snapshot.StateCompleted || j.Vault != vaultName || j.Totals.Objects != 2 || j.CreatedBy.BackupRuleName != "Daily" {
 		t.Fatalf("job %+v", j)
 	}
+	if j.ACLs == nil || *j.ACLs {
+		t.Errorf("job ACLs %v: want decided, and off (the local server has no object ACLs)", j.ACLs)
+	}
+	// --acls asks for them whatever the bucket says; the text says so.
+	if code, out, e := cli(t, srv, "backup", "--bucket", bucket, "--vault", vaultName, "--acls"); code != 0 ||
+		!strings.Contains(out, "object ACLs: read with each new object") {
+		t.Errorf("backup --acls: %d %q %s", code, out, e)
+	}
 	if code, out, _ := cli(t, srv, "recovery-points", "--vault", vaultName, "--bucket", bucket); code != 0 ||
 		!strings.Contains(out, j.RecoveryPointID+"  SNAPSHOT  AVAILABLE") || !strings.Contains(out, "2 objects") || !strings.Contains(out, "expires") {
 		t.Errorf("recovery-points: %d %q", code, out)

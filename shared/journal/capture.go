@@ -94,7 +94,7 @@ func (j *Journal) captureVersion(ctx context.Context, bucket, key, versionID str
 		rec.Tags = tags
 	}
 	if j.usesACLs(ctx, bucket) {
-		acl, err := j.acl(ctx, bucket, key, versionID)
+		acl, err := vault.ReadACL(ctx, j.S3, bucket, key, versionID)
 		if err != nil {
 			if skip, ok := skipFor(err); ok {
 				return skipRecord(key, versionID, skip, err), nil
@@ -239,30 +239,6 @@ func (j *Journal) tags(ctx context.Context, bucket, key, versionID string) (map[
 		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
 	return tags, nil
-}
-
-func (j *Journal) acl(ctx context.Context, bucket, key, versionID string) (*vault.ACL, error) {
-	out, err := j.S3.GetObjectAcl(ctx, &s3.GetObjectAclInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: nonNull(versionID)})
-	if err != nil {
-		if s3x.IsNotImplemented(err) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("acl of s3://%s/%s@%s: %w", bucket, key, versionID, err)
-	}
-	acl := &vault.ACL{}
-	if out.Owner != nil {
-		acl.Owner = aws.ToString(out.Owner.ID)
-	}
-	for _, g := range out.Grants {
-		if g.Grantee == nil {
-			continue
-		}
-		acl.Grants = append(acl.Grants, vault.Grant{
-			Type: string(g.Grantee.Type), ID: aws.ToString(g.Grantee.ID), URI: aws.ToString(g.Grantee.URI),
-			Email: aws.ToString(g.Grantee.EmailAddress), Permission: string(g.Permission),
-		})
-	}
-	return acl, nil
 }
 
 // InvalidVersionError says that a change names a version id that the

@@ -263,7 +263,7 @@ func (j *Journal) capture(ctx context.Context, c event.Change) ([]vault.Record, 
 		if c.VersionID == "" {
 			return nil, nil
 		}
-		acl, err := j.acl(ctx, c.Bucket, c.Key, c.VersionID)
+		acl, err := vault.ReadACL(ctx, j.S3, c.Bucket, c.Key, c.VersionID)
 		if err != nil {
 			if skip, ok := skipFor(err); ok && skip == vault.SkipGone {
 				return nil, nil

@@ -152,7 +152,7 @@ func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref Item
 				failed.Add(1)
 				return
 			}
-			did, err := e.copyVersion(ctx, v, job.Bucket, r, careful)
+			did, err := e.copyVersion(ctx, v, job, r, careful)
 			switch {
 			case err != nil:
 				fatalOnce.Do(func() { fatal = err })
@@ -176,7 +176,7 @@ func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref Item
 		if stopped.Load() {
 			break
 		}
-		bodies, err := e.readMembers(ctx, job.Bucket, recs, grp, stop, sem)
+		bodies, err := e.readMembers(ctx, job, recs, grp, stop, sem)
 		if err != nil {
 			fatalOnce.Do(func() { fatal = err })
 			stopped.Store(true)
@@ -236,8 +236,19 @@ func (e *Engine) readItems(ctx context.Context, v *vault.Vault, key string) ([]v
 // copyVersion copies one version into its data key and completes its
 // record; it reports whether it copied. A version that cannot be copied
 // becomes a skip record; only failures of the vault itself (and context
-// cancellation) return an error.
-func (e *Engine) copyVersion(ctx context.Context, v *vault.Vault, bucket string, r *vault.Record, careful bool) (bool, error) {
+// cancellation) return an error. When the job reads ACLs, the version's
+// ACL is read first: one that cannot be read makes the version a skip
+// record (a restore could not give it back its access), and before
+// anything is stored.
+func (e *Engine) copyVersion(ctx context.Context, v *vault.Vault, job Job, r *vault.Record, careful bool) (bool, error) {
+	bucket := job.Bucket
+	if job.readACLs() {
+		acl, err := vault.ReadACL(ctx, e.S3, bucket, r.Key, r.VersionID)
+		if err != nil {
+			return false, e.skipOrFail(r, err)
+		}
+		r.ACL = acl
+	}
 	r.Data = vault.DataKey(bucket, r.Key, r.VersionID, r.ETag, r.Time)
 	if careful {
 		have, err := e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(r.Data)})

@@ -85,7 +85,7 @@ type packed struct {
 // sem bounding the reads in flight with the rest of the step's requests.
 // A version that cannot be read becomes its skip record (its body nil);
 // only a failure of the step itself returns an error.
-func (e *Engine) readMembers(ctx context.Context, bucket string, recs []vault.Record, grp []int, stop time.Time, sem chan struct{}) ([][]byte, error) {
+func (e *Engine) readMembers(ctx context.Context, job Job, recs []vault.Record, grp []int, stop time.Time, sem chan struct{}) ([][]byte, error) {
 	bodies := make([][]byte, len(grp))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -105,7 +105,10 @@ func (e *Engine) readMembers(ctx context.Context, bucket string, recs []vault.Re
 				*r = skip(*r, SkipWindowEnded, "the completion window ended before this object was copied")
 				return
 			}
-			b, err := e.readMember(ctx, bucket, r)
+			b, err := e.readMember(ctx, job.Bucket, r)
+			if err == nil && job.readACLs() {
+				r.ACL, err = vault.ReadACL(ctx, e.S3, job.Bucket, r.Key, r.VersionID)
+			}
 			if err == nil {
 				bodies[k] = b
 				return

@@ -81,6 +81,12 @@ type Job struct {
 	StartWindowMinutes      int64 `json:"startWindowMinutes,omitempty"`
 	CompletionWindowMinutes int64 `json:"completionWindowMinutes,omitempty"`
 
+	// ACLs says whether the copy step reads each new version's ACL
+	// (GetObjectAcl), as a restore needs to put it back. Unset, start
+	// decides: on when the vault protects the bucket with ACLs, or when
+	// the bucket's Object Ownership leaves ACLs enabled (s3x.ObjectACLs).
+	ACLs *bool `json:"acls,omitempty"`
+
 	// Inventory, when set, makes the scan read an S3 Inventory report
 	// instead of listing the bucket (very large buckets).
 	Inventory *InventorySource `json:"inventory,omitempty"`
@@ -90,6 +96,9 @@ type Job struct {
 	Scan       ScanState `json:"scan"`
 	Totals     *Totals   `json:"totals,omitempty"` // set by seal
 }
+
+// readACLs reports whether the job captures object ACLs (decided by start).
+func (j Job) readACLs() bool { return j.ACLs != nil && *j.ACLs }
 
 // ScanState is the scan's progress, kept in the job and in the vault.
 type ScanState struct {

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bucketvault/bucketvault/shared/notify"
+	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
@@ -42,6 +43,13 @@ func (e *Engine) Start(ctx context.Context, job Job) (*Job, error) {
 		}
 		return &job, nil
 	}
+	if job.ACLs == nil {
+		on, err := e.usesACLs(ctx, v, job.Bucket)
+		if err != nil {
+			return nil, classify(err)
+		}
+		job.ACLs = &on
+	}
 	job.CompleteBy = now.Add(time.Duration(orDefaultMinutes(job.CompletionWindowMinutes, DefaultCompletionWindowMinutes)) * time.Minute)
 	job.RecoveryPointID = vault.NewJobID("snapshot", now)
 	job.State = StateRunning
@@ -61,6 +69,16 @@ func (e *Engine) Start(ctx context.Context, job Job) (*Job, error) {
 	notify.Send(ctx, e.events(), ev, e.Log)
 	e.log().InfoContext(ctx, "snapshot job started", "job", job.JobID, "bucket", job.Bucket, "vault", job.Vault, "completeBy", job.CompleteBy)
 	return &job, nil
+}
+
+// usesACLs decides whether a job captures object ACLs: the vault's record
+// of the bucket says so (protect --acls), or its ownership controls leave
+// ACLs enabled.
+func (e *Engine) usesACLs(ctx context.Context, v *vault.Vault, bucket string) (bool, error) {
+	if pb, err := v.Protected(ctx, bucket); err == nil && pb.ACLs {
+		return true, nil
+	}
+	return s3x.ObjectACLs(ctx, e.S3, bucket)
 }
 
 func orDefaultMinutes(v, def int64) int64 {
