@@ -79,12 +79,13 @@ func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref Item
 	// it started (its marker), and its records.
 	frag := fragmentKey(job.JobID, ref.N)
 	var fragErr, startedErr, readErr error
+	var fragHead *s3.HeadObjectOutput
 	var recs []vault.Record
 	var first sync.WaitGroup
 	first.Add(3)
 	go func() {
 		defer first.Done()
-		_, fragErr = e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(frag)})
+		fragHead, fragErr = e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(frag)})
 	}()
 	go func() {
 		defer first.Done()
@@ -97,8 +98,15 @@ func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref Item
 	first.Wait()
 	switch {
 	case fragErr == nil:
-		res.FilesSkipped = 1
-		return res, nil
+		// The file's fragment, unless a crashed attempt of the scan wrote
+		// one for this chunk number when it held other versions.
+		if readErr != nil {
+			return res, readErr
+		}
+		if id := fragHead.Metadata[metaChunk]; id == "" || id == chunkID(recs) {
+			res.FilesSkipped = 1
+			return res, nil
+		}
 	case !s3x.IsNotFound(fragErr):
 		return res, fmt.Errorf("check fragment %s: %w", frag, fragErr)
 	}

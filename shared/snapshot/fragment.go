@@ -2,8 +2,11 @@ package snapshot
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/url"
+	"sort"
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -27,6 +30,7 @@ const (
 	metaLastKey     = "bv-last-key"     // the last key, likewise
 	metaCopied      = "bv-copied"       // the copy step's CopyResult.Copied
 	metaCopiedBytes = "bv-copied-bytes" // and CopiedBytes
+	metaChunk       = "bv-chunk"        // chunkID of the fragment's records
 )
 
 // maxMetaKeys bounds the escaped first and last keys together. S3 allows
@@ -43,12 +47,31 @@ type fragSummary struct {
 	FirstKey, LastKey   string
 	HasKeys             bool // FirstKey and LastKey fitted in the metadata
 	Copied, CopiedBytes int64
+	Chunk               string // chunkID
+}
+
+// chunkID names a chunk by the versions it holds (keys and version ids, in
+// any order), so the copy step can tell its file's fragment from one an
+// earlier, crashed attempt of the scan wrote for the same chunk number
+// when the bucket held other versions.
+func chunkID(recs []vault.Record) string {
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.Key + "\x00" + r.VersionID
+	}
+	sort.Strings(ids)
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write([]byte(id))
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // summarize sums up a fragment's records (in any order: the file is
 // written sorted).
 func summarize(recs []vault.Record, copied CopyResult) fragSummary {
-	s := fragSummary{Records: len(recs), Copied: copied.Copied, CopiedBytes: copied.CopiedBytes}
+	s := fragSummary{Records: len(recs), Copied: copied.Copied, CopiedBytes: copied.CopiedBytes, Chunk: chunkID(recs)}
 	for i, r := range recs {
 		if r.Op == vault.OpSkip {
 			s.Skips++
@@ -71,6 +94,7 @@ func (s fragSummary) meta() map[string]string {
 		metaRecords: strconv.Itoa(s.Records),
 		metaBytes:   strconv.FormatInt(s.Bytes, 10),
 		metaSkips:   strconv.Itoa(s.Skips),
+		metaChunk:   s.Chunk,
 	}
 	if s.Copied > 0 || s.CopiedBytes > 0 {
 		m[metaCopied] = strconv.FormatInt(s.Copied, 10)
@@ -110,6 +134,7 @@ func parseSummary(m map[string]string) (s fragSummary, ok bool, err error) {
 			return bad(metaCopiedBytes, err)
 		}
 	}
+	s.Chunk = m[metaChunk]
 	f, okf := m[metaFirstKey]
 	l, okl := m[metaLastKey]
 	if okf && okl {

@@ -12,10 +12,42 @@ import (
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
-// scanProgress is the scan's saved progress (jobs/<job>/scan.json).
+// scanProgress is the scan's saved progress (jobs/<job>/scan.json): the
+// state and which chunks are work-item files, as ranges of chunk numbers.
+// It is saved at most every progressEvery while a round lists (and when
+// the round ends), so a scan of a billion objects rewrites it thousands
+// of times, not once per chunk; a round that crashes lists again from the
+// last save, rewriting the same chunks.
 type scanProgress struct {
-	State ScanState `json:"state"`
-	Items []ItemRef `json:"items"`
+	State ScanState  `json:"state"`
+	Items itemRanges `json:"itemRanges"`
+}
+
+// progressEvery is how often a listing round saves its progress.
+const progressEvery = 5 * time.Second
+
+// itemRanges are the chunks that are work-item files: inclusive ranges
+// of chunk numbers, ascending. A full snapshot is one range; an
+// incremental one a range per run of changed chunks.
+type itemRanges [][2]int
+
+func (r *itemRanges) add(n int) {
+	if k := len(*r); k > 0 && (*r)[k-1][1] == n-1 {
+		(*r)[k-1][1] = n
+		return
+	}
+	*r = append(*r, [2]int{n, n})
+}
+
+// refs are the Distributed Map's items: the work-item files, in order.
+func (r itemRanges) refs(jobID string) []ItemRef {
+	out := []ItemRef{}
+	for _, x := range r {
+		for n := x[0]; n <= x[1]; n++ {
+			out = append(out, ItemRef{N: n, Key: itemFileKey(jobID, n)})
+		}
+	}
+	return out
 }
 
 // Scan lists the bucket from where the last round stopped and writes its
@@ -97,6 +129,7 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 	}
 	var recs []vault.Record
 	toCopy := 0
+	saved := time.Now()
 	flush := func() error {
 		if len(recs) == 0 {
 			return nil
@@ -108,21 +141,25 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 				return err
 			}
 		} else {
-			key := itemFileKey(job.JobID, n)
-			if err := v.WriteRecords(ctx, job.Bucket, key, recs, nil); err != nil {
+			// An attempt of this round that crashed after its last save
+			// may have written this chunk as a fragment, when the bucket
+			// held other versions: the fragment names its chunk (chunkID),
+			// so the copy step does not take this one for done.
+			if err := v.WriteRecords(ctx, job.Bucket, itemFileKey(job.JobID, n), recs, nil); err != nil {
 				return err
 			}
-			prog.Items = append(prog.Items, ItemRef{N: n, Key: key, Count: len(recs)})
+			prog.Items.add(n)
 			st.ItemFiles++
 		}
 		st.KeyMarker, st.VersionIDMarker = lister.Markers()
 		recs, toCopy = recs[:0], 0
-		if job.Inventory != nil || !lister.HasMorePages() {
+		if job.Inventory != nil || !lister.HasMorePages() || time.Since(saved) < progressEvery {
 			// The merge of an inventory's runs restarts whole, and the
 			// listing's last chunk is followed by the end of the scan:
 			// progress is saved there, so a restart rewrites the same chunks.
 			return nil
 		}
+		saved = time.Now()
 		return v.PutJSON(ctx, scanStateKey(job.JobID), prog)
 	}
 	now := e.now()
@@ -175,13 +212,12 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 	}
 	if st.Done {
 		st.EndedAt = e.now()
-		if prog.Items == nil {
-			prog.Items = []ItemRef{}
-		}
 		st.ItemsKey = itemsListKey(job.JobID)
-		if err := v.PutJSON(ctx, st.ItemsKey, prog.Items); err != nil {
+		if err := v.PutJSON(ctx, st.ItemsKey, prog.Items.refs(job.JobID)); err != nil {
 			return nil, classify(err)
 		}
+	}
+	if job.Inventory == nil || st.Done {
 		if err := v.PutJSON(ctx, scanStateKey(job.JobID), prog); err != nil {
 			return nil, classify(err)
 		}

@@ -130,9 +130,8 @@ type ScanState struct {
 
 // ItemRef is one item of the Distributed Map: a work-item file.
 type ItemRef struct {
-	N     int    `json:"n"`
-	Key   string `json:"key"`
-	Count int    `json:"count"`
+	N   int    `json:"n"`
+	Key string `json:"key"`
 }
 
 // CopyRequest is the copy step's input: the Distributed Map's batch
