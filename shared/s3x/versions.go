@@ -48,12 +48,13 @@ type Entry struct {
 //
 // Entries a server repeats at page boundaries (versitygw does) are dropped.
 type VersionLister struct {
-	client  Client
-	in      s3.ListObjectVersionsInput
-	done    bool
-	lastKey string
-	seen    map[string]bool // version ids of lastKey already returned
+	client Client
+	in     s3.ListObjectVersionsInput
+	done   bool
+	prev   map[versionKey]bool // the entries of the page before
 }
+
+type versionKey struct{ key, versionID string }
 
 // NewVersionLister lists bucket from (keyMarker, versionMarker), both
 // possibly empty, restricted to prefix.
@@ -71,7 +72,7 @@ func NewVersionLister(client Client, bucket, prefix, keyMarker, versionMarker st
 	if pageSize > 0 {
 		in.MaxKeys = aws.Int32(pageSize)
 	}
-	return &VersionLister{client: client, in: in, seen: map[string]bool{}}
+	return &VersionLister{client: client, in: in}
 }
 
 // HasMorePages reports whether Next may return more entries.
@@ -124,19 +125,23 @@ func (l *VersionLister) Next(ctx context.Context) ([]Entry, error) {
 	return entries, nil
 }
 
+// dedupe drops the entries the page before returned: a server that
+// repeats an entry at a page boundary repeats one of the previous page's,
+// though not always next to it (versitygw lists a page's delete markers
+// before its versions, so the repeated version can follow a marker of a
+// later key).
 func (l *VersionLister) dedupe(entries []Entry) []Entry {
+	cur := make(map[versionKey]bool, len(entries))
 	kept := entries[:0]
 	for _, e := range entries {
-		if e.Key != l.lastKey {
-			l.lastKey = e.Key
-			clear(l.seen)
-		}
-		if l.seen[e.VersionID] {
+		k := versionKey{e.Key, e.VersionID}
+		if l.prev[k] || cur[k] {
 			continue
 		}
-		l.seen[e.VersionID] = true
+		cur[k] = true
 		kept = append(kept, e)
 	}
+	l.prev = cur
 	return kept
 }
 
