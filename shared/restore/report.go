@@ -47,10 +47,13 @@ type Report struct {
 	Unknown []string `json:"unknownKeys,omitempty"`
 	// Warnings say what limits the result (a time before the first full
 	// backup finished, say).
-	Warnings []string  `json:"warnings,omitempty"`
-	Failed   int64     `json:"failed"`
-	Bytes    int64     `json:"bytes"`
-	Failures []Mapping `json:"failures,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+	Failed   int64    `json:"failed"`
+	// ACLsNotRestored counts restored objects whose ACL the target
+	// refused (ACLs disabled there).
+	ACLsNotRestored int64     `json:"aclsNotRestored,omitempty"`
+	Bytes           int64     `json:"bytes"`
+	Failures        []Mapping `json:"failures,omitempty"`
 	// MappingParts is how many jobs/<id>/mapping-NNNNN.jsonl.zst parts hold
 	// the full key -> source version -> restored version mapping.
 	MappingParts int `json:"mappingParts"`
@@ -71,6 +74,9 @@ func (r *Report) add(m Mapping) {
 	case ActionRestored:
 		r.Restored++
 		r.Bytes += m.Size
+		if m.ACL == ACLNotRestored {
+			r.ACLsNotRestored++
+		}
 	case ActionIdentical:
 		r.Identical++
 	case ActionDeleteMarker:
@@ -151,7 +157,9 @@ type mappingWriter struct {
 	parts int
 }
 
-const mappingPartEntries = 20000
+// mappingPartEntries bounds the mapping a restore holds before writing
+// a part: about 1 MiB of JSON, whatever the number of keys.
+const mappingPartEntries = 5000
 
 var mappingEncoder = vault.NewEncoder()
 

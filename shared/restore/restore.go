@@ -139,8 +139,14 @@ type Mapping struct {
 	Action          string `json:"action"` // restored, identical, delete-marker, failed
 	Size            int64  `json:"size,omitempty"`
 	Verified        string `json:"verified,omitempty"` // etag, checksum, size
-	Error           string `json:"error,omitempty"`
+	// ACL is "not-restored" for an object restored without the ACL it
+	// had, because the target bucket has ACLs disabled.
+	ACL   string `json:"acl,omitempty"`
+	Error string `json:"error,omitempty"`
 }
+
+// ACLNotRestored marks a mapping whose object's ACL the target refused.
+const ACLNotRestored = "not-restored"
 
 // Actions of a mapping.
 const (
@@ -214,6 +220,10 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 		return nil, &InvalidRequestError{Reason: fmt.Sprintf("job %s exists already in vault %s: a job id names one job", rep.JobID, v.Bucket)}
 	}
 	runErr := r.run(ctx, v, req, base, rep)
+	if rep.ACLsNotRestored > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d objects restored without their ACLs: s3://%s has ACLs disabled (Object Ownership BucketOwnerEnforced); "+
+			"their mappings say acl %q. To have the ACLs too, restore those keys into a bucket whose Object Ownership allows ACLs", rep.ACLsNotRestored, req.TargetBucket, ACLNotRestored))
+	}
 	rep.CompletedAt = r.now().UTC()
 	rep.DurationSeconds = rep.CompletedAt.Sub(rep.StartedAt).Seconds()
 	switch {
@@ -497,7 +507,12 @@ func (r *Restorer) finish(ctx context.Context, req Request, t task, mp Mapping, 
 	rec := t.obj.Version
 	mp.RestoredVersion = versionID
 	if t.obj.ACL != nil && len(t.obj.ACL.Grants) > 0 {
-		if err := r.putACL(ctx, req.TargetBucket, t.key, versionID, t.obj.ACL); err != nil {
+		switch err := r.putACL(ctx, req.TargetBucket, t.key, versionID, t.obj.ACL); {
+		case s3x.IsACLNotSupported(err):
+			// The bytes, metadata and tags are back; the report says
+			// which objects lack their ACL, and why.
+			mp.ACL = ACLNotRestored
+		case err != nil:
 			return fail(err)
 		}
 	}

@@ -73,6 +73,10 @@ func IsNotImplemented(err error) bool {
 	return Code(err) == "NotImplemented" || Status(err) == http.StatusNotImplemented
 }
 
+// IsACLNotSupported reports a write of an ACL to a bucket whose Object
+// Ownership is BucketOwnerEnforced (ACLs disabled).
+func IsACLNotSupported(err error) bool { return Code(err) == "AccessControlListNotSupported" }
+
 // IsPreconditionFailed reports a failed conditional request (If-None-Match).
 func IsPreconditionFailed(err error) bool {
 	return Code(err) == "PreconditionFailed" || Status(err) == http.StatusPreconditionFailed

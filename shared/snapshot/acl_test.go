@@ -29,6 +29,7 @@ type aclServer struct {
 	source    string
 	ownership types.ObjectOwnership // "": no ownership controls (ACLs enabled)
 	denied    string                // a key whose ACL read is denied
+	refuse    bool                  // PutObjectAcl answers as a bucket with ACLs disabled
 
 	mu    sync.Mutex
 	reads int
@@ -77,6 +78,9 @@ func (a *aclServer) GetObjectAcl(ctx context.Context, in *s3.GetObjectAclInput, 
 }
 
 func (a *aclServer) PutObjectAcl(_ context.Context, in *s3.PutObjectAclInput, _ ...func(*s3.Options)) (*s3.PutObjectAclOutput, error) {
+	if a.refuse {
+		return nil, &smithy.GenericAPIError{Code: "AccessControlListNotSupported", Message: "The bucket does not allow ACLs"}
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.put == nil {
@@ -138,6 +142,28 @@ func TestSnapshotCapturesACLs(t *testing.T) {
 	for k := range want {
 		if p := a.put[k]; p == nil || !reflect.DeepEqual(p.Grants, aclFor(k).Grants) || aws.ToString(p.Owner.ID) != aws.ToString(aclFor(k).Owner.ID) {
 			t.Errorf("%s: restored ACL %+v; want %+v", k, p, aclFor(k))
+		}
+	}
+
+	// A target with ACLs disabled: every object is restored, and the
+	// report says which lack their ACL and why.
+	a.refuse = true
+	target = e.srv.BucketName(t)
+	rep, err = res.Run(e.ctx, restore.Request{Vault: e.v.Bucket, Bucket: e.bucket, RecoveryPointID: j.RecoveryPointID, TargetBucket: target, CreateBucket: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err = inspect.Capture(e.ctx, e.c, target, ""); err != nil {
+		t.Fatal(err)
+	}
+	if d := inspect.Diff(want, got); len(d) > 0 || rep.State != restore.StateCompleted || rep.Restored != n-1 || rep.ACLsNotRestored != n-1 ||
+		len(rep.Warnings) == 0 || !strings.Contains(strings.Join(rep.Warnings, " "), "ACLs disabled") {
+		t.Errorf("restore into a bucket without ACLs: %s, %d restored, %d without ACLs, warnings %q; differs:\n%s",
+			rep.State, rep.Restored, rep.ACLsNotRestored, rep.Warnings, strings.Join(d, "\n"))
+	}
+	for _, m := range rep.Mapping {
+		if m.Action == restore.ActionRestored && m.ACL != restore.ACLNotRestored {
+			t.Errorf("%s: mapping %+v; want its ACL marked not restored", m.Key, m)
 		}
 	}
 
