@@ -50,8 +50,11 @@ func DataKey(bucket, key, versionID, etag string, lastModified time.Time) string
 		h.Write([]byte{0})
 		h.Write([]byte(strconv.FormatInt(lastModified.UnixMilli(), 10)))
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	return dataPrefix + sum[:4] + "/" + sum
+	// One level under data/: S3 partitions by the key's leading bytes,
+	// which the hash spreads, whether or not a "/" follows them; a
+	// file-system-backed server (MinIO) makes a directory per level, so a
+	// level more costs it a directory per object (docs/vault-format.md).
+	return dataPrefix + hex.EncodeToString(h.Sum(nil))
 }
 
 // NewSegmentID returns a segment id that sorts by the time it was written:

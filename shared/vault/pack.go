@@ -36,8 +36,7 @@ func PackKey(bucket string, members []string) string {
 		h.Write([]byte{0})
 		h.Write([]byte(m))
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	return dataPrefix + sum[:4] + "/" + sum + packSuffix
+	return dataPrefix + hex.EncodeToString(h.Sum(nil)) + packSuffix
 }
 
 const packSuffix = ".pack"
