@@ -100,10 +100,7 @@ func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref Item
 	case fragErr == nil:
 		// The file's fragment, unless a crashed attempt of the scan wrote
 		// one for this chunk number when it held other versions.
-		if readErr != nil {
-			return res, readErr
-		}
-		if id := fragHead.Metadata[metaChunk]; id == "" || id == chunkID(recs) {
+		if !staleFor(fragHead.Metadata) {
 			res.FilesSkipped = 1
 			return res, nil
 		}
@@ -215,7 +212,7 @@ func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref Item
 	res.Copied, res.CopiedBytes, res.Carried, res.Failed = copied.Load(), bytes.Load(), carried.Load(), failed.Load()
 	// The fragment carries the file's counts and summary in its metadata,
 	// so both are there exactly when the file is done.
-	if err := v.WriteRecords(ctx, job.Bucket, frag, recs, summarize(recs, res).meta()); err != nil {
+	if err := v.WriteRecords(ctx, job.Bucket, frag, recs, summarize(recs, res, stepCopy).meta()); err != nil {
 		return res, err
 	}
 	return res, nil

@@ -2,11 +2,8 @@ package snapshot
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/url"
-	"sort"
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -30,7 +27,7 @@ const (
 	metaLastKey     = "bv-last-key"     // the last key, likewise
 	metaCopied      = "bv-copied"       // the copy step's CopyResult.Copied
 	metaCopiedBytes = "bv-copied-bytes" // and CopiedBytes
-	metaChunk       = "bv-chunk"        // chunkID of the fragment's records
+	metaStep        = "bv-step"         // the step that wrote it: stepScan or stepCopy
 )
 
 // maxMetaKeys bounds the escaped first and last keys together. S3 allows
@@ -47,31 +44,27 @@ type fragSummary struct {
 	FirstKey, LastKey   string
 	HasKeys             bool // FirstKey and LastKey fitted in the metadata
 	Copied, CopiedBytes int64
-	Chunk               string // chunkID
+	Step                string // stepScan or stepCopy ("" before the field)
 }
 
-// chunkID names a chunk by the versions it holds (keys and version ids, in
-// any order), so the copy step can tell its file's fragment from one an
-// earlier, crashed attempt of the scan wrote for the same chunk number
-// when the bucket held other versions.
-func chunkID(recs []vault.Record) string {
-	ids := make([]string, len(recs))
-	for i, r := range recs {
-		ids[i] = r.Key + "\x00" + r.VersionID
-	}
-	sort.Strings(ids)
-	h := sha256.New()
-	for _, id := range ids {
-		h.Write([]byte(id))
-		h.Write([]byte{'\n'})
-	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
-}
+// Who wrote a fragment. A work-item chunk's fragment counts only if the
+// copy step wrote it: one the scan wrote for the same chunk number is
+// left by an attempt of the scan that crashed before saving its progress,
+// when the chunk held versions all in the vault; the bucket has changed
+// since, and its records are not the chunk's.
+const (
+	stepScan = "scan"
+	stepCopy = "copy"
+)
+
+// staleFor reports whether a fragment's metadata says it is not the
+// fragment of a work-item chunk (one the scan wrote).
+func staleFor(m map[string]string) bool { return m[metaStep] == stepScan }
 
 // summarize sums up a fragment's records (in any order: the file is
 // written sorted).
-func summarize(recs []vault.Record, copied CopyResult) fragSummary {
-	s := fragSummary{Records: len(recs), Copied: copied.Copied, CopiedBytes: copied.CopiedBytes, Chunk: chunkID(recs)}
+func summarize(recs []vault.Record, copied CopyResult, step string) fragSummary {
+	s := fragSummary{Records: len(recs), Copied: copied.Copied, CopiedBytes: copied.CopiedBytes, Step: step}
 	for i, r := range recs {
 		if r.Op == vault.OpSkip {
 			s.Skips++
@@ -94,7 +87,7 @@ func (s fragSummary) meta() map[string]string {
 		metaRecords: strconv.Itoa(s.Records),
 		metaBytes:   strconv.FormatInt(s.Bytes, 10),
 		metaSkips:   strconv.Itoa(s.Skips),
-		metaChunk:   s.Chunk,
+		metaStep:    s.Step,
 	}
 	if s.Copied > 0 || s.CopiedBytes > 0 {
 		m[metaCopied] = strconv.FormatInt(s.Copied, 10)
@@ -134,7 +127,7 @@ func parseSummary(m map[string]string) (s fragSummary, ok bool, err error) {
 			return bad(metaCopiedBytes, err)
 		}
 	}
-	s.Chunk = m[metaChunk]
+	s.Step = m[metaStep]
 	f, okf := m[metaFirstKey]
 	l, okl := m[metaLastKey]
 	if okf && okl {
@@ -163,6 +156,7 @@ type fragPlan struct {
 	etag                string
 	src                 vault.RecordSource
 	batchFailed         bool
+	stale               bool // a fragment the scan wrote for a work-item chunk: not its own
 	copied, copiedBytes int64
 	err                 error
 	done                chan struct{}
@@ -186,7 +180,7 @@ const (
 	fragmentsAhead = 2
 )
 
-func (e *Engine) planFragments(ctx context.Context, v *vault.Vault, job Job) *fragPlanner {
+func (e *Engine) planFragments(ctx context.Context, v *vault.Vault, job Job, items itemRanges) *fragPlanner {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &fragPlanner{ch: make(chan *fragPlan, planAhead), cancel: cancel}
 	workers := make(chan struct{}, planWorkers)
@@ -208,19 +202,22 @@ func (e *Engine) planFragments(ctx context.Context, v *vault.Vault, job Job) *fr
 			}
 			go func() {
 				defer func() { <-workers; close(fp.done) }()
-				e.plan(ctx, v, job, fp, opened)
+				e.plan(ctx, v, job, fp, items.has(fp.n), opened)
 			}()
 		}
 	}()
 	return p
 }
 
-// plan decides what the seal does with one chunk.
-func (e *Engine) plan(ctx context.Context, v *vault.Vault, job Job, fp *fragPlan, opened chan struct{}) {
+// plan decides what the seal does with one chunk (item: the scan wrote
+// it as a work-item file).
+func (e *Engine) plan(ctx context.Context, v *vault.Vault, job Job, fp *fragPlan, item bool, opened chan struct{}) {
 	key := fragmentKey(job.JobID, fp.n)
 	head, err := e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(key)})
 	hasSum := false
 	switch {
+	case err == nil && item && staleFor(head.Metadata):
+		fp.stale = true // as if absent: its copy batch never finished
 	case err == nil:
 		fp.sum, hasSum, err = parseSummary(head.Metadata)
 		if err != nil {
@@ -255,7 +252,7 @@ func (e *Engine) plan(ctx context.Context, v *vault.Vault, job Job, fp *fragPlan
 	default:
 		return // enough opened ahead: the seal opens this one itself
 	}
-	src, failed, err := e.openFragment(ctx, v, job, fp.n)
+	src, failed, err := e.openFragment(ctx, v, job, fp.n, fp.stale)
 	if err != nil {
 		<-opened
 		fp.err = err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"time"
 
 	"github.com/bucketvault/bucketvault/shared/restore"
@@ -37,6 +38,12 @@ func (r *itemRanges) add(n int) {
 		return
 	}
 	*r = append(*r, [2]int{n, n})
+}
+
+// has reports whether chunk n is a work-item file.
+func (r itemRanges) has(n int) bool {
+	i := sort.Search(len(r), func(i int) bool { return r[i][1] >= n })
+	return i < len(r) && r[i][0] <= n
 }
 
 // refs are the Distributed Map's items: the work-item files, in order.
@@ -137,14 +144,15 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 		st.Files++
 		n := st.Files
 		if toCopy == 0 {
-			if err := v.WriteRecords(ctx, job.Bucket, fragmentKey(job.JobID, n), recs, summarize(recs, CopyResult{}).meta()); err != nil {
+			if err := v.WriteRecords(ctx, job.Bucket, fragmentKey(job.JobID, n), recs, summarize(recs, CopyResult{}, stepScan).meta()); err != nil {
 				return err
 			}
 		} else {
 			// An attempt of this round that crashed after its last save
 			// may have written this chunk as a fragment, when the bucket
-			// held other versions: the fragment names its chunk (chunkID),
-			// so the copy step does not take this one for done.
+			// held other versions: the scan's fragments say so (stepScan),
+			// and neither the copy step nor the seal takes one for a
+			// work-item chunk's.
 			if err := v.WriteRecords(ctx, job.Bucket, itemFileKey(job.JobID, n), recs, nil); err != nil {
 				return err
 			}

@@ -39,11 +39,13 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 	if err != nil {
 		return nil, classify(err)
 	}
+	// The scan's progress says which chunks are work-item files (and,
+	// for a job whose scan did not finish, how far it got).
+	var prog scanProgress
+	if err := v.GetJSON(ctx, scanStateKey(job.JobID), &prog); err != nil && !s3x.IsNotFound(err) {
+		return nil, classify(err)
+	}
 	if !job.Scan.Done {
-		var prog scanProgress
-		if err := v.GetJSON(ctx, scanStateKey(job.JobID), &prog); err != nil && !s3x.IsNotFound(err) {
-			return nil, classify(err)
-		}
 		job.Scan = prog.State
 	}
 	manifest := v.NewShardWriter(job.Bucket, func(n int) string { return vault.SnapshotShardKey(job.Bucket, job.RecoveryPointID, n, false) })
@@ -53,7 +55,7 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 	// Chunks are planned (one HEAD of each fragment, for its summary) a
 	// window ahead of the merge, and the fragments to read opened a little
 	// ahead: the seal waits on the vault's latency once, not per file.
-	plans := e.planFragments(ctx, v, job)
+	plans := e.planFragments(ctx, v, job, prog.Items)
 	defer plans.close()
 	defer manifest.Wait() // an adopted shard's copy outlives no failed seal
 	for n := 1; n <= job.Scan.Files; n++ {
@@ -128,7 +130,7 @@ func (e *Engine) sealRead(ctx context.Context, v *vault.Vault, job Job, fp *frag
 	src, batchFailed := fp.src, fp.batchFailed
 	if src == nil {
 		var err error
-		if src, batchFailed, err = e.openFragment(ctx, v, job, fp.n); err != nil {
+		if src, batchFailed, err = e.openFragment(ctx, v, job, fp.n, fp.stale); err != nil {
 			return err
 		}
 	}
@@ -163,17 +165,19 @@ func (e *Engine) sealRead(ctx context.Context, v *vault.Vault, job Job, fp *frag
 	}
 }
 
-// openFragment opens fragment n, or, when its copy batch never finished,
-// the work-item file (batchFailed).
-func (e *Engine) openFragment(ctx context.Context, v *vault.Vault, job Job, n int) (vault.RecordSource, bool, error) {
-	src, err := v.OpenSegmentFile(ctx, fragmentKey(job.JobID, n))
-	if err == nil {
-		return src, false, nil
+// openFragment opens fragment n, or, when its copy batch never finished
+// (no fragment, or a stale one), the work-item file (batchFailed).
+func (e *Engine) openFragment(ctx context.Context, v *vault.Vault, job Job, n int, stale bool) (vault.RecordSource, bool, error) {
+	if !stale {
+		src, err := v.OpenSegmentFile(ctx, fragmentKey(job.JobID, n))
+		if err == nil {
+			return src, false, nil
+		}
+		if !s3x.IsNotFound(err) {
+			return nil, false, err
+		}
 	}
-	if !s3x.IsNotFound(err) {
-		return nil, false, err
-	}
-	src, err = v.OpenSegmentFile(ctx, itemFileKey(job.JobID, n))
+	src, err := v.OpenSegmentFile(ctx, itemFileKey(job.JobID, n))
 	if err != nil {
 		return nil, false, fmt.Errorf("snapshot %s: chunk %d has neither a fragment nor a work-item file: %w", job.RecoveryPointID, n, err)
 	}

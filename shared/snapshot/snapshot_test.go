@@ -863,7 +863,7 @@ func TestScanAfterACrashedRound(t *testing.T) {
 	// other versions), and an item file of a chunk 99.
 	stale := fmt.Sprintf("jobs/%s/fragments/000002.jsonl.zst", j.JobID)
 	other := []vault.Record{{Op: vault.OpVersion, Key: "k/07", VersionID: "gone", Data: "data/elsewhere"}}
-	if err := e.v.WriteRecords(e.ctx, e.bucket, stale, other, map[string]string{"bv-records": "1", "bv-bytes": "0", "bv-skips": "0", "bv-chunk": "5ca1ab1e"}); err != nil {
+	if err := e.v.WriteRecords(e.ctx, e.bucket, stale, other, map[string]string{"bv-records": "1", "bv-bytes": "0", "bv-skips": "0", "bv-step": "scan"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.v.WriteRecords(e.ctx, e.bucket, fmt.Sprintf("jobs/%s/items/000099.jsonl.zst", j.JobID), nil, nil); err != nil {
@@ -894,5 +894,57 @@ func TestScanAfterACrashedRound(t *testing.T) {
 	got, _ := e.restoreInto(t, done.RecoveryPointID, time.Time{})
 	if d := inspect.Diff(e.capture(t), got); len(d) > 0 {
 		t.Errorf("restore differs:\n%s", strings.Join(d, "\n"))
+	}
+
+	// The same stale fragment, and chunk 2's copy batch never finishes:
+	// the seal lists chunk 2's objects as failed, not the stale records.
+	for i := range 30 {
+		e.put(t, fmt.Sprintf("k/%02d", i), fmt.Sprint("w", i))
+	}
+	j, err = eng.Start(e.ctx, snapshot.Job{Vault: e.v.Bucket, Bucket: e.bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale = fmt.Sprintf("jobs/%s/fragments/000002.jsonl.zst", j.JobID)
+	if err := e.v.WriteRecords(e.ctx, e.bucket, stale, other, map[string]string{"bv-records": "1", "bv-bytes": "0", "bv-skips": "0", "bv-step": "scan"}); err != nil {
+		t.Fatal(err)
+	}
+	if j, err = eng.Scan(e.ctx, *j); err != nil || !j.Scan.Done {
+		t.Fatalf("scan: %+v %v", j, err)
+	}
+	if err := e.v.GetJSON(e.ctx, j.Scan.ItemsKey, &items); err != nil {
+		t.Fatal(err)
+	}
+	var run []snapshot.ItemRef
+	for _, it := range items {
+		if it.N != 2 {
+			run = append(run, it)
+		}
+	}
+	req := snapshot.CopyRequest{Items: run}
+	req.BatchInput.Job = *j
+	if _, err := eng.Copy(e.ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := eng.Seal(e.ctx, *j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := e.v.Snapshot(e.ctx, e.bucket, j.RecoveryPointID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sealed.State != snapshot.StatePartial || sealed.Totals.Failed == 0 || sealed.Totals.Objects+sealed.Totals.Failed != 30 || int64(len(sp.Failures)) != sealed.Totals.Failed {
+		t.Fatalf("sealed %s %+v, %d failures; want PARTIAL, chunk 2's objects failed, 30 in all", sealed.State, sealed.Totals, len(sp.Failures))
+	}
+	for _, f := range sp.Failures {
+		if f.Reason != snapshot.SkipBatchFailed {
+			t.Errorf("failure %+v: want %s", f, snapshot.SkipBatchFailed)
+		}
+	}
+	for _, r := range e.manifest(t, j.RecoveryPointID) {
+		if r.VersionID == "gone" {
+			t.Errorf("the stale fragment's record %+v is in the manifest", r)
+		}
 	}
 }
