@@ -492,8 +492,14 @@ type heapPeak struct {
 	stop chan struct{}
 	done chan struct{}
 	peak uint64
+	live uint64 // the largest live heap a GC left while sampling
 	n    int
 }
+
+// heapLiveMetric is the live heap as of the last GC: what the job keeps,
+// without the garbage that the sampled heap also holds until a GC runs
+// (which grows with the allocation rate, not with what is kept).
+const heapLiveMetric = "/gc/heap/live:bytes"
 
 func heapObjects() uint64 {
 	s := []metrics.Sample{{Name: heapObjectsMetric}}
@@ -508,7 +514,7 @@ func startHeapPeak(interval time.Duration) *heapPeak {
 		defer close(h.done)
 		t := time.NewTicker(interval)
 		defer t.Stop()
-		s := []metrics.Sample{{Name: heapObjectsMetric}}
+		s := []metrics.Sample{{Name: heapObjectsMetric}, {Name: heapLiveMetric}}
 		for {
 			select {
 			case <-h.stop:
@@ -519,6 +525,9 @@ func startHeapPeak(interval time.Duration) *heapPeak {
 			h.n++
 			if v := s[0].Value.Uint64(); v > h.peak {
 				h.peak = v
+			}
+			if v := s[1].Value.Uint64(); v > h.live {
+				h.live = v
 			}
 		}
 	}()

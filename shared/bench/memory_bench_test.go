@@ -35,30 +35,35 @@ const (
 // their records share 64 data objects in the vault: a restore's memory
 // depends on the journal and the number of keys, not on whose bytes it
 // copies. Reported: peak MiB at each size, ratio_large/small of the peaks
-// (flat is close to 1; proportional would be 10), and the same ratio of
-// the peaks above the heap before the restore.
+// (flat is close to 1; proportional would be 10), the same ratio of
+// the peaks above the heap before the restore, and of the peak live heaps
+// (/gc/heap/live:bytes: what the restore keeps, as of each GC).
 func BenchmarkRestorePeakHeap(b *testing.B) {
 	peakHeapAtTwoSizes(b, "keys", "restore", []int{scaled(b, memSmallKeys), scaled(b, memLargeKeys)}, restorePeak)
 }
 
-// peakHeapAtTwoSizes runs measure (peak heap, heap before, duration) at
-// two sizes and reports the peaks, ratio_large/small of the peaks (flat is
-// close to 1) and the same ratio of the peaks above the heap before.
+// peakHeapAtTwoSizes runs measure (peak heap, heap before, duration,
+// peak live heap) at two sizes and reports the peaks, ratio_large/small of
+// the peaks (flat is close to 1), the same ratio of the peaks above the
+// heap before, and the same ratio of the peak live heaps (what the job
+// keeps as of each GC, without the garbage the sampled peak holds).
 func peakHeapAtTwoSizes(b *testing.B, unit, job string, sizes []int,
-	measure func(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.Client, n int) (peak, base uint64, d time.Duration)) {
+	measure func(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.Client, n int) (peak, base uint64, d time.Duration, live uint64)) {
 	srv := locals3.ForTest(b)
 	ctx := b.Context()
 	c := srv.Client(ctx)
 	peak := make([]float64, len(sizes))
 	above := make([]float64, len(sizes))
+	live := make([]float64, len(sizes))
 	b.ResetTimer()
 	for range b.N {
 		for i, n := range sizes {
-			p, base, d := measure(ctx, b, srv, c, n)
+			p, base, d, l := measure(ctx, b, srv, c, n)
 			peak[i] += float64(p) / mib / float64(b.N)
 			above[i] += float64(p-min(p, base)) / mib / float64(b.N)
-			b.Logf("%d %s: peak heap %.1f MiB (%.1f MiB before the %s, %.1f above), %s took %s (%.0f objects/s)",
-				n, unit, float64(p)/mib, float64(base)/mib, job, float64(p-min(p, base))/mib, job, d.Round(time.Millisecond), float64(n)/d.Seconds())
+			live[i] += float64(l) / mib / float64(b.N)
+			b.Logf("%d %s: peak heap %.1f MiB (%.1f MiB before the %s, %.1f above; peak live heap %.1f MiB), %s took %s (%.0f objects/s)",
+				n, unit, float64(p)/mib, float64(base)/mib, job, float64(p-min(p, base))/mib, float64(l)/mib, job, d.Round(time.Millisecond), float64(n)/d.Seconds())
 		}
 	}
 	b.StopTimer()
@@ -67,14 +72,18 @@ func peakHeapAtTwoSizes(b *testing.B, unit, job string, sizes []int,
 	b.ReportMetric(peak[1], "peak_large_MiB")
 	b.ReportMetric(peak[1]/peak[0], "ratio_large/small")
 	b.ReportMetric(above[1]/above[0], "ratio_above_base_large/small")
-	b.Logf("%s %d -> %d (x%.0f): peak %.1f -> %.1f MiB, ratio %.2f; above the heap before the %s %.1f -> %.1f MiB, ratio %.2f",
-		unit, sizes[0], sizes[1], float64(sizes[1])/float64(sizes[0]), peak[0], peak[1], peak[1]/peak[0], job, above[0], above[1], above[1]/above[0])
+	b.ReportMetric(live[0], "live_small_MiB")
+	b.ReportMetric(live[1], "live_large_MiB")
+	b.ReportMetric(live[1]/live[0], "ratio_live_large/small")
+	b.Logf("%s %d -> %d (x%.0f): peak %.1f -> %.1f MiB, ratio %.2f; above the heap before the %s %.1f -> %.1f MiB, ratio %.2f; peak live heap %.1f -> %.1f MiB, ratio %.2f",
+		unit, sizes[0], sizes[1], float64(sizes[1])/float64(sizes[0]), peak[0], peak[1], peak[1]/peak[0], job, above[0], above[1], above[1]/above[0],
+		live[0], live[1], live[1]/live[0])
 }
 
 // restorePeak builds a journal of n keys in a fresh vault, restores all of
 // them into a new bucket and returns the peak heap during the restore, the
-// heap just before it, and its duration.
-func restorePeak(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.Client, n int) (peak, base uint64, d time.Duration) {
+// heap just before it, its duration and the peak live heap.
+func restorePeak(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.Client, n int) (peak, base uint64, d time.Duration, live uint64) {
 	b.Helper()
 	vb := srv.BucketName(b)
 	v, err := vault.Create(ctx, c, vb, vault.CreateOptions{})
@@ -105,6 +114,7 @@ func restorePeak(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.C
 	rep, err := r.Run(ctx, restore.Request{Vault: vb, Bucket: src, At: at, TargetBucket: dst, CreateBucket: true, Concurrency: concurrency})
 	d = time.Since(t0)
 	peak, _ = h.Stop()
+	live = h.live
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -114,7 +124,7 @@ func restorePeak(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.C
 	if got, err := countKeys(ctx, c, dst, ""); err != nil || got != n {
 		b.Fatalf("restore of %d keys: %d objects in %s (%v)", n, got, dst, err)
 	}
-	return peak, base, d
+	return peak, base, d, live
 }
 
 // writeSyntheticJournal puts memDataObjects data objects in the vault and

@@ -690,8 +690,8 @@ func BenchmarkSnapshotPeakHeap(b *testing.B) {
 
 // snapshotPeak writes n small objects into a new bucket, snapshots it into
 // a new vault and returns the peak heap during the snapshot, the heap just
-// before it, and its duration.
-func snapshotPeak(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.Client, n int) (peak, base uint64, d time.Duration) {
+// before it, its duration and the peak live heap.
+func snapshotPeak(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.Client, n int) (peak, base uint64, d time.Duration, live uint64) {
 	b.Helper()
 	bucket := srv.NewBucket(b, true)
 	ops := make([]put, n)
@@ -721,6 +721,7 @@ func snapshotPeak(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.
 	j, err := eng.Run(ctx, snapshot.Job{Vault: vb, Bucket: bucket})
 	d = time.Since(t1)
 	peak, _ = hp.Stop()
+	live = hp.live
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -742,5 +743,5 @@ func snapshotPeak(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.
 	if got := h.Sum(nil); string(got) != string(want) {
 		b.Fatalf("snapshot of %d objects: the manifest's keys and ETags differ from the writes'", n)
 	}
-	return peak, base, d
+	return peak, base, d, live
 }
