@@ -22,6 +22,25 @@ import (
 type scanProgress struct {
 	State ScanState  `json:"state"`
 	Items itemRanges `json:"itemRanges"`
+	// Legacy is the list of work-item files a scan saved before item
+	// ranges (a job in flight when the functions were updated).
+	Legacy []ItemRef `json:"items,omitempty"`
+}
+
+// loadProgress reads a job's saved scan progress; found is false when
+// the scan has saved none yet.
+func loadProgress(ctx context.Context, v *vault.Vault, jobID string) (prog scanProgress, found bool, err error) {
+	switch err := v.GetJSON(ctx, scanStateKey(jobID), &prog); {
+	case s3x.IsNotFound(err):
+		return prog, false, nil
+	case err != nil:
+		return prog, false, err
+	}
+	for _, it := range prog.Legacy {
+		prog.Items.add(it.N)
+	}
+	prog.Legacy = nil
+	return prog, true, nil
 }
 
 // progressEvery is how often a listing round saves its progress.
@@ -71,13 +90,12 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 	if err != nil {
 		return nil, classify(err)
 	}
-	var prog scanProgress
-	switch err := v.GetJSON(ctx, scanStateKey(job.JobID), &prog); {
-	case err == nil:
-	case s3x.IsNotFound(err):
-		prog.State = job.Scan
-	default:
+	prog, found, err := loadProgress(ctx, v, job.JobID)
+	if err != nil {
 		return nil, classify(err)
+	}
+	if !found {
+		prog.State = job.Scan
 	}
 	if prog.State.Done {
 		job.Scan = prog.State

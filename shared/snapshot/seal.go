@@ -41,8 +41,8 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 	}
 	// The scan's progress says which chunks are work-item files (and,
 	// for a job whose scan did not finish, how far it got).
-	var prog scanProgress
-	if err := v.GetJSON(ctx, scanStateKey(job.JobID), &prog); err != nil && !s3x.IsNotFound(err) {
+	prog, _, err := loadProgress(ctx, v, job.JobID)
+	if err != nil {
 		return nil, classify(err)
 	}
 	if !job.Scan.Done {
