@@ -842,6 +842,20 @@ func TestPacks(t *testing.T) {
 	}
 }
 
+// runStarted runs a started job to its end and wants all n objects of
+// the bucket copied.
+func (e env) runStarted(t *testing.T, eng *snapshot.Engine, j snapshot.Job, n int64) *snapshot.Job {
+	t.Helper()
+	done, err := eng.Run(e.ctx, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.State != snapshot.StateCompleted || done.Totals.Objects != n || done.Totals.Copied != n {
+		t.Fatalf("snapshot: %s %+v; want all %d objects copied", done.State, done.Totals, n)
+	}
+	return done
+}
+
 // TestScanAfterACrashedRound: an attempt of a scan round that crashed
 // after writing chunks it had not saved progress for leaves files the
 // next attempt must not trust: a fragment of a chunk that has changed
@@ -869,13 +883,7 @@ func TestScanAfterACrashedRound(t *testing.T) {
 	if err := e.v.WriteRecords(e.ctx, e.bucket, fmt.Sprintf("jobs/%s/items/000099.jsonl.zst", j.JobID), nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	done, err := eng.Run(e.ctx, *j)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if done.State != snapshot.StateCompleted || done.Totals.Objects != 30 || done.Totals.Copied != 30 {
-		t.Fatalf("snapshot: %s %+v; want all 30 objects copied", done.State, done.Totals)
-	}
+	done := e.runStarted(t, eng, *j, 30)
 	var items []snapshot.ItemRef
 	if err := e.v.GetJSON(e.ctx, done.Scan.ItemsKey, &items); err != nil {
 		t.Fatal(err)
@@ -983,11 +991,5 @@ func TestScanResumesLegacyProgress(t *testing.T) {
 	if err := e.v.PutJSON(e.ctx, key, map[string]any{"state": prog.State, "items": legacy}); err != nil {
 		t.Fatal(err)
 	}
-	done, err := eng.Run(e.ctx, *j)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if done.State != snapshot.StateCompleted || done.Totals.Objects != 30 || done.Totals.Copied != 30 {
-		t.Fatalf("snapshot: %s %+v; want all 30 objects copied", done.State, done.Totals)
-	}
+	e.runStarted(t, eng, *j, 30)
 }
