@@ -52,6 +52,7 @@ type VersionLister struct {
 	in     s3.ListObjectVersionsInput
 	done   bool
 	prev   map[versionKey]bool // the entries of the page before
+	cur    map[versionKey]bool // reused for the page being read
 }
 
 type versionKey struct{ key, versionID string }
@@ -72,7 +73,13 @@ func NewVersionLister(client Client, bucket, prefix, keyMarker, versionMarker st
 	if pageSize > 0 {
 		in.MaxKeys = aws.Int32(pageSize)
 	}
-	return &VersionLister{client: client, in: in}
+	l := &VersionLister{client: client, in: in}
+	if keyMarker != "" && versionMarker != "" {
+		// A listing resumed from markers starts after the marker entry;
+		// a server that repeats it (versitygw) must not return it twice.
+		l.prev = map[versionKey]bool{{keyMarker, versionMarker}: true}
+	}
+	return l
 }
 
 // HasMorePages reports whether Next may return more entries.
@@ -131,7 +138,11 @@ func (l *VersionLister) Next(ctx context.Context) ([]Entry, error) {
 // before its versions, so the repeated version can follow a marker of a
 // later key).
 func (l *VersionLister) dedupe(entries []Entry) []Entry {
-	cur := make(map[versionKey]bool, len(entries))
+	if l.cur == nil {
+		l.cur = make(map[versionKey]bool, len(entries))
+	}
+	cur := l.cur
+	clear(cur)
 	kept := entries[:0]
 	for _, e := range entries {
 		k := versionKey{e.Key, e.VersionID}
@@ -141,7 +152,7 @@ func (l *VersionLister) dedupe(entries []Entry) []Entry {
 		cur[k] = true
 		kept = append(kept, e)
 	}
-	l.prev = cur
+	l.prev, l.cur = cur, l.prev // the two maps take turns: no map per page
 	return kept
 }
 

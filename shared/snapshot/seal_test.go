@@ -128,15 +128,7 @@ func TestSealAdoptsFragments(t *testing.T) {
 	if len(run) != len(items)-1 || j.Scan.Files <= len(items) {
 		t.Fatalf("%d chunks, %d item files, %d without k/050: want some chunks carried and one item file left out", j.Scan.Files, len(items), len(run))
 	}
-	req := snapshot.CopyRequest{Items: run}
-	req.BatchInput.Job = *j
-	if _, err := eng.Copy(e.ctx, req); err != nil {
-		t.Fatal(err)
-	}
-	sealed, err := eng.Seal(e.ctx, *j)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sealed := e.copyThenSeal(t, eng, *j, run)
 	if sealed.State != snapshot.StatePartial || sealed.Totals.Failed != 2 || sealed.Totals.Copied != 2 || sealed.Totals.Objects != int64(len(keys)-2) {
 		t.Fatalf("sealed %s %+v; want PARTIAL, 2 copied, 2 failed, %d objects", sealed.State, sealed.Totals, len(keys)-2)
 	}

@@ -842,6 +842,22 @@ func TestPacks(t *testing.T) {
 	}
 }
 
+// copyThenSeal runs the copy step on items (a Distributed Map that
+// leaves the others out: their batch failed) and seals the job.
+func (e env) copyThenSeal(t *testing.T, eng *snapshot.Engine, j snapshot.Job, items []snapshot.ItemRef) *snapshot.Job {
+	t.Helper()
+	req := snapshot.CopyRequest{Items: items}
+	req.BatchInput.Job = j
+	if _, err := eng.Copy(e.ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := eng.Seal(e.ctx, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sealed
+}
+
 // runStarted runs a started job to its end and wants all n objects of
 // the bucket copied.
 func (e env) runStarted(t *testing.T, eng *snapshot.Engine, j snapshot.Job, n int64) *snapshot.Job {
@@ -929,15 +945,7 @@ func TestScanAfterACrashedRound(t *testing.T) {
 			run = append(run, it)
 		}
 	}
-	req := snapshot.CopyRequest{Items: run}
-	req.BatchInput.Job = *j
-	if _, err := eng.Copy(e.ctx, req); err != nil {
-		t.Fatal(err)
-	}
-	sealed, err := eng.Seal(e.ctx, *j)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sealed := e.copyThenSeal(t, eng, *j, run)
 	sp, err := e.v.Snapshot(e.ctx, e.bucket, j.RecoveryPointID)
 	if err != nil {
 		t.Fatal(err)
