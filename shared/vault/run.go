@@ -247,11 +247,6 @@ func (s *runSource) Close() error {
 // openSources merges a run (may be nil) and segments.
 func (v *Vault) openSources(ctx context.Context, bucket string, run *RunManifest, refs []SegmentRef, prefixes []string) (*Merger, error) {
 	var sources []RecordSource
-	closeAll := func() {
-		for _, s := range sources {
-			s.Close()
-		}
-	}
 	if run != nil {
 		var shards []RunShard
 		for _, sh := range run.Shards {
@@ -266,7 +261,7 @@ func (v *Vault) openSources(ctx context.Context, bucket string, run *RunManifest
 		for _, ref := range refs {
 			r, err := v.OpenSegment(ctx, ref)
 			if err != nil {
-				closeAll()
+				closeSources(sources)
 				return nil, err
 			}
 			if !overlaps(r.Header.FirstKey, r.Header.LastKey, prefixes) {
@@ -277,14 +272,21 @@ func (v *Vault) openSources(ctx context.Context, bucket string, run *RunManifest
 		}
 		return NewMerger(sources)
 	}
+	var spilled []RecordSource
 	for start := 0; start < len(refs); start += MaxOpenSegments {
 		end := min(start+MaxOpenSegments, len(refs))
-		spilled, err := v.spillRun(ctx, refs[start:end], prefixes)
+		run, err := v.spillRun(ctx, refs[start:end], prefixes)
 		if err != nil {
-			closeAll()
+			closeSources(spilled)
+			closeSources(sources)
 			return nil, err
 		}
-		sources = append(sources, spilled)
+		spilled = append(spilled, run)
 	}
-	return NewMerger(sources)
+	spilled, err := mergeSpilled(spilled)
+	if err != nil {
+		closeSources(sources)
+		return nil, err
+	}
+	return NewMerger(append(sources, spilled...))
 }

@@ -9,6 +9,10 @@ import (
 	"os"
 )
 
+// spillBuffer is the buffer of a spill file's writer and of each reader:
+// a journal read holds up to MaxOpenSegments spill readers at once.
+const spillBuffer = 32 << 10
+
 // spillRun merges a group of segments into one sorted run in a temporary
 // file (deleted when the returned source closes), so a journal of any
 // number of segments is read with at most MaxOpenSegments open at once and
@@ -18,9 +22,7 @@ func (v *Vault) spillRun(ctx context.Context, refs []SegmentRef, prefixes []stri
 	for _, ref := range refs {
 		r, err := v.OpenSegment(ctx, ref)
 		if err != nil {
-			for _, s := range sources {
-				s.Close()
-			}
+			closeSources(sources)
 			return nil, err
 		}
 		if !overlaps(r.Header.FirstKey, r.Header.LastKey, prefixes) {
@@ -29,6 +31,38 @@ func (v *Vault) spillRun(ctx context.Context, refs []SegmentRef, prefixes []stri
 		}
 		sources = append(sources, &segSource{r: r})
 	}
+	return spillSources(sources)
+}
+
+// mergeSpilled merges spilled runs in groups of MaxOpenSegments, level by
+// level, until at most MaxOpenSegments remain, so that the final merge
+// holds no more than that open however many segments were spilled (a
+// journal of n segments takes log_16(n) levels). It closes runs on error.
+func mergeSpilled(runs []RecordSource) ([]RecordSource, error) {
+	for len(runs) > MaxOpenSegments {
+		var next []RecordSource
+		for start := 0; start < len(runs); start += MaxOpenSegments {
+			group := runs[start:min(start+MaxOpenSegments, len(runs))]
+			if len(group) == 1 {
+				next = append(next, group[0])
+				continue
+			}
+			merged, err := spillSources(group)
+			if err != nil {
+				closeSources(next)
+				closeSources(runs[start+len(group):])
+				return nil, err
+			}
+			next = append(next, merged)
+		}
+		runs = next
+	}
+	return runs, nil
+}
+
+// spillSources merges sorted sources into one sorted run in a temporary
+// file and closes them.
+func spillSources(sources []RecordSource) (RecordSource, error) {
 	m, err := NewMerger(sources)
 	if err != nil {
 		return nil, err
@@ -43,7 +77,7 @@ func (v *Vault) spillRun(ctx context.Context, refs []SegmentRef, prefixes []stri
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("spill journal run: %w", err)
 	}
-	w := bufio.NewWriterSize(f, 256<<10)
+	w := bufio.NewWriterSize(f, spillBuffer)
 	enc := json.NewEncoder(w)
 	for {
 		_, recs, err := m.NextKey()
@@ -65,7 +99,13 @@ func (v *Vault) spillRun(ctx context.Context, refs []SegmentRef, prefixes []stri
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fail(err)
 	}
-	return &fileSource{f: f, r: bufio.NewReaderSize(f, 256<<10)}, nil
+	return &fileSource{f: f}, nil
+}
+
+func closeSources(sources []RecordSource) {
+	for _, s := range sources {
+		s.Close()
+	}
 }
 
 type fileSource struct {
@@ -74,6 +114,9 @@ type fileSource struct {
 }
 
 func (s *fileSource) Next() (Observed, error) {
+	if s.r == nil { // allocated on first read: a run waiting its turn holds no buffer
+		s.r = bufio.NewReaderSize(s.f, spillBuffer)
+	}
 	line, err := s.r.ReadBytes('\n')
 	if err == io.EOF && len(line) == 0 {
 		return Observed{}, io.EOF
