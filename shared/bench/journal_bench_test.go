@@ -79,7 +79,7 @@ func BenchmarkJournalThroughput(b *testing.B) {
 	srv := locals3.ForTest(b)
 	ctx := b.Context()
 	n := scaled(b, journalObjects)
-	setup := srv.Client(ctx)
+	setup := client(ctx, b, srv)
 
 	// The source: n objects of one version each.
 	src := srv.NewBucket(b, true)
@@ -101,7 +101,7 @@ func BenchmarkJournalThroughput(b *testing.B) {
 		b.Fatalf("listed %d versions, wrote %d", len(changes), n)
 	}
 
-	c := srv.Client(ctx, newCallCounter().option())
+	c := client(ctx, b, srv, newCallCounter().option())
 	jCalls, copyCalls, ccCalls := newCallCounter(), newCallCounter(), newCallCounter()
 	raw := &contender{name: "raw", run: func(m *meter) error { return runRaw(ctx, b, srv, c, src, versions, m) }}
 	jr := &contender{name: "journal", run: func(m *meter) error {
@@ -221,7 +221,7 @@ func createdChanges(ctx context.Context, c *s3.Client, bucket string) ([]event.C
 // nil. It checks that every change was journaled and its data stored.
 func runJournalOn(ctx context.Context, b *testing.B, srv *locals3.Server, src string, changes []event.Change, invokes int, relayMax int64, calls *callCounter, m *meter, wrap func(s3x.Client) s3x.Client) error {
 	local := newCallCounter()
-	c := srv.Client(ctx, local.option())
+	c := client(ctx, b, srv, local.option())
 	vb := srv.BucketName(b)
 	v, err := vault.Create(ctx, c, vb, vault.CreateOptions{})
 	if err != nil {

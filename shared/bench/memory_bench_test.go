@@ -51,7 +51,7 @@ func peakHeapAtTwoSizes(b *testing.B, unit, job string, sizes []int,
 	measure func(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.Client, n int) (peak, base uint64, d time.Duration, live uint64)) {
 	srv := locals3.ForTest(b)
 	ctx := b.Context()
-	c := srv.Client(ctx)
+	c := client(ctx, b, srv)
 	peak := make([]float64, len(sizes))
 	above := make([]float64, len(sizes))
 	live := make([]float64, len(sizes))

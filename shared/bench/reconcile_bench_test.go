@@ -42,7 +42,7 @@ func BenchmarkReconcileInitialBackup(b *testing.B) {
 	srv := locals3.ForTest(b)
 	ctx := b.Context()
 	n := scaled(b, reconcileKeys)
-	setup := srv.Client(ctx)
+	setup := client(ctx, b, srv)
 
 	src := srv.NewBucket(b, true)
 	var ops []put
@@ -76,7 +76,7 @@ func BenchmarkReconcileInitialBackup(b *testing.B) {
 	}
 	b.Logf("setup: %d keys, %d versions and %d delete markers in %s, written in %s", n, nv, markers, src, time.Since(start).Round(time.Millisecond))
 
-	c := srv.Client(ctx)
+	c := client(ctx, b, srv)
 	rCalls, copyCalls := newCallCounter(), newCallCounter()
 	raw := &contender{name: "raw", run: func(m *meter) error {
 		dst := srv.NewBucket(b, true)
@@ -136,7 +136,7 @@ func BenchmarkReconcileInitialBackup(b *testing.B) {
 // stored every version's data.
 func runReconcile(ctx context.Context, b *testing.B, srv *locals3.Server, src string, versions, entries int, relayMax int64, calls *callCounter, m *meter) error {
 	local := newCallCounter()
-	c := srv.Client(ctx, local.option())
+	c := client(ctx, b, srv, local.option())
 	vb := srv.BucketName(b)
 	v, err := vault.Create(ctx, c, vb, vault.CreateOptions{})
 	if err != nil {

@@ -136,7 +136,7 @@ func BenchmarkRestoreAsOf(b *testing.B) {
 	}
 	srv := locals3.ForTest(b)
 	ctx := b.Context()
-	c := srv.Client(ctx)
+	c := client(ctx, b, srv)
 	h := buildHistory(ctx, b, srv, c, scaled(b, restoreKeys))
 	check := func(who, bucket string) {
 		b.Helper()
@@ -185,7 +185,7 @@ func BenchmarkRestoreAsOf(b *testing.B) {
 	var vb string
 	bv := &contender{name: "bucketvault", run: func(m *meter) error {
 		dst := srv.BucketName(b)
-		r := &restore.Restorer{S3: srv.Client(ctx, bvCalls.option())}
+		r := &restore.Restorer{S3: client(ctx, b, srv, bvCalls.option())}
 		m.start()
 		rep, err := r.Run(ctx, restore.Request{Vault: vb, Bucket: h.bucket, At: h.at, TargetBucket: dst, CreateBucket: true, Concurrency: concurrency})
 		m.stop()

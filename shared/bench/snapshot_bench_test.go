@@ -220,10 +220,10 @@ type snapRun struct {
 	phases *snapPhases
 }
 
-func newSnapRun(ctx context.Context, srv *locals3.Server) *snapRun {
+func newSnapRun(ctx context.Context, b testing.TB, srv *locals3.Server) *snapRun {
 	r := &snapRun{calls: newCallCounter(), phases: &snapPhases{}}
 	r.eng = &snapshot.Engine{
-		S3: srv.Client(ctx, r.calls.option()), Concurrency: concurrency,
+		S3: client(ctx, b, srv, r.calls.option()), Concurrency: concurrency,
 		Log: slog.New(slog.DiscardHandler), Progress: r.phases.progress,
 	}
 	return r
@@ -441,7 +441,7 @@ func BenchmarkSnapshotFull(b *testing.B) {
 	rclone, awsCLI, versions := peerTools(b)
 	srv := locals3.ForTest(b)
 	ctx := b.Context()
-	c := srv.Client(ctx)
+	c := client(ctx, b, srv)
 	src := buildSnapSource(ctx, b, srv, c, scaled(b, snapSmall), snapBig)
 	n := len(src.versions)
 	config, err := awsConfig(b.TempDir(), srv)
@@ -495,7 +495,7 @@ func BenchmarkSnapshotFull(b *testing.B) {
 		if err != nil {
 			return err
 		}
-		r := newSnapRun(ctx, srv)
+		r := newSnapRun(ctx, b, srv)
 		j, err := r.run(ctx, m, vb, src.bucket)
 		if err != nil {
 			return err
@@ -515,7 +515,7 @@ func BenchmarkSnapshotFull(b *testing.B) {
 		if err != nil {
 			return err
 		}
-		r := newSnapRun(ctx, srv)
+		r := newSnapRun(ctx, b, srv)
 		r.eng.PackMax = -1
 		j, err := r.run(ctx, m, vb, src.bucket)
 		if err != nil {
@@ -593,7 +593,7 @@ func BenchmarkSnapshotFull(b *testing.B) {
 func BenchmarkSnapshotIncremental(b *testing.B) {
 	srv := locals3.ForTest(b)
 	ctx := b.Context()
-	c := srv.Client(ctx)
+	c := client(ctx, b, srv)
 	src := buildSnapSource(ctx, b, srv, c, scaled(b, snapSmall), snapBig)
 	n := len(src.versions)
 	full := &contender{name: "full"}
@@ -612,7 +612,7 @@ func BenchmarkSnapshotIncremental(b *testing.B) {
 		var vaultA string
 		var data int64 // data bytes in vault A
 		for step := range 4 {
-			r := newSnapRun(ctx, srv)
+			r := newSnapRun(ctx, b, srv)
 			m := &meter{serverPID: pid}
 			switch step {
 			case 0, 3:
