@@ -3,11 +3,13 @@ package s3x
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
@@ -69,6 +71,7 @@ func NewClient(cfg aws.Config, endpointURL string) (*s3.Client, error) {
 		}
 	}
 	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.HTTPClient = pooled(o.HTTPClient)
 		if endpointURL != "" {
 			o.BaseEndpoint = aws.String(strings.TrimRight(endpointURL, "/"))
 		}
@@ -88,6 +91,31 @@ func NewClient(cfg aws.Config, endpointURL string) (*s3.Client, error) {
 			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenSupported
 		}
 	}), nil
+}
+
+// MaxIdleConnsPerHost is how many idle connections a client keeps to one
+// host. The SDK's default keeps 10, so a pool of 16 or 32 workers closes
+// and reopens connections all the time: on Amazon S3 each reopening is a
+// TLS handshake.
+const MaxIdleConnsPerHost = 128
+
+// pooled returns the SDK's buildable HTTP client (the default, or the one
+// given) keeping MaxIdleConnsPerHost idle connections per host. Any other
+// HTTP client is the caller's and is returned as is.
+func pooled(c s3.HTTPClient) s3.HTTPClient {
+	var bc *awshttp.BuildableClient
+	switch v := c.(type) {
+	case nil:
+		bc = awshttp.NewBuildableClient()
+	case *awshttp.BuildableClient:
+		bc = v
+	default:
+		return c
+	}
+	return bc.WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConns = max(t.MaxIdleConns, MaxIdleConnsPerHost)
+		t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
+	})
 }
 
 // CopySource encodes bucket, key and version for CopyObject and
