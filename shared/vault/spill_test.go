@@ -2,7 +2,7 @@ package vault
 
 import (
 	"bytes"
-		"fmt"
+	"fmt"
 	"io"
 	"os"
 	"runtime"
