@@ -45,6 +45,29 @@ func (s *sliceSource) Close() error {
 	return nil
 }
 
+// ReadKeys reads a merger to its end and returns each key's records,
+// failing t on an error or a key out of order. (Defined in a test file of
+// package vault, it serves the package's external tests too.)
+func ReadKeys(t *testing.T, m *Merger) map[string][]Observed {
+	t.Helper()
+	keys := map[string][]Observed{}
+	last := ""
+	for {
+		k, recs, err := m.NextKey()
+		if err == io.EOF {
+			return keys
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k <= last {
+			t.Fatalf("key %q after %q", k, last)
+		}
+		last = k
+		keys[k] = recs
+	}
+}
+
 // TestMergeSpilledBoundsOpenRuns merges more spilled runs than may be
 // open at once, level by level: no more than MaxOpenSegments are read at
 // once, at most that many remain for the final merge, every record comes
@@ -82,19 +105,7 @@ func TestMergeSpilledBoundsOpenRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	last := ""
-	for {
-		k, recs, err := m.NextKey()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if k <= last {
-			t.Fatalf("key %q after %q", k, last)
-		}
-		last = k
+	for _, recs := range ReadKeys(t, m) {
 		for _, o := range recs {
 			got = append(got, o.Key+"@"+o.VersionID)
 		}

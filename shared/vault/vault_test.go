@@ -138,19 +138,7 @@ func TestJournalMerge(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := map[string]int{}
-		last := ""
-		for {
-			k, rs, err := m.NextKey()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if k <= last {
-				t.Fatalf("key %q after %q", k, last)
-			}
-			last = k
+		for k, rs := range vault.ReadKeys(t, m) {
 			got[k] = len(rs)
 		}
 		m.Close()
