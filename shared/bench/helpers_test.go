@@ -321,7 +321,8 @@ type meter struct {
 }
 
 func (m *meter) start() {
-	runtime.GC() // the garbage of the run before is not this run's
+	runtime.GC()   // the garbage of the run before is not this run's
+	syscall.Sync() // nor the kernel's writeback of what it wrote
 	m.quiet = waitQuiet(m.serverPID)
 	m.s0, m.c0 = procCPU(m.serverPID), selfCPU()
 	m.t0 = time.Now()

@@ -324,9 +324,10 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 	var lateQ []event.Change
 	tagChanged := map[string]bool{} // keys whose tags changed after a dropped create
 	// A late event is captured after the next phase's writes. Where those
-	// retagged its key, it reads tags newer than its own second's, and S3
-	// keeps no tag history to read the older ones from: the key's tags
-	// are not comparable as of that second.
+	// retagged its key, it reads tags newer than its own second's, and
+	// where they deleted the version for good, it reads none; S3 keeps no
+	// tag history to read the older ones from: the key's tags are not
+	// comparable as of that second.
 	lateAt := map[string]int64{}
 	tagsUncertain := map[int64]map[string]bool{}
 	for p := 0; p < phases; p++ {
@@ -346,7 +347,7 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 		changes := receive(t, ch, w.events)
 		w.events = 0
 		for _, ch := range changes {
-			if at, ok := lateAt[ch.Key]; ok && ch.Kind == event.TagsChanged {
+			if at, ok := lateAt[ch.Key]; ok && (ch.Kind == event.TagsChanged || ch.Kind == event.PermanentlyDeleted) {
 				if tagsUncertain[at] == nil {
 					tagsUncertain[at] = map[string]bool{}
 				}
