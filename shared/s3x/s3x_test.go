@@ -67,16 +67,10 @@ func TestVersionListerOrder(t *testing.T) {
 		l := s3x.NewVersionLister(c, b, "", "", "", page)
 		var got []string
 		var markers []bool
-		for l.HasMorePages() {
-			entries, err := l.Next(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range entries {
-				if e.Key == "k" {
-					got = append(got, e.VersionID)
-					markers = append(markers, e.IsDeleteMarker)
-				}
+		for _, e := range listAll(t, ctx, l) {
+			if e.Key == "k" {
+				got = append(got, e.VersionID)
+				markers = append(markers, e.IsDeleteMarker)
 			}
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
@@ -118,15 +112,8 @@ func TestVersionListerDropsRepeats(t *testing.T) {
 	}
 	for _, page := range []int32{3, 5, 7, 1000} {
 		got := map[string]int{}
-		l := s3x.NewVersionLister(c, b, "", "", "", page)
-		for l.HasMorePages() {
-			entries, err := l.Next(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range entries {
-				got[e.Key+" "+e.VersionID]++
-			}
+		for _, e := range listAll(t, ctx, s3x.NewVersionLister(c, b, "", "", "", page)) {
+			got[e.Key+" "+e.VersionID]++
 		}
 		for id, n := range got {
 			if n != 1 || !want[id] {
@@ -320,18 +307,25 @@ func TestVersionListerReadsEveryField(t *testing.T) {
 	}
 	for _, size := range []int32{3, 1000} {
 		got := map[string]s3x.Entry{}
-		l := s3x.NewVersionLister(c, b, "", "", "", size)
-		for l.HasMorePages() {
-			entries, err := l.Next(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range entries {
-				got[e.Key+"\x00"+e.VersionID] = e
-			}
+		for _, e := range listAll(t, ctx, s3x.NewVersionLister(c, b, "", "", "", size)) {
+			got[e.Key+"\x00"+e.VersionID] = e
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("page size %d: the lister's entries differ from the SDK's (-sdk +lister):\n%s", size, diff)
 		}
 	}
+}
+
+// listAll reads a lister to its end.
+func listAll(t *testing.T, ctx context.Context, l *s3x.VersionLister) []s3x.Entry {
+	t.Helper()
+	var all []s3x.Entry
+	for l.HasMorePages() {
+		entries, err := l.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, entries...)
+	}
+	return all
 }
