@@ -54,7 +54,7 @@ func TestConfigDefaults(t *testing.T) {
 	} {
 		want := map[string]any{
 			"stackName": "BucketVault", "assetDir": "dist/lambda", "logLevel": "INFO", "logRetentionDays": 90, "concurrency": 16,
-			"lock.mode": "GOVERNANCE", "lock.minRetentionDays": 35, "journal.batchSize": 100, "journal.maxBatchingWindowSeconds": 10,
+			"lock.mode": "GOVERNANCE", "lock.minRetentionDays": 35, "journal.batchSize": 500, "journal.maxBatchingWindowSeconds": 10,
 			"journal.timeoutSeconds": 300, "reconcile.schedule": "rate(6 hours)", "protect.schedule": "rate(1 hour)",
 			"protect.onDeploy": false, "restore.ephemeralStorageMB": 10240, "vault.retentionDays": 35,
 		}[name]

@@ -29,9 +29,9 @@ import (
 )
 
 const (
-	journalObjects   = 5000 // times the scale
-	journalBatch     = 100  // changes per Ingest call, one Lambda invocation's batch
-	journalInvokes   = 4    // Ingest calls at once, as concurrent Lambda invocations
+	journalObjects   = 10000 // times the scale
+	journalBatch     = 500   // changes per Ingest call: one Lambda invocation's batch, as deployed (infra.DefaultJournalBatchSize)
+	journalInvokes   = 4     // Ingest calls at once, as concurrent Lambda invocations
 	journalMinSize   = 1 << 10
 	journalMaxSize   = 16 << 10
 	journalRatioGoal = 0.8
@@ -43,7 +43,7 @@ const (
 //
 //   - raw: one CopyObject per version into a fresh bucket, 32 in flight;
 //   - journal: journal.Ingest of Created changes (as S3 events decode, with
-//     their size) in batches of 100, 4 batches at once, Concurrency 8
+//     their size) in batches of 500, 4 batches at once, Concurrency 8
 //     each (32 requests in flight in all, as raw: the same concurrency),
 //     into a fresh vault, as the journal runs on this server: every
 //     version is relayed (GetObject of the version, PutObject with
@@ -55,11 +55,6 @@ const (
 //     (RelayMax < 0), the copy path it took before on this server: 3
 //     calls per version, HeadObject of the version, HeadObject of the
 //     vault data key, CopyObject;
-//   - raw3 (diagnostic): journalcopy's S3 calls and nothing else, 32 in
-//     flight;
-//   - journal1 (diagnostic): the journal with one batch at a time,
-//     Concurrency 32 (the same 32 in flight, but a batch's tail and its
-//     segment write are not overlapped by the next batch);
 //   - journalcc (diagnostic): journalcopy as on a server that honours a
 //     create-only copy (If-None-Match: * on CopyObject, as Amazon S3
 //     does; MinIO ignores it): 2 calls per version, HeadObject of the
@@ -67,8 +62,8 @@ const (
 //     RelayMax on Amazon S3. MinIO's answer to the condition is emulated
 //     without any call (see createOnlyMemo).
 //
-// They run in mirrored order (raw, journal, rawrelay, journalcopy, raw3,
-// journal1, journalcc, then the reverse) and each one's two times add up,
+// They run in mirrored order (raw, journal, rawrelay, journalcopy,
+// journalcc, then the reverse) and each one's two times add up,
 // so that other load on the machine weighs on all alike. Reported:
 // versions/s of each, ratio_journal/raw (target >= 0.8), the S3 calls per
 // version of the journals, and cpuratio_*/raw: the same ratios estimated
@@ -117,20 +112,10 @@ func BenchmarkJournalThroughput(b *testing.B) {
 	jcopy := &contender{name: "journalcopy", run: func(m *meter) error {
 		return runJournalOn(ctx, b, srv, src, changes, journalInvokes, -1, copyCalls, m, nil)
 	}}
-	raw3 := &contender{name: "raw3", run: func(m *meter) error {
-		dst := srv.NewBucket(b, true)
-		m.start()
-		err := threeCalls(ctx, c, src, dst, versions)
-		m.stop()
-		return err
-	}}
-	j1 := &contender{name: "journal1", run: func(m *meter) error {
-		return runJournalOn(ctx, b, srv, src, changes, 1, 0, newCallCounter(), m, nil)
-	}}
 	jcc := &contender{name: "journalcc", run: func(m *meter) error {
 		return runJournalOn(ctx, b, srv, src, changes, journalInvokes, -1, ccCalls, m, func(c s3x.Client) s3x.Client { return &createOnlyMemo{Client: c} })
 	}}
-	all := []*contender{raw, jr, rawRelay, jcopy, raw3, j1, jcc}
+	all := []*contender{raw, jr, rawRelay, jcopy, jcc}
 	pid := serverPID(srv)
 	b.ResetTimer()
 	for range b.N {
@@ -144,7 +129,7 @@ func BenchmarkJournalThroughput(b *testing.B) {
 	for _, c := range all[1:] {
 		b.ReportMetric(c.rate(n), c.name+"_versions/s")
 	}
-	for _, c := range []*contender{jr, rawRelay, jcopy, raw3, jcc} {
+	for _, c := range all[1:] {
 		b.ReportMetric(c.rate(n)/rawRate, "ratio_"+c.name+"/raw")
 		if pid != 0 {
 			b.ReportMetric(cpuRatio(c, raw, n), "cpuratio_"+c.name+"/raw")
@@ -156,9 +141,9 @@ func BenchmarkJournalThroughput(b *testing.B) {
 	b.Logf("%d versions (written in %s): raw %.0f/s, journal %.0f/s (%d batches of %d, %d at once), ratio %.3f (target >= %.2f: %s); CPU-cost ratio journal/raw %.3f",
 		n, setupTime.Round(time.Millisecond), rawRate, jRate, (n+journalBatch-1)/journalBatch, journalBatch, journalInvokes, jRate/rawRate, journalRatioGoal, verdict(jRate/rawRate >= journalRatioGoal),
 		cpuRatio(jr, raw, n))
-	b.Logf("diagnostics, ratio to raw (CPU-cost ratio): rawrelay %.3f (%.3f), journalcopy %.3f (%.3f), raw3 %.3f (%.3f), journalcc %.3f (%.3f); journal1 %.0f/s",
+	b.Logf("diagnostics, ratio to raw (CPU-cost ratio): rawrelay %.3f (%.3f), journalcopy %.3f (%.3f), journalcc %.3f (%.3f)",
 		rawRelay.rate(n)/rawRate, cpuRatio(rawRelay, raw, n), jcopy.rate(n)/rawRate, cpuRatio(jcopy, raw, n),
-		raw3.rate(n)/rawRate, cpuRatio(raw3, raw, n), jcc.rate(n)/rawRate, cpuRatio(jcc, raw, n), j1.rate(n))
+		jcc.rate(n)/rawRate, cpuRatio(jcc, raw, n))
 	var perVersion []string
 	for _, x := range []struct {
 		c     *contender
@@ -289,29 +274,6 @@ func countData(ctx context.Context, c *s3.Client, vb string) (int, error) {
 		return 0, err
 	}
 	return n, nil
-}
-
-// threeCalls makes, per version, the S3 calls the journal makes for it:
-// HeadObject of the version, HeadObject of a missing key of dst, and
-// CopyObject of the version into dst.
-func threeCalls(ctx context.Context, c *s3.Client, src, dst string, vs []version) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(concurrency)
-	for _, v := range vs {
-		g.Go(func() error {
-			if _, err := c.HeadObject(gctx, &s3.HeadObjectInput{Bucket: aws.String(src), Key: aws.String(v.Key), VersionId: aws.String(v.VersionID)}); err != nil {
-				return err
-			}
-			if _, err := c.HeadObject(gctx, &s3.HeadObjectInput{Bucket: aws.String(dst), Key: aws.String(v.Key)}); err == nil || !s3x.IsNotFound(err) {
-				return fmt.Errorf("head %s/%s: want not found, got %v", dst, v.Key, err)
-			}
-			_, err := c.CopyObject(gctx, &s3.CopyObjectInput{
-				Bucket: aws.String(dst), Key: aws.String(v.Key), CopySource: aws.String(s3x.CopySource(src, v.Key, v.VersionID)),
-			})
-			return err
-		})
-	}
-	return g.Wait()
 }
 
 // relayCalls makes, per version, the S3 calls the journal's relay makes
