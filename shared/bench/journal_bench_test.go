@@ -51,6 +51,10 @@ const (
 //   - rawrelay (diagnostic): the relay's S3 calls per version and nothing
 //     else (GetObject of the version, its body read, and a create-only
 //     PutObject with Content-MD5 into a fresh bucket), 32 in flight;
+//   - rawpool (diagnostic): raw's copies made by 32 workers, each copying
+//     one version after another, instead of a goroutine per copy (the
+//     journal captures with workers since session 6; a new goroutine grows
+//     its stack in the SDK each time);
 //   - journalcopy (diagnostic): the journal with the relay turned off
 //     (RelayMax < 0), the copy path it took before on this server: 3
 //     calls per version, HeadObject of the version, HeadObject of the
@@ -62,8 +66,8 @@ const (
 //     RelayMax on Amazon S3. MinIO's answer to the condition is emulated
 //     without any call (see createOnlyMemo).
 //
-// They run in mirrored order (raw, journal, rawrelay, journalcopy,
-// journalcc, then the reverse) and each one's two times add up,
+// They run in mirrored order (raw, journal, rawrelay, rawpool,
+// journalcopy, journalcc, then the reverse) and each one's two times add up,
 // so that other load on the machine weighs on all alike. Reported:
 // versions/s of each, ratio_journal/raw (target >= 0.8), the S3 calls per
 // version of the journals, and cpuratio_*/raw: the same ratios estimated
@@ -98,7 +102,7 @@ func BenchmarkJournalThroughput(b *testing.B) {
 
 	c := client(ctx, b, srv, newCallCounter().option())
 	jCalls, copyCalls, ccCalls := newCallCounter(), newCallCounter(), newCallCounter()
-	raw := &contender{name: "raw", run: func(m *meter) error { return runRaw(ctx, b, srv, c, src, versions, m) }}
+	raw := &contender{name: "raw", run: func(m *meter) error { return runRaw(ctx, b, srv, c, src, versions, m, copyVersions) }}
 	jr := &contender{name: "journal", run: func(m *meter) error {
 		return runJournalOn(ctx, b, srv, src, changes, journalInvokes, 0, jCalls, m, nil)
 	}}
@@ -112,10 +116,13 @@ func BenchmarkJournalThroughput(b *testing.B) {
 	jcopy := &contender{name: "journalcopy", run: func(m *meter) error {
 		return runJournalOn(ctx, b, srv, src, changes, journalInvokes, -1, copyCalls, m, nil)
 	}}
+	rawPool := &contender{name: "rawpool", run: func(m *meter) error {
+		return runRaw(ctx, b, srv, c, src, versions, m, copyByWorkers)
+	}}
 	jcc := &contender{name: "journalcc", run: func(m *meter) error {
 		return runJournalOn(ctx, b, srv, src, changes, journalInvokes, -1, ccCalls, m, func(c s3x.Client) s3x.Client { return &createOnlyMemo{Client: c} })
 	}}
-	all := []*contender{raw, jr, rawRelay, jcopy, jcc}
+	all := []*contender{raw, jr, rawRelay, rawPool, jcopy, jcc}
 	pid := serverPID(srv)
 	b.ResetTimer()
 	for range b.N {
@@ -141,9 +148,10 @@ func BenchmarkJournalThroughput(b *testing.B) {
 	b.Logf("%d versions (written in %s): raw %.0f/s, journal %.0f/s (%d batches of %d, %d at once), ratio %.3f (target >= %.2f: %s); CPU-cost ratio journal/raw %.3f",
 		n, setupTime.Round(time.Millisecond), rawRate, jRate, (n+journalBatch-1)/journalBatch, journalBatch, journalInvokes, jRate/rawRate, journalRatioGoal, verdict(jRate/rawRate >= journalRatioGoal),
 		cpuRatio(jr, raw, n))
-	b.Logf("diagnostics, ratio to raw (CPU-cost ratio): rawrelay %.3f (%.3f), journalcopy %.3f (%.3f), journalcc %.3f (%.3f)",
-		rawRelay.rate(n)/rawRate, cpuRatio(rawRelay, raw, n), jcopy.rate(n)/rawRate, cpuRatio(jcopy, raw, n),
-		jcc.rate(n)/rawRate, cpuRatio(jcc, raw, n))
+	b.Logf("diagnostics, ratio to raw (CPU-cost ratio): rawrelay %.3f (%.3f), rawpool %.3f (%.3f), journalcopy %.3f (%.3f), journalcc %.3f (%.3f); journal/rawpool %.3f (%.3f)",
+		rawRelay.rate(n)/rawRate, cpuRatio(rawRelay, raw, n), rawPool.rate(n)/rawRate, cpuRatio(rawPool, raw, n), jcopy.rate(n)/rawRate, cpuRatio(jcopy, raw, n),
+		jcc.rate(n)/rawRate, cpuRatio(jcc, raw, n), jRate/rawPool.rate(n), cpuRatio(jr, rawPool, n))
+	b.ReportMetric(jRate/rawPool.rate(n), "ratio_journal/rawpool")
 	var perVersion []string
 	for _, x := range []struct {
 		c     *contender
@@ -159,12 +167,14 @@ func BenchmarkJournalThroughput(b *testing.B) {
 	}
 }
 
-// runRaw copies versions into a fresh bucket, timed by m, and checks the
+// runRaw copies versions into a fresh bucket with copyFn, timed by m, and
+// checks the
 // count.
-func runRaw(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.Client, src string, versions []version, m *meter) error {
+func runRaw(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.Client, src string, versions []version, m *meter,
+	copyFn func(context.Context, *s3.Client, string, string, []version) error) error {
 	dst := srv.NewBucket(b, true)
 	m.start()
-	if err := copyVersions(ctx, c, src, dst, versions); err != nil {
+	if err := copyFn(ctx, c, src, dst, versions); err != nil {
 		return err
 	}
 	m.stop()
@@ -274,6 +284,30 @@ func countData(ctx context.Context, c *s3.Client, vb string) (int, error) {
 		return 0, err
 	}
 	return n, nil
+}
+
+// copyByWorkers copies versions into dst as copyVersions does, 32 in
+// flight, but by 32 goroutines that each copy one version after another.
+func copyByWorkers(ctx context.Context, c *s3.Client, src, dst string, vs []version) error {
+	g, gctx := errgroup.WithContext(ctx)
+	var next atomic.Int64
+	for range min(concurrency, len(vs)) {
+		g.Go(func() error {
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(vs) {
+					return nil
+				}
+				v := vs[k]
+				if _, err := c.CopyObject(gctx, &s3.CopyObjectInput{
+					Bucket: aws.String(dst), Key: aws.String(v.Key), CopySource: aws.String(s3x.CopySource(src, v.Key, v.VersionID)),
+				}); err != nil {
+					return fmt.Errorf("copy %s@%s: %w", v.Key, v.VersionID, err)
+				}
+			}
+		})
+	}
+	return g.Wait()
 }
 
 // relayCalls makes, per version, the S3 calls the journal's relay makes
