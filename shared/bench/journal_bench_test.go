@@ -168,8 +168,7 @@ func BenchmarkJournalThroughput(b *testing.B) {
 }
 
 // runRaw copies versions into a fresh bucket with copyFn, timed by m, and
-// checks the
-// count.
+// checks the count.
 func runRaw(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.Client, src string, versions []version, m *meter,
 	copyFn func(context.Context, *s3.Client, string, string, []version) error) error {
 	dst := srv.NewBucket(b, true)

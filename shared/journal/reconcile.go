@@ -373,7 +373,7 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 // (submit), their versions are captured by up to the journal's concurrency
 // goroutines, and keys retire in order once finished, moving the progress
 // marker. Only the goroutine that calls its methods touches its state; the
-// capture goroutines hand their results back over a channel.
+// capture workers hand their results back over a channel.
 type reconciler struct {
 	j      *Journal
 	ctx    context.Context // of the whole run: segment and progress writes
@@ -385,6 +385,7 @@ type reconciler struct {
 
 	slots    int // captures at most in flight
 	inflight int
+	jobs     chan job // to the capture workers, started with the first job
 	results  chan captured
 
 	window  []*keyWork // submitted, not retired, in key order
@@ -394,6 +395,12 @@ type reconciler struct {
 	ready   []vault.Record
 	marker  string // every key up to and including it is finished
 	err     error  // the first capture failure
+}
+
+// job is one capture for a worker: version c of key w.
+type job struct {
+	w *keyWork
+	c capture
 }
 
 // captured is the outcome of one capture.
@@ -435,19 +442,37 @@ func (r *reconciler) submit(w *keyWork) error {
 			}
 		}
 		r.inflight++
-		go func() {
-			rec, err := r.j.captureEntry(r.cctx, r.bucket, w.key, c.entry)
-			if err != nil {
-				err = fmt.Errorf("reconcile s3://%s/%s: %w", r.bucket, w.key, err)
-			}
-			r.results <- captured{w: w, slot: c.slot, rec: rec, err: err}
-		}()
+		r.startWorkers()
+		r.jobs <- job{w: w, c: c}
 	}
 	w.captures = nil
 	if w.waiting == 0 {
 		return r.finish(w)
 	}
 	return nil
+}
+
+// startWorkers starts the capture workers on first use: a fixed set, not
+// a goroutine per capture, because a capture runs deep in the SDK's
+// middleware and a new goroutine grows its stack there each time (see
+// Ingest). A worker is free whenever fewer than slots captures are in
+// flight, since results holds every finished capture's result.
+func (r *reconciler) startWorkers() {
+	if r.jobs != nil {
+		return
+	}
+	r.jobs = make(chan job)
+	for range r.slots {
+		go func() {
+			for jb := range r.jobs {
+				rec, err := r.j.captureEntry(r.cctx, r.bucket, jb.w.key, jb.c.entry)
+				if err != nil {
+					err = fmt.Errorf("reconcile s3://%s/%s: %w", r.bucket, jb.w.key, err)
+				}
+				r.results <- captured{w: jb.w, slot: jb.c.slot, rec: rec, err: err}
+			}
+		}()
+	}
 }
 
 // wait takes one capture's result. On the first failure it cancels the
@@ -524,12 +549,15 @@ func (r *reconciler) flush() error {
 }
 
 // stop cancels what is still running and waits for it, so that no capture
-// outlives the run.
+// outlives the run, and ends the workers.
 func (r *reconciler) stop() {
 	r.cancel()
 	for r.inflight > 0 {
 		<-r.results
 		r.inflight--
+	}
+	if r.jobs != nil {
+		close(r.jobs)
 	}
 }
 
