@@ -371,9 +371,9 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 
 // reconciler runs the captures of a reconcile: keys come in listing order
 // (submit), their versions are captured by as many workers as the
-// journal's concurrency, and keys retire in order once finished, moving the progress
-// marker. Only the goroutine that calls its methods touches its state; the
-// capture workers hand their results back over a channel.
+// journal's concurrency, and keys retire in order once finished, moving
+// the progress marker. Only the goroutine that calls its methods touches
+// its state; the capture workers hand their results back over a channel.
 type reconciler struct {
 	j      *Journal
 	ctx    context.Context // of the whole run: segment and progress writes
