@@ -217,17 +217,20 @@ func copyVersions(ctx context.Context, c *s3.Client, src, dst string, vs []versi
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(concurrency)
 	for _, v := range vs {
-		g.Go(func() error {
-			_, err := c.CopyObject(gctx, &s3.CopyObjectInput{
-				Bucket: aws.String(dst), Key: aws.String(v.Key), CopySource: aws.String(s3x.CopySource(src, v.Key, v.VersionID)),
-			})
-			if err != nil {
-				return fmt.Errorf("copy %s@%s: %w", v.Key, v.VersionID, err)
-			}
-			return nil
-		})
+		g.Go(func() error { return copyOne(gctx, c, src, dst, v) })
 	}
 	return g.Wait()
+}
+
+// copyOne copies version v of src into dst under the same key.
+func copyOne(ctx context.Context, c *s3.Client, src, dst string, v version) error {
+	_, err := c.CopyObject(ctx, &s3.CopyObjectInput{
+		Bucket: aws.String(dst), Key: aws.String(v.Key), CopySource: aws.String(s3x.CopySource(src, v.Key, v.VersionID)),
+	})
+	if err != nil {
+		return fmt.Errorf("copy %s@%s: %w", v.Key, v.VersionID, err)
+	}
+	return nil
 }
 
 // currentETags lists the current objects of a bucket: key -> ETag.

@@ -297,11 +297,8 @@ func copyByWorkers(ctx context.Context, c *s3.Client, src, dst string, vs []vers
 				if k >= len(vs) {
 					return nil
 				}
-				v := vs[k]
-				if _, err := c.CopyObject(gctx, &s3.CopyObjectInput{
-					Bucket: aws.String(dst), Key: aws.String(v.Key), CopySource: aws.String(s3x.CopySource(src, v.Key, v.VersionID)),
-				}); err != nil {
-					return fmt.Errorf("copy %s@%s: %w", v.Key, v.VersionID, err)
+				if err := copyOne(gctx, c, src, dst, vs[k]); err != nil {
+					return err
 				}
 			}
 		})

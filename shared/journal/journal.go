@@ -113,7 +113,7 @@ func (j *Journal) Ingest(ctx context.Context, changes []event.Change) ([]Result,
 	}
 	first := make(map[changeID]int, len(changes))
 	dup := make([]int, len(changes))
-	todo := make([]int, 0, len(changes))
+	pending := make([]int, 0, len(changes)) // changes to capture: all but repeats
 	for i, c := range changes {
 		results[i].Change = c
 		id := changeID{c.Kind, c.Bucket, c.Key, c.VersionID, c.Sequencer, c.Time.UnixNano()}
@@ -122,7 +122,7 @@ func (j *Journal) Ingest(ctx context.Context, changes []event.Change) ([]Result,
 			continue
 		}
 		first[id] = i
-		todo = append(todo, i)
+		pending = append(pending, i)
 	}
 	// A fixed set of workers, not a goroutine per change: a capture runs
 	// deep in the SDK's middleware, and a new goroutine grows its stack
@@ -130,14 +130,14 @@ func (j *Journal) Ingest(ctx context.Context, changes []event.Change) ([]Result,
 	// benchmark); a worker keeps its grown stack for the next capture.
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(j.concurrency(), len(todo)) {
+	for range min(j.concurrency(), len(pending)) {
 		wg.Go(func() {
 			for {
 				k := int(next.Add(1)) - 1
-				if k >= len(todo) {
+				if k >= len(pending) {
 					return
 				}
-				i := todo[k]
+				i := pending[k]
 				results[i].Records, results[i].Err = j.capture(ctx, changes[i])
 			}
 		})
