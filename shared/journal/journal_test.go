@@ -765,7 +765,27 @@ func TestVerifyFindsDamage(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := strings.Join(rep.Problems, "\n")
-	if !strings.Contains(text, "missing") || !strings.Contains(text, "MD5") || len(rep.Problems) < 2 {
-		t.Errorf("problems:\n%s\nwant a missing object and an MD5 mismatch", text)
+	// The overwritten object's recorded bytes are still an older version
+	// (repairable); the deleted one's too (behind a delete marker).
+	if !strings.Contains(text, "has ETag") || !strings.Contains(text, "repairable") || !strings.Contains(text, "is missing") || len(rep.Problems) != 2 {
+		t.Errorf("problems:\n%s\nwant a changed object and a missing one, both repairable", text)
+	}
+	// Once the recorded version is gone for good, verify says it is lost.
+	vs, err := e.c.ListObjectVersions(e.ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(e.v.Bucket), Prefix: aws.String(data[2])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range vs.Versions {
+		if _, err := e.c.DeleteObject(e.ctx, &s3.DeleteObjectInput{Bucket: aws.String(e.v.Bucket), Key: o.Key, VersionId: o.VersionId}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err = e.v.Verify(e.ctx, 4, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = strings.Join(rep.Problems, "\n")
+	if !strings.Contains(text, "lost from the vault") || len(rep.Problems) != 3 {
+		t.Errorf("problems:\n%s\nwant the third data object lost", text)
 	}
 }

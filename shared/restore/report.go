@@ -51,9 +51,12 @@ type Report struct {
 	Failed   int64    `json:"failed"`
 	// ACLsNotRestored counts restored objects whose ACL the target
 	// refused (ACLs disabled there).
-	ACLsNotRestored int64     `json:"aclsNotRestored,omitempty"`
-	Bytes           int64     `json:"bytes"`
-	Failures        []Mapping `json:"failures,omitempty"`
+	ACLsNotRestored int64 `json:"aclsNotRestored,omitempty"`
+	// VaultDamaged counts objects restored from an older version of a
+	// damaged vault data object (see Mapping.VaultDamage).
+	VaultDamaged int64     `json:"vaultDamaged,omitempty"`
+	Bytes        int64     `json:"bytes"`
+	Failures     []Mapping `json:"failures,omitempty"`
 	// MappingParts is how many jobs/<id>/mapping-NNNNN.jsonl.zst parts hold
 	// the full key -> source version -> restored version mapping.
 	MappingParts int `json:"mappingParts"`
@@ -70,6 +73,9 @@ const InlineMapping = 1000
 func (r *Report) add(m Mapping) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if m.VaultDamage != "" && m.Action != ActionFailed {
+		r.VaultDamaged++
+	}
 	switch m.Action {
 	case ActionRestored:
 		r.Restored++

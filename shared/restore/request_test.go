@@ -41,7 +41,7 @@ func TestRequestSample(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	ok := restore.Request{Vault: "v", Bucket: "b", At: now.Add(-time.Hour), TargetBucket: "t"}
+	ok := restore.Request{Vault: "vault", Bucket: "photos", At: now.Add(-time.Hour), TargetBucket: "tgt"}
 	tests := []struct {
 		name    string
 		edit    func(*restore.Request)
@@ -58,9 +58,12 @@ func TestValidate(t *testing.T) {
 		{"inside window", func(r *restore.Request) { r.At = now.AddDate(0, 0, -34) }, nil, false},
 		{"bad mode", func(r *restore.Request) { r.Mode = "destroy" }, nil, true},
 		{"rollback", func(r *restore.Request) { r.Mode = restore.Rollback }, nil, false},
-		{"target allowed", func(*restore.Request) {}, []string{"t", "x-*"}, false},
-		{"target pattern", func(r *restore.Request) { r.TargetBucket = "x-restore" }, []string{"t", "x-*"}, false},
-		{"target refused", func(r *restore.Request) { r.TargetBucket = "prod" }, []string{"t", "x-*"}, true},
+		{"target allowed", func(*restore.Request) {}, []string{"tgt", "x-*"}, false},
+		{"target pattern", func(r *restore.Request) { r.TargetBucket = "x-restore" }, []string{"tgt", "x-*"}, false},
+		{"target refused", func(r *restore.Request) { r.TargetBucket = "prod" }, []string{"tgt", "x-*"}, true},
+		{"vault name too short", func(r *restore.Request) { r.Vault = "v" }, nil, true},
+		{"bucket name upper case", func(r *restore.Request) { r.Bucket = "UPPER" }, nil, true},
+		{"target name with a space", func(r *restore.Request) { r.TargetBucket = "has space" }, nil, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

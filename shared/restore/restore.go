@@ -3,6 +3,8 @@ package restore
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +83,11 @@ func (r *Request) Validate(now time.Time, retentionDays int, allowed []string) e
 	case r.At.After(now):
 		return bad("at %s is in the future", r.At.Format(time.RFC3339))
 	}
+	for _, b := range []struct{ what, name string }{{"vault", r.Vault}, {"bucket", r.Bucket}, {"target bucket", r.TargetBucket}} {
+		if err := s3x.ValidateBucketName(b.name); err != nil {
+			return bad("%s: %v", b.what, err)
+		}
+	}
 	if retentionDays > 0 && r.RecoveryPointID == "" && r.At.Before(now.AddDate(0, 0, -retentionDays)) {
 		return bad("at %s is older than the vault's %d-day window", r.At.Format(time.RFC3339), retentionDays)
 	}
@@ -141,8 +148,12 @@ type Mapping struct {
 	Verified        string `json:"verified,omitempty"` // etag, checksum, size
 	// ACL is "not-restored" for an object restored without the ACL it
 	// had, because the target bucket has ACLs disabled.
-	ACL   string `json:"acl,omitempty"`
-	Error string `json:"error,omitempty"`
+	ACL string `json:"acl,omitempty"`
+	// VaultDamage says the vault's data object for this version was
+	// damaged (its current version is not the one the record names) and
+	// the object was restored from the older version that is.
+	VaultDamage string `json:"vaultDamage,omitempty"`
+	Error       string `json:"error,omitempty"`
 }
 
 // ACLNotRestored marks a mapping whose object's ACL the target refused.
@@ -191,7 +202,7 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	} else if base, err = v.LatestSnapshot(ctx, req.Bucket, req.At); err != nil {
 		return nil, err
 	}
-	if err := r.prepareTarget(ctx, req); err != nil {
+	if err := r.checkTarget(ctx, req); err != nil {
 		return nil, err
 	}
 	rep := &Report{JobID: req.JobID, Type: "RESTORE", State: StateRunning, Request: req, StartedAt: start, mu: &sync.Mutex{}}
@@ -205,6 +216,15 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("s3://%s is not protected continuously: restored from snapshot %s (scanned %s), the newest before %s",
 			req.Bucket, base.RecoveryPointID, base.ScanCompletionDate.UTC().Format(time.RFC3339), req.At.UTC().Format(time.RFC3339)))
 	case err != nil && s3x.IsNotFound(err):
+		// Never protected, never snapshotted: refuse rather than restore
+		// nothing into a target created for it.
+		switch has, err := v.HasJournal(ctx, req.Bucket); {
+		case err != nil:
+			return nil, err
+		case !has:
+			return nil, &InvalidRequestError{Reason: fmt.Sprintf("vault %s holds nothing of s3://%s: it was never protected or backed up there (see `bucketvault recovery-points --vault %s`)",
+				v.Bucket, req.Bucket, v.Bucket)}
+		}
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("s3://%s is not protected by vault %s: only what was journaled for it is restored", req.Bucket, v.Bucket))
 	case err != nil:
 		return nil, err
@@ -214,12 +234,21 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s is before the initial full backup finished (%s): objects deleted before then are unknown to the vault",
 			req.At.UTC().Format(time.RFC3339), pb.FirstFullBackupAt.UTC().Format(time.RFC3339)))
 	}
+	if req.CreateBucket {
+		if err := r.createTarget(ctx, req); err != nil {
+			return nil, err
+		}
+	}
 	if created, err := v.PutJSONOnce(ctx, vault.JobKey(rep.JobID), rep); err != nil {
 		return nil, err
 	} else if !created {
 		return nil, &InvalidRequestError{Reason: fmt.Sprintf("job %s exists already in vault %s: a job id names one job", rep.JobID, v.Bucket)}
 	}
 	runErr := r.run(ctx, v, req, base, rep)
+	if rep.VaultDamaged > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d objects were restored from older versions of damaged vault data objects (their mappings say vaultDamage); "+
+			"run `bucketvault verify --vault %s` to list every damaged object", rep.VaultDamaged, v.Bucket))
+	}
 	if rep.ACLsNotRestored > 0 {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d objects restored without their ACLs: s3://%s has ACLs disabled (Object Ownership BucketOwnerEnforced); "+
 			"their mappings say acl %q. To have the ACLs too, restore those keys into a bucket whose Object Ownership allows ACLs", rep.ACLsNotRestored, req.TargetBucket, ACLNotRestored))
@@ -240,7 +269,9 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	return rep, runErr
 }
 
-func (r *Restorer) prepareTarget(ctx context.Context, req Request) error {
+// checkTarget refuses a target that exists when the request would create
+// it, or that does not when it would not.
+func (r *Restorer) checkTarget(ctx context.Context, req Request) error {
 	_, err := r.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(req.TargetBucket)})
 	switch {
 	case err == nil && req.CreateBucket:
@@ -252,10 +283,15 @@ func (r *Restorer) prepareTarget(ctx context.Context, req Request) error {
 	case !req.CreateBucket:
 		return &InvalidRequestError{Reason: fmt.Sprintf("target bucket %q does not exist: pass --create-bucket to create it", req.TargetBucket)}
 	}
+	return nil
+}
+
+// createTarget creates the target bucket, versioned.
+func (r *Restorer) createTarget(ctx context.Context, req Request) error {
 	if _, err := r.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(req.TargetBucket)}); err != nil {
 		return fmt.Errorf("create target bucket %s: %w", req.TargetBucket, err)
 	}
-	_, err = r.S3.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{
+	_, err := r.S3.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{
 		Bucket:                  aws.String(req.TargetBucket),
 		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled},
 	})
@@ -313,6 +349,9 @@ type task struct {
 	key    string
 	obj    Object
 	marker bool // put a delete marker (rollback of a key absent at T)
+	// data is the version of the data object that holds the record's
+	// bytes, once a read found it.
+	data vault.DataVersion
 }
 
 func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *vault.SnapshotPoint, rep *Report) error {
@@ -458,12 +497,15 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 		r.log().WarnContext(ctx, "restore failed", "bucket", req.TargetBucket, "key", t.key, "versionId", rec.VersionID, "error", err)
 		return mp
 	}
+	// The version of the data object to read, once a read found it.
+	var dv vault.DataVersion
 	// A bucket this restore created holds nothing to compare with.
 	if !req.CreateBucket {
-		same, err := r.identical(ctx, v, req.TargetBucket, t)
+		same, hv, err := r.identical(ctx, v, req.TargetBucket, t)
 		if err != nil {
 			return fail(err)
 		}
+		dv, mp.VaultDamage = hv, hv.Damage
 		if same != "" {
 			mp.Action, mp.RestoredVersion, mp.Verified = ActionIdentical, same, "etag"
 			return mp
@@ -472,7 +514,14 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 	if rec.Packed {
 		return r.restorePacked(ctx, v, req, t, mp, fail)
 	}
+	// The copy is conditional on the data object being the one the
+	// record names (vault.IfMatch): a data key overwritten in the vault
+	// fails it, and the copy is made from the older version that holds
+	// the recorded bytes, or not at all.
 	in := copyInput(v.Bucket, req.TargetBucket, t)
+	if dv.Damage != "" {
+		in.CopySource = aws.String(v.CopySource(rec, dv))
+	}
 	// Rebuild the original's shape so the restored ETag equals the
 	// original's: a multipart object with its part size, a single-part one
 	// (at most 5 GiB, S3's limit) with one copy.
@@ -485,7 +534,13 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 	}
 	if rec.MetaInData && (opts.Multipart || rec.Size > s3x.MaxCopySize) {
 		// A multipart copy starts empty: read what the data object carries.
-		if err := s3x.CarryMetadata(ctx, r.S3, v.Bucket, rec.Data, "", in); err != nil {
+		h, hv, err := v.HeadData(ctx, rec)
+		if err != nil {
+			return fail(err)
+		}
+		dv, mp.VaultDamage = hv, hv.Damage
+		in.CopySource = aws.String(v.CopySource(rec, dv))
+		if err := s3x.CarryFromHead(ctx, r.S3, v.Bucket, rec.Data, h, in); err != nil {
 			return fail(err)
 		}
 		if t.obj.Tags != nil {
@@ -493,6 +548,14 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 		}
 	}
 	res, err := s3x.Copy(ctx, r.S3, in, rec.Size, opts)
+	if vault.IsDataMismatch(err) && dv.Damage == "" {
+		if dv, err = v.FindData(ctx, rec); err != nil {
+			return fail(err)
+		}
+		mp.VaultDamage = dv.Damage
+		in.CopySource = aws.String(v.CopySource(rec, dv))
+		res, err = s3x.Copy(ctx, r.S3, in, rec.Size, opts)
+	}
 	if err != nil {
 		return fail(fmt.Errorf("copy %s to s3://%s/%s: %w", rec.Data, req.TargetBucket, t.key, err))
 	}
@@ -520,7 +583,7 @@ func (r *Restorer) finish(ctx context.Context, req Request, t task, mp Mapping, 
 	if etag == "" || etag != rec.ETag {
 		var err error
 		if how, err = r.verify(ctx, req.TargetBucket, t.key, versionID, rec); err != nil {
-			return fail(err)
+			return fail(r.unwrite(ctx, req.TargetBucket, t.key, versionID, err))
 		}
 	}
 	mp.Action, mp.Verified = ActionRestored, how
@@ -532,13 +595,17 @@ func (r *Restorer) finish(ctx context.Context, req Request, t task, mp Mapping, 
 // its record holds (what copyInput would set on a copy).
 func (r *Restorer) restorePacked(ctx context.Context, v *vault.Vault, req Request, t task, mp Mapping, fail func(error) Mapping) Mapping {
 	rec := t.obj.Version
-	body, err := v.ReadData(ctx, rec)
+	// ReadData checks the bytes against the record before they are used.
+	body, dv, err := v.ReadData(ctx, rec)
 	if err != nil {
 		return fail(err)
 	}
+	mp.VaultDamage = dv.Damage
+	sum := md5.Sum(body)
 	c := copyInput(v.Bucket, req.TargetBucket, t)
 	in := &s3.PutObjectInput{
 		Bucket: c.Bucket, Key: c.Key, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))),
+		ContentMD5:  aws.String(base64.StdEncoding.EncodeToString(sum[:])),
 		ContentType: c.ContentType, ContentEncoding: c.ContentEncoding, ContentDisposition: c.ContentDisposition,
 		ContentLanguage: c.ContentLanguage, CacheControl: c.CacheControl, WebsiteRedirectLocation: c.WebsiteRedirectLocation,
 		Expires: c.Expires, Metadata: c.Metadata, Tagging: c.Tagging, StorageClass: c.StorageClass,
@@ -559,6 +626,7 @@ func copyInput(vaultBucket, target string, t task) *s3.CopyObjectInput {
 	in := &s3.CopyObjectInput{
 		Bucket: aws.String(target), Key: aws.String(t.key),
 		CopySource:        aws.String(s3x.CopySource(vaultBucket, rec.Data, "")),
+		CopySourceIfMatch: vault.IfMatch(rec),
 		MetadataDirective: types.MetadataDirectiveReplace,
 		TaggingDirective:  types.TaggingDirectiveReplace,
 	}
@@ -598,15 +666,23 @@ func copyInput(vaultBucket, target string, t task) *s3.CopyObjectInput {
 }
 
 // identical returns the version id of the target's current object for the
-// key when it already equals what the restore would write.
-func (r *Restorer) identical(ctx context.Context, v *vault.Vault, bucket string, t task) (string, error) {
+// key when it already equals what the restore would write (and, for a
+// record whose data object carries its metadata, which version of the
+// data object holds it).
+func (r *Restorer) identical(ctx context.Context, v *vault.Vault, bucket string, t task) (string, vault.DataVersion, error) {
+	id, err := r.identicalIn(ctx, v, bucket, &t)
+	return id, t.data, err
+}
+
+func (r *Restorer) identicalIn(ctx context.Context, v *vault.Vault, bucket string, t *task) (string, error) {
 	rec := t.obj.Version
 	if rec.MetaInData {
 		// Compare with what the data object carries.
-		meta, tags, err := carried(ctx, r.S3, v.Bucket, rec.Data)
+		meta, tags, dv, err := carried(ctx, r.S3, v, rec)
 		if err != nil {
 			return "", err
 		}
+		t.data = dv
 		rec.Meta = meta
 		if t.obj.Tags == nil {
 			t.obj.Tags = tags
@@ -715,6 +791,20 @@ func (r *Restorer) putACL(ctx context.Context, bucket, key, versionID string, ac
 	return nil
 }
 
+// unwrite deletes a version the restore wrote that failed its check, so no
+// unverified object stays in the target, and returns the failure (with
+// what became of the version).
+func (r *Restorer) unwrite(ctx context.Context, bucket, key, versionID string, cause error) error {
+	in := &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
+	if versionID != "" && versionID != "null" {
+		in.VersionId = aws.String(versionID)
+	}
+	if _, err := r.S3.DeleteObject(context.WithoutCancel(ctx), in); err != nil {
+		return fmt.Errorf("%w; the object written could not be removed, delete s3://%s/%s version %s: %v", cause, bucket, key, versionID, err)
+	}
+	return fmt.Errorf("%w; the object written was removed", cause)
+}
+
 func nonEmpty(s string) *string {
 	if s == "" {
 		return nil
@@ -744,11 +834,16 @@ func snapshotWarnings(sp *vault.SnapshotPoint) []string {
 	return nil
 }
 
-// carried reads the metadata and tags a data object carries.
-func carried(ctx context.Context, c s3x.Client, bucket, key string) (*vault.Meta, map[string]string, error) {
+// carried reads the metadata and tags a record's data object carries (in
+// the version that holds the recorded bytes: vault.HeadData).
+func carried(ctx context.Context, c s3x.Client, v *vault.Vault, rec vault.Record) (*vault.Meta, map[string]string, vault.DataVersion, error) {
+	h, dv, err := v.HeadData(ctx, rec)
+	if err != nil {
+		return nil, nil, dv, err
+	}
 	in := &s3.CopyObjectInput{}
-	if err := s3x.CarryMetadata(ctx, c, bucket, key, "", in); err != nil {
-		return nil, nil, err
+	if err := s3x.CarryFromHead(ctx, c, v.Bucket, rec.Data, h, in); err != nil {
+		return nil, nil, dv, err
 	}
 	m := &vault.Meta{
 		ContentType: aws.ToString(in.ContentType), ContentEncoding: aws.ToString(in.ContentEncoding),
@@ -762,11 +857,11 @@ func carried(ctx context.Context, c s3x.Client, bucket, key string) (*vault.Meta
 	if q := aws.ToString(in.Tagging); q != "" {
 		vals, err := url.ParseQuery(q)
 		if err != nil {
-			return nil, nil, fmt.Errorf("tags of s3://%s/%s: %w", bucket, key, err)
+			return nil, nil, dv, fmt.Errorf("tags of s3://%s/%s: %w", v.Bucket, rec.Data, err)
 		}
 		for k, vs := range vals {
 			tags[k] = vs[0]
 		}
 	}
-	return m, tags, nil
+	return m, tags, dv, nil
 }

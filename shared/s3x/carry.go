@@ -27,6 +27,12 @@ func CarryMetadata(ctx context.Context, c Client, bucket, key, versionID string,
 	if err != nil {
 		return fmt.Errorf("metadata of s3://%s/%s: %w", bucket, key, err)
 	}
+	return CarryFromHead(ctx, c, bucket, key, h, in)
+}
+
+// CarryFromHead is CarryMetadata from a HEAD of the object already made
+// (its version id names the version whose tags are read).
+func CarryFromHead(ctx context.Context, c Client, bucket, key string, h *s3.HeadObjectOutput, in *s3.CopyObjectInput) error {
 	in.MetadataDirective, in.TaggingDirective = types.MetadataDirectiveReplace, types.TaggingDirectiveReplace
 	in.ContentType, in.ContentEncoding, in.ContentDisposition = h.ContentType, h.ContentEncoding, h.ContentDisposition
 	in.ContentLanguage, in.CacheControl, in.WebsiteRedirectLocation = h.ContentLanguage, h.CacheControl, h.WebsiteRedirectLocation
@@ -42,7 +48,7 @@ func CarryMetadata(ctx context.Context, c Client, bucket, key, versionID string,
 	}
 	in.Tagging = nil
 	if aws.ToInt32(h.TagCount) > 0 {
-		tin := &s3.GetObjectTaggingInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: hin.VersionId}
+		tin := &s3.GetObjectTaggingInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: h.VersionId}
 		out, err := c.GetObjectTagging(ctx, tin)
 		if err != nil {
 			return fmt.Errorf("tags of s3://%s/%s: %w", bucket, key, err)

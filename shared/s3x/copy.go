@@ -44,7 +44,9 @@ type CopyResult struct {
 // metadata explicitly: S3 does not carry it into a multipart upload).
 //
 // A multipart copy does not apply in.IfNoneMatch or in.IfMatch (S3 takes no
-// condition on starting an upload); see SingleCall.
+// condition on starting an upload); see SingleCall. It applies the source
+// conditions (CopySourceIfMatch) to every part, so no part is copied from
+// another object than the one the condition names.
 func Copy(ctx context.Context, c Client, in *s3.CopyObjectInput, size int64, o CopyOptions) (CopyResult, error) {
 	if o.SingleCall(size) {
 		out, err := c.CopyObject(ctx, in)
@@ -176,6 +178,8 @@ func multipartCopy(ctx context.Context, c Client, in *s3.CopyObjectInput, size i
 			out, err := c.UploadPartCopy(gctx, &s3.UploadPartCopyInput{
 				Bucket: in.Bucket, Key: in.Key, UploadId: up.UploadId, PartNumber: aws.Int32(int32(i + 1)),
 				CopySource: in.CopySource, CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", first, last)),
+				CopySourceIfMatch: in.CopySourceIfMatch, CopySourceIfNoneMatch: in.CopySourceIfNoneMatch,
+				CopySourceIfModifiedSince: in.CopySourceIfModifiedSince, CopySourceIfUnmodifiedSince: in.CopySourceIfUnmodifiedSince,
 				ExpectedBucketOwner: in.ExpectedBucketOwner, ExpectedSourceBucketOwner: in.ExpectedSourceBucketOwner,
 			})
 			if err != nil {

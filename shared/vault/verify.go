@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"hash/crc32"
+	"hash/crc64"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -155,31 +156,54 @@ func (vr *verifier) check(ctx context.Context, bucket, what string, m *Merger) e
 			seen[dataRef(o.Record)] = true
 			rec := o.Record
 			g.Go(func() error {
+				where := fmt.Sprintf("s3://%s/%s@%s: data %s", bucket, rec.Key, rec.VersionID, rec.Data)
 				head, err := vr.head(gctx, rec)
+				var damage string
 				switch {
-				case err != nil && s3x.IsNotFound(err):
-					vr.problem("s3://%s/%s@%s: data %s is missing", bucket, rec.Key, rec.VersionID, rec.Data)
-					return nil
+				case err != nil && (s3x.IsNotFound(err) || s3x.IsDeleteMarker(err)):
+					damage = "is missing"
 				case err != nil:
 					return fmt.Errorf("head %s: %w", rec.Data, err)
+				case rec.DataETag != "" && s3x.TrimETag(aws.ToString(head.ETag)) != rec.DataETag:
+					damage = fmt.Sprintf("has ETag %s, %s says %s", s3x.TrimETag(aws.ToString(head.ETag)), what, rec.DataETag)
+				}
+				dv := DataVersion{}
+				if damage != "" {
+					// The current version is not the recorded one: an older
+					// version may still hold the recorded bytes.
+					found, err := v.FindData(gctx, rec)
+					var lost *DamagedDataError
+					switch {
+					case errors.As(err, &lost):
+						vr.problem("%s %s; no version of it holds the recorded bytes (lost from the vault)", where, damage)
+						return nil
+					case err != nil:
+						return err
+					case found.VersionID == "":
+						// Changed back in between: the current one is good.
+					default:
+						vr.problem("%s %s; its older version %s holds the recorded bytes (repairable)", where, damage, found.VersionID)
+						dv = found
+					}
+					if head, err = v.S3.HeadObject(gctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data), VersionId: nonEmpty(dv.VersionID)}); err != nil {
+						return fmt.Errorf("head %s: %w", rec.Data, err)
+					}
 				}
 				deep := vr.deep
 				switch got := aws.ToInt64(head.ContentLength); {
 				case rec.Packed && (rec.DataOffset < 0 || rec.DataOffset+rec.Size > got):
 					deep = false // no such range to read
-					vr.problem("s3://%s/%s@%s: pack %s has %d bytes, %s says the version is bytes %d-%d", bucket, rec.Key, rec.VersionID, rec.Data, got, what, rec.DataOffset, rec.DataOffset+rec.Size-1)
+					vr.problem("%s has %d bytes, %s says the version is bytes %d-%d", where, got, what, rec.DataOffset, rec.DataOffset+rec.Size-1)
 				case !rec.Packed && got != rec.Size:
-					vr.problem("s3://%s/%s@%s: data %s has %d bytes, %s says %d", bucket, rec.Key, rec.VersionID, rec.Data, got, what, rec.Size)
-				}
-				if got := s3x.TrimETag(aws.ToString(head.ETag)); rec.DataETag != "" && got != rec.DataETag {
-					vr.problem("s3://%s/%s@%s: data %s has ETag %s, %s says %s", bucket, rec.Key, rec.VersionID, rec.Data, got, what, rec.DataETag)
+					deep = false
+					vr.problem("%s has %d bytes, %s says %d", where, got, what, rec.Size)
 				}
 				if deep {
-					if err := v.checkBytes(gctx, rec, string(head.ServerSideEncryption)); err != nil {
+					if err := v.checkBytes(gctx, rec, dv, string(head.ServerSideEncryption)); err != nil {
 						if !errors.As(err, new(*mismatchError)) {
 							return err
 						}
-						vr.problem("s3://%s/%s@%s: data %s: %v", bucket, rec.Key, rec.VersionID, rec.Data, err)
+						vr.problem("%s: %v", where, err)
 					}
 				}
 				vr.data.Add(1)
@@ -230,19 +254,35 @@ func (e *mismatchError) Error() string {
 	return fmt.Sprintf("%s is %s, the record says %s", e.what, e.got, e.want)
 }
 
-// checkBytes reads a data object and compares its digests with the record.
-func (v *Vault) checkBytes(ctx context.Context, rec Record, dataSSE string) error {
-	body, err := v.openData(ctx, rec)
+// checkBytes reads the data of rec in version dv of its data object and
+// compares its digests with the record.
+func (v *Vault) checkBytes(ctx context.Context, rec Record, dv DataVersion, dataSSE string) error {
+	body, _, err := v.openData(ctx, rec, dv)
 	if err != nil {
 		return err
 	}
 	defer body.Close()
+	return CheckData(rec, body, dataSSE)
+}
+
+// crc64NVME is the CRC-64/NVME table (S3's CRC64NVME checksum: the
+// reflected polynomial 0x9a6c9329ac4bc9b5, with hash/crc64's complement
+// on entry and exit).
+var crc64NVME = crc64.MakeTable(0x9a6c9329ac4bc9b5)
+
+// CheckData reads the bytes of rec's data from r and compares their
+// digests with the record: the MD5 against the source's ETag where that
+// ETag is an MD5 (single part, not SSE-KMS) — for a record whose data
+// object carries its metadata (a snapshot's copy, which does not know the
+// source's encryption) against the data object's own ETag where that is
+// an MD5 (dataSSE is the data object's encryption, "" when unknown) —
+// and the recorded full-object checksum (SHA-256, SHA-1, CRC32, CRC32C,
+// CRC64NVME). It returns a *mismatchError for bytes that differ.
+func CheckData(rec Record, r io.Reader, dataSSE string) error {
 	md := md5.New()
 	hashers := []io.Writer{md}
 	var sum hash.Hash
-	var enc func([]byte) string
 	if c := rec.Checksum; c != nil && c.Type != "COMPOSITE" {
-		enc = base64.StdEncoding.EncodeToString
 		switch c.Algorithm {
 		case "SHA256":
 			sum = sha256.New()
@@ -252,19 +292,18 @@ func (v *Vault) checkBytes(ctx context.Context, rec Record, dataSSE string) erro
 			sum = crc32.NewIEEE()
 		case "CRC32C":
 			sum = crc32.New(crc32.MakeTable(crc32.Castagnoli))
+		case "CRC64NVME":
+			sum = crc64.New(crc64NVME)
 		}
 		if sum != nil {
 			hashers = append(hashers, sum)
 		}
 	}
-	if _, err := io.Copy(io.MultiWriter(hashers...), body); err != nil {
+	if _, err := io.Copy(io.MultiWriter(hashers...), r); err != nil {
 		return fmt.Errorf("read %s: %w", dataRef(rec), err)
 	}
 	switch {
 	case rec.MetaInData:
-		// A snapshot's record does not know the source's encryption, so
-		// its ETag may not be an MD5: check the data object against the
-		// ETag the vault reported for it, where that is an MD5.
 		if dataSSE != "aws:kms" && len(rec.DataETag) == 32 {
 			if got := hex.EncodeToString(md.Sum(nil)); got != rec.DataETag {
 				return &mismatchError{what: "MD5", got: got, want: rec.DataETag}
@@ -276,7 +315,7 @@ func (v *Vault) checkBytes(ctx context.Context, rec Record, dataSSE string) erro
 		}
 	}
 	if sum != nil {
-		if got := enc(sum.Sum(nil)); got != rec.Checksum.Value {
+		if got := base64.StdEncoding.EncodeToString(sum.Sum(nil)); got != rec.Checksum.Value {
 			return &mismatchError{what: rec.Checksum.Algorithm, got: got, want: rec.Checksum.Value}
 		}
 	}

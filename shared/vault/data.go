@@ -1,0 +1,234 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/bucketvault/bucketvault/shared/s3x"
+)
+
+// Verified data. A version record names its bytes by data key and by the
+// ETag the vault reported when they were stored (DataETag). The vault is
+// versioned, so whatever later happens to the data key — another PUT by
+// the vault's owner, a copy over it, a delete marker — the object version
+// that was stored is still there unless it was deleted for good. Every
+// read of data therefore names that ETag:
+//
+//   - a server-side copy from the vault is conditional on it
+//     (CopySourceIfMatch, on every part of a multipart copy), which costs
+//     no request;
+//   - a GET (a pack's range, a relayed version) is conditional on it
+//     (IfMatch), and the bytes read are checked against the record's
+//     digests (MD5 where the source's ETag is one, the recorded checksum)
+//     before they are used;
+//   - a HEAD for the metadata a data object carries compares its ETag.
+//
+// When the current version of the data key is not the recorded one, the
+// reader lists the key's versions and takes the newest one whose ETag is
+// the recorded ETag (FindData): the restore goes on from it and reports
+// the damage. When none is, the data is lost from the vault
+// (DamagedDataError) and nothing is written for the key.
+
+// DamagedDataError says that no version of a record's data object holds
+// the bytes the record names.
+type DamagedDataError struct {
+	Data   string // the data key (and the range of a pack)
+	Want   string // the record's DataETag
+	Reason string // what was found instead
+}
+
+func (e *DamagedDataError) Error() string {
+	return fmt.Sprintf("vault data %s is damaged: %s, and no version of it has the recorded ETag %s", e.Data, e.Reason, e.Want)
+}
+
+// DataVersion is the version of a data object that holds a record's bytes.
+type DataVersion struct {
+	// VersionID is the version to read; "" means the current one.
+	VersionID string
+	// Damage says what was wrong with the current version when an older
+	// good one is used instead ("" when the current one is good).
+	Damage string
+}
+
+// IfMatch is the condition that makes a read of rec's data fail unless
+// the object read is the one the record names: the quoted DataETag, or
+// nil for a record that has none (written before DataETag existed).
+func IfMatch(rec Record) *string {
+	if rec.DataETag == "" {
+		return nil
+	}
+	return aws.String(`"` + rec.DataETag + `"`)
+}
+
+// CopySource is the x-amz-copy-source of rec's data in dv.
+func (v *Vault) CopySource(rec Record, dv DataVersion) string {
+	return s3x.CopySource(v.Bucket, rec.Data, dv.VersionID)
+}
+
+// IsDataMismatch reports whether err, from a read of rec's data made with
+// IfMatch(rec) (a GET, HEAD or copy), says the current version of the data
+// key is not the recorded one (or is gone): FindData then looks for it
+// among the older versions.
+func IsDataMismatch(err error) bool {
+	return err != nil && (s3x.IsPreconditionFailed(err) || s3x.IsNotFound(err) || s3x.IsDeleteMarker(err))
+}
+
+// FindData finds the newest version of rec's data object whose ETag is
+// the recorded DataETag, after a read of the current version failed that
+// condition. It returns a DamagedDataError when there is none.
+func (v *Vault) FindData(ctx context.Context, rec Record) (DataVersion, error) {
+	if rec.DataETag == "" {
+		return DataVersion{}, &DamagedDataError{Data: dataRef(rec), Want: "(none recorded)", Reason: "the data object is missing or unreadable"}
+	}
+	current := ""
+	seen := 0
+	p := s3.NewListObjectVersionsPaginator(v.S3, &s3.ListObjectVersionsInput{Bucket: aws.String(v.Bucket), Prefix: aws.String(rec.Data)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return DataVersion{}, fmt.Errorf("versions of vault data %s: %w", rec.Data, err)
+		}
+		for _, m := range page.DeleteMarkers {
+			if aws.ToString(m.Key) == rec.Data && aws.ToBool(m.IsLatest) {
+				current = "a delete marker"
+			}
+		}
+		// Versions come newest first.
+		for _, o := range page.Versions {
+			if aws.ToString(o.Key) != rec.Data {
+				continue
+			}
+			seen++
+			etag := s3x.TrimETag(aws.ToString(o.ETag))
+			if aws.ToBool(o.IsLatest) {
+				current = "its current version has ETag " + etag
+			}
+			if etag == rec.DataETag {
+				if aws.ToBool(o.IsLatest) {
+					// The current version is the recorded one after all (a
+					// transient failure, or a repair in between).
+					return DataVersion{}, nil
+				}
+				if current == "" {
+					current = "its current version is not the recorded one"
+				}
+				return DataVersion{VersionID: aws.ToString(o.VersionId), Damage: fmt.Sprintf("vault data %s: %s, not the recorded %s: read the older version %s that has it",
+					dataRef(rec), current, rec.DataETag, aws.ToString(o.VersionId))}, nil
+			}
+		}
+	}
+	reason := current
+	switch {
+	case seen == 0 && reason == "":
+		reason = "it is missing"
+	case seen == 0:
+		reason += ", no version is left"
+	case reason == "":
+		reason = fmt.Sprintf("%d versions differ", seen)
+	}
+	return DataVersion{}, &DamagedDataError{Data: dataRef(rec), Want: rec.DataETag, Reason: reason}
+}
+
+// HeadData answers the HEAD of rec's data object as the record names it:
+// the current version if its ETag is the recorded one, else the newest
+// older version that has it (dv says which, and the damage).
+func (v *Vault) HeadData(ctx context.Context, rec Record) (*s3.HeadObjectOutput, DataVersion, error) {
+	in := &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data), IfMatch: IfMatch(rec)}
+	h, err := v.S3.HeadObject(ctx, in)
+	if err == nil {
+		return h, DataVersion{VersionID: aws.ToString(h.VersionId)}, nil
+	}
+	if !IsDataMismatch(err) {
+		return nil, DataVersion{}, fmt.Errorf("head vault data %s: %w", rec.Data, err)
+	}
+	dv, err := v.FindData(ctx, rec)
+	if err != nil {
+		return nil, dv, err
+	}
+	in.VersionId = nonEmpty(dv.VersionID)
+	if h, err = v.S3.HeadObject(ctx, in); err != nil {
+		return nil, dv, fmt.Errorf("head vault data %s@%s: %w", rec.Data, dv.VersionID, err)
+	}
+	return h, dv, nil
+}
+
+// openData opens the bytes of a version record in version dv of its data
+// object, conditional on the recorded ETag: its whole data object, or its
+// range of a pack (an empty member has nothing to read).
+// sse is the data object's server-side encryption.
+func (v *Vault) openData(ctx context.Context, rec Record, dv DataVersion) (body io.ReadCloser, sse string, err error) {
+	in := &s3.GetObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data), VersionId: nonEmpty(dv.VersionID), IfMatch: IfMatch(rec)}
+	if rec.Packed {
+		if rec.Size == 0 {
+			return io.NopCloser(strings.NewReader("")), "", nil
+		}
+		in.Range = aws.String("bytes=" + strconv.FormatInt(rec.DataOffset, 10) + "-" + strconv.FormatInt(rec.DataOffset+rec.Size-1, 10))
+	}
+	out, err := v.S3.GetObject(ctx, in)
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", dataRef(rec), err)
+	}
+	return out.Body, string(out.ServerSideEncryption), nil
+}
+
+// ReadData reads the bytes of a version record from the vault and checks
+// them against the record (size, and the digests CheckData compares)
+// before returning them. A data object whose current version is not the
+// recorded one is read from the older version that is (dv says which,
+// and the damage); one with no such version, or whose bytes fail the
+// check, is a DamagedDataError.
+func (v *Vault) ReadData(ctx context.Context, rec Record) (body []byte, dv DataVersion, err error) {
+	body, err = v.readData(ctx, rec, dv)
+	if IsDataMismatch(err) {
+		if dv, err = v.FindData(ctx, rec); err != nil {
+			return nil, dv, err
+		}
+		body, err = v.readData(ctx, rec, dv)
+	}
+	if err != nil {
+		return nil, dv, err
+	}
+	return body, dv, nil
+}
+
+func (v *Vault) readData(ctx context.Context, rec Record, dv DataVersion) ([]byte, error) {
+	r, sse, err := v.openData(ctx, rec, dv)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, rec.Size+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", dataRef(rec), err)
+	}
+	if int64(len(b)) != rec.Size {
+		return nil, &DamagedDataError{Data: dataRef(rec), Want: rec.DataETag, Reason: fmt.Sprintf("%d bytes read, the record says %d", len(b), rec.Size)}
+	}
+	if err := CheckData(rec, bytes.NewReader(b), sse); err != nil {
+		return nil, &DamagedDataError{Data: dataRef(rec), Want: rec.DataETag, Reason: err.Error()}
+	}
+	return b, nil
+}
+
+// dataRef names a record's data in messages: the data key, and the range
+// of a pack.
+func dataRef(rec Record) string {
+	if rec.Packed {
+		return fmt.Sprintf("%s[%d:+%d]", rec.Data, rec.DataOffset, rec.Size)
+	}
+	return rec.Data
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return aws.String(s)
+}
