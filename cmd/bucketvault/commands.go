@@ -59,7 +59,9 @@ func (a *app) vaultCommand() *cobra.Command {
 			if err := requireFlag("vault", name); err != nil {
 				return err
 			}
-			if retention < 1 {
+			if !cmd.Flags().Changed("retention-days") {
+				retention = 0 // the default for a new vault; an existing one keeps its own
+			} else if retention < 1 {
 				return usagef("--retention-days %d: want at least 1", retention)
 			}
 			c, err := a.client(cmd.Context())

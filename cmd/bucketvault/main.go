@@ -19,6 +19,7 @@ import (
 
 	"github.com/bucketvault/bucketvault/shared/obs"
 	"github.com/bucketvault/bucketvault/shared/s3x"
+	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
 // Exit codes.
@@ -67,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, new(*partialError)):
 		fmt.Fprintln(stderr, "bucketvault:", err)
 		return exitPartial
-	case errors.As(err, new(*usageError)):
+	case errors.As(err, new(*usageError)), errors.As(err, new(*vault.CreateRefusedError)), errors.As(err, new(*s3x.InvalidBucketNameError)):
 		fmt.Fprintln(stderr, "bucketvault:", err)
 		return exitUsage
 	default:
@@ -83,6 +84,31 @@ func (e *usageError) Error() string { return e.msg }
 
 func usagef(f string, a ...any) error { return &usageError{msg: fmt.Sprintf(f, a...)} }
 
+// bucketFlags are the flags that name buckets, checked against S3's naming
+// rules before a command runs.
+var bucketFlags = []string{"vault", "bucket", "target-bucket"}
+
+// checkBucketFlags refuses a bucket flag whose value S3 would not take
+// for a bucket name, naming the flag and the rule, before any request.
+func checkBucketFlags(cmd *cobra.Command) error {
+	for _, name := range bucketFlags {
+		f := cmd.Flags().Lookup(name)
+		if f == nil || !f.Changed {
+			continue
+		}
+		vals := []string{f.Value.String()}
+		if sv, ok := f.Value.(interface{ GetSlice() []string }); ok {
+			vals = sv.GetSlice()
+		}
+		for _, v := range vals {
+			if err := s3x.ValidateBucketName(v); err != nil {
+				return usagef("--%s: %v", name, err)
+			}
+		}
+	}
+	return nil
+}
+
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "bucketvault",
@@ -96,9 +122,10 @@ profiles, AWS_ENDPOINT_URL); --endpoint-url points at an S3-compatible server
 such as the local one (path-style addressing).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			a.log = obs.CLILogger(a.stderr, a.logLevel, a.jsonOut)
 			slog.SetDefault(a.log)
+			return checkBucketFlags(cmd)
 		},
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{msg: err.Error()} })

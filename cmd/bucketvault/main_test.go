@@ -92,6 +92,10 @@ func TestCLIEndToEnd(t *testing.T) {
 func TestCLIErrors(t *testing.T) {
 	srv := locals3.ForTest(t)
 	plain := srv.NewBucket(t, false)
+	full := srv.NewBucket(t, true)
+	if _, err := srv.Client(context.Background()).PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(full), Key: aws.String("user-data"), Body: strings.NewReader("x")}); err != nil {
+		t.Fatal(err)
+	}
 	vaultName := srv.BucketName(t)
 	if code, _, e := cli(t, srv, "vault", "create", "--vault", vaultName); code != 0 {
 		t.Fatalf("vault create: %s", e)
@@ -103,14 +107,20 @@ func TestCLIErrors(t *testing.T) {
 		say  string
 	}{
 		{"unknown flag", []string{"restore", "--nope"}, exitUsage, "unknown flag"},
-		{"missing vault", []string{"reconcile", "--bucket", "b"}, exitUsage, "--vault is required"},
-		{"bad time", []string{"restore", "--vault", vaultName, "--bucket", "b", "--at", "yesterday", "--target-bucket", "t"}, exitUsage, "RFC 3339"},
-		{"future time", []string{"restore", "--vault", vaultName, "--bucket", "b", "--at", "2999-01-01T00:00:00Z", "--target-bucket", "t"}, exitUsage, "in the future"},
-		{"bad mode", []string{"restore", "--vault", vaultName, "--bucket", "b", "--at", time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), "--target-bucket", "t", "--mode", "nuke"}, exitUsage, "mode"},
-		{"outside window", []string{"restore", "--vault", vaultName, "--bucket", "b", "--at", "2020-01-01T00:00:00Z", "--target-bucket", "t"}, exitUsage, "35-day window"},
+		{"missing vault", []string{"reconcile", "--bucket", "photos"}, exitUsage, "--vault is required"},
+		{"bad time", []string{"restore", "--vault", vaultName, "--bucket", "photos", "--at", "yesterday", "--target-bucket", "tgt"}, exitUsage, "RFC 3339"},
+		{"future time", []string{"restore", "--vault", vaultName, "--bucket", "photos", "--at", "2999-01-01T00:00:00Z", "--target-bucket", "tgt"}, exitUsage, "in the future"},
+		{"bad mode", []string{"restore", "--vault", vaultName, "--bucket", "photos", "--at", time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), "--target-bucket", "tgt", "--mode", "nuke"}, exitUsage, "mode"},
+		{"outside window", []string{"restore", "--vault", vaultName, "--bucket", "photos", "--at", "2020-01-01T00:00:00Z", "--target-bucket", "tgt"}, exitUsage, "35-day window"},
 		{"unversioned", []string{"protect", "--vault", vaultName, "--bucket", plain}, exitFailed, "versioning"},
 		{"not a vault", []string{"verify", "--vault", plain}, exitFailed, "not a bucketvault vault"},
-		{"missing target", []string{"restore", "--vault", vaultName, "--bucket", "b", "--at", time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), "--target-bucket", "no-such-bucket-here"}, exitUsage, "--create-bucket"},
+		{"vault name", []string{"verify", "--vault", "v"}, exitUsage, "3 to 63"},
+		{"bucket name", []string{"reconcile", "--vault", vaultName, "--bucket", "UPPER"}, exitUsage, "upper-case"},
+		{"target name", []string{"restore", "--vault", vaultName, "--bucket", "photos", "--at", time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), "--target-bucket", "has space"}, exitUsage, "--target-bucket"},
+		{"vault over a user's bucket", []string{"vault", "create", "--vault", full}, exitUsage, "holds objects and is not a vault"},
+		{"vault window changed", []string{"vault", "create", "--vault", vaultName, "--retention-days", "7"}, exitUsage, "35-day point-in-time window"},
+		{"never protected", []string{"restore", "--vault", vaultName, "--bucket", "never-protected", "--at", time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), "--target-bucket", "tgt-new", "--create-bucket"}, exitUsage, "holds nothing of s3://never-protected"},
+		{"missing target", []string{"restore", "--vault", vaultName, "--bucket", "photos", "--at", time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), "--target-bucket", "no-such-bucket-here"}, exitUsage, "--create-bucket"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,5 +129,9 @@ func TestCLIErrors(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want exit %d saying %q", code, e, tc.code, tc.say)
 			}
 		})
+	}
+	// The refused restore of a never-protected bucket created no target.
+	if _, err := srv.Client(context.Background()).HeadBucket(context.Background(), &s3.HeadBucketInput{Bucket: aws.String("tgt-new")}); err == nil {
+		t.Errorf("a refused restore created its target bucket")
 	}
 }

@@ -412,3 +412,18 @@ func (s *mergerSource) Next() (Observed, error) {
 }
 
 func (s *mergerSource) Close() error { return s.m.Close() }
+
+// HasJournal reports whether the vault holds any journal of bucket: a
+// segment or a run.
+func (v *Vault) HasJournal(ctx context.Context, bucket string) (bool, error) {
+	for _, prefix := range []string{SegmentPrefix(bucket), runsPfx + bucket + "/"} {
+		out, err := v.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(v.Bucket), Prefix: aws.String(prefix), MaxKeys: aws.Int32(1)})
+		if err != nil {
+			return false, fmt.Errorf("list s3://%s/%s: %w", v.Bucket, prefix, err)
+		}
+		if len(out.Contents) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}

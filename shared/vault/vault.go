@@ -69,17 +69,44 @@ type Vault struct {
 
 // CreateOptions shape a new vault.
 type CreateOptions struct {
+	// RetentionDays is the point-in-time window; 0 means
+	// DefaultRetentionDays for a new vault, and whatever an existing
+	// vault keeps.
 	RetentionDays int
 	// ObjectLock creates the bucket with Object Lock enabled (it can only be
 	// turned on at creation).
 	ObjectLock bool
 }
 
+// CreateRefusedError says why Create will not make a bucket a vault, or
+// will not take an option on an existing one: bad input, not a failure.
+type CreateRefusedError struct {
+	Bucket string
+	Reason string
+}
+
+func (e *CreateRefusedError) Error() string {
+	return fmt.Sprintf("vault s3://%s: %s", e.Bucket, e.Reason)
+}
+
 // Create makes bucket a vault: creates the bucket if needed, with versioning
 // on, and writes the descriptor. On an existing vault it changes nothing and
-// returns it.
+// returns it. It refuses (CreateRefusedError) an invalid bucket name, a
+// bucket that exists and holds anything (any object version or delete
+// marker: a vault is a bucket of its own, never a user's bucket taken
+// over, whose versioning it would turn on for good), and, on an existing
+// vault, a RetentionDays other than the one it keeps.
 func Create(ctx context.Context, client s3x.Client, bucket string, opts CreateOptions) (*Vault, error) {
+	if err := s3x.ValidateBucketName(bucket); err != nil {
+		return nil, &CreateRefusedError{Bucket: bucket, Reason: err.Error()}
+	}
 	if v, err := Open(ctx, client, bucket); err == nil {
+		if opts.RetentionDays != 0 && opts.RetentionDays != v.Descriptor.RetentionDays {
+			return nil, &CreateRefusedError{Bucket: bucket, Reason: fmt.Sprintf(
+				"is a vault already, with a %d-day point-in-time window; --retention-days %d would change it, and create never changes an existing vault "+
+					"(its descriptor is written once). To keep a %d-day window, create a new vault with it and protect the buckets there too; "+
+					"this vault keeps restoring its %d days", v.Descriptor.RetentionDays, opts.RetentionDays, opts.RetentionDays, v.Descriptor.RetentionDays)}
+		}
 		return v, nil
 	} else if !errors.As(err, new(*NotAVaultError)) {
 		return nil, err
@@ -94,6 +121,16 @@ func Create(ctx context.Context, client s3x.Client, bucket string, opts CreateOp
 		}
 		if _, err := client.CreateBucket(ctx, in); err != nil {
 			return nil, fmt.Errorf("create vault bucket s3://%s: %w", bucket, err)
+		}
+	} else {
+		// An existing bucket becomes a vault only when it holds nothing.
+		out, err := client.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(bucket), MaxKeys: aws.Int32(1)})
+		if err != nil {
+			return nil, fmt.Errorf("vault s3://%s: is it empty: %w", bucket, err)
+		}
+		if len(out.Versions) > 0 || len(out.DeleteMarkers) > 0 {
+			return nil, &CreateRefusedError{Bucket: bucket, Reason: "the bucket exists, holds objects and is not a vault (no " + DescriptorKey + "): " +
+				"a vault must be a bucket of its own. Choose a new name (create makes the bucket), or an existing empty bucket"}
 		}
 	}
 	if _, err := client.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{

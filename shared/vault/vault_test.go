@@ -29,12 +29,20 @@ func TestCreateOpenAndUnknownFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := vault.Create(ctx, c, name, vault.CreateOptions{RetentionDays: 99})
-	if err != nil {
-		t.Fatal(err)
+	for _, days := range []int{0, 7} {
+		again, err := vault.Create(ctx, c, name, vault.CreateOptions{RetentionDays: days})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(v.Descriptor, again.Descriptor); diff != "" {
+			t.Errorf("second create changed the vault (-want +got):\n%s", diff)
+		}
 	}
-	if diff := cmp.Diff(v.Descriptor, again.Descriptor); diff != "" {
-		t.Errorf("second create changed the vault (-want +got):\n%s", diff)
+	// A different window is refused, saying what the vault keeps, not
+	// silently ignored.
+	var refused *vault.CreateRefusedError
+	if _, err := vault.Create(ctx, c, name, vault.CreateOptions{RetentionDays: 99}); !errors.As(err, &refused) || !strings.Contains(err.Error(), "7-day") {
+		t.Errorf("create with another window = %v, want CreateRefusedError naming the 7-day window", err)
 	}
 	opened, err := vault.Open(ctx, c, name)
 	if err != nil || opened.Descriptor.RetentionDays != 7 {
@@ -56,6 +64,46 @@ func TestCreateOpenAndUnknownFormat(t *testing.T) {
 	var unknown *vault.UnknownFormatError
 	if _, err := vault.Open(ctx, c, future); !errors.As(err, &unknown) || unknown.Version != 2 {
 		t.Errorf("Open(format 2) = %v, want UnknownFormatError for version 2", err)
+	}
+}
+
+// TestCreateRefusesAUsersBucket: create never takes over a bucket that
+// holds anything (a source bucket, versioned or never versioned), leaves
+// it as it was, and refuses names S3 would not take; an existing empty
+// bucket becomes a vault.
+func TestCreateRefusesAUsersBucket(t *testing.T) {
+	srv := locals3.ForTest(t)
+	ctx := context.Background()
+	c := srv.Client(ctx)
+	for _, versioned := range []bool{true, false} {
+		b := srv.NewBucket(t, versioned)
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(b), Key: aws.String("user-data"), Body: strings.NewReader("x")}); err != nil {
+			t.Fatal(err)
+		}
+		var refused *vault.CreateRefusedError
+		if _, err := vault.Create(ctx, c, b, vault.CreateOptions{}); !errors.As(err, &refused) {
+			t.Errorf("create on a non-empty bucket (versioned %v) = %v, want CreateRefusedError", versioned, err)
+		}
+		if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(b), Key: aws.String(vault.DescriptorKey)}); err == nil {
+			t.Errorf("create wrote the descriptor into a user's bucket (versioned %v)", versioned)
+		}
+		ver, err := c.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(b)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !versioned && ver.Status != "" {
+			t.Errorf("create changed the versioning of a never-versioned bucket to %q", ver.Status)
+		}
+	}
+	empty := srv.NewBucket(t, false)
+	if v, err := vault.Create(ctx, c, empty, vault.CreateOptions{}); err != nil || v.Descriptor.RetentionDays != vault.DefaultRetentionDays {
+		t.Errorf("create on an empty bucket = %+v, %v; want a vault with the default window", v, err)
+	}
+	for _, name := range []string{"v", "UPPER", "has space"} {
+		var refused *vault.CreateRefusedError
+		if _, err := vault.Create(ctx, c, name, vault.CreateOptions{}); !errors.As(err, &refused) || !strings.Contains(err.Error(), "invalid bucket name") {
+			t.Errorf("create %q = %v, want CreateRefusedError for the name", name, err)
+		}
 	}
 }
 
