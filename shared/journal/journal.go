@@ -224,7 +224,14 @@ func (j *Journal) capture(ctx context.Context, c event.Change) ([]vault.Record, 
 		_, err := j.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(c.Bucket), Key: aws.String(c.Key), VersionId: aws.String(c.VersionID)})
 		rec := vault.Record{Op: vault.OpDeleteMarker, Key: c.Key, VersionID: c.VersionID, Time: c.Time}
 		switch {
-		case err != nil && s3x.IsDeleteMarker(err):
+		case err == nil:
+			// The id names an object version the bucket still holds, not
+			// a delete marker: the event is wrong (S3 is the truth, events
+			// are hints). Journal what the key's listing says instead.
+			j.log().WarnContext(ctx, "delete-marker event names a live object version: journaling the key's listing instead",
+				"bucket", c.Bucket, "key", c.Key, "versionId", c.VersionID)
+			return j.resolveKey(ctx, c.Bucket, c.Key)
+		case s3x.IsDeleteMarker(err):
 			rec = j.deleteMarkerRecord(c.Bucket, c.Key, c.VersionID, err, nil)
 			if rec.Time.IsZero() {
 				rec.Time = c.Time
@@ -254,7 +261,27 @@ func (j *Journal) capture(ctx context.Context, c event.Change) ([]vault.Record, 
 		if c.VersionID == "" {
 			return j.resolveKey(ctx, c.Bucket, c.Key)
 		}
-		return stamp(vault.Record{Op: vault.OpPurge, Key: c.Key, VersionID: c.VersionID, Time: c.Time})
+		// A purge is final, so it is journaled only once the bucket
+		// confirms the version is gone: one HEAD per permanent deletion.
+		// A version (or marker) the bucket still holds is not deleted,
+		// whatever the event says; its key's listing is journaled instead.
+		_, err := j.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(c.Bucket), Key: aws.String(c.Key), VersionId: aws.String(c.VersionID)})
+		switch {
+		case err != nil && s3x.IsNotFound(err):
+			return stamp(vault.Record{Op: vault.OpPurge, Key: c.Key, VersionID: c.VersionID, Time: c.Time})
+		case err == nil || s3x.IsDeleteMarker(err):
+			j.log().WarnContext(ctx, "permanent-deletion event names a version the bucket still holds: journaling the key's listing instead",
+				"bucket", c.Bucket, "key", c.Key, "versionId", c.VersionID)
+			return j.resolveKey(ctx, c.Bucket, c.Key)
+		case s3x.IsBareBadRequest(err):
+			if _, err := j.badRequest(ctx, c.Bucket, c.Key, c.VersionID, err); err != nil {
+				return nil, err
+			}
+			// SSE-C: the version is there (its bytes need a key).
+			return j.resolveKey(ctx, c.Bucket, c.Key)
+		default:
+			return nil, fmt.Errorf("check permanent deletion of s3://%s/%s@%s: %w", c.Bucket, c.Key, c.VersionID, err)
+		}
 	case event.Removed:
 		return j.resolveKey(ctx, c.Bucket, c.Key)
 	case event.TagsChanged:

@@ -1,0 +1,121 @@
+package journal_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/bucketvault/bucketvault/shared/event"
+	"github.com/bucketvault/bucketvault/shared/journal"
+	"github.com/bucketvault/bucketvault/shared/restore"
+	"github.com/bucketvault/bucketvault/shared/vault"
+)
+
+// stateNow reads the journal's state of every key of bucket as of at.
+func stateNow(t *testing.T, e env, at time.Time) map[string]restore.Object {
+	t.Helper()
+	m, err := e.v.OpenJournal(e.ctx, e.bucket, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	out := map[string]restore.Object{}
+	for {
+		key, recs, err := m.NextKey()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if obj, ok := restore.StateAt(recs, at); ok {
+			out[key] = obj
+		}
+	}
+}
+
+// classicEvent is an S3 event notification of one change, as S3 sends it.
+func classicEvent(name, bucket, key, versionID string, at time.Time) []byte {
+	return fmt.Appendf(nil, `{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":%q,"eventName":%q,
+"s3":{"s3SchemaVersion":"1.0","bucket":{"name":%q,"arn":"arn:aws:s3:::%s"},"object":{"key":%q,"versionId":%q,"sequencer":"0066F00000000000FF"}}}]}`,
+		at.UTC().Format(time.RFC3339Nano), name, bucket, bucket, key, versionID)
+}
+
+// TestDeletionEventsAreCheckedAgainstTheBucket: a deletion event that
+// names a version the bucket still holds (ObjectRemoved:DeleteMarkerCreated,
+// ObjectRemoved:Delete, LifecycleExpiration:Delete) erases nothing: the
+// key stays in the journal's state, and its listing is what is journaled.
+// A true permanent deletion is still journaled as one.
+func TestDeletionEventsAreCheckedAgainstTheBucket(t *testing.T) {
+	for _, name := range []string{"ObjectRemoved:DeleteMarkerCreated", "ObjectRemoved:Delete", "LifecycleExpiration:Delete"} {
+		t.Run(name, func(t *testing.T) {
+			e := setup(t)
+			j := &journal.Journal{Vault: e.v, S3: e.c}
+			live := aws.ToString(e.put(t, "live", "still here").VersionId)
+			if _, err := j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			changes, err := event.Decode(classicEvent(name, e.bucket, "live", live, time.Now()))
+			if err != nil || len(changes) != 1 {
+				t.Fatalf("decode: %v %v", changes, err)
+			}
+			res, _, err := j.Ingest(e.ctx, changes)
+			if err != nil || res[0].Err != nil {
+				t.Fatalf("ingest: %v %v", err, res[0].Err)
+			}
+			for _, r := range res[0].Records {
+				if (r.Op == vault.OpPurge || r.Op == vault.OpDeleteMarker) && r.VersionID == live {
+					t.Errorf("journaled %s of the live version", r.Op)
+				}
+			}
+			time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+			if got, ok := stateNow(t, e, time.Now())["live"]; !ok || got.Version.VersionID != live {
+				t.Errorf("state of live after the event: %+v, %v; want version %s", got.Version, ok, live)
+			}
+			// A reconcile after it finds nothing to add and the state holds.
+			p, err := j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Added != 0 {
+				t.Errorf("reconcile added %d records after the event", p.Added)
+			}
+		})
+	}
+	t.Run("true permanent deletion", func(t *testing.T) {
+		e := setup(t)
+		j := &journal.Journal{Vault: e.v, S3: e.c}
+		v1 := aws.ToString(e.put(t, "k", "one").VersionId)
+		if _, err := j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e.deleteVersion(t, "k", v1)
+		changes, err := event.Decode(classicEvent("ObjectRemoved:Delete", e.bucket, "k", v1, time.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, _, err := j.Ingest(e.ctx, changes)
+		if err != nil || res[0].Err != nil {
+			t.Fatalf("ingest: %v %v", err, res[0].Err)
+		}
+		if len(res[0].Records) != 1 || res[0].Records[0].Op != vault.OpPurge {
+			t.Errorf("records %+v, want one purge", res[0].Records)
+		}
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+		if _, ok := stateNow(t, e, time.Now())["k"]; ok {
+			t.Errorf("k is still in the state after its only version was deleted for good")
+		}
+	})
+}
+
+func (e env) deleteVersion(t *testing.T, key, versionID string) {
+	t.Helper()
+	if _, err := e.c.DeleteObject(e.ctx, &s3.DeleteObjectInput{Bucket: aws.String(e.bucket), Key: aws.String(key), VersionId: aws.String(versionID)}); err != nil {
+		t.Fatal(err)
+	}
+}
