@@ -27,21 +27,28 @@ func identity(versionID, etag string, t time.Time) string {
 // keyState is what the journal knows of one key.
 type keyState struct {
 	known    map[string]bool // identities recorded as version, marker or final skip
+	versions map[string]bool // identities recorded as versions (with their bytes)
 	live     map[string]vault.Record
+	purged   map[string]bool // identities recorded, then purged by a purge no listing voided
 	sequence map[string]bool // version ids whose record carries a sequencer
 	orders   [][]string
 }
 
 func stateOf(recs []vault.Observed) keyState {
-	s := keyState{known: map[string]bool{}, live: map[string]vault.Record{}, sequence: map[string]bool{}}
-	purged := map[string]bool{}
+	s := keyState{known: map[string]bool{}, versions: map[string]bool{}, live: map[string]vault.Record{}, purged: map[string]bool{}, sequence: map[string]bool{}}
+	var purges, listed []vault.Record
 	for _, o := range recs {
 		r := o.Record
 		id := identity(r.VersionID, r.ETag, r.Time)
 		switch r.Op {
 		case vault.OpVersion, vault.OpDeleteMarker:
 			s.known[id] = true
-			s.live[id] = r
+			if r.Op == vault.OpVersion {
+				s.versions[id] = true
+				s.live[id] = r
+			} else if !s.versions[id] {
+				s.live[id] = r
+			}
 			if r.Sequencer != "" {
 				s.sequence[r.VersionID] = true
 			}
@@ -52,15 +59,40 @@ func stateOf(recs []vault.Observed) keyState {
 				s.known[r.VersionID] = true
 			}
 		case vault.OpPurge:
-			purged[id] = true
+			purges = append(purges, r)
+		case vault.OpListed:
+			listed = append(listed, r)
 		case vault.OpOrder:
 			s.orders = append(s.orders, r.Order)
 		}
 	}
-	for id := range purged {
-		delete(s.live, id)
+	// The rule restore.StateAt follows: a purge is void when a later
+	// listing still showed the version; a null version's purge deletes
+	// the null version written before it (with its ETag, where named).
+	for id, r := range s.live {
+		for _, p := range purges {
+			if p.VersionID != r.VersionID || r.VersionID == "null" && (r.Time.Unix() > p.Time.Unix() || p.ETag != "" && p.ETag != r.ETag) {
+				continue
+			}
+			if !voided(p, listed, r) {
+				delete(s.live, id)
+				s.purged[id] = true
+				break
+			}
+		}
 	}
 	return s
+}
+
+// voided reports whether a listing recorded at or after purge p still
+// showed version r, which p would delete.
+func voided(p vault.Record, listed []vault.Record, r vault.Record) bool {
+	for _, l := range listed {
+		if l.VersionID == r.VersionID && !l.Time.Before(p.Time) && (r.VersionID != "null" || l.ETag == r.ETag && l.Created.Unix() == r.Time.Unix()) {
+			return true
+		}
+	}
+	return false
 }
 
 // keyWork is one key's reconcile: the records the journal lacks, in
@@ -99,6 +131,18 @@ func planKey(key string, entries []s3x.Entry, recs []vault.Observed, now time.Ti
 	for _, e := range entries {
 		id := identity(e.VersionID, e.ETag, e.LastModified)
 		listed[id] = true
+		if st.purged[id] {
+			// The journal says it was deleted for good, the listing shows
+			// it: the listing is the truth.
+			w.tail = append(w.tail, vault.Record{Op: vault.OpListed, Key: key, VersionID: e.VersionID, ETag: e.ETag, Created: e.LastModified.UTC(), Time: now, Origin: vault.OriginReconcile})
+		}
+		if !e.IsDeleteMarker && st.known[id] && !st.versions[id] && e.VersionID != "null" {
+			// Known only as a delete marker (a wrong event's): capture the
+			// version the listing shows.
+			w.captures = append(w.captures, capture{slot: len(w.recs), entry: e})
+			w.recs = append(w.recs, vault.Record{})
+			continue
+		}
 		if st.known[id] || st.known[e.VersionID] && e.VersionID != "null" {
 			continue
 		}

@@ -1,6 +1,7 @@
 package journal_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,9 +10,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/bucketvault/bucketvault/shared/event"
 	"github.com/bucketvault/bucketvault/shared/journal"
+	"github.com/bucketvault/bucketvault/shared/locals3"
 	"github.com/bucketvault/bucketvault/shared/restore"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
@@ -117,5 +120,102 @@ func (e env) deleteVersion(t *testing.T, key, versionID string) {
 	t.Helper()
 	if _, err := e.c.DeleteObject(e.ctx, &s3.DeleteObjectInput{Bucket: aws.String(e.bucket), Key: aws.String(key), VersionId: aws.String(versionID)}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReconcileCorrectsTheJournal: the listing is the truth, in both
+// directions. A journal that says a listed version was deleted for good,
+// or that a listed version is a delete marker (records a wrong event
+// left), is corrected by the next reconcile: the key is back in the state
+// as the bucket holds it, and a second reconcile finds nothing to do.
+func TestReconcileCorrectsTheJournal(t *testing.T) {
+	e := setup(t)
+	j := &journal.Journal{Vault: e.v, S3: e.c}
+	a := aws.ToString(e.put(t, "a", "version of a").VersionId)
+	b := aws.ToString(e.put(t, "b", "version of b").VersionId)
+	if _, err := j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// What a wrong event journaled before events were checked: a purge of
+	// a's live version, and b's live version id as a delete marker.
+	now := time.Now().UTC()
+	if _, err := e.v.WriteSegment(e.ctx, e.bucket, []vault.Record{
+		{Op: vault.OpPurge, Key: "a", VersionID: a, Time: now, Origin: vault.OriginEvent},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A marker record with b's id dated before b's version record: the
+	// earliest record of an id would otherwise win.
+	if _, err := e.v.WriteSegment(e.ctx, e.bucket, []vault.Record{
+		{Op: vault.OpDeleteMarker, Key: "b", VersionID: b, Time: now.Add(-time.Hour), Origin: vault.OriginEvent},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	p, err := j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Added == 0 {
+		t.Errorf("reconcile added nothing to a journal that contradicts the listing")
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	st := stateNow(t, e, time.Now())
+	for key, want := range map[string]string{"a": a, "b": b} {
+		if got, ok := st[key]; !ok || got.Version.VersionID != want {
+			t.Errorf("state of %s after reconcile: %+v, %v; want version %s", key, got.Version, ok, want)
+		}
+	}
+	p, err = j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Added != 0 {
+		t.Errorf("a second reconcile added %d records", p.Added)
+	}
+	// A restore as of now puts both back (the check the user sees).
+	rep, err := (&restore.Restorer{S3: e.c}).Run(e.ctx, restore.Request{Vault: e.v.Bucket, Bucket: e.bucket, TargetBucket: e.bucket + "-r", CreateBucket: true, At: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Restored != 2 || rep.Failed != 0 {
+		t.Errorf("restore: %+v, want a and b", rep)
+	}
+}
+
+// TestReconcileOfANullVersionSettles: a "null" version (written before
+// versioning was enabled) deleted for good is purged once; later
+// reconciles find nothing to add.
+func TestReconcileOfANullVersionSettles(t *testing.T) {
+	srv := locals3.ForTest(t)
+	ctx := context.Background()
+	c := srv.Client(ctx)
+	v, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := env{ctx: ctx, srv: srv, c: c, bucket: srv.NewBucket(t, false), v: v}
+	e.put(t, "n", "written before versioning")
+	if _, err := c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String(e.bucket),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}}); err != nil {
+		t.Fatal(err)
+	}
+	j := &journal.Journal{Vault: e.v, S3: e.c}
+	if p, err := j.Reconcile(ctx, e.bucket, journal.ReconcileOptions{}); err != nil || p.Added != 1 {
+		t.Fatalf("first reconcile: %+v, %v; want the null version", p, err)
+	}
+	e.deleteVersion(t, "n", "null")
+	for i, want := range []int64{1, 0, 0} {
+		p, err := j.Reconcile(ctx, e.bucket, journal.ReconcileOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Added != want {
+			t.Errorf("reconcile %d after the deletion added %d records, want %d", i+1, p.Added, want)
+		}
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	if _, ok := stateNow(t, e, time.Now())["n"]; ok {
+		t.Errorf("n is in the state after its null version was deleted for good")
 	}
 }

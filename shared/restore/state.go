@@ -36,7 +36,8 @@ func StateAt(recs []vault.Observed, at time.Time) (Object, bool) {
 	var entries []entry
 	byID := map[string]int{}
 	purged := map[string]int64{} // version id -> second of the purge
-	var nullPurges []int64       // seconds at which a "null" version was purged
+	var nullPurges []nullPurge   // purges of a "null" version
+	var purges, listed []vault.Record
 	var orders [][]string
 	for _, o := range recs {
 		r := o.Record
@@ -46,8 +47,18 @@ func StateAt(recs []vault.Observed, at time.Time) (Object, bool) {
 			if i, ok := byID[id]; ok {
 				// The same version or marker journaled twice (a duplicate
 				// event, an event and a reconcile): the earliest time is
-				// its creation; keep a sequencer wherever one came.
+				// its creation; keep a sequencer wherever one came. A
+				// version record, whose bytes were read under its id,
+				// beats a delete marker record of the same id (a wrong
+				// event's).
 				e := &entries[i]
+				switch {
+				case e.Op == vault.OpDeleteMarker && r.Op == vault.OpVersion:
+					e.Observed = o
+					continue
+				case e.Op == vault.OpVersion && r.Op == vault.OpDeleteMarker:
+					continue
+				}
 				if r.Time.Before(e.Time) {
 					seq := e.Sequencer
 					e.Observed = o
@@ -62,15 +73,25 @@ func StateAt(recs []vault.Observed, at time.Time) (Object, bool) {
 			byID[id] = len(entries)
 			entries = append(entries, entry{Observed: o, id: id})
 		case vault.OpPurge:
-			if r.VersionID == "null" {
-				nullPurges = append(nullPurges, r.Time.Unix())
-				continue
-			}
-			if t, ok := purged[r.VersionID]; !ok || r.Time.Unix() < t {
-				purged[r.VersionID] = r.Time.Unix()
-			}
+			purges = append(purges, r)
+		case vault.OpListed:
+			listed = append(listed, r)
 		case vault.OpOrder:
 			orders = append(orders, r.Order)
+		}
+	}
+	// A purge is void when a listing at or after it still showed the
+	// version (OpListed); the others date each version's deletion.
+	for _, p := range purges {
+		if voided(p, listed) {
+			continue
+		}
+		if p.VersionID == "null" {
+			nullPurges = append(nullPurges, nullPurge{at: p.Time.Unix(), etag: p.ETag})
+			continue
+		}
+		if t, ok := purged[p.VersionID]; !ok || p.Time.Unix() < t {
+			purged[p.VersionID] = p.Time.Unix()
 		}
 	}
 	var alive []entry
@@ -81,7 +102,7 @@ func StateAt(recs []vault.Observed, at time.Time) (Object, bool) {
 		if t, ok := purged[e.VersionID]; ok && t <= cut {
 			continue
 		}
-		if e.VersionID == "null" && nullPurged(e.Time.Unix(), nullPurges, cut) {
+		if e.VersionID == "null" && nullPurged(e.Time.Unix(), e.ETag, nullPurges, cut) {
 			continue
 		}
 		alive = append(alive, e)
@@ -183,11 +204,35 @@ func ordered(orders [][]string, a, b string) (less, ok bool) {
 	return false, false
 }
 
-// nullPurged reports whether a null version written in second t was
-// permanently deleted by the end of second cut.
-func nullPurged(t int64, purges []int64, cut int64) bool {
+// nullPurge is a purge of a key's "null" version: its second, and the
+// ETag of the null version it deleted where the journal knows it.
+type nullPurge struct {
+	at   int64
+	etag string
+}
+
+// nullPurged reports whether a null version written in second t with etag
+// was permanently deleted by the end of second cut.
+func nullPurged(t int64, etag string, purges []nullPurge, cut int64) bool {
 	for _, p := range purges {
-		if t <= p && p <= cut {
+		if t <= p.at && p.at <= cut && (p.etag == "" || p.etag == etag) {
+			return true
+		}
+	}
+	return false
+}
+
+// voided reports whether a listing recorded at or after purge p still
+// showed the version p deletes, which makes p void.
+func voided(p vault.Record, listed []vault.Record) bool {
+	for _, l := range listed {
+		if l.VersionID != p.VersionID || l.Time.Before(p.Time) {
+			continue
+		}
+		// A null version listed voids only purges made while it was the
+		// null version: after it was written, and of it where the purge
+		// names its ETag.
+		if p.VersionID != "null" || l.Created.Unix() <= p.Time.Unix() && (p.ETag == "" || p.ETag == l.ETag) {
 			return true
 		}
 	}

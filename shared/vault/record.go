@@ -25,6 +25,12 @@ const (
 	OpOrder Op = "order"
 	// OpSkip: a version that could not be backed up, and why.
 	OpSkip Op = "skip"
+	// OpListed: a listing at Time showed the version or delete marker (a
+	// "null" version: the null version with ETag, written at Created).
+	// The listing is the truth: every purge of it dated at or before Time
+	// was wrong (a deletion event the bucket contradicts) and is void. A
+	// reconcile writes one where it finds such a purge.
+	OpListed Op = "listed"
 )
 
 // Origin says which path wrote a record.
@@ -77,6 +83,10 @@ type Record struct {
 	// record, as for the journal's copies.
 	Packed     bool  `json:"packed,omitempty"`
 	DataOffset int64 `json:"dataOffset,omitempty"`
+
+	// Created is the LastModified of the version an OpListed record
+	// names (it tells a "null" version from the null versions before it).
+	Created time.Time `json:"created,omitzero"`
 
 	// Order lists version ids of one key, oldest first (OpOrder).
 	Order []string `json:"order,omitempty"`
