@@ -263,6 +263,9 @@ type Progress struct {
 	Listed      int64      `json:"listed"`
 	Added       int64      `json:"added"`
 	Skipped     int64      `json:"skipped"`
+	// Warnings name the damaged journal objects the reconcile read around
+	// (see vault.Damage): it protects what the bucket holds either way.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ReconcileOptions tune Reconcile.
@@ -402,6 +405,10 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 	}
 	done := time.Now().UTC()
 	p.CompletedAt = &done
+	for _, d := range m.Damage() {
+		p.Warnings = append(p.Warnings, d.String())
+		j.log().WarnContext(ctx, "damaged journal object", "bucket", bucket, "object", d.Object, "lost", d.Lost, "reason", d.Reason)
+	}
 	r.marker = ""
 	if err := r.flush(); err != nil {
 		return p, err
@@ -628,6 +635,11 @@ func (j *Journal) compactIfDue(ctx context.Context, bucket string) error {
 		return nil
 	}
 	st, err := j.Vault.Compact(ctx, bucket, time.Now())
+	if refused := (*vault.CompactRefusedError)(nil); errors.As(err, &refused) {
+		// The journal is read around the damage; reconcile goes on.
+		j.log().WarnContext(ctx, "journal not compacted", "bucket", bucket, "reason", err.Error())
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("compact journal of %s: %w", bucket, err)
 	}

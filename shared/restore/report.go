@@ -57,6 +57,17 @@ type Report struct {
 	VaultDamaged int64     `json:"vaultDamaged,omitempty"`
 	Bytes        int64     `json:"bytes"`
 	Failures     []Mapping `json:"failures,omitempty"`
+	// Unvouched are the journal objects lost from the vault (no good
+	// version) and the key ranges whose records they held: every key in
+	// them is restored as the rest of the vault knows it, or left alone,
+	// and named in UncertainKeys (keys the rest of the vault never saw
+	// cannot be named: the ranges are what can be said of them).
+	Unvouched []vault.Damage `json:"unvouched,omitempty"`
+	// Uncertain counts keys whose state at T the restore cannot vouch
+	// for; UncertainKeys lists them (the first MaxReportedFailures; the
+	// mapping has every restored one).
+	Uncertain     int64     `json:"uncertain,omitempty"`
+	UncertainKeys []Mapping `json:"uncertainKeys,omitempty"`
 	// MappingParts is how many jobs/<id>/mapping-NNNNN.jsonl.zst parts hold
 	// the full key -> source version -> restored version mapping.
 	MappingParts int `json:"mappingParts"`
@@ -75,6 +86,9 @@ func (r *Report) add(m Mapping) {
 	defer r.mu.Unlock()
 	if m.VaultDamage != "" && m.Action != ActionFailed {
 		r.VaultDamaged++
+	}
+	if m.Uncertain != "" {
+		r.uncertain(m)
 	}
 	switch m.Action {
 	case ActionRestored:
@@ -97,6 +111,21 @@ func (r *Report) add(m Mapping) {
 		r.Mapping = append(r.Mapping, m)
 	} else {
 		r.Mapping = nil
+	}
+}
+
+// addUncertain names a key the restore did nothing to and cannot vouch
+// for.
+func (r *Report) addUncertain(m Mapping) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.uncertain(m)
+}
+
+func (r *Report) uncertain(m Mapping) {
+	r.Uncertain++
+	if len(r.UncertainKeys) < MaxReportedFailures {
+		r.UncertainKeys = append(r.UncertainKeys, m)
 	}
 }
 
@@ -134,6 +163,12 @@ func (r *Report) Text() string {
 	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(&b, "  FAILED %s@%s: %s\n", f.Key, f.SourceVersionID, f.Error)
+	}
+	for _, u := range r.UncertainKeys {
+		fmt.Fprintf(&b, "  UNCERTAIN %s [%s]: %s\n", u.Key, u.Action, u.Uncertain)
+	}
+	if n := r.Uncertain - int64(len(r.UncertainKeys)); n > 0 {
+		fmt.Fprintf(&b, "  ... and %d more uncertain keys (in the mapping)\n", n)
 	}
 	if len(r.Mapping) > 0 {
 		b.WriteString("  key -> source version -> restored version:\n")

@@ -153,7 +153,11 @@ type Mapping struct {
 	// damaged (its current version is not the one the record names) and
 	// the object was restored from the older version that is.
 	VaultDamage string `json:"vaultDamage,omitempty"`
-	Error       string `json:"error,omitempty"`
+	// Uncertain says why the restore cannot vouch that this is the key's
+	// state at the requested time (a journal object that held records of
+	// it is lost, say): it restored the best state it knows.
+	Uncertain string `json:"uncertain,omitempty"`
+	Error     string `json:"error,omitempty"`
 }
 
 // ACLNotRestored marks a mapping whose object's ACL the target refused.
@@ -165,6 +169,9 @@ const (
 	ActionIdentical    = "identical"
 	ActionDeleteMarker = "delete-marker"
 	ActionFailed       = "failed"
+	// ActionAbsent: nothing was done, the key being absent at T as far as
+	// the journal knows (only named when that is uncertain).
+	ActionAbsent = "absent"
 )
 
 func (r *Restorer) now() time.Time {
@@ -258,8 +265,18 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	switch {
 	case runErr != nil:
 		rep.State, rep.StatusMessage = StateFailed, runErr.Error()
-	case rep.Failed > 0:
-		rep.State, rep.StatusMessage = StatePartial, fmt.Sprintf("%d objects failed", rep.Failed)
+	case rep.Failed > 0 || len(rep.Unvouched) > 0:
+		var says []string
+		if rep.Failed > 0 {
+			says = append(says, fmt.Sprintf("%d objects failed", rep.Failed))
+		}
+		for _, d := range rep.Unvouched {
+			says = append(says, "the journal cannot vouch for "+d.Keys()+" (object "+d.Object+" is lost)")
+		}
+		if rep.Uncertain > 0 {
+			says = append(says, fmt.Sprintf("%d keys restored or left uncertain (see uncertainKeys)", rep.Uncertain))
+		}
+		rep.State, rep.StatusMessage = StatePartial, strings.Join(says, "; ")
 	default:
 		rep.State = StateCompleted
 	}
@@ -349,6 +366,9 @@ type task struct {
 	key    string
 	obj    Object
 	marker bool // put a delete marker (rollback of a key absent at T)
+	// uncertain says why the state restored may not be the key's state
+	// at T (see Mapping.Uncertain).
+	uncertain string
 	// data is the version of the data object that holds the record's
 	// bytes, once a read found it.
 	data vault.DataVersion
@@ -411,6 +431,14 @@ func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *v
 		}
 	}()
 	produceErr := r.produce(ctx, m, target, sel, req.At, tasks, rep)
+	for _, d := range m.Damage() {
+		if d.Lost {
+			rep.Unvouched = append(rep.Unvouched, d)
+			rep.Warnings = append(rep.Warnings, d.String()+"; those keys are restored as the rest of the vault knows them, and named uncertain")
+		} else {
+			rep.Warnings = append(rep.Warnings, d.String()+"; run `bucketvault vault repair --vault "+v.Bucket+"` to put it back")
+		}
+	}
 	close(tasks)
 	wg.Wait()
 	close(results)
@@ -433,7 +461,14 @@ func (r *Restorer) produce(ctx context.Context, m *vault.Merger, target *targetL
 			return ctx.Err()
 		}
 	}
-	markDeleted := func(k string) error { return send(task{key: k, marker: true}) }
+	markDeleted := func(k string) error {
+		if d, ok := vault.Covered(m.Damage(), k); ok {
+			// The key may have existed at T: leave it as it is, and say so.
+			rep.addUncertain(Mapping{Key: k, Action: ActionAbsent, Uncertain: "left in the target: journal object " + d.Object + " that may hold records of this key is lost: " + d.Reason})
+			return nil
+		}
+		return send(task{key: k, marker: true})
+	}
 	unseen := make(map[string]bool, len(sel.keys))
 	for k := range sel.keys {
 		unseen[k] = true
@@ -461,17 +496,25 @@ func (r *Restorer) produce(ctx context.Context, m *vault.Merger, target *targetL
 				return err
 			}
 		}
+		uncertain := ""
+		if d, ok := vault.Covered(m.Damage(), key); ok {
+			uncertain = "journal object " + d.Object + " that may hold records of this key is lost: " + d.Reason
+		}
 		obj, ok := StateAt(recs, at)
 		if !ok {
 			rep.addAbsent()
-			if target != nil && target.has(key) {
+			switch {
+			case uncertain != "":
+				// It may have existed: never delete what cannot be known.
+				rep.addUncertain(Mapping{Key: key, Action: ActionAbsent, Uncertain: uncertain})
+			case target != nil && target.has(key):
 				if err := send(task{key: key, marker: true}); err != nil {
 					return err
 				}
 			}
 			continue
 		}
-		if err := send(task{key: key, obj: obj}); err != nil {
+		if err := send(task{key: key, obj: obj, uncertain: uncertain}); err != nil {
 			return err
 		}
 	}
@@ -491,7 +534,7 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 		return Mapping{Key: t.key, Action: ActionDeleteMarker, RestoredVersion: aws.ToString(out.VersionId)}
 	}
 	rec := t.obj.Version
-	mp := Mapping{Key: t.key, SourceVersionID: rec.VersionID, Size: rec.Size}
+	mp := Mapping{Key: t.key, SourceVersionID: rec.VersionID, Size: rec.Size, Uncertain: t.uncertain}
 	fail := func(err error) Mapping {
 		mp.Action, mp.Error = ActionFailed, err.Error()
 		r.log().WarnContext(ctx, "restore failed", "bucket", req.TargetBucket, "key", t.key, "versionId", rec.VersionID, "error", err)

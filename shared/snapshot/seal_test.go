@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/bucketvault/bucketvault/shared/inspect"
 	"github.com/bucketvault/bucketvault/shared/snapshot"
@@ -189,7 +190,9 @@ func TestSealAdoptsFragments(t *testing.T) {
 	if d := cmp.Diff(sealed.Totals, again.Totals); d != "" {
 		t.Errorf("re-run seal's totals (-first +again):\n%s", d)
 	}
-	if d := cmp.Diff(sp.Shards, sp2.Shards); d != "" {
+	// The same shards (a re-written one has its own ETag: its header's
+	// time is the re-run's).
+	if d := cmp.Diff(sp.Shards, sp2.Shards, cmpopts.IgnoreFields(vault.RunShard{}, "ETag")); d != "" {
 		t.Errorf("re-run seal's shards (-first +again):\n%s", d)
 	}
 	e.checkShards(t, sp2, again.Totals)

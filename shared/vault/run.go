@@ -13,6 +13,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/bucketvault/bucketvault/shared/s3x"
 )
 
 // A run (a checkpoint of the journal) is every record of every segment of
@@ -37,6 +39,9 @@ type RunManifest struct {
 	Records  int64      `json:"records"`
 	Segments int        `json:"segments"` // segments merged into this run (beyond Previous)
 	Shards   []RunShard `json:"shards"`
+
+	damage []Damage // found reading the manifests (LatestRun)
+	noRun  bool     // no manifest was sound: only damage
 }
 
 // RunShard is one shard of a run.
@@ -45,6 +50,9 @@ type RunShard struct {
 	FirstKey string `json:"firstKey"`
 	LastKey  string `json:"lastKey"`
 	Records  int    `json:"records"`
+	// ETag is the shard's ETag as written; readers read only that
+	// version of it ("" in shards written before it was recorded).
+	ETag string `json:"etag,omitempty"`
 }
 
 const (
@@ -66,9 +74,13 @@ func runShardKey(bucket, cut string, n int) string {
 	return fmt.Sprintf("%s%s/%s/%06d%s", runsPfx, bucket, cut, n, segmentSuffix)
 }
 
-// LatestRun returns the newest run of bucket, or nil.
+// LatestRun returns the newest run of bucket whose manifest is sound, or
+// nil. A damaged manifest is read from its good older version; one with
+// none is passed over for the run before it (a run only speeds reads up:
+// the segments it covers are still there), and the run returned says so
+// (Damage).
 func (v *Vault) LatestRun(ctx context.Context, bucket string) (*RunManifest, error) {
-	var newest string
+	var keys []string
 	p := s3.NewListObjectsV2Paginator(v.S3, &s3.ListObjectsV2Input{Bucket: aws.String(v.Bucket), Prefix: aws.String(runsPfx + bucket + "/"), Delimiter: aws.String("/")})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -76,22 +88,90 @@ func (v *Vault) LatestRun(ctx context.Context, bucket string) (*RunManifest, err
 			return nil, fmt.Errorf("list runs of %s: %w", bucket, err)
 		}
 		for _, o := range page.Contents {
-			if k := aws.ToString(o.Key); strings.HasSuffix(k, ".json") && k > newest {
-				newest = k
+			if k := aws.ToString(o.Key); strings.HasSuffix(k, ".json") {
+				keys = append(keys, k)
 			}
 		}
 	}
-	if newest == "" {
-		return nil, nil
+	sort.Sort(sort.Reverse(sort.StringSlice(keys)))
+	var damage []Damage
+	for _, key := range keys {
+		m, d, err := v.readRun(ctx, bucket, key)
+		if err != nil {
+			return nil, err
+		}
+		damage = append(damage, d...)
+		if m != nil {
+			m.damage = damage
+			return m, nil
+		}
 	}
-	var m RunManifest
-	if err := v.GetJSON(ctx, newest, &m); err != nil {
-		return nil, err
+	if len(damage) > 0 {
+		// No run is sound: the segments are read instead.
+		return &RunManifest{damage: damage, noRun: true}, nil
 	}
-	if m.Format != runFormat || m.Version != FormatVersion {
-		return nil, fmt.Errorf("run %s has format %q version %d; this bucketvault reads %q version %d", newest, m.Format, m.Version, runFormat, FormatVersion)
+	return nil, nil
+}
+
+// readRun reads the run manifest at key, from its newest good version; nil
+// when none is.
+func (v *Vault) readRun(ctx context.Context, bucket, key string) (*RunManifest, []Damage, error) {
+	check := func(versionID string) (*RunManifest, error) {
+		out, err := v.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(key), VersionId: nonEmpty(versionID)})
+		if err != nil {
+			if s3x.IsNotFound(err) || s3x.IsDeleteMarker(err) {
+				return nil, damagef("it is missing")
+			}
+			return nil, fmt.Errorf("read s3://%s/%s: %w", v.Bucket, key, err)
+		}
+		defer out.Body.Close()
+		body, err := io.ReadAll(out.Body)
+		if err != nil {
+			return nil, fmt.Errorf("read s3://%s/%s: %w", v.Bucket, key, err)
+		}
+		var m RunManifest
+		if err := json.Unmarshal(body, &m); err != nil {
+			return nil, damagef("it does not decode: %v", err)
+		}
+		if m.Format != runFormat || m.Version != FormatVersion {
+			return nil, fmt.Errorf("run %s has format %q version %d; this bucketvault reads %q version %d", key, m.Format, m.Version, runFormat, FormatVersion)
+		}
+		if m.Bucket != bucket || runManifestKey(bucket, m.Cut) != key {
+			return nil, damagef("it names bucket %q, cut %q", m.Bucket, m.Cut)
+		}
+		return &m, nil
 	}
-	return &m, nil
+	m, err := check("")
+	if !isDamage(err) {
+		return m, nil, err
+	}
+	cause := err
+	vs, err := v.versions(ctx, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, ov := range vs {
+		if i == 0 && cause.Error() != "it is missing" {
+			continue // the current version, just read
+		}
+		m, err := check(ov.id)
+		if err == nil {
+			return m, []Damage{{Object: key, Reason: cause.Error(), Version: ov.id}}, nil
+		}
+		if !isDamage(err) {
+			return nil, nil, err
+		}
+	}
+	return nil, []Damage{{Object: key, Reason: cause.Error() + "; no version of it is good: the run before it and the segments it covers are read instead"}}, nil
+}
+
+// CompactRefusedError: a compaction found a journal object with no good
+// version; it writes no run (which would hide the loss) until the object
+// is repaired (`bucketvault vault repair`).
+type CompactRefusedError struct{ Damage Damage }
+
+func (e *CompactRefusedError) Error() string {
+	return "compaction refused: " + e.Damage.String() + "; run `bucketvault vault repair`"
 }
 
 // CompactStats says what a compaction did.
@@ -145,10 +225,11 @@ func (v *Vault) Compact(ctx context.Context, bucket string, now time.Time) (Comp
 		if err != nil {
 			return err
 		}
-		if _, err := v.putOnce(ctx, key, body, "application/zstd"); err != nil {
+		etag, _, err := v.putOnceETag(ctx, key, body, "application/zstd")
+		if err != nil {
 			return err
 		}
-		man.Shards = append(man.Shards, RunShard{Key: key, FirstKey: shard[0].Key, LastKey: shard[len(shard)-1].Key, Records: len(shard)})
+		man.Shards = append(man.Shards, RunShard{Key: key, FirstKey: shard[0].Key, LastKey: shard[len(shard)-1].Key, Records: len(shard), ETag: etag})
 		man.Records += int64(len(shard))
 		shard = shard[:0]
 		return nil
@@ -170,6 +251,12 @@ func (v *Vault) Compact(ctx context.Context, bucket string, now time.Time) (Comp
 	}
 	if err := flush(); err != nil {
 		return CompactStats{}, err
+	}
+	for _, d := range m.Damage() {
+		if d.Lost {
+			// A run without the lost records would hide the loss for good.
+			return CompactStats{}, &CompactRefusedError{Damage: d}
+		}
 	}
 	if _, err := v.PutJSONOnce(ctx, runManifestKey(bucket, cut), man); err != nil {
 		return CompactStats{}, err
@@ -197,85 +284,29 @@ func encodeRunShard(bucket, cut string, recs []Observed, now time.Time) ([]byte,
 	return encoder.EncodeAll(plain.Bytes(), nil), nil
 }
 
-// runSource reads a run's shards one after another (their key ranges are
-// disjoint and ascending), skipping shards outside the prefixes.
-type runSource struct {
-	ctx    context.Context
-	v      *Vault
-	shards []RunShard
-	cur    *SegmentReader
-}
-
-func (s *runSource) Next() (Observed, error) {
-	for {
-		if s.cur == nil {
-			if len(s.shards) == 0 {
-				return Observed{}, io.EOF
-			}
-			sh := s.shards[0]
-			s.shards = s.shards[1:]
-			r, err := s.v.OpenSegment(s.ctx, SegmentRef{ID: "run", Key: sh.Key})
-			if err != nil {
-				return Observed{}, err
-			}
-			s.cur = r
-		}
-		line, err := s.cur.line()
-		if err == io.EOF {
-			s.cur.Close()
-			s.cur = nil
-			continue
-		}
-		if err != nil {
-			return Observed{}, err
-		}
-		var o Observed
-		if err := json.Unmarshal(line, &o); err != nil {
-			return Observed{}, fmt.Errorf("run shard %s: %w", s.cur.Ref.Key, err)
-		}
-		return o, nil
-	}
-}
-
-func (s *runSource) Close() error {
-	if s.cur != nil {
-		return s.cur.Close()
-	}
-	return nil
-}
-
-// openSources merges a run (may be nil) and segments.
+// openSources merges a run (may be nil) and segments of bucket, checked
+// (see survive.go). A bucket "" names a job's working files (refs), read
+// as they are.
 func (v *Vault) openSources(ctx context.Context, bucket string, run *RunManifest, refs []SegmentRef, prefixes []string) (*Merger, error) {
 	var sources []RecordSource
-	if run != nil {
-		var shards []RunShard
-		for _, sh := range run.Shards {
-			if overlaps(sh.FirstKey, sh.LastKey, prefixes) {
-				shards = append(shards, sh)
-			}
-		}
-		sort.Slice(shards, func(i, j int) bool { return shards[i].FirstKey < shards[j].FirstKey })
-		sources = append(sources, &runSource{ctx: ctx, v: v, shards: shards})
+	if run != nil && len(run.damage) > 0 {
+		sources = append(sources, &chainSource{damage: run.damage})
+	}
+	if run != nil && !run.noRun {
+		sources = append(sources, &chainSource{ctx: ctx, v: v, refs: shardRefs(kindRun, bucket, "run:"+run.Cut, run.Shards, prefixes)})
 	}
 	if len(refs) <= MaxOpenSegments {
-		for _, ref := range refs {
-			r, err := v.OpenSegment(ctx, ref)
-			if err != nil {
-				closeSources(sources)
-				return nil, err
-			}
-			if !overlaps(r.Header.FirstKey, r.Header.LastKey, prefixes) {
-				r.Close()
-				continue
-			}
-			sources = append(sources, &segSource{r: r})
+		opened, err := v.openSegments(ctx, bucket, refs, prefixes)
+		if err != nil {
+			closeSources(sources)
+			return nil, err
 		}
-		return NewMerger(sources)
+		return NewMerger(append(sources, opened...))
 	}
 	var spilled []RecordSource
 	for start := 0; start < len(refs); start += MaxOpenSegments {
 		end := min(start+MaxOpenSegments, len(refs))
-		run, err := v.spillRun(ctx, refs[start:end], prefixes)
+		run, err := v.spillRun(ctx, bucket, refs[start:end], prefixes)
 		if err != nil {
 			closeSources(spilled)
 			closeSources(sources)
@@ -289,4 +320,28 @@ func (v *Vault) openSources(ctx context.Context, bucket string, run *RunManifest
 		return nil, err
 	}
 	return NewMerger(append(sources, spilled...))
+}
+
+// openSegments opens segments of bucket ("": job files) checked, keeping
+// those that can hold a key with one of prefixes (and every damaged one,
+// which says what it lost).
+func (v *Vault) openSegments(ctx context.Context, bucket string, refs []SegmentRef, prefixes []string) ([]RecordSource, error) {
+	var sources []RecordSource
+	for _, ref := range refs {
+		o := objectRef{kind: kindFile, ref: ref}
+		if bucket != "" {
+			o = objectRef{kind: kindSegment, ref: ref, bucket: bucket, name: ref.ID}
+		}
+		s, err := v.openChecked(ctx, o)
+		if err != nil {
+			closeSources(sources)
+			return nil, err
+		}
+		if s.r != nil && len(s.damage) == 0 && !overlaps(s.r.Header.FirstKey, s.r.Header.LastKey, prefixes) {
+			s.Close()
+			continue
+		}
+		sources = append(sources, s)
+	}
+	return sources, nil
 }

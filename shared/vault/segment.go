@@ -109,20 +109,27 @@ type SegmentRef struct {
 	Key string
 }
 
-// Segments lists the segments of bucket, oldest first.
+// Segments lists the segments of bucket, oldest first. It lists object
+// versions, not objects: a segment behind a delete marker (deleted by
+// hand: segments are never deleted but by lifecycle expiry of noncurrent
+// versions) is still a segment, which the reader reads from its version.
 func (v *Vault) Segments(ctx context.Context, bucket string) ([]SegmentRef, error) {
 	var refs []SegmentRef
-	p := s3.NewListObjectsV2Paginator(v.S3, &s3.ListObjectsV2Input{Bucket: aws.String(v.Bucket), Prefix: aws.String(SegmentPrefix(bucket))})
+	seen := map[string]bool{}
+	add := func(k string) {
+		if id, ok := ParseSegmentKey(k); ok && !seen[k] {
+			seen[k] = true
+			refs = append(refs, SegmentRef{ID: id, Key: k})
+		}
+	}
+	p := s3.NewListObjectVersionsPaginator(v.S3, &s3.ListObjectVersionsInput{Bucket: aws.String(v.Bucket), Prefix: aws.String(SegmentPrefix(bucket))})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("list journal of s3://%s in vault s3://%s: %w", bucket, v.Bucket, err)
 		}
-		for _, o := range page.Contents {
-			k := aws.ToString(o.Key)
-			if id, ok := ParseSegmentKey(k); ok {
-				refs = append(refs, SegmentRef{ID: id, Key: k})
-			}
+		for _, o := range page.Versions {
+			add(aws.ToString(o.Key))
 		}
 	}
 	sort.Slice(refs, func(i, j int) bool { return refs[i].ID < refs[j].ID })
@@ -137,20 +144,6 @@ type SegmentReader struct {
 	dec    *zstd.Decoder
 	lines  *bufio.Reader
 	n      int
-}
-
-// OpenSegment opens one segment for streaming.
-func (v *Vault) OpenSegment(ctx context.Context, ref SegmentRef) (*SegmentReader, error) {
-	out, err := v.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(ref.Key)})
-	if err != nil {
-		return nil, fmt.Errorf("read segment s3://%s/%s: %w", v.Bucket, ref.Key, err)
-	}
-	r, err := NewSegmentReader(ref, out.Body)
-	if err != nil {
-		out.Body.Close()
-		return nil, fmt.Errorf("segment s3://%s/%s: %w", v.Bucket, ref.Key, err)
-	}
-	return r, nil
 }
 
 // NewSegmentReader reads a segment body.
@@ -224,28 +217,18 @@ type RecordSource interface {
 	Close() error
 }
 
-type segSource struct {
-	r    *SegmentReader
-	line int
-}
-
-func (s *segSource) Next() (Observed, error) {
-	rec, err := s.r.Next()
-	if err != nil {
-		return Observed{}, err
-	}
-	s.line++
-	return Observed{Record: rec, Segment: s.r.Ref.ID, Line: s.line}, nil
-}
-func (s *segSource) Close() error { return s.r.Close() }
-
 // Merger merges sources into one stream grouped by key, in key order, with
 // memory bounded by the number of sources and the history of one key.
 type Merger struct {
 	h       mergeHeap
 	sources []RecordSource
+	all     []RecordSource // sources, kept after Close for Damage
 	err     error
 }
+
+// Damage returns the damaged objects the merge's readers found so far
+// (see survive.go): a reader that finds one reads around it.
+func (m *Merger) Damage() []Damage { return damageOf(m.all) }
 
 type mergeItem struct {
 	rec Observed
@@ -274,7 +257,7 @@ func (h *mergeHeap) Pop() any {
 
 // NewMerger merges sources; it owns and closes them.
 func NewMerger(sources []RecordSource) (*Merger, error) {
-	m := &Merger{sources: sources}
+	m := &Merger{sources: sources, all: sources}
 	for _, s := range sources {
 		rec, err := s.Next()
 		if err == io.EOF {
@@ -411,7 +394,8 @@ func (s *mergerSource) Next() (Observed, error) {
 	return o, nil
 }
 
-func (s *mergerSource) Close() error { return s.m.Close() }
+func (s *mergerSource) Close() error     { return s.m.Close() }
+func (s *mergerSource) Damage() []Damage { return s.m.Damage() }
 
 // HasJournal reports whether the vault holds any journal of bucket: a
 // segment or a run.

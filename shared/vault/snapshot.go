@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -162,10 +161,11 @@ type ShardWriter struct {
 	Records, Bytes int64
 
 	// Adopted shards' copies run in the background.
-	sem  chan struct{}
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	fail error
+	sem   chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	fail  error
+	etags map[int]string // adopted shards' ETags, by index in Shards
 }
 
 // NewShardWriter writes shards named by key(n), n from 1.
@@ -215,10 +215,11 @@ func (w *ShardWriter) Flush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := w.v.PutBytes(ctx, key, body, "application/zstd"); err != nil {
+	etag, err := w.v.putBytes(ctx, key, body, "application/zstd")
+	if err != nil {
 		return err
 	}
-	w.Shards = append(w.Shards, RunShard{Key: key, FirstKey: w.buf[0].Key, LastKey: w.buf[len(w.buf)-1].Key, Records: len(w.buf)})
+	w.Shards = append(w.Shards, RunShard{Key: key, FirstKey: w.buf[0].Key, LastKey: w.buf[len(w.buf)-1].Key, Records: len(w.buf), ETag: etag})
 	w.buf = w.buf[:0]
 	return nil
 }
@@ -258,20 +259,26 @@ func (w *ShardWriter) Adopt(ctx context.Context, src, etag string, sh RunShard, 
 		return ctx.Err()
 	}
 	w.wg.Add(1)
+	idx := len(w.Shards)
 	go func() {
 		defer func() { <-w.sem; w.wg.Done() }()
-		_, err := w.v.S3.CopyObject(ctx, &s3.CopyObjectInput{
+		out, err := w.v.S3.CopyObject(ctx, &s3.CopyObjectInput{
 			Bucket: aws.String(w.v.Bucket), Key: aws.String(sh.Key),
 			CopySource:        aws.String(s3x.CopySource(w.v.Bucket, src, "")),
 			CopySourceIfMatch: aws.String(etag),
 			MetadataDirective: types.MetadataDirectiveCopy,
 		})
-		if err != nil {
-			w.mu.Lock()
-			if w.fail == nil {
-				w.fail = fmt.Errorf("adopt s3://%s/%s as shard %s: %w", w.v.Bucket, src, sh.Key, err)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		switch {
+		case err != nil && w.fail == nil:
+			w.fail = fmt.Errorf("adopt s3://%s/%s as shard %s: %w", w.v.Bucket, src, sh.Key, err)
+		case err == nil && out.CopyObjectResult != nil:
+			// The copy's own ETag (under SSE-KMS it is not the source's).
+			if w.etags == nil {
+				w.etags = map[int]string{}
 			}
-			w.mu.Unlock()
+			w.etags[idx] = s3x.TrimETag(aws.ToString(out.CopyObjectResult.ETag))
 		}
 	}()
 	w.Shards = append(w.Shards, sh)
@@ -300,6 +307,11 @@ func (w *ShardWriter) Close(ctx context.Context) error {
 // returns the first copy's error.
 func (w *ShardWriter) Wait() error {
 	w.wg.Wait()
+	w.mu.Lock()
+	for i, etag := range w.etags {
+		w.Shards[i].ETag = etag
+	}
+	w.mu.Unlock()
 	return w.err()
 }
 
@@ -384,105 +396,17 @@ func (v *Vault) LatestSnapshot(ctx context.Context, bucket string, at time.Time)
 	return nil, nil
 }
 
-// OpenShards streams shards (disjoint, ascending key ranges) as one
-// record source, skipping those outside prefixes (all when empty).
+// OpenShards streams a snapshot's shards (disjoint, ascending key ranges)
+// as one record source, checked (see survive.go), skipping those outside
+// prefixes (all when empty).
 func (v *Vault) OpenShards(ctx context.Context, shards []RunShard, prefixes []string) RecordSource {
-	var keep []RunShard
-	for _, sh := range shards {
-		if overlaps(sh.FirstKey, sh.LastKey, prefixes) {
-			keep = append(keep, sh)
-		}
-	}
-	sort.Slice(keep, func(i, j int) bool { return keep[i].FirstKey < keep[j].FirstKey })
-	return &shardSource{ctx: ctx, v: v, shards: keep}
-}
-
-// shardSource reads segment-format shards one after another, opening the
-// next one while it reads the current one (a snapshot's shards are up to
-// 1,000 records each: a reader would otherwise wait on a GET per shard).
-type shardSource struct {
-	ctx    context.Context
-	v      *Vault
-	shards []RunShard
-	cur    *SegmentReader
-	ahead  chan openedShard // the next shard, being opened
-	line   int
-}
-
-type openedShard struct {
-	r   *SegmentReader
-	err error
-}
-
-// openNext starts opening the next shard, if any.
-func (s *shardSource) openNext() {
-	if len(s.shards) == 0 {
-		return
-	}
-	sh := s.shards[0]
-	s.shards = s.shards[1:]
-	ch := make(chan openedShard, 1)
-	go func() {
-		r, err := s.v.OpenSegment(s.ctx, SegmentRef{ID: sh.Key, Key: sh.Key})
-		ch <- openedShard{r, err}
-	}()
-	s.ahead = ch
-}
-
-func (s *shardSource) Next() (Observed, error) {
-	for {
-		if s.cur == nil {
-			if s.ahead == nil {
-				s.openNext()
-			}
-			if s.ahead == nil {
-				return Observed{}, io.EOF
-			}
-			o := <-s.ahead
-			s.ahead = nil
-			if o.err != nil {
-				return Observed{}, o.err
-			}
-			s.cur, s.line = o.r, 0
-			s.openNext()
-		}
-		rec, err := s.cur.Next()
-		if err == io.EOF {
-			s.cur.Close()
-			s.cur = nil
-			continue
-		}
-		if err != nil {
-			return Observed{}, err
-		}
-		s.line++
-		return Observed{Record: rec, Segment: s.cur.Ref.ID, Line: s.line}, nil
-	}
-}
-
-func (s *shardSource) Close() error {
-	var err error
-	if s.ahead != nil {
-		if o := <-s.ahead; o.r != nil {
-			o.r.Close()
-		}
-		s.ahead = nil
-	}
-	if s.cur != nil {
-		err = s.cur.Close()
-		s.cur = nil
-	}
-	return err
+	return &chainSource{ctx: ctx, v: v, refs: shardRefs(kindShard, "", "", shards, prefixes)}
 }
 
 // OpenSegmentFile streams the records of one segment-format file (a job's
 // work items or fragments), or returns an error satisfying s3x.IsNotFound.
 func (v *Vault) OpenSegmentFile(ctx context.Context, key string) (RecordSource, error) {
-	r, err := v.OpenSegment(ctx, SegmentRef{ID: key, Key: key})
-	if err != nil {
-		return nil, err
-	}
-	return &segSource{r: r}, nil
+	return v.openChecked(ctx, objectRef{kind: kindFile, ref: SegmentRef{ID: key, Key: key}})
 }
 
 // WriteRecords writes records as one segment-format file at key (a job's

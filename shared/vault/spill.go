@@ -17,19 +17,10 @@ const spillBuffer = 32 << 10
 // file (deleted when the returned source closes), so a journal of any
 // number of segments is read with at most MaxOpenSegments open at once and
 // memory bounded by one key's history. On Lambda the file lives in /tmp.
-func (v *Vault) spillRun(ctx context.Context, refs []SegmentRef, prefixes []string) (RecordSource, error) {
-	var sources []RecordSource
-	for _, ref := range refs {
-		r, err := v.OpenSegment(ctx, ref)
-		if err != nil {
-			closeSources(sources)
-			return nil, err
-		}
-		if !overlaps(r.Header.FirstKey, r.Header.LastKey, prefixes) {
-			r.Close()
-			continue
-		}
-		sources = append(sources, &segSource{r: r})
+func (v *Vault) spillRun(ctx context.Context, bucket string, refs []SegmentRef, prefixes []string) (RecordSource, error) {
+	sources, err := v.openSegments(ctx, bucket, refs, prefixes)
+	if err != nil {
+		return nil, err
 	}
 	return spillSources(sources)
 }
@@ -99,7 +90,7 @@ func spillSources(sources []RecordSource) (RecordSource, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fail(err)
 	}
-	return &fileSource{f: f}, nil
+	return &fileSource{f: f, damage: m.Damage()}, nil
 }
 
 func closeSources(sources []RecordSource) {
@@ -109,9 +100,12 @@ func closeSources(sources []RecordSource) {
 }
 
 type fileSource struct {
-	f *os.File
-	r *bufio.Reader
+	f      *os.File
+	r      *bufio.Reader
+	damage []Damage // what the spilled sources found
 }
+
+func (s *fileSource) Damage() []Damage { return s.damage }
 
 func (s *fileSource) Next() (Observed, error) {
 	if s.r == nil { // allocated on first read: a run waiting its turn holds no buffer

@@ -211,14 +211,20 @@ func (v *Vault) PutJSON(ctx context.Context, key string, src any) error {
 
 // PutBytes writes an object of the vault (a new version if it exists).
 func (v *Vault) PutBytes(ctx context.Context, key string, body []byte, contentType string) error {
-	_, err := v.S3.PutObject(ctx, &s3.PutObjectInput{
+	_, err := v.putBytes(ctx, key, body, contentType)
+	return err
+}
+
+// putBytes is PutBytes that returns the ETag written.
+func (v *Vault) putBytes(ctx context.Context, key string, body []byte, contentType string) (string, error) {
+	out, err := v.S3.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String(v.Bucket), Key: aws.String(key), Body: bytes.NewReader(body),
 		ContentType: aws.String(contentType),
 	})
 	if err != nil {
-		return fmt.Errorf("write s3://%s/%s: %w", v.Bucket, key, err)
+		return "", fmt.Errorf("write s3://%s/%s: %w", v.Bucket, key, err)
 	}
-	return nil
+	return s3x.TrimETag(aws.ToString(out.ETag)), nil
 }
 
 // PutJSONOnce writes a JSON record only if the key does not exist yet
@@ -232,17 +238,28 @@ func (v *Vault) PutJSONOnce(ctx context.Context, key string, src any) (bool, err
 }
 
 func (v *Vault) putOnce(ctx context.Context, key string, body []byte, contentType string) (bool, error) {
-	_, err := v.S3.PutObject(ctx, &s3.PutObjectInput{
+	_, created, err := v.putOnceETag(ctx, key, body, contentType)
+	return created, err
+}
+
+// putOnceETag is putOnce that also returns the ETag of what the key holds
+// (its own write's, or the earlier one's, read back).
+func (v *Vault) putOnceETag(ctx context.Context, key string, body []byte, contentType string) (string, bool, error) {
+	out, err := v.S3.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String(v.Bucket), Key: aws.String(key), Body: bytes.NewReader(body),
 		ContentType: aws.String(contentType), IfNoneMatch: aws.String("*"),
 	})
 	switch {
 	case err == nil:
-		return true, nil
+		return s3x.TrimETag(aws.ToString(out.ETag)), true, nil
 	case s3x.IsPreconditionFailed(err) || s3x.IsConflict(err):
-		return false, nil
+		h, err := v.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(key)})
+		if err != nil {
+			return "", false, fmt.Errorf("read s3://%s/%s back: %w", v.Bucket, key, err)
+		}
+		return s3x.TrimETag(aws.ToString(h.ETag)), false, nil
 	default:
-		return false, fmt.Errorf("write s3://%s/%s: %w", v.Bucket, key, err)
+		return "", false, fmt.Errorf("write s3://%s/%s: %w", v.Bucket, key, err)
 	}
 }
 

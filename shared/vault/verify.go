@@ -215,7 +215,16 @@ func (vr *verifier) check(ctx context.Context, bucket, what string, m *Merger) e
 			})
 		}
 	}
-	return g.Wait()
+	err := g.Wait()
+	// The objects of records themselves: the reader read around damage.
+	for _, d := range m.Damage() {
+		if d.Lost {
+			vr.problem("%s of %s: %s (lost from the vault)", what, bucket, d)
+		} else {
+			vr.problem("%s of %s: %s (repairable)", what, bucket, d)
+		}
+	}
+	return err
 }
 
 // head answers the HEAD of a record's data object. Packs are asked once

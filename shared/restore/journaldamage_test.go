@@ -1,0 +1,211 @@
+package restore_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/bucketvault/bucketvault/shared/inspect"
+	"github.com/bucketvault/bucketvault/shared/journal"
+	"github.com/bucketvault/bucketvault/shared/locals3"
+	"github.com/bucketvault/bucketvault/shared/restore"
+	"github.com/bucketvault/bucketvault/shared/vault"
+)
+
+// journalFixture is a protected bucket whose journal is three segments:
+// a/1..a/3, then b/1..b/2, then c/1.
+type journalFixture struct {
+	ctx    context.Context
+	srv    *locals3.Server
+	c      *s3.Client
+	v      *vault.Vault
+	j      *journal.Journal
+	bucket string
+	segs   []vault.SegmentRef
+	at     time.Time
+}
+
+func newJournalFixture(t *testing.T) *journalFixture {
+	t.Helper()
+	srv := locals3.ForTest(t)
+	ctx := context.Background()
+	c := srv.Client(ctx)
+	v, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &journalFixture{ctx: ctx, srv: srv, c: c, v: v, j: &journal.Journal{Vault: v, S3: c}, bucket: srv.NewBucket(t, true)}
+	if err := v.PutJSON(ctx, vault.BucketKey(f.bucket), vault.ProtectedBucket{Bucket: f.bucket}); err != nil {
+		t.Fatal(err)
+	}
+	for _, group := range [][]string{{"a/1", "a/2", "a/3"}, {"b/1", "b/2"}, {"c/1"}} {
+		for _, k := range group {
+			f.put(t, f.bucket, k, "bytes of "+k)
+		}
+		if _, err := f.j.Reconcile(ctx, f.bucket, journal.ReconcileOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.segs, err = v.Segments(ctx, f.bucket); err != nil || len(f.segs) != 3 {
+		t.Fatalf("segments %v, %v; want 3", f.segs, err)
+	}
+	f.at = time.Now().UTC().Truncate(time.Second)
+	time.Sleep(time.Until(f.at.Add(1100 * time.Millisecond)))
+	return f
+}
+
+func (f *journalFixture) put(t *testing.T, bucket, key, body string) {
+	t.Helper()
+	if _, err := f.c.PutObject(f.ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// damage overwrites a vault object with other bytes; lose also deletes
+// every version it had before, so no good version is left.
+func (f *journalFixture) damage(t *testing.T, key string, lose bool) {
+	t.Helper()
+	vs, err := f.c.ListObjectVersions(f.ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(f.v.Bucket), Prefix: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.put(t, f.v.Bucket, key, "not a segment")
+	if !lose {
+		return
+	}
+	for _, o := range vs.Versions {
+		if _, err := f.c.DeleteObject(f.ctx, &s3.DeleteObjectInput{Bucket: aws.String(f.v.Bucket), Key: o.Key, VersionId: o.VersionId}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (f *journalFixture) restore(t *testing.T) (*restore.Report, map[string]string) {
+	t.Helper()
+	target := f.srv.BucketName(t)
+	rep, err := (&restore.Restorer{S3: f.c}).Run(f.ctx, restore.Request{Vault: f.v.Bucket, Bucket: f.bucket, At: f.at, TargetBucket: target, CreateBucket: true})
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	got, err := inspect.Capture(f.ctx, f.c, target, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]string{}
+	for k, o := range got {
+		keys[k] = o.SHA256
+	}
+	return rep, keys
+}
+
+func uncertainKeys(rep *restore.Report) []string {
+	var out []string
+	for _, u := range rep.UncertainKeys {
+		out = append(out, u.Key)
+	}
+	return out
+}
+
+// TestRestoreReadsAroundDamagedJournalObjects: one damaged journal object
+// stops nothing. A segment overwritten with other bytes is read from its
+// older good version (the restore is exact and says so); a segment with
+// no good version left costs what it held: the restore restores every
+// other key, is PARTIAL, names the keys it cannot vouch for, and a
+// reconcile keeps protecting the bucket. A lost run shard costs only its
+// key range.
+func TestRestoreReadsAroundDamagedJournalObjects(t *testing.T) {
+	t.Run("repairable segment", func(t *testing.T) {
+		f := newJournalFixture(t)
+		f.damage(t, f.segs[1].Key, false)
+		rep, got := f.restore(t)
+		if rep.State != restore.StateCompleted || rep.Restored != 6 || len(got) != 6 {
+			t.Fatalf("want COMPLETED with all 6 keys:\n%s", rep.Text())
+		}
+		if w := strings.Join(rep.Warnings, "\n"); !strings.Contains(w, f.segs[1].Key) || !strings.Contains(w, "older version") {
+			t.Errorf("warnings %q; want the damaged segment named and its older version read", w)
+		}
+	})
+	t.Run("lost segment", func(t *testing.T) {
+		f := newJournalFixture(t)
+		f.damage(t, f.segs[1].Key, true)
+		rep, got := f.restore(t)
+		if rep.State != restore.StatePartial || len(rep.Unvouched) != 1 || rep.Unvouched[0].Object != f.segs[1].Key {
+			t.Fatalf("want PARTIAL naming the lost segment:\n%s", rep.Text())
+		}
+		// The segment's key range is unknown (its header is gone): every
+		// key is uncertain, and every key the rest of the journal knows is
+		// restored.
+		if rep.Restored != 4 || len(got) != 4 || got["b/1"] != "" {
+			t.Errorf("restored %d (%v); want a/1..a/3 and c/1\n%s", rep.Restored, got, rep.Text())
+		}
+		if u := uncertainKeys(rep); len(u) != 4 {
+			t.Errorf("uncertain keys %v; want the 4 restored", u)
+		}
+		// Backups go on: a reconcile protects what the bucket holds
+		// (b/1, b/2 are journaled again), and says the loss stays.
+		p, err := f.j.Reconcile(f.ctx, f.bucket, journal.ReconcileOptions{})
+		if err != nil {
+			t.Fatalf("reconcile past a lost segment: %v", err)
+		}
+		if p.Added != 2 {
+			t.Errorf("reconcile added %d records; want b/1 and b/2", p.Added)
+		}
+		if !strings.Contains(strings.Join(p.Warnings, "\n"), f.segs[1].Key) {
+			t.Errorf("reconcile warnings %q; want the lost segment named", p.Warnings)
+		}
+		// verify reports it, and checks everything else.
+		vr, err := f.v.Verify(f.ctx, 4, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text := strings.Join(vr.Problems, "\n"); !strings.Contains(text, f.segs[1].Key) || !strings.Contains(text, "lost") || vr.Data != 6 {
+			t.Errorf("verify: %d data checked, problems:\n%s\nwant the lost segment and all 6 data objects", vr.Data, text)
+		}
+	})
+	t.Run("lost run shard", func(t *testing.T) {
+		f := newJournalFixture(t)
+		defer func(lag time.Duration, n int) { vault.CompactionLag, vault.RunShardRecords = lag, n }(vault.CompactionLag, vault.RunShardRecords)
+		vault.CompactionLag, vault.RunShardRecords = 0, 2
+		time.Sleep(5 * time.Millisecond) // the newest segment id is in the past
+		st, err := f.v.Compact(f.ctx, f.bucket, time.Now())
+		if err != nil || st.Shards != 3 {
+			t.Fatalf("compact: %+v, %v; want 3 shards", st, err)
+		}
+		run, err := f.v.LatestRun(f.ctx, f.bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var shard vault.RunShard
+		for _, sh := range run.Shards {
+			if sh.FirstKey <= "b/1" && "b/1" <= sh.LastKey {
+				shard = sh
+			}
+		}
+		f.damage(t, shard.Key, true)
+		rep, got := f.restore(t)
+		if rep.State != restore.StatePartial || len(rep.Unvouched) != 1 {
+			t.Fatalf("want PARTIAL naming the lost shard:\n%s", rep.Text())
+		}
+		d := rep.Unvouched[0]
+		if d.FirstKey != shard.FirstKey || d.LastKey != shard.LastKey {
+			t.Errorf("unvouched %q..%q; want the shard's range %q..%q", d.FirstKey, d.LastKey, shard.FirstKey, shard.LastKey)
+		}
+		want := 6 - shard.Records
+		if int(rep.Restored) != want || len(got) != want {
+			t.Errorf("restored %d; want the %d keys outside the shard\n%s", rep.Restored, want, rep.Text())
+		}
+		for k := range got {
+			if d.Covers(k) {
+				t.Errorf("restored %s from the lost shard's range", k)
+			}
+		}
+		if !strings.Contains(rep.StatusMessage, fmt.Sprintf("%q", shard.FirstKey)) {
+			t.Errorf("status %q; want the key range named", rep.StatusMessage)
+		}
+	})
+}

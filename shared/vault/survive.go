@@ -1,0 +1,511 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/bucketvault/bucketvault/shared/s3x"
+)
+
+// Readers survive damage. The journal's objects (segments, a run's
+// shards, a snapshot's manifest shards) are written once and never
+// changed, and the vault is versioned: whatever later happens to one of
+// them (another PUT by the vault's owner, a delete marker, flipped bytes)
+// its first version is still there unless it was deleted for good. A
+// reader checks every object before it uses a record of it:
+//
+//   - the GET is conditional on the ETag a manifest recorded for it (run
+//     and snapshot shards), and the object is read whole;
+//   - its zstd frames are decoded once, checking their content checksums,
+//     before a record is parsed;
+//   - its header must be a segment header naming the object (a journal
+//     segment names its bucket and id, a run shard its cut) with the
+//     record count and key range its manifest gives; its records must
+//     parse, come in key order inside that range, and number what the
+//     header says.
+//
+// An object that fails is read from its older versions, newest first (a
+// shard: those with the recorded ETag): the first that passes is used, and
+// the reader resumes after the records it already gave. The reader says
+// so (a Damage with Version set): nothing is lost, `vault repair` puts the
+// good version back. When no version passes, the reader gives what it
+// read, stops reading the object, and says which keys it cannot vouch for
+// (a Damage with Lost set): from the last key it gave (or the object's
+// first key) to the object's last key, every key when the object names no
+// range that can be trusted. Every other object is read as usual, so one
+// damaged object costs the keys it holds, never the whole read.
+
+// Damage is a journal object a reader found damaged.
+type Damage struct {
+	// Object is the vault key of the segment or shard.
+	Object string `json:"object"`
+	// Reason says what was wrong with it.
+	Reason string `json:"reason"`
+	// Version is the older version that was read instead, when one was
+	// good (nothing is lost).
+	Version string `json:"version,omitempty"`
+	// Lost says no version of the object was good: the records it held
+	// from FirstKey to LastKey (both inclusive; "" leaves that end open,
+	// both "" is every key) are unknown to the reader.
+	Lost     bool   `json:"lost,omitempty"`
+	FirstKey string `json:"firstKey,omitempty"`
+	LastKey  string `json:"lastKey,omitempty"`
+}
+
+// Covers reports whether key lies in the range of a lost object.
+func (d Damage) Covers(key string) bool {
+	return d.Lost && (d.FirstKey == "" || key >= d.FirstKey) && (d.LastKey == "" || key <= d.LastKey)
+}
+
+// Keys describes the key range of a lost object.
+func (d Damage) Keys() string {
+	switch {
+	case d.FirstKey == "" && d.LastKey == "":
+		return "every key"
+	case d.FirstKey == "":
+		return fmt.Sprintf("keys up to %q", d.LastKey)
+	case d.LastKey == "":
+		return fmt.Sprintf("keys from %q on", d.FirstKey)
+	default:
+		return fmt.Sprintf("keys %q to %q", d.FirstKey, d.LastKey)
+	}
+}
+
+func (d Damage) String() string {
+	if d.Lost {
+		return fmt.Sprintf("s3 object %s is damaged and no version of it is good (%s): the journal cannot vouch for %s", d.Object, d.Reason, d.Keys())
+	}
+	return fmt.Sprintf("s3 object %s is damaged (%s): read its good older version %s", d.Object, d.Reason, d.Version)
+}
+
+// Covered returns the lost damage among ds that covers key.
+func Covered(ds []Damage, key string) (Damage, bool) {
+	for _, d := range ds {
+		if d.Covers(key) {
+			return d, true
+		}
+	}
+	return Damage{}, false
+}
+
+// damaged is a record source that reports the damage it found.
+type damaged interface{ Damage() []Damage }
+
+// damageOf gathers the damage sources found.
+func damageOf(sources []RecordSource) []Damage {
+	var out []Damage
+	for _, s := range sources {
+		if d, ok := s.(damaged); ok {
+			out = append(out, d.Damage()...)
+		}
+	}
+	return out
+}
+
+// damageError marks a check that an object failed (as opposed to a read
+// that failed, which a retry may cure).
+type damageError struct{ err error }
+
+func (e *damageError) Error() string { return e.err.Error() }
+func (e *damageError) Unwrap() error { return e.err }
+
+func isDamage(err error) bool { return errors.As(err, new(*damageError)) }
+
+func damagef(format string, a ...any) error { return &damageError{fmt.Errorf(format, a...)} }
+
+// objectKind says what an object of records holds.
+type objectKind int
+
+const (
+	kindSegment objectKind = iota // a journal segment: Record lines, named by its id
+	kindRun                       // a run's shard: Observed lines
+	kindShard                     // a snapshot's manifest shard: Record lines, named by its key
+	kindFile                      // a job's working file: read as it is, never from an older version
+)
+
+// objectRef names one object of records and what it must hold.
+type objectRef struct {
+	kind   objectKind
+	ref    SegmentRef // Key, and ID: the Observed.Segment of its records (segments, shards)
+	bucket string     // the header's bucket ("" unchecked)
+	name   string     // the header's segment name ("" unchecked)
+	etag   string     // the recorded ETag ("" unknown)
+	// From a manifest: the key range and record count (0: unknown).
+	firstKey, lastKey string
+	records           int
+}
+
+var checkDecoders = sync.Pool{New: func() any {
+	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20), zstd.WithDecoderLowmem(true))
+	if err != nil {
+		panic(err) // the options are constant
+	}
+	return d
+}}
+
+// checkFrames decodes body once, checking its zstd frames and their
+// content checksums, and discards what it decodes.
+func checkFrames(body []byte) error {
+	d := checkDecoders.Get().(*zstd.Decoder)
+	defer checkDecoders.Put(d)
+	if err := d.Reset(bytes.NewReader(body)); err != nil {
+		return err
+	}
+	_, err := io.Copy(io.Discard, d)
+	return err
+}
+
+// fetch reads one version ("" the current one) of the object whole and
+// checks its frames; it returns the version read.
+func (v *Vault) fetch(ctx context.Context, o objectRef, versionID string) ([]byte, string, error) {
+	in := &s3.GetObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(o.ref.Key), VersionId: nonEmpty(versionID)}
+	if o.etag != "" {
+		in.IfMatch = aws.String(`"` + o.etag + `"`)
+	}
+	out, err := v.S3.GetObject(ctx, in)
+	switch {
+	case err != nil && (s3x.IsNotFound(err) || s3x.IsDeleteMarker(err)):
+		if o.kind == kindFile {
+			return nil, "", fmt.Errorf("read s3://%s/%s: %w", v.Bucket, o.ref.Key, err)
+		}
+		return nil, "", &damageError{fmt.Errorf("it is missing: %w", err)}
+	case err != nil && s3x.IsPreconditionFailed(err):
+		return nil, "", damagef("its ETag is not the recorded %s", o.etag)
+	case err != nil:
+		return nil, "", fmt.Errorf("read s3://%s/%s: %w", v.Bucket, o.ref.Key, err)
+	}
+	defer out.Body.Close()
+	body, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, "", fmt.Errorf("read s3://%s/%s: %w", v.Bucket, o.ref.Key, err)
+	}
+	if err := checkFrames(body); err != nil {
+		return nil, "", damagef("its compressed bytes do not decode: %v", err)
+	}
+	return body, aws.ToString(out.VersionId), nil
+}
+
+// checkedSource reads one object of records, checked, from an older
+// version where the current one fails (see above).
+type checkedSource struct {
+	ctx  context.Context
+	v    *Vault
+	o    objectRef
+	r    *SegmentReader
+	n    int    // records given
+	last string // the last key given
+	// Versions: tried, and still to try (listed on the first failure).
+	tried      map[string]bool
+	candidates []string
+	listed     bool
+	done       bool
+	damage     []Damage
+}
+
+// openChecked opens an object of records, from an older version where
+// the current one fails its checks; an object with no good version is
+// read as empty and says so (Damage). The error is one a retry may cure
+// (or any failure of a job's working file).
+func (v *Vault) openChecked(ctx context.Context, o objectRef) (*checkedSource, error) {
+	s := &checkedSource{ctx: ctx, v: v, o: o, tried: map[string]bool{}}
+	err := s.open("")
+	if isDamage(err) {
+		err = s.fallback(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// open reads version versionID ("" the current one), checks it, and skips
+// the records already given.
+func (s *checkedSource) open(versionID string) error {
+	body, vid, err := s.v.fetch(s.ctx, s.o, versionID)
+	if vid != "" {
+		s.tried[vid] = true
+	}
+	if err != nil {
+		return err
+	}
+	r, err := NewSegmentReader(s.o.ref, io.NopCloser(bytes.NewReader(body)))
+	if err != nil {
+		return &damageError{err}
+	}
+	h := r.Header
+	switch {
+	case s.o.bucket != "" && h.Bucket != s.o.bucket:
+		err = damagef("its header names bucket %q", h.Bucket)
+	case s.o.name != "" && h.Segment != s.o.name:
+		err = damagef("its header names %q, not %q", h.Segment, s.o.name)
+	case s.o.records > 0 && h.Records != s.o.records:
+		err = damagef("its header says %d records, its manifest %d", h.Records, s.o.records)
+	case s.o.firstKey != "" && (h.FirstKey < s.o.firstKey || h.LastKey > s.o.lastKey):
+		err = damagef("its header's keys %q to %q are outside its manifest's %q to %q", h.FirstKey, h.LastKey, s.o.firstKey, s.o.lastKey)
+	case h.Records > 0 && h.FirstKey > h.LastKey:
+		err = damagef("its header's keys %q to %q are out of order", h.FirstKey, h.LastKey)
+	}
+	if err != nil {
+		r.Close()
+		return err
+	}
+	if s.r != nil {
+		s.r.Close()
+	}
+	s.r = r
+	for i := 0; i < s.n; i++ {
+		if _, err := s.read(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// read reads the next record of the open version, checked; io.EOF after
+// the last.
+func (s *checkedSource) read() (Observed, error) {
+	var o Observed
+	if s.o.kind == kindRun {
+		line, err := s.r.line()
+		if err == io.EOF {
+			if s.r.n != s.r.Header.Records {
+				return o, damagef("%d records, its header says %d", s.r.n, s.r.Header.Records)
+			}
+			return o, io.EOF
+		}
+		if err != nil {
+			return o, &damageError{err}
+		}
+		if err := json.Unmarshal(line, &o); err != nil {
+			return o, damagef("record %d: %v", s.r.n+1, err)
+		}
+		s.r.n++
+	} else {
+		rec, err := s.r.Next()
+		if err == io.EOF {
+			return o, io.EOF
+		}
+		if err != nil {
+			return o, &damageError{err}
+		}
+		o = Observed{Record: rec, Segment: s.o.ref.ID, Line: s.r.n}
+	}
+	h := s.r.Header
+	if o.Key < h.FirstKey || o.Key > h.LastKey {
+		return o, damagef("record %d's key %q is outside its header's %q to %q", s.r.n, o.Key, h.FirstKey, h.LastKey)
+	}
+	return o, nil
+}
+
+// Next returns the next record, from an older version after the current
+// one fails; io.EOF after the last (or once no version is good).
+func (s *checkedSource) Next() (Observed, error) {
+	for !s.done {
+		o, err := s.read()
+		if err == nil && o.Key < s.last {
+			err = damagef("record %d's key %q comes after %q: not sorted", s.n+1, o.Key, s.last)
+		}
+		switch {
+		case err == nil:
+			s.n++
+			s.last = o.Key
+			return o, nil
+		case err == io.EOF:
+			return o, io.EOF
+		case !isDamage(err):
+			return o, err
+		}
+		if err := s.fallback(err); err != nil {
+			return Observed{}, err
+		}
+	}
+	return Observed{}, io.EOF
+}
+
+// fallback reads the newest older version that passes the checks, after
+// cause; with none left it stops the object and says what is lost.
+func (s *checkedSource) fallback(cause error) error {
+	if s.o.kind == kindFile {
+		return fmt.Errorf("s3://%s/%s: %w", s.v.Bucket, s.o.ref.Key, cause)
+	}
+	if !s.listed {
+		s.listed = true
+		vs, err := s.v.versions(s.ctx, s.o.ref.Key)
+		if err != nil {
+			return err
+		}
+		for _, ov := range vs {
+			if s.o.etag == "" || s.o.etag == ov.etag {
+				s.candidates = append(s.candidates, ov.id)
+			}
+		}
+	}
+	reason := cause.Error()
+	for len(s.candidates) > 0 {
+		vid := s.candidates[0]
+		s.candidates = s.candidates[1:]
+		if s.tried[vid] {
+			continue
+		}
+		err := s.open(vid)
+		if err == nil {
+			s.damage = append(s.damage, Damage{Object: s.o.ref.Key, Reason: reason, Version: vid})
+			return nil
+		}
+		if !isDamage(err) {
+			return err
+		}
+	}
+	// No version is good: what this object held past the last key given
+	// is unknown, up to the last key its manifest gives (a segment has
+	// none: a damaged header is no range to trust).
+	first, last := s.o.firstKey, s.o.lastKey
+	if s.n > 0 {
+		first = s.last
+	}
+	s.damage = append(s.damage, Damage{Object: s.o.ref.Key, Reason: reason, Lost: true, FirstKey: first, LastKey: last})
+	s.done = true
+	if s.r != nil {
+		s.r.Close()
+		s.r = nil
+	}
+	return nil
+}
+
+func (s *checkedSource) Damage() []Damage { return s.damage }
+
+func (s *checkedSource) Close() error {
+	if s.r != nil {
+		err := s.r.Close()
+		s.r = nil
+		return err
+	}
+	return nil
+}
+
+// objectVersion is one version of a vault object.
+type objectVersion struct{ id, etag string }
+
+// versions lists the versions of one vault key, newest first.
+func (v *Vault) versions(ctx context.Context, key string) ([]objectVersion, error) {
+	var out []objectVersion
+	p := s3.NewListObjectVersionsPaginator(v.S3, &s3.ListObjectVersionsInput{Bucket: aws.String(v.Bucket), Prefix: aws.String(key)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("versions of s3://%s/%s: %w", v.Bucket, key, err)
+		}
+		for _, o := range page.Versions {
+			if aws.ToString(o.Key) == key {
+				out = append(out, objectVersion{id: aws.ToString(o.VersionId), etag: s3x.TrimETag(aws.ToString(o.ETag))})
+			}
+		}
+	}
+	return out, nil
+}
+
+// chainSource reads objects of records with disjoint, ascending key ranges
+// one after another (a run's or a snapshot's shards), checked, opening the
+// next while it reads the current one.
+type chainSource struct {
+	ctx    context.Context
+	v      *Vault
+	refs   []objectRef
+	cur    *checkedSource
+	ahead  chan openedShard
+	damage []Damage
+}
+
+type openedShard struct {
+	s   *checkedSource
+	err error
+}
+
+func (c *chainSource) openNext() {
+	if len(c.refs) == 0 {
+		return
+	}
+	o := c.refs[0]
+	c.refs = c.refs[1:]
+	ch := make(chan openedShard, 1)
+	go func() {
+		s, err := c.v.openChecked(c.ctx, o)
+		ch <- openedShard{s, err}
+	}()
+	c.ahead = ch
+}
+
+func (c *chainSource) Next() (Observed, error) {
+	for {
+		if c.cur == nil {
+			if c.ahead == nil {
+				c.openNext()
+			}
+			if c.ahead == nil {
+				return Observed{}, io.EOF
+			}
+			o := <-c.ahead
+			c.ahead = nil
+			if o.err != nil {
+				return Observed{}, o.err
+			}
+			c.cur = o.s
+			c.openNext()
+		}
+		rec, err := c.cur.Next()
+		if err == io.EOF {
+			c.damage = append(c.damage, c.cur.Damage()...)
+			c.cur.Close()
+			c.cur = nil
+			continue
+		}
+		return rec, err
+	}
+}
+
+func (c *chainSource) Damage() []Damage {
+	out := append([]Damage(nil), c.damage...)
+	if c.cur != nil {
+		out = append(out, c.cur.Damage()...)
+	}
+	return out
+}
+
+func (c *chainSource) Close() error {
+	var err error
+	if c.ahead != nil {
+		if o := <-c.ahead; o.s != nil {
+			o.s.Close()
+		}
+		c.ahead = nil
+	}
+	if c.cur != nil {
+		err = c.cur.Close()
+		c.cur = nil
+	}
+	return err
+}
+
+// shardRefs are the objects of shards in key order, restricted to those
+// that can hold a key with one of prefixes.
+func shardRefs(kind objectKind, bucket, name string, shards []RunShard, prefixes []string) []objectRef {
+	var refs []objectRef
+	for _, sh := range shards {
+		if overlaps(sh.FirstKey, sh.LastKey, prefixes) {
+			refs = append(refs, objectRef{kind: kind, ref: SegmentRef{ID: sh.Key, Key: sh.Key}, bucket: bucket, name: name,
+				etag: sh.ETag, firstKey: sh.FirstKey, lastKey: sh.LastKey, records: sh.Records})
+		}
+	}
+	sort.Slice(refs, func(i, j int) bool { return refs[i].firstKey < refs[j].firstKey })
+	return refs
+}
