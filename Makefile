@@ -4,7 +4,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 DIST      := dist/lambda
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help build cli test test-short demo bench lint synth server-install clean deploy invoke
+.PHONY: help build cli test test-short demo bench lint synth lint-template server-install clean deploy invoke
 
 # The CDK CLI (npm's aws-cdk, pinned in infra/_cdk/package-lock.json) runs
 # the Go app in infra/ (cdk.json). Synth needs no AWS credentials: the
@@ -28,6 +28,8 @@ help:
 	@echo "make build   - build each Lambda function as $(DIST)/<name>/bootstrap (linux/arm64) and bin/bucketvault"
 	@echo "make bench   - run the benchmarks against the local server and its peers (rclone, awscli)"
 	@echo "make lint    - gofmt, go vet, staticcheck, go mod tidy check"
+	@echo "make synth   - build, then synthesize the CDK app with cdk-nag's AwsSolutions checks (cdk.out/)"
+	@echo "make lint-template - make synth, then cfn-lint the templates"
 
 build: cli
 	@for f in $(FUNCTIONS); do \
@@ -69,9 +71,20 @@ $(CDK_STAMP): $(CDK_DIR)/package.json $(CDK_DIR)/package-lock.json
 	cd $(CDK_DIR) && npm ci --no-audit --no-fund
 	touch $@
 
+# The app applies cdk-nag's AwsSolutions rules (infra/nag.go): an
+# unsuppressed finding is an error or warning annotation, and --strict makes
+# cdk fail on warnings as on errors. cdk-nag's report, with every
+# suppression's reason, is cdk.out/AwsSolutions-<stack>-NagReport.csv.
 synth: build $(CDK_STAMP)
-	AWS_EC2_METADATA_DISABLED=true $(CDK_ENV) $(CDK) synth --quiet --no-notices $(CDK_FLAGS)
+	AWS_EC2_METADATA_DISABLED=true $(CDK_ENV) $(CDK) synth --quiet --strict --no-notices $(CDK_FLAGS)
 	@ls cdk.out/*.template.json
+
+# cfn-lint (pip install cfn-lint; the project uses 1.51) on make synth's
+# templates, with infra/cfn-lint.yaml (which says why it ignores what it
+# ignores); any finding fails.
+lint-template: synth
+	@command -v cfn-lint >/dev/null || { echo "make lint-template: cfn-lint is not installed: pip install cfn-lint==1.51.0"; exit 2; }
+	cfn-lint --config-file infra/cfn-lint.yaml -- cdk.out/*.template.json
 
 deploy: build $(CDK_STAMP)
 	$(CDK_ENV) $(CDK) deploy --no-notices $(CDK_FLAGS)

@@ -27,8 +27,9 @@ type GoFunctionProps struct {
 	Environment        map[string]string
 	LogLevel           string
 	LogRetentionDays   int
-	// Statements are the role's permissions besides logging and tracing.
-	Statements []awsiam.PolicyStatement
+	// Policy is the role's permissions besides logging and tracing, and
+	// why the wildcards among them are needed.
+	Policy policy
 }
 
 // GoFunction is one of bucketvault's Lambda functions: the Makefile-built
@@ -65,9 +66,12 @@ func NewGoFunction(scope constructs.Construct, id string, p *GoFunctionProps) *G
 	})
 	setLogicalID(f.Role, id+"Role")
 	f.Role.AddToPolicy(allow("Logs", []string{"logs:CreateLogStream", "logs:PutLogEvents"}, f.LogGroup.LogGroupArn()))
-	for _, s := range p.Statements {
+	for _, s := range p.Policy.statements {
 		f.Role.AddToPolicy(s)
 	}
+	// Active tracing (below) adds X-Ray's statement to the role.
+	p.Policy.because(whyStarOnly, jsii.String("*"))
+	p.Policy.suppress(f.Role)
 
 	env := map[string]*string{}
 	for k, v := range p.Environment {
@@ -115,13 +119,7 @@ func checkBootstrap(dir string) error {
 
 // allow is an Allow statement.
 func allow(sid string, actions []string, resources ...*string) awsiam.PolicyStatement {
-	acts := make([]*string, len(actions))
-	for i, a := range actions {
-		acts[i] = jsii.String(a)
-	}
-	return awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid: jsii.String(sid), Effect: awsiam.Effect_ALLOW, Actions: &acts, Resources: &resources,
-	})
+	return grant(sid, actions, resources, nil)
 }
 
 // strs turns strings into the pointers jsii wants.

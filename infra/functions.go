@@ -23,6 +23,21 @@ const EventSource = notify.Source
 // in functionProps.
 var Functions = []string{"journal", "reconcile", "protect", "restore", "snapshot", "dispatch"}
 
+// deployedFunctions are the functions a configuration deploys, each with
+// its own role: all of Functions, except dispatch without a backup plan
+// rule that takes snapshots (dispatch's only caller is such a rule's
+// schedule), so a role exists only with a function that uses it.
+func deployedFunctions(c *Config) []string {
+	var out []string
+	for _, name := range Functions {
+		if name == "dispatch" && len(snapshotRules(c)) == 0 {
+			continue
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
 // Vault key layout (docs/vault-format.md): what each role may read and write.
 const (
 	keyDescriptor = "bucketvault.json"
@@ -50,7 +65,8 @@ func constructID(name string) string {
 }
 
 // functionProps is each function's size, environment and permissions: only
-// the actions its code calls, on only the resources it touches.
+// the actions its code calls, on only the resources it touches, in only the
+// stack's account.
 func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 	c := r.Config
 	p := &GoFunctionProps{
@@ -61,40 +77,35 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		Environment:      map[string]string{config.EnvVault: r.Vault.Name},
 	}
 	minutes := func(n float64) awscdk.Duration { return awscdk.Duration_Minutes(jsii.Number(n)) }
+	pol := &p.Policy
 	switch name {
 	case "journal":
 		p.Description = "bucketvault journal: SQS batches of S3 events into the vault"
 		p.MemoryMB = c.Journal.MemoryMB
 		p.Timeout = awscdk.Duration_Seconds(jsii.Number(float64(c.Journal.TimeoutSeconds)))
 		p.Environment[config.EnvConcurrency] = fmt.Sprint(c.Concurrency)
-		p.Statements = concat(
-			r.readProtected(),
-			r.vaultAccess(true, []string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keyData}, []string{keyData, keyJournal}),
-			r.sourceKeys(),
-		)
+		r.readProtected(pol)
+		r.vaultAccess(pol, true, []string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keyData}, []string{keyData, keyJournal})
+		r.sourceKeys(pol, c.ProtectedBuckets)
 	case "reconcile":
 		p.Description = "bucketvault reconcile: fills the journal's gaps from ListObjectVersions, resuming across invocations"
 		p.MemoryMB = c.Reconcile.MemoryMB
 		p.Timeout = minutes(15)
 		p.Environment[config.EnvConcurrency] = fmt.Sprint(c.Concurrency)
 		p.Environment[config.EnvBuckets] = strings.Join(c.ProtectedBuckets, ",")
-		p.Statements = concat(
-			r.readProtected(),
-			r.vaultAccess(true, []string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keyData, keyReconcile}, []string{keyData, keyJournal, keyRuns, keyReconcile}),
-			r.sourceKeys(),
-		)
+		r.readProtected(pol)
+		r.vaultAccess(pol, true, []string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keyData, keyReconcile}, []string{keyData, keyJournal, keyRuns, keyReconcile})
+		r.sourceKeys(pol, c.ProtectedBuckets)
 	case "protect":
 		p.Description = "bucketvault protect: writes the vault descriptor, checks versioning and turns on EventBridge delivery of the protected buckets"
 		p.MemoryMB = c.Protect.MemoryMB
 		p.Timeout = minutes(5)
 		p.Environment[config.EnvBuckets] = strings.Join(c.ProtectedBuckets, ",")
-		p.Statements = concat(
-			[]awsiam.PolicyStatement{allow("ConfigureProtectedBuckets",
-				[]string{"s3:GetBucketVersioning", "s3:GetBucketNotification", "s3:PutBucketNotification"},
-				r.protectedBuckets()...)},
-			r.vaultAccess(false, []string{keyDescriptor, keyBuckets}, []string{keyBuckets}),
-			r.createDescriptor(),
-		)
+		pol.add(r.s3("ConfigureProtectedBuckets",
+			[]string{"s3:GetBucketVersioning", "s3:GetBucketNotification", "s3:PutBucketNotification"},
+			r.bucketARNs(c.ProtectedBuckets), nil))
+		r.vaultAccess(pol, false, []string{keyDescriptor, keyBuckets}, []string{keyBuckets})
+		r.createDescriptor(pol)
 	case "restore":
 		p.Description = "bucketvault restore: a bucket, prefixes or keys as of a point in time, into an allowed target"
 		p.MemoryMB = c.Restore.MemoryMB
@@ -104,14 +115,10 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.Environment[config.EnvRestoreTargets] = strings.Join(c.RestoreTargets, ",")
 		p.Environment[config.EnvEventsTopic] = *r.EventsTopic.TopicArn()
 		p.Environment[config.EnvEventBus] = r.EventBusARN
-		p.Statements = concat(
-			r.vaultAccess(false, []string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs}, []string{keyJobs}),
-			// A snapshot's data object carries its source's tags: a restore
-			// copies them (TaggingDirective COPY) or reads them.
-			[]awsiam.PolicyStatement{allow("ReadVaultDataTags", []string{"s3:GetObjectTagging"}, jsii.String(r.arns().objects(r.Vault.Name, keyData)))},
-			r.writeTargets(),
-			r.publishEvents(),
-		)
+		r.vaultAccess(pol, false, []string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs}, []string{keyJobs})
+		r.readVaultDataTags(pol)
+		r.writeTargets(pol)
+		r.publishEvents(pol)
 	case "snapshot":
 		p.Description = "bucketvault snapshot: the steps of the snapshot state machine (start, scan, copy, seal, notify, fail)"
 		p.MemoryMB = c.Snapshot.MemoryMB
@@ -119,41 +126,67 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.Environment[config.EnvConcurrency] = fmt.Sprint(c.Concurrency)
 		p.Environment[config.EnvEventsTopic] = *r.EventsTopic.TopicArn()
 		p.Environment[config.EnvEventBus] = r.EventBusARN
-		p.Statements = concat(
-			r.readSnapshotSources(),
-			r.vaultAccess(true,
-				[]string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs},
-				[]string{keyData, keySnapshots, keyJobs}),
-			// The copy carries the source's tags (TaggingDirective COPY).
-			[]awsiam.PolicyStatement{allow("TagVaultData", []string{"s3:PutObjectTagging"}, jsii.String(r.arns().objects(r.Vault.Name, keyData)))},
-			r.sourceKeys(),
-			r.publishEvents(),
-		)
+		r.readSnapshotSources(pol)
+		r.vaultAccess(pol, true,
+			[]string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs},
+			[]string{keyData, keySnapshots, keyJobs})
+		// The copy carries the source's tags (TaggingDirective COPY).
+		data := r.vaultKeys(keyData)
+		pol.add(r.s3("TagVaultData", []string{"s3:PutObjectTagging"}, data, nil))
+		pol.because(whyVaultKeys, data...)
+		r.sourceKeys(pol, snapshotBuckets(c, r.arns().partition))
+		r.publishEvents(pol)
 	case "dispatch":
 		p.Description = "bucketvault dispatch: a backup rule fired; resolves its selections and starts one snapshot execution per bucket"
 		p.MemoryMB = 256
 		p.Timeout = minutes(5)
-		p.Statements = r.dispatchSnapshots()
+		r.dispatchSnapshots(pol)
 	default:
 		panic(fmt.Sprintf("function %q has no entry in functionProps", name))
 	}
 	return p
 }
 
-func concat(lists ...[]awsiam.PolicyStatement) []awsiam.PolicyStatement {
-	var out []awsiam.PolicyStatement
-	for _, l := range lists {
-		out = append(out, l...)
+// Why the functions' wildcard resources are needed (cdk-nag
+// AwsSolutions-IAM5 suppressions; see policy.because).
+const (
+	whyVaultKeys = "The vault's layout (docs/vault-format.md, shared/vault) keeps each kind of object under its own prefix, named by a content hash, a bucket, a segment, job or snapshot id that no deployment can know: the role may read and write only the prefixes its function's steps use, in the stack's vault, in the stack's account (aws:ResourceAccount)."
+	whyProtected = "A protected bucket is backed up whole: the journal and reconcile read any version of any object (and its tags and ACL) of the configured protectedBuckets, whose keys are the users' own; bound to the stack's account (aws:ResourceAccount)."
+	whySnapshots = "A snapshot backs up a bucket whole: it reads any version of any object (and its tags and ACL) of the buckets the backup plan's selections can take (their Resources patterns; every bucket when a selection goes by tags: docs/deploy.md, Permissions) and of the protected buckets; bound to the stack's account (aws:ResourceAccount)."
+	whyTargets   = "A restore writes any key into a bucket the operator allowed: the configured restoreTargets patterns (a restore may create a new bucket matching one), bound to the stack's account by aws:ResourceAccount so a same-named bucket of another account is out of reach; shared/restore refuses any other target, and a pattern matching the vault is refused at synth."
+	whyListAll   = "s3:ListAllMyBuckets supports no resource-level permissions (Resource \"*\" only): dispatch resolves selections by tags against the account's bucket list."
+)
+
+func (r *FunctionResources) arns() s3ARNs { return r.Vault.arns }
+
+// s3 is an S3 statement bound to the stack's account (s3Grant).
+func (r *FunctionResources) s3(sid string, actions []string, resources []*string, c conditions) awsiam.PolicyStatement {
+	return s3Grant(r.Config.Account, sid, actions, resources, c)
+}
+
+// bucketARNs are the ARNs of buckets (names or IAM patterns).
+func (r *FunctionResources) bucketARNs(buckets []string) []*string {
+	var out []*string
+	for _, b := range buckets {
+		out = append(out, jsii.String(r.arns().bucket(b)))
 	}
 	return out
 }
 
-func (r *FunctionResources) arns() s3ARNs { return r.Vault.arns }
-
-func (r *FunctionResources) protectedBuckets() []*string {
+// objectARNs are the ARNs of every object of buckets (names or patterns).
+func (r *FunctionResources) objectARNs(buckets []string) []*string {
 	var out []*string
-	for _, b := range r.Config.ProtectedBuckets {
-		out = append(out, jsii.String(r.arns().bucket(b)))
+	for _, b := range buckets {
+		out = append(out, jsii.String(r.arns().objects(b, "*")))
+	}
+	return out
+}
+
+// vaultKeys are the ARNs of the vault's key patterns.
+func (r *FunctionResources) vaultKeys(patterns ...string) []*string {
+	var out []*string
+	for _, p := range patterns {
+		out = append(out, jsii.String(r.arns().objects(r.Vault.Name, p)))
 	}
 	return out
 }
@@ -164,18 +197,16 @@ func (r *FunctionResources) protectedBuckets() []*string {
 // listings of reconcile and of events without a version id. s3:ListBucket
 // also makes a missing version answer 404 rather than 403, which the
 // journal records as "gone" rather than "access denied".
-func (r *FunctionResources) readProtected() []awsiam.PolicyStatement {
-	var objects []*string
-	for _, b := range r.Config.ProtectedBuckets {
-		objects = append(objects, jsii.String(r.arns().objects(b, "*")))
-	}
-	return []awsiam.PolicyStatement{
-		allow("ReadProtectedObjects", []string{
+func (r *FunctionResources) readProtected(p *policy) {
+	objects := r.objectARNs(r.Config.ProtectedBuckets)
+	p.add(
+		r.s3("ReadProtectedObjects", []string{
 			"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging",
 			"s3:GetObjectAcl", "s3:GetObjectVersionAcl",
-		}, objects...),
-		allow("ListProtectedBuckets", []string{"s3:ListBucket", "s3:ListBucketVersions"}, r.protectedBuckets()...),
-	}
+		}, objects, nil),
+		r.s3("ListProtectedBuckets", []string{"s3:ListBucket", "s3:ListBucketVersions"}, r.bucketARNs(r.Config.ProtectedBuckets), nil),
+	)
+	p.because(whyProtected, objects...)
 }
 
 // readSnapshotSources reads what a snapshot reads of the buckets it may
@@ -184,75 +215,94 @@ func (r *FunctionResources) readProtected() []awsiam.PolicyStatement {
 // with its tags and ACL (copy: CopyObject and UploadPartCopy with the
 // source's tags, GetObject of a small version, GetObjectTagging when a
 // copy must set tags, GetObjectAcl where the bucket uses ACLs).
-func (r *FunctionResources) readSnapshotSources() []awsiam.PolicyStatement {
-	var buckets, objects []*string
-	for _, b := range snapshotBuckets(r.Config, r.arns().partition) {
-		buckets = append(buckets, jsii.String(r.arns().bucket(b)))
-		objects = append(objects, jsii.String(r.arns().objects(b, "*")))
-	}
-	return []awsiam.PolicyStatement{
-		allow("ReadSnapshotObjects", []string{"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging",
-			"s3:GetObjectAcl", "s3:GetObjectVersionAcl"}, objects...),
-		allow("ListSnapshotBuckets", []string{"s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketOwnershipControls"}, buckets...),
-	}
+func (r *FunctionResources) readSnapshotSources(p *policy) {
+	sources := snapshotBuckets(r.Config, r.arns().partition)
+	buckets, objects := r.bucketARNs(sources), r.objectARNs(sources)
+	p.add(
+		r.s3("ReadSnapshotObjects", []string{"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging",
+			"s3:GetObjectAcl", "s3:GetObjectVersionAcl"}, objects, nil),
+		r.s3("ListSnapshotBuckets", []string{"s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketOwnershipControls"}, buckets, nil),
+	)
+	p.because(whySnapshots, append(objects, buckets...)...)
 }
 
 // dispatchSnapshots is the dispatch function's access: resolve selections
 // (ListBuckets, each candidate's tags and versioning) and start executions
 // of the rules' state machines (not the on-demand one).
-func (r *FunctionResources) dispatchSnapshots() []awsiam.PolicyStatement {
+func (r *FunctionResources) dispatchSnapshots(p *policy) {
 	c := r.Config
-	var buckets []*string
-	for _, b := range snapshotBuckets(c, r.arns().partition) {
-		buckets = append(buckets, jsii.String(r.arns().bucket(b)))
-	}
-	out := []awsiam.PolicyStatement{
-		allow("ListAllBuckets", []string{"s3:ListAllMyBuckets"}, jsii.String("*")),
-		allow("ReadBucketSettings", []string{"s3:GetBucketTagging", "s3:GetBucketVersioning"}, buckets...),
-	}
+	all := []*string{jsii.String("*")}
+	buckets := r.bucketARNs(snapshotBuckets(c, r.arns().partition))
+	p.add(
+		r.s3("ListAllBuckets", []string{"s3:ListAllMyBuckets"}, all, nil),
+		r.s3("ReadBucketSettings", []string{"s3:GetBucketTagging", "s3:GetBucketVersioning"}, buckets, nil),
+	)
+	p.because(whyListAll, all...)
+	p.because(whySnapshots, buckets...)
 	arns := stateARNs{partition: r.arns().partition, region: c.Region, account: c.Account}
 	var machines []*string
-	if c.Plan != nil {
-		for i := range c.Plan.Rules {
-			if rule := &c.Plan.Rules[i]; !rule.Continuous() {
-				machines = append(machines, jsii.String(arns.machine(snapshotMachineName(c.StackName, rule.RuleName))))
-			}
-		}
+	for _, rule := range snapshotRules(c) {
+		machines = append(machines, jsii.String(arns.machine(snapshotMachineName(c.StackName, rule.RuleName))))
 	}
 	if len(machines) > 0 {
-		out = append(out, allow("StartSnapshotJobs", []string{"states:StartExecution"}, machines...))
+		p.add(allow("StartSnapshotJobs", []string{"states:StartExecution"}, machines...))
 	}
-	return out
 }
 
 // vaultAccess reads the vault keys in read, writes those in write (with the
-// multipart-copy abort on data/ when copies is set), lists the vault (so a
-// missing key is a 404), and uses the vault key.
-func (r *FunctionResources) vaultAccess(copies bool, read, write []string) []awsiam.PolicyStatement {
+// multipart-copy abort on data/ when copies is set), lists the vault, and
+// uses the vault key through S3 for the vault's objects only.
+//
+// Reading is reading every version: a vault object whose current version
+// is damaged, or behind a delete marker, is read from an older version
+// that is sound (design.md's invariant 7; shared/vault's FindData and its
+// readers of runs, segments and manifests list the object's versions and
+// read one), which takes s3:GetObjectVersion and s3:ListBucketVersions.
+//
+// Listing (objects and versions) is limited to the prefixes the role
+// reads (s3:prefix): the vault's listings (shared/vault: buckets/,
+// journal/<bucket>/, runs/<bucket>/, snapshots/ and snapshots/<bucket>/,
+// and the versions of one key) are all under them; and S3 answers a GET
+// or HEAD of a missing key 404, not 403, when the role may list with
+// s3:prefix equal to that key, which every read key matches. (Ceph's RGW
+// copied that evaluation from S3: ceph/ceph#68577.)
+func (r *FunctionResources) vaultAccess(p *policy, copies bool, read, write []string) {
 	name := r.Vault.Name
-	keys := func(patterns []string) []*string {
-		var out []*string
-		for _, p := range patterns {
-			out = append(out, jsii.String(r.arns().objects(name, p)))
-		}
-		return out
-	}
-	out := []awsiam.PolicyStatement{
-		allow("ListVault", []string{"s3:ListBucket"}, jsii.String(r.arns().bucket(name))),
-		allow("ReadVault", []string{"s3:GetObject"}, keys(read)...),
-		allow("WriteVault", []string{"s3:PutObject"}, keys(write)...),
-	}
+	readKeys, writeKeys := r.vaultKeys(read...), r.vaultKeys(write...)
+	p.add(
+		r.s3("ListVault", []string{"s3:ListBucket", "s3:ListBucketVersions"}, []*string{jsii.String(r.arns().bucket(name))},
+			conditions{"StringLike": {"s3:prefix": read}}),
+		r.s3("ReadVault", []string{"s3:GetObject", "s3:GetObjectVersion"}, readKeys, nil),
+		r.s3("WriteVault", []string{"s3:PutObject"}, writeKeys, nil),
+	)
+	p.because(whyVaultKeys, append(readKeys, writeKeys...)...)
 	if copies {
-		out = append(out, allow("AbortVaultCopies", []string{"s3:AbortMultipartUpload"}, keys([]string{keyData})...))
+		p.add(r.s3("AbortVaultCopies", []string{"s3:AbortMultipartUpload"}, r.vaultKeys(keyData), nil))
 	}
-	return append(out, allow("UseVaultKey", []string{"kms:Decrypt", "kms:GenerateDataKey"}, r.Vault.KeyARN()))
+	p.add(kmsViaS3(r.Config.Region, "UseVaultKey", []string{"kms:Decrypt", "kms:GenerateDataKey"},
+		[]*string{r.Vault.KeyARN()}, []string{r.arns().bucket(name)}))
 }
 
-func (r *FunctionResources) sourceKeys() []awsiam.PolicyStatement {
+// readVaultDataTags lets a restore read the tags of the vault's data
+// objects (of whichever version it reads, ReadVault): a copy carries them
+// (TaggingDirective COPY).
+func (r *FunctionResources) readVaultDataTags(p *policy) {
+	data := r.vaultKeys(keyData)
+	p.add(r.s3("ReadVaultDataTags", []string{"s3:GetObjectTagging", "s3:GetObjectVersionTagging"}, data, nil))
+	p.because(whyVaultKeys, data...)
+}
+
+// sourceKeys lets S3 decrypt objects of the source buckets (names or
+// patterns) with the configured source keys, for a copy into the vault.
+func (r *FunctionResources) sourceKeys(p *policy, buckets []string) {
 	if len(r.Config.SourceKMSKeyARNs) == 0 {
-		return nil
+		return
 	}
-	return []awsiam.PolicyStatement{allow("DecryptSourceObjects", []string{"kms:Decrypt"}, strs(r.Config.SourceKMSKeyARNs...)...)}
+	var arns []string
+	for _, b := range buckets {
+		arns = append(arns, r.arns().bucket(b))
+	}
+	p.add(kmsViaS3(r.Config.Region, "DecryptSourceObjects", []string{"kms:Decrypt"}, strs(r.Config.SourceKMSKeyARNs...), arns))
 }
 
 // writeTargets is the restore function's access to the allowed targets:
@@ -260,25 +310,27 @@ func (r *FunctionResources) sourceKeys() []awsiam.PolicyStatement {
 // listing), read the current version to skip identical objects and verify
 // restored ones, write objects with tags and ACLs (CopyObject and the
 // multipart copy), and put delete markers (rollback). Never
-// s3:DeleteObjectVersion.
-func (r *FunctionResources) writeTargets() []awsiam.PolicyStatement {
-	var buckets, objects []*string
-	for _, p := range r.Config.RestoreTargets {
-		buckets = append(buckets, jsii.String(r.arns().bucket(p)))
-		objects = append(objects, jsii.String(r.arns().objects(p, "*")))
-	}
-	out := []awsiam.PolicyStatement{
-		allow("PrepareTargets", []string{"s3:ListBucket", "s3:CreateBucket", "s3:PutBucketVersioning"}, buckets...),
-		allow("WriteTargets", []string{
+// s3:DeleteObjectVersion. Every statement holds in the stack's account
+// only: a target pattern names buckets, and bucket names are global.
+func (r *FunctionResources) writeTargets(p *policy) {
+	targets := r.Config.RestoreTargets
+	buckets, objects := r.bucketARNs(targets), r.objectARNs(targets)
+	p.add(
+		r.s3("PrepareTargets", []string{"s3:ListBucket", "s3:CreateBucket", "s3:PutBucketVersioning"}, buckets, nil),
+		r.s3("WriteTargets", []string{
 			"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging",
 			"s3:PutObject", "s3:PutObjectTagging", "s3:PutObjectAcl", "s3:PutObjectVersionAcl",
 			"s3:AbortMultipartUpload", "s3:DeleteObject",
-		}, objects...),
-	}
+		}, objects, nil),
+	)
+	p.because(whyTargets, append(buckets, objects...)...)
 	if keys := r.Config.RestoreTargetKMSKeyARNs; len(keys) > 0 {
-		out = append(out, allow("UseTargetKeys", []string{"kms:Decrypt", "kms:GenerateDataKey"}, strs(keys...)...))
+		var arns []string
+		for _, b := range targets {
+			arns = append(arns, r.arns().bucket(b))
+		}
+		p.add(kmsViaS3(r.Config.Region, "UseTargetKeys", []string{"kms:Decrypt", "kms:GenerateDataKey"}, strs(keys...), arns))
 	}
-	return out
 }
 
 // createDescriptor lets the protect function write the vault's descriptor
@@ -287,26 +339,18 @@ func (r *FunctionResources) writeTargets() []awsiam.PolicyStatement {
 // (s3:if-none-match present), so the role can create the descriptor and
 // never overwrite it. Reading it and telling a missing key from a denied
 // one are ReadVault and ListVault.
-func (r *FunctionResources) createDescriptor() []awsiam.PolicyStatement {
-	return []awsiam.PolicyStatement{awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("CreateVaultDescriptor"),
-		Effect:     awsiam.Effect_ALLOW,
-		Actions:    jsii.Strings("s3:PutObject"),
-		Resources:  jsii.Strings(r.arns().objects(r.Vault.Name, keyDescriptor)),
-		Conditions: &map[string]any{"Null": map[string]any{"s3:if-none-match": "false"}},
-	})}
+func (r *FunctionResources) createDescriptor(p *policy) {
+	p.add(r.s3("CreateVaultDescriptor", []string{"s3:PutObject"}, r.vaultKeys(keyDescriptor),
+		conditions{"Null": {"s3:if-none-match": "false"}}))
 }
 
 // publishEvents lets a function publish job events (shared/notify) to the
 // topic and to the default event bus (with source EventSource only). Only
 // functions that publish get it: restore and snapshot.
-func (r *FunctionResources) publishEvents() []awsiam.PolicyStatement {
-	put := awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("PutJobEvents"),
-		Effect:     awsiam.Effect_ALLOW,
-		Actions:    jsii.Strings("events:PutEvents"),
-		Resources:  jsii.Strings(r.EventBusARN),
-		Conditions: &map[string]any{"StringEquals": map[string]any{"events:source": EventSource}},
-	})
-	return []awsiam.PolicyStatement{allow("PublishJobEvents", []string{"sns:Publish"}, r.EventsTopic.TopicArn()), put}
+func (r *FunctionResources) publishEvents(p *policy) {
+	p.add(
+		allow("PublishJobEvents", []string{"sns:Publish"}, r.EventsTopic.TopicArn()),
+		grant("PutJobEvents", []string{"events:PutEvents"}, []*string{jsii.String(r.EventBusARN)},
+			conditions{"StringEquals": {"events:source": EventSource}}),
+	)
 }

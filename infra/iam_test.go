@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/bucketvault/bucketvault/shared/plan"
 )
 
 // render spells a template value as a string: literals as they are,
@@ -111,10 +113,12 @@ func rolePolicy(t *testing.T, s *stackUnderTest, role string) []stmt {
 }
 
 const (
+	account   = "123456789012"
 	vaultARN  = "arn:aws:s3:::bucketvault-vault-123456789012-us-east-1"
 	sourceKey = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
 	targetKey = "arn:aws:kms:us-east-1:123456789012:key/66666666-7777-8888-9999-000000000000"
 	eventBus  = "arn:aws:events:us-east-1:123456789012:event-bus/default"
+	viaS3     = "s3.us-east-1.amazonaws.com"
 )
 
 func vaultKeys(keys ...string) []string {
@@ -126,22 +130,81 @@ func vaultKeys(keys ...string) []string {
 	return out
 }
 
+// cond spells a Condition as render does (JSON, keys sorted).
+func cond(c map[string]map[string]any) string {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// inAccount is a Condition binding a statement to the test account
+// (aws:ResourceAccount), with more conditions.
+func inAccount(more map[string]map[string]any) string {
+	c := map[string]map[string]any{"StringEquals": {"aws:ResourceAccount": account}}
+	for op, kv := range more {
+		if c[op] == nil {
+			c[op] = map[string]any{}
+		}
+		for k, v := range kv {
+			c[op][k] = v
+		}
+	}
+	return cond(c)
+}
+
+// s3In is an Allow statement on S3 resources of the test account.
+func s3In(sid string, actions, resources []string) stmt {
+	sort.Strings(actions)
+	return stmt{Sid: sid, Effect: "Allow", Actions: actions, Resources: resources, Condition: inAccount(nil)}
+}
+
+// viaS3For is the Condition of a KMS statement: through S3 in the test
+// region, for objects of the buckets named.
+func viaS3For(bucketARNs ...string) string {
+	var ctx []any
+	for _, b := range bucketARNs {
+		ctx = append(ctx, b, b+"/*")
+	}
+	return cond(map[string]map[string]any{
+		"StringEquals": {"kms:ViaService": viaS3},
+		"StringLike":   {"kms:EncryptionContext:aws:s3:arn": ctx},
+	})
+}
+
+// listVault lists the vault under the prefixes the role reads.
+func listVault(prefixes ...string) stmt {
+	p := make([]any, len(prefixes))
+	for i, x := range prefixes {
+		p[i] = x
+	}
+	return stmt{Sid: "ListVault", Effect: "Allow", Actions: []string{"s3:ListBucket", "s3:ListBucketVersions"}, Resources: []string{vaultARN},
+		Condition: inAccount(map[string]map[string]any{"StringLike": {"s3:prefix": p}})}
+}
+
+// readVault reads every version of the vault keys named (a damaged current
+// version is read from an older one).
+func readVault(keys []string) stmt {
+	return s3In("ReadVault", []string{"s3:GetObject", "s3:GetObjectVersion"}, keys)
+}
+
 var (
 	xray = stmt{Effect: "Allow", Actions: []string{"xray:PutTelemetryRecords", "xray:PutTraceSegments"}, Resources: []string{"*"}}
 	logs = func(fn string) stmt {
 		return stmt{Sid: "Logs", Effect: "Allow", Actions: []string{"logs:CreateLogStream", "logs:PutLogEvents"}, Resources: []string{"GetAtt:" + fn + "Logs.Arn"}}
 	}
 	readProtected = []stmt{
-		{Sid: "ReadProtectedObjects", Effect: "Allow", Actions: []string{
+		s3In("ReadProtectedObjects", []string{
 			"s3:GetObject", "s3:GetObjectAcl", "s3:GetObjectTagging", "s3:GetObjectVersion", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging",
-		}, Resources: []string{"arn:aws:s3:::documents/*", "arn:aws:s3:::photos/*"}},
-		{Sid: "ListProtectedBuckets", Effect: "Allow", Actions: []string{"s3:ListBucket", "s3:ListBucketVersions"}, Resources: []string{"arn:aws:s3:::documents", "arn:aws:s3:::photos"}},
+		}, []string{"arn:aws:s3:::documents/*", "arn:aws:s3:::photos/*"}),
+		s3In("ListProtectedBuckets", []string{"s3:ListBucket", "s3:ListBucketVersions"}, []string{"arn:aws:s3:::documents", "arn:aws:s3:::photos"}),
 	}
-	listVault      = stmt{Sid: "ListVault", Effect: "Allow", Actions: []string{"s3:ListBucket"}, Resources: []string{vaultARN}}
-	abortVault     = stmt{Sid: "AbortVaultCopies", Effect: "Allow", Actions: []string{"s3:AbortMultipartUpload"}, Resources: vaultKeys("data/*")}
-	useVaultKey    = stmt{Sid: "UseVaultKey", Effect: "Allow", Actions: []string{"kms:Decrypt", "kms:GenerateDataKey"}, Resources: []string{"GetAtt:VaultKey.Arn"}}
-	decryptSources = stmt{Sid: "DecryptSourceObjects", Effect: "Allow", Actions: []string{"kms:Decrypt"}, Resources: []string{sourceKey}}
-	publish        = []stmt{
+	abortVault     = s3In("AbortVaultCopies", []string{"s3:AbortMultipartUpload"}, vaultKeys("data/*"))
+	useVaultKey    = stmt{Sid: "UseVaultKey", Effect: "Allow", Actions: []string{"kms:Decrypt", "kms:GenerateDataKey"}, Resources: []string{"GetAtt:VaultKey.Arn"}, Condition: viaS3For(vaultARN)}
+	decryptSources = stmt{Sid: "DecryptSourceObjects", Effect: "Allow", Actions: []string{"kms:Decrypt"}, Resources: []string{sourceKey},
+		Condition: viaS3For("arn:aws:s3:::photos", "arn:aws:s3:::documents")}
+	publish = []stmt{
 		{Sid: "PublishJobEvents", Effect: "Allow", Actions: []string{"sns:Publish"}, Resources: []string{"Ref:EventsTopic"}},
 		{Sid: "PutJobEvents", Effect: "Allow", Actions: []string{"events:PutEvents"}, Resources: []string{eventBus}, Condition: `{"StringEquals":{"events:source":"bucketvault"}}`},
 	}
@@ -160,64 +223,71 @@ func join(parts ...any) []stmt {
 	return out
 }
 
-// TestRolePolicies pins every function role's statements exactly: only
-// the actions the function's code calls, on only what it touches.
+// TestRolePolicies pins every role's statements exactly: only the actions
+// the function's code calls, on only what it touches, S3 in the stack's
+// account only, the vault key through S3 for the vault only.
 func TestRolePolicies(t *testing.T) {
 	s := synth(t).main
 	want := map[string][]stmt{
-		"JournalRole": join(logs("Journal"), readProtected, listVault,
-			stmt{Sid: "ReadVault", Effect: "Allow", Actions: []string{"s3:GetObject"}, Resources: vaultKeys("bucketvault.json", "buckets/*", "journal/*", "runs/*", "data/*")},
-			stmt{Sid: "WriteVault", Effect: "Allow", Actions: []string{"s3:PutObject"}, Resources: vaultKeys("data/*", "journal/*")},
+		"JournalRole": join(logs("Journal"), readProtected,
+			listVault("bucketvault.json", "buckets/*", "journal/*", "runs/*", "data/*"),
+			readVault(vaultKeys("bucketvault.json", "buckets/*", "journal/*", "runs/*", "data/*")),
+			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("data/*", "journal/*")),
 			abortVault, useVaultKey, decryptSources, xray,
 			stmt{Effect: "Allow", Actions: []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"}, Resources: []string{"GetAtt:JournalQueue.Arn"}},
 		),
-		"ReconcileRole": join(logs("Reconcile"), readProtected, listVault,
-			stmt{Sid: "ReadVault", Effect: "Allow", Actions: []string{"s3:GetObject"}, Resources: vaultKeys("bucketvault.json", "buckets/*", "journal/*", "runs/*", "data/*", "reconcile/*")},
-			stmt{Sid: "WriteVault", Effect: "Allow", Actions: []string{"s3:PutObject"}, Resources: vaultKeys("data/*", "journal/*", "runs/*", "reconcile/*")},
+		"ReconcileRole": join(logs("Reconcile"), readProtected,
+			listVault("bucketvault.json", "buckets/*", "journal/*", "runs/*", "data/*", "reconcile/*"),
+			readVault(vaultKeys("bucketvault.json", "buckets/*", "journal/*", "runs/*", "data/*", "reconcile/*")),
+			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("data/*", "journal/*", "runs/*", "reconcile/*")),
 			abortVault, useVaultKey, decryptSources, xray,
 		),
 		"ProtectRole": join(logs("Protect"),
-			stmt{Sid: "ConfigureProtectedBuckets", Effect: "Allow", Actions: []string{"s3:GetBucketNotification", "s3:GetBucketVersioning", "s3:PutBucketNotification"}, Resources: []string{"arn:aws:s3:::documents", "arn:aws:s3:::photos"}},
-			listVault,
-			stmt{Sid: "ReadVault", Effect: "Allow", Actions: []string{"s3:GetObject"}, Resources: vaultKeys("bucketvault.json", "buckets/*")},
-			stmt{Sid: "WriteVault", Effect: "Allow", Actions: []string{"s3:PutObject"}, Resources: vaultKeys("buckets/*")},
+			s3In("ConfigureProtectedBuckets", []string{"s3:GetBucketNotification", "s3:GetBucketVersioning", "s3:PutBucketNotification"}, []string{"arn:aws:s3:::documents", "arn:aws:s3:::photos"}),
+			listVault("bucketvault.json", "buckets/*"),
+			readVault(vaultKeys("bucketvault.json", "buckets/*")),
+			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("buckets/*")),
 			useVaultKey,
 			// The descriptor: created only, never overwritten.
 			stmt{Sid: "CreateVaultDescriptor", Effect: "Allow", Actions: []string{"s3:PutObject"}, Resources: vaultKeys("bucketvault.json"),
-				Condition: `{"Null":{"s3:if-none-match":"false"}}`},
+				Condition: inAccount(map[string]map[string]any{"Null": {"s3:if-none-match": "false"}})},
 			xray,
 		),
-		"RestoreRole": join(logs("Restore"), listVault,
-			stmt{Sid: "ReadVault", Effect: "Allow", Actions: []string{"s3:GetObject"}, Resources: vaultKeys("bucketvault.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*")},
-			stmt{Sid: "WriteVault", Effect: "Allow", Actions: []string{"s3:PutObject"}, Resources: vaultKeys("jobs/*")},
+		"RestoreRole": join(logs("Restore"),
+			listVault("bucketvault.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*"),
+			readVault(vaultKeys("bucketvault.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*")),
+			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("jobs/*")),
 			useVaultKey,
-			stmt{Sid: "ReadVaultDataTags", Effect: "Allow", Actions: []string{"s3:GetObjectTagging"}, Resources: vaultKeys("data/*")},
-			stmt{Sid: "PrepareTargets", Effect: "Allow", Actions: []string{"s3:CreateBucket", "s3:ListBucket", "s3:PutBucketVersioning"}, Resources: []string{"arn:aws:s3:::photos-restored*", "arn:aws:s3:::scratch-restore-?"}},
-			stmt{Sid: "WriteTargets", Effect: "Allow", Actions: []string{
+			s3In("ReadVaultDataTags", []string{"s3:GetObjectTagging", "s3:GetObjectVersionTagging"}, vaultKeys("data/*")),
+			s3In("PrepareTargets", []string{"s3:CreateBucket", "s3:ListBucket", "s3:PutBucketVersioning"}, []string{"arn:aws:s3:::photos-restored*", "arn:aws:s3:::scratch-restore-?"}),
+			s3In("WriteTargets", []string{
 				"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:GetObjectTagging", "s3:GetObjectVersion", "s3:GetObjectVersionTagging",
 				"s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectTagging", "s3:PutObjectVersionAcl",
-			}, Resources: []string{"arn:aws:s3:::photos-restored*/*", "arn:aws:s3:::scratch-restore-?/*"}},
-			stmt{Sid: "UseTargetKeys", Effect: "Allow", Actions: []string{"kms:Decrypt", "kms:GenerateDataKey"}, Resources: []string{targetKey}},
+			}, []string{"arn:aws:s3:::photos-restored*/*", "arn:aws:s3:::scratch-restore-?/*"}),
+			stmt{Sid: "UseTargetKeys", Effect: "Allow", Actions: []string{"kms:Decrypt", "kms:GenerateDataKey"}, Resources: []string{targetKey},
+				Condition: viaS3For("arn:aws:s3:::photos-restored*", "arn:aws:s3:::scratch-restore-?")},
 			publish, xray,
 		),
 		"SnapshotRole": join(logs("Snapshot"),
 			// The buckets the plan's selection can take (photos and
 			// archive-*) and the protected ones (the on-demand snapshot's).
-			stmt{Sid: "ReadSnapshotObjects", Effect: "Allow", Actions: []string{"s3:GetObject", "s3:GetObjectAcl", "s3:GetObjectTagging", "s3:GetObjectVersion", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"},
-				Resources: []string{"arn:aws:s3:::archive-*/*", "arn:aws:s3:::documents/*", "arn:aws:s3:::photos/*"}},
-			stmt{Sid: "ListSnapshotBuckets", Effect: "Allow", Actions: []string{"s3:GetBucketOwnershipControls", "s3:ListBucket", "s3:ListBucketVersions"},
-				Resources: []string{"arn:aws:s3:::archive-*", "arn:aws:s3:::documents", "arn:aws:s3:::photos"}},
-			listVault,
-			stmt{Sid: "ReadVault", Effect: "Allow", Actions: []string{"s3:GetObject"}, Resources: vaultKeys("bucketvault.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*")},
-			stmt{Sid: "WriteVault", Effect: "Allow", Actions: []string{"s3:PutObject"}, Resources: vaultKeys("data/*", "snapshots/*", "jobs/*")},
+			s3In("ReadSnapshotObjects", []string{"s3:GetObject", "s3:GetObjectAcl", "s3:GetObjectTagging", "s3:GetObjectVersion", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"},
+				[]string{"arn:aws:s3:::archive-*/*", "arn:aws:s3:::documents/*", "arn:aws:s3:::photos/*"}),
+			s3In("ListSnapshotBuckets", []string{"s3:GetBucketOwnershipControls", "s3:ListBucket", "s3:ListBucketVersions"},
+				[]string{"arn:aws:s3:::archive-*", "arn:aws:s3:::documents", "arn:aws:s3:::photos"}),
+			listVault("bucketvault.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*"),
+			readVault(vaultKeys("bucketvault.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*")),
+			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("data/*", "snapshots/*", "jobs/*")),
 			abortVault, useVaultKey,
-			stmt{Sid: "TagVaultData", Effect: "Allow", Actions: []string{"s3:PutObjectTagging"}, Resources: vaultKeys("data/*")},
-			decryptSources, publish, xray,
+			s3In("TagVaultData", []string{"s3:PutObjectTagging"}, vaultKeys("data/*")),
+			stmt{Sid: "DecryptSourceObjects", Effect: "Allow", Actions: []string{"kms:Decrypt"}, Resources: []string{sourceKey},
+				Condition: viaS3For("arn:aws:s3:::archive-*", "arn:aws:s3:::documents", "arn:aws:s3:::photos")},
+			publish, xray,
 		),
 		"DispatchRole": join(logs("Dispatch"),
-			stmt{Sid: "ListAllBuckets", Effect: "Allow", Actions: []string{"s3:ListAllMyBuckets"}, Resources: []string{"*"}},
-			stmt{Sid: "ReadBucketSettings", Effect: "Allow", Actions: []string{"s3:GetBucketTagging", "s3:GetBucketVersioning"},
-				Resources: []string{"arn:aws:s3:::archive-*", "arn:aws:s3:::documents", "arn:aws:s3:::photos"}},
+			s3In("ListAllBuckets", []string{"s3:ListAllMyBuckets"}, []string{"*"}),
+			s3In("ReadBucketSettings", []string{"s3:GetBucketTagging", "s3:GetBucketVersioning"},
+				[]string{"arn:aws:s3:::archive-*", "arn:aws:s3:::documents", "arn:aws:s3:::photos"}),
 			stmt{Sid: "StartSnapshotJobs", Effect: "Allow", Actions: []string{"states:StartExecution"}, Resources: []string{
 				"arn:aws:states:us-east-1:123456789012:stateMachine:BucketVault-snapshot-daily",
 				"arn:aws:states:us-east-1:123456789012:stateMachine:BucketVault-snapshot-every-6-hours"}},
@@ -225,8 +295,8 @@ func TestRolePolicies(t *testing.T) {
 		),
 		"SnapshotStateMachineRole": {
 			{Sid: "InvokeSnapshotFunction", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:SnapshotFunction.Arn"}},
-			{Sid: "ReadItemsLists", Effect: "Allow", Actions: []string{"s3:GetObject"}, Resources: vaultKeys("jobs/*/items.json")},
-			{Sid: "DecryptItemsLists", Effect: "Allow", Actions: []string{"kms:Decrypt"}, Resources: []string{"GetAtt:VaultKey.Arn"}},
+			s3In("ReadItemsLists", []string{"s3:GetObject"}, vaultKeys("jobs/*/items.json")),
+			{Sid: "DecryptItemsLists", Effect: "Allow", Actions: []string{"kms:Decrypt"}, Resources: []string{"GetAtt:VaultKey.Arn"}, Condition: viaS3For(vaultARN)},
 			{Sid: "StartMapRuns", Effect: "Allow", Actions: []string{"states:StartExecution"}, Resources: []string{
 				"arn:aws:states:us-east-1:123456789012:stateMachine:BucketVault-snapshot",
 				"arn:aws:states:us-east-1:123456789012:stateMachine:BucketVault-snapshot-daily",
@@ -235,14 +305,15 @@ func TestRolePolicies(t *testing.T) {
 				"arn:aws:states:us-east-1:123456789012:execution:BucketVault-snapshot-daily/CopyBatches:*",
 				"arn:aws:states:us-east-1:123456789012:execution:BucketVault-snapshot-every-6-hours/CopyBatches:*",
 				"arn:aws:states:us-east-1:123456789012:execution:BucketVault-snapshot/CopyBatches:*"}},
-			// Tracing (TracingEnabled): X-Ray's actions take no narrower
-			// resource.
-			{Effect: "Allow", Actions: []string{"xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments"}, Resources: []string{"*"}},
+			// Logging (level ALL) and tracing: CloudWatch Logs' log
+			// delivery and X-Ray's actions take no narrower resource.
+			// (@aws-cdk/aws-iam:minimizePolicies merges them).
+			{Effect: "Allow", Actions: append(slices.Clone(logDelivery),
+				"xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments"), Resources: []string{"*"}},
 		},
 		"SnapshotScheduleRole":  {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:DispatchFunction.Arn"}}},
 		"ReconcileScheduleRole": {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:ReconcileFunction.Arn"}}},
 		"ProtectScheduleRole":   {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:ProtectFunction.Arn"}}},
-		"ExpiryRole":            nil, // the lifecycle function (a later issue) brings its permissions
 	}
 	roles := s.ofType("AWS::IAM::Role")
 	var wantRoles []string
@@ -264,6 +335,155 @@ func TestRolePolicies(t *testing.T) {
 		if slices.Contains(st.Actions, "s3:DeleteObjectVersion") {
 			t.Errorf("restore role has s3:DeleteObjectVersion: %+v", st)
 		}
+	}
+}
+
+// logDelivery are the CloudWatch Logs actions a state machine's logging
+// needs, on Resource "*" only.
+var logDelivery = []string{
+	"logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups", "logs:DescribeResourcePolicies",
+	"logs:GetLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:UpdateLogDelivery",
+}
+
+// conditionOf decodes a statement's Condition.
+func conditionOf(t *testing.T, st stmt) map[string]map[string]any {
+	t.Helper()
+	c := map[string]map[string]any{}
+	if st.Condition != "" {
+		if err := json.Unmarshal([]byte(st.Condition), &c); err != nil {
+			t.Fatalf("condition %s: %v", st.Condition, err)
+		}
+	}
+	return c
+}
+
+// roleStatements are the statements of every role of a stack, by role.
+func roleStatements(t *testing.T, s *stackUnderTest) map[string][]stmt {
+	out := map[string][]stmt{}
+	for _, role := range s.ofType("AWS::IAM::Role") {
+		out[role] = rolePolicy(t, s, role)
+	}
+	return out
+}
+
+// TestS3InAccount: every statement that allows an S3 action holds only in
+// the stack's account (aws:ResourceAccount): a bucket ARN names no
+// account, so a name or pattern (a restore target's) would also match a
+// same-named bucket of another account.
+func TestS3InAccount(t *testing.T) {
+	for name, st := range synth(t).stacks() {
+		n := 0
+		for role, stmts := range roleStatements(t, st) {
+			for _, x := range stmts {
+				if !slices.ContainsFunc(x.Actions, func(a string) bool { return strings.HasPrefix(a, "s3:") }) {
+					continue
+				}
+				n++
+				if got := conditionOf(t, x)["StringEquals"]["aws:ResourceAccount"]; got != account {
+					t.Errorf("%s %s %q: aws:ResourceAccount %v, want %s (condition %s)", name, role, x.Sid, got, account, x.Condition)
+				}
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s: no S3 statements", name)
+		}
+	}
+}
+
+// TestKeysViaS3: every statement that allows a KMS action lets S3 (in the
+// stack's region) use the key, for objects of named buckets only.
+func TestKeysViaS3(t *testing.T) {
+	for name, st := range synth(t).stacks() {
+		n := 0
+		for role, stmts := range roleStatements(t, st) {
+			for _, x := range stmts {
+				if !slices.ContainsFunc(x.Actions, func(a string) bool { return strings.HasPrefix(a, "kms:") }) {
+					continue
+				}
+				n++
+				c := conditionOf(t, x)
+				if got := c["StringEquals"]["kms:ViaService"]; got != viaS3 {
+					t.Errorf("%s %s %q: kms:ViaService %v, want %s", name, role, x.Sid, got, viaS3)
+				}
+				if ctx := list0(c["StringLike"]["kms:EncryptionContext:aws:s3:arn"]); len(ctx) == 0 {
+					t.Errorf("%s %s %q: no aws:s3:arn encryption context", name, role, x.Sid)
+				}
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s: no KMS statements", name)
+		}
+	}
+}
+
+// TestVaultListedByPrefix: a role lists the vault (or its versions) only
+// under prefixes it may read: every s3:prefix it may list is one of its
+// ReadVault key patterns.
+func TestVaultListedByPrefix(t *testing.T) {
+	for name, st := range synth(t).stacks() {
+		vault := "arn:aws:s3:::" + st.config.Vault.BucketName
+		for role, stmts := range roleStatements(t, st) {
+			var reads []string
+			for _, x := range stmts {
+				if x.Sid == "ReadVault" {
+					reads = x.Resources
+				}
+			}
+			for _, x := range stmts {
+				if !slices.Contains(x.Resources, vault) ||
+					!slices.Contains(x.Actions, "s3:ListBucket") && !slices.Contains(x.Actions, "s3:ListBucketVersions") {
+					continue
+				}
+				prefixes := list0(conditionOf(t, x)["StringLike"]["s3:prefix"])
+				if len(prefixes) == 0 {
+					t.Errorf("%s %s %q lists the whole vault: %+v", name, role, x.Sid, x)
+				}
+				for _, p := range prefixes {
+					if !slices.Contains(reads, vault+"/"+p.(string)) {
+						t.Errorf("%s %s %q lists %v, which it may not read (%v)", name, role, x.Sid, p, reads)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestRolesHaveUsers: a role exists only with what assumes it (a
+// function, a state machine, a schedule): the dispatch function and its
+// role only with a backup plan rule that takes snapshots.
+func TestRolesHaveUsers(t *testing.T) {
+	for name, st := range synth(t).stacks() {
+		users := map[string]bool{}
+		for _, r := range st.resources() {
+			res := r.(map[string]any)
+			p, _ := res["Properties"].(map[string]any)
+			switch res["Type"] {
+			case "AWS::Lambda::Function":
+				users[render(p["Role"])] = true
+			case "AWS::StepFunctions::StateMachine":
+				users[render(p["RoleArn"])] = true
+			case "AWS::Scheduler::Schedule":
+				users[render(p["Target"].(map[string]any)["RoleArn"])] = true
+			}
+		}
+		for _, role := range st.ofType("AWS::IAM::Role") {
+			if !users["GetAtt:"+role+".Arn"] {
+				t.Errorf("%s: role %s is used by nothing", name, role)
+			}
+		}
+		_, dispatch := st.resources()["DispatchFunction"]
+		if want := len(snapshotRules(st.config)) > 0; dispatch != want {
+			t.Errorf("%s: dispatch function deployed %v, want %v (snapshot rules: %d)", name, dispatch, want, len(snapshotRules(st.config)))
+		}
+	}
+	if _, ok := synth(t).noPlan.resources()["DispatchRole"]; ok {
+		t.Error("a stack without a backup plan has a dispatch role")
+	}
+	// A plan whose only rule is continuous has no snapshot rule either.
+	on := true
+	c := &Config{Plan: &plan.Plan{Rules: []plan.Rule{{RuleName: "pitr", EnableContinuousBackup: &on}}}}
+	if got := deployedFunctions(c); slices.Contains(got, "dispatch") {
+		t.Errorf("a continuous-only plan deploys %v", got)
 	}
 }
 
@@ -298,6 +518,12 @@ func TestRoleTrust(t *testing.T) {
 var starOnly = map[string]bool{
 	"xray:PutTraceSegments": true, "xray:PutTelemetryRecords": true, "cloudwatch:PutMetricData": true,
 	"xray:GetSamplingRules": true, "xray:GetSamplingTargets": true, "s3:ListAllMyBuckets": true,
+}
+
+func init() {
+	for _, a := range logDelivery {
+		starOnly[a] = true
+	}
 }
 
 // policyDocuments lists every IAM policy document in a template: identity
@@ -352,9 +578,9 @@ func checkNoWildcards(t *testing.T, s *stackUnderTest) {
 }
 
 func TestNoWildcards(t *testing.T) {
-	s := synth(t)
-	checkNoWildcards(t, s.main)
-	checkNoWildcards(t, s.variant)
+	for _, st := range synth(t).stacks() {
+		checkNoWildcards(t, st)
+	}
 }
 
 // TestFunctionsMatchDirectories: every directory of functions/ is deployed,

@@ -47,6 +47,7 @@ func synthApp(app awscdk.App, c *Config) (err error) {
 		}
 	}()
 	NewBucketVaultStack(app, c)
+	CheckAwsSolutions(app)
 	app.Synth(nil)
 	return nil
 }

@@ -40,6 +40,12 @@ type synthesis struct {
 	outDir   string
 	main     *stackUnderTest // testdata/config.json: every option on
 	variant  *stackUnderTest // testdata/config.variant.json: imported key and alarm topic, defaults
+	noPlan   *stackUnderTest // testdata/config.noplan.json: no backup plan, defaults
+}
+
+// stacks are the synthesized stacks by name.
+func (s *synthesis) stacks() map[string]*stackUnderTest {
+	return map[string]*stackUnderTest{"main": s.main, "variant": s.variant, "noPlan": s.noPlan}
 }
 
 type stackUnderTest struct {
@@ -161,7 +167,7 @@ func doSynth() (s *synthesis, err error) {
 	for _, x := range []struct {
 		file string
 		dst  **stackUnderTest
-	}{{"testdata/config.json", &s.main}, {"testdata/config.variant.json", &s.variant}} {
+	}{{"testdata/config.json", &s.main}, {"testdata/config.variant.json", &s.variant}, {"testdata/config.noplan.json", &s.noPlan}} {
 		c, err := loadTestConfig(x.file)
 		if err != nil {
 			return s, err
@@ -170,8 +176,11 @@ func doSynth() (s *synthesis, err error) {
 		st := &stackUnderTest{config: c, stack: NewBucketVaultStack(app, c)}
 		*x.dst = st
 	}
+	// As make synth does: cdk-nag's findings are annotations of the
+	// assembly (TestAwsSolutions).
+	CheckAwsSolutions(app)
 	app.Synth(nil)
-	for _, st := range []*stackUnderTest{s.main, s.variant} {
+	for _, st := range s.stacks() {
 		st.assertion = assertions.Template_FromStack(st.stack.Stack, nil)
 		b, err := json.Marshal(st.assertion.ToJSON())
 		if err != nil {

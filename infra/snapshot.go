@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsscheduler"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -241,9 +242,10 @@ type SnapshotMachine struct {
 
 // SnapshotPathProps configure SnapshotPath.
 type SnapshotPathProps struct {
-	Config        *Config
-	Vault         *Vault
-	Snapshot      *GoFunction
+	Config   *Config
+	Vault    *Vault
+	Snapshot *GoFunction
+	// Dispatch is the rules' schedules' target (nil without snapshot rules).
 	Dispatch      *GoFunction
 	Notifications *Notifications
 }
@@ -256,6 +258,8 @@ type SnapshotPath struct {
 	Rules    []*SnapshotMachine
 	// Role is the state machines' role.
 	Role awsiam.Role
+	// LogGroup holds the state machines' execution logs.
+	LogGroup awslogs.LogGroup
 	// ScheduleRole is the rules' schedules' role (nil without rules).
 	ScheduleRole awsiam.Role
 }
@@ -282,16 +286,10 @@ func NewSnapshotPath(scope constructs.Construct, id string, p *SnapshotPathProps
 
 	sp.OnDemand = &SnapshotMachine{Name: snapshotMachineName(c.StackName, "")}
 	machines := []*SnapshotMachine{sp.OnDemand}
-	if c.Plan != nil {
-		for i := range c.Plan.Rules {
-			r := &c.Plan.Rules[i]
-			if r.Continuous() {
-				continue // served by the journal, not by snapshots
-			}
-			m := &SnapshotMachine{Rule: r, Name: snapshotMachineName(c.StackName, r.RuleName)}
-			sp.Rules = append(sp.Rules, m)
-			machines = append(machines, m)
-		}
+	for _, r := range snapshotRules(c) {
+		m := &SnapshotMachine{Rule: r, Name: snapshotMachineName(c.StackName, r.RuleName)}
+		sp.Rules = append(sp.Rules, m)
+		machines = append(machines, m)
 	}
 
 	sp.Role = awsiam.NewRole(self, jsii.String("Role"), &awsiam.RoleProps{
@@ -306,19 +304,38 @@ func NewSnapshotPath(scope constructs.Construct, id string, p *SnapshotPathProps
 		names = append(names, jsii.String(arns.machine(m.Name)))
 		runs = append(runs, jsii.String(arns.mapRuns(m.Name)))
 	}
-	for _, s := range []awsiam.PolicyStatement{
+	var pol policy
+	items := []*string{jsii.String(p.Vault.arns.objects(p.Vault.Name, "jobs/*/items.json"))}
+	pol.add(
 		allow("InvokeSnapshotFunction", []string{"lambda:InvokeFunction"}, p.Snapshot.Function.FunctionArn()),
 		// The Distributed Map's ItemReader reads the items list the scan
-		// wrote (snapshot.ScanState.ItemsKey), SSE-KMS with the vault key.
-		allow("ReadItemsLists", []string{"s3:GetObject"}, jsii.String(p.Vault.arns.objects(p.Vault.Name, "jobs/*/items.json"))),
-		allow("DecryptItemsLists", []string{"kms:Decrypt"}, p.Vault.KeyARN()),
+		// wrote (snapshot.ScanState.ItemsKey), SSE-KMS with the vault key,
+		// which it may use only through S3 for the vault's objects.
+		s3Grant(c.Account, "ReadItemsLists", []string{"s3:GetObject"}, items, nil),
+		kmsViaS3(c.Region, "DecryptItemsLists", []string{"kms:Decrypt"}, []*string{p.Vault.KeyARN()}, []string{p.Vault.arns.bucket(p.Vault.Name)}),
 		// A Distributed Map runs its batches as child executions of its
 		// own state machine, and stops them when the Map Run ends.
 		allow("StartMapRuns", []string{"states:StartExecution"}, names...),
 		allow("ManageMapRuns", []string{"states:DescribeExecution", "states:StopExecution"}, runs...),
-	} {
+	)
+	pol.because("A scan writes its items list at jobs/<job id>/items.json of the vault, and the job id is made at run time: the ItemReader may read only that file of each job, in the stack's vault and account (aws:ResourceAccount).", items...)
+	pol.because("A Distributed Map's child executions are named execution:<state machine>/<Map Run label>:<id> by Step Functions at run time: the role may describe and stop only the children of the CopyBatches Map Runs of the stack's snapshot state machines.", runs...)
+	// Tracing and logging (below) add X-Ray's statement and CloudWatch
+	// Logs' log delivery statement to the role.
+	pol.because(whyStarOnly+" "+whyLogDelivery, jsii.String("*"))
+	for _, s := range pol.statements {
 		sp.Role.AddToPolicy(s)
 	}
+	pol.suppress(sp.Role)
+
+	// Every state machine logs every event (AWS Solutions SF1: execution
+	// history alone is kept 90 days and cannot be searched across
+	// executions), with the states' input and output, to one log group.
+	sp.LogGroup = awslogs.NewLogGroup(self, jsii.String("Logs"), &awslogs.LogGroupProps{
+		Retention:     retention(c.LogRetentionDays),
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	setLogicalID(sp.LogGroup, "SnapshotStateMachineLogs")
 
 	for _, m := range machines {
 		window := int64(snapshot.DefaultCompletionWindowMinutes)
@@ -349,7 +366,10 @@ func NewSnapshotPath(scope constructs.Construct, id string, p *SnapshotPathProps
 			},
 			Role:           sp.Role,
 			TracingEnabled: jsii.Bool(true),
-			RemovalPolicy:  awscdk.RemovalPolicy_DESTROY,
+			Logs: &awsstepfunctions.LogOptions{
+				Destination: sp.LogGroup, Level: awsstepfunctions.LogLevel_ALL, IncludeExecutionData: jsii.Bool(true),
+			},
+			RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
 		})
 		setLogicalID(m.StateMachine, lid)
 		// Its definition names the vault: the vault comes first.
@@ -441,6 +461,26 @@ func ruleSchedule(scope constructs.Construct, c *Config, m *SnapshotMachine, sel
 	s.OverrideLogicalId(jsii.String(lid))
 	return s
 }
+
+// snapshotRules are the plan's rules that take snapshots: each gets a
+// schedule and a state machine (a continuous rule, EnableContinuousBackup,
+// is served by the journal).
+func snapshotRules(c *Config) []*plan.Rule {
+	if c.Plan == nil {
+		return nil
+	}
+	var out []*plan.Rule
+	for i := range c.Plan.Rules {
+		if r := &c.Plan.Rules[i]; !r.Continuous() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// whyLogDelivery: a state machine's logging needs CloudWatch Logs' log
+// delivery actions, which accept no resource but "*".
+const whyLogDelivery = `Logging to CloudWatch Logs (level ALL) needs logs:CreateLogDelivery, logs:GetLogDelivery, logs:UpdateLogDelivery, logs:DeleteLogDelivery, logs:ListLogDeliveries, logs:PutResourcePolicy, logs:DescribeResourcePolicies and logs:DescribeLogGroups on Resource "*" (Step Functions developer guide, "IAM policies for logging to CloudWatch Logs"): the log group itself is named in the state machines' LoggingConfiguration.`
 
 // snapshotSelections are the selections the rules' schedules resolve: the
 // plan file's, or, when it has none, one that takes the protected buckets.

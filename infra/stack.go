@@ -57,7 +57,7 @@ func NewBucketVaultStack(scope constructs.Construct, c *Config) *BucketVaultStac
 		EventsTopic: s.Notifications.EventsTopic,
 		EventBusARN: fmt.Sprintf("arn:%s:events:%s:%s:event-bus/default", *s.Stack.Partition(), c.Region, c.Account),
 	}
-	for _, name := range Functions {
+	for _, name := range deployedFunctions(c) {
 		f := NewGoFunction(s.Stack, constructID(name), functionProps(name, res))
 		// The functions' policies name the vault by literal ARNs: make
 		// CloudFormation create the vault (bucket, policy, key) first.
@@ -84,6 +84,9 @@ func NewBucketVaultStack(scope constructs.Construct, c *Config) *BucketVaultStac
 
 	n := s.Notifications
 	for _, f := range []*GoFunction{reconcile, protect, s.Functions["dispatch"]} {
+		if f == nil {
+			continue // no dispatch function without a snapshot rule
+		}
 		id := constructID(f.Name)
 		n.Alarm(f.Construct, id+"ErrorsAlarm",
 			fmt.Sprintf("bucketvault: the scheduled %s function failed", f.Name),

@@ -33,8 +33,8 @@ func TestResourceCounts(t *testing.T) {
 	main := map[string]float64{
 		"AWS::Lambda::Function":               6,
 		"AWS::Lambda::EventSourceMapping":     1,
-		"AWS::Logs::LogGroup":                 6,
-		"AWS::IAM::Role":                      11, // six functions, expiry, reconcile's, protect's and the snapshot rules' schedules, the state machines
+		"AWS::Logs::LogGroup":                 7,  // six functions, the state machines
+		"AWS::IAM::Role":                      10, // six functions, reconcile's, protect's and the snapshot rules' schedules, the state machines
 		"AWS::IAM::Policy":                    10,
 		"AWS::S3::Bucket":                     1,
 		"AWS::S3::BucketPolicy":               1,
@@ -64,6 +64,15 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::StepFunctions::StateMachine": 2, "AWS::Scheduler::Schedule": 3,
 	} {
 		cdkAssert(t, func() { s.variant.assertion.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
+	}
+	// Without a backup plan there is no dispatch function, no role for
+	// it, no rule schedules and their role: only the on-demand state
+	// machine.
+	for typ, n := range map[string]float64{
+		"AWS::Lambda::Function": 5, "AWS::IAM::Role": 8, "AWS::IAM::Policy": 8, "AWS::Logs::LogGroup": 6,
+		"AWS::StepFunctions::StateMachine": 1, "AWS::Scheduler::Schedule": 2, "AWS::CloudWatch::Alarm": 6,
+	} {
+		cdkAssert(t, func() { s.noPlan.assertion.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
 	}
 	// Nothing but bucketvault's own functions runs: no CDK helper Lambdas
 	// (auto-delete, log retention, bucket notifications, providers).
@@ -135,8 +144,9 @@ func TestVaultBucketPolicy(t *testing.T) {
 	objects := vaultARN + "/*"
 	want := []stmt{
 		{Effect: "Deny", Actions: []string{"s3:*"}, Resources: []string{"GetAtt:VaultBucket.Arn", "GetAtt:VaultBucket.Arn/*"}, Condition: `{"Bool":{"aws:SecureTransport":"false"}}`},
-		{Sid: "DenyDeletesExceptExpiry", Effect: "Deny", Actions: []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, Resources: []string{objects},
-			Condition: `{"StringNotEquals":{"aws:PrincipalArn":{"Fn::GetAtt":["ExpiryRole","Arn"]}}}`},
+		// Nothing the stack deploys deletes from the vault: the deny has no
+		// exception until the lifecycle function brings its role.
+		{Sid: "DenyDeletes", Effect: "Deny", Actions: []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, Resources: []string{objects}},
 		{Sid: "DenyRetentionBelowMinimum", Effect: "Deny", Actions: []string{"s3:PutObjectRetention"}, Resources: []string{objects},
 			Condition: `{"NumericLessThan":{"s3:object-lock-remaining-retention-days":"35"}}`},
 		{Sid: "DenyRetentionAboveMaximum", Effect: "Deny", Actions: []string{"s3:PutObjectRetention"}, Resources: []string{objects},

@@ -17,8 +17,7 @@ type VaultProps struct {
 	Config *Config
 }
 
-// Vault is the vault bucket, its customer managed key and the expiry role,
-// the only principal its bucket policy lets delete objects or versions.
+// Vault is the vault bucket and its customer managed key.
 type Vault struct {
 	constructs.Construct
 	// Name is the bucket's name (known at synth, so IAM resources are
@@ -27,21 +26,19 @@ type Vault struct {
 	// Bucket is the vault bucket.
 	Bucket awss3.Bucket
 	// Key encrypts the vault (created, or imported by ARN).
-	Key awskms.IKey
-	// ExpiryRole is the role of the later lifecycle (expiry) function:
-	// the only principal allowed s3:DeleteObject and s3:DeleteObjectVersion
-	// on the vault. It has no permissions yet.
-	ExpiryRole awsiam.Role
-	arns       s3ARNs
+	Key  awskms.IKey
+	arns s3ARNs
 }
 
 // NewVault creates the vault bucket: SSE-KMS with a customer managed key
 // (S3 Bucket Key on, so KMS sees one request per bucket key, not per
 // object), versioning, Object Lock with a default retention, Block Public
 // Access, TLS only, owner-enforced object ownership, and a bucket policy
-// that denies deleting objects and versions to every principal except the
-// expiry role. The bucket and a created key are retained when the stack is
-// deleted.
+// that denies deleting objects and versions to every principal: nothing
+// deployed deletes from the vault (the lifecycle function, when it comes,
+// brings its role and the policy's exception for it; a role exists only
+// with the function that uses it). The bucket and a created key are
+// retained when the stack is deleted.
 func NewVault(scope constructs.Construct, id string, props *VaultProps) *Vault {
 	c := props.Config
 	// Children are made in self, the plain construct: jsii must not see
@@ -63,12 +60,6 @@ func NewVault(scope constructs.Construct, id string, props *VaultProps) *Vault {
 		setLogicalID(key, "VaultKey")
 		v.Key = key
 	}
-
-	v.ExpiryRole = awsiam.NewRole(self, jsii.String("ExpiryRole"), &awsiam.RoleProps{
-		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
-		Description: jsii.String("bucketvault expiry: the only principal the vault's bucket policy lets delete objects and versions"),
-	})
-	setLogicalID(v.ExpiryRole, "ExpiryRole")
 
 	lock := c.Vault.Lock
 	days := awscdk.Duration_Days(jsii.Number(float64(lock.MinRetentionDays)))
@@ -95,17 +86,16 @@ func NewVault(scope constructs.Construct, id string, props *VaultProps) *Vault {
 		}},
 	})
 	setLogicalID(v.Bucket, "VaultBucket")
+	suppress(v.Bucket, nagAccessLogs, "The vault's request audit is CloudTrail data events for this bucket (an account trail's; docs/deploy.md, Least privilege), which name the IAM principal of every call and are delivered reliably; "+
+		"server access logs are best-effort and would need a second bucket, outside the vault's lock.")
 
 	objects := v.arns.objects(v.Name, "*")
 	v.Bucket.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("DenyDeletesExceptExpiry"),
+		Sid:        jsii.String("DenyDeletes"),
 		Effect:     awsiam.Effect_DENY,
 		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
 		Actions:    jsii.Strings("s3:DeleteObject", "s3:DeleteObjectVersion"),
 		Resources:  jsii.Strings(objects),
-		Conditions: &map[string]any{
-			"StringNotEquals": map[string]any{"aws:PrincipalArn": v.ExpiryRole.RoleArn()},
-		},
 	}))
 	// Explicit retention outside [min, max] days is refused (the default
 	// retention applies to every version anyway).
