@@ -354,6 +354,8 @@ is ever deleted).`,
 	f.StringArrayVar(&req.Keys, "key", nil, "restore this key (repeatable)")
 	f.StringVar(&req.Mode, "mode", restore.NonDestructive, "non-destructive or rollback")
 	f.IntVar(&req.Concurrency, "concurrency", 32, "parallel copies")
+	f.BoolVar(&req.AllowIncomplete, "allow-incomplete", false, "accept a time after the journal's completeness watermark (the last finished reconcile; see recovery-points): "+
+		"restore what events journaled since, COMPLETED with a warning, instead of PARTIAL (exit 3)")
 	f.StringSliceVar(&allowed, "allowed-targets", nil, "refuse targets not matching these bucket patterns")
 	f.StringVar(&function, "function", "", "run the restore in the deployed restore function (its name or ARN) and follow the job, instead of in-process")
 	return cmd

@@ -263,6 +263,13 @@ type Progress struct {
 	Listed      int64      `json:"listed"`
 	Added       int64      `json:"added"`
 	Skipped     int64      `json:"skipped"`
+	// CompleteThrough is the completeness watermark: the time the last
+	// reconcile that finished started listing. Every version and delete
+	// marker the bucket held then is in the journal (each key was listed
+	// after it, and the listing is the truth); later changes are known
+	// only by their events, which S3 does not guarantee. Carried over by
+	// the runs that follow until one finishes.
+	CompleteThrough *time.Time `json:"completeThrough,omitempty"`
 	// Warnings name the damaged journal objects the reconcile read around
 	// (see vault.Damage): it protects what the bucket holds either way.
 	Warnings []string `json:"warnings,omitempty"`
@@ -315,7 +322,7 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 		return Progress{}, err
 	}
 	if p.CompletedAt != nil || p.Bucket == "" {
-		p = Progress{Bucket: bucket, StartedAt: time.Now().UTC()}
+		p = Progress{Bucket: bucket, StartedAt: time.Now().UTC(), CompleteThrough: p.CompleteThrough}
 	}
 	m, err := v.OpenJournal(ctx, bucket, nil)
 	if err != nil {
@@ -405,6 +412,12 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 	}
 	done := time.Now().UTC()
 	p.CompletedAt = &done
+	// Listing started at StartedAt (a resumed run's first part started
+	// it): the journal is complete through the second before.
+	through := p.StartedAt.Truncate(time.Second).Add(-time.Second)
+	if p.CompleteThrough == nil || through.After(*p.CompleteThrough) {
+		p.CompleteThrough = &through
+	}
 	for _, d := range m.Damage() {
 		p.Warnings = append(p.Warnings, d.String())
 		j.log().WarnContext(ctx, "damaged journal object", "bucket", bucket, "object", d.Object, "lost", d.Lost, "reason", d.Reason)

@@ -40,12 +40,16 @@ func newJournalFixture(t *testing.T) *journalFixture {
 		t.Fatal(err)
 	}
 	f := &journalFixture{ctx: ctx, srv: srv, c: c, v: v, j: &journal.Journal{Vault: v, S3: c}, bucket: srv.NewBucket(t, true)}
-	if err := v.PutJSON(ctx, vault.BucketKey(f.bucket), vault.ProtectedBucket{Bucket: f.bucket}); err != nil {
+	start := time.Now().UTC().Add(-time.Minute)
+	if err := v.PutJSON(ctx, vault.BucketKey(f.bucket), vault.ProtectedBucket{Bucket: f.bucket, ProtectedAt: start, FirstFullBackupAt: &start}); err != nil {
 		t.Fatal(err)
 	}
-	for _, group := range [][]string{{"a/1", "a/2", "a/3"}, {"b/1", "b/2"}, {"c/1"}} {
+	for i, group := range [][]string{{"a/1", "a/2", "a/3"}, {"b/1", "b/2"}, {"c/1"}} {
 		for _, k := range group {
 			f.put(t, f.bucket, k, "bytes of "+k)
+		}
+		if i == 2 { // the last reconcile vouches for a second after every put
+			time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
 		}
 		if _, err := f.j.Reconcile(ctx, f.bucket, journal.ReconcileOptions{}); err != nil {
 			t.Fatal(err)
@@ -54,8 +58,11 @@ func newJournalFixture(t *testing.T) *journalFixture {
 	if f.segs, err = v.Segments(ctx, f.bucket); err != nil || len(f.segs) != 3 {
 		t.Fatalf("segments %v, %v; want 3", f.segs, err)
 	}
-	f.at = time.Now().UTC().Truncate(time.Second)
-	time.Sleep(time.Until(f.at.Add(1100 * time.Millisecond)))
+	wm, err := v.CompleteThrough(ctx, f.bucket)
+	if err != nil || wm == nil {
+		t.Fatalf("completeness watermark %v, %v", wm, err)
+	}
+	f.at = *wm
 	return f
 }
 
@@ -208,4 +215,54 @@ func TestRestoreReadsAroundDamagedJournalObjects(t *testing.T) {
 			t.Errorf("status %q; want the key range named", rep.StatusMessage)
 		}
 	})
+}
+
+// TestRestoreAfterTheWatermarkSaysSo: a change whose event never came is
+// not in the journal. recovery-points vouches only up to the completeness
+// watermark (the last finished reconcile), a restore as of a later time is
+// PARTIAL and names the watermark (COMPLETED with a warning when allowed),
+// and the next reconcile moves the watermark past the change.
+func TestRestoreAfterTheWatermarkSaysSo(t *testing.T) {
+	f := newJournalFixture(t)
+	wm := f.at
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	f.put(t, f.bucket, "a/1", "changed, and its event was lost")
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	now := time.Now().UTC().Truncate(time.Second)
+
+	points, err := f.v.RecoveryPoints(f.ctx, f.bucket, now)
+	if err != nil || len(points) == 0 {
+		t.Fatalf("recovery points %v, %v", points, err)
+	}
+	if rp := points[0]; rp.LatestRestorableTime == nil || !rp.LatestRestorableTime.Equal(wm) || rp.CompleteThrough == nil {
+		t.Errorf("continuous point %+v; want latest restorable time = the watermark %s", rp, wm)
+	}
+	for _, allow := range []bool{false, true} {
+		target := f.srv.BucketName(t)
+		rep, err := (&restore.Restorer{S3: f.c}).Run(f.ctx, restore.Request{Vault: f.v.Bucket, Bucket: f.bucket, At: now, TargetBucket: target, CreateBucket: true, AllowIncomplete: allow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := restore.StatePartial
+		if allow {
+			want = restore.StateCompleted
+		}
+		if rep.State != want || !strings.Contains(strings.Join(rep.Warnings, "\n"), wm.Format(time.RFC3339)) {
+			t.Errorf("restore as of %s (allow incomplete %v): want %s and a warning naming the watermark %s:\n%s", now, allow, want, wm, rep.Text())
+		}
+	}
+	// The reconcile finds the change and vouches for a time after it.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	if _, err := f.j.Reconcile(f.ctx, f.bucket, journal.ReconcileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	next, err := f.v.CompleteThrough(f.ctx, f.bucket)
+	if err != nil || next == nil || next.Before(now) {
+		t.Fatalf("watermark after the reconcile %v, %v; want at least %s", next, err, now)
+	}
+	f.at = now
+	rep, got := f.restore(t)
+	if rep.State != restore.StateCompleted || len(got) != 6 {
+		t.Fatalf("restore as of %s after the reconcile: want COMPLETED:\n%s", now, rep.Text())
+	}
 }

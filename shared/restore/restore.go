@@ -52,6 +52,11 @@ type Request struct {
 	Keys            []string `json:"keys,omitempty"`
 	Mode            string   `json:"mode,omitempty"` // NonDestructive (default) or Rollback
 	Concurrency     int      `json:"concurrency,omitempty"`
+	// AllowIncomplete accepts a time after the journal's completeness
+	// watermark (vault.CompleteThrough): the restore then uses what events
+	// journaled since, warns, and is COMPLETED; without it such a restore
+	// is PARTIAL (the same work, exit code 3).
+	AllowIncomplete bool `json:"allowIncomplete,omitempty"`
 	// JobID names the job when the caller must know it before the job
 	// starts (the CLI starting the restore function, then following the
 	// job's record); empty: a new id.
@@ -241,6 +246,15 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s is before the initial full backup finished (%s): objects deleted before then are unknown to the vault",
 			req.At.UTC().Format(time.RFC3339), pb.FirstFullBackupAt.UTC().Format(time.RFC3339)))
 	}
+	incomplete := ""
+	if req.RecoveryPointID == "" {
+		if incomplete, err = r.checkComplete(ctx, v, req); err != nil {
+			return nil, err
+		}
+		if incomplete != "" {
+			rep.Warnings = append(rep.Warnings, incomplete)
+		}
+	}
 	if req.CreateBucket {
 		if err := r.createTarget(ctx, req); err != nil {
 			return nil, err
@@ -265,7 +279,7 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	switch {
 	case runErr != nil:
 		rep.State, rep.StatusMessage = StateFailed, runErr.Error()
-	case rep.Failed > 0 || len(rep.Unvouched) > 0:
+	case rep.Failed > 0 || len(rep.Unvouched) > 0 || incomplete != "" && !req.AllowIncomplete:
 		var says []string
 		if rep.Failed > 0 {
 			says = append(says, fmt.Sprintf("%d objects failed", rep.Failed))
@@ -276,6 +290,9 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 		if rep.Uncertain > 0 {
 			says = append(says, fmt.Sprintf("%d keys restored or left uncertain (see uncertainKeys)", rep.Uncertain))
 		}
+		if incomplete != "" && !req.AllowIncomplete {
+			says = append(says, "the time is after the journal's completeness watermark (see warnings)")
+		}
 		rep.State, rep.StatusMessage = StatePartial, strings.Join(says, "; ")
 	default:
 		rep.State = StateCompleted
@@ -284,6 +301,27 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 		runErr = err
 	}
 	return rep, runErr
+}
+
+// checkComplete says why req.At is after the journal's completeness
+// watermark ("" when it is not): the restore cannot vouch that events
+// journaled every change up to it.
+func (r *Restorer) checkComplete(ctx context.Context, v *vault.Vault, req Request) (string, error) {
+	wm, err := v.CompleteThrough(ctx, req.Bucket)
+	if err != nil {
+		return "", err
+	}
+	at := req.At.UTC().Truncate(time.Second)
+	fix := fmt.Sprintf("run `bucketvault reconcile --vault %s --bucket %s` (it vouches for the time it starts) and restore again, or pass --allow-incomplete to restore what events journaled", v.Bucket, req.Bucket)
+	switch {
+	case wm == nil:
+		return fmt.Sprintf("no reconcile of s3://%s has finished: the journal cannot vouch that it holds every change up to %s; %s",
+			req.Bucket, at.Format(time.RFC3339), fix), nil
+	case at.After(*wm):
+		return fmt.Sprintf("%s is after the journal's completeness watermark %s (the last finished reconcile): changes after it are known only by their events, "+
+			"which S3 does not guarantee; %s", at.Format(time.RFC3339), wm.UTC().Format(time.RFC3339), fix), nil
+	}
+	return "", nil
 }
 
 // checkTarget refuses a target that exists when the request would create

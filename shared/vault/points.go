@@ -2,9 +2,12 @@ package vault
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bucketvault/bucketvault/shared/s3x"
 )
 
 // RecoveryPoint follows AWS Backup's recovery point fields where they apply.
@@ -21,7 +24,13 @@ type RecoveryPoint struct {
 	// continuous recovery point restores to.
 	EarliestRestorableTime *time.Time `json:"earliestRestorableTime,omitempty"`
 	LatestRestorableTime   *time.Time `json:"latestRestorableTime,omitempty"`
-	Segments               int        `json:"segments,omitempty"`
+	// CompleteThrough is the journal's completeness watermark (see
+	// Vault.CompleteThrough): LatestRestorableTime is no later, and
+	// JournaledThrough, the newest second events were journaled for, may
+	// be later; a restore as of a time after it is uncertain.
+	CompleteThrough  *time.Time `json:"completeThrough,omitempty"`
+	JournaledThrough *time.Time `json:"journaledThrough,omitempty"`
+	Segments         int        `json:"segments,omitempty"`
 	IsEncrypted            bool       `json:"isEncrypted"`
 	// Of a SNAPSHOT: when its scan ended (the state it holds), its size,
 	// and its lifecycle.
@@ -84,21 +93,37 @@ func (v *Vault) continuousPoints(ctx context.Context, bucket string, now time.Ti
 			RecoveryPointID: "continuous:" + b.Bucket, ResourceName: b.Bucket, ResourceType: "S3",
 			BackupVaultName: v.Bucket, Type: "CONTINUOUS", CreationDate: b.ProtectedAt, Segments: len(refs),
 		}
-		if b.FirstFullBackupAt == nil {
+		wm, err := v.CompleteThrough(ctx, b.Bucket)
+		if err != nil {
+			return nil, err
+		}
+		if len(refs) > 0 {
+			if t, ok := segmentTime(refs[len(refs)-1].ID); ok {
+				rp.JournaledThrough = &t
+			}
+		}
+		switch {
+		case b.FirstFullBackupAt == nil:
 			rp.Status, rp.StatusMessage = "CREATING", "the initial full backup has not finished"
-		} else {
+		case wm == nil:
+			rp.Status, rp.StatusMessage = "AVAILABLE", "no reconcile has finished since completeness was recorded: run `bucketvault reconcile` to vouch for a time"
+		default:
 			rp.Status = "AVAILABLE"
+		}
+		if b.FirstFullBackupAt != nil && wm != nil {
 			earliest := *b.FirstFullBackupAt
 			if floor := now.AddDate(0, 0, -v.Descriptor.RetentionDays); earliest.Before(floor) {
 				earliest = floor
 			}
-			latest := now.UTC().Truncate(time.Second)
-			if len(refs) > 0 {
-				if t, ok := segmentTime(refs[len(refs)-1].ID); ok && t.After(earliest) {
-					latest = t
-				}
+			latest := *wm
+			if latest.Before(earliest) {
+				earliest = latest
 			}
-			rp.EarliestRestorableTime, rp.LatestRestorableTime = &earliest, &latest
+			rp.EarliestRestorableTime, rp.LatestRestorableTime, rp.CompleteThrough = &earliest, &latest, &latest
+			if rp.JournaledThrough != nil && rp.JournaledThrough.After(latest) {
+				rp.StatusMessage = fmt.Sprintf("complete through %s (the last finished reconcile); events are journaled through %s, "+
+					"which a restore can use with --allow-incomplete", latest.Format(time.RFC3339), rp.JournaledThrough.Format(time.RFC3339))
+			}
 		}
 		out = append(out, rp)
 	}
@@ -111,4 +136,22 @@ func segmentTime(id string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return time.UnixMilli(ms).UTC().Truncate(time.Second), true
+}
+
+// CompleteThrough is the completeness watermark of bucket's journal: the
+// last second before the last finished reconcile started listing it (the
+// journal holds every version and delete marker the bucket held then); nil
+// when no reconcile has finished. Events journal later changes, but S3
+// does not guarantee their delivery, so only a listing vouches for a time.
+func (v *Vault) CompleteThrough(ctx context.Context, bucket string) (*time.Time, error) {
+	var p struct {
+		CompleteThrough *time.Time `json:"completeThrough"`
+	}
+	if err := v.GetJSON(ctx, ReconcileKey(bucket), &p); err != nil {
+		if s3x.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return p.CompleteThrough, nil
 }
