@@ -31,7 +31,7 @@ type RecoveryPoint struct {
 	CompleteThrough  *time.Time `json:"completeThrough,omitempty"`
 	JournaledThrough *time.Time `json:"journaledThrough,omitempty"`
 	Segments         int        `json:"segments,omitempty"`
-	IsEncrypted            bool       `json:"isEncrypted"`
+	IsEncrypted      bool       `json:"isEncrypted"`
 	// Of a SNAPSHOT: when its scan ended (the state it holds), its size,
 	// and its lifecycle.
 	ScanCompletionDate  *time.Time           `json:"scanCompletionDate,omitempty"`
