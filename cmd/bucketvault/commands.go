@@ -79,7 +79,71 @@ func (a *app) vaultCommand() *cobra.Command {
 	create.Flags().StringVar(&name, "vault", "", "vault bucket name")
 	create.Flags().IntVar(&retention, "retention-days", vault.DefaultRetentionDays, "how far back point-in-time restore reaches")
 	create.Flags().BoolVar(&lock, "object-lock", false, "create the bucket with Object Lock enabled")
-	cmd.AddCommand(create)
+	cmd.AddCommand(create, a.vaultRepairCommand())
+	return cmd
+}
+
+// vaultRepairCommand puts back the good versions of damaged vault objects.
+func (a *app) vaultRepairCommand() *cobra.Command {
+	var name string
+	var dry, deep bool
+	var concurrency int
+	cmd := &cobra.Command{
+		Use:   "repair --vault V [--dry-run] [--deep]",
+		Short: "Put back the good older version of every damaged vault object verify finds, and list what cannot be repaired",
+		Long: `repair runs verify (--deep: reading every data object's bytes too), then, for
+every damaged object whose older version is good (the vault is versioned),
+deletes the versions and delete markers above that good version, so it is
+current again with the ETag the records name. --dry-run lists them and
+deletes nothing. Objects with no good version are listed as lost (exit 3):
+a reconcile journals again what their buckets still hold.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, err := a.openVault(cmd, name)
+			if err != nil {
+				return err
+			}
+			p := a.newProgress("verify")
+			rep, err := v.Verify(cmd.Context(), concurrency, deep, func(r vault.VerifyReport) {
+				p.set(r.Data, fmt.Sprintf("%d data objects checked", r.Data))
+			})
+			p.done()
+			if err != nil {
+				return err
+			}
+			done, err := v.Repair(cmd.Context(), rep, dry)
+			if err != nil {
+				return err
+			}
+			verb := "repaired"
+			if dry {
+				verb = "would repair (dry run)"
+			}
+			var b strings.Builder
+			fmt.Fprintf(&b, "vault s3://%s: %d damaged objects with a good version, %d lost\n", v.Bucket, len(rep.Repairable), len(rep.Lost))
+			for _, r := range done {
+				fmt.Fprintf(&b, "  %s %s: version %s is current again (removed %s); it was: %s\n", verb, r.Object, r.GoodVersion, strings.Join(r.Removed, ", "), r.Reason)
+			}
+			for _, l := range rep.Lost {
+				fmt.Fprintf(&b, "  CANNOT REPAIR %s\n", l)
+			}
+			if err := a.print(struct {
+				Repaired []vault.Repair `json:"repaired"`
+				DryRun   bool           `json:"dryRun"`
+				Lost     []string       `json:"lost"`
+			}{done, dry, rep.Lost}, b.String()); err != nil {
+				return err
+			}
+			if len(rep.Lost) > 0 {
+				return &partialError{msg: fmt.Sprintf("%d objects cannot be repaired from the vault; run `bucketvault reconcile` for each protected bucket to journal again what it holds", len(rep.Lost))}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "vault", "", "vault bucket name")
+	cmd.Flags().BoolVar(&dry, "dry-run", false, "list what would be repaired; change nothing")
+	cmd.Flags().BoolVar(&deep, "deep", false, "read every data object's bytes too")
+	cmd.Flags().IntVar(&concurrency, "concurrency", 32, "parallel checks")
 	return cmd
 }
 

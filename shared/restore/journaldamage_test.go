@@ -266,3 +266,46 @@ func TestRestoreAfterTheWatermarkSaysSo(t *testing.T) {
 		t.Fatalf("restore as of %s after the reconcile: want COMPLETED:\n%s", now, rep.Text())
 	}
 }
+
+// TestVaultRepairPutsBackGoodVersions: repair (dry first) makes the good
+// older version of a damaged segment and of a damaged data object current
+// again; verify is then clean, and the lost object is listed, not touched.
+func TestVaultRepairPutsBackGoodVersions(t *testing.T) {
+	f := newJournalFixture(t)
+	data := dataKeys(t, f.ctx, f.v, f.bucket)
+	f.damage(t, f.segs[0].Key, false)
+	f.damage(t, data["c/1"], false)
+	if _, err := f.c.DeleteObject(f.ctx, &s3.DeleteObjectInput{Bucket: aws.String(f.v.Bucket), Key: aws.String(data["a/2"])}); err != nil {
+		t.Fatal(err) // a delete marker over a data object
+	}
+	rep, err := f.v.Verify(f.ctx, 4, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Repairable) != 3 || len(rep.Lost) != 0 {
+		t.Fatalf("verify: repairable %+v, lost %v; want 3 repairable\n%s", rep.Repairable, rep.Lost, strings.Join(rep.Problems, "\n"))
+	}
+	dry, err := f.v.Repair(f.ctx, rep, true)
+	if err != nil || len(dry) != 3 {
+		t.Fatalf("dry repair: %+v, %v", dry, err)
+	}
+	for _, r := range dry {
+		if len(r.Removed) != 1 {
+			t.Errorf("dry repair of %s removes %v; want the one damaging version", r.Object, r.Removed)
+		}
+	}
+	if again, err := f.v.Verify(f.ctx, 4, true, nil); err != nil || len(again.Repairable) != 3 {
+		t.Fatalf("a dry run changed the vault: %+v, %v", again, err)
+	}
+	if _, err := f.v.Repair(f.ctx, rep, false); err != nil {
+		t.Fatal(err)
+	}
+	after, err := f.v.Verify(f.ctx, 4, true, nil)
+	if err != nil || !after.OK() {
+		t.Fatalf("verify after repair: %v\n%s", err, strings.Join(after.Problems, "\n"))
+	}
+	rrep, got := f.restore(t)
+	if rrep.State != restore.StateCompleted || len(got) != 6 || len(rrep.Warnings) != 0 || rrep.VaultDamaged != 0 {
+		t.Errorf("restore after repair: want COMPLETED, all 6 keys, no warning:\n%s", rrep.Text())
+	}
+}

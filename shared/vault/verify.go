@@ -35,6 +35,10 @@ type VerifyReport struct {
 	Problems  []string `json:"problems,omitempty"`
 	// MoreProblems counts problems beyond the listed ones.
 	MoreProblems int `json:"moreProblems,omitempty"`
+	// Repairable are damaged objects an older version of which is good
+	// (Repair puts it back); Lost are those with no good version.
+	Repairable []Repair `json:"repairable,omitempty"`
+	Lost       []string `json:"lost,omitempty"`
 }
 
 // OK reports whether verification found nothing wrong.
@@ -176,6 +180,7 @@ func (vr *verifier) check(ctx context.Context, bucket, what string, m *Merger) e
 					switch {
 					case errors.As(err, &lost):
 						vr.problem("%s %s; no version of it holds the recorded bytes (lost from the vault)", where, damage)
+						vr.lost(fmt.Sprintf("%s %s (data of s3://%s/%s@%s)", rec.Data, damage, bucket, rec.Key, rec.VersionID))
 						return nil
 					case err != nil:
 						return err
@@ -183,6 +188,7 @@ func (vr *verifier) check(ctx context.Context, bucket, what string, m *Merger) e
 						// Changed back in between: the current one is good.
 					default:
 						vr.problem("%s %s; its older version %s holds the recorded bytes (repairable)", where, damage, found.VersionID)
+						vr.repairable(Repair{Object: rec.Data, GoodVersion: found.VersionID, Reason: damage})
 						dv = found
 					}
 					if head, err = v.S3.HeadObject(gctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data), VersionId: nonEmpty(dv.VersionID)}); err != nil {
@@ -220,11 +226,30 @@ func (vr *verifier) check(ctx context.Context, bucket, what string, m *Merger) e
 	for _, d := range m.Damage() {
 		if d.Lost {
 			vr.problem("%s of %s: %s (lost from the vault)", what, bucket, d)
+			vr.lost(d.String())
 		} else {
 			vr.problem("%s of %s: %s (repairable)", what, bucket, d)
+			vr.repairable(Repair{Object: d.Object, GoodVersion: d.Version, Reason: d.Reason})
 		}
 	}
 	return err
+}
+
+func (vr *verifier) repairable(r Repair) {
+	vr.mu.Lock()
+	defer vr.mu.Unlock()
+	for _, have := range vr.rep.Repairable {
+		if have.Object == r.Object {
+			return // a pack, named by each of its records
+		}
+	}
+	vr.rep.Repairable = append(vr.rep.Repairable, r)
+}
+
+func (vr *verifier) lost(what string) {
+	vr.mu.Lock()
+	defer vr.mu.Unlock()
+	vr.rep.Lost = append(vr.rep.Lost, what)
 }
 
 // head answers the HEAD of a record's data object. Packs are asked once

@@ -1,0 +1,89 @@
+package vault
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Repair is a damaged vault object with a good older version.
+type Repair struct {
+	Object      string `json:"object"`
+	GoodVersion string `json:"goodVersion"`
+	Reason      string `json:"reason"`
+	// Removed lists the versions and delete markers above the good
+	// version: what Repair deletes (or, dry, would delete).
+	Removed []string `json:"removed,omitempty"`
+}
+
+// Repair puts back the good version of every repairable object Verify
+// found: it deletes the versions and delete markers above it (the damage:
+// another PUT, a delete marker), so the good version is current again
+// with its own ETag, which the records name. Nothing else is touched; an
+// object whose versions changed since Verify read them is left alone and
+// reported. With dry, it only fills Removed. Lost objects (no good
+// version) cannot be repaired here: rep.Lost lists them, and a reconcile
+// journals again what their buckets still hold.
+func (v *Vault) Repair(ctx context.Context, rep *VerifyReport, dry bool) ([]Repair, error) {
+	var done []Repair
+	for _, r := range rep.Repairable {
+		above, err := v.versionsAbove(ctx, r.Object, r.GoodVersion)
+		if err != nil {
+			return done, err
+		}
+		r.Removed = above
+		if !dry {
+			for _, id := range above {
+				if _, err := v.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(r.Object), VersionId: aws.String(id)}); err != nil {
+					return done, fmt.Errorf("repair s3://%s/%s: delete damaged version %s: %w", v.Bucket, r.Object, id, err)
+				}
+			}
+		}
+		done = append(done, r)
+	}
+	return done, nil
+}
+
+// versionsAbove lists the versions and delete markers of key newer than
+// version good; an error when good is not among them. S3 lists a key's
+// versions newest first; delete markers come in their own list, placed by
+// their time.
+func (v *Vault) versionsAbove(ctx context.Context, key, good string) ([]string, error) {
+	var above, markers []string
+	var markerAt []time.Time
+	var goodAt *time.Time
+	p := s3.NewListObjectVersionsPaginator(v.S3, &s3.ListObjectVersionsInput{Bucket: aws.String(v.Bucket), Prefix: aws.String(key)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("versions of s3://%s/%s: %w", v.Bucket, key, err)
+		}
+		for _, o := range page.Versions {
+			switch {
+			case aws.ToString(o.Key) != key || goodAt != nil:
+			case aws.ToString(o.VersionId) == good:
+				goodAt = o.LastModified
+			default:
+				above = append(above, aws.ToString(o.VersionId))
+			}
+		}
+		for _, m := range page.DeleteMarkers {
+			if aws.ToString(m.Key) == key {
+				markers = append(markers, aws.ToString(m.VersionId))
+				markerAt = append(markerAt, aws.ToTime(m.LastModified))
+			}
+		}
+	}
+	if goodAt == nil {
+		return nil, fmt.Errorf("repair s3://%s/%s: its good version %s is gone since verify read it", v.Bucket, key, good)
+	}
+	for i, id := range markers {
+		if !markerAt[i].Before(*goodAt) {
+			above = append(above, id)
+		}
+	}
+	return above, nil
+}
