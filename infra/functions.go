@@ -115,7 +115,9 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.Environment[config.EnvRestoreTargets] = strings.Join(c.RestoreTargets, ",")
 		p.Environment[config.EnvEventsTopic] = *r.EventsTopic.TopicArn()
 		p.Environment[config.EnvEventBus] = r.EventBusARN
-		r.vaultAccess(pol, false, []string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs}, []string{keyJobs})
+		// reconcile/: the journal's completeness watermark
+		// (vault.CompleteThrough), which a restore as of a time checks.
+		r.vaultAccess(pol, false, []string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs, keyReconcile}, []string{keyJobs})
 		r.readVaultDataTags(pol)
 		r.writeTargets(pol)
 		r.publishEvents(pol)

@@ -254,8 +254,9 @@ func TestRolePolicies(t *testing.T) {
 			xray,
 		),
 		"RestoreRole": join(logs("Restore"),
-			listVault("bucketvault.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*"),
-			readVault(vaultKeys("bucketvault.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*")),
+			// reconcile/: the completeness watermark.
+			listVault("bucketvault.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "reconcile/*"),
+			readVault(vaultKeys("bucketvault.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "reconcile/*")),
 			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("jobs/*")),
 			useVaultKey,
 			s3In("ReadVaultDataTags", []string{"s3:GetObjectTagging", "s3:GetObjectVersionTagging"}, vaultKeys("data/*")),
