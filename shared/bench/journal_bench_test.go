@@ -53,7 +53,7 @@ const (
 //     PutObject with Content-MD5 into a fresh bucket), 32 in flight;
 //   - rawpool (diagnostic): raw's copies made by 32 workers, each copying
 //     one version after another, instead of a goroutine per copy (the
-//     journal captures with workers since session 6; a new goroutine grows
+//     journal captures with workers since 24c11c5; a new goroutine grows
 //     its stack in the SDK each time);
 //   - journalcopy (diagnostic): the journal with the relay turned off
 //     (RelayMax < 0), the copy path it took before on this server: 3
