@@ -346,3 +346,22 @@ func TestScheduledRequest(t *testing.T) {
 		t.Errorf("refused %v, want %s", res.Refused, plain)
 	}
 }
+
+// TestProtectNamesAMissingEventTarget: protect toward a queue ARN the
+// server has no target for says so and how to fix it, not the server's
+// raw "destination ARN does not exist".
+func TestProtectNamesAMissingEventTarget(t *testing.T) {
+	srv := locals3.ForTest(t)
+	ctx := context.Background()
+	c := srv.Client(ctx)
+	v, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket := srv.NewBucket(t, true)
+	_, _, err = protect.Protect(ctx, &journal.Journal{Vault: v, S3: c}, bucket, protect.Options{QueueARN: "arn:minio:sqs::nosuchtarget:webhook"})
+	var missing *protect.EventTargetMissingError
+	if !errors.As(err, &missing) || !strings.Contains(err.Error(), "local-server --webhook") || !strings.Contains(err.Error(), "--events none") {
+		t.Fatalf("protect toward a missing target: %v; want an EventTargetMissingError that says how to fix it", err)
+	}
+}

@@ -6,6 +6,7 @@ package protect
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -142,7 +143,26 @@ func enableEvents(ctx context.Context, c s3x.Client, bucket string, o Options) e
 	if _, err := c.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
 		Bucket: aws.String(bucket), NotificationConfiguration: next,
 	}); err != nil {
+		if o.QueueARN != "" && s3x.Code(err) == "InvalidArgument" && strings.Contains(strings.ToLower(err.Error()), "arn") {
+			return &EventTargetMissingError{Bucket: bucket, ARN: o.QueueARN, Err: err}
+		}
 		return fmt.Errorf("turn on event delivery for %s: %w", bucket, err)
 	}
 	return nil
 }
+
+// EventTargetMissingError: the server has no notification target with
+// the queue ARN protect would deliver events to.
+type EventTargetMissingError struct {
+	Bucket, ARN string
+	Err         error
+}
+
+func (e *EventTargetMissingError) Error() string {
+	return fmt.Sprintf("turn on event delivery for %s: the server has no notification target %s, so it cannot send the bucket's events anywhere. "+
+		"On the local server, start it with bucketvault's webhook (`bucketvault local-server --webhook URL`, which sets MinIO's "+
+		"MINIO_NOTIFY_WEBHOOK_ENABLE_bucketvault=on and MINIO_NOTIFY_WEBHOOK_ENDPOINT_bucketvault=URL); or pass --queue-arn with a target the server has; "+
+		"or --events none to protect by reconcile only. (The server said: %v)", e.Bucket, e.ARN, e.Err)
+}
+
+func (e *EventTargetMissingError) Unwrap() error { return e.Err }
