@@ -246,20 +246,34 @@ func (a *app) journalCommand() *cobra.Command {
 				return err
 			}
 			var failed []string
+			refused := map[string]int{}
+			var why []string
 			for _, r := range results {
-				if r.Err != nil {
+				switch {
+				case r.Refused != "":
+					if refused[r.Refused] == 0 {
+						why = append(why, r.Refused)
+					}
+					refused[r.Refused]++
+				case r.Err != nil:
 					failed = append(failed, fmt.Sprintf("%s s3://%s/%s: %v", r.Change.Kind, r.Change.Bucket, r.Change.Key, r.Err))
 				}
 			}
-			text := fmt.Sprintf("journaled %d changes: %d records, %d skipped, %d failed, %d segments\n", st.Changes, st.Records, st.Skipped, st.Failed, len(st.Segments))
+			text := fmt.Sprintf("journaled %d changes: %d records, %d skipped, %d refused, %d failed, %d segments\n", st.Changes, st.Records, st.Skipped, st.Refused, st.Failed, len(st.Segments))
+			for _, w := range why {
+				text += fmt.Sprintf("  REFUSED %d changes: %s\n", refused[w], w)
+			}
 			for _, f := range failed {
 				text += "  FAILED " + f + "\n"
 			}
 			if err := a.print(st, text); err != nil {
 				return err
 			}
-			if len(failed) > 0 {
+			switch {
+			case len(failed) > 0:
 				return &partialError{msg: fmt.Sprintf("%d changes were not journaled; run again", len(failed))}
+			case st.Refused > 0:
+				return &partialError{msg: fmt.Sprintf("%d changes refused: their buckets are not protected by this vault", st.Refused)}
 			}
 			return nil
 		},

@@ -89,12 +89,16 @@ type Result struct {
 	// failure, or bad input (InvalidVersionError) that fails again each
 	// time until its message reaches the dead-letter queue.
 	Err error
+	// Refused says why the change was not journaled and will not be
+	// (its bucket is not protected by the vault); Err is nil: delivering
+	// it again would change nothing.
+	Refused string
 }
 
 // IngestStats counts what an ingest did.
 type IngestStats struct {
-	Changes, Records, Skipped, Failed int
-	Segments                          []string
+	Changes, Records, Skipped, Failed, Refused int
+	Segments                                   []string
 }
 
 // Ingest journals a batch of changes: it captures each change (in
@@ -114,8 +118,16 @@ func (j *Journal) Ingest(ctx context.Context, changes []event.Change) ([]Result,
 	first := make(map[changeID]int, len(changes))
 	dup := make([]int, len(changes))
 	pending := make([]int, 0, len(changes)) // changes to capture: all but repeats
+	refused, err := j.unprotected(ctx, changes)
+	if err != nil {
+		return nil, IngestStats{}, err
+	}
 	for i, c := range changes {
 		results[i].Change = c
+		if why, ok := refused[c.Bucket]; ok {
+			results[i].Refused = why
+			continue
+		}
 		id := changeID{c.Kind, c.Bucket, c.Key, c.VersionID, c.Sequencer, c.Time.UnixNano()}
 		if f, ok := first[id]; ok {
 			dup[i] = f + 1
@@ -155,7 +167,7 @@ func (j *Journal) Ingest(ctx context.Context, changes []event.Change) ([]Result,
 	byBucket := map[string][]int{}
 	var order []string
 	for i, r := range results {
-		if r.Err != nil {
+		if r.Err != nil || r.Refused != "" {
 			continue
 		}
 		b := r.Change.Bucket
@@ -181,6 +193,11 @@ func (j *Journal) Ingest(ctx context.Context, changes []event.Change) ([]Result,
 		}
 	}
 	for _, r := range results {
+		if r.Refused != "" {
+			st.Refused++
+			j.log().WarnContext(ctx, "change refused", "bucket", r.Change.Bucket, "key", r.Change.Key, "versionId", r.Change.VersionID, "reason", r.Refused)
+			continue
+		}
 		if r.Err != nil {
 			st.Failed++
 			j.log().WarnContext(ctx, "change not journaled", "bucket", r.Change.Bucket, "key", r.Change.Key, "versionId", r.Change.VersionID, "error", r.Err)
@@ -195,6 +212,30 @@ func (j *Journal) Ingest(ctx context.Context, changes []event.Change) ([]Result,
 		}
 	}
 	return results, st, nil
+}
+
+// unprotected returns, for each bucket of changes the vault does not
+// protect (no buckets/<bucket>.json), why its changes are refused: a
+// vault journals only what it was asked to protect (a server that sends
+// every bucket's events, a notification left behind on an unprotected
+// bucket, a misrouted queue), never silently another bucket's objects.
+func (j *Journal) unprotected(ctx context.Context, changes []event.Change) (map[string]string, error) {
+	out := map[string]string{}
+	seen := map[string]bool{}
+	for _, c := range changes {
+		if c.Bucket == "" || seen[c.Bucket] {
+			continue
+		}
+		seen[c.Bucket] = true
+		if _, err := j.Vault.Protected(ctx, c.Bucket); err != nil {
+			if !s3x.IsNotFound(err) {
+				return nil, err
+			}
+			out[c.Bucket] = fmt.Sprintf("s3://%s is not protected by vault %s: its events are not journaled (protect it with `bucketvault protect --vault %s --bucket %s`, or turn its event delivery off)",
+				c.Bucket, j.Vault.Bucket, j.Vault.Bucket, c.Bucket)
+		}
+	}
+	return out, nil
 }
 
 // capture turns one change into records.

@@ -172,7 +172,18 @@ func setup(t *testing.T) env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return env{ctx: ctx, srv: srv, c: c, bucket: srv.NewBucket(t, true), v: v}
+	e := env{ctx: ctx, srv: srv, c: c, bucket: srv.NewBucket(t, true), v: v}
+	e.protect(t, e.bucket)
+	return e
+}
+
+// protect records bucket as protected by the vault (the journal refuses
+// events of buckets it does not protect).
+func (e env) protect(t *testing.T, bucket string) {
+	t.Helper()
+	if err := e.v.PutJSON(e.ctx, vault.BucketKey(bucket), vault.ProtectedBucket{Bucket: bucket, ProtectedAt: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (e env) put(t *testing.T, key, body string) *s3.PutObjectOutput {
@@ -399,6 +410,8 @@ func TestOverwrittenNullVersionIsSkipped(t *testing.T) {
 		t.Run(fmt.Sprintf("create-only=%v", honours), func(t *testing.T) {
 			e := setup(t)
 			plain := e.srv.NewBucket(t, false)
+	e.protect(t, plain)
+			e.protect(t, plain)
 			if _, err := e.c.PutObject(e.ctx, &s3.PutObjectInput{Bucket: aws.String(plain), Key: aws.String("k"), Body: strings.NewReader("first")}); err != nil {
 				t.Fatal(err)
 			}
@@ -668,6 +681,7 @@ func TestProtectRefusesUnversionedBucket(t *testing.T) {
 	e := setup(t)
 	j := &journal.Journal{Vault: e.v, S3: e.c}
 	plain := e.srv.NewBucket(t, false)
+	e.protect(t, plain)
 	_, _, err := protect.Protect(e.ctx, j, plain, protect.Options{})
 	var nv *protect.NotVersionedError
 	if !errors.As(err, &nv) || !strings.Contains(err.Error(), "versioning") {

@@ -96,6 +96,7 @@ func journalOn(t *testing.T, e env, relayMax int64, wrap func(s3x.Client) s3x.Cl
 	if err != nil {
 		t.Fatal(err)
 	}
+	(env{ctx: e.ctx, c: e.c, v: v}).protect(t, e.bucket)
 	var c s3x.Client = e.c
 	if wrap != nil {
 		c = wrap(e.c)
@@ -145,6 +146,7 @@ func TestRelayRecordsAsCopy(t *testing.T) {
 	zw.Close()
 	big := bytes.Repeat([]byte("0123456789abcdef"), (relayMax+1024)/16)
 	plain := e.srv.NewBucket(t, false) // versioning never enabled: null versions
+	e.protect(t, plain)
 	type version struct {
 		bucket, key string
 		in          *s3.PutObjectInput
@@ -199,6 +201,9 @@ func TestRelayRecordsAsCopy(t *testing.T) {
 	cc, rc := &counting{}, &counting{}
 	copier := journalOn(t, e, -1, func(c s3x.Client) s3x.Client { cc.Client = c; return cc })
 	relay := journalOn(t, e, relayMax, func(c s3x.Client) s3x.Client { rc.Client = c; return rc })
+	for _, j := range []*journal.Journal{copier, relay} {
+		(env{ctx: e.ctx, c: e.c, v: &vault.Vault{S3: e.c, Bucket: j.Vault.Bucket}}).protect(t, plain)
+	}
 	cc.vault, rc.vault = copier.Vault.Bucket, relay.Vault.Bucket
 	records := func(j *journal.Journal, c *counting) (map[string]vault.Record, map[string]map[string]int) {
 		recs := map[string]vault.Record{}

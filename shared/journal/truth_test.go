@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -217,5 +218,38 @@ func TestReconcileOfANullVersionSettles(t *testing.T) {
 	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
 	if _, ok := stateNow(t, e, time.Now())["n"]; ok {
 		t.Errorf("n is in the state after its null version was deleted for good")
+	}
+}
+
+// TestEventsOfAnUnprotectedBucketAreRefused: a vault journals only the
+// buckets it protects; another bucket's events are refused with the
+// reason, not journaled, and not delivered again.
+func TestEventsOfAnUnprotectedBucketAreRefused(t *testing.T) {
+	e := setup(t)
+	other := e.srv.NewBucket(t, true)
+	out, err := e.c.PutObject(e.ctx, &s3.PutObjectInput{Bucket: aws.String(other), Key: aws.String("k"), Body: strings.NewReader("not ours")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := e.put(t, "k", "ours")
+	j := &journal.Journal{Vault: e.v, S3: e.c}
+	res, st, err := j.Ingest(e.ctx, []event.Change{
+		{Kind: event.Created, Bucket: other, Key: "k", VersionID: aws.ToString(out.VersionId), Time: time.Now()},
+		{Kind: event.Created, Bucket: e.bucket, Key: "k", VersionID: aws.ToString(mine.VersionId), Time: time.Now()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err != nil || !strings.Contains(res[0].Refused, "not protected") || len(res[0].Records) != 0 {
+		t.Errorf("the other bucket's change: %+v; want it refused with the reason", res[0])
+	}
+	if res[1].Err != nil || res[1].Refused != "" || len(res[1].Records) != 1 {
+		t.Errorf("the protected bucket's change: %+v; want it journaled", res[1])
+	}
+	if st.Refused != 1 || len(st.Segments) != 1 {
+		t.Errorf("stats %+v: want 1 refused, 1 segment", st)
+	}
+	if has, err := e.v.HasJournal(e.ctx, other); err != nil || has {
+		t.Errorf("the vault holds a journal of the unprotected bucket: %v, %v", has, err)
 	}
 }

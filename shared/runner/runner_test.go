@@ -34,6 +34,9 @@ func TestRunnerJournalsWebhookEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := v.PutJSON(ctx, vault.BucketKey(bucket), vault.ProtectedBucket{Bucket: bucket, ProtectedAt: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
 	r := &runner.Runner{Journal: &journal.Journal{Vault: v, S3: c}, ReconcileEvery: -1, BatchWait: 100 * time.Millisecond}
 	bodies, unsubscribe := srv.Subscribe(bucket)
 	defer unsubscribe()
