@@ -410,7 +410,7 @@ func TestOverwrittenNullVersionIsSkipped(t *testing.T) {
 		t.Run(fmt.Sprintf("create-only=%v", honours), func(t *testing.T) {
 			e := setup(t)
 			plain := e.srv.NewBucket(t, false)
-	e.protect(t, plain)
+			e.protect(t, plain)
 			e.protect(t, plain)
 			if _, err := e.c.PutObject(e.ctx, &s3.PutObjectInput{Bucket: aws.String(plain), Key: aws.String("k"), Body: strings.NewReader("first")}); err != nil {
 				t.Fatal(err)

@@ -60,7 +60,7 @@ func (j *Journal) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQS
 	obs.Metrics{}.Put(ctx, map[string]string{"Function": "journal"}, map[string]obs.Value{
 		"Changes": {V: float64(st.Changes), Unit: obs.Count}, "Records": {V: float64(st.Records), Unit: obs.Count},
 		"Skipped": {V: float64(st.Skipped), Unit: obs.Count}, "Failed": {V: float64(st.Failed), Unit: obs.Count},
-		"Refused": {V: float64(st.Refused), Unit: obs.Count},
+		"Refused":        {V: float64(st.Refused), Unit: obs.Count},
 		"PoisonMessages": {V: float64(poison), Unit: obs.Count}, "LagSeconds": {V: lag, Unit: obs.Seconds},
 	})
 	j.log().InfoContext(ctx, "batch journaled", slog.Int("messages", len(msgs)), slog.Int("changes", st.Changes),
