@@ -128,6 +128,12 @@ func (j *Journal) Ingest(ctx context.Context, changes []event.Change) ([]Result,
 			results[i].Refused = why
 			continue
 		}
+		if err := s3x.ValidateKey(c.Key); err != nil {
+			// No object has such a key: a malformed or forged event, which
+			// delivering again would not cure.
+			results[i].Refused = fmt.Sprintf("%s event of s3://%s names no possible object: %v", c.Name, c.Bucket, err)
+			continue
+		}
 		id := changeID{c.Kind, c.Bucket, c.Key, c.VersionID, c.Sequencer, c.Time.UnixNano()}
 		if f, ok := first[id]; ok {
 			dup[i] = f + 1

@@ -253,3 +253,26 @@ func TestEventsOfAnUnprotectedBucketAreRefused(t *testing.T) {
 		t.Errorf("the vault holds a journal of the unprotected bucket: %v, %v", has, err)
 	}
 }
+
+// TestEventsNamingImpossibleKeysAreRefused: an event naming a key S3
+// cannot hold (over 1,024 bytes, not UTF-8) is refused with a message
+// that says so, not failed with a raw 400 and delivered again forever.
+func TestEventsNamingImpossibleKeysAreRefused(t *testing.T) {
+	e := setup(t)
+	j := &journal.Journal{Vault: e.v, S3: e.c}
+	res, st, err := j.Ingest(e.ctx, []event.Change{
+		{Kind: event.Created, Name: "ObjectCreated:Put", Bucket: e.bucket, Key: strings.Repeat("k", 1025), VersionID: "v", Time: time.Now()},
+		{Kind: event.Created, Name: "ObjectCreated:Put", Bucket: e.bucket, Key: "caf\xe9", VersionID: "v", Time: time.Now()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"1,024 bytes", "UTF-8"} {
+		if res[i].Err != nil || !strings.Contains(res[i].Refused, want) {
+			t.Errorf("change %d: err %v, refused %q; want it refused saying %q", i, res[i].Err, res[i].Refused, want)
+		}
+	}
+	if st.Refused != 2 || st.Failed != 0 {
+		t.Errorf("stats %+v: want 2 refused, none failed", st)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,6 +65,10 @@ func TestValidate(t *testing.T) {
 		{"vault name too short", func(r *restore.Request) { r.Vault = "v" }, nil, true},
 		{"bucket name upper case", func(r *restore.Request) { r.Bucket = "UPPER" }, nil, true},
 		{"target name with a space", func(r *restore.Request) { r.TargetBucket = "has space" }, nil, true},
+		{"key of 1,024 bytes", func(r *restore.Request) { r.Keys = []string{strings.Repeat("k", 1024)} }, nil, false},
+		{"key over 1,024 bytes", func(r *restore.Request) { r.Keys = []string{strings.Repeat("k", 1025)} }, nil, true},
+		{"key not UTF-8", func(r *restore.Request) { r.Keys = []string{"caf\xe9"} }, nil, true},
+		{"prefix not UTF-8", func(r *restore.Request) { r.Prefixes = []string{"\xff/"} }, nil, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -93,6 +93,16 @@ func (r *Request) Validate(now time.Time, retentionDays int, allowed []string) e
 			return bad("%s: %v", b.what, err)
 		}
 	}
+	for _, k := range r.Keys {
+		if err := s3x.ValidateKey(k); err != nil {
+			return bad("--key: %v", err)
+		}
+	}
+	for _, p := range r.Prefixes {
+		if err := s3x.ValidatePrefix(p); err != nil {
+			return bad("--prefix: %v", err)
+		}
+	}
 	if retentionDays > 0 && r.RecoveryPointID == "" && r.At.Before(now.AddDate(0, 0, -retentionDays)) {
 		return bad("at %s is older than the vault's %d-day window", r.At.Format(time.RFC3339), retentionDays)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"unicode/utf8"
 )
 
 // InvalidBucketNameError says a name cannot be an S3 bucket's, and why.
@@ -57,6 +58,34 @@ func ValidateBucketName(name string) error {
 		if strings.HasSuffix(name, s) {
 			return bad("the suffix %q is reserved by Amazon S3", s)
 		}
+	}
+	return nil
+}
+
+// MaxKeyBytes is the longest object key S3 holds, in UTF-8 bytes.
+const MaxKeyBytes = 1024
+
+// ValidateKey says why key cannot be an S3 object key (nil when it can):
+// S3 keys are 1 to 1,024 bytes of valid UTF-8.
+func ValidateKey(key string) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("an empty key: S3 keys are 1 to %d bytes", MaxKeyBytes)
+	case len(key) > MaxKeyBytes:
+		return fmt.Errorf("key %.40q... is %d bytes: S3 keys are at most 1,024 bytes of UTF-8", key, len(key))
+	case !utf8.ValidString(key):
+		return fmt.Errorf("key %q is not valid UTF-8: S3 keys are UTF-8", key)
+	}
+	return nil
+}
+
+// ValidatePrefix says why prefix cannot begin an S3 key (nil when it can).
+func ValidatePrefix(prefix string) error {
+	switch {
+	case len(prefix) > MaxKeyBytes:
+		return fmt.Errorf("prefix %.40q... is %d bytes: no S3 key (at most 1,024 bytes) starts with it", prefix, len(prefix))
+	case !utf8.ValidString(prefix):
+		return fmt.Errorf("prefix %q is not valid UTF-8: S3 keys are UTF-8", prefix)
 	}
 	return nil
 }
