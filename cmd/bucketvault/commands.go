@@ -538,11 +538,11 @@ func (a *app) jobCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var rep restore.Report
-			if err := v.GetJSON(cmd.Context(), vault.JobKey(args[0]), &rep); err != nil {
+			rep, err := restore.LoadJob(cmd.Context(), v, args[0], time.Now())
+			if err != nil {
 				return err
 			}
-			return a.print(&rep, rep.Text())
+			return a.print(rep, rep.Text())
 		},
 	}
 	show.Flags().StringVar(&vaultName, "vault", "", "vault bucket name")

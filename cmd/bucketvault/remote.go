@@ -57,11 +57,10 @@ func (a *app) restoreRemote(ctx context.Context, function string, req restore.Re
 	defer p.done()
 	started := time.Now()
 	for {
-		var rep restore.Report
-		err := v.GetJSON(ctx, vault.JobKey(req.JobID), &rep)
+		rep, err := restore.LoadJob(ctx, v, req.JobID, time.Now())
 		switch {
 		case err == nil && rep.State != restore.StateRunning:
-			return &rep, nil
+			return rep, nil
 		case err == nil:
 			p.set(int64(time.Since(started).Seconds()), fmt.Sprintf("%s, %s", rep.State, time.Since(rep.StartedAt).Round(time.Second)))
 		case !s3x.IsNotFound(err):

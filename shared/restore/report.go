@@ -37,6 +37,8 @@ type Report struct {
 	Request         Request   `json:"request"`
 	StartedAt       time.Time `json:"startedAt"`
 	CompletedAt     time.Time `json:"completedAt,omitzero"`
+	// UpdatedAt is the running job's heartbeat (see HeartbeatEvery).
+	UpdatedAt time.Time `json:"updatedAt,omitzero"`
 	DurationSeconds float64   `json:"durationSeconds"`
 
 	Restored      int64 `json:"restored"`

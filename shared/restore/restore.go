@@ -270,12 +270,21 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 			return nil, err
 		}
 	}
+	if err := r.claim(ctx, v, req, rep); err != nil {
+		return nil, err
+	}
+	rep.UpdatedAt = start
 	if created, err := v.PutJSONOnce(ctx, vault.JobKey(rep.JobID), rep); err != nil {
 		return nil, err
 	} else if !created {
 		return nil, &InvalidRequestError{Reason: fmt.Sprintf("job %s exists already in vault %s: a job id names one job", rep.JobID, v.Bucket)}
 	}
+	stopBeat := make(chan struct{})
+	beat := make(chan struct{})
+	go func() { defer close(beat); r.heartbeat(ctx, v, rep, stopBeat) }()
 	runErr := r.run(ctx, v, req, base, rep)
+	close(stopBeat)
+	<-beat
 	if rep.VaultDamaged > 0 {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d objects were restored from older versions of damaged vault data objects (their mappings say vaultDamage); "+
 			"run `bucketvault verify --vault %s` to list every damaged object", rep.VaultDamaged, v.Bucket))
@@ -285,6 +294,7 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 			"their mappings say acl %q. To have the ACLs too, restore those keys into a bucket whose Object Ownership allows ACLs", rep.ACLsNotRestored, req.TargetBucket, ACLNotRestored))
 	}
 	rep.CompletedAt = r.now().UTC()
+	rep.UpdatedAt = rep.CompletedAt
 	rep.DurationSeconds = rep.CompletedAt.Sub(rep.StartedAt).Seconds()
 	switch {
 	case runErr != nil:
@@ -479,6 +489,7 @@ func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *v
 		}
 	}()
 	produceErr := r.produce(ctx, m, target, sel, req.At, tasks, rep)
+	rep.mu.Lock() // the heartbeat reads the report
 	for _, d := range m.Damage() {
 		if d.Lost {
 			rep.Unvouched = append(rep.Unvouched, d)
@@ -487,6 +498,7 @@ func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *v
 			rep.Warnings = append(rep.Warnings, d.String()+"; run `bucketvault vault repair --vault "+v.Bucket+"` to put it back")
 		}
 	}
+	rep.mu.Unlock()
 	close(tasks)
 	wg.Wait()
 	close(results)
@@ -494,7 +506,9 @@ func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *v
 	if err := mw.close(); err != nil && collectErr == nil {
 		collectErr = err
 	}
+	rep.mu.Lock()
 	rep.MappingParts = mw.parts
+	rep.mu.Unlock()
 	return errors.Join(produceErr, collectErr)
 }
 
@@ -522,6 +536,8 @@ func (r *Restorer) produce(ctx context.Context, m *vault.Merger, target *targetL
 		unseen[k] = true
 	}
 	defer func() {
+		rep.mu.Lock()
+		defer rep.mu.Unlock()
 		for k := range unseen {
 			rep.Unknown = append(rep.Unknown, k)
 		}

@@ -96,6 +96,11 @@ func ReconcileKey(bucket string) string { return reconcilePfx + bucket + ".json"
 // JobKey is the vault key of a job record.
 func JobKey(jobID string) string { return jobsPrefix + jobID + ".json" }
 
+// ActiveJobKey is the vault key naming the latest job of one request (by
+// the hash of what the request asks): a job id never holds a "/", so it
+// cannot collide with a job's record.
+func ActiveJobKey(requestHash string) string { return jobsPrefix + "active/" + requestHash + ".json" }
+
 // JobPartKey is the vault key of part n of a job's mapping.
 func JobPartKey(jobID string, n int) string {
 	return fmt.Sprintf("%s%s/mapping-%05d%s", jobsPrefix, jobID, n, segmentSuffix)

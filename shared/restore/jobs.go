@@ -1,0 +1,145 @@
+package restore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/bucketvault/bucketvault/shared/s3x"
+	"github.com/bucketvault/bucketvault/shared/vault"
+)
+
+// A running restore rewrites its job record every HeartbeatEvery
+// (UpdatedAt). A record still RUNNING whose heartbeat is older than
+// StaleAfter belongs to a process that ended without finishing (a killed
+// CLI, a Lambda that timed out): `job show` reads it as ABORTED,
+// interrupted, and the next run of the same request marks it so and goes
+// on (objects the first run restored are identical now, and skipped).
+var (
+	HeartbeatEvery = time.Minute
+	StaleAfter     = 5 * time.Minute
+)
+
+// StateAborted is a job that ended without finishing (AWS Backup's word).
+const StateAborted = "ABORTED"
+
+// Interrupted reports whether the job's record says RUNNING while its
+// heartbeat stopped more than StaleAfter before now.
+func (r *Report) Interrupted(now time.Time) bool {
+	last := r.UpdatedAt
+	if last.IsZero() {
+		last = r.StartedAt
+	}
+	return r.Type == "RESTORE" && r.State == StateRunning && now.Sub(last) > StaleAfter
+}
+
+// markInterrupted turns a stale RUNNING record into what it is.
+func (r *Report) markInterrupted() {
+	last := r.UpdatedAt
+	if last.IsZero() {
+		last = r.StartedAt
+	}
+	r.State = StateAborted
+	r.StatusMessage = fmt.Sprintf("interrupted: its process ended without finishing (no heartbeat since %s); run the same restore again to finish it",
+		last.UTC().Format(time.RFC3339))
+}
+
+// LoadJob reads a job's record as of now: a restore's RUNNING record
+// whose heartbeat stopped reads as ABORTED (interrupted). (Other jobs'
+// records are read as they are.)
+func LoadJob(ctx context.Context, v *vault.Vault, jobID string, now time.Time) (*Report, error) {
+	var rep Report
+	if err := v.GetJSON(ctx, vault.JobKey(jobID), &rep); err != nil {
+		return nil, err
+	}
+	if rep.Interrupted(now) {
+		rep.markInterrupted()
+	}
+	return &rep, nil
+}
+
+// requestHash names what a request asks for (not its job id, concurrency,
+// whether it creates the target or accepts an incomplete journal): two
+// runs of the same restore share it, the second one into the target the
+// first created.
+func requestHash(req Request) string {
+	req.JobID, req.Concurrency, req.CreateBucket, req.AllowIncomplete = "", 0, false, false
+	b, _ := json.Marshal(req)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+// activeJob is the record at vault.ActiveJobKey.
+type activeJob struct {
+	JobID string `json:"jobId"`
+}
+
+// claim checks the previous job of the same request before a new one
+// starts: one still running (a fresh heartbeat) refuses the new one; one
+// interrupted is marked so, and the new job says it finishes it. It then
+// names the new job as the request's latest.
+func (r *Restorer) claim(ctx context.Context, v *vault.Vault, req Request, rep *Report) error {
+	key := vault.ActiveJobKey(requestHash(req))
+	var prev activeJob
+	switch err := v.GetJSON(ctx, key, &prev); {
+	case err != nil && !s3x.IsNotFound(err):
+		return err
+	case err == nil && prev.JobID != "" && prev.JobID != rep.JobID:
+		old, err := LoadJob(ctx, v, prev.JobID, r.now())
+		if err != nil && !s3x.IsNotFound(err) {
+			return err
+		}
+		switch {
+		case old == nil:
+		case old.State == StateRunning:
+			return &InvalidRequestError{Reason: fmt.Sprintf("the same restore is running as job %s (heartbeat at %s): wait for it (`bucketvault job show --vault %s %s`); "+
+				"a job whose heartbeat stops for %s reads as interrupted, and this restore then finishes it", old.JobID, old.UpdatedAt.UTC().Format(time.RFC3339), v.Bucket, old.JobID, StaleAfter)}
+		case old.State == StateAborted && old.CompletedAt.IsZero():
+			old.CompletedAt = r.now().UTC()
+			if err := v.PutJSON(ctx, vault.JobKey(old.JobID), old); err != nil {
+				return err
+			}
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("finishes job %s of the same request, which was %s", old.JobID, old.StatusMessage))
+		}
+	}
+	return v.PutJSON(ctx, key, activeJob{JobID: rep.JobID})
+}
+
+// heartbeat rewrites the running job's record every HeartbeatEvery until
+// stop is closed.
+func (r *Restorer) heartbeat(ctx context.Context, v *vault.Vault, rep *Report, stop <-chan struct{}) {
+	t := time.NewTicker(HeartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			snap := rep.snapshot(r.now().UTC())
+			if err := v.PutJSON(ctx, vault.JobKey(rep.JobID), snap); err != nil {
+				r.log().WarnContext(ctx, "restore heartbeat not written", "job", rep.JobID, "error", err)
+			}
+		}
+	}
+}
+
+// snapshot copies the report (under its lock) with UpdatedAt set.
+func (r *Report) snapshot(now time.Time) *Report {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := *r
+	c.UpdatedAt = now
+	c.mu = nil
+	c.Failures = append([]Mapping(nil), r.Failures...)
+	c.Mapping = append([]Mapping(nil), r.Mapping...)
+	c.UncertainKeys = append([]Mapping(nil), r.UncertainKeys...)
+	c.Warnings = append([]string(nil), r.Warnings...)
+	c.Unknown = append([]string(nil), r.Unknown...)
+	c.Unvouched = append([]vault.Damage(nil), r.Unvouched...)
+	return &c
+}
