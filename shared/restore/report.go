@@ -30,15 +30,15 @@ const MaxReportedFailures = 1000
 
 // Report is a restore job's record, kept at jobs/<id>.json in the vault.
 type Report struct {
-	JobID           string    `json:"jobId"`
-	Type            string    `json:"type"`
-	State           string    `json:"state"`
-	StatusMessage   string    `json:"statusMessage,omitempty"`
-	Request         Request   `json:"request"`
-	StartedAt       time.Time `json:"startedAt"`
-	CompletedAt     time.Time `json:"completedAt,omitzero"`
+	JobID         string    `json:"jobId"`
+	Type          string    `json:"type"`
+	State         string    `json:"state"`
+	StatusMessage string    `json:"statusMessage,omitempty"`
+	Request       Request   `json:"request"`
+	StartedAt     time.Time `json:"startedAt"`
+	CompletedAt   time.Time `json:"completedAt,omitzero"`
 	// UpdatedAt is the running job's heartbeat (see HeartbeatEvery).
-	UpdatedAt time.Time `json:"updatedAt,omitzero"`
+	UpdatedAt       time.Time `json:"updatedAt,omitzero"`
 	DurationSeconds float64   `json:"durationSeconds"`
 
 	Restored      int64 `json:"restored"`
