@@ -276,3 +276,31 @@ func TestEventsNamingImpossibleKeysAreRefused(t *testing.T) {
 		t.Errorf("stats %+v: want 2 refused, none failed", st)
 	}
 }
+
+// TestRemovedTagsStayRemoved: a tag change to no tags at all is journaled
+// as an empty tag set, and reads back as one (not as "unknown", which a
+// restore of a snapshot's copy would fill with the tags the copy has).
+func TestRemovedTagsStayRemoved(t *testing.T) {
+	e := setup(t)
+	out, err := e.c.PutObject(e.ctx, &s3.PutObjectInput{Bucket: aws.String(e.bucket), Key: aws.String("k"), Body: strings.NewReader("x"), Tagging: aws.String("a=1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &journal.Journal{Vault: e.v, S3: e.c}
+	if _, err := j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.c.DeleteObjectTagging(e.ctx, &s3.DeleteObjectTaggingInput{Bucket: aws.String(e.bucket), Key: aws.String("k"), VersionId: out.VersionId}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	res, _, err := j.Ingest(e.ctx, []event.Change{{Kind: event.TagsChanged, Name: "ObjectTagging:Delete", Bucket: e.bucket, Key: "k", VersionID: aws.ToString(out.VersionId), Time: time.Now()}})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("ingest: %v %v", err, res[0].Err)
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	got, ok := stateNow(t, e, time.Now())["k"]
+	if !ok || got.Tags == nil || len(got.Tags) != 0 {
+		t.Errorf("tags of k after they were removed: %v (nil %v); want an empty set, not unknown", got.Tags, got.Tags == nil)
+	}
+}

@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -61,7 +62,7 @@ type Record struct {
 	StorageClass string    `json:"storageClass,omitempty"`
 	Meta         *Meta     `json:"meta,omitempty"`
 	// Tags is the version's tag set; nil means unknown, empty means none.
-	Tags map[string]string `json:"tags,omitempty"`
+	Tags map[string]string `json:"tags,omitzero"` // omitzero: an empty set ({}) is not an unknown one (absent)
 	ACL  *ACL              `json:"acl,omitempty"`
 	// SSE is the source's server-side encryption ("AES256", "aws:kms").
 	SSE string `json:"sse,omitempty"`
@@ -138,4 +139,22 @@ type Grant struct {
 	URI        string `json:"uri,omitempty"`
 	Email      string `json:"email,omitempty"`
 	Permission string `json:"permission"`
+}
+
+// normalize puts a decoded record's times in UTC (the writers write UTC;
+// a time with another offset, even one Go cannot write back, such as
+// -24:59, is the same instant) and refuses a year outside 0000-9999, which
+// no writer can encode again (a compaction or a spill would fail on it
+// for good).
+func (r *Record) normalize() error {
+	for _, t := range []*time.Time{&r.Time, &r.Created} {
+		if t.IsZero() {
+			continue
+		}
+		*t = t.UTC()
+		if y := t.Year(); y < 0 || y > 9999 {
+			return fmt.Errorf("record of %q: time %s is outside years 0000-9999", r.Key, t.Format(time.RFC3339))
+		}
+	}
+	return nil
 }

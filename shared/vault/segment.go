@@ -193,6 +193,9 @@ func (r *SegmentReader) Next() (Record, error) {
 	if err := json.Unmarshal(line, &rec); err != nil {
 		return Record{}, fmt.Errorf("segment %s record %d: %w", r.Ref.ID, r.n+1, err)
 	}
+	if err := rec.normalize(); err != nil {
+		return Record{}, fmt.Errorf("segment %s record %d: %w", r.Ref.ID, r.n+1, err)
+	}
 	r.n++
 	return rec, nil
 }

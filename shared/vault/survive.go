@@ -289,6 +289,9 @@ func (s *checkedSource) read() (Observed, error) {
 		if err := json.Unmarshal(line, &o); err != nil {
 			return o, damagef("record %d: %v", s.r.n+1, err)
 		}
+		if err := o.normalize(); err != nil {
+			return o, damagef("record %d: %v", s.r.n+1, err)
+		}
 		s.r.n++
 	} else {
 		rec, err := s.r.Next()
