@@ -393,7 +393,11 @@ func (j *Journal) resolveKey(ctx context.Context, bucket, key string) ([]vault.R
 	if err != nil {
 		return nil, err
 	}
-	return j.reconcileKey(ctx, bucket, key, entries, known, time.Now().UTC())
+	since, err := j.Vault.CompleteThrough(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	return j.reconcileKey(ctx, bucket, key, entries, known, time.Now().UTC(), since)
 }
 
 // listKey lists every version and delete marker of exactly one key.

@@ -124,7 +124,11 @@ func (w *keyWork) records() []vault.Record {
 // versions and delete markers it never saw (the versions to be captured),
 // purges of versions no longer listed, and the true order of versions that
 // share a second. It makes no S3 call.
-func planKey(key string, entries []s3x.Entry, recs []vault.Observed, now time.Time) *keyWork {
+//
+// since is the completeness watermark before this reconcile (nil: none):
+// a version it finds gone was deleted after both it and the version's own
+// time, which the purge records (Record.Since).
+func planKey(key string, entries []s3x.Entry, recs []vault.Observed, now time.Time, since *time.Time) *keyWork {
 	st := stateOf(recs)
 	w := &keyWork{key: key, listed: int64(len(entries))}
 	listed := map[string]bool{}
@@ -163,7 +167,11 @@ func planKey(key string, entries []s3x.Entry, recs []vault.Observed, now time.Ti
 	sort.Strings(gone)
 	for _, id := range gone {
 		r := st.live[id]
-		w.tail = append(w.tail, vault.Record{Op: vault.OpPurge, Key: key, VersionID: r.VersionID, ETag: r.ETag, Time: now, Origin: vault.OriginReconcile})
+		known := r.Time.UTC()
+		if since != nil && since.After(known) {
+			known = since.UTC()
+		}
+		w.tail = append(w.tail, vault.Record{Op: vault.OpPurge, Key: key, VersionID: r.VersionID, ETag: r.ETag, Time: now, Since: known, Origin: vault.OriginReconcile})
 	}
 	w.tail = append(w.tail, orderRecords(key, entries, st)...)
 	return w
@@ -181,8 +189,8 @@ func (j *Journal) captureEntry(ctx context.Context, bucket, key string, e s3x.En
 
 // reconcileKey brings one key's journal up to date (see planKey), its
 // versions captured in parallel, and returns the records to journal.
-func (j *Journal) reconcileKey(ctx context.Context, bucket, key string, entries []s3x.Entry, recs []vault.Observed, now time.Time) ([]vault.Record, error) {
-	w := planKey(key, entries, recs, now)
+func (j *Journal) reconcileKey(ctx context.Context, bucket, key string, entries []s3x.Entry, recs []vault.Observed, now time.Time, since *time.Time) ([]vault.Record, error) {
+	w := planKey(key, entries, recs, now, since)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(j.concurrency())
 	for _, c := range w.captures {
@@ -324,6 +332,8 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 	if p.CompletedAt != nil || p.Bucket == "" {
 		p = Progress{Bucket: bucket, StartedAt: time.Now().UTC(), CompleteThrough: p.CompleteThrough}
 	}
+	// The watermark before this run: what it finds gone was deleted after.
+	since := p.CompleteThrough
 	m, err := v.OpenJournal(ctx, bucket, nil)
 	if err != nil {
 		return p, err
@@ -344,7 +354,7 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 	gone := func(upTo string) error {
 		now := time.Now().UTC()
 		for jerr == nil && (upTo == "" || jk < upTo) {
-			if err := r.submit(planKey(jk, nil, jrecs, now)); err != nil {
+			if err := r.submit(planKey(jk, nil, jrecs, now, since)); err != nil {
 				return err
 			}
 			jk, jrecs, jerr = m.NextKey()
@@ -367,7 +377,7 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 				return jerr
 			}
 		}
-		return r.submit(planKey(key, entries, known, time.Now().UTC()))
+		return r.submit(planKey(key, entries, known, time.Now().UTC(), since))
 	}
 
 	l := s3x.NewVersionLister(j.S3, bucket, "", p.KeyMarker, "", o.PageSize)

@@ -299,7 +299,7 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	switch {
 	case runErr != nil:
 		rep.State, rep.StatusMessage = StateFailed, runErr.Error()
-	case rep.Failed > 0 || len(rep.Unvouched) > 0 || incomplete != "" && !req.AllowIncomplete:
+	case rep.Failed > 0 || len(rep.Unvouched) > 0 || rep.Uncertain > 0 || incomplete != "" && !req.AllowIncomplete:
 		var says []string
 		if rep.Failed > 0 {
 			says = append(says, fmt.Sprintf("%d objects failed", rep.Failed))
@@ -564,7 +564,13 @@ func (r *Restorer) produce(ctx context.Context, m *vault.Merger, target *targetL
 		if d, ok := vault.Covered(m.Damage(), key); ok {
 			uncertain = "journal object " + d.Object + " that may hold records of this key is lost: " + d.Reason
 		}
-		obj, ok := StateAt(recs, at)
+		obj, ok, cur := stateAt(recs, at)
+		if u := uncertainFor(recs, at, cur); u != "" {
+			if uncertain != "" {
+				uncertain += "; "
+			}
+			uncertain += u
+		}
 		if !ok {
 			rep.addAbsent()
 			switch {

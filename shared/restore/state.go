@@ -3,6 +3,7 @@
 package restore
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
@@ -28,6 +29,13 @@ type Object struct {
 // the last of them, ordered by the order records a reconcile wrote, then by
 // event sequencers, then by the order the records were journaled.
 func StateAt(recs []vault.Observed, at time.Time) (Object, bool) {
+	obj, ok, _ := stateAt(recs, at)
+	return obj, ok
+}
+
+// stateAt is StateAt that also returns the record of the current entry
+// (a version or a delete marker; zero when nothing is alive).
+func stateAt(recs []vault.Observed, at time.Time) (Object, bool, vault.Record) {
 	cut := at.Unix()
 	type entry struct {
 		vault.Observed
@@ -108,7 +116,7 @@ func StateAt(recs []vault.Observed, at time.Time) (Object, bool) {
 		alive = append(alive, e)
 	}
 	if len(alive) == 0 {
-		return Object{}, false
+		return Object{}, false, vault.Record{}
 	}
 	sort.SliceStable(alive, func(i, j int) bool {
 		a, b := alive[i], alive[j]
@@ -133,7 +141,7 @@ func StateAt(recs []vault.Observed, at time.Time) (Object, bool) {
 	// it after the others, and the last entry is all that matters.
 	last := alive[len(alive)-1]
 	if last.Op == vault.OpDeleteMarker {
-		return Object{}, false
+		return Object{}, false, last.Record
 	}
 	obj := Object{Version: last.Record, Tags: last.Tags, ACL: last.ACL, StorageClass: last.StorageClass}
 	var tagAt, aclAt, scAt vault.Observed
@@ -160,7 +168,49 @@ func StateAt(recs []vault.Observed, at time.Time) (Object, bool) {
 			}
 		}
 	}
-	return obj, true
+	return obj, true, last.Record
+}
+
+// UncertainAt says why the state StateAt gives for at cannot be vouched
+// for ("" when it can): the current entry (version or delete marker) was
+// deleted for good at a time only known to lie in an interval around at
+// (a reconcile found it gone; no event said when). StateAt's rule keeps it
+// until the reconcile that found it gone; it may have been gone already.
+func UncertainAt(recs []vault.Observed, at time.Time) string {
+	_, _, cur := stateAt(recs, at)
+	return uncertainFor(recs, at, cur)
+}
+
+// uncertainFor is UncertainAt given the current entry cur.
+func uncertainFor(recs []vault.Observed, at time.Time, cur vault.Record) string {
+	if cur.Op == "" {
+		return ""
+	}
+	cut := at.Unix()
+	var listed []vault.Record
+	for _, o := range recs {
+		if o.Op == vault.OpListed {
+			listed = append(listed, o.Record)
+		}
+	}
+	for _, o := range recs {
+		p := o.Record
+		if p.Op != vault.OpPurge || p.Since.IsZero() || p.VersionID != cur.VersionID || voided(p, listed) {
+			continue
+		}
+		if cur.VersionID == "null" && p.ETag != "" && p.ETag != cur.ETag {
+			continue
+		}
+		if p.Since.Unix() < cut && cut < p.Time.Unix() {
+			what := "version"
+			if cur.Op == vault.OpDeleteMarker {
+				what = "delete marker"
+			}
+			return fmt.Sprintf("its %s %s was deleted for good at an unknown time between %s and %s (a reconcile found it gone, no event said when): the restore keeps it until then",
+				what, cur.VersionID, p.Since.UTC().Format(time.RFC3339), p.Time.UTC().Format(time.RFC3339))
+		}
+	}
+	return ""
 }
 
 // later reports whether change record a comes after b (zero b: always).

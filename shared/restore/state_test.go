@@ -58,3 +58,45 @@ func TestStateAtTheListingIsTheTruth(t *testing.T) {
 		})
 	}
 }
+
+// TestUncertainAtNamesTheDeletionInterval: a purge a reconcile learnt
+// (Since set) leaves the state between Since and its time uncertain, for
+// the version (or marker) current then, and for no other time or entry.
+func TestUncertainAtNamesTheDeletionInterval(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	sec := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+	obs := func(recs ...vault.Record) []vault.Observed {
+		out := make([]vault.Observed, len(recs))
+		for i, r := range recs {
+			out[i] = vault.Observed{Record: r, Segment: "s", Line: i}
+		}
+		return out
+	}
+	v1 := vault.Record{Op: vault.OpVersion, Key: "k", VersionID: "v1", ETag: "e1", Time: sec(1), Data: "d1"}
+	v2 := vault.Record{Op: vault.OpVersion, Key: "k", VersionID: "v2", ETag: "e2", Time: sec(2), Data: "d2"}
+	learnt := vault.Record{Op: vault.OpPurge, Key: "k", VersionID: "v2", Time: sec(10), Since: sec(5)}
+	told := vault.Record{Op: vault.OpPurge, Key: "k", VersionID: "v2", Time: sec(10)}
+	for _, c := range []struct {
+		name string
+		recs []vault.Observed
+		at   int
+		want bool
+	}{
+		{"before the interval", obs(v1, v2, learnt), 5, false},
+		{"inside it", obs(v1, v2, learnt), 7, true},
+		{"at the purge", obs(v1, v2, learnt), 10, false},
+		{"after it", obs(v1, v2, learnt), 12, false},
+		{"an event dated it", obs(v1, v2, told), 7, false},
+		{"a noncurrent version's purge", obs(v1, v2, vault.Record{Op: vault.OpPurge, Key: "k", VersionID: "v1", Time: sec(10), Since: sec(5)}), 7, false},
+		{"voided by a listing", obs(v1, v2, learnt, vault.Record{Op: vault.OpListed, Key: "k", VersionID: "v2", Time: sec(11)}), 7, false},
+		{"a delete marker's", obs(v1, vault.Record{Op: vault.OpDeleteMarker, Key: "k", VersionID: "m", Time: sec(2)},
+			vault.Record{Op: vault.OpPurge, Key: "k", VersionID: "m", Time: sec(10), Since: sec(5)}), 7, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := restore.UncertainAt(c.recs, sec(c.at))
+			if (got != "") != c.want {
+				t.Errorf("UncertainAt(%d) = %q, want uncertain %v", c.at, got, c.want)
+			}
+		})
+	}
+}

@@ -85,6 +85,12 @@ type Record struct {
 	Packed     bool  `json:"packed,omitempty"`
 	DataOffset int64 `json:"dataOffset,omitempty"`
 
+	// Since, on a purge a reconcile learnt from a listing (no event told
+	// of it), is the last time the journal knew the version existed: the
+	// deletion happened after Since and by Time, S3 keeps no record of
+	// when. A restore as of a time between them names the key uncertain.
+	Since time.Time `json:"since,omitzero"`
+
 	// Created is the LastModified of the version an OpListed record
 	// names (it tells a "null" version from the null versions before it).
 	Created time.Time `json:"created,omitzero"`
@@ -147,7 +153,7 @@ type Grant struct {
 // no writer can encode again (a compaction or a spill would fail on it
 // for good).
 func (r *Record) normalize() error {
-	for _, t := range []*time.Time{&r.Time, &r.Created} {
+	for _, t := range []*time.Time{&r.Time, &r.Created, &r.Since} {
 		if t.IsZero() {
 			continue
 		}
