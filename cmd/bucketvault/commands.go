@@ -483,14 +483,17 @@ func (a *app) recoveryPointsCommand() *cobra.Command {
 }
 
 func (a *app) verifyCommand() *cobra.Command {
-	var vaultName string
+	var vaultName, bucket string
 	var concurrency int
-	var deep bool
+	var deep, against bool
 	cmd := &cobra.Command{
-		Use:   "verify --vault V [--deep]",
-		Short: "Check that every reference in the vault resolves, with the recorded size and ETag (--deep: and checksums of the bytes)",
+		Use:   "verify --vault V [--deep] [--against-source [--bucket B]]",
+		Short: "Check that every reference in the vault resolves, with the recorded size and ETag (--deep: and checksums of the bytes; --against-source: and that the journal's state is each bucket's)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if bucket != "" && !against {
+				return usagef("--bucket goes with --against-source")
+			}
 			v, err := a.openVault(cmd, vaultName)
 			if err != nil {
 				return err
@@ -505,13 +508,54 @@ func (a *app) verifyCommand() *cobra.Command {
 			}
 			text := fmt.Sprintf("vault s3://%s: %d buckets, %d segments, %d records, %d data objects (%d bytes) checked\n",
 				v.Bucket, rep.Buckets, rep.Segments, rep.Records, rep.Data, rep.Bytes)
+			var sources []*restore.SourceReport
+			if against {
+				buckets := []string{bucket}
+				if bucket == "" {
+					pbs, err := v.Buckets(cmd.Context())
+					if err != nil {
+						return err
+					}
+					buckets = buckets[:0]
+					for _, pb := range pbs {
+						buckets = append(buckets, pb.Bucket)
+					}
+				}
+				c, err := a.client(cmd.Context())
+				if err != nil {
+					return err
+				}
+				for _, b := range buckets {
+					sr, err := restore.CompareSource(cmd.Context(), v, c, b, time.Now())
+					if err != nil {
+						return err
+					}
+					sources = append(sources, sr)
+					text += fmt.Sprintf("s3://%s against the journal: %d keys compared, %d disagree\n", b, sr.Keys, len(sr.Problems)+sr.More)
+					rep.Problems = append(rep.Problems, sr.Problems...)
+					rep.MoreProblems += sr.More
+				}
+			}
 			if rep.OK() {
 				text += "OK: every reference resolves\n"
+				if against {
+					text += "OK: the journal's state is each bucket's current versions\n"
+				}
 			}
 			for _, pr := range rep.Problems {
 				text += "  PROBLEM " + pr + "\n"
 			}
-			if err := a.print(rep, text); err != nil {
+			if against {
+				text += "  (a change still on its way shows as a disagreement until it is journaled: `bucketvault reconcile` journals every one)\n"
+			}
+			out := any(rep)
+			if against {
+				out = struct {
+					*vault.VerifyReport
+					Sources []*restore.SourceReport `json:"sources"`
+				}{rep, sources}
+			}
+			if err := a.print(out, text); err != nil {
 				return err
 			}
 			if !rep.OK() {
@@ -521,6 +565,8 @@ func (a *app) verifyCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&vaultName, "vault", "", "vault bucket name")
+	cmd.Flags().BoolVar(&against, "against-source", false, "also compare the journal's state now with each protected bucket's current versions (the listing is the truth)")
+	cmd.Flags().StringVar(&bucket, "bucket", "", "with --against-source: only this protected bucket")
 	cmd.Flags().IntVar(&concurrency, "concurrency", 32, "parallel checks")
 	cmd.Flags().BoolVar(&deep, "deep", false, "also read every data object and check its MD5 and checksum against the journal")
 	return cmd

@@ -309,3 +309,59 @@ func TestVaultRepairPutsBackGoodVersions(t *testing.T) {
 		t.Errorf("restore after repair: want COMPLETED, all 6 keys, no warning:\n%s", rrep.Text())
 	}
 }
+
+// TestCompareSourceReportsEveryDisagreement: verify --against-source
+// compares the journal's state now with the bucket's current versions
+// and names every key that differs, whichever side is wrong.
+func TestCompareSourceReportsEveryDisagreement(t *testing.T) {
+	f := newJournalFixture(t)
+	rep, err := restore.CompareSource(f.ctx, f.v, f.c, f.bucket, time.Now())
+	if err != nil || len(rep.Problems) != 0 || rep.Keys != 6 {
+		t.Fatalf("a journal that matches: %+v, %v; want 6 keys, no problem", rep, err)
+	}
+	// Changes no event told of, and a wrong purge in the journal.
+	f.put(t, f.bucket, "a/1", "a new version")
+	if _, err := f.c.DeleteObject(f.ctx, &s3.DeleteObjectInput{Bucket: aws.String(f.bucket), Key: aws.String("c/1")}); err != nil {
+		t.Fatal(err)
+	}
+	f.put(t, f.bucket, "d/1", "a new key")
+	st, ok := restoreState(t, f, "b/1")
+	if !ok {
+		t.Fatal("b/1 is not in the journal")
+	}
+	if _, err := f.v.WriteSegment(f.ctx, f.bucket, []vault.Record{{Op: vault.OpPurge, Key: "b/1", VersionID: st.Version.VersionID, Time: time.Now().Add(-time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = restore.CompareSource(f.ctx, f.v, f.c, f.bucket, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(rep.Problems, "\n")
+	for _, key := range []string{"a/1", "b/1", "c/1", "d/1"} {
+		if !strings.Contains(text, "/"+key+":") && !strings.Contains(text, "/"+key+"@") {
+			t.Errorf("no problem names %s:\n%s", key, text)
+		}
+	}
+	if len(rep.Problems) != 4 || rep.Keys != 7 {
+		t.Errorf("%d keys, problems:\n%s\nwant 7 keys and 4 problems", rep.Keys, text)
+	}
+}
+
+// restoreState is the journal's state of one key now.
+func restoreState(t *testing.T, f *journalFixture, key string) (restore.Object, bool) {
+	t.Helper()
+	m, err := f.v.OpenJournal(f.ctx, f.bucket, []string{key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for {
+		k, recs, err := m.NextKey()
+		if err != nil {
+			return restore.Object{}, false
+		}
+		if k == key {
+			return restore.StateAt(recs, time.Now())
+		}
+	}
+}
