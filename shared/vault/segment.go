@@ -169,12 +169,28 @@ func NewSegmentReader(ref SegmentRef, body io.ReadCloser) (*SegmentReader, error
 	return r, nil
 }
 
+// MaxRecordLine bounds one line of a segment-format object. A record is a
+// few KiB at most (a 1,024-byte key, 2 KiB of user metadata, 10 tags, an
+// ACL); a longer line is damage (a crafted object that decompresses into
+// one huge line would otherwise be held in memory whole).
+const MaxRecordLine = 16 << 20
+
 func (r *SegmentReader) line() ([]byte, error) {
-	line, err := r.lines.ReadBytes('\n')
-	if err == io.EOF && len(line) > 0 {
-		return line, nil
+	var line []byte
+	for {
+		part, err := r.lines.ReadSlice('\n')
+		line = append(line, part...)
+		if len(line) > MaxRecordLine {
+			return nil, fmt.Errorf("a line longer than %d bytes", MaxRecordLine)
+		}
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case err == io.EOF && len(line) > 0:
+			return line, nil
+		}
+		return line, err
 	}
-	return line, err
 }
 
 // Next returns the next record, or io.EOF after the last.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -194,5 +195,24 @@ func TestWindowKeepsReadersSmall(t *testing.T) {
 			t.Errorf("read %d records, want %d", n, len(recs))
 		}
 		r.Close()
+	}
+}
+
+// TestLongLineIsRefused: a line longer than MaxRecordLine is an error,
+// not a line held in memory whole.
+func TestLongLineIsRefused(t *testing.T) {
+	var plain bytes.Buffer
+	plain.WriteString(`{"format":"bucketvault-segment","version":1,"bucket":"b","segment":"s1","records":1,"firstKey":"k","lastKey":"k"}` + "\n")
+	plain.WriteString(`{"op":"version","key":"k","detail":"`)
+	plain.Write(bytes.Repeat([]byte("x"), MaxRecordLine))
+	plain.WriteString("\"}\n")
+	body := encoder.EncodeAll(plain.Bytes(), nil)
+	r, err := NewSegmentReader(SegmentRef{ID: "s1"}, io.NopCloser(bytes.NewReader(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Next(); err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Errorf("a %d-byte line: %v; want it refused", MaxRecordLine, err)
 	}
 }
