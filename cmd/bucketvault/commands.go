@@ -115,27 +115,49 @@ a reconcile journals again what their buckets still hold.`,
 			if err != nil {
 				return err
 			}
+			runs, _, err := v.RepairRuns(cmd.Context(), rep, dry)
+			if err != nil {
+				return err
+			}
 			verb := "repaired"
 			if dry {
 				verb = "would repair (dry run)"
 			}
+			rebuilt := map[string]bool{}
+			for _, r := range runs {
+				for _, d := range rep.LostJournal {
+					if strings.HasPrefix(d.Object, "runs/"+r.Bucket+"/"+r.Cut+"/") {
+						rebuilt[d.String()] = true
+					}
+				}
+			}
+			var lost []string
+			for _, l := range rep.Lost {
+				if !rebuilt[l] {
+					lost = append(lost, l)
+				}
+			}
 			var b strings.Builder
-			fmt.Fprintf(&b, "vault s3://%s: %d damaged objects with a good version, %d lost\n", v.Bucket, len(rep.Repairable), len(rep.Lost))
+			fmt.Fprintf(&b, "vault s3://%s: %d damaged objects with a good version, %d runs to read from their segments, %d lost\n", v.Bucket, len(rep.Repairable), len(runs), len(lost))
 			for _, r := range done {
 				fmt.Fprintf(&b, "  %s %s: version %s is current again (removed %s); it was: %s\n", verb, r.Object, r.GoodVersion, strings.Join(r.Removed, ", "), r.Reason)
 			}
-			for _, l := range rep.Lost {
+			for _, r := range runs {
+				fmt.Fprintf(&b, "  %s run %s of s3://%s (shard %s lost): set aside; its %d segments are read instead, and the next compaction writes it again\n", verb, r.Cut, r.Bucket, r.Shard, r.Segments)
+			}
+			for _, l := range lost {
 				fmt.Fprintf(&b, "  CANNOT REPAIR %s\n", l)
 			}
 			if err := a.print(struct {
-				Repaired []vault.Repair `json:"repaired"`
-				DryRun   bool           `json:"dryRun"`
-				Lost     []string       `json:"lost"`
-			}{done, dry, rep.Lost}, b.String()); err != nil {
+				Repaired []vault.Repair     `json:"repaired"`
+				Runs     []vault.DroppedRun `json:"runsSetAside"`
+				DryRun   bool               `json:"dryRun"`
+				Lost     []string           `json:"lost"`
+			}{done, runs, dry, lost}, b.String()); err != nil {
 				return err
 			}
-			if len(rep.Lost) > 0 {
-				return &partialError{msg: fmt.Sprintf("%d objects cannot be repaired from the vault; run `bucketvault reconcile` for each protected bucket to journal again what it holds", len(rep.Lost))}
+			if len(lost) > 0 {
+				return &partialError{msg: fmt.Sprintf("%d objects cannot be repaired from the vault; run `bucketvault reconcile` for each protected bucket to journal again what it holds", len(lost))}
 			}
 			return nil
 		},

@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,6 +18,71 @@ type Repair struct {
 	// Removed lists the versions and delete markers above the good
 	// version: what Repair deletes (or, dry, would delete).
 	Removed []string `json:"removed,omitempty"`
+}
+
+// DroppedRun is a run Repair set aside because a shard of it is lost:
+// every segment it merged is still in the vault, so readers read them
+// (and the run before it) instead, and the next compaction writes the run
+// again from them.
+type DroppedRun struct {
+	Bucket   string `json:"bucket"`
+	Cut      string `json:"cut"`
+	Segments int    `json:"segments"`
+	Shard    string `json:"lostShard"`
+}
+
+// RepairRuns sets aside every run a lost shard of which Verify found,
+// when the segments it merged are all still there: it hides the run's
+// manifest behind a delete marker (its versions stay), so readers take the
+// run before it and the segments after that one's cut. A run whose
+// segments are not all there stays lost. With dry, it changes nothing.
+func (v *Vault) RepairRuns(ctx context.Context, rep *VerifyReport, dry bool) ([]DroppedRun, []Damage, error) {
+	var dropped []DroppedRun
+	var still []Damage
+	done := map[string]bool{}
+	for _, d := range rep.LostJournal {
+		rest, ok := strings.CutPrefix(d.Object, runsPfx)
+		parts := strings.Split(rest, "/")
+		if !ok || len(parts) != 3 {
+			still = append(still, d)
+			continue
+		}
+		bucket, cut := parts[0], parts[1]
+		if done[bucket+"/"+cut] {
+			continue
+		}
+		done[bucket+"/"+cut] = true
+		key := runManifestKey(bucket, cut)
+		m, _, err := v.readRun(ctx, bucket, key)
+		if err != nil {
+			return dropped, still, err
+		}
+		if m == nil {
+			still = append(still, d)
+			continue
+		}
+		refs, err := v.Segments(ctx, bucket)
+		if err != nil {
+			return dropped, still, err
+		}
+		n := 0
+		for _, r := range refs {
+			if r.ID > m.Previous && r.ID <= m.Cut {
+				n++
+			}
+		}
+		if n != m.Segments {
+			still = append(still, d)
+			continue
+		}
+		if !dry {
+			if _, err := v.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(key)}); err != nil {
+				return dropped, still, fmt.Errorf("set aside run s3://%s/%s: %w", v.Bucket, key, err)
+			}
+		}
+		dropped = append(dropped, DroppedRun{Bucket: bucket, Cut: cut, Segments: n, Shard: d.Object})
+	}
+	return dropped, still, nil
 }
 
 // Repair puts back the good version of every repairable object Verify

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,7 +22,7 @@ import (
 // a bucket up to a cut, merged into sorted shards with disjoint key ranges:
 //
 //	runs/<bucket>/<cut>.json                   the run's manifest
-//	runs/<bucket>/<cut>/<n>.jsonl.zst          its shards, in key order
+//	runs/<bucket>/<cut>/<token>-<n>.jsonl.zst  its shards, in key order (token: the compaction's)
 //
 // A reader takes the newest run and only the segments after its cut, so a
 // journal of millions of segments is read as one sorted stream plus the
@@ -70,8 +71,16 @@ var CompactionLag = time.Hour
 
 func runManifestKey(bucket, cut string) string { return runsPfx + bucket + "/" + cut + ".json" }
 
-func runShardKey(bucket, cut string, n int) string {
-	return fmt.Sprintf("%s%s/%s/%06d%s", runsPfx, bucket, cut, n, segmentSuffix)
+func runShardKey(bucket, cut string, n int) string { return runShardKeyIn(bucket, cut, "", n) }
+
+// runShardKeyIn names shard n of one compaction (token) of a run: each
+// compaction writes shards of its own, so a compaction of a cut whose run
+// was dropped (vault repair) never meets the dropped run's shards.
+func runShardKeyIn(bucket, cut, token string, n int) string {
+	if token != "" {
+		token += "-"
+	}
+	return fmt.Sprintf("%s%s/%s/%s%06d%s", runsPfx, bucket, cut, token, n, segmentSuffix)
 }
 
 // LatestRun returns the newest run of bucket whose manifest is sound, or
@@ -211,6 +220,7 @@ func (v *Vault) Compact(ctx context.Context, bucket string, now time.Time) (Comp
 	}
 	defer m.Close()
 	man := RunManifest{Format: runFormat, Version: FormatVersion, Bucket: bucket, Cut: cut, Created: now.UTC(), Segments: len(take)}
+	token := strconv.FormatInt(time.Now().UnixNano(), 36)
 	if prev != nil {
 		man.Previous = prev.Cut
 	}
@@ -220,7 +230,7 @@ func (v *Vault) Compact(ctx context.Context, bucket string, now time.Time) (Comp
 			return nil
 		}
 		n := len(man.Shards) + 1
-		key := runShardKey(bucket, cut, n)
+		key := runShardKeyIn(bucket, cut, token, n)
 		body, err := encodeRunShard(bucket, cut, shard, now)
 		if err != nil {
 			return err

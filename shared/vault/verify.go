@@ -39,6 +39,8 @@ type VerifyReport struct {
 	// (Repair puts it back); Lost are those with no good version.
 	Repairable []Repair `json:"repairable,omitempty"`
 	Lost       []string `json:"lost,omitempty"`
+	// LostJournal are the lost journal objects among Lost.
+	LostJournal []Damage `json:"lostJournal,omitempty"`
 }
 
 // OK reports whether verification found nothing wrong.
@@ -227,6 +229,9 @@ func (vr *verifier) check(ctx context.Context, bucket, what string, m *Merger) e
 		if d.Lost {
 			vr.problem("%s of %s: %s (lost from the vault)", what, bucket, d)
 			vr.lost(d.String())
+			vr.mu.Lock()
+			vr.rep.LostJournal = append(vr.rep.LostJournal, d)
+			vr.mu.Unlock()
 		} else {
 			vr.problem("%s of %s: %s (repairable)", what, bucket, d)
 			vr.repairable(Repair{Object: d.Object, GoodVersion: d.Version, Reason: d.Reason})
