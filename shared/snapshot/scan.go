@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"time"
 
@@ -236,6 +237,12 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 		st.Done = true
 		st.KeyMarker, st.VersionIDMarker = "", ""
 	}
+	for _, w := range known.damage() {
+		if !slices.Contains(st.Warnings, w) {
+			st.Warnings = append(st.Warnings, w)
+			e.log().WarnContext(ctx, "snapshot scan read around a damaged vault object", "job", job.JobID, "damage", w)
+		}
+	}
 	if st.Done {
 		st.EndedAt = e.now()
 		st.ItemsKey = itemsListKey(job.JobID)
@@ -369,6 +376,19 @@ func (e *Engine) openKnown(ctx context.Context, v *vault.Vault, job Job) (*known
 	}
 	k.journal = &cursor{m: m}
 	return k, nil
+}
+
+// damage names the damaged vault objects the readers went around.
+func (k *known) damage() []string {
+	var out []string
+	for _, c := range []*cursor{k.prev, k.journal} {
+		if c != nil {
+			for _, d := range c.m.Damage() {
+				out = append(out, d.String())
+			}
+		}
+	}
+	return out
 }
 
 func (k *known) close() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -108,6 +109,14 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 	default:
 		sp.Status = vault.PointAvailable
 		job.State = StateCompleted
+	}
+	if n := len(job.Scan.Warnings); n > 0 {
+		// Complete all the same: what the vault could not vouch for was
+		// copied again. Said, so the damage is repaired.
+		if sp.StatusMessage != "" {
+			sp.StatusMessage += "; "
+		}
+		sp.StatusMessage += fmt.Sprintf("the scan read around %d damaged vault objects (run `bucketvault vault repair`): %s", n, strings.Join(job.Scan.Warnings, "; "))
 	}
 	job.StatusMessage = sp.StatusMessage
 	job.Totals = totals

@@ -123,6 +123,10 @@ type ScanState struct {
 	// into Runs (vault keys of sorted record files).
 	InventoryFiles int      `json:"inventoryFiles,omitempty"`
 	Runs           []string `json:"runs,omitempty"`
+	// Warnings name damaged vault objects (the previous snapshot's shards,
+	// the journal's) the scan read around: keys they held are copied
+	// again where the vault no longer vouches for their data.
+	Warnings []string `json:"warnings,omitempty"`
 	// KeyMarker and VersionIDMarker resume the listing.
 	KeyMarker       string `json:"keyMarker,omitempty"`
 	VersionIDMarker string `json:"versionIdMarker,omitempty"`

@@ -1001,3 +1001,42 @@ func TestScanResumesLegacyProgress(t *testing.T) {
 	}
 	e.runStarted(t, eng, *j, 30)
 }
+
+// TestBackupGoesOnPastADamagedSnapshot: a lost shard of the previous
+// snapshot stops no backup: the next one re-reads what it cannot vouch
+// for from the bucket, completes, restores exactly, and says what it read
+// around.
+func TestBackupGoesOnPastADamagedSnapshot(t *testing.T) {
+	e := setup(t)
+	e.workload(t)
+	want := e.capture(t)
+	j1 := e.run(t, e.engine(e.c), snapshot.Job{})
+	sp1, err := e.v.Snapshot(e.ctx, e.bucket, j1.RecoveryPointID)
+	if err != nil || len(sp1.Shards) < 2 {
+		t.Fatalf("first snapshot: %+v, %v; want several shards", sp1, err)
+	}
+	shard := sp1.Shards[0].Key
+	vs, err := e.c.ListObjectVersions(e.ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(e.v.Bucket), Prefix: aws.String(shard)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.c.PutObject(e.ctx, &s3.PutObjectInput{Bucket: aws.String(e.v.Bucket), Key: aws.String(shard), Body: strings.NewReader("damaged")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range vs.Versions {
+		if _, err := e.c.DeleteObject(e.ctx, &s3.DeleteObjectInput{Bucket: aws.String(e.v.Bucket), Key: o.Key, VersionId: o.VersionId}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j2 := e.run(t, e.engine(e.c), snapshot.Job{})
+	if j2.State != snapshot.StateCompleted || j2.Totals.Objects != int64(len(want)) {
+		t.Fatalf("backup after a lost shard: %s %s, %+v", j2.State, j2.StatusMessage, j2.Totals)
+	}
+	if !strings.Contains(j2.StatusMessage, shard) {
+		t.Errorf("status %q; want the lost shard named", j2.StatusMessage)
+	}
+	got, rep := e.restoreInto(t, j2.RecoveryPointID, time.Time{})
+	if d := inspect.Diff(want, got); len(d) > 0 || rep.State != restore.StateCompleted {
+		t.Errorf("restore of the new snapshot: %s\n%s", rep.State, strings.Join(d, "\n"))
+	}
+}
