@@ -275,14 +275,6 @@ func normalizeAll(obs []Observed) []Observed {
 	return out
 }
 
-func recordsOf(obs []Observed) []Record {
-	out := make([]Record, len(obs))
-	for i, o := range obs {
-		out[i] = normalize(o.Record)
-	}
-	return out
-}
-
 // decodeSegment reads a segment body with NewSegmentReader and Next, to
 // its end or its first error.
 func decodeSegment(t *testing.T, body []byte) (segmentHeader, []Record, error) {
