@@ -4,6 +4,7 @@ package restore
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -193,9 +194,23 @@ func uncertainFor(recs []vault.Observed, at time.Time, cur vault.Record) string 
 			listed = append(listed, o.Record)
 		}
 	}
+	// An event's purge (no Since) says when: a listing's later purge of
+	// the same entry adds no doubt.
+	var exact []vault.Record
+	for _, o := range recs {
+		p := o.Record
+		if p.Op == vault.OpPurge && p.Since.IsZero() && p.VersionID == cur.VersionID && !voided(p, listed) {
+			exact = append(exact, p)
+		}
+	}
 	for _, o := range recs {
 		p := o.Record
 		if p.Op != vault.OpPurge || p.Since.IsZero() || p.VersionID != cur.VersionID || voided(p, listed) {
+			continue
+		}
+		if slices.ContainsFunc(exact, func(e vault.Record) bool {
+			return !e.Time.After(p.Time) && (cur.VersionID != "null" || e.Time.Unix() >= cur.Time.Unix() && (e.ETag == "" || e.ETag == cur.ETag))
+		}) {
 			continue
 		}
 		if cur.VersionID == "null" && p.ETag != "" && p.ETag != cur.ETag {

@@ -87,6 +87,9 @@ func TestUncertainAtNamesTheDeletionInterval(t *testing.T) {
 		{"at the purge", obs(v1, v2, learnt), 10, false},
 		{"after it", obs(v1, v2, learnt), 12, false},
 		{"an event dated it", obs(v1, v2, told), 7, false},
+		// The event's exact purge and a listing's later one of the same
+		// version (a key resolved beside the deletion): the event says when.
+		{"an event dated it before a listing learnt it", obs(v1, v2, vault.Record{Op: vault.OpPurge, Key: "k", VersionID: "v2", Time: sec(8)}, learnt), 7, false},
 		{"a noncurrent version's purge", obs(v1, v2, vault.Record{Op: vault.OpPurge, Key: "k", VersionID: "v1", Time: sec(10), Since: sec(5)}), 7, false},
 		{"voided by a listing", obs(v1, v2, learnt, vault.Record{Op: vault.OpListed, Key: "k", VersionID: "v2", Time: sec(11)}), 7, false},
 		{"a delete marker's", obs(v1, vault.Record{Op: vault.OpDeleteMarker, Key: "k", VersionID: "m", Time: sec(2)},
