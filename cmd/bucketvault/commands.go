@@ -454,6 +454,7 @@ is ever deleted).`,
 	f.StringArrayVar(&req.Keys, "key", nil, "restore this key (repeatable)")
 	f.StringVar(&req.Mode, "mode", restore.NonDestructive, "non-destructive or rollback")
 	f.IntVar(&req.Concurrency, "concurrency", 32, "parallel copies")
+	f.BoolVar(&req.IncludeUncertain, "include-uncertain", false, "also write keys a lost journal object held records of, as the rest of the vault knows them (named uncertain); without it they are skipped")
 	f.BoolVar(&req.AllowIncomplete, "allow-incomplete", false, "accept a time after the journal's completeness watermark (the last finished reconcile; see recovery-points): "+
 		"restore what events journaled since, COMPLETED with a warning, instead of PARTIAL (exit 3)")
 	f.StringSliceVar(&allowed, "allowed-targets", nil, "refuse targets not matching these bucket patterns")

@@ -92,10 +92,14 @@ func (f *journalFixture) damage(t *testing.T, key string, lose bool) {
 	}
 }
 
-func (f *journalFixture) restore(t *testing.T) (*restore.Report, map[string]string) {
+func (f *journalFixture) restore(t *testing.T, edit ...func(*restore.Request)) (*restore.Report, map[string]string) {
 	t.Helper()
 	target := f.srv.BucketName(t)
-	rep, err := (&restore.Restorer{S3: f.c}).Run(f.ctx, restore.Request{Vault: f.v.Bucket, Bucket: f.bucket, At: f.at, TargetBucket: target, CreateBucket: true})
+	req := restore.Request{Vault: f.v.Bucket, Bucket: f.bucket, At: f.at, TargetBucket: target, CreateBucket: true}
+	for _, e := range edit {
+		e(&req)
+	}
+	rep, err := (&restore.Restorer{S3: f.c}).Run(f.ctx, req)
 	if err != nil {
 		t.Fatalf("restore: %v", err)
 	}
@@ -145,10 +149,18 @@ func TestRestoreReadsAroundDamagedJournalObjects(t *testing.T) {
 			t.Fatalf("want PARTIAL naming the lost segment:\n%s", rep.Text())
 		}
 		// The segment's key range is unknown (its header is gone): every
-		// key is uncertain, and every key the rest of the journal knows is
-		// restored.
-		if rep.Restored != 4 || len(got) != 4 || got["b/1"] != "" {
-			t.Errorf("restored %d (%v); want a/1..a/3 and c/1\n%s", rep.Restored, got, rep.Text())
+		// key is uncertain. Nothing it cannot vouch for is written...
+		if rep.Restored != 0 || len(got) != 0 {
+			t.Errorf("restored %d (%v); want nothing written\n%s", rep.Restored, got, rep.Text())
+		}
+		if u := uncertainKeys(rep); len(u) != 4 {
+			t.Errorf("uncertain keys %v; want the 4 the rest of the journal knows, skipped", u)
+		}
+		// ...unless asked: then every key the rest of the journal knows
+		// is restored, each named.
+		rep, got = f.restore(t, func(r *restore.Request) { r.IncludeUncertain = true })
+		if rep.State != restore.StatePartial || rep.Restored != 4 || len(got) != 4 || got["b/1"] != "" {
+			t.Errorf("with include-uncertain: restored %d (%v); want a/1..a/3 and c/1\n%s", rep.Restored, got, rep.Text())
 		}
 		if u := uncertainKeys(rep); len(u) != 4 {
 			t.Errorf("uncertain keys %v; want the 4 restored", u)

@@ -36,12 +36,10 @@ import (
 // PARTIAL naming exactly the keys it cannot vouch for: never a wrong
 // object, never a silently missing one.
 //
-// A key named uncertain because a journal object that may hold its
-// records is lost is restored "as the rest of the vault knows it"
-// (report.go, docs/design.md), which may be an older state than the truth;
-// BUCKETVAULT_MODEL_STRICT=1 fails such a key too (the strictest
-// reading), otherwise it is logged. So does a key named uncertain that the
-// journal can vouch for (see overName below).
+// A key a lost journal object may hold records of is not written (named
+// uncertain, skipped; Request.IncludeUncertain would restore it as the rest
+// of the vault knows it), so a wrong object is a failure even when named;
+// so is a key named uncertain that the journal can vouch for (overName).
 func TestModelWithDamageAndForgedDeletes(t *testing.T) {
 	srv := locals3.ForTest(t)
 	srv.RequireExactHistory(t)
@@ -56,7 +54,7 @@ func TestModelWithDamageAndForgedDeletes(t *testing.T) {
 	}
 	defer func(lag time.Duration, n int) { vault.CompactionLag, vault.RunShardRecords = lag, n }(vault.CompactionLag, vault.RunShardRecords)
 	vault.RunShardRecords = 5
-	runDamageModel(t, srv, seed, phases, os.Getenv("BUCKETVAULT_MODEL_STRICT") == "1")
+	runDamageModel(t, srv, seed, phases, true)
 }
 
 // forgery is one forged deletion event and what it names.

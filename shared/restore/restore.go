@@ -57,6 +57,11 @@ type Request struct {
 	// journaled since, warns, and is COMPLETED; without it such a restore
 	// is PARTIAL (the same work, exit code 3).
 	AllowIncomplete bool `json:"allowIncomplete,omitempty"`
+	// IncludeUncertain restores keys a lost journal object held records
+	// of as the rest of the vault knows them (named uncertain); without it
+	// they are not written (named uncertain, skipped): a restore never
+	// writes an object it cannot vouch for unless asked to.
+	IncludeUncertain bool `json:"includeUncertain,omitempty"`
 	// JobID names the job when the caller must know it before the job
 	// starts (the CLI starting the restore function, then following the
 	// job's record); empty: a new id.
@@ -187,6 +192,9 @@ const (
 	// ActionAbsent: nothing was done, the key being absent at T as far as
 	// the journal knows (only named when that is uncertain).
 	ActionAbsent = "absent"
+	// ActionSkipped: nothing was written for a key the restore cannot
+	// vouch for (see Request.IncludeUncertain).
+	ActionSkipped = "skipped"
 )
 
 func (r *Restorer) now() time.Time {
@@ -488,12 +496,16 @@ func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *v
 			}
 		}
 	}()
-	produceErr := r.produce(ctx, m, target, sel, req.At, tasks, rep)
+	produceErr := r.produce(ctx, m, target, sel, req.At, req.IncludeUncertain, tasks, rep)
 	rep.mu.Lock() // the heartbeat reads the report
 	for _, d := range m.Damage() {
 		if d.Lost {
 			rep.Unvouched = append(rep.Unvouched, d)
-			rep.Warnings = append(rep.Warnings, d.String()+"; those keys are restored as the rest of the vault knows them, and named uncertain")
+			if req.IncludeUncertain {
+				rep.Warnings = append(rep.Warnings, d.String()+"; those keys are restored as the rest of the vault knows them, and named uncertain")
+			} else {
+				rep.Warnings = append(rep.Warnings, d.String()+"; those keys are not written, and named uncertain (--include-uncertain restores them as the rest of the vault knows them)")
+			}
 		} else {
 			rep.Warnings = append(rep.Warnings, d.String()+"; run `bucketvault vault repair --vault "+v.Bucket+"` to put it back")
 		}
@@ -514,7 +526,7 @@ func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *v
 
 // produce merges the journal (and, for a rollback, the target's listing)
 // in key order and hands out one task per key to restore or mark deleted.
-func (r *Restorer) produce(ctx context.Context, m *vault.Merger, target *targetLister, sel selection, at time.Time, tasks chan<- task, rep *Report) error {
+func (r *Restorer) produce(ctx context.Context, m *vault.Merger, target *targetLister, sel selection, at time.Time, includeUncertain bool, tasks chan<- task, rep *Report) error {
 	send := func(t task) error {
 		select {
 		case tasks <- t:
@@ -563,6 +575,10 @@ func (r *Restorer) produce(ctx context.Context, m *vault.Merger, target *targetL
 		uncertain := ""
 		if d, ok := vault.Covered(m.Damage(), key); ok {
 			uncertain = "journal object " + d.Object + " that may hold records of this key is lost: " + d.Reason
+			if !includeUncertain {
+				rep.addUncertain(Mapping{Key: key, Action: ActionSkipped, Uncertain: uncertain + "; not written (--include-uncertain restores it as the rest of the vault knows it)"})
+				continue
+			}
 		}
 		obj, ok, cur := stateAt(recs, at)
 		if u := uncertainFor(recs, at, cur); u != "" {
