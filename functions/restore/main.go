@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -35,8 +36,14 @@ func main() {
 			req.Concurrency = f.Config.Concurrency
 		}
 		var invocation string
+		r := *r
 		if lc, ok := lambdacontext.FromContext(ctx); ok {
 			invocation = lc.AwsRequestID
+			// arn:aws:lambda:<region>:<account>:function:<name>: targets
+			// must be this account's buckets.
+			if parts := strings.Split(lc.InvokedFunctionArn, ":"); len(parts) > 4 {
+				r.ExpectedOwner = parts[4]
+			}
 		}
 		notify.Send(ctx, events, restorejob.Started(req, invocation, time.Now()), f.Log)
 		rep, err := r.Run(ctx, req)

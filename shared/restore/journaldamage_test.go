@@ -2,6 +2,7 @@ package restore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,11 +10,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 
 	"github.com/bucketvault/bucketvault/shared/inspect"
 	"github.com/bucketvault/bucketvault/shared/journal"
 	"github.com/bucketvault/bucketvault/shared/locals3"
 	"github.com/bucketvault/bucketvault/shared/restore"
+	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
@@ -375,5 +378,37 @@ func restoreState(t *testing.T, f *journalFixture, key string) (restore.Object, 
 		if k == key {
 			return restore.StateAt(recs, time.Now())
 		}
+	}
+}
+
+// ownedBy answers a HeadBucket that names an expected owner other than
+// account with 403, as S3 does for a bucket of another account.
+type ownedBy struct {
+	s3x.Client
+	account string
+}
+
+func (o *ownedBy) HeadBucket(ctx context.Context, in *s3.HeadBucketInput, opts ...func(*s3.Options)) (*s3.HeadBucketOutput, error) {
+	if in.ExpectedBucketOwner != nil && aws.ToString(in.ExpectedBucketOwner) != o.account {
+		return nil, &smithy.GenericAPIError{Code: "AccessDenied", Message: "Access Denied"}
+	}
+	return o.Client.HeadBucket(ctx, in, opts...)
+}
+
+// TestRestoreTargetMustBeTheAccounts: with an expected owner (the restore
+// function's own account), a target bucket of another account is refused
+// before anything is written.
+func TestRestoreTargetMustBeTheAccounts(t *testing.T) {
+	f := newJournalFixture(t)
+	target := f.srv.NewBucket(t, true)
+	req := restore.Request{Vault: f.v.Bucket, Bucket: f.bucket, At: f.at, TargetBucket: target}
+	other := &restore.Restorer{S3: &ownedBy{Client: f.c, account: "111111111111"}, ExpectedOwner: "222222222222"}
+	var bad *restore.InvalidRequestError
+	if _, err := other.Run(f.ctx, req); !errors.As(err, &bad) || !strings.Contains(err.Error(), "222222222222") {
+		t.Fatalf("restore into another account's bucket: %v; want it refused", err)
+	}
+	mine := &restore.Restorer{S3: &ownedBy{Client: f.c, account: "111111111111"}, ExpectedOwner: "111111111111"}
+	if rep, err := mine.Run(f.ctx, req); err != nil || rep.Restored != 6 {
+		t.Fatalf("restore into the account's own bucket: %v %v", rep, err)
 	}
 }

@@ -144,8 +144,12 @@ type Restorer struct {
 	S3 s3x.Client
 	// AllowedTargets limits target buckets (shell patterns); empty: any.
 	AllowedTargets []string
-	Copy           s3x.CopyOptions
-	Log            *slog.Logger
+	// ExpectedOwner, when set, is the account a target bucket must belong
+	// to (S3's ExpectedBucketOwner on the target's check): bucket names
+	// are global, and a pattern could name another account's bucket.
+	ExpectedOwner string
+	Copy          s3x.CopyOptions
+	Log           *slog.Logger
 	// Progress, when set, is called as objects finish.
 	Progress func(Progress)
 	// Now is the clock; nil means time.Now.
@@ -355,8 +359,14 @@ func (r *Restorer) checkComplete(ctx context.Context, v *vault.Vault, req Reques
 // checkTarget refuses a target that exists when the request would create
 // it, or that does not when it would not.
 func (r *Restorer) checkTarget(ctx context.Context, req Request) error {
-	_, err := r.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(req.TargetBucket)})
+	in := &s3.HeadBucketInput{Bucket: aws.String(req.TargetBucket)}
+	if r.ExpectedOwner != "" {
+		in.ExpectedBucketOwner = aws.String(r.ExpectedOwner)
+	}
+	_, err := r.S3.HeadBucket(ctx, in)
 	switch {
+	case err != nil && r.ExpectedOwner != "" && s3x.IsAccessDenied(err):
+		return &InvalidRequestError{Reason: fmt.Sprintf("target bucket %q is not account %s's (or this role may not reach it): a restore writes only into its own account's buckets", req.TargetBucket, r.ExpectedOwner)}
 	case err == nil && req.CreateBucket:
 		return &InvalidRequestError{Reason: fmt.Sprintf("target bucket %q exists already: drop --create-bucket to restore into it", req.TargetBucket)}
 	case err == nil:
