@@ -85,7 +85,10 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.Timeout = awscdk.Duration_Seconds(jsii.Number(float64(c.Journal.TimeoutSeconds)))
 		p.Environment[config.EnvConcurrency] = fmt.Sprint(c.Concurrency)
 		r.readProtected(pol)
-		r.vaultAccess(pol, true, []string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keyData}, []string{keyData, keyJournal})
+		// buckets/: whether an event's bucket is protected (events of
+		// others are refused); reconcile/: the completeness watermark, the
+		// earliest a deletion a key's listing finds can date from.
+		r.vaultAccess(pol, true, []string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keyData, keyReconcile}, []string{keyData, keyJournal})
 		r.sourceKeys(pol, c.ProtectedBuckets)
 	case "reconcile":
 		p.Description = "bucketvault reconcile: fills the journal's gaps from ListObjectVersions, resuming across invocations"

@@ -230,8 +230,10 @@ func TestRolePolicies(t *testing.T) {
 	s := synth(t).main
 	want := map[string][]stmt{
 		"JournalRole": join(logs("Journal"), readProtected,
-			listVault("bucketvault.json", "buckets/*", "journal/*", "runs/*", "data/*"),
-			readVault(vaultKeys("bucketvault.json", "buckets/*", "journal/*", "runs/*", "data/*")),
+			// buckets/: is an event's bucket protected; reconcile/: the
+			// completeness watermark (a listed key's purges date from it).
+			listVault("bucketvault.json", "buckets/*", "journal/*", "runs/*", "data/*", "reconcile/*"),
+			readVault(vaultKeys("bucketvault.json", "buckets/*", "journal/*", "runs/*", "data/*", "reconcile/*")),
 			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("data/*", "journal/*")),
 			abortVault, useVaultKey, decryptSources, xray,
 			stmt{Effect: "Allow", Actions: []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"}, Resources: []string{"GetAtt:JournalQueue.Arn"}},
