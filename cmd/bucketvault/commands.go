@@ -309,9 +309,10 @@ func (a *app) journalCommand() *cobra.Command {
 func (a *app) reconcileCommand() *cobra.Command {
 	var vaultName, bucket string
 	var concurrency int
+	var tags bool
 	cmd := &cobra.Command{
-		Use:   "reconcile --vault V --bucket B",
-		Short: "Add every version and delete marker the journal lacks (resumes an interrupted run)",
+		Use:   "reconcile --vault V --bucket B [--tags]",
+		Short: "Add every version and delete marker the journal lacks (resumes an interrupted run); vouch for the journal up to its start",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlag("bucket", bucket); err != nil {
@@ -322,18 +323,26 @@ func (a *app) reconcileCommand() *cobra.Command {
 				return err
 			}
 			p := a.newProgress("reconcile")
-			pr, err := j.Reconcile(cmd.Context(), bucket, journal.ReconcileOptions{Progress: func(pr journal.Progress) {
+			pr, err := j.Reconcile(cmd.Context(), bucket, journal.ReconcileOptions{Tags: tags, Progress: func(pr journal.Progress) {
 				p.set(pr.Listed, fmt.Sprintf("listed %d, added %d", pr.Listed, pr.Added))
 			}})
 			p.done()
 			if err != nil {
 				return err
 			}
-			return a.print(pr, fmt.Sprintf("reconciled s3://%s: %d versions and markers listed, %d records added, %d skipped\n", bucket, pr.Listed, pr.Added, pr.Skipped))
+			text := fmt.Sprintf("reconciled s3://%s: %d versions and markers listed, %d records added, %d skipped\n", bucket, pr.Listed, pr.Added, pr.Skipped)
+			if pr.CompleteThrough != nil {
+				text += fmt.Sprintf("the journal is complete through %s\n", pr.CompleteThrough.UTC().Format(time.RFC3339))
+			}
+			for _, w := range pr.Warnings {
+				text += "  WARNING " + w + "\n"
+			}
+			return a.print(pr, text)
 		},
 	}
 	cmd.Flags().StringVar(&vaultName, "vault", "", "vault bucket name")
 	cmd.Flags().StringVar(&bucket, "bucket", "", "protected bucket")
+	cmd.Flags().BoolVar(&tags, "tags", false, "also read the tags of every current version (one request each) and journal changes whose event was lost")
 	cmd.Flags().IntVar(&concurrency, "concurrency", 16, "parallel copies")
 	return cmd
 }

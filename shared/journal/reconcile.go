@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"strconv"
 	"time"
@@ -112,11 +113,73 @@ type keyWork struct {
 type capture struct {
 	slot  int
 	entry s3x.Entry
+	// tagCheck: not a capture but a check of a journaled version's tags
+	// (ReconcileOptions.Tags): known are the tags the journal says it has
+	// now, since the time they were last known to be so.
+	tagCheck bool
+	known    map[string]string
+	since    time.Time
 }
 
 // records returns the key's records once every capture has finished.
 func (w *keyWork) records() []vault.Record {
-	return append(w.recs, w.tail...)
+	out := w.recs[:0]
+	for _, r := range w.recs {
+		if r.Op != "" { // a tag check that found the tags unchanged
+			out = append(out, r)
+		}
+	}
+	return append(out, w.tail...)
+}
+
+// addTagChecks adds to w a check of the tags of each listed current
+// version the journal holds with known tags: S3 lists no tags and keeps no
+// tag history, so a tag change whose event was lost is found only by
+// reading them again, and dated only to an interval: after the tags were
+// last known (their record, or the last reconcile that read tags: since).
+func addTagChecks(w *keyWork, entries []s3x.Entry, recs []vault.Observed, since *time.Time) {
+	for _, e := range entries {
+		if !e.IsLatest || e.IsDeleteMarker {
+			continue
+		}
+		tags, from, ok := knownTags(recs, e)
+		if !ok {
+			continue
+		}
+		if since != nil && since.After(from) {
+			from = since.UTC()
+		}
+		w.captures = append(w.captures, capture{slot: len(w.recs), entry: e, tagCheck: true, known: tags, since: from})
+		w.recs = append(w.recs, vault.Record{})
+		w.waiting++
+	}
+}
+
+// knownTags are the tags the journal says version e has now: its latest
+// tags record, else its version record's; false when the journal has no
+// version record of it yet, or does not know its tags (a snapshot's copy
+// carries them in its data object).
+func knownTags(recs []vault.Observed, e s3x.Entry) (map[string]string, time.Time, bool) {
+	var tags map[string]string
+	var at time.Time
+	have := false
+	for _, o := range recs {
+		r := o.Record
+		if r.VersionID != e.VersionID || e.VersionID == "null" && r.Op == vault.OpVersion && (r.ETag != e.ETag || r.Time.Unix() != e.LastModified.Unix()) {
+			continue
+		}
+		switch r.Op {
+		case vault.OpVersion:
+			if !have {
+				tags, at, have = r.Tags, r.Time, r.Tags != nil
+			}
+		case vault.OpTags:
+			if !r.Time.Before(at) {
+				tags, at, have = r.Tags, r.Time, true
+			}
+		}
+	}
+	return tags, at.UTC(), have && tags != nil
 }
 
 // planKey compares one key's listing (newest first) with the journal's
@@ -185,6 +248,23 @@ func (j *Journal) captureEntry(ctx context.Context, bucket, key string, e s3x.En
 	}
 	rec.Origin = vault.OriginReconcile
 	return rec, nil
+}
+
+// checkTags reads a journaled version's tags again and returns a tags
+// record, dated now with the interval it is known to lie in, where they
+// differ from the journal's (a zero record where they do not, or where the
+// version is gone: its purge is the reconcile's business).
+func (j *Journal) checkTags(ctx context.Context, bucket, key string, c capture) (vault.Record, error) {
+	tags, err := j.tags(ctx, bucket, key, c.entry.VersionID)
+	switch {
+	case err != nil && s3x.IsNotFound(err):
+		return vault.Record{}, nil
+	case err != nil:
+		return vault.Record{}, fmt.Errorf("reconcile s3://%s/%s: %w", bucket, key, err)
+	case tags == nil || maps.Equal(tags, c.known):
+		return vault.Record{}, nil
+	}
+	return vault.Record{Op: vault.OpTags, Key: key, VersionID: c.entry.VersionID, Time: time.Now().UTC(), Since: c.since, Tags: tags, Origin: vault.OriginReconcile}, nil
 }
 
 // reconcileKey brings one key's journal up to date (see planKey), its
@@ -278,6 +358,10 @@ type Progress struct {
 	// only by their events, which S3 does not guarantee. Carried over by
 	// the runs that follow until one finishes.
 	CompleteThrough *time.Time `json:"completeThrough,omitempty"`
+	// TagsThrough is the same for tags: the second before the last
+	// finished reconcile that read them (ReconcileOptions.Tags) started.
+	// A listing shows no tags, so CompleteThrough does not cover them.
+	TagsThrough *time.Time `json:"tagsThrough,omitempty"`
 	// Warnings name the damaged journal objects the reconcile read around
 	// (see vault.Damage): it protects what the bucket holds either way.
 	Warnings []string `json:"warnings,omitempty"`
@@ -293,6 +377,12 @@ type ReconcileOptions struct {
 	// the journal's concurrency, whichever is more (one key with more
 	// versions than that is still taken whole).
 	FlushRecords int
+	// Tags also reads the tags of every current version the journal holds
+	// (one GetObjectTagging each) and journals those that changed without
+	// an event: S3 lists no tags, so nothing else finds such a change.
+	// Off by default: at a billion current versions that is a billion
+	// requests (about $400) per reconcile.
+	Tags bool
 	// Progress, when set, is called after each listed page.
 	Progress func(Progress)
 	// StopAt, when set, ends the run at the first key boundary after it,
@@ -330,10 +420,11 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 		return Progress{}, err
 	}
 	if p.CompletedAt != nil || p.Bucket == "" {
-		p = Progress{Bucket: bucket, StartedAt: time.Now().UTC(), CompleteThrough: p.CompleteThrough}
+		p = Progress{Bucket: bucket, StartedAt: time.Now().UTC(), CompleteThrough: p.CompleteThrough, TagsThrough: p.TagsThrough}
 	}
-	// The watermark before this run: what it finds gone was deleted after.
-	since := p.CompleteThrough
+	// The watermarks before this run: what it finds gone was deleted
+	// after the one, a tag change it finds was made after the other.
+	since, tagsSince := p.CompleteThrough, p.TagsThrough
 	m, err := v.OpenJournal(ctx, bucket, nil)
 	if err != nil {
 		return p, err
@@ -377,7 +468,11 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 				return jerr
 			}
 		}
-		return r.submit(planKey(key, entries, known, time.Now().UTC(), since))
+		w := planKey(key, entries, known, time.Now().UTC(), since)
+		if o.Tags {
+			addTagChecks(w, entries, known, tagsSince)
+		}
+		return r.submit(w)
 	}
 
 	l := s3x.NewVersionLister(j.S3, bucket, "", p.KeyMarker, "", o.PageSize)
@@ -427,6 +522,9 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 	through := p.StartedAt.Truncate(time.Second).Add(-time.Second)
 	if p.CompleteThrough == nil || through.After(*p.CompleteThrough) {
 		p.CompleteThrough = &through
+	}
+	if o.Tags && (p.TagsThrough == nil || through.After(*p.TagsThrough)) {
+		p.TagsThrough = &through
 	}
 	for _, d := range m.Damage() {
 		p.Warnings = append(p.Warnings, d.String())
@@ -539,6 +637,11 @@ func (r *reconciler) startWorkers() {
 	for range r.slots {
 		go func() {
 			for jb := range r.jobs {
+				if jb.c.tagCheck {
+					rec, err := r.j.checkTags(r.cctx, r.bucket, jb.w.key, jb.c)
+					r.results <- captured{w: jb.w, slot: jb.c.slot, rec: rec, err: err}
+					continue
+				}
 				rec, err := r.j.captureEntry(r.cctx, r.bucket, jb.w.key, jb.c.entry)
 				if err != nil {
 					err = fmt.Errorf("reconcile s3://%s/%s: %w", r.bucket, jb.w.key, err)

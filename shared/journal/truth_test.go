@@ -304,3 +304,54 @@ func TestRemovedTagsStayRemoved(t *testing.T) {
 		t.Errorf("tags of k after they were removed: %v (nil %v); want an empty set, not unknown", got.Tags, got.Tags == nil)
 	}
 }
+
+// TestReconcileTagsFindsALostTagChange: a tag change whose event was lost
+// is found by a reconcile that reads tags, journaled with the interval it
+// lies in, and a state inside that interval is uncertain, not silently
+// the old or the new tags.
+func TestReconcileTagsFindsALostTagChange(t *testing.T) {
+	e := setup(t)
+	out, err := e.c.PutObject(e.ctx, &s3.PutObjectInput{Bucket: aws.String(e.bucket), Key: aws.String("k"), Body: strings.NewReader("x"), Tagging: aws.String("a=1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &journal.Journal{Vault: e.v, S3: e.c}
+	if _, err := j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	if _, err := e.c.PutObjectTagging(e.ctx, &s3.PutObjectTaggingInput{Bucket: aws.String(e.bucket), Key: aws.String("k"), VersionId: out.VersionId,
+		Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("a"), Value: aws.String("2")}}}}); err != nil {
+		t.Fatal(err)
+	}
+	during := time.Now()
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	// Without --tags nothing finds it.
+	if p, err := j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{}); err != nil || p.Added != 0 {
+		t.Fatalf("reconcile: %+v %v; want nothing added", p, err)
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	p, err := j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{Tags: true})
+	if err != nil || p.Added != 1 {
+		t.Fatalf("reconcile --tags: %+v %v; want the tag change", p, err)
+	}
+	if p, err := j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{Tags: true}); err != nil || p.Added != 0 {
+		t.Fatalf("a second reconcile --tags: %+v %v; want nothing", p, err)
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	m, err := e.v.OpenJournal(e.ctx, e.bucket, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	_, recs, err := m.NextKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obj, _ := restore.StateAt(recs, time.Now()); obj.Tags["a"] != "2" {
+		t.Errorf("tags now: %v; want a=2", obj.Tags)
+	}
+	if u := restore.UncertainAt(recs, during); !strings.Contains(u, "tags changed") {
+		t.Errorf("state during the change: uncertain %q; want the tags named uncertain", u)
+	}
+}

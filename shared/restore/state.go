@@ -205,6 +205,11 @@ func uncertainFor(recs []vault.Observed, at time.Time, cur vault.Record) string 
 	}
 	for _, o := range recs {
 		p := o.Record
+		if p.Op == vault.OpTags && !p.Since.IsZero() && p.VersionID == cur.VersionID && cur.Op == vault.OpVersion &&
+			p.Since.Unix() < cut && cut < p.Time.Unix() && p.Time.After(cur.Time) {
+			return fmt.Sprintf("its version %s's tags changed at an unknown time between %s and %s (a reconcile read them, no event said when): restored with the tags it had before",
+				cur.VersionID, p.Since.UTC().Format(time.RFC3339), p.Time.UTC().Format(time.RFC3339))
+		}
 		if p.Op != vault.OpPurge || p.Since.IsZero() || p.VersionID != cur.VersionID || voided(p, listed) {
 			continue
 		}

@@ -94,6 +94,9 @@ func TestUncertainAtNamesTheDeletionInterval(t *testing.T) {
 		{"voided by a listing", obs(v1, v2, learnt, vault.Record{Op: vault.OpListed, Key: "k", VersionID: "v2", Time: sec(11)}), 7, false},
 		{"a delete marker's", obs(v1, vault.Record{Op: vault.OpDeleteMarker, Key: "k", VersionID: "m", Time: sec(2)},
 			vault.Record{Op: vault.OpPurge, Key: "k", VersionID: "m", Time: sec(10), Since: sec(5)}), 7, true},
+		{"tags a reconcile read", obs(v1, v2, vault.Record{Op: vault.OpTags, Key: "k", VersionID: "v2", Time: sec(10), Since: sec(5), Tags: map[string]string{"a": "1"}}), 7, true},
+		{"tags an event told of", obs(v1, v2, vault.Record{Op: vault.OpTags, Key: "k", VersionID: "v2", Time: sec(6), Tags: map[string]string{"a": "1"}}), 7, false},
+		{"tags read after the time", obs(v1, v2, vault.Record{Op: vault.OpTags, Key: "k", VersionID: "v2", Time: sec(10), Since: sec(5), Tags: map[string]string{"a": "1"}}), 4, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got := restore.UncertainAt(c.recs, sec(c.at))
