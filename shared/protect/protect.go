@@ -72,6 +72,11 @@ func Protect(ctx context.Context, j *journal.Journal, bucket string, o Options) 
 		return pb, nil, err
 	}
 	if o.QueueARN != "" || o.EventBridge {
+		// The record first: the journal refuses events of a bucket it
+		// has no record of, and the first ones may come at once.
+		if err := j.Vault.PutJSON(ctx, vault.BucketKey(bucket), pb); err != nil {
+			return pb, nil, err
+		}
 		err := enableEvents(ctx, c, bucket, o)
 		switch {
 		case err == nil && o.EventBridge:
