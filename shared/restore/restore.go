@@ -243,7 +243,8 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	if rep.JobID == "" {
 		rep.JobID = vault.NewJobID("restore", start)
 	}
-	switch pb, err := v.Protected(ctx, req.Bucket); {
+	pb, perr := v.Protected(ctx, req.Bucket)
+	switch err := perr; {
 	case req.RecoveryPointID != "":
 		rep.Warnings = append(rep.Warnings, snapshotWarnings(base)...)
 	case err != nil && s3x.IsNotFound(err) && base != nil:
@@ -268,8 +269,11 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s is before the initial full backup finished (%s): objects deleted before then are unknown to the vault",
 			req.At.UTC().Format(time.RFC3339), pb.FirstFullBackupAt.UTC().Format(time.RFC3339)))
 	}
+	// Only a continuously protected bucket has a journal to vouch for; a
+	// bucket backed up by snapshots restores a snapshot's state, which
+	// its warning names.
 	incomplete := ""
-	if req.RecoveryPointID == "" {
+	if req.RecoveryPointID == "" && perr == nil {
 		if incomplete, err = r.checkComplete(ctx, v, req); err != nil {
 			return nil, err
 		}

@@ -547,6 +547,9 @@ func TestPointInTimeFromSnapshotOnly(t *testing.T) {
 	if len(rep.Warnings) == 0 || !strings.Contains(rep.Warnings[0], job.RecoveryPointID) {
 		t.Errorf("warnings %q: want the snapshot used named", rep.Warnings)
 	}
+	if rep.State != restore.StateCompleted {
+		t.Errorf("restore from the snapshot: %s (%s); want COMPLETED (no journal to vouch for)", rep.State, rep.StatusMessage)
+	}
 }
 
 func TestHandlerSteps(t *testing.T) {
