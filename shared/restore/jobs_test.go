@@ -2,6 +2,9 @@ package restore_test
 
 import (
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"testing"
 	"time"
 
@@ -82,5 +85,40 @@ func TestRunningRestoreBeats(t *testing.T) {
 	}
 	if beats == 0 {
 		t.Errorf("no heartbeat was seen in the running job's record")
+	}
+}
+
+// TestRefusedRestoreCreatesNothing: a restore refused because the same
+// request is running leaves no target bucket behind.
+func TestRefusedRestoreCreatesNothing(t *testing.T) {
+	f := newJournalFixture(t)
+	req := restore.Request{Vault: f.v.Bucket, Bucket: f.bucket, At: f.at, TargetBucket: f.srv.BucketName(t), CreateBucket: true}
+	r := &restore.Restorer{S3: f.c}
+	first, err := r.Run(f.ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first job looks alive again, and its target is gone.
+	first.State, first.UpdatedAt, first.CompletedAt = restore.StateRunning, time.Now(), time.Time{}
+	if err := f.v.PutJSON(f.ctx, vault.JobKey(first.JobID), first); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := f.c.ListObjectVersions(f.ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(req.TargetBucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range vs.Versions {
+		if _, err := f.c.DeleteObject(f.ctx, &s3.DeleteObjectInput{Bucket: aws.String(req.TargetBucket), Key: o.Key, VersionId: o.VersionId}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.c.DeleteBucket(f.ctx, &s3.DeleteBucketInput{Bucket: aws.String(req.TargetBucket)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Run(f.ctx, req); err == nil || !strings.Contains(err.Error(), "is running as job "+first.JobID) {
+		t.Fatalf("the same restore while the first is alive: %v; want it refused", err)
+	}
+	if _, err := f.c.HeadBucket(f.ctx, &s3.HeadBucketInput{Bucket: aws.String(req.TargetBucket)}); err == nil {
+		t.Errorf("the refused restore created its target %s", req.TargetBucket)
 	}
 }

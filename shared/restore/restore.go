@@ -281,13 +281,15 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 			rep.Warnings = append(rep.Warnings, incomplete)
 		}
 	}
+	// Claimed before the target is created: a restore refused because the
+	// same one is running leaves nothing behind.
+	if err := r.claim(ctx, v, req, rep); err != nil {
+		return nil, err
+	}
 	if req.CreateBucket {
 		if err := r.createTarget(ctx, req); err != nil {
 			return nil, err
 		}
-	}
-	if err := r.claim(ctx, v, req, rep); err != nil {
-		return nil, err
 	}
 	rep.UpdatedAt = start
 	if created, err := v.PutJSONOnce(ctx, vault.JobKey(rep.JobID), rep); err != nil {
