@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -83,6 +84,15 @@ func (a *app) vaultCommand() *cobra.Command {
 	return cmd
 }
 
+// verify runs vault.Verify with a progress bar.
+func (a *app) verify(ctx context.Context, v *vault.Vault, concurrency int, deep bool) (*vault.VerifyReport, error) {
+	p := a.newProgress("verify")
+	defer p.done()
+	return v.Verify(ctx, concurrency, deep, func(r vault.VerifyReport) {
+		p.set(r.Data, fmt.Sprintf("%d data objects checked", r.Data))
+	})
+}
+
 // vaultRepairCommand puts back the good versions of damaged vault objects.
 func (a *app) vaultRepairCommand() *cobra.Command {
 	var name string
@@ -103,11 +113,7 @@ a reconcile journals again what their buckets still hold.`,
 			if err != nil {
 				return err
 			}
-			p := a.newProgress("verify")
-			rep, err := v.Verify(cmd.Context(), concurrency, deep, func(r vault.VerifyReport) {
-				p.set(r.Data, fmt.Sprintf("%d data objects checked", r.Data))
-			})
-			p.done()
+			rep, err := a.verify(cmd.Context(), v, concurrency, deep)
 			if err != nil {
 				return err
 			}
@@ -115,7 +121,7 @@ a reconcile journals again what their buckets still hold.`,
 			if err != nil {
 				return err
 			}
-			runs, _, err := v.RepairRuns(cmd.Context(), rep, dry)
+			runs, err := v.RepairRuns(cmd.Context(), rep, dry)
 			if err != nil {
 				return err
 			}
@@ -530,11 +536,7 @@ func (a *app) verifyCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p := a.newProgress("verify")
-			rep, err := v.Verify(cmd.Context(), concurrency, deep, func(r vault.VerifyReport) {
-				p.set(r.Data, fmt.Sprintf("%d data objects checked", r.Data))
-			})
-			p.done()
+			rep, err := a.verify(cmd.Context(), v, concurrency, deep)
 			if err != nil {
 				return err
 			}

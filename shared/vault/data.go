@@ -87,42 +87,35 @@ func (v *Vault) FindData(ctx context.Context, rec Record) (DataVersion, error) {
 	if rec.DataETag == "" {
 		return DataVersion{}, &DamagedDataError{Data: dataRef(rec), Want: "(none recorded)", Reason: "the data object is missing or unreadable"}
 	}
-	current := ""
-	seen := 0
-	p := s3.NewListObjectVersionsPaginator(v.S3, &s3.ListObjectVersionsInput{Bucket: aws.String(v.Bucket), Prefix: aws.String(rec.Data)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return DataVersion{}, fmt.Errorf("versions of vault data %s: %w", rec.Data, err)
+	vs, markers, err := v.versions(ctx, rec.Data)
+	if err != nil {
+		return DataVersion{}, err
+	}
+	current, seen := "", len(vs)
+	for _, m := range markers {
+		if m.latest {
+			current = "a delete marker"
 		}
-		for _, m := range page.DeleteMarkers {
-			if aws.ToString(m.Key) == rec.Data && aws.ToBool(m.IsLatest) {
-				current = "a delete marker"
-			}
+	}
+	for _, o := range vs {
+		if o.latest {
+			current = "its current version has ETag " + o.etag
 		}
-		// Versions come newest first.
-		for _, o := range page.Versions {
-			if aws.ToString(o.Key) != rec.Data {
-				continue
-			}
-			seen++
-			etag := s3x.TrimETag(aws.ToString(o.ETag))
-			if aws.ToBool(o.IsLatest) {
-				current = "its current version has ETag " + etag
-			}
-			if etag == rec.DataETag {
-				if aws.ToBool(o.IsLatest) {
-					// The current version is the recorded one after all (a
-					// transient failure, or a repair in between).
-					return DataVersion{}, nil
-				}
-				if current == "" {
-					current = "its current version is not the recorded one"
-				}
-				return DataVersion{VersionID: aws.ToString(o.VersionId), Damage: fmt.Sprintf("vault data %s: %s, not the recorded %s: read the older version %s that has it",
-					dataRef(rec), current, rec.DataETag, aws.ToString(o.VersionId))}, nil
-			}
+	}
+	for _, o := range vs { // newest first
+		if o.etag != rec.DataETag {
+			continue
 		}
+		if o.latest {
+			// The current version is the recorded one after all (a
+			// transient failure, or a repair in between).
+			return DataVersion{}, nil
+		}
+		if current == "" {
+			current = "its current version is not the recorded one"
+		}
+		return DataVersion{VersionID: o.id, Damage: fmt.Sprintf("vault data %s: %s, not the recorded %s: read the older version %s that has it",
+			dataRef(rec), current, rec.DataETag, o.id)}, nil
 	}
 	reason := current
 	switch {

@@ -36,15 +36,13 @@ type DroppedRun struct {
 // manifest behind a delete marker (its versions stay), so readers take the
 // run before it and the segments after that one's cut. A run whose
 // segments are not all there stays lost. With dry, it changes nothing.
-func (v *Vault) RepairRuns(ctx context.Context, rep *VerifyReport, dry bool) ([]DroppedRun, []Damage, error) {
+func (v *Vault) RepairRuns(ctx context.Context, rep *VerifyReport, dry bool) ([]DroppedRun, error) {
 	var dropped []DroppedRun
-	var still []Damage
 	done := map[string]bool{}
 	for _, d := range rep.LostJournal {
 		rest, ok := strings.CutPrefix(d.Object, runsPfx)
 		parts := strings.Split(rest, "/")
 		if !ok || len(parts) != 3 {
-			still = append(still, d)
 			continue
 		}
 		bucket, cut := parts[0], parts[1]
@@ -55,15 +53,14 @@ func (v *Vault) RepairRuns(ctx context.Context, rep *VerifyReport, dry bool) ([]
 		key := runManifestKey(bucket, cut)
 		m, _, err := v.readRun(ctx, bucket, key)
 		if err != nil {
-			return dropped, still, err
+			return dropped, err
 		}
 		if m == nil {
-			still = append(still, d)
 			continue
 		}
 		refs, err := v.Segments(ctx, bucket)
 		if err != nil {
-			return dropped, still, err
+			return dropped, err
 		}
 		n := 0
 		for _, r := range refs {
@@ -72,17 +69,16 @@ func (v *Vault) RepairRuns(ctx context.Context, rep *VerifyReport, dry bool) ([]
 			}
 		}
 		if n != m.Segments {
-			still = append(still, d)
 			continue
 		}
 		if !dry {
 			if _, err := v.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(key)}); err != nil {
-				return dropped, still, fmt.Errorf("set aside run s3://%s/%s: %w", v.Bucket, key, err)
+				return dropped, fmt.Errorf("set aside run s3://%s/%s: %w", v.Bucket, key, err)
 			}
 		}
 		dropped = append(dropped, DroppedRun{Bucket: bucket, Cut: cut, Segments: n, Shard: d.Object})
 	}
-	return dropped, still, nil
+	return dropped, nil
 }
 
 // Repair puts back the good version of every repairable object Verify
@@ -118,37 +114,25 @@ func (v *Vault) Repair(ctx context.Context, rep *VerifyReport, dry bool) ([]Repa
 // versions newest first; delete markers come in their own list, placed by
 // their time.
 func (v *Vault) versionsAbove(ctx context.Context, key, good string) ([]string, error) {
-	var above, markers []string
-	var markerAt []time.Time
+	vs, markers, err := v.versions(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	var above []string
 	var goodAt *time.Time
-	p := s3.NewListObjectVersionsPaginator(v.S3, &s3.ListObjectVersionsInput{Bucket: aws.String(v.Bucket), Prefix: aws.String(key)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("versions of s3://%s/%s: %w", v.Bucket, key, err)
+	for _, o := range vs { // newest first: those before good are above it
+		if o.id == good {
+			goodAt = &o.modified
+			break
 		}
-		for _, o := range page.Versions {
-			switch {
-			case aws.ToString(o.Key) != key || goodAt != nil:
-			case aws.ToString(o.VersionId) == good:
-				goodAt = o.LastModified
-			default:
-				above = append(above, aws.ToString(o.VersionId))
-			}
-		}
-		for _, m := range page.DeleteMarkers {
-			if aws.ToString(m.Key) == key {
-				markers = append(markers, aws.ToString(m.VersionId))
-				markerAt = append(markerAt, aws.ToTime(m.LastModified))
-			}
-		}
+		above = append(above, o.id)
 	}
 	if goodAt == nil {
 		return nil, fmt.Errorf("repair s3://%s/%s: its good version %s is gone since verify read it", v.Bucket, key, good)
 	}
-	for i, id := range markers {
-		if !markerAt[i].Before(*goodAt) {
-			above = append(above, id)
+	for _, m := range markers {
+		if !m.modified.Before(*goodAt) {
+			above = append(above, m.id)
 		}
 	}
 	return above, nil

@@ -155,12 +155,12 @@ func (v *Vault) readRun(ctx context.Context, bucket, key string) (*RunManifest, 
 		return m, nil, err
 	}
 	cause := err
-	vs, err := v.versions(ctx, key)
+	vs, _, err := v.versions(ctx, key)
 	if err != nil {
 		return nil, nil, err
 	}
-	for i, ov := range vs {
-		if i == 0 && cause.Error() != "it is missing" {
+	for _, ov := range vs {
+		if ov.latest {
 			continue // the current version, just read
 		}
 		m, err := check(ov.id)

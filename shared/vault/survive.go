@@ -9,6 +9,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -343,7 +344,7 @@ func (s *checkedSource) fallback(cause error) error {
 	}
 	if !s.listed {
 		s.listed = true
-		vs, err := s.v.versions(s.ctx, s.o.ref.Key)
+		vs, _, err := s.v.versions(s.ctx, s.o.ref.Key)
 		if err != nil {
 			return err
 		}
@@ -396,25 +397,35 @@ func (s *checkedSource) Close() error {
 	return nil
 }
 
-// objectVersion is one version of a vault object.
-type objectVersion struct{ id, etag string }
+// objectVersion is one version or delete marker of a vault object.
+type objectVersion struct {
+	id, etag string
+	latest   bool
+	modified time.Time
+}
 
-// versions lists the versions of one vault key, newest first.
-func (v *Vault) versions(ctx context.Context, key string) ([]objectVersion, error) {
-	var out []objectVersion
+// versions lists the versions of one vault key, newest first (as S3 lists
+// them), and its delete markers.
+func (v *Vault) versions(ctx context.Context, key string) (versions, markers []objectVersion, err error) {
 	p := s3.NewListObjectVersionsPaginator(v.S3, &s3.ListObjectVersionsInput{Bucket: aws.String(v.Bucket), Prefix: aws.String(key)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("versions of s3://%s/%s: %w", v.Bucket, key, err)
+			return nil, nil, fmt.Errorf("versions of s3://%s/%s: %w", v.Bucket, key, err)
 		}
 		for _, o := range page.Versions {
 			if aws.ToString(o.Key) == key {
-				out = append(out, objectVersion{id: aws.ToString(o.VersionId), etag: s3x.TrimETag(aws.ToString(o.ETag))})
+				versions = append(versions, objectVersion{id: aws.ToString(o.VersionId), etag: s3x.TrimETag(aws.ToString(o.ETag)),
+					latest: aws.ToBool(o.IsLatest), modified: aws.ToTime(o.LastModified)})
+			}
+		}
+		for _, m := range page.DeleteMarkers {
+			if aws.ToString(m.Key) == key {
+				markers = append(markers, objectVersion{id: aws.ToString(m.VersionId), latest: aws.ToBool(m.IsLatest), modified: aws.ToTime(m.LastModified)})
 			}
 		}
 	}
-	return out, nil
+	return versions, markers, nil
 }
 
 // chainSource reads objects of records with disjoint, ascending key ranges
