@@ -67,7 +67,7 @@ func stateOf(recs []vault.Observed) keyState {
 			s.orders = append(s.orders, r.Order)
 		}
 	}
-	// The rule restore.StateAt follows: a purge is void when a later
+	// The rule vault.StateAt follows: a purge is void when a later
 	// listing still showed the version; a null version's purge deletes
 	// the null version written before it (with its ETag, where named).
 	for id, r := range s.live {

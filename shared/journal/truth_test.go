@@ -21,14 +21,14 @@ import (
 )
 
 // stateNow reads the journal's state of every key of bucket as of at.
-func stateNow(t *testing.T, e env, at time.Time) map[string]restore.Object {
+func stateNow(t *testing.T, e env, at time.Time) map[string]vault.Object {
 	t.Helper()
 	m, err := e.v.OpenJournal(e.ctx, e.bucket, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	out := map[string]restore.Object{}
+	out := map[string]vault.Object{}
 	for {
 		key, recs, err := m.NextKey()
 		if errors.Is(err, io.EOF) {
@@ -37,7 +37,7 @@ func stateNow(t *testing.T, e env, at time.Time) map[string]restore.Object {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if obj, ok := restore.StateAt(recs, at); ok {
+		if obj, ok := vault.StateAt(recs, at); ok {
 			out[key] = obj
 		}
 	}
@@ -348,10 +348,10 @@ func TestReconcileTagsFindsALostTagChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if obj, _ := restore.StateAt(recs, time.Now()); obj.Tags["a"] != "2" {
+	if obj, _ := vault.StateAt(recs, time.Now()); obj.Tags["a"] != "2" {
 		t.Errorf("tags now: %v; want a=2", obj.Tags)
 	}
-	if u := restore.UncertainAt(recs, during); !strings.Contains(u, "tags changed") {
+	if u := vault.UncertainAt(recs, during); !strings.Contains(u, "tags changed") {
 		t.Errorf("state during the change: uncertain %q; want the tags named uncertain", u)
 	}
 }

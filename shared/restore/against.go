@@ -61,7 +61,7 @@ func CompareSource(ctx context.Context, v *vault.Vault, c s3x.Client, bucket str
 	// compare one key: cur is the bucket's current version (nil: absent).
 	compare := func(key string, cur *s3x.Entry, recs []vault.Observed) {
 		rep.Keys++
-		obj, ok := StateAt(recs, at)
+		obj, ok := vault.StateAt(recs, at)
 		switch {
 		case cur == nil && ok:
 			rep.problem("s3://%s/%s: the journal has version %s, the bucket has no current version", bucket, key, obj.Version.VersionID)

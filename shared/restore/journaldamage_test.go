@@ -363,7 +363,7 @@ func TestCompareSourceReportsEveryDisagreement(t *testing.T) {
 }
 
 // restoreState is the journal's state of one key now.
-func restoreState(t *testing.T, f *journalFixture, key string) (restore.Object, bool) {
+func restoreState(t *testing.T, f *journalFixture, key string) (vault.Object, bool) {
 	t.Helper()
 	m, err := f.v.OpenJournal(f.ctx, f.bucket, []string{key})
 	if err != nil {
@@ -373,10 +373,10 @@ func restoreState(t *testing.T, f *journalFixture, key string) (restore.Object, 
 	for {
 		k, recs, err := m.NextKey()
 		if err != nil {
-			return restore.Object{}, false
+			return vault.Object{}, false
 		}
 		if k == key {
-			return restore.StateAt(recs, time.Now())
+			return vault.StateAt(recs, time.Now())
 		}
 	}
 }

@@ -446,7 +446,7 @@ func (s selection) scope() []string {
 
 type task struct {
 	key    string
-	obj    Object
+	obj    vault.Object
 	marker bool // put a delete marker (rollback of a key absent at T)
 	// uncertain says why the state restored may not be the key's state
 	// at T (see Mapping.Uncertain).
@@ -596,8 +596,8 @@ func (r *Restorer) produce(ctx context.Context, m *vault.Merger, target *targetL
 				continue
 			}
 		}
-		obj, ok, cur := stateAt(recs, at)
-		if u := uncertainFor(recs, at, cur); u != "" {
+		obj, ok, cur := vault.StateOf(recs, at)
+		if u := vault.UncertainFor(recs, at, cur); u != "" {
 			if uncertain != "" {
 				uncertain += "; "
 			}

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/bucketvault/bucketvault/shared/restore"
 	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
@@ -419,7 +418,7 @@ func (k *known) lookup(en s3x.Entry, bucket string, now time.Time) (vault.Record
 		if len(recs) > 0 {
 			// The journal's state now carries later tag, ACL and storage
 			// class changes of the version.
-			if obj, ok := restore.StateAt(recs, now); ok && same(obj.Version) {
+			if obj, ok := vault.StateAt(recs, now); ok && same(obj.Version) {
 				r := obj.Version
 				r.Tags, r.ACL, r.StorageClass = obj.Tags, obj.ACL, obj.StorageClass
 				return r, true, nil

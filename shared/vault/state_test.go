@@ -1,10 +1,9 @@
-package restore_test
+package vault_test
 
 import (
 	"testing"
 	"time"
 
-	"github.com/bucketvault/bucketvault/shared/restore"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
@@ -47,7 +46,7 @@ func TestStateAtTheListingIsTheTruth(t *testing.T) {
 			for i, r := range c.recs {
 				obs[i] = vault.Observed{Record: r, Segment: "s", Line: i}
 			}
-			obj, ok := restore.StateAt(obs, sec(c.at))
+			obj, ok := vault.StateAt(obs, sec(c.at))
 			got := ""
 			if ok {
 				got = obj.Version.VersionID + obj.Version.ETag
@@ -99,7 +98,7 @@ func TestUncertainAtNamesTheDeletionInterval(t *testing.T) {
 		{"tags read after the time", obs(v1, v2, vault.Record{Op: vault.OpTags, Key: "k", VersionID: "v2", Time: sec(10), Since: sec(5), Tags: map[string]string{"a": "1"}}), 4, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := restore.UncertainAt(c.recs, sec(c.at))
+			got := vault.UncertainAt(c.recs, sec(c.at))
 			if (got != "") != c.want {
 				t.Errorf("UncertainAt(%d) = %q, want uncertain %v", c.at, got, c.want)
 			}

@@ -1,6 +1,4 @@
-// Package restore restores a protected bucket, or a selection of its keys,
-// as of a point in time, from the journal and data in a vault.
-package restore
+package vault
 
 import (
 	"fmt"
@@ -9,14 +7,13 @@ import (
 	"time"
 
 	"github.com/bucketvault/bucketvault/shared/event"
-	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
 // Object is what a key held at a point in time.
 type Object struct {
-	Version      vault.Record // the OpVersion record of the current version
+	Version      Record // the OpVersion record of the current version
 	Tags         map[string]string
-	ACL          *vault.ACL
+	ACL          *ACL
 	StorageClass string
 }
 
@@ -29,29 +26,29 @@ type Object struct {
 // second at is included, and several writes inside one second resolve to
 // the last of them, ordered by the order records a reconcile wrote, then by
 // event sequencers, then by the order the records were journaled.
-func StateAt(recs []vault.Observed, at time.Time) (Object, bool) {
-	obj, ok, _ := stateAt(recs, at)
+func StateAt(recs []Observed, at time.Time) (Object, bool) {
+	obj, ok, _ := StateOf(recs, at)
 	return obj, ok
 }
 
-// stateAt is StateAt that also returns the record of the current entry
+// StateOf is StateAt that also returns the record of the current entry
 // (a version or a delete marker; zero when nothing is alive).
-func stateAt(recs []vault.Observed, at time.Time) (Object, bool, vault.Record) {
+func StateOf(recs []Observed, at time.Time) (Object, bool, Record) {
 	cut := at.Unix()
 	type entry struct {
-		vault.Observed
+		Observed
 		id string
 	}
 	var entries []entry
 	byID := map[string]int{}
 	purged := map[string]int64{} // version id -> second of the purge
 	var nullPurges []nullPurge   // purges of a "null" version
-	var purges, listed []vault.Record
+	var purges, listed []Record
 	var orders [][]string
 	for _, o := range recs {
 		r := o.Record
 		switch r.Op {
-		case vault.OpVersion, vault.OpDeleteMarker:
+		case OpVersion, OpDeleteMarker:
 			id := identity(r)
 			if i, ok := byID[id]; ok {
 				// The same version or marker journaled twice (a duplicate
@@ -62,10 +59,10 @@ func stateAt(recs []vault.Observed, at time.Time) (Object, bool, vault.Record) {
 				// event's).
 				e := &entries[i]
 				switch {
-				case e.Op == vault.OpDeleteMarker && r.Op == vault.OpVersion:
+				case e.Op == OpDeleteMarker && r.Op == OpVersion:
 					e.Observed = o
 					continue
-				case e.Op == vault.OpVersion && r.Op == vault.OpDeleteMarker:
+				case e.Op == OpVersion && r.Op == OpDeleteMarker:
 					continue
 				}
 				if r.Time.Before(e.Time) {
@@ -81,11 +78,11 @@ func stateAt(recs []vault.Observed, at time.Time) (Object, bool, vault.Record) {
 			}
 			byID[id] = len(entries)
 			entries = append(entries, entry{Observed: o, id: id})
-		case vault.OpPurge:
+		case OpPurge:
 			purges = append(purges, r)
-		case vault.OpListed:
+		case OpListed:
 			listed = append(listed, r)
-		case vault.OpOrder:
+		case OpOrder:
 			orders = append(orders, r.Order)
 		}
 	}
@@ -117,7 +114,7 @@ func stateAt(recs []vault.Observed, at time.Time) (Object, bool, vault.Record) {
 		alive = append(alive, e)
 	}
 	if len(alive) == 0 {
-		return Object{}, false, vault.Record{}
+		return Object{}, false, Record{}
 	}
 	sort.SliceStable(alive, func(i, j int) bool {
 		a, b := alive[i], alive[j]
@@ -141,11 +138,11 @@ func stateAt(recs []vault.Observed, at time.Time) (Object, bool, vault.Record) {
 	// only the last null entry can be current; the order above already puts
 	// it after the others, and the last entry is all that matters.
 	last := alive[len(alive)-1]
-	if last.Op == vault.OpDeleteMarker {
+	if last.Op == OpDeleteMarker {
 		return Object{}, false, last.Record
 	}
 	obj := Object{Version: last.Record, Tags: last.Tags, ACL: last.ACL, StorageClass: last.StorageClass}
-	var tagAt, aclAt, scAt vault.Observed
+	var tagAt, aclAt, scAt Observed
 	for _, o := range recs {
 		r := o.Record
 		if r.VersionID != last.VersionID || r.Time.Unix() > cut {
@@ -155,15 +152,15 @@ func stateAt(recs []vault.Observed, at time.Time) (Object, bool, vault.Record) {
 			continue // a change to an earlier null version
 		}
 		switch r.Op {
-		case vault.OpTags:
+		case OpTags:
 			if later(o, tagAt) {
 				tagAt, obj.Tags = o, r.Tags
 			}
-		case vault.OpACL:
+		case OpACL:
 			if later(o, aclAt) {
 				aclAt, obj.ACL = o, r.ACL
 			}
-		case vault.OpStorageClass:
+		case OpStorageClass:
 			if later(o, scAt) {
 				scAt, obj.StorageClass = o, r.StorageClass
 			}
@@ -177,43 +174,43 @@ func stateAt(recs []vault.Observed, at time.Time) (Object, bool, vault.Record) {
 // deleted for good at a time only known to lie in an interval around at
 // (a reconcile found it gone; no event said when). StateAt's rule keeps it
 // until the reconcile that found it gone; it may have been gone already.
-func UncertainAt(recs []vault.Observed, at time.Time) string {
-	_, _, cur := stateAt(recs, at)
-	return uncertainFor(recs, at, cur)
+func UncertainAt(recs []Observed, at time.Time) string {
+	_, _, cur := StateOf(recs, at)
+	return UncertainFor(recs, at, cur)
 }
 
-// uncertainFor is UncertainAt given the current entry cur.
-func uncertainFor(recs []vault.Observed, at time.Time, cur vault.Record) string {
+// UncertainFor is UncertainAt given the current entry cur.
+func UncertainFor(recs []Observed, at time.Time, cur Record) string {
 	if cur.Op == "" {
 		return ""
 	}
 	cut := at.Unix()
-	var listed []vault.Record
+	var listed []Record
 	for _, o := range recs {
-		if o.Op == vault.OpListed {
+		if o.Op == OpListed {
 			listed = append(listed, o.Record)
 		}
 	}
 	// An event's purge (no Since) says when: a listing's later purge of
 	// the same entry adds no doubt.
-	var exact []vault.Record
+	var exact []Record
 	for _, o := range recs {
 		p := o.Record
-		if p.Op == vault.OpPurge && p.Since.IsZero() && p.VersionID == cur.VersionID && !voided(p, listed) {
+		if p.Op == OpPurge && p.Since.IsZero() && p.VersionID == cur.VersionID && !voided(p, listed) {
 			exact = append(exact, p)
 		}
 	}
 	for _, o := range recs {
 		p := o.Record
-		if p.Op == vault.OpTags && !p.Since.IsZero() && p.VersionID == cur.VersionID && cur.Op == vault.OpVersion &&
+		if p.Op == OpTags && !p.Since.IsZero() && p.VersionID == cur.VersionID && cur.Op == OpVersion &&
 			p.Since.Unix() < cut && cut < p.Time.Unix() && p.Time.After(cur.Time) {
 			return fmt.Sprintf("its version %s's tags changed at an unknown time between %s and %s (a reconcile read them, no event said when): restored with the tags it had before",
 				cur.VersionID, p.Since.UTC().Format(time.RFC3339), p.Time.UTC().Format(time.RFC3339))
 		}
-		if p.Op != vault.OpPurge || p.Since.IsZero() || p.VersionID != cur.VersionID || voided(p, listed) {
+		if p.Op != OpPurge || p.Since.IsZero() || p.VersionID != cur.VersionID || voided(p, listed) {
 			continue
 		}
-		if slices.ContainsFunc(exact, func(e vault.Record) bool {
+		if slices.ContainsFunc(exact, func(e Record) bool {
 			return !e.Time.After(p.Time) && (cur.VersionID != "null" || e.Time.Unix() >= cur.Time.Unix() && (e.ETag == "" || e.ETag == cur.ETag))
 		}) {
 			continue
@@ -223,7 +220,7 @@ func uncertainFor(recs []vault.Observed, at time.Time, cur vault.Record) string 
 		}
 		if p.Since.Unix() < cut && cut < p.Time.Unix() {
 			what := "version"
-			if cur.Op == vault.OpDeleteMarker {
+			if cur.Op == OpDeleteMarker {
 				what = "delete marker"
 			}
 			return fmt.Sprintf("its %s %s was deleted for good at an unknown time between %s and %s (a reconcile found it gone, no event said when): the restore keeps it until then",
@@ -234,7 +231,7 @@ func uncertainFor(recs []vault.Observed, at time.Time, cur vault.Record) string 
 }
 
 // later reports whether change record a comes after b (zero b: always).
-func later(a, b vault.Observed) bool {
+func later(a, b Observed) bool {
 	if b.Op == "" {
 		return true
 	}
@@ -294,7 +291,7 @@ func nullPurged(t int64, etag string, purges []nullPurge, cut int64) bool {
 
 // voided reports whether a listing recorded at or after purge p still
 // showed the version p deletes, which makes p void.
-func voided(p vault.Record, listed []vault.Record) bool {
+func voided(p Record, listed []Record) bool {
 	for _, l := range listed {
 		if l.VersionID != p.VersionID || l.Time.Before(p.Time) {
 			continue
@@ -309,7 +306,7 @@ func voided(p vault.Record, listed []vault.Record) bool {
 	return false
 }
 
-func identity(r vault.Record) string {
+func identity(r Record) string {
 	if r.VersionID != "null" && r.VersionID != "" {
 		return r.VersionID
 	}
