@@ -23,7 +23,11 @@
 //   - ParseSchedule and Schedule.Next evaluate cron(...) and rate(...) in a
 //     time zone, with EventBridge Scheduler's daylight-saving rules.
 //   - Resolve(ctx, client, selection) lists the buckets a selection takes,
-//     and separately those it takes whose versioning is not Enabled.
+//     and separately those it takes whose versioning is not Enabled, that
+//     cannot be read, or that are vaults (never backed up: a selection of
+//     every bucket leaves every vault out). ResolveBackups merges a rule's
+//     selections: the one resolver of the dispatch function and the local
+//     scheduler.
 //
 // docs/plans.md describes the accepted forms, every validation rule with
 // its source, the cron translation and the selection semantics.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/bucketvault/bucketvault/shared/locals3"
 	"github.com/bucketvault/bucketvault/shared/s3x"
+	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
 func TestMain(m *testing.M) { locals3.Main(m) }
@@ -215,5 +217,119 @@ func TestResolveListFailure(t *testing.T) {
 	_, err := Resolve(ctx, srv.Client(t.Context()), Selection{})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Resolve with a cancelled context = %v, want context.Canceled", err)
+	}
+}
+
+// A selection of every bucket never takes a vault: the vault made with
+// vault.Create, and a bucket whose descriptor is behind a delete marker,
+// are listed in Vaults with the reason; the plain versioned bucket beside
+// them is taken.
+func TestResolveEveryBucketSkipsVaults(t *testing.T) {
+	srv := locals3.ForTest(t)
+	ctx := t.Context()
+	c := srv.Client(ctx)
+	base := shortBase(t, srv)
+	bucketSet(t, srv, base, map[string]struct {
+		versioning string
+		tags       map[string]string
+	}{"data": {"Enabled", nil}})
+	v, err := vault.Create(ctx, c, base+"-vault", vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := vault.Create(ctx, c, base+"-old", vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(old.Bucket), Key: aws.String(vault.DescriptorKey)}); err != nil {
+		t.Fatal(err)
+	}
+	sel := Selection{SelectionName: "everything", IamRoleArn: "arn:aws:iam::123456789012:role/backup", Resources: []string{"arn:aws:s3:::*"}}
+	if err := sel.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Resolve(ctx, c, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(names(res.Selected), base+"-data") {
+		t.Errorf("Selected %v: want %s", names(res.Selected), base+"-data")
+	}
+	for _, l := range [][]Bucket{res.Selected, res.NotVersioned, res.Unreadable} {
+		for _, b := range l {
+			if b.Name == v.Bucket || b.Name == old.Bucket {
+				t.Errorf("vault %s resolved as %+v, want it in Vaults only", b.Name, b)
+			}
+		}
+	}
+	want := map[string]string{
+		v.Bucket:   "it holds " + vault.DescriptorKey,
+		old.Bucket: "its " + vault.DescriptorKey + " is behind a delete marker",
+	}
+	got := map[string]string{}
+	for _, b := range res.Vaults {
+		if _, ours := want[b.Name]; ours {
+			got[b.Name] = b.Reason
+		}
+		if b.ARN != "arn:aws:s3:::"+b.Name || !strings.Contains(b.Reason, "a vault is never backed up") {
+			t.Errorf("vault %+v: want its ARN and the reason", b)
+		}
+	}
+	for name, why := range want {
+		if !strings.Contains(got[name], why) {
+			t.Errorf("Vaults: %s has reason %q, want one saying %q", name, got[name], why)
+		}
+	}
+}
+
+// failingHead is the real client with HeadObject of one bucket failing
+// with err, a fault the local server does not produce on its own.
+type failingHead struct {
+	s3x.Client
+	bucket string
+	err    error
+}
+
+func (f failingHead) HeadObject(ctx context.Context, in *s3.HeadObjectInput, optFns ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+	if aws.ToString(in.Bucket) == f.bucket {
+		return nil, f.err
+	}
+	return f.Client.HeadObject(ctx, in, optFns...)
+}
+
+// A bucket whose vault check is denied is reported Unreadable, never taken
+// for a bucket that is not a vault; a check still failing after the SDK's
+// retries stops the resolution with the bucket named.
+func TestResolveVaultCheckFailures(t *testing.T) {
+	srv := locals3.ForTest(t)
+	base := shortBase(t, srv)
+	bucketSet(t, srv, base, map[string]struct {
+		versioning string
+		tags       map[string]string
+	}{"open": {"Enabled", nil}, "closed": {"Enabled", nil}})
+	sel := Selection{SelectionName: "these", IamRoleArn: "arn:aws:iam::123456789012:role/backup", Resources: []string{"arn:aws:s3:::" + base + "-*"}}
+	closed := base + "-closed"
+
+	denied := failingHead{Client: srv.Client(t.Context()), bucket: closed, err: &smithy.GenericAPIError{Code: "AccessDenied", Message: "Access Denied"}}
+	res, err := Resolve(t.Context(), denied, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{base + "-open"}, names(res.Selected)); diff != "" {
+		t.Errorf("Selected (-want +got):\n%s", diff)
+	}
+	if len(res.Unreadable) != 1 || res.Unreadable[0].Name != closed ||
+		!strings.Contains(res.Unreadable[0].Reason, "whether it is a vault cannot be read") || !strings.Contains(res.Unreadable[0].Reason, "AccessDenied") {
+		t.Errorf("Unreadable = %+v, want %s with the reason", res.Unreadable, closed)
+	}
+	if len(res.Vaults) != 0 {
+		t.Errorf("Vaults = %+v, want none", res.Vaults)
+	}
+
+	throttled := failingHead{Client: srv.Client(t.Context()), bucket: closed, err: &smithy.GenericAPIError{Code: "SlowDown", Message: "Please reduce your request rate."}}
+	_, err = Resolve(t.Context(), throttled, sel)
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "SlowDown" || !strings.Contains(err.Error(), closed) {
+		t.Errorf("Resolve with the vault check throttled = %v, want the SlowDown error naming %s", err, closed)
 	}
 }

@@ -16,13 +16,15 @@ import (
 // Scheduler runs a backup plan's snapshot rules on their schedules, the
 // local stand-in for EventBridge Scheduler and the snapshot state machine:
 // at each rule's fire time it resolves the selections against the server's
-// buckets and takes a snapshot of each selected bucket, in-process.
+// buckets (plan.ResolveBackups, the dispatch function's resolver) and takes
+// a snapshot of each selected bucket, in-process.
 // Continuous rules are served by the journal (Runner), not here.
 type Scheduler struct {
 	Plan       *plan.Plan
 	Selections []plan.Selection
 	Engine     *snapshot.Engine
-	// S3 resolves the selections (ListBuckets, tags, versioning).
+	// S3 resolves the selections (ListBuckets, tags, whether a bucket is a
+	// vault, versioning).
 	S3 s3x.Client
 	// Vault, when set, is the vault of every rule (else each rule's
 	// TargetBackupVaultName names the vault bucket).
@@ -115,33 +117,28 @@ func (s *Scheduler) Run(ctx context.Context) error {
 }
 
 // Fire runs one rule now as if scheduled at scheduledAt: one snapshot job
-// per selected bucket. Buckets a selection takes but cannot back up (no
-// versioning, unreadable) are logged with the reason.
+// per bucket the selections take, resolved by plan.ResolveBackups as the
+// dispatch function resolves them. Buckets a selection takes but that are
+// not backed up (no versioning, unreadable, a vault) are logged with the
+// reason.
 func (s *Scheduler) Fire(ctx context.Context, r *plan.Rule, scheduledAt time.Time) ([]snapshot.Job, error) {
-	buckets := map[string]bool{}
-	for _, sel := range s.Selections {
-		res, err := plan.Resolve(ctx, s.S3, sel)
-		if err != nil {
-			return nil, fmt.Errorf("resolve selection %s: %w", sel.SelectionName, err)
-		}
-		for _, b := range res.Selected {
-			buckets[b.Name] = true
-		}
-		for _, b := range append(res.NotVersioned, res.Unreadable...) {
-			s.log().WarnContext(ctx, "selected bucket not backed up", "rule", r.RuleName, "selection", sel.SelectionName, "bucket", b.Name, "reason", b.Reason)
-		}
+	ruleVault := s.Vault
+	if ruleVault == "" {
+		ruleVault = r.TargetBackupVaultName
 	}
-	names := make([]string, 0, len(buckets))
-	for b := range buckets {
-		names = append(names, b)
+	res, err := plan.ResolveBackups(ctx, s.S3, s.Selections, ruleVault)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(names)
+	for _, b := range res.NotBackedUp {
+		s.log().WarnContext(ctx, "selected bucket not backed up", "rule", r.RuleName, "bucket", b.Name, "reason", b.Reason)
+	}
 	var jobs []snapshot.Job
 	var errs []error
-	for _, b := range names {
-		j, err := s.Engine.Run(ctx, snapshot.JobForRule(s.Plan, r, s.Vault, b, scheduledAt))
+	for _, b := range res.Buckets {
+		j, err := s.Engine.Run(ctx, snapshot.JobForRule(s.Plan, r, s.Vault, b.Name, scheduledAt))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("snapshot of %s: %w", b, err))
+			errs = append(errs, fmt.Errorf("snapshot of %s: %w", b.Name, err))
 			continue
 		}
 		jobs = append(jobs, *j)

@@ -97,3 +97,48 @@ func TestSchedulerRunsRulesOnTheirSchedule(t *testing.T) {
 		t.Fatalf("unversioned bucket got snapshots %v %v", pts, err)
 	}
 }
+
+// TestSchedulerNeverSnapshotsAVault: a selection of every bucket of this
+// test (a wildcard) takes the rule's vault and another vault too; the
+// scheduler snapshots neither (plan.ResolveBackups, as the dispatch
+// function), only the plain bucket.
+func TestSchedulerNeverSnapshotsAVault(t *testing.T) {
+	srv := locals3.ForTest(t)
+	ctx := context.Background()
+	c := srv.Client(ctx)
+	target, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := srv.NewBucket(t, true)
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(plain), Key: aws.String("k"), Body: strings.NewReader("v")}); err != nil {
+		t.Fatal(err)
+	}
+	every := "arn:aws:s3:::" + plain[:strings.LastIndex(plain, "-")+1] + "*" // this test's buckets
+	doc := fmt.Sprintf(`{
+	  "BackupPlan": {"BackupPlanName": "nightly", "Rules": [
+	    {"RuleName": "Daily", "TargetBackupVaultName": %q, "ScheduleExpression": "cron(0 5 ? * * *)"}]},
+	  "BackupSelections": [{"SelectionName": "every", "IamRoleArn": "arn:aws:iam::123456789012:role/backup", "Resources": [%q]}]
+	}`, target.Bucket, every)
+	p, sels, err := plan.Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &runner.Scheduler{Plan: p, Selections: sels, S3: c, Engine: &snapshot.Engine{S3: c}}
+	jobs, err := s.Fire(ctx, &p.Rules[0], time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 1 || jobs[0].Bucket != plain || jobs[0].State != snapshot.StateCompleted {
+		t.Fatalf("jobs %+v: want one, of %s", jobs, plain)
+	}
+	for _, b := range []string{target.Bucket, other.Bucket} {
+		if pts, err := target.Snapshots(ctx, b); err != nil || len(pts) != 0 {
+			t.Errorf("vault %s snapshotted into %s: %v %v", b, target.Bucket, pts, err)
+		}
+	}
+}

@@ -1,8 +1,9 @@
 // Package schedule starts a backup plan rule's snapshot jobs when its
 // EventBridge Scheduler schedule fires: the dispatch function (functions/
 // dispatch) resolves the rule's selections against the account's buckets
-// (plan.Resolve: ListBuckets, tags, versioning) and starts one execution of
-// the rule's snapshot state machine per selected bucket, with the job
+// (plan.ResolveBackups, the local scheduler's resolver too: ListBuckets,
+// tags, whether a bucket is a vault, versioning) and starts one execution
+// of the rule's snapshot state machine per selected bucket, with the job
 // snapshot.JobForRule made for it at synth time and the bucket and
 // scheduled time filled in.
 //
@@ -20,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
 	"time"
 
@@ -79,8 +79,8 @@ type Result struct {
 	// attempt), one per bucket, sorted by bucket.
 	Started []Started `json:"started"`
 	// NotBackedUp are the buckets a selection takes but that cannot be
-	// backed up (versioning not Enabled, unreadable, the vault itself),
-	// with the reason.
+	// backed up (versioning not Enabled, unreadable, a vault, the vault
+	// itself), with the reason, sorted by bucket.
 	NotBackedUp []plan.Bucket `json:"notBackedUp"`
 }
 
@@ -129,46 +129,17 @@ func (d *Dispatcher) Dispatch(ctx context.Context, req Request) (*Result, error)
 	}
 	at = at.UTC()
 	res := &Result{ScheduledAt: at, Started: []Started{}, NotBackedUp: []plan.Bucket{}}
-	selected := map[string]bool{}
-	reported := map[string]bool{}
-	for _, sel := range req.Selections {
-		r, err := plan.Resolve(ctx, d.S3, sel)
-		if err != nil {
-			return nil, fmt.Errorf("resolve selection %s: %w", sel.SelectionName, err)
-		}
-		for _, b := range r.Selected {
-			selected[b.Name] = true
-		}
-		for _, b := range append(r.NotVersioned, r.Unreadable...) {
-			if !reported[b.Name] {
-				reported[b.Name] = true
-				res.NotBackedUp = append(res.NotBackedUp, b)
-			}
-		}
+	r, err := plan.ResolveBackups(ctx, d.S3, req.Selections, req.Job.Vault)
+	if err != nil {
+		return nil, err
 	}
-	if selected[req.Job.Vault] {
-		// A selection such as "every bucket" takes the vault too: a vault
-		// is never backed up into itself.
-		delete(selected, req.Job.Vault)
-		res.NotBackedUp = append(res.NotBackedUp, plan.Bucket{Name: req.Job.Vault, Reason: "the vault itself: a vault is not backed up into itself"})
-	}
-	kept := res.NotBackedUp[:0]
-	for _, b := range res.NotBackedUp {
-		if selected[b.Name] {
-			continue // another selection takes it after all
-		}
-		kept = append(kept, b)
+	res.NotBackedUp = r.NotBackedUp
+	for _, b := range r.NotBackedUp {
 		d.log().WarnContext(ctx, "selected bucket not backed up", "bucket", b.Name, "reason", b.Reason)
 	}
-	res.NotBackedUp = kept
-	buckets := make([]string, 0, len(selected))
-	for b := range selected {
-		buckets = append(buckets, b)
-	}
-	sort.Strings(buckets)
 	var errs []error
-	for _, b := range buckets {
-		s, err := d.start(ctx, req, b, at)
+	for _, b := range r.Buckets {
+		s, err := d.start(ctx, req, b.Name, at)
 		if err != nil {
 			errs = append(errs, err)
 			continue

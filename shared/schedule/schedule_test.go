@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +24,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/plan"
 	"github.com/bucketvault/bucketvault/shared/schedule"
 	"github.com/bucketvault/bucketvault/shared/snapshot"
+	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
 func TestMain(m *testing.M) { locals3.Main(m) }
@@ -71,6 +74,15 @@ func TestDispatch(t *testing.T) {
 	a, b, unversioned, untagged := mk(true, true), mk(true, true), mk(false, true), mk(true, false)
 	vaultBucket := mk(true, true) // the tag selection takes the vault too
 	_ = untagged
+	// Another vault the selection takes: never backed up into this one.
+	other, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{Bucket: aws.String(other.Bucket), Tagging: &types.Tagging{
+		TagSet: []types.Tag{{Key: aws.String("Backup"), Value: aws.String(tag)}}}}); err != nil {
+		t.Fatal(err)
+	}
 
 	p := &plan.Plan{BackupPlanName: "p", Rules: []plan.Rule{{RuleName: "daily", TargetBackupVaultName: "v", StartWindowMinutes: aws.Int64(60)}}}
 	req := schedule.Request{
@@ -89,12 +101,22 @@ func TestDispatch(t *testing.T) {
 	if len(res.Started) != 1 || res.Started[0].Bucket != a || res.Started[0].AlreadyStarted {
 		t.Errorf("started %+v, want %s only", res.Started, a)
 	}
-	var notBackedUp []string
+	notBackedUp := map[string]string{}
 	for _, nb := range res.NotBackedUp {
-		notBackedUp = append(notBackedUp, nb.Name)
+		notBackedUp[nb.Name] = nb.Reason
 	}
-	if diff := cmp.Diff([]string{unversioned, vaultBucket}, notBackedUp); diff != "" {
+	wantWhy := map[string]string{
+		unversioned:  "versioning was never enabled",
+		vaultBucket:  "the vault itself",
+		other.Bucket: "a bucketvault vault (it holds " + vault.DescriptorKey + ")",
+	}
+	if diff := cmp.Diff(slices.Sorted(maps.Keys(wantWhy)), slices.Sorted(maps.Keys(notBackedUp))); diff != "" {
 		t.Errorf("not backed up (-want +got):\n%s", diff)
+	}
+	for b, why := range wantWhy {
+		if !strings.Contains(notBackedUp[b], why) {
+			t.Errorf("%s not backed up because %q, want %q", b, notBackedUp[b], why)
+		}
 	}
 
 	// The retry starts what is missing; what the first attempt started is
