@@ -27,7 +27,7 @@ help:
 	@echo "make test    - run every test (installs the local S3 server first)"
 	@echo "make build   - build each Lambda function as $(DIST)/<name>/bootstrap (linux/arm64) and bin/bucketvault"
 	@echo "make bench   - run the benchmarks against the local server and its peers (rclone, awscli)"
-	@echo "make lint    - gofmt, go vet, staticcheck, go mod tidy check"
+	@echo "make lint    - gofmt, go vet, staticcheck, go mod tidy check, the layers check (.ci/layers)"
 	@echo "make synth   - build, then synthesize the CDK app with cdk-nag's AwsSolutions checks (cdk.out/)"
 	@echo "make lint-template - make synth, then cfn-lint the templates"
 
@@ -61,11 +61,18 @@ bench: server-install
 	test -x /usr/bin/aws || { apt-get update && apt-get install -y awscli; }
 	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout 120m ./shared/bench/
 
+# The layers check (.ci/layers; docs/design.md "Layers"): lower packages
+# never import higher ones, and only shared/vault builds vault keys. The
+# go command's ./... skips .ci/, so its package is named on its own.
+LINT_CI := ./.ci/layers
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	$(GO) vet ./... $(LINT_CI)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./... $(LINT_CI)
 	$(GO) mod tidy -diff
+	$(GO) test -count=1 -short $(LINT_CI)
+	$(GO) run ./.ci/layers
 
 $(CDK_STAMP): $(CDK_DIR)/package.json $(CDK_DIR)/package-lock.json
 	cd $(CDK_DIR) && npm ci --no-audit --no-fund
