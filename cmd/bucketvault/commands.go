@@ -132,7 +132,7 @@ a reconcile journals again what their buckets still hold.`,
 			rebuilt := map[string]bool{}
 			for _, r := range runs {
 				for _, d := range rep.LostJournal {
-					if strings.HasPrefix(d.Object, "runs/"+r.Bucket+"/"+r.Cut+"/") {
+					if strings.HasPrefix(d.Object, "runs/"+r.Bucket+"/"+r.Run+"/") {
 						rebuilt[d.String()] = true
 					}
 				}
@@ -149,7 +149,7 @@ a reconcile journals again what their buckets still hold.`,
 				fmt.Fprintf(&b, "  %s %s: version %s is current again (removed %s); it was: %s\n", verb, r.Object, r.GoodVersion, strings.Join(r.Removed, ", "), r.Reason)
 			}
 			for _, r := range runs {
-				fmt.Fprintf(&b, "  %s run %s of s3://%s (shard %s lost): set aside; its %d segments are read instead, and the next compaction writes it again\n", verb, r.Cut, r.Bucket, r.Shard, r.Segments)
+				fmt.Fprintf(&b, "  %s run %s of s3://%s (shard %s lost): set aside; its %d segments are read instead, and the next compaction writes it again\n", verb, r.Run, r.Bucket, r.Shard, r.Segments)
 			}
 			for _, l := range lost {
 				fmt.Fprintf(&b, "  CANNOT REPAIR %s\n", l)

@@ -45,10 +45,11 @@ func TestCLIVaultRepair(t *testing.T) {
 	if st, err := v.Compact(ctx, bucket, time.Now()); err != nil || st.Shards != 3 {
 		t.Fatalf("compact: %+v %v", st, err)
 	}
-	run, err := v.LatestRun(ctx, bucket)
-	if err != nil || run == nil {
-		t.Fatalf("run: %v %v", run, err)
+	idx, err := v.Index(ctx, bucket)
+	if err != nil || len(idx.Runs) != 1 {
+		t.Fatalf("index: %+v %v", idx, err)
 	}
+	run := idx.Runs[0]
 	// Damage: a shard lost for good, a data object overwritten.
 	shard := run.Shards[1].Key
 	vs, err := c.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(vaultName), Prefix: aws.String(shard)})

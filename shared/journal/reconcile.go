@@ -743,26 +743,17 @@ func (r *reconciler) stop() {
 var CompactAfter = 256
 
 func (j *Journal) compactIfDue(ctx context.Context, bucket string) error {
-	run, err := j.Vault.LatestRun(ctx, bucket)
+	js, err := j.Vault.Journal(ctx, bucket)
 	if err != nil {
 		return err
 	}
-	refs, err := j.Vault.Segments(ctx, bucket)
-	if err != nil {
-		return err
-	}
-	after := 0
-	for _, r := range refs {
-		if run == nil || r.ID > run.Cut {
-			after++
-		}
-	}
-	if after < CompactAfter {
+	if js.Pending < CompactAfter {
 		return nil
 	}
 	st, err := j.Vault.Compact(ctx, bucket, time.Now())
-	if refused := (*vault.CompactRefusedError)(nil); errors.As(err, &refused) {
-		// The journal is read around the damage; reconcile goes on.
+	if errors.As(err, new(*vault.CompactRefusedError)) || errors.As(err, new(*vault.UpgradeNeededError)) || errors.As(err, new(*vault.ConflictError)) {
+		// The journal is read around the damage (or as format 1 reads
+		// it, or another compaction got there first); reconcile goes on.
 		j.log().WarnContext(ctx, "journal not compacted", "bucket", bucket, "reason", err.Error())
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -124,7 +125,7 @@ func TestVaultResource(t *testing.T) {
 	if r.Status != cfn.StatusSuccess || r.PhysicalResourceID != "bucketvault-vault-"+bucket {
 		t.Fatalf("create: %+v", r)
 	}
-	if r.Data["Created"] != "true" || r.Data["RetentionDays"] != "30" || r.Data["Format"] != vault.FormatName || r.Data["FormatVersion"] != "1" {
+	if r.Data["Created"] != "true" || r.Data["RetentionDays"] != "30" || r.Data["Format"] != vault.FormatName || r.Data["FormatVersion"] != strconv.Itoa(vault.FormatVersion) {
 		t.Errorf("create data %v", r.Data)
 	}
 	v, err := vault.Open(ctx, c, bucket)

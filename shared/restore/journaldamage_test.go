@@ -198,10 +198,11 @@ func TestRestoreReadsAroundDamagedJournalObjects(t *testing.T) {
 		if err != nil || st.Shards != 3 {
 			t.Fatalf("compact: %+v, %v; want 3 shards", st, err)
 		}
-		run, err := f.v.LatestRun(f.ctx, f.bucket)
-		if err != nil {
-			t.Fatal(err)
+		idx, err := f.v.Index(f.ctx, f.bucket)
+		if err != nil || len(idx.Runs) != 1 {
+			t.Fatalf("index: %+v, %v", idx, err)
 		}
+		run := idx.Runs[0]
 		var shard vault.RunShard
 		for _, sh := range run.Shards {
 			if sh.FirstKey <= "b/1" && "b/1" <= sh.LastKey {

@@ -428,17 +428,18 @@ func runDamageModel(t *testing.T, srv *locals3.Server, seed uint64, phases int, 
 
 	// Damage to the journal: segments and run shards truncated, their
 	// good version kept or deleted.
-	run, err := v.LatestRun(ctx, bucket)
-	if err != nil || run == nil {
-		t.Fatalf("latest run: %v, %v", run, err)
+	idx, err := v.Index(ctx, bucket)
+	if err != nil || len(idx.Runs) != 1 {
+		t.Fatalf("index: %+v, %v", idx, err)
 	}
+	run := idx.Runs[0]
 	segs, err := v.Segments(ctx, bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var readSegs, unreadSegs []string // segments after the run's cut are read
 	for _, s := range segs {
-		if s.ID > run.Cut {
+		if s.ID > run.To {
 			readSegs = append(readSegs, s.Key)
 		} else {
 			unreadSegs = append(unreadSegs, s.Key)

@@ -84,7 +84,7 @@ func mustSegment(tb testing.TB, bucket, id string, recs []Record) []byte {
 
 func mustRunShard(tb testing.TB, bucket, cut string, recs []Observed) []byte {
 	tb.Helper()
-	body, err := encodeRunShard(bucket, cut, recs, fuzzTime)
+	body, err := encodeRunShard(bucket, "run:"+cut, recs, fuzzTime)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func fuzzSeeds(tb testing.TB) map[string][]byte {
 	shard, _ := goodObject(tb, kindShard)
 	file, _ := goodObject(tb, kindFile)
 	sorted := sortedRecords()
-	h := segmentHeader{Format: segmentFormat, Version: FormatVersion, Bucket: fzBucket, Segment: fzSegID, Records: 2,
+	h := segmentHeader{Format: segmentFormat, Version: segmentVersion, Bucket: fzBucket, Segment: fzSegID, Records: 2,
 		Written: fuzzTime, FirstKey: "a", LastKey: "b"}
 	rec := func(key string) string {
 		b, _ := json.Marshal(Record{Op: OpVersion, Key: key, VersionID: "v", Time: fuzzTime})
@@ -186,7 +186,7 @@ func fuzzSeeds(tb testing.TB) map[string][]byte {
 		"zstd-empty-frame":  zst(""),
 		"long-line":         zst(headerLine(h) + rec(strings.Repeat("é", 20000)) + rec(strings.Repeat("é", 20001))),
 		"records-of-sorted": mustSegment(tb, fzBucket, fzSegID, sorted),
-		"tz-24": zst(headerLine(segmentHeader{Format: segmentFormat, Version: FormatVersion, Bucket: fzBucket, Segment: fzSegID, Records: 1,
+		"tz-24": zst(headerLine(segmentHeader{Format: segmentFormat, Version: segmentVersion, Bucket: fzBucket, Segment: fzSegID, Records: 1,
 			Written: fuzzTime, FirstKey: "k", LastKey: "k"}) + `{"op":"version","key":"k","versionId":"v","time":"2026-01-01T00:00:00-24:00"}` + "\n"),
 	}
 }
@@ -417,7 +417,7 @@ func FuzzSegmentRoundTrip(f *testing.F) {
 		for i := range shard {
 			shard[i].Segment = fmt.Sprint(id, i%2) // a run keeps where each record was first read
 		}
-		rb, err := encodeRunShard(bucket, id, shard, at)
+		rb, err := encodeRunShard(bucket, "run:"+id, shard, at)
 		if err != nil {
 			t.Fatalf("encodeRunShard: %v", err)
 		}
@@ -449,7 +449,7 @@ func FuzzRunShard(f *testing.F) {
 		if len(damage) > 0 || len(obs) == 0 {
 			return
 		}
-		again, err := encodeRunShard(fzBucket, fzCut, obs, fuzzTime)
+		again, err := encodeRunShard(fzBucket, "run:"+fzCut, obs, fuzzTime)
 		if err != nil {
 			t.Fatalf("records read from a run shard do not encode again: %v", err)
 		}
@@ -701,7 +701,7 @@ func FuzzDescriptor(f *testing.F) {
 			return
 		}
 		d := v.Descriptor
-		if d.Format != FormatName || d.FormatVersion != FormatVersion || d.RetentionDays == 0 || v.Bucket != fzVault {
+		if d.Format != FormatName || (d.FormatVersion < MinFormatVersion || d.FormatVersion > FormatVersion) || d.RetentionDays == 0 || v.Bucket != fzVault {
 			t.Fatalf("Open took descriptor %+v", d)
 		}
 		// What Create writes of it opens the same.
@@ -758,7 +758,7 @@ func FuzzSnapshotPoint(f *testing.F) {
 			}
 			return
 		}
-		if sp.Format != snapshotFormat || sp.FormatVersion != FormatVersion {
+		if sp.Format != snapshotFormat || sp.FormatVersion != snapshotVersion {
 			t.Fatalf("Snapshot took format %q version %d", sp.Format, sp.FormatVersion)
 		}
 		checkJSONStable(t, sp, func(b []byte) (any, error) {
@@ -800,7 +800,7 @@ func checkJSONStable(t *testing.T, decoded any, read func([]byte) (any, error)) 
 // older run exists.
 func FuzzRunManifest(f *testing.F) {
 	goodMan := func(cut string) []byte {
-		b, _ := json.MarshalIndent(RunManifest{Format: runFormat, Version: FormatVersion, Bucket: fzBucket, Cut: cut, Created: fuzzTime, Records: 3, Segments: 2,
+		b, _ := json.MarshalIndent(RunManifest{Format: runFormat, Version: runVersion1, Bucket: fzBucket, Cut: cut, Created: fuzzTime, Records: 3, Segments: 2,
 			Shards: []RunShard{{Key: runShardKey(fzBucket, cut, 1), FirstKey: "a", LastKey: "é", Records: 3, ETag: "e"}}}, "", "  ")
 		return b
 	}
@@ -853,7 +853,7 @@ func FuzzRunManifest(f *testing.F) {
 			}
 			return
 		}
-		if m.Format != runFormat || m.Version != FormatVersion || m.Bucket != fzBucket || (m.Cut != fzCut && m.Cut != oldCut) {
+		if m.Format != runFormat || m.Version != runVersion1 || m.Bucket != fzBucket || (m.Cut != fzCut && m.Cut != oldCut) {
 			t.Fatalf("LatestRun took %+v", m)
 		}
 		switch {

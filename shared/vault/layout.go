@@ -29,6 +29,7 @@ const (
 	bucketsPrefix  = "buckets/"
 	reconcilePfx   = "reconcile/"
 	jobsPrefix     = "jobs/"
+	scratchPrefix  = "scratch/"
 	segmentSuffix  = ".jsonl.zst"
 	segmentIDWidth = 13 // unix milliseconds, zero-padded
 )

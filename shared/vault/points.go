@@ -85,23 +85,19 @@ func (v *Vault) continuousPoints(ctx context.Context, bucket string, now time.Ti
 		if bucket != "" && b.Bucket != bucket {
 			continue
 		}
-		refs, err := v.Segments(ctx, b.Bucket)
+		js, err := v.Journal(ctx, b.Bucket)
 		if err != nil {
 			return nil, err
 		}
 		rp := RecoveryPoint{
 			RecoveryPointID: "continuous:" + b.Bucket, ResourceName: b.Bucket, ResourceType: "S3",
-			BackupVaultName: v.Bucket, Type: "CONTINUOUS", CreationDate: b.ProtectedAt, Segments: len(refs),
+			BackupVaultName: v.Bucket, Type: "CONTINUOUS", CreationDate: b.ProtectedAt, Segments: js.Compacted + js.Pending,
 		}
 		wm, err := v.CompleteThrough(ctx, b.Bucket)
 		if err != nil {
 			return nil, err
 		}
-		if len(refs) > 0 {
-			if t, ok := segmentTime(refs[len(refs)-1].ID); ok {
-				rp.JournaledThrough = &t
-			}
-		}
+		rp.JournaledThrough = js.JournaledThrough()
 		switch {
 		case b.FirstFullBackupAt == nil:
 			rp.Status, rp.StatusMessage = "CREATING", "the initial full backup has not finished"

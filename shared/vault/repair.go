@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,22 +21,24 @@ type Repair struct {
 	Removed []string `json:"removed,omitempty"`
 }
 
-// DroppedRun is a run Repair set aside because a shard of it is lost:
+// DroppedRun is a run RepairRuns set aside because a shard of it is lost:
 // every segment it merged is still in the vault, so readers read them
-// (and the run before it) instead, and the next compaction writes the run
-// again from them.
+// instead, and the next compaction writes the run again from them.
 type DroppedRun struct {
 	Bucket   string `json:"bucket"`
-	Cut      string `json:"cut"`
+	Run      string `json:"run"`
 	Segments int    `json:"segments"`
 	Shard    string `json:"lostShard"`
 }
 
-// RepairRuns sets aside every run a lost shard of which Verify found,
-// when the segments it merged are all still there: it hides the run's
-// manifest behind a delete marker (its versions stay), so readers take the
-// run before it and the segments after that one's cut. A run whose
-// segments are not all there stays lost. With dry, it changes nothing.
+// RepairRuns sets aside every run a lost shard of which Verify found, when
+// the segments it merged are all still there. In a vault with a journal
+// index it takes the run, and every newer run, out of the index (If-Match)
+// and moves the cut back to where the run began, so readers read those
+// segments and the next compaction merges them again; in a format 1 vault
+// it hides the run's manifest behind a delete marker (its versions stay),
+// so readers take the run before it. A run whose segments are not all
+// there stays lost. With dry, it changes nothing.
 func (v *Vault) RepairRuns(ctx context.Context, rep *VerifyReport, dry bool) ([]DroppedRun, error) {
 	var dropped []DroppedRun
 	done := map[string]bool{}
@@ -45,38 +48,68 @@ func (v *Vault) RepairRuns(ctx context.Context, rep *VerifyReport, dry bool) ([]
 		if !ok || len(parts) != 3 {
 			continue
 		}
-		bucket, cut := parts[0], parts[1]
-		if done[bucket+"/"+cut] {
+		bucket, id := parts[0], parts[1]
+		if done[bucket+"/"+id] {
 			continue
 		}
-		done[bucket+"/"+cut] = true
-		key := runManifestKey(bucket, cut)
-		m, _, err := v.readRun(ctx, bucket, key)
+		done[bucket+"/"+id] = true
+		idx, err := v.Index(ctx, bucket)
 		if err != nil {
 			return dropped, err
-		}
-		if m == nil {
-			continue
 		}
 		refs, err := v.Segments(ctx, bucket)
 		if err != nil {
 			return dropped, err
 		}
-		n := 0
-		for _, r := range refs {
-			if r.ID > m.Previous && r.ID <= m.Cut {
-				n++
+		count := func(from, to string) int {
+			n := 0
+			for _, r := range refs {
+				if r.ID > from && r.ID <= to {
+					n++
+				}
 			}
+			return n
 		}
-		if n != m.Segments {
+		if idx.etag == "" {
+			m, _, err := v.readRun(ctx, bucket, runManifestKey(bucket, id))
+			if err != nil {
+				return dropped, err
+			}
+			if m == nil || count(m.Previous, m.Cut) != m.Segments {
+				continue
+			}
+			if !dry {
+				key := runManifestKey(bucket, id)
+				if _, err := v.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(key)}); err != nil {
+					return dropped, fmt.Errorf("set aside run s3://%s/%s: %w", v.Bucket, key, err)
+				}
+			}
+			dropped = append(dropped, DroppedRun{Bucket: bucket, Run: id, Segments: m.Segments, Shard: d.Object})
 			continue
 		}
+		i := slices.IndexFunc(idx.Runs, func(r IndexRun) bool {
+			return slices.ContainsFunc(r.Shards, func(sh RunShard) bool { return sh.Key == d.Object })
+		})
+		if i < 0 {
+			continue // not in the index (any more)
+		}
+		run, later := idx.Runs[i], idx.Runs[i:]
+		want := 0
+		for _, r := range later {
+			want += r.Segments
+		}
+		if !run.Folded.IsZero() || count(run.From, idx.Cut) != want {
+			continue // what it holds is not all in segments: lost
+		}
 		if !dry {
-			if _, err := v.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(key)}); err != nil {
-				return dropped, fmt.Errorf("set aside run s3://%s/%s: %w", v.Bucket, key, err)
+			next := *idx
+			next.Runs = slices.Clone(idx.Runs[:i])
+			next.Cut = run.From
+			if err := v.putIndex(ctx, &next); err != nil {
+				return dropped, err
 			}
 		}
-		dropped = append(dropped, DroppedRun{Bucket: bucket, Cut: cut, Segments: n, Shard: d.Object})
+		dropped = append(dropped, DroppedRun{Bucket: bucket, Run: run.ID, Segments: run.Segments, Shard: d.Object})
 	}
 	return dropped, nil
 }

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +38,11 @@ type RunManifest struct {
 	Records  int64      `json:"records"`
 	Segments int        `json:"segments"` // segments merged into this run (beyond Previous)
 	Shards   []RunShard `json:"shards"`
+	// Format 2 runs (version 2): the run's id, the runs it merged, and
+	// the floor it was folded at.
+	ID     string    `json:"id,omitempty"`
+	Merged []string  `json:"merged,omitempty"`
+	Floor  time.Time `json:"floor,omitzero"`
 
 	damage []Damage // found reading the manifests (LatestRun)
 	noRun  bool     // no manifest was sound: only damage
@@ -57,8 +60,9 @@ type RunShard struct {
 }
 
 const (
-	runFormat = "bucketvault-run"
-	runsPfx   = "runs/"
+	runFormat   = "bucketvault-run"
+	runVersion1 = 1 // format 1's runs: runs/<bucket>/<cut>.json, one chain by Previous
+	runsPfx     = "runs/"
 )
 
 // RunShardRecords bounds the records of one shard.
@@ -142,8 +146,8 @@ func (v *Vault) readRun(ctx context.Context, bucket, key string) (*RunManifest, 
 		if err := json.Unmarshal(body, &m); err != nil {
 			return nil, damagef("it does not decode: %v", err)
 		}
-		if m.Format != runFormat || m.Version != FormatVersion {
-			return nil, fmt.Errorf("run %s has format %q version %d; this bucketvault reads %q version %d", key, m.Format, m.Version, runFormat, FormatVersion)
+		if m.Format != runFormat || m.Version != runVersion1 {
+			return nil, fmt.Errorf("run %s has format %q version %d; a format 1 vault's runs are %q version %d", key, m.Format, m.Version, runFormat, runVersion1)
 		}
 		if m.Bucket != bucket || runManifestKey(bucket, m.Cut) != key {
 			return nil, damagef("it names bucket %q, cut %q", m.Bucket, m.Cut)
@@ -174,112 +178,12 @@ func (v *Vault) readRun(ctx context.Context, bucket, key string) (*RunManifest, 
 	return nil, []Damage{{Object: key, Reason: cause.Error() + "; no version of it is good: the run before it and the segments it covers are read instead"}}, nil
 }
 
-// CompactRefusedError: a compaction found a journal object with no good
-// version; it writes no run (which would hide the loss) until the object
-// is repaired (`bucketvault vault repair`).
-type CompactRefusedError struct{ Damage Damage }
-
-func (e *CompactRefusedError) Error() string {
-	return "compaction refused: " + e.Damage.String() + "; run `bucketvault vault repair`"
-}
-
-// CompactStats says what a compaction did.
-type CompactStats struct {
-	Run      string `json:"run,omitempty"` // the new run's cut; "" when there was nothing to compact
-	Segments int    `json:"segments"`
-	Records  int64  `json:"records"`
-	Shards   int    `json:"shards"`
-}
-
-// Compact merges the latest run and every segment older than
-// CompactionLag into a new run. It is safe to run concurrently with
-// writers and with itself (a run's manifest is written once).
-func (v *Vault) Compact(ctx context.Context, bucket string, now time.Time) (CompactStats, error) {
-	prev, err := v.LatestRun(ctx, bucket)
-	if err != nil {
-		return CompactStats{}, err
-	}
-	refs, err := v.Segments(ctx, bucket)
-	if err != nil {
-		return CompactStats{}, err
-	}
-	limit := fmt.Sprintf("%0*d", segmentIDWidth, now.Add(-CompactionLag).UnixMilli())
-	var take []SegmentRef
-	for _, r := range refs {
-		if (prev == nil || r.ID > prev.Cut) && r.ID < limit {
-			take = append(take, r)
-		}
-	}
-	if len(take) == 0 {
-		return CompactStats{}, nil
-	}
-	cut := take[len(take)-1].ID
-	m, err := v.openSources(ctx, bucket, prev, take, nil)
-	if err != nil {
-		return CompactStats{}, err
-	}
-	defer m.Close()
-	man := RunManifest{Format: runFormat, Version: FormatVersion, Bucket: bucket, Cut: cut, Created: now.UTC(), Segments: len(take)}
-	token := strconv.FormatInt(time.Now().UnixNano(), 36)
-	if prev != nil {
-		man.Previous = prev.Cut
-	}
-	var shard []Observed
-	flush := func() error {
-		if len(shard) == 0 {
-			return nil
-		}
-		n := len(man.Shards) + 1
-		key := runShardKeyIn(bucket, cut, token, n)
-		body, err := encodeRunShard(bucket, cut, shard, now)
-		if err != nil {
-			return err
-		}
-		etag, _, err := v.putOnceETag(ctx, key, body, "application/zstd")
-		if err != nil {
-			return err
-		}
-		man.Shards = append(man.Shards, RunShard{Key: key, FirstKey: shard[0].Key, LastKey: shard[len(shard)-1].Key, Records: len(shard), ETag: etag})
-		man.Records += int64(len(shard))
-		shard = shard[:0]
-		return nil
-	}
-	for {
-		_, recs, err := m.NextKey()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return CompactStats{}, err
-		}
-		if len(shard) >= RunShardRecords { // a key never spans shards
-			if err := flush(); err != nil {
-				return CompactStats{}, err
-			}
-		}
-		shard = append(shard, recs...)
-	}
-	if err := flush(); err != nil {
-		return CompactStats{}, err
-	}
-	for _, d := range m.Damage() {
-		if d.Lost {
-			// A run without the lost records would hide the loss for good.
-			return CompactStats{}, &CompactRefusedError{Damage: d}
-		}
-	}
-	if _, err := v.PutJSONOnce(ctx, runManifestKey(bucket, cut), man); err != nil {
-		return CompactStats{}, err
-	}
-	return CompactStats{Run: cut, Segments: len(take), Records: man.Records, Shards: len(man.Shards)}, nil
-}
-
 // encodeRunShard renders observed records (already in key order) in the
 // segment format, each line keeping the segment and line it was first
 // journaled at (the last resort of ordering).
-func encodeRunShard(bucket, cut string, recs []Observed, now time.Time) ([]byte, error) {
+func encodeRunShard(bucket, name string, recs []Observed, now time.Time) ([]byte, error) {
 	var plain bytes.Buffer
-	h := segmentHeader{Format: segmentFormat, Version: FormatVersion, Bucket: bucket, Segment: "run:" + cut, Records: len(recs),
+	h := segmentHeader{Format: segmentFormat, Version: segmentVersion, Bucket: bucket, Segment: name, Records: len(recs),
 		Written: now.UTC(), FirstKey: recs[0].Key, LastKey: recs[len(recs)-1].Key}
 	enc := json.NewEncoder(&plain)
 	enc.SetEscapeHTML(false)
@@ -292,44 +196,6 @@ func encodeRunShard(bucket, cut string, recs []Observed, now time.Time) ([]byte,
 		}
 	}
 	return encoder.EncodeAll(plain.Bytes(), nil), nil
-}
-
-// openSources merges a run (may be nil) and segments of bucket, checked
-// (see survive.go). A bucket "" names a job's working files (refs), read
-// as they are.
-func (v *Vault) openSources(ctx context.Context, bucket string, run *RunManifest, refs []SegmentRef, prefixes []string) (*Merger, error) {
-	var sources []RecordSource
-	if run != nil && len(run.damage) > 0 {
-		sources = append(sources, &chainSource{damage: run.damage})
-	}
-	if run != nil && !run.noRun {
-		sources = append(sources, &chainSource{ctx: ctx, v: v, refs: shardRefs(kindRun, bucket, "run:"+run.Cut, run.Shards, prefixes)})
-	}
-	if len(refs) <= MaxOpenSegments {
-		opened, err := v.openSegments(ctx, bucket, refs, prefixes)
-		if err != nil {
-			closeSources(sources)
-			return nil, err
-		}
-		return NewMerger(append(sources, opened...))
-	}
-	var spilled []RecordSource
-	for start := 0; start < len(refs); start += MaxOpenSegments {
-		end := min(start+MaxOpenSegments, len(refs))
-		run, err := v.spillRun(ctx, bucket, refs[start:end], prefixes)
-		if err != nil {
-			closeSources(spilled)
-			closeSources(sources)
-			return nil, err
-		}
-		spilled = append(spilled, run)
-	}
-	spilled, err := mergeSpilled(spilled)
-	if err != nil {
-		closeSources(sources)
-		return nil, err
-	}
-	return NewMerger(append(sources, spilled...))
 }
 
 // openSegments opens segments of bucket ("": job files) checked, keeping

@@ -31,7 +31,13 @@ type segmentHeader struct {
 	LastKey  string    `json:"lastKey"`
 }
 
-const segmentFormat = "bucketvault-segment"
+const (
+	segmentFormat = "bucketvault-segment"
+	// segmentVersion is the version of the segment format (segments,
+	// run and snapshot shards, job files): the same in vault formats 1
+	// and 2.
+	segmentVersion = 1
+)
 
 // WindowSize is the zstd window of everything the vault compresses. A
 // reader holds about twice the window per open file (lowmem decoding), so
@@ -64,7 +70,7 @@ func NewEncoder() *zstd.Encoder {
 func EncodeSegment(bucket, segmentID string, recs []Record, now time.Time) ([]byte, error) {
 	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Key < recs[j].Key })
 	var plain bytes.Buffer
-	h := segmentHeader{Format: segmentFormat, Version: FormatVersion, Bucket: bucket, Segment: segmentID, Records: len(recs), Written: now.UTC()}
+	h := segmentHeader{Format: segmentFormat, Version: segmentVersion, Bucket: bucket, Segment: segmentID, Records: len(recs), Written: now.UTC()}
 	if len(recs) > 0 {
 		h.FirstKey, h.LastKey = recs[0].Key, recs[len(recs)-1].Key
 	}
@@ -162,9 +168,9 @@ func NewSegmentReader(ref SegmentRef, body io.ReadCloser) (*SegmentReader, error
 		r.Close()
 		return nil, fmt.Errorf("decode header: %w", err)
 	}
-	if r.Header.Format != segmentFormat || r.Header.Version != FormatVersion {
+	if r.Header.Format != segmentFormat || r.Header.Version != segmentVersion {
 		r.Close()
-		return nil, fmt.Errorf("segment format %q version %d is not %q version %d", r.Header.Format, r.Header.Version, segmentFormat, FormatVersion)
+		return nil, fmt.Errorf("segment format %q version %d is not %q version %d", r.Header.Format, r.Header.Version, segmentFormat, segmentVersion)
 	}
 	return r, nil
 }
@@ -342,33 +348,19 @@ func (m *Merger) Close() error {
 // disk (see spillRun). Compaction (Compact) keeps the count small.
 var MaxOpenSegments = 16
 
-// OpenJournal merges the newest run of bucket (if any) and every segment
-// after its cut, restricted to what can hold a key starting with one of
-// prefixes (all when prefixes is empty), and any extra sources (a
+// OpenJournal merges bucket's journal (the runs of its index and every
+// segment after them), restricted to what can hold a key starting with one
+// of prefixes (all when prefixes is empty), and any extra sources (a
 // snapshot's manifest). The merger owns the extra sources.
 func (v *Vault) OpenJournal(ctx context.Context, bucket string, prefixes []string, extra ...RecordSource) (*Merger, error) {
-	run, err := v.LatestRun(ctx, bucket)
+	jv, err := v.view(ctx, bucket)
 	if err != nil {
+		closeSources(extra)
 		return nil, err
 	}
-	refs, err := v.Segments(ctx, bucket)
+	m, err := v.openView(ctx, bucket, jv, prefixes)
 	if err != nil {
-		return nil, err
-	}
-	if run != nil {
-		kept := refs[:0]
-		for _, r := range refs {
-			if r.ID > run.Cut {
-				kept = append(kept, r)
-			}
-		}
-		refs = kept
-	}
-	m, err := v.openSources(ctx, bucket, run, refs, prefixes)
-	if err != nil {
-		for _, s := range extra {
-			s.Close()
-		}
+		closeSources(extra)
 		return nil, err
 	}
 	if len(extra) == 0 {

@@ -115,7 +115,10 @@ type CreatedBy struct {
 // inline; every failure is in its failure shards.
 const MaxInlineFailures = 1000
 
-const snapshotFormat = "bucketvault-snapshot"
+const (
+	snapshotFormat  = "bucketvault-snapshot"
+	snapshotVersion = 1
+)
 
 // SnapshotKey is the vault key of a snapshot recovery point record.
 func SnapshotKey(bucket, id string) string { return snapshotsPrefix + bucket + "/" + id + ".json" }
@@ -133,7 +136,7 @@ func SnapshotShardKey(bucket, id string, n int, failed bool) string {
 // NewSnapshotPoint returns a recovery point record in state CREATING.
 func (v *Vault) NewSnapshotPoint(bucket, id, jobID string, created time.Time) *SnapshotPoint {
 	return &SnapshotPoint{
-		Format: snapshotFormat, FormatVersion: FormatVersion, RecoveryPointID: id, ResourceName: bucket,
+		Format: snapshotFormat, FormatVersion: snapshotVersion, RecoveryPointID: id, ResourceName: bucket,
 		ResourceArn: "arn:aws:s3:::" + bucket, ResourceType: "S3", BackupVaultName: v.Bucket,
 		Status: PointCreating, CreationDate: created.UTC(), BackupJobID: jobID,
 	}
@@ -335,8 +338,8 @@ func (v *Vault) Snapshots(ctx context.Context, bucket string) ([]SnapshotPoint, 
 			if err := v.GetJSON(ctx, k, &sp); err != nil {
 				return nil, err
 			}
-			if sp.Format != snapshotFormat || sp.FormatVersion != FormatVersion {
-				return nil, fmt.Errorf("snapshot record s3://%s/%s: format %q version %d is not %q version %d", v.Bucket, k, sp.Format, sp.FormatVersion, snapshotFormat, FormatVersion)
+			if sp.Format != snapshotFormat || sp.FormatVersion != snapshotVersion {
+				return nil, fmt.Errorf("snapshot record s3://%s/%s: format %q version %d is not %q version %d", v.Bucket, k, sp.Format, sp.FormatVersion, snapshotFormat, snapshotVersion)
 			}
 			out = append(out, sp)
 		}
@@ -369,8 +372,8 @@ func (v *Vault) Snapshot(ctx context.Context, bucket, id string) (*SnapshotPoint
 	if err := v.GetJSON(ctx, SnapshotKey(bucket, id), &sp); err != nil {
 		return nil, err
 	}
-	if sp.Format != snapshotFormat || sp.FormatVersion != FormatVersion {
-		return nil, fmt.Errorf("snapshot %s of %s: format %q version %d is not %q version %d", id, bucket, sp.Format, sp.FormatVersion, snapshotFormat, FormatVersion)
+	if sp.Format != snapshotFormat || sp.FormatVersion != snapshotVersion {
+		return nil, fmt.Errorf("snapshot %s of %s: format %q version %d is not %q version %d", id, bucket, sp.Format, sp.FormatVersion, snapshotFormat, snapshotVersion)
 	}
 	return &sp, nil
 }
@@ -437,5 +440,9 @@ func (v *Vault) OpenSorted(ctx context.Context, keys []string) (*Merger, error) 
 	for i, k := range keys {
 		refs[i] = SegmentRef{ID: fmt.Sprintf("%012d", i), Key: k}
 	}
-	return v.openSources(ctx, "", nil, refs, nil)
+	sources, err := v.openSegmentSources(ctx, "", refs, nil)
+	if err != nil {
+		return nil, err
+	}
+	return NewMerger(sources)
 }

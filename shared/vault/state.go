@@ -312,3 +312,93 @@ func identity(r Record) string {
 	}
 	return "null|" + r.ETag + "|" + r.Time.UTC().Format(time.RFC3339)
 }
+
+// foldKey keeps of one key's records only what decides its state as of
+// floor or any later second: every record after floor; the entry current
+// at floor (a version or a delete marker); for each version kept, the
+// latest change of its tags, ACL and storage class at or before floor
+// (what it had at floor); and the skips that keep a reconcile from trying
+// an SSE-C or archived version again; purges, listings and orders of what
+// is kept. Everything else happened before floor and is overruled by what
+// is kept: versions superseded or deleted by then (a key absent at floor
+// keeps its delete marker, or nothing when its versions were deleted for
+// good), and their changes, purges, listings and orders.
+func foldKey(recs []Observed, floor time.Time) []Observed {
+	cut := floor.Unix()
+	_, _, cur := StateOf(recs, floor)
+	keep := make([]bool, len(recs))
+	versions := map[string]bool{} // versions kept
+	for i, o := range recs {
+		r := o.Record
+		switch {
+		case r.Time.Unix() > cut:
+			keep[i] = true
+		case cur.Op != "" && r.Op == cur.Op && identity(r) == identity(cur) && r.Time.Equal(cur.Time) && !versions[identity(cur)]:
+			keep[i] = true
+			versions[identity(cur)] = true // one record of it
+		default:
+			continue
+		}
+		if r.Op == OpVersion || r.Op == OpDeleteMarker {
+			versions[r.VersionID] = true
+		}
+	}
+	// A purge or listing of a kept entry, and an order of two of them,
+	// before the floor: only a voided purge leaves an entry alive, so
+	// these are rare; kept, the rules read them as before.
+	for i, o := range recs {
+		r := o.Record
+		if keep[i] || r.Time.Unix() > cut {
+			continue
+		}
+		switch r.Op {
+		case OpPurge, OpListed:
+			keep[i] = versions[r.VersionID]
+		case OpOrder:
+			n := 0
+			for _, id := range r.Order {
+				if versions[id] {
+					n++
+				}
+			}
+			keep[i] = n >= 2
+		}
+	}
+	type change struct {
+		op Op
+		id string
+	}
+	latest := map[change]int{}
+	for i, o := range recs {
+		r := o.Record
+		if r.Time.Unix() > cut {
+			continue
+		}
+		switch r.Op {
+		case OpTags, OpACL, OpStorageClass:
+			if !versions[r.VersionID] {
+				continue
+			}
+		case OpSkip:
+			if r.Reason != SkipSSEC && r.Reason != SkipArchived {
+				continue
+			}
+		default:
+			continue
+		}
+		c := change{r.Op, r.VersionID}
+		if j, ok := latest[c]; !ok || later(o, recs[j]) {
+			latest[c] = i
+		}
+	}
+	for _, i := range latest {
+		keep[i] = true
+	}
+	var out []Observed
+	for i, o := range recs {
+		if keep[i] {
+			out = append(out, o)
+		}
+	}
+	return out
+}

@@ -22,10 +22,13 @@ import (
 	"github.com/bucketvault/bucketvault/shared/s3x"
 )
 
-// FormatName and FormatVersion identify the format this code reads and writes.
+// FormatName and FormatVersion identify the format this code writes; it
+// reads versions MinFormatVersion to FormatVersion (a format 1 vault as
+// format 1 reads it, until `vault upgrade`).
 const (
-	FormatName    = "bucketvault"
-	FormatVersion = 1
+	FormatName       = "bucketvault"
+	FormatVersion    = 2
+	MinFormatVersion = 1
 )
 
 // Descriptor is the vault's bucketvault.json.
@@ -49,8 +52,8 @@ type UnknownFormatError struct {
 }
 
 func (e *UnknownFormatError) Error() string {
-	return fmt.Sprintf("vault s3://%s has format %q version %d; this bucketvault reads %q version %d: upgrade bucketvault",
-		e.Bucket, e.Format, e.Version, FormatName, FormatVersion)
+	return fmt.Sprintf("vault s3://%s has format %q version %d; this bucketvault reads %q versions %d to %d: upgrade bucketvault",
+		e.Bucket, e.Format, e.Version, FormatName, MinFormatVersion, FormatVersion)
 }
 
 // NotAVaultError says a bucket has no vault descriptor.
@@ -167,7 +170,7 @@ func Open(ctx context.Context, client s3x.Client, bucket string) (*Vault, error)
 		return nil, fmt.Errorf("open vault s3://%s: %w", bucket, err)
 	}
 	d := v.Descriptor
-	if d.Format != FormatName || d.FormatVersion != FormatVersion {
+	if d.Format != FormatName || d.FormatVersion < MinFormatVersion || d.FormatVersion > FormatVersion {
 		return nil, &UnknownFormatError{Bucket: bucket, Format: d.Format, Version: d.FormatVersion}
 	}
 	if v.Descriptor.RetentionDays == 0 {

@@ -57,13 +57,13 @@ func TestCreateOpenAndUnknownFormat(t *testing.T) {
 
 	future := srv.NewBucket(t, true)
 	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(future), Key: aws.String(vault.DescriptorKey),
-		Body: strings.NewReader(`{"format":"bucketvault","formatVersion":2}`)})
+		Body: strings.NewReader(`{"format":"bucketvault","formatVersion":3}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var unknown *vault.UnknownFormatError
-	if _, err := vault.Open(ctx, c, future); !errors.As(err, &unknown) || unknown.Version != 2 {
-		t.Errorf("Open(format 2) = %v, want UnknownFormatError for version 2", err)
+	if _, err := vault.Open(ctx, c, future); !errors.As(err, &unknown) || unknown.Version != 3 {
+		t.Errorf("Open(format 3) = %v, want UnknownFormatError for version 3", err)
 	}
 }
 
@@ -232,7 +232,8 @@ func readAll(t *testing.T, ctx context.Context, v *vault.Vault, bucket string, p
 
 // TestCompaction: a run holds exactly what the segments it covers held
 // (record for record, with where each was first journaled), readers use the
-// run plus later segments, and a second compaction builds on the first.
+// runs plus later segments, a second compaction writes only what is new,
+// and runs merge as a binary counter's digits do.
 func TestCompaction(t *testing.T) {
 	srv := locals3.ForTest(t)
 	ctx := context.Background()
@@ -274,14 +275,28 @@ func TestCompaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st2.Segments != 5 || st2.Records != 17*15 {
-		t.Errorf("second compaction %+v: want 5 new segments and all 255 records", st2)
+	if st2.Segments != 5 || st2.Records != 5*15 || st2.Runs != 2 || st2.Merged != 0 {
+		t.Errorf("second compaction %+v: want 5 new segments, their 75 records only, in a second run", st2)
 	}
 	if diff := cmp.Diff(before, readAll(t, ctx, v, "src", nil)); diff != "" {
 		t.Errorf("journal changed by the second compaction (-before +after):\n%s", diff)
 	}
 	if st, err := v.Compact(ctx, "src", time.Now()); err != nil || st.Run != "" {
 		t.Errorf("compacting again with nothing new: %+v, %v", st, err)
+	}
+	// 180 new records: a run as large as the one before it merges with it
+	// ([180 75 180] -> [180 255] -> [435]).
+	write(17, 29)
+	before = readAll(t, ctx, v, "src", nil)
+	st3, err := v.Compact(ctx, "src", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st3.Segments != 12 || st3.Runs != 1 || st3.Merged != 4 || st3.Records != 180+255+435 {
+		t.Errorf("third compaction %+v: want 12 segments, then the runs merged into one", st3)
+	}
+	if diff := cmp.Diff(before, readAll(t, ctx, v, "src", nil)); diff != "" {
+		t.Errorf("journal changed by the third compaction (-before +after):\n%s", diff)
 	}
 	// Prefix reads skip shards and still see every record of the prefix.
 	all := readAll(t, ctx, v, "src", nil)

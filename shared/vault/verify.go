@@ -68,11 +68,11 @@ func (v *Vault) Verify(ctx context.Context, concurrency int, deep bool, progress
 	}
 	vr := &verifier{v: v, rep: &VerifyReport{Buckets: len(buckets)}, deep: deep, concurrency: concurrency, progress: progress}
 	for _, b := range buckets {
-		refs, err := v.Segments(ctx, b.Bucket)
+		js, err := v.Journal(ctx, b.Bucket)
 		if err != nil {
 			return nil, err
 		}
-		vr.rep.Segments += len(refs)
+		vr.rep.Segments += js.Compacted + js.Pending
 		m, err := v.OpenJournal(ctx, b.Bucket, nil)
 		if err != nil {
 			vr.problem("journal of %s: %v", b.Bucket, err)
