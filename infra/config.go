@@ -109,12 +109,32 @@ type VaultConfig struct {
 	// descriptor is never rewritten: a deployment whose value differs from
 	// an existing vault's fails and names the vault's value.
 	RetentionDays int `json:"retentionDays"`
+	// BreakGlassRoleARN is the one IAM role (of the stack's account) the
+	// vault lock's denies exempt: it may change or delete the vault's
+	// bucket policy, its lifecycle, versioning and Object Lock
+	// configuration, bypass governance retention, delete the bucket, and
+	// disable, schedule the deletion of or change the policy of a key the
+	// stack created. Empty: nobody is exempt (docs/deploy.md, "The vault
+	// lock").
+	BreakGlassRoleARN string `json:"breakGlassRoleArn"`
+	// DeployRoleARNs are the roles CloudFormation deploys the stack with:
+	// the vault lock lets them put the vault's bucket policy, lifecycle,
+	// versioning and Object Lock configuration and its key's policy, as a
+	// stack update does. Empty: the CDK bootstrap's CloudFormation
+	// execution role (cdk-<qualifier>-cfn-exec-role-<account>-<region>),
+	// which `cdk deploy` passes to CloudFormation. A list, so that a
+	// deployment can move to another role: KMS refuses a key policy that
+	// would lock out the role putting it.
+	DeployRoleARNs []string `json:"deployRoleArns"`
 }
 
 // LockConfig is the vault's Object Lock, in AWS Backup Vault Lock's terms.
 type LockConfig struct {
 	// Mode is GOVERNANCE (default) or COMPLIANCE: the default retention
-	// mode of every object version written to the vault.
+	// mode of every object version written to the vault. Governance
+	// retention can be bypassed with s3:BypassGovernanceRetention, which
+	// the bucket policy denies to all but the break-glass role; compliance
+	// retention by nobody, the root user included.
 	Mode string `json:"mode"`
 	// MinRetentionDays is the default retention of every version (default
 	// 35, the point-in-time window) and the shortest retention anyone may
@@ -125,8 +145,12 @@ type LockConfig struct {
 	MaxRetentionDays int `json:"maxRetentionDays"`
 	// ChangeableForDays is the grace time (at least 3 days, as AWS Backup)
 	// after ChangeableFrom during which the lock configuration may still be
-	// changed and governance retention bypassed; after it a bucket policy
-	// denies both. Both or neither are set.
+	// changed (by a deployment or the break-glass role) and governance
+	// retention bypassed (by the break-glass role); after it the bucket
+	// policy denies both to everyone, as AWS Backup's compliance lock
+	// becomes immutable after its grace time. Both or neither are set; the
+	// start is a date in the configuration, not the deployment's time, so
+	// synth stays deterministic.
 	ChangeableForDays int    `json:"changeableForDays"`
 	ChangeableFrom    string `json:"changeableFrom"` // YYYY-MM-DD (UTC)
 }
@@ -308,6 +332,9 @@ var (
 	kmsKeyRE   = regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$`)
 	snsTopicRE = regexp.MustCompile(`^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$`)
 	scheduleRE = regexp.MustCompile(`^(rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$`)
+	// roleRE is an IAM role's ARN (a path allowed, no wildcard): group 1
+	// is the account.
+	roleRE = regexp.MustCompile(`^arn:aws[a-z-]*:iam::([0-9]{12}):role/[A-Za-z0-9+=,.@_/-]{1,576}$`)
 )
 
 // logRetentionDays are the retention periods CloudWatch Logs accepts.
@@ -328,6 +355,10 @@ func (c *Config) Validate(baseDir string) error {
 	if n := len(snapshotMachineName(c.StackName, "")); n > maxStateMachineName {
 		return bad("stackName", "%q: at most %d characters (the snapshot state machines are named after it)", c.StackName, maxStateMachineName-len("-snapshot"))
 	}
+	if n := len(ExpireRoleName(c.StackName, c.Region)); n > maxRoleName {
+		return bad("stackName", "%q: at most %d characters in %s (the expire function's role, the only principal the vault lets delete, is named %q, and IAM role names have at most %d)",
+			c.StackName, len(c.StackName)-(n-maxRoleName), c.Region, ExpireRoleName(c.StackName, c.Region), maxRoleName)
+	}
 	if err := validBucket("vault.bucketName", c.Vault.BucketName); err != nil {
 		return err
 	}
@@ -336,6 +367,23 @@ func (c *Config) Validate(baseDir string) error {
 	}
 	if err := c.Vault.Lock.validate(); err != nil {
 		return err
+	}
+	if r := c.Vault.BreakGlassRoleARN; r != "" {
+		if err := c.validRole("vault.breakGlassRoleArn", r); err != nil {
+			return err
+		}
+	}
+	for i, r := range c.Vault.DeployRoleARNs {
+		f := fmt.Sprintf("vault.deployRoleArns[%d]", i)
+		if err := c.validRole(f, r); err != nil {
+			return err
+		}
+		if r == c.Vault.BreakGlassRoleARN {
+			return bad(f, "%q is the break-glass role: a deploy role is exempt from less, and the break-glass role from everything already", r)
+		}
+		if slices.Contains(c.Vault.DeployRoleARNs[:i], r) {
+			return bad(f, "%q is listed twice", r)
+		}
 	}
 	if r, m := c.Vault.RetentionDays, c.Vault.Lock.MinRetentionDays; r < 1 || r > m {
 		return bad("vault.retentionDays", "%d: want 1 to vault.lock.minRetentionDays (%d), so that every version inside the point-in-time window is locked", r, m)
@@ -540,6 +588,20 @@ func (l LockConfig) LockedAfter() time.Time {
 	}
 	t, _ := time.Parse(time.DateOnly, l.ChangeableFrom)
 	return t.AddDate(0, 0, l.ChangeableForDays)
+}
+
+// validRole checks that arn is an IAM role of the stack's account: the
+// vault's bucket policy exempts it by aws:PrincipalArn, and only the bucket
+// owner's account may change a bucket's policy.
+func (c *Config) validRole(field, arn string) error {
+	m := roleRE.FindStringSubmatch(arn)
+	if m == nil {
+		return bad(field, "%q: want an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME), without wildcards", arn)
+	}
+	if m[1] != c.Account {
+		return bad(field, "%q is a role of account %s, not of the stack's account %s (only the bucket owner's account may change a bucket's policy)", arn, m[1], c.Account)
+	}
+	return nil
 }
 
 func validBucket(field, name string) error {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // validConfig is a minimal valid configuration as JSON fields.
@@ -106,6 +107,17 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"vault.lock.maxRetentionDays", 10},
 		{"vault.lock.changeableForDays", 2},
 		{"vault.lock.changeableFrom", "next week"},
+		{"vault.lock.maxRetentionDays", 36501},
+		{"vault.lock.minRetentionDays", 36501},
+		{"vault.breakGlassRoleArn", "arn:aws:iam::123456789012:user/alice"},
+		{"vault.breakGlassRoleArn", "arn:aws:iam::210987654321:role/break-glass"},
+		{"vault.breakGlassRoleArn", "arn:aws:iam::123456789012:role/break-*"},
+		{"vault.breakGlassRoleArn", "break-glass"},
+		{"vault.deployRoleArns[0]", []any{"arn:aws:iam::123456789012:role/*"}},
+		{"vault.deployRoleArns[0]", []any{"arn:aws:iam::210987654321:role/deployer"}},
+		{"vault.deployRoleArns[1]", []any{"arn:aws:iam::123456789012:role/deployer", "arn:aws:iam::123456789012:role/deployer"}},
+		{"vault.deployRoleArns[0]", []any{"arn:aws:iam::123456789012:role/break-glass"}},
+		{"stackName", strings.Repeat("s", 48)},
 		{"vault.retentionDays", 36},
 		{"vault.retentionDays", -3},
 		{"protectedBuckets", []any{}},
@@ -148,6 +160,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		case strings.HasSuffix(field, "]"):
 			field = field[:strings.IndexByte(field, '[')]
 			set(m, field, tc.value)
+			// A deploy role must not be the break-glass role.
+			set(m, "vault.breakGlassRoleArn", "arn:aws:iam::123456789012:role/break-glass")
 		case tc.field == "vault.lock.changeableForDays":
 			set(m, "vault.lock.changeableFrom", "2026-12-01")
 			set(m, field, tc.value)
@@ -324,5 +338,37 @@ func TestBackupPlanLoaded(t *testing.T) {
 	}
 	if c.Plan == nil || len(c.Plan.Rules) != 3 || len(c.Selections) != 1 || c.Selections[0].SelectionName != "media" {
 		t.Errorf("plan %+v, selections %+v", c.Plan, c.Selections)
+	}
+}
+
+// TestConfigVaultLock: the vault lock's settings as AWS Backup Vault Lock
+// takes them, and the roles the lock exempts, are accepted and kept.
+func TestConfigVaultLock(t *testing.T) {
+	m := validConfig()
+	set(m, "vault.lock", map[string]any{"mode": "compliance", "minRetentionDays": 30, "maxRetentionDays": 36500, "changeableForDays": 3, "changeableFrom": "2027-02-27"})
+	set(m, "vault.breakGlassRoleArn", "arn:aws:iam::123456789012:role/security/vault-break-glass")
+	set(m, "vault.deployRoleArns", []any{"arn:aws:iam::123456789012:role/ci/deployer"})
+	data, _ := json.Marshal(m)
+	c, err := ParseConfig(data)
+	if err == nil {
+		err = c.Validate(".")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Vault.Lock
+	if l.Mode != "COMPLIANCE" || l.MinRetentionDays != 30 || l.MaxRetentionDays != 36500 || c.Vault.RetentionDays != 30 {
+		t.Errorf("lock %+v, retentionDays %d", l, c.Vault.RetentionDays)
+	}
+	// The grace time ends changeableForDays after changeableFrom (UTC
+	// midnight): from then on the bucket policy denies lock changes.
+	if got, want := l.LockedAfter(), time.Date(2027, 3, 2, 0, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("LockedAfter %v, want %v", got, want)
+	}
+	if (LockConfig{Mode: "GOVERNANCE", MinRetentionDays: 35}).LockedAfter() != (time.Time{}) {
+		t.Error("a lock without a grace time is locked after a time")
+	}
+	if c.Vault.BreakGlassRoleARN != "arn:aws:iam::123456789012:role/security/vault-break-glass" || len(c.Vault.DeployRoleARNs) != 1 {
+		t.Errorf("roles %q %q", c.Vault.BreakGlassRoleARN, c.Vault.DeployRoleARNs)
 	}
 }

@@ -19,11 +19,13 @@ type BucketVaultStack struct {
 	Config        *Config
 	Vault         *Vault
 	Notifications *Notifications
-	Functions     map[string]*GoFunction
-	Continuous    *Continuous
-	Reconcile     *ScheduledInvoke
-	Protect       *ScheduledInvoke
-	Snapshots     *SnapshotPath
+	// VaultAlarms report calls that would weaken the vault.
+	VaultAlarms *VaultAlarms
+	Functions   map[string]*GoFunction
+	Continuous  *Continuous
+	Reconcile   *ScheduledInvoke
+	Protect     *ScheduledInvoke
+	Snapshots   *SnapshotPath
 	// VaultDescriptor is the custom resource that writes the vault's
 	// descriptor (bucketvault.json) at the first deployment, so the
 	// vault bucket the stack creates is a vault without a manual step.
@@ -50,6 +52,7 @@ func NewBucketVaultStack(scope constructs.Construct, c *Config) *BucketVaultStac
 
 	s.Vault = NewVault(s.Stack, "Vault", &VaultProps{Config: c})
 	s.Notifications = NewNotifications(s.Stack, "Notifications", &NotificationsProps{Config: c})
+	s.VaultAlarms = NewVaultAlarms(s.Stack, "VaultAlarms", &VaultAlarmsProps{Vault: s.Vault, Notifications: s.Notifications})
 
 	res := &FunctionResources{
 		Config:      c,

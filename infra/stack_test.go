@@ -42,13 +42,13 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::KMS::Alias":                     1,
 		"AWS::SQS::Queue":                     2,
 		"AWS::SQS::QueuePolicy":               2, // EventBridge may send to the queue and to the dead-letter queue
-		"AWS::Events::Rule":                   1,
+		"AWS::Events::Rule":                   3, // the journal's; the vault bucket's and the vault key's changes
 		"AWS::Scheduler::Schedule":            4, // reconcile, protect, the plan's two snapshot rules
 		"AWS::StepFunctions::StateMachine":    3, // on demand, and one per snapshot rule
 		"AWS::SNS::Topic":                     2,
 		"AWS::SNS::TopicPolicy":               2,
 		"AWS::SNS::Subscription":              1,
-		"AWS::CloudWatch::Alarm":              9,
+		"AWS::CloudWatch::Alarm":              11,
 		"AWS::CloudFormation::CustomResource": 0,
 		"Custom::BucketvaultVault":            1,
 		"Custom::BucketvaultProtect":          1,
@@ -60,7 +60,8 @@ func TestResourceCounts(t *testing.T) {
 	// on deploy; its vault is initialized all the same.
 	for typ, n := range map[string]float64{
 		"AWS::KMS::Key": 0, "AWS::KMS::Alias": 0, "AWS::SNS::Topic": 1, "AWS::SNS::Subscription": 0,
-		"Custom::BucketvaultVault": 1, "Custom::BucketvaultProtect": 0, "AWS::Lambda::Function": 6, "AWS::CloudWatch::Alarm": 8,
+		"Custom::BucketvaultVault": 1, "Custom::BucketvaultProtect": 0, "AWS::Lambda::Function": 6, "AWS::CloudWatch::Alarm": 10,
+		"AWS::Events::Rule": 3, "AWS::S3::BucketPolicy": 1,
 		"AWS::StepFunctions::StateMachine": 2, "AWS::Scheduler::Schedule": 3,
 	} {
 		cdkAssert(t, func() { s.variant.assertion.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
@@ -70,7 +71,7 @@ func TestResourceCounts(t *testing.T) {
 	// machine.
 	for typ, n := range map[string]float64{
 		"AWS::Lambda::Function": 5, "AWS::IAM::Role": 8, "AWS::IAM::Policy": 8, "AWS::Logs::LogGroup": 6,
-		"AWS::StepFunctions::StateMachine": 1, "AWS::Scheduler::Schedule": 2, "AWS::CloudWatch::Alarm": 6,
+		"AWS::StepFunctions::StateMachine": 1, "AWS::Scheduler::Schedule": 2, "AWS::CloudWatch::Alarm": 8,
 	} {
 		cdkAssert(t, func() { s.noPlan.assertion.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
 	}
@@ -135,32 +136,6 @@ func TestVaultBucket(t *testing.T) {
 	}
 	if got := render(v.props(t, "VaultBucket")["ObjectLockConfiguration"]); got != `{"ObjectLockEnabled":"Enabled","Rule":{"DefaultRetention":{"Days":35,"Mode":"GOVERNANCE"}}}` {
 		t.Errorf("variant object lock %s: want the defaults (GOVERNANCE, 35 days)", got)
-	}
-}
-
-func TestVaultBucketPolicy(t *testing.T) {
-	s := synth(t).main
-	got := statements(s.props(t, "VaultBucketPolicy")["PolicyDocument"])
-	objects := vaultARN + "/*"
-	want := []stmt{
-		{Effect: "Deny", Actions: []string{"s3:*"}, Resources: []string{"GetAtt:VaultBucket.Arn", "GetAtt:VaultBucket.Arn/*"}, Condition: `{"Bool":{"aws:SecureTransport":"false"}}`},
-		// Nothing the stack deploys deletes from the vault: the deny has no
-		// exception until the lifecycle function brings its role.
-		{Sid: "DenyDeletes", Effect: "Deny", Actions: []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, Resources: []string{objects}},
-		{Sid: "DenyRetentionBelowMinimum", Effect: "Deny", Actions: []string{"s3:PutObjectRetention"}, Resources: []string{objects},
-			Condition: `{"NumericLessThan":{"s3:object-lock-remaining-retention-days":"35"}}`},
-		{Sid: "DenyRetentionAboveMaximum", Effect: "Deny", Actions: []string{"s3:PutObjectRetention"}, Resources: []string{objects},
-			Condition: `{"NumericGreaterThan":{"s3:object-lock-remaining-retention-days":"400"}}`},
-		{Sid: "DenyLockChangesAfterGraceTime", Effect: "Deny", Actions: []string{"s3:BypassGovernanceRetention", "s3:PutBucketObjectLockConfiguration"},
-			Resources: []string{vaultARN, objects}, Condition: `{"DateGreaterThan":{"aws:CurrentTime":"2026-12-08T00:00:00Z"}}`},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("vault bucket policy (-want +got):\n%s", diff)
-	}
-	for _, raw := range list0(s.props(t, "VaultBucketPolicy")["PolicyDocument"].(map[string]any)["Statement"]) {
-		if p := render(raw.(map[string]any)["Principal"]); p != `{"AWS":"*"}` {
-			t.Errorf("bucket policy statement principal %s, want every principal", p)
-		}
 	}
 }
 
@@ -474,6 +449,10 @@ func TestAlarms(t *testing.T) {
 			`[{"Name":"StateMachineArn","Value":{"Ref":"SnapshotRuleDailyStateMachine"}}]`, 0, 300},
 		"SnapshotRuleEvery6HoursFailedAlarm": {"AWS/States", "ExecutionsFailed", "Sum", "GreaterThanThreshold",
 			`[{"Name":"StateMachineArn","Value":{"Ref":"SnapshotRuleEvery6HoursStateMachine"}}]`, 0, 300},
+		"VaultBucketChangeAlarm": {"AWS/Events", "TriggeredRules", "Sum", "GreaterThanThreshold",
+			`[{"Name":"RuleName","Value":{"Ref":"VaultBucketChangeRule"}}]`, 0, 300},
+		"VaultKeyChangeAlarm": {"AWS/Events", "TriggeredRules", "Sum", "GreaterThanThreshold",
+			`[{"Name":"RuleName","Value":{"Ref":"VaultKeyChangeRule"}}]`, 0, 300},
 	}
 	ids := s.ofType("AWS::CloudWatch::Alarm")
 	var wantIDs []string
@@ -519,8 +498,15 @@ func TestTopicsRequireTLS(t *testing.T) {
 		t.Fatalf("topic policies %v", policies)
 	}
 	for _, id := range policies {
+		topics := list(s.props(t, id)["Topics"])
 		want := []stmt{{Sid: "AllowPublishThroughSSLOnly", Effect: "Deny", Actions: []string{"sns:Publish"},
-			Resources: list(s.props(t, id)["Topics"]), Condition: `{"Bool":{"aws:SecureTransport":"false"}}`}}
+			Resources: topics, Condition: `{"Bool":{"aws:SecureTransport":"false"}}`}}
+		if slices.Equal(topics, []string{"Ref:AlarmTopic"}) {
+			// The vault's change rules, and no other EventBridge rule,
+			// publish to the alarm topic (TestVaultAlarms).
+			want = append(want, stmt{Sid: "VaultChangeRulesPublish", Effect: "Allow", Actions: []string{"sns:Publish"}, Resources: topics,
+				Condition: `{"ArnEquals":{"aws:SourceArn":[{"Fn::GetAtt":["VaultBucketChangeRule","Arn"]},{"Fn::GetAtt":["VaultKeyChangeRule","Arn"]}]}}`})
+		}
 		if diff := cmp.Diff(want, statements(s.props(t, id)["PolicyDocument"])); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", id, diff)
 		}

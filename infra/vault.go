@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
@@ -25,27 +27,105 @@ type Vault struct {
 	Name string
 	// Bucket is the vault bucket.
 	Bucket awss3.Bucket
+	// Policy is the bucket's policy (the vault lock).
+	Policy awss3.BucketPolicy
 	// Key encrypts the vault (created, or imported by ARN).
-	Key  awskms.IKey
-	arns s3ARNs
+	Key awskms.IKey
+	// DeployRoleARNs are the roles CloudFormation deploys the stack with,
+	// exempt from the denies a stack update would meet.
+	DeployRoleARNs []string
+	// ExpireRoleARN is the role the vault lets delete object versions
+	// (ExpireRoleName).
+	ExpireRoleARN string
+	arns          s3ARNs
 }
+
+// ExpireRoleNameFormat is the name (fmt: the stack's name, its region)
+// the role of the expire (lifecycle) function must have: the vault's
+// bucket policy lets that role, and no other principal, delete object
+// versions (DenyDeletes). The function is not built yet and no role
+// exists for it; when it comes, its GoFunction names its role
+// ExpireRoleName(stackName, region) (RoleName), so the exception and the
+// role cannot drift. One exact name, not a pattern such as
+// "<stack>-expire-*": a pattern would also exempt every other role anyone
+// creates with a matching name. The region is in it because IAM role
+// names are global to the account and a stack of one name may run in
+// several regions.
+const ExpireRoleNameFormat = "%s-expire-%s"
+
+// maxRoleName is IAM's longest role name.
+const maxRoleName = 64
+
+// ExpireRoleName is the expire function's role name in a stack and region.
+func ExpireRoleName(stackName, region string) string {
+	return fmt.Sprintf(ExpireRoleNameFormat, stackName, region)
+}
+
+// Actions the vault lock denies (docs/deploy.md, "The vault lock").
+var (
+	// lockDestroyActions would destroy the vault or strip its protection
+	// for good: only the break-glass role may call them.
+	lockDestroyActions = []string{"s3:DeleteBucket", "s3:DeleteBucketPolicy", "s3:BypassGovernanceRetention"}
+	// lockConfigActions change what protects the vault; a stack update
+	// calls them (CloudFormation puts the bucket's policy, lifecycle,
+	// versioning and Object Lock configuration it synthesizes), so the
+	// deploy roles may call them too, and the break-glass role.
+	// s3:PutLifecycleConfiguration also covers DeleteBucketLifecycle.
+	lockConfigActions = []string{"s3:PutBucketPolicy", "s3:PutLifecycleConfiguration", "s3:PutBucketVersioning", "s3:PutBucketObjectLockConfiguration"}
+	// keyDestroyActions make every object in the vault unreadable: a
+	// disabled key decrypts nothing, a deleted one never again. Deleting
+	// the key's alias does not: S3 names the key by its ARN (the bucket's
+	// encryption and every object record it), so CloudFormation keeps
+	// managing the alias.
+	keyDestroyActions = []string{"kms:DisableKey", "kms:ScheduleKeyDeletion"}
+	// keyPolicyActions would rewrite the key policy, denies included.
+	// CloudFormation puts the key policy when it creates the key and at
+	// every update that changes it, and KMS refuses a key policy that
+	// would keep the principal putting it from putting the next one: the
+	// deploy roles are exempt, or the stack could neither create nor
+	// update the key.
+	keyPolicyActions = []string{"kms:PutKeyPolicy"}
+)
 
 // NewVault creates the vault bucket: SSE-KMS with a customer managed key
 // (S3 Bucket Key on, so KMS sees one request per bucket key, not per
 // object), versioning, Object Lock with a default retention, Block Public
-// Access, TLS only, owner-enforced object ownership, and a bucket policy
-// that denies deleting objects and versions to every principal: nothing
-// deployed deletes from the vault (the lifecycle function, when it comes,
-// brings its role and the policy's exception for it; a role exists only
-// with the function that uses it). The bucket and a created key are
-// retained when the stack is deleted.
+// Access, TLS only, owner-enforced object ownership, and the vault lock: a
+// bucket policy that
+//   - denies deleting objects and versions to every principal but the
+//     expire function's role (ExpireRoleName; nothing deployed deletes
+//     from the vault yet: the function, when it comes, brings the role);
+//   - keeps explicit retention within the lock's minimum and maximum;
+//   - denies deleting the bucket or its policy and bypassing governance
+//     retention to all but the break-glass role (vault.breakGlassRoleArn;
+//     unset: to everyone);
+//   - denies putting the bucket's policy, lifecycle, versioning and
+//     Object Lock configuration to all but the deploy roles and the
+//     break-glass role;
+//   - after the lock's grace time, denies changing the Object Lock
+//     configuration and bypassing governance retention to everyone;
+//
+// and, when the stack creates the key, a key policy that keeps the
+// account's administration of the key (CDK's default) but denies disabling
+// the key or scheduling its deletion to all but the break-glass role, and
+// changing its policy to all but the deploy roles and the break-glass
+// role. The bucket, its policy and a created key are retained when the
+// stack is deleted.
 func NewVault(scope constructs.Construct, id string, props *VaultProps) *Vault {
 	c := props.Config
 	// Children are made in self, the plain construct: jsii must not see
 	// the Go struct that embeds it.
 	self := constructs.NewConstruct(scope, jsii.String(id))
 	v := &Vault{Construct: self, Name: c.Vault.BucketName}
-	v.arns = s3ARNs{partition: *awscdk.Stack_Of(scope).Partition()}
+	stack := awscdk.Stack_Of(scope)
+	v.arns = s3ARNs{partition: *stack.Partition()}
+	v.DeployRoleARNs = deployRoles(stack, c)
+	v.ExpireRoleARN = fmt.Sprintf("arn:%s:iam::%s:role/%s", v.arns.partition, c.Account, ExpireRoleName(c.StackName, c.Region))
+	var breakGlass []string
+	if r := c.Vault.BreakGlassRoleARN; r != "" {
+		breakGlass = []string{r}
+	}
+	deployers := append(slices.Clone(v.DeployRoleARNs), breakGlass...)
 
 	if c.Vault.KMSKeyARN != "" {
 		v.Key = awskms.Key_FromKeyArn(self, jsii.String("ImportedKey"), jsii.String(c.Vault.KMSKeyARN))
@@ -58,6 +138,12 @@ func NewVault(scope constructs.Construct, id string, props *VaultProps) *Vault {
 			RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
 		})
 		setLogicalID(key, "VaultKey")
+		// CDK's default key policy lets the account administer the key
+		// through IAM (the root principal, kms:*); these denies override
+		// it for every principal, the root user included, but the roles
+		// named.
+		key.AddToResourcePolicy(denyAllBut("DenyKeyDisableAndDeletion", keyDestroyActions, []string{"*"}, breakGlass, nil), nil)
+		key.AddToResourcePolicy(denyAllBut("DenyKeyPolicyChanges", keyPolicyActions, []string{"*"}, deployers, nil), nil)
 		v.Key = key
 	}
 
@@ -89,56 +175,82 @@ func NewVault(scope constructs.Construct, id string, props *VaultProps) *Vault {
 	suppress(v.Bucket, nagAccessLogs, "The vault's request audit is CloudTrail data events for this bucket (an account trail's; docs/deploy.md, Least privilege), which name the IAM principal of every call and are delivered reliably; "+
 		"server access logs are best-effort and would need a second bucket, outside the vault's lock.")
 
-	objects := v.arns.objects(v.Name, "*")
-	v.Bucket.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("DenyDeletes"),
-		Effect:     awsiam.Effect_DENY,
-		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
-		Actions:    jsii.Strings("s3:DeleteObject", "s3:DeleteObjectVersion"),
-		Resources:  jsii.Strings(objects),
-	}))
+	bucket, objects := v.arns.bucket(v.Name), v.arns.objects(v.Name, "*")
+	v.Bucket.AddToResourcePolicy(denyAllBut("DenyDeletes", []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, []string{objects}, []string{v.ExpireRoleARN}, nil))
 	// Explicit retention outside [min, max] days is refused (the default
 	// retention applies to every version anyway).
-	v.Bucket.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("DenyRetentionBelowMinimum"),
-		Effect:     awsiam.Effect_DENY,
-		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
-		Actions:    jsii.Strings("s3:PutObjectRetention"),
-		Resources:  jsii.Strings(objects),
-		Conditions: &map[string]any{
-			"NumericLessThan": map[string]any{"s3:object-lock-remaining-retention-days": strconv.Itoa(lock.MinRetentionDays)},
-		},
+	v.Bucket.AddToResourcePolicy(denyAllBut("DenyRetentionBelowMinimum", []string{"s3:PutObjectRetention"}, []string{objects}, nil, map[string]any{
+		"NumericLessThan": map[string]any{"s3:object-lock-remaining-retention-days": strconv.Itoa(lock.MinRetentionDays)},
 	}))
 	if lock.MaxRetentionDays > 0 {
-		v.Bucket.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:        jsii.String("DenyRetentionAboveMaximum"),
-			Effect:     awsiam.Effect_DENY,
-			Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
-			Actions:    jsii.Strings("s3:PutObjectRetention"),
-			Resources:  jsii.Strings(objects),
-			Conditions: &map[string]any{
-				"NumericGreaterThan": map[string]any{"s3:object-lock-remaining-retention-days": strconv.Itoa(lock.MaxRetentionDays)},
-			},
+		v.Bucket.AddToResourcePolicy(denyAllBut("DenyRetentionAboveMaximum", []string{"s3:PutObjectRetention"}, []string{objects}, nil, map[string]any{
+			"NumericGreaterThan": map[string]any{"s3:object-lock-remaining-retention-days": strconv.Itoa(lock.MaxRetentionDays)},
 		}))
 	}
 	if t := lock.LockedAfter(); !t.IsZero() {
-		// After the grace time nobody may change the lock configuration or
+		// After the grace time nobody, the break-glass role and
+		// deployments included, may change the lock configuration or
 		// bypass governance retention: governance behaves as compliance.
-		v.Bucket.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:        jsii.String("DenyLockChangesAfterGraceTime"),
-			Effect:     awsiam.Effect_DENY,
-			Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
-			Actions:    jsii.Strings("s3:PutBucketObjectLockConfiguration", "s3:BypassGovernanceRetention"),
-			Resources:  jsii.Strings(v.arns.bucket(v.Name), objects),
-			Conditions: &map[string]any{
-				"DateGreaterThan": map[string]any{"aws:CurrentTime": t.UTC().Format("2006-01-02T15:04:05Z")},
-			},
+		v.Bucket.AddToResourcePolicy(denyAllBut("DenyLockChangesAfterGraceTime", []string{"s3:PutBucketObjectLockConfiguration", "s3:BypassGovernanceRetention"}, []string{bucket, objects}, nil, map[string]any{
+			"DateGreaterThan": map[string]any{"aws:CurrentTime": t.UTC().Format("2006-01-02T15:04:05Z")},
 		}))
 	}
-	if p := v.Bucket.Policy(); p != nil {
-		setLogicalID(p, "VaultBucketPolicy")
-	}
+	v.Bucket.AddToResourcePolicy(denyAllBut("DenyLockRemoval", lockDestroyActions, []string{bucket, objects}, breakGlass, nil))
+	v.Bucket.AddToResourcePolicy(denyAllBut("DenyLockChanges", lockConfigActions, []string{bucket}, deployers, nil))
+	// The policy outlives the stack, as the bucket does. It also keeps a
+	// stack update that replaces the policy resource from deleting the old
+	// one: CloudFormation would call DeleteBucketPolicy, which the policy
+	// denies to the deploy roles.
+	v.Policy = v.Bucket.Policy()
+	v.Policy.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN)
+	setLogicalID(v.Policy, "VaultBucketPolicy")
 	return v
+}
+
+// deployRoles are the roles CloudFormation deploys the stack with:
+// vault.deployRoleArns, else the CloudFormation execution role of the
+// stack's synthesizer (the CDK bootstrap's
+// cdk-<qualifier>-cfn-exec-role-<account>-<region>, with the qualifier the
+// app is synthesized with), which `cdk deploy` passes to CloudFormation:
+// every resource operation of a deployment is that role's.
+func deployRoles(stack awscdk.Stack, c *Config) []string {
+	if len(c.Vault.DeployRoleARNs) > 0 {
+		return c.Vault.DeployRoleARNs
+	}
+	syn, ok := stack.Synthesizer().(awscdk.DefaultStackSynthesizer)
+	if !ok {
+		panic(fmt.Sprintf("the stack's synthesizer names no CloudFormation execution role: set vault.deployRoleArns to the roles CloudFormation deploys %s with", c.StackName))
+	}
+	return []string{strings.ReplaceAll(*syn.CloudFormationExecutionRoleArn(), "${AWS::Partition}", *stack.Partition())}
+}
+
+// denyAllBut is a Deny of actions on resources for every principal (the
+// account's root user included) but the IAM roles exempt, by
+// aws:PrincipalArn: a role's ARN, whichever session uses it (the root
+// user's is arn:<partition>:iam::<account>:root, a request of an AWS
+// service has none, and neither is exempt). A role deleted and created
+// again with the same name is exempt again, unlike a role named in a
+// Principal element. No exempt roles: the Deny holds for everyone. more
+// adds conditions.
+func denyAllBut(sid string, actions, resources, exempt []string, more map[string]any) awsiam.PolicyStatement {
+	cond := map[string]any{}
+	for k, v := range more {
+		cond[k] = v
+	}
+	if len(exempt) > 0 {
+		cond["ArnNotLike"] = map[string]any{"aws:PrincipalArn": exempt}
+	}
+	props := &awsiam.PolicyStatementProps{
+		Sid:        jsii.String(sid),
+		Effect:     awsiam.Effect_DENY,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+		Actions:    jsii.Strings(actions...),
+		Resources:  jsii.Strings(resources...),
+	}
+	if len(cond) > 0 {
+		props.Conditions = &cond
+	}
+	return awsiam.NewPolicyStatement(props)
 }
 
 // KeyARN is the vault key's ARN (a token when the stack creates the key).

@@ -1,0 +1,507 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/google/go-cmp/cmp"
+)
+
+// Principals of the test stacks (testdata/config*.json).
+const (
+	cfnExecRole = "arn:aws:iam::123456789012:role/cdk-hnb659fds-cfn-exec-role-123456789012-us-east-1"
+	breakGlass  = "arn:aws:iam::123456789012:role/vault-break-glass"
+	expireRole  = "arn:aws:iam::123456789012:role/BucketVault-expire-us-east-1"
+	adminRole   = "arn:aws:iam::123456789012:role/Admin"
+	rootUser    = "arn:aws:iam::123456789012:root"
+	noPrincipal = "" // a request of an AWS service: no aws:PrincipalArn
+)
+
+// request is what a Deny statement is evaluated against: the principal's
+// IAM ARN (aws:PrincipalArn), the action, the resource's ARN, the time,
+// and s3:object-lock-remaining-retention-days (-1: not in the request).
+// Requests use TLS.
+type request struct {
+	principal, action, resource string
+	at                          time.Time
+	retentionDays               int
+}
+
+// deniedBy returns the Sid of the first Deny statement of a policy
+// document that applies to r ("-" for one without a Sid), or "". It knows
+// the condition operators and keys the stack's policies use and fails the
+// test on any other, so a new condition cannot be evaluated wrongly in
+// silence. tokens maps rendered template values (GetAtt:VaultBucket.Arn)
+// to ARNs.
+func deniedBy(t *testing.T, doc any, r request, tokens map[string]string) string {
+	t.Helper()
+	for _, raw := range list0(doc.(map[string]any)["Statement"]) {
+		s := raw.(map[string]any)
+		if s["Effect"] != "Deny" {
+			continue
+		}
+		if p := render(s["Principal"]); p != `{"AWS":"*"}` && p != "*" {
+			t.Fatalf("deny statement %v names principals %s: the evaluator knows only every principal", s["Sid"], p)
+		}
+		if !slices.ContainsFunc(list(s["Action"]), func(a string) bool { return patternMatches(a, r.action) }) {
+			continue
+		}
+		if !slices.ContainsFunc(list(s["Resource"]), func(res string) bool {
+			for tok, arn := range tokens {
+				res = strings.ReplaceAll(res, tok, arn)
+			}
+			return patternMatches(res, r.resource)
+		}) {
+			continue
+		}
+		if conditionsHold(t, s["Condition"], r) {
+			if sid, ok := s["Sid"].(string); ok {
+				return sid
+			}
+			return "-"
+		}
+	}
+	return ""
+}
+
+func conditionsHold(t *testing.T, cond any, r request) bool {
+	t.Helper()
+	m, _ := cond.(map[string]any)
+	for op, kv := range m {
+		for key, want := range kv.(map[string]any) {
+			values := list(want)
+			var holds bool
+			switch op + " " + key {
+			case "Bool aws:SecureTransport":
+				holds = slices.Contains(values, "true")
+			case "ArnNotLike aws:PrincipalArn":
+				// A negated operator holds when the key is absent.
+				holds = !slices.ContainsFunc(values, func(p string) bool { return r.principal != "" && patternMatches(p, r.principal) })
+			case "DateGreaterThan aws:CurrentTime":
+				at, err := time.Parse(time.RFC3339, values[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				holds = r.at.After(at)
+			case "NumericLessThan s3:object-lock-remaining-retention-days", "NumericGreaterThan s3:object-lock-remaining-retention-days":
+				n, _ := strconv.Atoi(values[0])
+				holds = r.retentionDays >= 0 && ((op == "NumericLessThan" && r.retentionDays < n) || (op == "NumericGreaterThan" && r.retentionDays > n))
+			default:
+				t.Fatalf("the evaluator does not know the condition %s %s", op, key)
+			}
+			if !holds {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// exemptions are the principals a deny statement exempts (ArnNotLike
+// aws:PrincipalArn), by Sid; a statement without that condition exempts
+// nobody.
+func exemptions(doc any) map[string][]string {
+	out := map[string][]string{}
+	for _, raw := range list0(doc.(map[string]any)["Statement"]) {
+		s := raw.(map[string]any)
+		if s["Effect"] != "Deny" {
+			continue
+		}
+		sid, _ := s["Sid"].(string)
+		c, _ := s["Condition"].(map[string]any)
+		a, _ := c["ArnNotLike"].(map[string]any)
+		out[sid] = list(a["aws:PrincipalArn"])
+	}
+	return out
+}
+
+func TestVaultBucketPolicy(t *testing.T) {
+	s := synth(t).main
+	got := statements(s.props(t, "VaultBucketPolicy")["PolicyDocument"])
+	bucket, objects := vaultARN, vaultARN+"/*"
+	except := func(arns ...string) string {
+		return `{"ArnNotLike":{"aws:PrincipalArn":["` + strings.Join(arns, `","`) + `"]}}`
+	}
+	want := []stmt{
+		{Effect: "Deny", Actions: []string{"s3:*"}, Resources: []string{"GetAtt:VaultBucket.Arn", "GetAtt:VaultBucket.Arn/*"}, Condition: `{"Bool":{"aws:SecureTransport":"false"}}`},
+		// Only the expire function's role may delete (it does not exist
+		// yet: nobody may).
+		{Sid: "DenyDeletes", Effect: "Deny", Actions: []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, Resources: []string{objects}, Condition: except(expireRole)},
+		{Sid: "DenyRetentionBelowMinimum", Effect: "Deny", Actions: []string{"s3:PutObjectRetention"}, Resources: []string{objects},
+			Condition: `{"NumericLessThan":{"s3:object-lock-remaining-retention-days":"35"}}`},
+		{Sid: "DenyRetentionAboveMaximum", Effect: "Deny", Actions: []string{"s3:PutObjectRetention"}, Resources: []string{objects},
+			Condition: `{"NumericGreaterThan":{"s3:object-lock-remaining-retention-days":"400"}}`},
+		{Sid: "DenyLockChangesAfterGraceTime", Effect: "Deny", Actions: []string{"s3:BypassGovernanceRetention", "s3:PutBucketObjectLockConfiguration"},
+			Resources: []string{bucket, objects}, Condition: `{"DateGreaterThan":{"aws:CurrentTime":"2026-12-08T00:00:00Z"}}`},
+		{Sid: "DenyLockRemoval", Effect: "Deny", Actions: []string{"s3:BypassGovernanceRetention", "s3:DeleteBucket", "s3:DeleteBucketPolicy"},
+			Resources: []string{bucket, objects}, Condition: except(breakGlass)},
+		{Sid: "DenyLockChanges", Effect: "Deny",
+			Actions:   []string{"s3:PutBucketObjectLockConfiguration", "s3:PutBucketPolicy", "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration"},
+			Resources: []string{bucket}, Condition: except(cfnExecRole, breakGlass)},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("vault bucket policy (-want +got):\n%s", diff)
+	}
+	for name, st := range synth(t).stacks() {
+		for _, raw := range list0(st.props(t, "VaultBucketPolicy")["PolicyDocument"].(map[string]any)["Statement"]) {
+			if p := render(raw.(map[string]any)["Principal"]); p != `{"AWS":"*"}` {
+				t.Errorf("%s: bucket policy statement principal %s, want every principal", name, p)
+			}
+		}
+		// The policy outlives the stack, and a replaced policy resource is
+		// not deleted (DeleteBucketPolicy is denied to the deploy roles).
+		r := st.resource(t, "VaultBucketPolicy")
+		if r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain" {
+			t.Errorf("%s: VaultBucketPolicy DeletionPolicy %v, UpdateReplacePolicy %v: want Retain", name, r["DeletionPolicy"], r["UpdateReplacePolicy"])
+		}
+	}
+}
+
+// TestVaultLockExemptions: every stack's bucket policy (and key policy,
+// where the stack creates the key) exempts exactly the principals its
+// configuration names: the expire role from the delete deny, the
+// break-glass role (or nobody) from everything else, the deploy roles
+// (configured, or the CDK bootstrap's CloudFormation execution role) from
+// what a stack update does.
+func TestVaultLockExemptions(t *testing.T) {
+	s := synth(t)
+	for _, tc := range []struct {
+		name       string
+		st         *stackUnderTest
+		bucket     map[string][]string
+		key        map[string][]string // nil: the key is imported
+		deployRole []string
+	}{
+		{"main", s.main, map[string][]string{
+			"": nil, "DenyDeletes": {expireRole}, "DenyRetentionBelowMinimum": nil, "DenyRetentionAboveMaximum": nil,
+			"DenyLockChangesAfterGraceTime": nil, "DenyLockRemoval": {breakGlass}, "DenyLockChanges": {cfnExecRole, breakGlass},
+		}, map[string][]string{"DenyKeyDisableAndDeletion": {breakGlass}, "DenyKeyPolicyChanges": {cfnExecRole, breakGlass}}, []string{cfnExecRole}},
+		// No break-glass role: nobody is exempt.
+		{"variant", s.variant, map[string][]string{
+			"": nil, "DenyDeletes": {"arn:aws:iam::123456789012:role/BucketVaultVariant-expire-us-east-1"}, "DenyRetentionBelowMinimum": nil,
+			"DenyLockRemoval": nil, "DenyLockChanges": {cfnExecRole},
+		}, nil, []string{cfnExecRole}},
+		// Deploy roles configured: they replace the bootstrap's.
+		{"noPlan", s.noPlan, map[string][]string{
+			"": nil, "DenyDeletes": {"arn:aws:iam::123456789012:role/BucketVaultNoPlan-expire-us-east-1"}, "DenyRetentionBelowMinimum": nil,
+			"DenyLockRemoval": nil, "DenyLockChanges": {"arn:aws:iam::123456789012:role/ci/deployer", "arn:aws:iam::123456789012:role/ci/deployer-next"},
+		}, map[string][]string{
+			"DenyKeyDisableAndDeletion": nil,
+			"DenyKeyPolicyChanges":      {"arn:aws:iam::123456789012:role/ci/deployer", "arn:aws:iam::123456789012:role/ci/deployer-next"},
+		}, []string{"arn:aws:iam::123456789012:role/ci/deployer", "arn:aws:iam::123456789012:role/ci/deployer-next"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.bucket, exemptions(tc.st.props(t, "VaultBucketPolicy")["PolicyDocument"])); diff != "" {
+				t.Errorf("bucket policy exemptions (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.deployRole, tc.st.stack.Vault.DeployRoleARNs); diff != "" {
+				t.Errorf("deploy roles (-want +got):\n%s", diff)
+			}
+			keys := tc.st.ofType("AWS::KMS::Key")
+			if tc.key == nil {
+				if len(keys) != 0 {
+					t.Fatalf("keys %v: the configured key is imported, its policy is not the stack's", keys)
+				}
+				return
+			}
+			got := exemptions(tc.st.props(t, "VaultKey")["KeyPolicy"])
+			if diff := cmp.Diff(tc.key, got); diff != "" {
+				t.Errorf("key policy exemptions (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestVaultLockDecisions evaluates the main stack's bucket and key
+// policies: who the vault lock refuses what.
+func TestVaultLockDecisions(t *testing.T) {
+	s := synth(t).main
+	bucketPolicy := s.props(t, "VaultBucketPolicy")["PolicyDocument"]
+	keyPolicy := s.props(t, "VaultKey")["KeyPolicy"]
+	tokens := map[string]string{"GetAtt:VaultBucket.Arn": vaultARN}
+	key := "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	object := vaultARN + "/data/ab/cd"
+	before := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC) // inside the lock's grace time
+	after := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		principal, action, resource string
+		at                          time.Time
+		want                        string // the Sid that denies, "" for none
+	}{
+		// Deletes: the expire role only.
+		{expireRole, "s3:DeleteObjectVersion", object, before, ""},
+		{expireRole, "s3:DeleteObject", object, before, ""},
+		{adminRole, "s3:DeleteObjectVersion", object, before, "DenyDeletes"},
+		{breakGlass, "s3:DeleteObjectVersion", object, before, "DenyDeletes"},
+		{cfnExecRole, "s3:DeleteObject", object, before, "DenyDeletes"},
+		{rootUser, "s3:DeleteObjectVersion", object, before, "DenyDeletes"},
+		{"arn:aws:iam::123456789012:role/BucketVault-expire-eu-west-1", "s3:DeleteObjectVersion", object, before, "DenyDeletes"},
+		{"arn:aws:iam::123456789012:role/BucketVault-expire-us-east-1-x", "s3:DeleteObjectVersion", object, before, "DenyDeletes"},
+		{noPrincipal, "s3:DeleteObjectVersion", object, before, "DenyDeletes"},
+		// Removing the lock: the break-glass role only.
+		{adminRole, "s3:DeleteBucketPolicy", vaultARN, before, "DenyLockRemoval"},
+		{cfnExecRole, "s3:DeleteBucketPolicy", vaultARN, before, "DenyLockRemoval"},
+		{rootUser, "s3:DeleteBucketPolicy", vaultARN, before, "DenyLockRemoval"}, // S3 lets the root user anyway (docs/deploy.md)
+		{breakGlass, "s3:DeleteBucketPolicy", vaultARN, before, ""},
+		{cfnExecRole, "s3:DeleteBucket", vaultARN, before, "DenyLockRemoval"},
+		{breakGlass, "s3:DeleteBucket", vaultARN, before, ""},
+		{adminRole, "s3:BypassGovernanceRetention", object, before, "DenyLockRemoval"},
+		{expireRole, "s3:BypassGovernanceRetention", object, before, "DenyLockRemoval"},
+		{breakGlass, "s3:BypassGovernanceRetention", object, before, ""},
+		// After the grace time, nobody bypasses or changes the lock.
+		{breakGlass, "s3:BypassGovernanceRetention", object, after, "DenyLockChangesAfterGraceTime"},
+		{breakGlass, "s3:PutBucketObjectLockConfiguration", vaultARN, after, "DenyLockChangesAfterGraceTime"},
+		{cfnExecRole, "s3:PutBucketObjectLockConfiguration", vaultARN, after, "DenyLockChangesAfterGraceTime"},
+		// What a stack update does: the deploy role and the break-glass role.
+		{cfnExecRole, "s3:PutBucketPolicy", vaultARN, after, ""},
+		{cfnExecRole, "s3:PutLifecycleConfiguration", vaultARN, after, ""},
+		{cfnExecRole, "s3:PutBucketVersioning", vaultARN, after, ""},
+		{cfnExecRole, "s3:PutBucketObjectLockConfiguration", vaultARN, before, ""},
+		{breakGlass, "s3:PutBucketPolicy", vaultARN, before, ""},
+		{adminRole, "s3:PutBucketPolicy", vaultARN, before, "DenyLockChanges"},
+		{adminRole, "s3:PutLifecycleConfiguration", vaultARN, before, "DenyLockChanges"},
+		{adminRole, "s3:PutBucketVersioning", vaultARN, before, "DenyLockChanges"},
+		{adminRole, "s3:PutBucketObjectLockConfiguration", vaultARN, before, "DenyLockChanges"},
+		{rootUser, "s3:PutLifecycleConfiguration", vaultARN, before, "DenyLockChanges"},
+		{expireRole, "s3:PutLifecycleConfiguration", vaultARN, before, "DenyLockChanges"},
+		// The functions' own work is not in the way.
+		{adminRole, "s3:PutObject", object, after, ""},
+		{adminRole, "s3:GetObjectVersion", object, after, ""},
+		{adminRole, "s3:PutBucketNotification", vaultARN, after, ""},
+	} {
+		r := request{principal: tc.principal, action: tc.action, resource: tc.resource, at: tc.at, retentionDays: -1}
+		if got := deniedBy(t, bucketPolicy, r, tokens); got != tc.want {
+			t.Errorf("bucket policy: %s %s on %s at %s: denied by %q, want %q", tc.principal, tc.action, tc.resource, tc.at.Format(time.DateOnly), got, tc.want)
+		}
+	}
+	// Explicit retention stays within [min, max] for everyone.
+	for days, want := range map[int]string{34: "DenyRetentionBelowMinimum", 35: "", 400: "", 401: "DenyRetentionAboveMaximum"} {
+		r := request{principal: breakGlass, action: "s3:PutObjectRetention", resource: object, at: before, retentionDays: days}
+		if got := deniedBy(t, bucketPolicy, r, tokens); got != want {
+			t.Errorf("retention of %d days: denied by %q, want %q", days, got, want)
+		}
+	}
+	for _, tc := range []struct {
+		principal, action string
+		want              string
+	}{
+		{adminRole, "kms:DisableKey", "DenyKeyDisableAndDeletion"},
+		{rootUser, "kms:ScheduleKeyDeletion", "DenyKeyDisableAndDeletion"},
+		{cfnExecRole, "kms:ScheduleKeyDeletion", "DenyKeyDisableAndDeletion"},
+		{breakGlass, "kms:DisableKey", ""},
+		{breakGlass, "kms:ScheduleKeyDeletion", ""},
+		// CloudFormation creates the key and updates its policy as the
+		// deploy role: KMS refuses a key policy that would stop the caller
+		// from putting the next one, so the deploy role must stay exempt.
+		{cfnExecRole, "kms:PutKeyPolicy", ""},
+		{breakGlass, "kms:PutKeyPolicy", ""},
+		{adminRole, "kms:PutKeyPolicy", "DenyKeyPolicyChanges"},
+		{rootUser, "kms:PutKeyPolicy", "DenyKeyPolicyChanges"},
+		// Using and administering the key otherwise is left to IAM.
+		{adminRole, "kms:Decrypt", ""},
+		{adminRole, "kms:CancelKeyDeletion", ""},
+		{cfnExecRole, "kms:EnableKeyRotation", ""},
+		{cfnExecRole, "kms:DeleteAlias", ""},
+	} {
+		r := request{principal: tc.principal, action: tc.action, resource: key, at: before, retentionDays: -1}
+		if got := deniedBy(t, keyPolicy, r, nil); got != tc.want {
+			t.Errorf("key policy: %s %s: denied by %q, want %q", tc.principal, tc.action, got, tc.want)
+		}
+	}
+	// The account keeps its administration of the key through IAM (CDK's
+	// default statement).
+	if st := statements(keyPolicy)[0]; st.Effect != "Allow" || !slices.Equal(st.Actions, []string{"kms:*"}) || render(list0(keyPolicy.(map[string]any)["Statement"])[0].(map[string]any)["Principal"]) != `{"AWS":"`+rootUser+`"}` {
+		t.Errorf("key policy's first statement %+v: want the account's kms:*", st)
+	}
+}
+
+// TestExpireRoleName: the one principal the vault lets delete is the
+// expire function's role, named after the stack and region, within IAM's
+// limit for every test configuration.
+func TestExpireRoleName(t *testing.T) {
+	if got := ExpireRoleName("BucketVault", "us-east-1"); got != "BucketVault-expire-us-east-1" {
+		t.Errorf("ExpireRoleName = %q", got)
+	}
+	for name, st := range synth(t).stacks() {
+		c := st.config
+		want := fmt.Sprintf("arn:aws:iam::%s:role/%s", c.Account, ExpireRoleName(c.StackName, c.Region))
+		if st.stack.Vault.ExpireRoleARN != want {
+			t.Errorf("%s: expire role %s, want %s", name, st.stack.Vault.ExpireRoleARN, want)
+		}
+		if got := exemptions(st.props(t, "VaultBucketPolicy")["PolicyDocument"])["DenyDeletes"]; !slices.Equal(got, []string{want}) {
+			t.Errorf("%s: DenyDeletes exempts %v, want %s", name, got, want)
+		}
+	}
+}
+
+// TestDeployRoles: the default deploy role is the CloudFormation
+// execution role of the stack's synthesizer, its bootstrap qualifier
+// included; configured roles replace it; a synthesizer without one needs
+// them.
+func TestDeployRoles(t *testing.T) {
+	synth(t) // the jsii kernel, and a synthesis the others share
+	flags, err := featureFlags()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A bootstrap with its own qualifier, as cdk.json's context sets it.
+	// (The synthesizer is the app's default one: a DefaultStackSynthesizer
+	// made in Go and passed in is bound as a copy, which jsii hands back to
+	// Go as the unbound original.)
+	flags["@aws-cdk/core:bootstrapQualifier"] = "acme1"
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &flags, Outdir: jsii.String(t.TempDir())})
+	stack := func(id, region string, syn awscdk.IStackSynthesizer) awscdk.Stack {
+		return awscdk.NewStack(app, jsii.String(id), &awscdk.StackProps{
+			Env:         &awscdk.Environment{Account: jsii.String("123456789012"), Region: jsii.String(region)},
+			Synthesizer: syn,
+		})
+	}
+	c := &Config{StackName: "BucketVault"}
+	qualified := stack("Qualified", "eu-west-1", nil)
+	if got, want := deployRoles(qualified, c), []string{"arn:aws:iam::123456789012:role/cdk-acme1-cfn-exec-role-123456789012-eu-west-1"}; !slices.Equal(got, want) {
+		t.Errorf("qualified bootstrap: %v, want %v", got, want)
+	}
+	china := stack("China", "cn-north-1", nil)
+	if got, want := deployRoles(china, c), []string{"arn:aws-cn:iam::123456789012:role/cdk-acme1-cfn-exec-role-123456789012-cn-north-1"}; !slices.Equal(got, want) {
+		t.Errorf("aws-cn partition: %v, want %v", got, want)
+	}
+	configured := &Config{StackName: "BucketVault", Vault: VaultConfig{DeployRoleARNs: []string{"arn:aws:iam::123456789012:role/deployer"}}}
+	if got := deployRoles(china, configured); !slices.Equal(got, configured.Vault.DeployRoleARNs) {
+		t.Errorf("configured: %v", got)
+	}
+	legacy := stack("Legacy", "eu-west-1", awscdk.NewLegacyStackSynthesizer())
+	func() {
+		defer func() {
+			if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "vault.deployRoleArns") {
+				t.Errorf("a synthesizer without an execution role: %v, want a panic naming vault.deployRoleArns", r)
+			}
+		}()
+		deployRoles(legacy, c)
+	}()
+	if got := deployRoles(legacy, configured); !slices.Equal(got, configured.Vault.DeployRoleARNs) {
+		t.Errorf("configured, legacy synthesizer: %v", got)
+	}
+}
+
+// TestVaultAlarms: calls that would weaken the vault, in CloudTrail's
+// management events, reach the alarm topic by two rules (who did what)
+// and two CloudWatch alarms (TestAlarms); the topic admits these rules
+// only.
+func TestVaultAlarms(t *testing.T) {
+	s := synth(t)
+	for _, tc := range []struct {
+		name                     string
+		st                       *stackUnderTest
+		bucket, keyID, keyARN    any
+		topic                    string
+		topicPolicyAdmitsTheRule bool
+	}{
+		{"main", s.main, "bucketvault-vault-123456789012-us-east-1", map[string]any{"Ref": "VaultKey"},
+			map[string]any{"Fn::GetAtt": []any{"VaultKey", "Arn"}}, "Ref:AlarmTopic", true},
+		// The imported key is matched by its id and ARN; the existing topic
+		// keeps its own policy (docs/deploy.md).
+		{"variant", s.variant, "variant-vault", "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+			"arn:aws:kms:us-east-1:123456789012:key/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "arn:aws:sns:us-east-1:123456789012:ops-alarms", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rules := map[string]map[string]any{
+				"VaultBucketChangeRule": {"source": []any{"aws.s3"}, "detail-type": []any{"AWS API Call via CloudTrail"}, "detail": map[string]any{
+					"eventSource": []any{"s3.amazonaws.com"},
+					"eventName": []any{"PutBucketPolicy", "DeleteBucketPolicy", "PutBucketLifecycle", "PutBucketLifecycleConfiguration",
+						"PutObjectLockConfiguration", "PutBucketObjectLockConfiguration", "PutBucketVersioning", "DeleteBucket"},
+					"requestParameters": map[string]any{"bucketName": []any{tc.bucket}},
+				}},
+				"VaultKeyChangeRule": {"source": []any{"aws.kms"}, "detail-type": []any{"AWS API Call via CloudTrail"}, "detail": map[string]any{
+					"eventSource":       []any{"kms.amazonaws.com"},
+					"eventName":         []any{"DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy"},
+					"requestParameters": map[string]any{"keyId": []any{tc.keyID, tc.keyARN}},
+				}},
+			}
+			for id, pattern := range rules {
+				p := tc.st.props(t, id)
+				if diff := cmp.Diff(pattern, p["EventPattern"]); diff != "" {
+					t.Errorf("%s pattern (-want +got):\n%s", id, diff)
+				}
+				if p["EventBusName"] != nil || p["State"] != "ENABLED" {
+					t.Errorf("%s: bus %v, state %v: want the default bus, enabled", id, p["EventBusName"], p["State"])
+				}
+				targets := list0(p["Targets"])
+				if len(targets) != 1 {
+					t.Fatalf("%s targets %v", id, targets)
+				}
+				tg := targets[0].(map[string]any)
+				if got := render(tg["Arn"]); got != tc.topic {
+					t.Errorf("%s target %s, want the alarm topic %s", id, got, tc.topic)
+				}
+				// The message is the whole CloudTrail record (who, what,
+				// when, refused or not) under the alarm's sentence.
+				in, _ := tg["InputTransformer"].(map[string]any)
+				if got := render(in["InputPathsMap"]); got != `{"detail":"$.detail"}` {
+					t.Errorf("%s input paths %s", id, got)
+				}
+				tmpl, _ := in["InputTemplate"].(string)
+				if !strings.Contains(tmpl, `"event":<detail>`) || !strings.Contains(tmpl, "would weaken the vault") {
+					t.Errorf("%s input template %s", id, tmpl)
+				}
+			}
+			admits := false
+			for _, id := range tc.st.ofType("AWS::SNS::TopicPolicy") {
+				for _, st := range statements(tc.st.props(t, id)["PolicyDocument"]) {
+					if st.Sid == "VaultChangeRulesPublish" {
+						admits = true
+					}
+				}
+			}
+			if admits != tc.topicPolicyAdmitsTheRule {
+				t.Errorf("a topic policy admits the rules: %v, want %v", admits, tc.topicPolicyAdmitsTheRule)
+			}
+		})
+	}
+}
+
+// TestVaultEventsCoverTheLock: every bucket- and key-level call the vault
+// lock denies has its CloudTrail management event in an alarm rule.
+// s3:BypassGovernanceRetention is not a call but a permission that
+// DeleteObject and PutObjectRetention (data events) use; it has none.
+func TestVaultEventsCoverTheLock(t *testing.T) {
+	cloudTrail := map[string][]string{
+		"s3:PutBucketPolicy":                  {"PutBucketPolicy"},
+		"s3:DeleteBucketPolicy":               {"DeleteBucketPolicy"},
+		"s3:PutLifecycleConfiguration":        {"PutBucketLifecycle", "PutBucketLifecycleConfiguration"},
+		"s3:PutBucketObjectLockConfiguration": {"PutObjectLockConfiguration", "PutBucketObjectLockConfiguration"},
+		"s3:PutBucketVersioning":              {"PutBucketVersioning"},
+		"s3:DeleteBucket":                     {"DeleteBucket"},
+		"s3:BypassGovernanceRetention":        nil,
+		"kms:DisableKey":                      {"DisableKey"},
+		"kms:ScheduleKeyDeletion":             {"ScheduleKeyDeletion"},
+		"kms:PutKeyPolicy":                    {"PutKeyPolicy"},
+	}
+	var bucket, key []string
+	for _, a := range slices.Concat(lockDestroyActions, lockConfigActions, keyDestroyActions, keyPolicyActions) {
+		names, ok := cloudTrail[a]
+		if !ok {
+			t.Errorf("the lock denies %s: which CloudTrail event is it?", a)
+		}
+		if strings.HasPrefix(a, "kms:") {
+			key = append(key, names...)
+		} else {
+			bucket = append(bucket, names...)
+		}
+	}
+	for _, n := range bucket {
+		if !slices.Contains(VaultBucketEvents, n) {
+			t.Errorf("no alarm on %s", n)
+		}
+	}
+	for _, n := range key {
+		if !slices.Contains(VaultKeyEvents, n) {
+			t.Errorf("no alarm on %s", n)
+		}
+	}
+}
