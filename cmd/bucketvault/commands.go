@@ -14,6 +14,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/event"
 	"github.com/bucketvault/bucketvault/shared/journal"
 	"github.com/bucketvault/bucketvault/shared/locals3"
+	"github.com/bucketvault/bucketvault/shared/plan"
 	"github.com/bucketvault/bucketvault/shared/protect"
 	"github.com/bucketvault/bucketvault/shared/restore"
 	"github.com/bucketvault/bucketvault/shared/vault"
@@ -176,22 +177,26 @@ a reconcile journals again what their buckets still hold.`,
 }
 
 func (a *app) protectCommand() *cobra.Command {
-	var vaultName, bucket, events, queueARN string
+	var vaultName, bucket, events, queueARN, planName, ruleName string
 	var acls, skipInitial bool
-	var concurrency int
+	var concurrency, windowDays int
 	cmd := &cobra.Command{
-		Use:   "protect --vault V --bucket B",
+		Use:   "protect --vault V --bucket B [--window-days N | --plan FILE [--rule NAME]]",
 		Short: "Protect a bucket: check versioning, turn on event delivery, run the initial full backup",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlag("bucket", bucket); err != nil {
 				return err
 			}
+			window, err := protectWindow(cmd, windowDays, planName, ruleName)
+			if err != nil {
+				return err
+			}
 			j, err := a.openJournal(cmd, vaultName, concurrency)
 			if err != nil {
 				return err
 			}
-			o := protect.Options{ACLs: acls, SkipInitialBackup: skipInitial}
+			o := protect.Options{ACLs: acls, SkipInitialBackup: skipInitial, WindowDays: window}
 			if events == "" {
 				events = "eventbridge"
 				if a.endpointURL != "" {
@@ -224,7 +229,7 @@ func (a *app) protectCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			text := fmt.Sprintf("protected s3://%s in vault s3://%s (events: %s)\n", bucket, j.Vault.Bucket, pb.Events)
+			text := fmt.Sprintf("protected s3://%s in vault s3://%s (events: %s; point-in-time window: %d days)\n", bucket, j.Vault.Bucket, pb.Events, j.Vault.Window(pb))
 			if pr != nil {
 				text += fmt.Sprintf("initial full backup: %d versions and markers listed, %d records added, %d skipped\n", pr.Listed, pr.Added, pr.Skipped)
 			}
@@ -239,7 +244,56 @@ func (a *app) protectCommand() *cobra.Command {
 	f.BoolVar(&acls, "acls", false, "the bucket uses object ACLs: back them up and restore them")
 	f.BoolVar(&skipInitial, "skip-initial-backup", false, "leave the first full backup to the next reconcile")
 	f.IntVar(&concurrency, "concurrency", 16, "parallel copies")
+	f.IntVar(&windowDays, "window-days", 0, fmt.Sprintf("point-in-time window in days, 1 to %d (default: what the bucket has, or the vault's)", vault.MaxWindowDays))
+	f.StringVar(&planName, "plan", "", "take the window from this backup plan's continuous rule (Lifecycle.DeleteAfterDays)")
+	f.StringVar(&ruleName, "rule", "", "with --plan: the continuous rule to take (needed when the plan has several)")
 	return cmd
+}
+
+// protectWindow is the window protect asks for: --window-days, or the
+// DeleteAfterDays of a plan's continuous rule; 0 keeps what the bucket has.
+func protectWindow(cmd *cobra.Command, days int, planName, ruleName string) (int, error) {
+	if cmd.Flags().Changed("window-days") {
+		if planName != "" {
+			return 0, usagef("give --window-days or --plan, not both")
+		}
+		if days < 1 || days > vault.MaxWindowDays {
+			return 0, usagef("--window-days %d: want 1 to %d", days, vault.MaxWindowDays)
+		}
+		return days, nil
+	}
+	if planName == "" {
+		if ruleName != "" {
+			return 0, usagef("--rule needs --plan")
+		}
+		return 0, nil
+	}
+	f, err := readPlanFile(planName, nil)
+	if err != nil {
+		return 0, err
+	}
+	if !f.Valid {
+		return 0, invalid([]*planFile{f})
+	}
+	if f.plan == nil {
+		return 0, usagef("%s holds no backup plan", planName)
+	}
+	var found []*plan.Rule
+	for i := range f.plan.Rules {
+		r := &f.plan.Rules[i]
+		if r.Continuous() && (ruleName == "" || r.RuleName == ruleName) {
+			found = append(found, r)
+		}
+	}
+	switch {
+	case len(found) == 0 && ruleName != "":
+		return 0, usagef("plan %s has no continuous rule %q", planName, ruleName)
+	case len(found) == 0:
+		return 0, usagef("plan %s has no continuous rule (EnableContinuousBackup)", planName)
+	case len(found) > 1:
+		return 0, usagef("plan %s has %d continuous rules: name one with --rule", planName, len(found))
+	}
+	return int(*found[0].Lifecycle.DeleteAfterDays), nil
 }
 
 func (a *app) journalCommand() *cobra.Command {
@@ -424,7 +478,7 @@ is ever deleted).`,
 			if function != "" {
 				// Validate here what can be, so a bad request fails now, not
 				// in the function's log.
-				if err := req.Validate(time.Now(), 0, allowed); err != nil {
+				if err := req.Validate(time.Now(), allowed); err != nil {
 					return usagef("%v", err)
 				}
 				rep, err = a.restoreRemote(cmd.Context(), function, req)

@@ -111,7 +111,6 @@ func TestCLIErrors(t *testing.T) {
 		{"bad time", []string{"restore", "--vault", vaultName, "--bucket", "photos", "--at", "yesterday", "--target-bucket", "tgt"}, exitUsage, "RFC 3339"},
 		{"future time", []string{"restore", "--vault", vaultName, "--bucket", "photos", "--at", "2999-01-01T00:00:00Z", "--target-bucket", "tgt"}, exitUsage, "in the future"},
 		{"bad mode", []string{"restore", "--vault", vaultName, "--bucket", "photos", "--at", time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), "--target-bucket", "tgt", "--mode", "nuke"}, exitUsage, "mode"},
-		{"outside window", []string{"restore", "--vault", vaultName, "--bucket", "photos", "--at", "2020-01-01T00:00:00Z", "--target-bucket", "tgt"}, exitUsage, "35-day window"},
 		{"unversioned", []string{"protect", "--vault", vaultName, "--bucket", plain}, exitFailed, "versioning"},
 		{"not a vault", []string{"verify", "--vault", plain}, exitFailed, "not a bucketvault vault"},
 		{"vault name", []string{"verify", "--vault", "v"}, exitUsage, "3 to 63"},

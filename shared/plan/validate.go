@@ -39,9 +39,11 @@ const (
 	// minColdDays: "Backups transitioned to cold storage must be stored in
 	// cold storage for a minimum of 90 days."
 	minColdDays = 90
-	// Continuous backups keep 1 to 35 days ("Changing your retention
-	// period": minimum 1 day, maximum 35 days).
-	maxContinuousDays = 35
+	// Continuous backups keep 1 to 3,650 days: AWS Backup's limit is 35
+	// ("Changing your retention period"); bucketvault's journal folds as
+	// it ages (docs/vault-format.md), so it keeps up to ten years, its
+	// vault.MaxWindowDays.
+	maxContinuousDays = 3650
 	// minInterval: "You can also create a cron expression that creates
 	// snapshot backups as frequently as hourly."
 	minInterval = time.Hour

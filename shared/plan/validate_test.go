@@ -76,7 +76,8 @@ func TestRuleValidate(t *testing.T) {
 		{"DeleteAfterEvent value", func(r *Rule) { r.Lifecycle = &Lifecycle{DeleteAfterEvent: "NEVER"} }, []string{"Rules[0].Lifecycle.DeleteAfterEvent"}, "DELETE_AFTER_COPY"},
 		{"continuous 35", func(r *Rule) { r.EnableContinuousBackup, r.Lifecycle = yes(), &Lifecycle{DeleteAfterDays: i64(35)} }, nil, ""},
 		{"continuous 1", func(r *Rule) { r.EnableContinuousBackup, r.Lifecycle = yes(), &Lifecycle{DeleteAfterDays: i64(1)} }, nil, ""},
-		{"continuous 36", func(r *Rule) { r.EnableContinuousBackup, r.Lifecycle = yes(), &Lifecycle{DeleteAfterDays: i64(36)} }, []string{"Rules[0].Lifecycle.DeleteAfterDays"}, "1 to 35 days"},
+		{"continuous 3650", func(r *Rule) { r.EnableContinuousBackup, r.Lifecycle = yes(), &Lifecycle{DeleteAfterDays: i64(3650)} }, nil, ""},
+		{"continuous 3651", func(r *Rule) { r.EnableContinuousBackup, r.Lifecycle = yes(), &Lifecycle{DeleteAfterDays: i64(3651)} }, []string{"Rules[0].Lifecycle.DeleteAfterDays"}, "1 to 3650 days"},
 		{"continuous without retention", func(r *Rule) { r.EnableContinuousBackup = yes() }, []string{"Rules[0].Lifecycle.DeleteAfterDays"}, "required with EnableContinuousBackup"},
 		{"continuous to cold", func(r *Rule) {
 			r.EnableContinuousBackup, r.Lifecycle = yes(), &Lifecycle{MoveToColdStorageAfterDays: i64(7), DeleteAfterDays: i64(30)}

@@ -34,6 +34,13 @@ func (e *NotVersionedError) Error() string {
 		"(aws s3api put-bucket-versioning --bucket %s --versioning-configuration Status=Enabled)", e.Bucket, status, e.Bucket)
 }
 
+// WindowError refuses a point-in-time window out of range.
+type WindowError struct{ Days int }
+
+func (e *WindowError) Error() string {
+	return fmt.Sprintf("window of %d days: want 1 to %d", e.Days, vault.MaxWindowDays)
+}
+
 // Options say how events reach the journal.
 type Options struct {
 	// QueueARN, when set, adds a notification queue configuration with this
@@ -44,6 +51,10 @@ type Options struct {
 	EventBridge bool
 	// ACLs says the bucket uses object ACLs, so backups capture them.
 	ACLs bool
+	// WindowDays is the bucket's point-in-time window (1 to
+	// vault.MaxWindowDays); 0 keeps what the bucket has (the vault's
+	// default for a bucket protected for the first time).
+	WindowDays int
 	// SkipInitialBackup leaves the first full backup to a later reconcile.
 	SkipInitialBackup bool
 	Reconcile         journal.ReconcileOptions
@@ -65,9 +76,15 @@ func Protect(ctx context.Context, j *journal.Journal, bucket string, o Options) 
 	if bucket == j.Vault.Bucket {
 		return vault.ProtectedBucket{}, nil, fmt.Errorf("bucket %s is the vault itself", bucket)
 	}
-	pb := vault.ProtectedBucket{Bucket: bucket, ProtectedAt: time.Now().UTC(), ACLs: o.ACLs, Events: "none"}
+	if o.WindowDays < 0 || o.WindowDays > vault.MaxWindowDays {
+		return vault.ProtectedBucket{}, nil, &WindowError{Days: o.WindowDays}
+	}
+	pb := vault.ProtectedBucket{Bucket: bucket, ProtectedAt: time.Now().UTC(), ACLs: o.ACLs, Events: "none", WindowDays: o.WindowDays}
 	if old, err := j.Vault.Protected(ctx, bucket); err == nil {
 		pb.ProtectedAt, pb.FirstFullBackupAt = old.ProtectedAt, old.FirstFullBackupAt
+		if pb.WindowDays == 0 {
+			pb.WindowDays = old.WindowDays
+		}
 	} else if !s3x.IsNotFound(err) {
 		return pb, nil, err
 	}

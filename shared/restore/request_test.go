@@ -55,8 +55,6 @@ func TestValidate(t *testing.T) {
 		{"no target", func(r *restore.Request) { r.TargetBucket = "" }, nil, true},
 		{"no time", func(r *restore.Request) { r.At = time.Time{} }, nil, true},
 		{"future", func(r *restore.Request) { r.At = now.Add(time.Minute) }, nil, true},
-		{"outside window", func(r *restore.Request) { r.At = now.AddDate(0, 0, -36) }, nil, true},
-		{"inside window", func(r *restore.Request) { r.At = now.AddDate(0, 0, -34) }, nil, false},
 		{"bad mode", func(r *restore.Request) { r.Mode = "destroy" }, nil, true},
 		{"rollback", func(r *restore.Request) { r.Mode = restore.Rollback }, nil, false},
 		{"target allowed", func(*restore.Request) {}, []string{"tgt", "x-*"}, false},
@@ -74,7 +72,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := ok
 			tc.edit(&r)
-			err := r.Validate(now, 35, tc.allowed)
+			err := r.Validate(now, tc.allowed)
 			var invalid *restore.InvalidRequestError
 			if tc.wantErr != (err != nil) || err != nil && !errors.As(err, &invalid) {
 				t.Fatalf("Validate() = %v, want error %v of type *InvalidRequestError", err, tc.wantErr)

@@ -75,9 +75,10 @@ type InvalidRequestError struct{ Reason string }
 
 func (e *InvalidRequestError) Error() string { return "invalid restore request: " + e.Reason }
 
-// Validate checks a request against the clock, the vault's window and the
-// allowed targets (shell patterns; empty allows any).
-func (r *Request) Validate(now time.Time, retentionDays int, allowed []string) error {
+// Validate checks a request against the clock and the allowed targets
+// (shell patterns; empty allows any). The bucket's window is checked
+// against the vault (vault.WindowAt).
+func (r *Request) Validate(now time.Time, allowed []string) error {
 	bad := func(f string, a ...any) error { return &InvalidRequestError{Reason: fmt.Sprintf(f, a...)} }
 	switch {
 	case r.Vault == "":
@@ -107,9 +108,6 @@ func (r *Request) Validate(now time.Time, retentionDays int, allowed []string) e
 		if err := s3x.ValidatePrefix(p); err != nil {
 			return bad("--prefix: %v", err)
 		}
-	}
-	if retentionDays > 0 && r.RecoveryPointID == "" && r.At.Before(now.AddDate(0, 0, -retentionDays)) {
-		return bad("at %s is older than the vault's %d-day window", r.At.Format(time.RFC3339), retentionDays)
 	}
 	switch r.Mode {
 	case "":
@@ -224,8 +222,17 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 		return nil, err
 	}
 	start := r.now().UTC()
-	if err := req.Validate(start, v.Descriptor.RetentionDays, r.AllowedTargets); err != nil {
+	if err := req.Validate(start, r.AllowedTargets); err != nil {
 		return nil, err
+	}
+	if req.RecoveryPointID == "" {
+		w, err := v.WindowAt(ctx, req.Bucket, start)
+		if err != nil {
+			return nil, err
+		}
+		if why := w.Refuses(req.Bucket, req.At); why != "" {
+			return nil, &InvalidRequestError{Reason: why}
+		}
 	}
 	var base *vault.SnapshotPoint
 	if req.RecoveryPointID != "" {

@@ -108,7 +108,11 @@ func (v *Vault) continuousPoints(ctx context.Context, bucket string, now time.Ti
 		}
 		if b.FirstFullBackupAt != nil && wm != nil {
 			earliest := *b.FirstFullBackupAt
-			if floor := now.AddDate(0, 0, -v.Descriptor.RetentionDays); earliest.Before(floor) {
+			floor := now.UTC().AddDate(0, 0, -v.Window(b)).Truncate(time.Second)
+			if js.Floor.After(floor) {
+				floor = js.Floor
+			}
+			if earliest.Before(floor) {
 				earliest = floor
 			}
 			latest := *wm

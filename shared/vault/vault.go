@@ -278,6 +278,76 @@ type ProtectedBucket struct {
 	ACLs bool `json:"acls"`
 	// FirstFullBackupAt is when the initial reconcile finished.
 	FirstFullBackupAt *time.Time `json:"firstFullBackupAt,omitempty"`
+	// WindowDays is how far back point-in-time restore of this bucket
+	// reaches (1 to MaxWindowDays); 0 takes the vault's RetentionDays.
+	WindowDays int `json:"windowDays,omitempty"`
+}
+
+// MaxWindowDays bounds a bucket's point-in-time window: ten years. (AWS
+// Backup keeps continuous backups at most 35 days; bucketvault's journal
+// folds as it ages, so a longer window costs the changes it keeps, not a
+// copy per day.)
+const MaxWindowDays = 3650
+
+// Window is the point-in-time window of a protected bucket, in days.
+func (v *Vault) Window(pb ProtectedBucket) int {
+	if pb.WindowDays > 0 {
+		return pb.WindowDays
+	}
+	return v.Descriptor.RetentionDays
+}
+
+// RestoreWindow is how far back a restore of bucket as of a point in time
+// may reach at now: the later of now minus its window and the floor its
+// journal was folded at (which holds whatever clock now comes from).
+// Window is 0 for a bucket the vault does not protect continuously (its
+// snapshots keep their own lifecycle); the floor applies all the same.
+type RestoreWindow struct {
+	Days     int       `json:"windowDays,omitempty"`
+	Floor    time.Time `json:"floor,omitzero"`
+	Earliest time.Time `json:"earliest,omitzero"`
+}
+
+// WindowAt says how far back a point-in-time restore of bucket reaches
+// at now.
+func (v *Vault) WindowAt(ctx context.Context, bucket string, now time.Time) (RestoreWindow, error) {
+	var w RestoreWindow
+	pb, err := v.Protected(ctx, bucket)
+	switch {
+	case err == nil:
+		w.Days = v.Window(pb)
+		w.Earliest = now.UTC().AddDate(0, 0, -w.Days).Truncate(time.Second)
+	case !s3x.IsNotFound(err):
+		return w, err
+	}
+	idx, err := v.Index(ctx, bucket)
+	if err != nil {
+		return w, err
+	}
+	w.Floor = idx.Floor
+	if w.Floor.After(w.Earliest) {
+		w.Earliest = w.Floor
+	}
+	return w, nil
+}
+
+// Refuses says why a restore as of at is outside the window ("" when it
+// is inside).
+func (w RestoreWindow) Refuses(bucket string, at time.Time) string {
+	if w.Earliest.IsZero() || !at.Before(w.Earliest) {
+		return ""
+	}
+	msg := fmt.Sprintf("%s is before the earliest restorable time of s3://%s, %s", at.UTC().Format(time.RFC3339), bucket, w.Earliest.Format(time.RFC3339))
+	if w.Days > 0 {
+		msg += fmt.Sprintf(" (its point-in-time window is %d days", w.Days)
+		if !w.Floor.IsZero() {
+			msg += fmt.Sprintf("; the journal was folded at %s and holds nothing older", w.Floor.Format(time.RFC3339))
+		}
+		msg += ")"
+	} else if !w.Floor.IsZero() {
+		msg += fmt.Sprintf(" (the journal was folded at %s and holds nothing older)", w.Floor.Format(time.RFC3339))
+	}
+	return msg + ": restore a snapshot recovery point from before it instead, if one is kept (`bucketvault recovery-points`)"
 }
 
 // Buckets lists the buckets the vault protects.
