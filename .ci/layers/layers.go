@@ -17,9 +17,9 @@ var layers = []layer{
 	},
 	{
 		Name: "format",
-		Why:  "shared/vault, the one owner of the vault format and its keys; readers of a bucket's state; job notifications",
+		Why:  "shared/vault, the one owner of the vault format and its keys; readers of a bucket's state; job notifications; the recorded format-1 vault that tests load (shared/vault/vaultfixture: files, not the format, so it imports no shared/vault)",
 		Packages: []string{
-			"shared/vault", "shared/inspect", "shared/notify",
+			"shared/vault", "shared/inspect", "shared/notify", "shared/vault/vaultfixture",
 		},
 	},
 	{
