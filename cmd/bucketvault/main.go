@@ -137,7 +137,7 @@ such as the local one (path-style addressing).`,
 	pf.StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	pf.BoolVar(&a.noProgress, "no-progress", false, "do not show progress bars")
 	root.AddCommand(
-		a.vaultCommand(), a.protectCommand(), a.journalCommand(), a.reconcileCommand(), a.compactCommand(),
+		a.vaultCommand(), a.protectCommand(), a.journalCommand(), a.reconcileCommand(), a.compactCommand(), a.expireCommand(),
 		a.backupCommand(), a.restoreCommand(), a.recoveryPointsCommand(), a.verifyCommand(), a.jobCommand(),
 		a.serveCommand(), a.demoCommand(), a.localServerCommand(), a.invokeCommand(),
 		a.planCommand(),

@@ -107,123 +107,68 @@ func (j *Journal) captureVersion(ctx context.Context, bucket, key, versionID str
 	if body != nil {
 		// Errors of the relay are never skips: its 412 says the data
 		// key exists, not that the source version is gone.
-		etag, err := j.relayData(ctx, bucket, key, versionID, rec, body)
+		st, err := j.relayData(ctx, bucket, key, versionID, rec, body)
 		if err != nil {
 			return vault.Record{}, err
 		}
-		rec.DataETag = etag
+		rec.Data, rec.DataETag = st.Key, st.ETag
 		return rec, nil
 	}
-	etag, err := j.storeData(ctx, bucket, key, versionID, rec)
+	st, err := j.storeData(ctx, bucket, key, versionID, rec)
 	if err != nil {
 		if skip, ok := skipFor(err); ok {
 			return skipRecord(key, versionID, skip, err), nil
 		}
 		return vault.Record{}, err
 	}
-	rec.DataETag = etag
+	rec.Data, rec.DataETag = st.Key, st.ETag
 	return rec, nil
 }
 
-// storeData copies a version's bytes to its data key once: a data key
-// that already holds an object of the right size is the same version,
-// copied before (data keys name exactly one version).
-//
-// Where the vault's server honours a create-only copy (If-None-Match: *,
-// see conditionalCopy) the copy itself is the check: one call for a
-// version not yet stored, and a HEAD only when the server refuses (412) —
-// the data is there, or the source's ETag no longer matches (a null
-// version overwritten meanwhile) — or a concurrent copy of the same key
-// wins (409). Elsewhere a HEAD of the data key comes first.
-func (j *Journal) storeData(ctx context.Context, bucket, key, versionID string, rec vault.Record) (string, error) {
-	v := j.Vault
-	in := &s3.CopyObjectInput{
-		Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data),
-		CopySource:        aws.String(s3x.CopySource(bucket, key, versionID)),
-		CopySourceIfMatch: aws.String(`"` + rec.ETag + `"`),
-		MetadataDirective: types.MetadataDirectiveReplace,
-		TaggingDirective:  types.TaggingDirectiveReplace,
-		ContentType:       aws.String("application/octet-stream"),
-		Metadata:          dataMetadata(bucket, versionID, rec.ETag),
+// storeData copies a version's bytes into the vault (vault.StoreData:
+// once, never over another object) and returns where they are.
+func (j *Journal) storeData(ctx context.Context, bucket, key, versionID string, rec vault.Record) (vault.Stored, error) {
+	j.logProbes(ctx)
+	st, err := j.Vault.StoreData(ctx, vault.StoreRequest{Bucket: bucket, Key: key, VersionID: versionID, ETag: rec.ETag, Size: rec.Size,
+		LastModified: rec.Time, Copy: j.Copy})
+	if err != nil {
+		return st, fmt.Errorf("copy s3://%s/%s@%s to vault: %w", bucket, key, versionID, err)
 	}
-	copyData := func(in *s3.CopyObjectInput) (string, error) {
-		res, err := s3x.Copy(ctx, v.S3, in, rec.Size, j.Copy)
-		if err != nil {
-			return "", fmt.Errorf("copy s3://%s/%s@%s to vault: %w", bucket, key, versionID, err)
-		}
-		return res.ETag, nil
-	}
-	var refused error // the conditional copy's 412 or 409
-	if j.Copy.SingleCall(rec.Size) && j.conditionalCopy(ctx) {
-		cond := *in
-		cond.IfNoneMatch = aws.String("*")
-		for range conflictRetries {
-			etag, err := copyData(&cond)
-			if err == nil {
-				return etag, nil
-			}
-			if !s3x.IsPreconditionFailed(err) && !s3x.IsConflict(err) {
-				return "", err
-			}
-			refused = err
-			if !s3x.IsConflict(err) {
-				break
-			}
-		}
-	}
-	have, err := v.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data)})
-	if err == nil && aws.ToInt64(have.ContentLength) == rec.Size {
-		return s3x.TrimETag(aws.ToString(have.ETag)), nil
-	}
-	if err != nil && !s3x.IsNotFound(err) {
-		return "", fmt.Errorf("head vault s3://%s/%s: %w", v.Bucket, rec.Data, err)
-	}
-	if refused != nil && err != nil {
-		// Refused, and no data there: the source's ETag did not match.
-		return "", refused
-	}
-	return copyData(in)
+	return st, nil
 }
 
-// conflictRetries bounds the conditional copies of one data key that a
-// concurrent conditional copy of it (409) makes repeat.
-const conflictRetries = 4
-
-// probeVersion names the probe object of conditionalCopy, as if it were a
-// version of the vault's descriptor.
-const probeVersion = "bucketvault-conditional-copy-probe"
+// probeVersion names the probe object of conditionalCopy.
+const probeVersion = vault.ProbeVersion
 
 // ProbeKey is the vault key of the object with which a journal probes
 // whether the vault's server honours a create-only copy: a data key (of a
 // pseudo-version of the vault's own descriptor), so an orphan data object
 // like any a crash leaves behind, and not a version of a protected bucket.
-func ProbeKey(vaultBucket string) string {
-	return vault.DataKey(vaultBucket, vault.DescriptorKey, probeVersion, "", time.Time{})
-}
+func ProbeKey(vaultBucket string) string { return vault.ProbeKey(vaultBucket) }
 
-// conditionalCopy reports whether the vault's server honours a create-only
-// CopyObject (If-None-Match: *), probing it on first use (see
-// s3x.ProbeConditionalCopy). A probe that fails counts as "no": the data
-// key is then checked by HEAD, which is right on every server.
-func (j *Journal) conditionalCopy(ctx context.Context) bool {
+// logProbes logs, once, what the vault's server was found to honour
+// (vault.ProbeCopy, vault.ProbePut): a failed probe counts as "no".
+func (j *Journal) logProbes(ctx context.Context) {
 	j.ccMu.Lock()
 	defer j.ccMu.Unlock()
 	if j.ccKnown {
-		return j.cc
+		return
 	}
 	v := j.Vault
-	ok, err := s3x.ProbeConditionalCopy(ctx, v.S3, v.Bucket, vault.DescriptorKey, ProbeKey(v.Bucket),
-		map[string]string{"bv-bucket": v.Bucket, "bv-version": probeVersion})
-	if err != nil {
-		if ctx.Err() != nil {
-			return false // ask again on a live context
+	for _, p := range []struct {
+		what string
+		res  vault.ProbeResult
+	}{{"copy", v.ProbeCopy(ctx)}, {"put", v.ProbePut(ctx)}} {
+		if p.res.Err != nil {
+			if ctx.Err() != nil {
+				return // ask again on a live context
+			}
+			j.log().WarnContext(ctx, "conditional "+p.what+" probe failed: data keys are checked by HEAD", "vault", v.Bucket, "error", p.res.Err)
+		} else {
+			j.log().InfoContext(ctx, "conditional "+p.what+" probed", "vault", v.Bucket, "honoured", p.res.Honoured)
 		}
-		j.log().WarnContext(ctx, "conditional copy probe failed: checking data keys by HEAD", "vault", v.Bucket, "error", err)
-	} else {
-		j.log().InfoContext(ctx, "conditional copy probed", "vault", v.Bucket, "honoured", ok)
 	}
-	j.ccKnown, j.cc = true, ok
-	return ok
+	j.ccKnown = true
 }
 
 func (j *Journal) tags(ctx context.Context, bucket, key, versionID string) (map[string]string, error) {

@@ -45,11 +45,8 @@ type Journal struct {
 	mu   sync.Mutex
 	acls map[string]bool
 
-	ccMu    sync.Mutex // the probes of conditional writes, one at a time
-	ccKnown bool       // the probe of conditional copies has answered
-	cc      bool       // the vault's server honours If-None-Match on CopyObject
-	cpKnown bool       // the probe of conditional puts has answered
-	cp      bool       // the vault's server honours If-None-Match on PutObject
+	ccMu    sync.Mutex // logProbes, once
+	ccKnown bool       // the probes' answers are logged
 }
 
 func (j *Journal) log() *slog.Logger {

@@ -105,8 +105,11 @@ type keyWork struct {
 	recs     []vault.Record // one per entry the journal lacks; a capture fills its slot
 	tail     []vault.Record // purges of versions no longer listed, order records
 	captures []capture      // versions to capture into recs
-	waiting  int            // captures not yet finished
-	done     bool
+	// beforeFloor counts listed versions superseded before the floor,
+	// not journaled again.
+	beforeFloor int64
+	waiting     int // captures not yet finished
+	done        bool
 }
 
 // capture is one version of a key to back up into slot of its keyWork.
@@ -191,13 +194,22 @@ func knownTags(recs []vault.Observed, e s3x.Entry) (map[string]string, time.Time
 // since is the completeness watermark before this reconcile (nil: none):
 // a version it finds gone was deleted after both it and the version's own
 // time, which the purge records (Record.Since).
-func planKey(key string, entries []s3x.Entry, recs []vault.Observed, now time.Time, since *time.Time) *keyWork {
+//
+// floor is the journal's floor (zero: never folded): a version or marker
+// superseded at or before it is not journaled again (the fold left it
+// out: it was current at no second a restore may ask for), unless it is
+// current again now (what superseded it was deleted for good).
+func planKey(key string, entries []s3x.Entry, recs []vault.Observed, now time.Time, since *time.Time, floor time.Time) *keyWork {
 	st := stateOf(recs)
 	w := &keyWork{key: key, listed: int64(len(entries))}
 	listed := map[string]bool{}
-	for _, e := range entries {
+	for i, e := range entries {
 		id := identity(e.VersionID, e.ETag, e.LastModified)
 		listed[id] = true
+		if !floor.IsZero() && i > 0 && !e.IsLatest && entries[i-1].LastModified.Unix() <= floor.Unix() && !st.known[id] {
+			w.beforeFloor++
+			continue
+		}
 		if st.purged[id] {
 			// The journal says it was deleted for good, the listing shows
 			// it: the listing is the truth.
@@ -240,6 +252,15 @@ func planKey(key string, entries []s3x.Entry, recs []vault.Observed, now time.Ti
 	return w
 }
 
+// floor is the floor of bucket's journal (zero: never folded).
+func (j *Journal) floor(ctx context.Context, bucket string) (time.Time, error) {
+	idx, err := j.Vault.Index(ctx, bucket)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return idx.Floor, nil
+}
+
 // captureEntry backs up one listed version for a reconcile.
 func (j *Journal) captureEntry(ctx context.Context, bucket, key string, e s3x.Entry) (vault.Record, error) {
 	rec, err := j.captureVersion(ctx, bucket, key, e.VersionID, &e, e.Size)
@@ -270,7 +291,11 @@ func (j *Journal) checkTags(ctx context.Context, bucket, key string, c capture) 
 // reconcileKey brings one key's journal up to date (see planKey), its
 // versions captured in parallel, and returns the records to journal.
 func (j *Journal) reconcileKey(ctx context.Context, bucket, key string, entries []s3x.Entry, recs []vault.Observed, now time.Time, since *time.Time) ([]vault.Record, error) {
-	w := planKey(key, entries, recs, now, since)
+	floor, err := j.floor(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	w := planKey(key, entries, recs, now, since, floor)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(j.concurrency())
 	for _, c := range w.captures {
@@ -425,6 +450,10 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 	// The watermarks before this run: what it finds gone was deleted
 	// after the one, a tag change it finds was made after the other.
 	since, tagsSince := p.CompleteThrough, p.TagsThrough
+	floor, err := j.floor(ctx, bucket)
+	if err != nil {
+		return p, err
+	}
 	m, err := v.OpenJournal(ctx, bucket, nil)
 	if err != nil {
 		return p, err
@@ -445,7 +474,7 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 	gone := func(upTo string) error {
 		now := time.Now().UTC()
 		for jerr == nil && (upTo == "" || jk < upTo) {
-			if err := r.submit(planKey(jk, nil, jrecs, now, since)); err != nil {
+			if err := r.submit(planKey(jk, nil, jrecs, now, since, floor)); err != nil {
 				return err
 			}
 			jk, jrecs, jerr = m.NextKey()
@@ -468,7 +497,7 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 				return jerr
 			}
 		}
-		w := planKey(key, entries, known, time.Now().UTC(), since)
+		w := planKey(key, entries, known, time.Now().UTC(), since, floor)
 		if o.Tags {
 			addTagChecks(w, entries, known, tagsSince)
 		}

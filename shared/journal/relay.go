@@ -1,12 +1,9 @@
 package journal
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -137,100 +134,29 @@ func archiveClass(h *s3.HeadObjectOutput) bool {
 	return h.ArchiveStatus != "" || h.StorageClass == types.StorageClassGlacier || h.StorageClass == types.StorageClassDeepArchive
 }
 
-// relayData writes a relayed version's bytes to its data key once, with
-// the content type and metadata the copy path gives data objects, and
-// returns the stored object's ETag. The create-only PUT is the duplicate
-// check: a 412 means the data key holds an object already (a data key
-// names one version), accepted when its size is the version's, as
-// storeData does; a 409 (a concurrent create-only PUT of the same key) is
-// asked again.
-func (j *Journal) relayData(ctx context.Context, bucket, key, versionID string, rec vault.Record, body *relayBody) (string, error) {
-	v := j.Vault
-	put := func(createOnly bool) (string, error) {
-		in := &s3.PutObjectInput{
-			Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data),
-			Body: bytes.NewReader(body.data), ContentLength: aws.Int64(int64(len(body.data))),
-			ContentMD5:  aws.String(base64.StdEncoding.EncodeToString(body.md5[:])),
-			ContentType: aws.String("application/octet-stream"),
-			Metadata:    dataMetadata(bucket, versionID, rec.ETag),
+// relayData stores a relayed version's bytes (vault.StoreData: once,
+// never over another object) and returns where they are. Its errors are
+// never skips: a refusal says the data key exists, not that the source
+// version is gone.
+func (j *Journal) relayData(ctx context.Context, bucket, key, versionID string, rec vault.Record, body *relayBody) (vault.Stored, error) {
+	j.logProbes(ctx)
+	st, err := j.Vault.StoreData(ctx, vault.StoreRequest{Bucket: bucket, Key: key, VersionID: versionID, ETag: rec.ETag, Size: rec.Size,
+		LastModified: rec.Time, Body: body.data, BodyMD5: body.md5})
+	if err != nil {
+		var refused *vault.RefusedError
+		if errors.As(err, &refused) {
+			err = errors.New(refused.Error()) // not wrapped: the refusal must not read as the version gone
 		}
-		if createOnly {
-			in.IfNoneMatch = aws.String("*")
-		}
-		out, err := v.S3.PutObject(ctx, in)
-		if err != nil {
-			return "", err
-		}
-		return s3x.TrimETag(aws.ToString(out.ETag)), nil
+		return st, fmt.Errorf("relay s3://%s/%s@%s to vault: %w", bucket, key, versionID, err)
 	}
-	var refused error
-	for range conflictRetries {
-		etag, err := put(true)
-		if err == nil {
-			return etag, nil
-		}
-		if !s3x.IsPreconditionFailed(err) && !s3x.IsConflict(err) {
-			return "", fmt.Errorf("relay s3://%s/%s@%s to vault: %w", bucket, key, versionID, err)
-		}
-		refused = err
-		if !s3x.IsConflict(err) {
-			break
-		}
-	}
-	have, err := v.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data)})
-	switch {
-	case err == nil && aws.ToInt64(have.ContentLength) == rec.Size:
-		return s3x.TrimETag(aws.ToString(have.ETag)), nil
-	case err == nil:
-		// Not this version's bytes (a data key names one version): store
-		// them over it, as storeData does.
-		etag, err := put(false)
-		if err != nil {
-			return "", fmt.Errorf("relay s3://%s/%s@%s to vault: %w", bucket, key, versionID, err)
-		}
-		return etag, nil
-	case s3x.IsNotFound(err):
-		// Refused, yet nothing there (removed meanwhile): try again later.
-		// Not wrapped: the refusal must not read as the version gone.
-		return "", fmt.Errorf("relay s3://%s/%s@%s to vault: refused (%v), and s3://%s/%s is absent", bucket, key, versionID, refused, v.Bucket, rec.Data)
-	}
-	return "", fmt.Errorf("head vault s3://%s/%s: %w", v.Bucket, rec.Data, err)
-}
-
-// dataMetadata is the user metadata of a data object: the source version
-// it holds, so an orphan can be identified.
-func dataMetadata(bucket, versionID, etag string) map[string]string {
-	return map[string]string{"bv-bucket": bucket, "bv-version": versionID, "bv-etag": etag}
+	return st, nil
 }
 
 // conditionalPut reports whether the vault's server honours a create-only
-// PutObject (If-None-Match: *), probing it on first use with the probe
-// object of conditionalCopy (s3x.ProbeConditionalPut, which keeps that
-// probe's mark). A probe that fails counts as "no": versions are then
-// copied, which is right on every server.
+// PutObject (vault.ConditionalPut): the relay of small versions needs it.
 func (j *Journal) conditionalPut(ctx context.Context) bool {
-	j.ccMu.Lock()
-	defer j.ccMu.Unlock()
-	if j.cpKnown {
-		return j.cp
-	}
-	v := j.Vault
-	body, err := json.MarshalIndent(v.Descriptor, "", "  ") // as the descriptor is written
-	if err != nil {
-		body = nil
-	}
-	ok, err := s3x.ProbeConditionalPut(ctx, v.S3, v.Bucket, ProbeKey(v.Bucket), body,
-		map[string]string{"bv-bucket": v.Bucket, "bv-version": probeVersion})
-	if err != nil {
-		if ctx.Err() != nil {
-			return false // ask again on a live context
-		}
-		j.log().WarnContext(ctx, "conditional put probe failed: small versions are copied, not relayed", "vault", v.Bucket, "error", err)
-	} else {
-		j.log().InfoContext(ctx, "conditional put probed", "vault", v.Bucket, "honoured", ok)
-	}
-	j.cpKnown, j.cp = true, ok
-	return ok
+	j.logProbes(ctx)
+	return j.Vault.ConditionalPut(ctx)
 }
 
 // sizeOf returns the size a change's event gave its version, or -1 when

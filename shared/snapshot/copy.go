@@ -11,7 +11,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bucketvault/bucketvault/shared/s3x"
@@ -191,7 +190,7 @@ func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref Item
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			p, err := e.writePack(ctx, v, job.Bucket, recs, grp, bodies, careful)
+			p, err := e.writePack(ctx, v, job.Bucket, recs, grp, bodies)
 			if err != nil {
 				fatalOnce.Do(func() { fatal = err })
 				stopped.Store(true)
@@ -254,39 +253,53 @@ func (e *Engine) copyVersion(ctx context.Context, v *vault.Vault, job Job, r *va
 		}
 		r.ACL = acl
 	}
-	r.Data = vault.DataKey(bucket, r.Key, r.VersionID, r.ETag, r.Time)
-	if careful {
-		have, err := e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(r.Data)})
-		switch {
-		case err == nil && aws.ToInt64(have.ContentLength) == r.Size && have.Metadata["bv-bucket"] == "":
-			// A copy this job made before it was interrupted (the scan
-			// carries what earlier snapshots copied): count it as copied.
-			r.MetaInData, r.DataETag = true, s3x.TrimETag(aws.ToString(have.ETag))
-			return true, e.partSize(ctx, bucket, r)
-		case err != nil && !s3x.IsNotFound(err):
-			return false, fmt.Errorf("head vault s3://%s/%s: %w", v.Bucket, r.Data, err)
-		}
-		// Absent, or the journal's copy (which carries bucketvault's own
-		// metadata, not the source's): copy with the source's metadata.
-	}
-	in := &s3.CopyObjectInput{
-		Bucket: aws.String(v.Bucket), Key: aws.String(r.Data),
-		CopySource:        aws.String(s3x.CopySource(bucket, r.Key, r.VersionID)),
-		CopySourceIfMatch: aws.String(`"` + r.ETag + `"`),
-		MetadataDirective: types.MetadataDirectiveCopy,
-		TaggingDirective:  types.TaggingDirectiveCopy,
-	}
-	if r.Size > s3x.MaxCopySize {
-		if err := s3x.CarryMetadata(ctx, e.S3, bucket, r.Key, r.VersionID, in); err != nil {
-			return false, e.skipOrFail(r, err)
-		}
-	}
-	res, err := s3x.Copy(ctx, e.S3, in, r.Size, e.CopyOptions)
+	st, err := v.StoreData(ctx, vault.StoreRequest{Bucket: bucket, Key: r.Key, VersionID: r.VersionID, ETag: r.ETag, Size: r.Size,
+		LastModified: r.Time, SourceMetadata: true, Copy: e.CopyOptions,
+		Prepare: func(in *s3.CopyObjectInput) error {
+			if r.Size > s3x.MaxCopySize {
+				return s3x.CarryMetadata(ctx, e.S3, bucket, r.Key, r.VersionID, in)
+			}
+			return nil
+		}})
 	if err != nil {
 		return false, e.skipOrFail(r, err)
 	}
-	r.MetaInData, r.DataETag = true, res.ETag
-	return true, e.partSize(ctx, bucket, r)
+	r.Data, r.DataETag, r.MetaInData = st.Key, st.ETag, st.MetaInData
+	if !st.MetaInData {
+		// The journal's copy, which carries bucketvault's metadata, not
+		// the source's: the record carries them.
+		if err := e.sourceMeta(ctx, bucket, r); err != nil {
+			return false, e.skipOrFail(r, err)
+		}
+	}
+	// A copy this job made before it was interrupted counts as copied.
+	return !st.Reused || careful, e.partSize(ctx, bucket, r)
+}
+
+// sourceMeta fills a record's metadata, checksum and tags from the
+// source version.
+func (e *Engine) sourceMeta(ctx context.Context, bucket string, r *vault.Record) error {
+	h, err := e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(r.Key), VersionId: aws.String(r.VersionID)})
+	if err != nil {
+		return err
+	}
+	r.Meta, r.Checksum, r.SSE = vault.MetaOf(h), vault.ChecksumOf(h), string(h.ServerSideEncryption)
+	r.Tags = map[string]string{}
+	if aws.ToInt32(h.TagCount) == 0 {
+		return nil
+	}
+	tags, err := e.S3.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String(bucket), Key: aws.String(r.Key), VersionId: aws.String(r.VersionID)})
+	switch {
+	case s3x.IsNotImplemented(err):
+		r.Tags = nil // the server keeps no tags: unknown
+		return nil
+	case err != nil:
+		return err
+	}
+	for _, t := range tags.TagSet {
+		r.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return nil
 }
 
 // partSize records a multipart source's first part size, so a restore can

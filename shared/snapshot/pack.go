@@ -1,15 +1,12 @@
 package snapshot
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -183,10 +180,10 @@ func (e *Engine) readOnce(ctx context.Context, bucket string, r *vault.Record) (
 }
 
 // writePack writes the members read (bodies not nil) as one pack and
-// points their records at it. In careful mode (the file was started by
-// an earlier attempt) a pack of the same members found in the vault is
-// used as it is: pack keys name their members.
-func (e *Engine) writePack(ctx context.Context, v *vault.Vault, bucket string, recs []vault.Record, grp []int, bodies [][]byte, careful bool) (packed, error) {
+// points their records at it. A pack of the same members the vault holds
+// already (an earlier attempt's: pack keys name their members) is used as
+// it is (vault.StorePack).
+func (e *Engine) writePack(ctx context.Context, v *vault.Vault, bucket string, recs []vault.Record, grp []int, bodies [][]byte) (packed, error) {
 	var res packed
 	var ids []string
 	var total int64
@@ -202,34 +199,15 @@ func (e *Engine) writePack(ctx context.Context, v *vault.Vault, bucket string, r
 	if len(ids) == 0 {
 		return res, nil
 	}
-	key := vault.PackKey(bucket, ids)
-	etag := ""
-	if careful {
-		have, err := e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(key)})
-		switch {
-		case err == nil && aws.ToInt64(have.ContentLength) == total:
-			etag = s3x.TrimETag(aws.ToString(have.ETag))
-		case err != nil && !s3x.IsNotFound(err):
-			return res, fmt.Errorf("head vault s3://%s/%s: %w", v.Bucket, key, err)
-		}
+	buf := make([]byte, 0, total)
+	for _, b := range bodies {
+		buf = append(buf, b...)
 	}
-	if etag == "" {
-		buf := make([]byte, 0, total)
-		for _, b := range bodies {
-			buf = append(buf, b...)
-		}
-		sum := md5.Sum(buf)
-		out, err := e.S3.PutObject(ctx, &s3.PutObjectInput{
-			Bucket: aws.String(v.Bucket), Key: aws.String(key), Body: bytes.NewReader(buf),
-			ContentLength: aws.Int64(total), ContentMD5: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
-			ContentType: aws.String("application/octet-stream"),
-			Metadata:    map[string]string{"bv-pack-of": bucket, "bv-members": strconv.Itoa(len(ids))},
-		})
-		if err != nil {
-			return res, fmt.Errorf("write pack s3://%s/%s: %w", v.Bucket, key, err)
-		}
-		etag = s3x.TrimETag(aws.ToString(out.ETag))
+	st, err := v.StorePack(ctx, bucket, ids, buf, md5.Sum(buf))
+	if err != nil {
+		return res, err
 	}
+	key, etag := st.Key, st.ETag
 	var off int64
 	for k, i := range grp {
 		if bodies[k] == nil {

@@ -55,16 +55,17 @@ func (f *faulty) read(src string) error {
 }
 
 func (f *faulty) CopyObject(ctx context.Context, in *s3.CopyObjectInput, o ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
-	if !strings.HasPrefix(aws.ToString(in.Key), "data/") {
-		return f.Client.CopyObject(ctx, in, o...) // the vault's own files (a seal adopting fragments)
+	if !strings.HasPrefix(aws.ToString(in.Key), "data/") || aws.ToString(in.Key) == vault.ProbeKey(aws.ToString(in.Bucket)) {
+		return f.Client.CopyObject(ctx, in, o...) // the vault's own files (a seal adopting fragments, the capability probe)
 	}
 	if err := f.read(aws.ToString(in.CopySource)); err != nil {
 		return nil, err
 	}
-	if strings.HasPrefix(aws.ToString(in.Key), "data/") {
-		f.stores.Add(1)
+	out, err := f.Client.CopyObject(ctx, in, o...)
+	if err == nil {
+		f.stores.Add(1) // a store: a create-only copy refused stores nothing
 	}
-	return f.Client.CopyObject(ctx, in, o...)
+	return out, err
 }
 
 func (f *faulty) GetObject(ctx context.Context, in *s3.GetObjectInput, o ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
@@ -82,10 +83,11 @@ func (f *faulty) PutObject(ctx context.Context, in *s3.PutObjectInput, o ...func
 			return nil, err
 		}
 	}
-	if strings.HasPrefix(aws.ToString(in.Key), "data/") {
-		f.stores.Add(1)
+	out, err := f.Client.PutObject(ctx, in, o...)
+	if err == nil && strings.HasPrefix(aws.ToString(in.Key), "data/") && aws.ToString(in.Key) != vault.ProbeKey(aws.ToString(in.Bucket)) {
+		f.stores.Add(1) // a store: a create-only put refused stores nothing
 	}
-	return f.Client.PutObject(ctx, in, o...)
+	return out, err
 }
 
 // events records published job events.
@@ -670,6 +672,9 @@ func (e env) dataObjects(t *testing.T) (n, packs, size int64) {
 			t.Fatal(err)
 		}
 		for _, o := range page.Contents {
+			if aws.ToString(o.Key) == vault.ProbeKey(e.v.Bucket) {
+				continue // the vault's capability probe, not data
+			}
 			n++
 			size += aws.ToInt64(o.Size)
 			if strings.HasSuffix(aws.ToString(o.Key), ".pack") {

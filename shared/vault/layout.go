@@ -58,6 +58,17 @@ func DataKey(bucket, key, versionID, etag string, lastModified time.Time) string
 	return dataPrefix + hex.EncodeToString(h.Sum(nil))
 }
 
+// ProbeVersion names the probe object (ProbeKey) as if it were a version
+// of the vault's descriptor.
+const ProbeVersion = "bucketvault-conditional-copy-probe"
+
+// ProbeKey is the vault key of the object with which writers probe once
+// whether the vault's server honours create-only writes: a data key (of a
+// pseudo-version of the vault's own descriptor), which expiry keeps.
+func ProbeKey(vaultBucket string) string {
+	return DataKey(vaultBucket, DescriptorKey, ProbeVersion, "", time.Time{})
+}
+
 // NewSegmentID returns a segment id that sorts by the time it was written:
 // unix milliseconds then random hex.
 func NewSegmentID(now time.Time) string {

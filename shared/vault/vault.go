@@ -68,6 +68,10 @@ type Vault struct {
 	S3         s3x.Client
 	Bucket     string
 	Descriptor Descriptor
+	// Lock is the vault lock (nil: none), read when the vault is opened.
+	Lock *VaultLock
+
+	probe *probes // what the server honours (store.go)
 }
 
 // CreateOptions shape a new vault.
@@ -175,6 +179,9 @@ func Open(ctx context.Context, client s3x.Client, bucket string) (*Vault, error)
 	}
 	if v.Descriptor.RetentionDays == 0 {
 		v.Descriptor.RetentionDays = DefaultRetentionDays
+	}
+	if err := v.loadLock(ctx); err != nil {
+		return nil, err
 	}
 	return v, nil
 }

@@ -1,0 +1,542 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/bucketvault/bucketvault/shared/s3x"
+)
+
+// Expiry ages a vault (docs/vault-format.md, "Expiry"):
+//
+//  1. each protected bucket's journal is folded at its window's floor
+//     (Fold), at most every FoldEvery of the window, and never past the
+//     point in time of a restore still running;
+//  2. snapshot recovery points whose CalculatedLifecycle.DeleteAt has
+//     come become EXPIRED (If-Match) and their manifests are deleted, then
+//     their records;
+//  3. journal objects no index names (runs merged or dropped, a crashed
+//     or losing compaction's shards, segments a sound run holds) are
+//     deleted;
+//  4. data objects (whole versions and packs) that nothing references
+//     are deleted: not a live recovery point, not a journal record, not a
+//     running snapshot job's fragment (garbage collection, gc.go).
+//
+// Every step can be stopped anywhere and run again: it only ever deletes
+// what the vault's records no longer name, and a state change is an
+// If-Match write.
+
+// ExpireOptions shape one expiry run.
+type ExpireOptions struct {
+	// Now is the time windows and lifecycles are measured at (zero: the
+	// clock). It exists for tests and what-if runs; what concurrent
+	// writers may be doing is always judged by the clock (GCGrace).
+	Now time.Time
+	// DryRun reports what would be deleted and deletes nothing.
+	DryRun bool
+	// Concurrency bounds parallel requests (default 16).
+	Concurrency int
+	// Progress, when set, is called as the run goes.
+	Progress func(ExpireReport)
+}
+
+// ExpireReport says what an expiry run did (or, dry, would do).
+type ExpireReport struct {
+	Vault     string            `json:"vault"`
+	Now       time.Time         `json:"now"`
+	DryRun    bool              `json:"dryRun,omitempty"`
+	Folds     []FoldReport      `json:"folds,omitempty"`
+	Expired   []ExpiredPoint    `json:"expiredRecoveryPoints,omitempty"`
+	Journal   DeleteCount       `json:"journalObjects"`
+	Data      DeleteCount       `json:"dataObjects"`
+	Scratch   DeleteCount       `json:"scratchObjects"`
+	Collected CollectionSummary `json:"collection"`
+	Warnings  []string          `json:"warnings,omitempty"`
+	Stage     string            `json:"stage,omitempty"` // where a running expiry is (progress)
+}
+
+// FoldReport is one bucket's fold.
+type FoldReport struct {
+	Bucket     string    `json:"bucket"`
+	WindowDays int       `json:"windowDays"`
+	Floor      time.Time `json:"floor"`
+	// Folded is how many records the fold left out; Records how many it
+	// kept (dry: 0, unknown until it runs).
+	Folded  int64  `json:"folded"`
+	Records int64  `json:"records"`
+	Reason  string `json:"reason,omitempty"` // why it did not fold
+}
+
+// ExpiredPoint is a snapshot recovery point expiry deleted.
+type ExpiredPoint struct {
+	Bucket          string    `json:"bucket"`
+	RecoveryPointID string    `json:"recoveryPointId"`
+	DeleteAt        time.Time `json:"deleteAt"`
+	Objects         int       `json:"objects"` // its record and manifest objects
+}
+
+// DeleteCount counts deleted (or, dry, deletable) objects: every version
+// of each.
+type DeleteCount struct {
+	Objects  int64 `json:"objects"`
+	Versions int64 `json:"versions"`
+	Bytes    int64 `json:"bytes"`
+	// Retained are versions S3 Object Lock refused to delete (their
+	// retention has not ended); they go on a later run.
+	Retained int64 `json:"retained,omitempty"`
+}
+
+func (c *DeleteCount) add(o DeleteCount) {
+	c.Objects += o.Objects
+	c.Versions += o.Versions
+	c.Bytes += o.Bytes
+	c.Retained += o.Retained
+}
+
+// FoldEvery is how far a bucket's floor must be able to move before
+// expiry folds its journal again, as a fraction of its window (at least a
+// day): a fold rewrites the whole journal, so folding daily a 35-day
+// window would rewrite it 35 times over its life; a tenth of the window
+// rewrites it ten times and keeps at most a tenth more than the window.
+func FoldEvery(windowDays int) time.Duration {
+	return max(24*time.Hour, time.Duration(windowDays)*24*time.Hour/10)
+}
+
+// expireFault, when set (tests), is called at each step of an expiry run;
+// an error it returns stops the run there, as a crash would.
+var expireFault func(step string) error
+
+func expireStep(step string) error {
+	if expireFault != nil {
+		return expireFault(step)
+	}
+	return nil
+}
+
+// Expire ages the vault: see the steps above.
+func (v *Vault) Expire(ctx context.Context, o ExpireOptions) (*ExpireReport, error) {
+	if v.Descriptor.FormatVersion < 2 {
+		return nil, &UpgradeNeededError{Bucket: v.Bucket, Version: v.Descriptor.FormatVersion, Operation: "expiry"}
+	}
+	if err := v.loadLock(ctx); err != nil { // a lock set since the vault was opened
+		return nil, err
+	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	o.Now = o.Now.UTC()
+	if o.Concurrency <= 0 {
+		o.Concurrency = 16
+	}
+	rep := &ExpireReport{Vault: v.Bucket, Now: o.Now, DryRun: o.DryRun}
+	progress := func(stage string) {
+		rep.Stage = stage
+		if o.Progress != nil {
+			o.Progress(*rep)
+		}
+	}
+	// 1. Folds.
+	progress("fold")
+	buckets, err := v.Buckets(ctx)
+	if err != nil {
+		return rep, err
+	}
+	running, err := v.runningRestores(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, b := range buckets {
+		f, err := v.foldBucket(ctx, b, o, running[b.Bucket])
+		if err != nil {
+			return rep, fmt.Errorf("fold the journal of %s: %w", b.Bucket, err)
+		}
+		if f != nil {
+			rep.Folds = append(rep.Folds, *f)
+		}
+		if err := expireStep("fold"); err != nil {
+			return rep, err
+		}
+	}
+	// 2. Snapshot recovery points past DeleteAt.
+	progress("recovery points")
+	if err := v.expirePoints(ctx, o, rep); err != nil {
+		return rep, err
+	}
+	// 3 and 4. Journal objects and data no record names.
+	progress("collection")
+	if err := v.collect(ctx, o, rep); err != nil {
+		return rep, err
+	}
+	progress("done")
+	rep.Stage = ""
+	return rep, nil
+}
+
+// foldBucket folds one bucket's journal if its floor can move by
+// FoldEvery; nil when nothing is due.
+func (v *Vault) foldBucket(ctx context.Context, b ProtectedBucket, o ExpireOptions, runningAt time.Time) (*FoldReport, error) {
+	days := v.Window(b)
+	floor := o.Now.AddDate(0, 0, -days).Truncate(time.Second)
+	idx, err := v.Index(ctx, b.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	if len(idx.Runs) == 0 && idx.Cut == "" {
+		return nil, nil // nothing compacted yet: nothing old enough to fold
+	}
+	f := &FoldReport{Bucket: b.Bucket, WindowDays: days, Floor: floor}
+	if !runningAt.IsZero() && runningAt.Before(floor) {
+		// A restore as of an earlier time is running: its records stay.
+		floor = runningAt.UTC().Truncate(time.Second)
+		f.Floor = floor
+		f.Reason = "held back to the point in time of a running restore"
+	}
+	if !idx.Floor.IsZero() && floor.Sub(idx.Floor) < FoldEvery(days) {
+		return nil, nil
+	}
+	if o.DryRun {
+		f.Reason = strings.TrimPrefix(f.Reason+"; would fold", "; ")
+		return f, nil
+	}
+	st, err := v.Fold(ctx, b.Bucket, time.Now(), floor)
+	if err != nil {
+		return nil, err
+	}
+	f.Folded, f.Records = st.Folded, st.Records
+	return f, nil
+}
+
+// runningRestores maps each bucket to the earliest point in time of a
+// restore of it still running (heartbeat within StaleAfter).
+func (v *Vault) runningRestores(ctx context.Context) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	p := s3.NewListObjectsV2Paginator(v.S3, &s3.ListObjectsV2Input{Bucket: aws.String(v.Bucket), Prefix: aws.String(jobsPrefix + "active/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list running jobs: %w", err)
+		}
+		for _, obj := range page.Contents {
+			var active struct {
+				JobID string `json:"jobId"`
+			}
+			if err := v.GetJSON(ctx, aws.ToString(obj.Key), &active); err != nil {
+				if s3x.IsNotFound(err) {
+					continue
+				}
+				return nil, err
+			}
+			var job struct {
+				State     string    `json:"state"`
+				UpdatedAt time.Time `json:"updatedAt"`
+				Request   struct {
+					Bucket string    `json:"bucket"`
+					At     time.Time `json:"at"`
+				} `json:"request"`
+			}
+			if err := v.GetJSON(ctx, JobKey(active.JobID), &job); err != nil {
+				if s3x.IsNotFound(err) {
+					continue
+				}
+				return nil, err
+			}
+			if job.State != "RUNNING" || time.Since(job.UpdatedAt) > JobStaleAfter || job.Request.At.IsZero() {
+				continue
+			}
+			if t, ok := out[job.Request.Bucket]; !ok || job.Request.At.Before(t) {
+				out[job.Request.Bucket] = job.Request.At
+			}
+		}
+	}
+	return out, nil
+}
+
+// JobStaleAfter is how long after its last heartbeat a RUNNING job is
+// taken for dead (it beats every minute).
+var JobStaleAfter = 5 * time.Minute
+
+// expirePoints deletes the snapshot recovery points whose DeleteAt has
+// come: EXPIRED first (If-Match, so a run stopped half way is finished
+// by the next), then the manifest, then the record.
+func (v *Vault) expirePoints(ctx context.Context, o ExpireOptions, rep *ExpireReport) error {
+	buckets, err := v.SnapshotBuckets(ctx)
+	if err != nil {
+		return err
+	}
+	for _, b := range buckets {
+		points, err := v.Snapshots(ctx, b)
+		if err != nil {
+			return err
+		}
+		for _, sp := range points {
+			cl := sp.CalculatedLifecycle
+			if cl == nil || cl.DeleteAt == nil || cl.DeleteAt.After(o.Now) {
+				continue
+			}
+			if sp.Status == PointCreating {
+				continue // a job still running: its seal decides
+			}
+			if why := v.lockHolds(sp.CreationDate, o.Now); why != "" {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("recovery point %s of %s is past DeleteAt but %s", sp.RecoveryPointID, b, why))
+				continue
+			}
+			ep := ExpiredPoint{Bucket: b, RecoveryPointID: sp.RecoveryPointID, DeleteAt: *cl.DeleteAt}
+			if o.DryRun {
+				ep.Objects = 1 + len(sp.Shards) + len(sp.FailureShards)
+				rep.Expired = append(rep.Expired, ep)
+				continue
+			}
+			key := SnapshotKey(b, sp.RecoveryPointID)
+			if sp.Status != PointExpired {
+				var cur SnapshotPoint
+				etag, err := v.getJSONETag(ctx, key, &cur)
+				if err != nil {
+					return err
+				}
+				cur.Status, cur.StatusMessage = PointExpired, fmt.Sprintf("expired at %s (DeleteAt %s)", o.Now.Format(time.RFC3339), cl.DeleteAt.Format(time.RFC3339))
+				if _, err := v.putJSONIf(ctx, key, cur, etag); err != nil {
+					return err
+				}
+			}
+			if err := expireStep("point-expired"); err != nil {
+				return err
+			}
+			n, err := v.deletePrefix(ctx, snapshotsPrefix+b+"/"+sp.RecoveryPointID+"/", o)
+			if err != nil {
+				return err
+			}
+			rep.Journal.add(n)
+			if err := expireStep("point-manifest"); err != nil {
+				return err
+			}
+			rec, err := v.deleteKeys(ctx, []string{key}, o)
+			if err != nil {
+				return err
+			}
+			ep.Objects = int(n.Objects + rec.Objects)
+			rep.Journal.add(rec)
+			rep.Expired = append(rep.Expired, ep)
+		}
+	}
+	return nil
+}
+
+// lockHolds says why the vault lock keeps a recovery point created at
+// created ("" when it does not): the engine never deletes before the
+// lock's minimum retention has passed, whatever S3 would allow.
+func (v *Vault) lockHolds(created, now time.Time) string {
+	l := v.Lock
+	if l == nil || l.MinRetentionDays == 0 {
+		return ""
+	}
+	until := created.AddDate(0, 0, l.MinRetentionDays)
+	if now.Before(until) {
+		return fmt.Sprintf("the vault lock's minimum retention (%d days) keeps it until %s", l.MinRetentionDays, until.UTC().Format(time.RFC3339))
+	}
+	return ""
+}
+
+// objectVersions lists every version and delete marker under prefix,
+// grouped by key in key order.
+func (v *Vault) objectVersions(ctx context.Context, prefix string, each func(key string, vs []types.ObjectIdentifier, size int64, newest time.Time) error) error {
+	var cur string
+	var ids []types.ObjectIdentifier
+	var size int64
+	var newest time.Time
+	flush := func() error {
+		if cur == "" {
+			return nil
+		}
+		err := each(cur, ids, size, newest)
+		cur, ids, size, newest = "", nil, 0, time.Time{}
+		return err
+	}
+	p := s3.NewListObjectVersionsPaginator(v.S3, &s3.ListObjectVersionsInput{Bucket: aws.String(v.Bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list s3://%s/%s: %w", v.Bucket, prefix, err)
+		}
+		// S3 lists versions and markers in two arrays, each in key order.
+		type entry struct {
+			key, id  string
+			size     int64
+			modified time.Time
+		}
+		var all []entry
+		for _, o := range page.Versions {
+			all = append(all, entry{aws.ToString(o.Key), aws.ToString(o.VersionId), aws.ToInt64(o.Size), aws.ToTime(o.LastModified)})
+		}
+		for _, m := range page.DeleteMarkers {
+			all = append(all, entry{aws.ToString(m.Key), aws.ToString(m.VersionId), 0, aws.ToTime(m.LastModified)})
+		}
+		slices.SortStableFunc(all, func(a, b entry) int { return strings.Compare(a.key, b.key) })
+		for _, e := range all {
+			if e.key != cur {
+				if err := flush(); err != nil {
+					return err
+				}
+				cur = e.key
+			}
+			ids = append(ids, types.ObjectIdentifier{Key: aws.String(e.key), VersionId: aws.String(e.id)})
+			size += e.size
+			if e.modified.After(newest) {
+				newest = e.modified
+			}
+		}
+	}
+	return flush()
+}
+
+// deletePrefix deletes every version of every object under prefix.
+func (v *Vault) deletePrefix(ctx context.Context, prefix string, o ExpireOptions) (DeleteCount, error) {
+	d := v.newDeleter(ctx, o)
+	err := v.objectVersions(ctx, prefix, func(key string, vs []types.ObjectIdentifier, size int64, _ time.Time) error {
+		return d.add(key, vs, size)
+	})
+	if err != nil {
+		d.close()
+		return d.count, err
+	}
+	return d.close()
+}
+
+// deleteKeys deletes every version of keys.
+func (v *Vault) deleteKeys(ctx context.Context, keys []string, o ExpireOptions) (DeleteCount, error) {
+	d := v.newDeleter(ctx, o)
+	for _, k := range keys {
+		err := v.objectVersions(ctx, k, func(key string, vs []types.ObjectIdentifier, size int64, _ time.Time) error {
+			if key != k {
+				return nil
+			}
+			return d.add(key, vs, size)
+		})
+		if err != nil {
+			d.close()
+			return d.count, err
+		}
+	}
+	return d.close()
+}
+
+// deleter batches version deletes into DeleteObjects calls of 1,000
+// versions, several in flight.
+type deleter struct {
+	ctx   context.Context
+	v     *Vault
+	dry   bool
+	batch []types.ObjectIdentifier
+	sizes map[string]int64 // of keys in the batch
+	keys  int64
+	count DeleteCount
+	mu    sync.Mutex
+	sem   chan struct{}
+	wg    sync.WaitGroup
+	err   error
+}
+
+func (v *Vault) newDeleter(ctx context.Context, o ExpireOptions) *deleter {
+	return &deleter{ctx: ctx, v: v, dry: o.DryRun, sizes: map[string]int64{}, sem: make(chan struct{}, max(1, o.Concurrency/4))}
+}
+
+// add queues every version of one object.
+func (d *deleter) add(key string, vs []types.ObjectIdentifier, size int64) error {
+	if d.dry {
+		d.count.Objects++
+		d.count.Versions += int64(len(vs))
+		d.count.Bytes += size
+		return nil
+	}
+	d.count.Objects++
+	d.sizes[key] += size
+	for _, id := range vs {
+		d.batch = append(d.batch, id)
+		if len(d.batch) == 1000 {
+			d.flush()
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
+}
+
+func (d *deleter) flush() {
+	if len(d.batch) == 0 {
+		return
+	}
+	batch, sizes := d.batch, d.sizes
+	d.batch, d.sizes = nil, map[string]int64{}
+	d.sem <- struct{}{}
+	d.wg.Add(1)
+	go func() {
+		defer func() { <-d.sem; d.wg.Done() }()
+		out, err := d.v.S3.DeleteObjects(d.ctx, &s3.DeleteObjectsInput{Bucket: aws.String(d.v.Bucket),
+			Delete: &types.Delete{Objects: batch, Quiet: aws.Bool(true)}})
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if err != nil {
+			if d.err == nil {
+				d.err = fmt.Errorf("delete %d versions from vault s3://%s: %w", len(batch), d.v.Bucket, err)
+			}
+			return
+		}
+		failed := map[string]bool{}
+		for _, e := range out.Errors {
+			k := aws.ToString(e.Key)
+			failed[k] = true
+			if retained(aws.ToString(e.Code), aws.ToString(e.Message)) {
+				d.count.Retained++
+				continue
+			}
+			if d.err == nil {
+				d.err = fmt.Errorf("delete s3://%s/%s@%s: %s: %s", d.v.Bucket, k, aws.ToString(e.VersionId), aws.ToString(e.Code), aws.ToString(e.Message))
+			}
+		}
+		d.count.Versions += int64(len(batch) - len(out.Errors))
+		for k, n := range sizes {
+			if !failed[k] {
+				d.count.Bytes += n
+			}
+		}
+	}()
+}
+
+// retained reports whether a DeleteObjects error is Object Lock keeping
+// a version (AccessDenied on a version under retention or legal hold).
+func retained(code, msg string) bool {
+	return code == "AccessDenied" && (strings.Contains(msg, "WORM") || strings.Contains(strings.ToLower(msg), "retention") ||
+		strings.Contains(strings.ToLower(msg), "legal hold") || strings.Contains(strings.ToLower(msg), "object lock") ||
+		strings.Contains(strings.ToLower(msg), "protected"))
+}
+
+func (d *deleter) close() (DeleteCount, error) {
+	d.flush()
+	d.wg.Wait()
+	return d.count, d.err
+}
+
+// readAll reads a merger to its end, calling each for every key.
+func readAll(m *Merger, each func(key string, recs []Observed) error) error {
+	for {
+		key, recs, err := m.NextKey()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := each(key, recs); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,360 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/bucketvault/bucketvault/shared/s3x"
+)
+
+// Garbage collection deletes what no record names, safely while backups
+// and captures run:
+//
+//   - References are streamed from every journal (its index's runs and the
+//     segments after them), every live snapshot recovery point's manifest
+//     and every snapshot job's fragments, sorted through temporary files
+//     (refSorter), and merge-joined against the listing of data/: memory
+//     does not grow with the vault.
+//   - Only objects last written more than GCGrace before the collection
+//     began listing references are deleted. Writers never reference an
+//     existing data object written more than ReuseLimit ago (they write
+//     the version's bytes under a fresh key instead, see StoreData), and
+//     a writer references what it stored within WriterBound of storing
+//     it. With GCGrace >= ReuseLimit + WriterBound, any reference to an
+//     object old enough to delete was written before the collection began,
+//     so the collection read it: nothing a concurrent writer has just
+//     referenced, or is about to, is deleted. (TestCollectionRacingWriters
+//     interleaves them.)
+//   - A journal that could not be read whole (a lost shard or segment)
+//     stops the collection of data: what it referenced is unknown.
+
+// CollectionSummary counts what a collection found.
+type CollectionSummary struct {
+	References     int64  `json:"references"`    // distinct data keys records name
+	Live           int64  `json:"live"`          // data objects referenced
+	LiveBytes      int64  `json:"liveBytes"`     // their bytes (every version)
+	Young          int64  `json:"young"`         // unreferenced, but written within GCGrace: kept for now
+	YoungBytes     int64  `json:"youngBytes"`    //
+	Missing        int64  `json:"missing"`       // referenced data keys with no object (verify reports them)
+	JournalLive    int64  `json:"journalLive"`   // journal objects (index, runs, segments) kept
+	JournalBytes   int64  `json:"journalBytes"`  //
+	SnapshotLive   int64  `json:"snapshotLive"`  // snapshot records and manifests kept
+	SnapshotBytes  int64  `json:"snapshotBytes"` //
+	SkippedBecause string `json:"skippedBecause,omitempty"`
+}
+
+// GCGrace, ReuseLimit and WriterBound are the collection's safety margins
+// (above). Tests shorten them.
+var (
+	ReuseLimit  = 24 * time.Hour
+	WriterBound = time.Hour
+	GCGrace     = ReuseLimit + WriterBound
+)
+
+// collect deletes journal objects no index names and data nothing
+// references (steps 3 and 4 of Expire).
+func (v *Vault) collect(ctx context.Context, o ExpireOptions, rep *ExpireReport) error {
+	start := time.Now()
+	cutoff := start.Add(-GCGrace)
+	refs := newRefSorter()
+	defer refs.Close()
+	if err := refs.Add(ProbeKey(v.Bucket)); err != nil {
+		return err
+	}
+	// Journals: every bucket with an index or journal objects.
+	buckets, err := v.journalBuckets(ctx)
+	if err != nil {
+		return err
+	}
+	sound := true
+	// A dry run folds nothing: it reads each journal as the fold it
+	// would make leaves it.
+	folds := map[string]time.Time{}
+	if o.DryRun {
+		for _, f := range rep.Folds {
+			folds[f.Bucket] = f.Floor
+		}
+	}
+	for _, b := range buckets {
+		ok, err := v.collectJournal(ctx, b, o, cutoff, folds[b], refs, rep)
+		if err != nil {
+			return err
+		}
+		sound = sound && ok
+	}
+	// Snapshot recovery points that are not expired (in a dry run, not
+	// due to expire either), and running jobs' fragments.
+	snapBuckets, err := v.SnapshotBuckets(ctx)
+	if err != nil {
+		return err
+	}
+	for _, b := range snapBuckets {
+		points, err := v.Snapshots(ctx, b)
+		if err != nil {
+			return err
+		}
+		for _, sp := range points {
+			if sp.Status == PointExpired {
+				continue
+			}
+			if cl := sp.CalculatedLifecycle; o.DryRun && cl != nil && cl.DeleteAt != nil && !cl.DeleteAt.After(o.Now) && sp.Status != PointCreating && v.lockHolds(sp.CreationDate, o.Now) == "" {
+				continue
+			}
+			m, err := NewMerger([]RecordSource{v.OpenShards(ctx, sp.Shards, nil)})
+			if err != nil {
+				return err
+			}
+			err = readAll(m, func(_ string, recs []Observed) error {
+				for _, r := range recs {
+					if r.Data != "" {
+						if err := refs.Add(r.Data); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			})
+			for _, d := range m.Damage() {
+				if d.Lost {
+					sound = false
+					rep.Warnings = append(rep.Warnings, fmt.Sprintf("snapshot %s of %s: %s", sp.RecoveryPointID, b, d))
+				}
+			}
+			m.Close()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if err := v.jobReferences(ctx, refs); err != nil {
+		return err
+	}
+	rep.Collected.References = refs.n
+	if err := expireStep("references"); err != nil {
+		return err
+	}
+	if !sound {
+		rep.Collected.SkippedBecause = "a journal or manifest could not be read whole (see warnings): what it references is unknown, so no data was collected; run `bucketvault vault repair`"
+		return nil
+	}
+	sorted, err := refs.Sorted()
+	if err != nil {
+		return err
+	}
+	defer sorted.Close()
+	// Merge-join the data objects against the references.
+	ref, more := sorted.Next()
+	d := v.newDeleter(ctx, o)
+	err = v.objectVersions(ctx, dataPrefix, func(key string, vs []types.ObjectIdentifier, size int64, newest time.Time) error {
+		for more && ref < key {
+			rep.Collected.Missing++
+			ref, more = sorted.Next()
+		}
+		if more && ref == key {
+			rep.Collected.Live++
+			rep.Collected.LiveBytes += size
+			ref, more = sorted.Next()
+			return nil
+		}
+		if !newest.Before(cutoff) {
+			rep.Collected.Young++
+			rep.Collected.YoungBytes += size
+			return nil
+		}
+		return d.add(key, vs, size)
+	})
+	for more && err == nil {
+		if strings.HasPrefix(ref, dataPrefix) {
+			rep.Collected.Missing++
+		}
+		ref, more = sorted.Next()
+	}
+	n, derr := d.close()
+	rep.Data.add(n)
+	if err != nil {
+		return err
+	}
+	if derr != nil {
+		return derr
+	}
+	return sorted.Err()
+}
+
+// journalBuckets lists the buckets that have a journal (protected or
+// not: a journal outlives the bucket's protection).
+func (v *Vault) journalBuckets(ctx context.Context) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, prefix := range []string{journalPrefix, runsPfx} {
+		p := s3.NewListObjectsV2Paginator(v.S3, &s3.ListObjectsV2Input{Bucket: aws.String(v.Bucket), Prefix: aws.String(prefix), Delimiter: aws.String("/")})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("list journals: %w", err)
+			}
+			for _, cp := range page.CommonPrefixes {
+				b := strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), prefix), "/")
+				if !seen[b] {
+					seen[b] = true
+					out = append(out, b)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// collectJournal adds the data references of bucket's journal to refs and
+// deletes its journal objects that no index names: runs not in the
+// index (merged, set aside, or written by a compaction that crashed or
+// lost a race) and, when the whole journal read sound, the segments its
+// runs hold. It reports whether the journal read sound.
+func (v *Vault) collectJournal(ctx context.Context, bucket string, o ExpireOptions, cutoff, fold time.Time, refs *refSorter, rep *ExpireReport) (bool, error) {
+	jv, err := v.view(ctx, bucket)
+	if err != nil {
+		return false, err
+	}
+	m, err := v.openView(ctx, bucket, jv, nil)
+	if err != nil {
+		return false, err
+	}
+	err = readAll(m, func(_ string, recs []Observed) error {
+		if !fold.IsZero() {
+			recs = foldKey(recs, fold)
+		}
+		for _, r := range recs {
+			if r.Data != "" {
+				if err := refs.Add(r.Data); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	damage := m.Damage()
+	m.Close()
+	if err != nil {
+		return false, err
+	}
+	sound := true
+	for _, d := range damage {
+		if d.Lost {
+			sound = false
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("journal of %s: %s", bucket, d))
+		}
+	}
+	if jv.index.etag == "" {
+		return sound, nil // no index (a format 1 journal): nothing to tell apart
+	}
+	// What the index names, and what a compaction in progress has
+	// written (its progress record names its shards).
+	keep := map[string]bool{IndexKey(bucket): true}
+	for _, r := range jv.index.Runs {
+		keep[r.Manifest] = true
+		for _, sh := range r.Shards {
+			keep[sh.Key] = true
+		}
+	}
+	var prog compactProgress
+	if err := v.GetJSON(ctx, compactProgressKey(bucket), &prog); err == nil {
+		for _, sh := range prog.Shards {
+			keep[sh.Key] = true
+		}
+	} else if !s3x.IsNotFound(err) {
+		return false, err
+	}
+	d := v.newDeleter(ctx, o)
+	visit := func(key string, vs []types.ObjectIdentifier, size int64, newest time.Time) error {
+		garbage := !keep[key] && newest.Before(cutoff)
+		if id, ok := ParseSegmentKey(key); ok && strings.HasPrefix(key, SegmentPrefix(bucket)) {
+			// A segment a run holds goes once the runs read sound.
+			garbage = sound && id <= jv.index.Cut && newest.Before(cutoff)
+		}
+		if !garbage {
+			rep.Collected.JournalLive++
+			rep.Collected.JournalBytes += size
+			return nil
+		}
+		return d.add(key, vs, size)
+	}
+	for _, prefix := range []string{runsPfx + bucket + "/", SegmentPrefix(bucket)} {
+		if err := v.objectVersions(ctx, prefix, visit); err != nil {
+			d.close()
+			return false, err
+		}
+	}
+	n, err := d.close()
+	rep.Journal.add(n)
+	return sound, err
+}
+
+// jobReferences adds the data references of snapshot jobs' fragments:
+// what a running job has copied before its recovery point is sealed.
+func (v *Vault) jobReferences(ctx context.Context, refs *refSorter) error {
+	p := s3.NewListObjectsV2Paginator(v.S3, &s3.ListObjectsV2Input{Bucket: aws.String(v.Bucket), Prefix: aws.String(jobsPrefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list jobs: %w", err)
+		}
+		for _, obj := range page.Contents {
+			k := aws.ToString(obj.Key)
+			if !strings.Contains(k, "/fragments/") || !strings.HasSuffix(k, segmentSuffix) {
+				continue
+			}
+			src, err := v.OpenSegmentFile(ctx, k)
+			if s3x.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			for {
+				o, err := src.Next()
+				if errors.Is(err, io.EOF) {
+					src.Close()
+					break
+				}
+				if err != nil {
+					src.Close()
+					return fmt.Errorf("read job fragment %s: %w", k, err)
+				}
+				if o.Data != "" {
+					if err := refs.Add(o.Data); err != nil {
+						src.Close()
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Usage is what the vault holds, as a collection finds it.
+type Usage struct {
+	CollectionSummary
+	// Awaiting is what the next collection would delete: data and
+	// journal objects nothing references (Young are not in it yet).
+	AwaitingData    DeleteCount `json:"awaitingData"`
+	AwaitingJournal DeleteCount `json:"awaitingJournal"`
+	Warnings        []string    `json:"warnings,omitempty"`
+}
+
+// Usage reads every reference and lists every object, as a collection
+// does, and deletes nothing: its cost is a collection's reads.
+func (v *Vault) Usage(ctx context.Context) (*Usage, error) {
+	rep := &ExpireReport{Vault: v.Bucket, Now: time.Now().UTC(), DryRun: true}
+	if err := v.collect(ctx, ExpireOptions{Now: rep.Now, DryRun: true, Concurrency: 16}, rep); err != nil {
+		return nil, err
+	}
+	return &Usage{CollectionSummary: rep.Collected, AwaitingData: rep.Data, AwaitingJournal: rep.Journal, Warnings: rep.Warnings}, nil
+}
