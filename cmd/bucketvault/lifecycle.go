@@ -245,3 +245,49 @@ func vaultShowText(s vaultShow) string {
 	}
 	return b.String()
 }
+
+func (a *app) vaultUpgradeCommand() *cobra.Command {
+	var vaultName string
+	cmd := &cobra.Command{
+		Use:   "upgrade --vault V",
+		Short: fmt.Sprintf("Bring a vault to format version %d (idempotent; run it again to finish an interrupted upgrade)", vault.FormatVersion),
+		Long: `upgrade writes each journal's index, adopting the format 1 vault's newest
+run as it is (nothing is rewritten: a few requests per bucket), then marks
+the descriptor with the new format version. A vault already at it is left
+as it is. Deploy the new bucketvault first: a reader that knows only
+format 1 refuses an upgraded vault.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, err := a.openVault(cmd, vaultName)
+			if err != nil {
+				return err
+			}
+			rep, err := v.Upgrade(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var b strings.Builder
+			if rep.Already {
+				fmt.Fprintf(&b, "vault s3://%s is at format version %d already: nothing to do\n", rep.Vault, rep.From)
+			} else {
+				fmt.Fprintf(&b, "vault s3://%s upgraded from format version %d to %d\n", rep.Vault, rep.From, rep.To)
+				for _, u := range rep.Buckets {
+					switch {
+					case u.Existed:
+						fmt.Fprintf(&b, "  %s: journal index written by an earlier run\n", u.Bucket)
+					case u.Cut != "":
+						fmt.Fprintf(&b, "  %s: journal index adopting the run up to segment %s (%d records)\n", u.Bucket, u.Cut, u.Records)
+					default:
+						fmt.Fprintf(&b, "  %s: journal index (no run yet: its segments are read)\n", u.Bucket)
+					}
+					for _, d := range u.Damage {
+						fmt.Fprintf(&b, "    WARNING %s\n", d)
+					}
+				}
+			}
+			return a.print(rep, b.String())
+		},
+	}
+	cmd.Flags().StringVar(&vaultName, "vault", "", "vault bucket name")
+	return cmd
+}

@@ -37,8 +37,13 @@ type Descriptor struct {
 	FormatVersion int       `json:"formatVersion"`
 	Name          string    `json:"name"`
 	CreatedAt     time.Time `json:"createdAt"`
-	// RetentionDays is how far back point-in-time restore reaches.
+	// RetentionDays is how far back point-in-time restore reaches: the
+	// default of a protected bucket's window (ProtectedBucket.WindowDays).
 	RetentionDays int `json:"retentionDays"`
+	// UpgradedAt and UpgradedFrom: when `vault upgrade` brought the vault
+	// to its formatVersion, from which.
+	UpgradedAt   *time.Time `json:"upgradedAt,omitempty"`
+	UpgradedFrom int        `json:"upgradedFrom,omitempty"`
 }
 
 // DefaultRetentionDays is AWS Backup's continuous-backup window.
