@@ -72,6 +72,9 @@ type Config struct {
 	Reconcile ScheduleConfig `json:"reconcile"`
 	Protect   ProtectConfig  `json:"protect"`
 	Restore   RestoreConfig  `json:"restore"`
+	// Expire is the expiry function: its schedule (default daily) and
+	// memory (default 1024 MB).
+	Expire ScheduleConfig `json:"expire"`
 
 	// BackupPlanFile is the AWS Backup style plan (and selections) of the
 	// snapshot path, any form plan.Load reads: every rule without
@@ -243,6 +246,7 @@ const (
 	DefaultRetentionDays     = 35 // vault.DefaultRetentionDays
 	DefaultReconcileSchedule = "rate(6 hours)"
 	DefaultProtectSchedule   = "rate(1 hour)"
+	DefaultExpireSchedule    = "rate(1 day)"
 	DefaultJournalLagSeconds = 900
 	// DefaultJournalBatchSize is the SQS batch of one journal invocation.
 	// Each batch ends with its segment write while the invocation's other
@@ -312,6 +316,9 @@ func (c *Config) applyDefaults() {
 	defs(&c.Protect.Timezone, "UTC")
 	def(&c.Protect.MemoryMB, 256)
 	def(&c.Restore.MemoryMB, 2048)
+	defs(&c.Expire.Schedule, DefaultExpireSchedule)
+	defs(&c.Expire.Timezone, "UTC")
+	def(&c.Expire.MemoryMB, 1024)
 	def(&c.Restore.EphemeralStorageMB, 10240)
 	def(&c.Snapshot.MemoryMB, 1024)
 	def(&c.Snapshot.MaxConcurrency, 100)
@@ -477,7 +484,7 @@ func (c *Config) Validate(baseDir string) error {
 	for _, m := range []struct {
 		field string
 		mb    int
-	}{{"journal.memoryMB", j.MemoryMB}, {"reconcile.memoryMB", c.Reconcile.MemoryMB}, {"protect.memoryMB", c.Protect.MemoryMB}, {"restore.memoryMB", c.Restore.MemoryMB}, {"snapshot.memoryMB", c.Snapshot.MemoryMB}} {
+	}{{"journal.memoryMB", j.MemoryMB}, {"reconcile.memoryMB", c.Reconcile.MemoryMB}, {"protect.memoryMB", c.Protect.MemoryMB}, {"restore.memoryMB", c.Restore.MemoryMB}, {"snapshot.memoryMB", c.Snapshot.MemoryMB}, {"expire.memoryMB", c.Expire.MemoryMB}} {
 		if m.mb < 128 || m.mb > 10240 {
 			return bad(m.field, "%d: want 128 to 10240", m.mb)
 		}
@@ -488,7 +495,7 @@ func (c *Config) Validate(baseDir string) error {
 	for _, s := range []struct {
 		field string
 		sc    ScheduleConfig
-	}{{"reconcile", c.Reconcile}, {"protect", c.Protect.ScheduleConfig}} {
+	}{{"reconcile", c.Reconcile}, {"protect", c.Protect.ScheduleConfig}, {"expire", c.Expire}} {
 		if !scheduleRE.MatchString(s.sc.Schedule) {
 			return bad(s.field+".schedule", "%q: want rate(N minutes|hours|days) or cron(...)", s.sc.Schedule)
 		}

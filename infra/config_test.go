@@ -51,13 +51,15 @@ func TestConfigDefaults(t *testing.T) {
 		"journal.batchSize": c.Journal.BatchSize, "journal.maxBatchingWindowSeconds": c.Journal.MaxBatchingWindowSeconds,
 		"journal.timeoutSeconds": c.Journal.TimeoutSeconds, "reconcile.schedule": c.Reconcile.Schedule, "protect.schedule": c.Protect.Schedule,
 		"protect.onDeploy": c.Protect.OnDeploy, "restore.ephemeralStorageMB": c.Restore.EphemeralStorageMB,
-		"vault.retentionDays": c.Vault.RetentionDays,
+		"vault.retentionDays": c.Vault.RetentionDays, "expire.schedule": c.Expire.Schedule, "expire.timezone": c.Expire.Timezone,
+		"expire.memoryMB": c.Expire.MemoryMB,
 	} {
 		want := map[string]any{
 			"stackName": "BucketVault", "assetDir": "dist/lambda", "logLevel": "INFO", "logRetentionDays": 90, "concurrency": 16,
 			"lock.mode": "GOVERNANCE", "lock.minRetentionDays": 35, "journal.batchSize": 500, "journal.maxBatchingWindowSeconds": 10,
 			"journal.timeoutSeconds": 300, "reconcile.schedule": "rate(6 hours)", "protect.schedule": "rate(1 hour)",
 			"protect.onDeploy": false, "restore.ephemeralStorageMB": 10240, "vault.retentionDays": 35,
+			"expire.schedule": "rate(1 day)", "expire.timezone": "UTC", "expire.memoryMB": 1024,
 		}[name]
 		if got != want {
 			t.Errorf("default %s = %v, want %v", name, got, want)
@@ -143,6 +145,10 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"reconcile.schedule", "every 6 hours"},
 		{"protect.schedule", "rate(0 hours)"},
 		{"reconcile.timezone", "Mars/Olympus"},
+		{"expire.schedule", "daily"},
+		{"expire.timezone", "Mars/Olympus"},
+		{"expire.memoryMB", 64},
+		{"expire.memoryMB", 10241},
 		{"backupPlanFile", filepath.Join(dir, "missing.json")},
 		{"backupPlanFile", notJSON},
 		{"snapshot.maxConcurrency", 20000},

@@ -27,6 +27,11 @@ type GoFunctionProps struct {
 	Environment        map[string]string
 	LogLevel           string
 	LogRetentionDays   int
+	// RoleName, when set, is the role's fixed name (CloudFormation's
+	// RoleName), for a role another policy names by ARN: the vault's
+	// bucket policy exempts the expire function's role by its name
+	// (ExpireRoleName). Empty: CloudFormation names the role.
+	RoleName string
 	// Policy is the role's permissions besides logging and tracing, and
 	// why the wildcards among them are needed.
 	Policy policy
@@ -60,10 +65,14 @@ func NewGoFunction(scope constructs.Construct, id string, p *GoFunctionProps) *G
 	})
 	setLogicalID(f.LogGroup, id+"Logs")
 
-	f.Role = awsiam.NewRole(self, jsii.String("Role"), &awsiam.RoleProps{
+	roleProps := &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 		Description: jsii.String(fmt.Sprintf("bucketvault %s function", p.Name)),
-	})
+	}
+	if p.RoleName != "" {
+		roleProps.RoleName = jsii.String(p.RoleName)
+	}
+	f.Role = awsiam.NewRole(self, jsii.String("Role"), roleProps)
 	setLogicalID(f.Role, id+"Role")
 	f.Role.AddToPolicy(allow("Logs", []string{"logs:CreateLogStream", "logs:PutLogEvents"}, f.LogGroup.LogGroupArn()))
 	for _, s := range p.Policy.statements {

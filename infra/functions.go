@@ -21,7 +21,7 @@ const EventSource = notify.Source
 // Functions are the functions the stack deploys, one per directory of
 // functions/ (a test checks the two agree). A new function gets an entry
 // in functionProps.
-var Functions = []string{"journal", "reconcile", "protect", "restore", "snapshot", "dispatch"}
+var Functions = []string{"journal", "reconcile", "protect", "restore", "snapshot", "dispatch", "expire"}
 
 // deployedFunctions are the functions a configuration deploys, each with
 // its own role: all of Functions, except dispatch without a backup plan
@@ -41,13 +41,20 @@ func deployedFunctions(c *Config) []string {
 // Vault key layout (docs/vault-format.md): what each role may read and write.
 const (
 	keyDescriptor = "bucketvault.json"
-	keyData       = "data/*"
-	keyJournal    = "journal/*"
-	keyBuckets    = "buckets/*"
-	keyReconcile  = "reconcile/*"
-	keyJobs       = "jobs/*"
-	keyRuns       = "runs/*"
-	keySnapshots  = "snapshots/*"
+	// keyLock is the vault lock record (shared/vault's LockKey), which
+	// vault.Open reads: every role that opens the vault reads it, and a
+	// missing one must read as 404 (ListVault covers it as a prefix).
+	keyLock = "lock.json"
+	// keyScratch holds jobs' scratch files (compaction progress), which
+	// the vault's lifecycle expires (NewVault).
+	keyScratch   = "scratch/*"
+	keyData      = "data/*"
+	keyJournal   = "journal/*"
+	keyBuckets   = "buckets/*"
+	keyReconcile = "reconcile/*"
+	keyJobs      = "jobs/*"
+	keyRuns      = "runs/*"
+	keySnapshots = "snapshots/*"
 )
 
 // FunctionResources are what the functions get permissions on.
@@ -88,7 +95,7 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		// buckets/: whether an event's bucket is protected (events of
 		// others are refused); reconcile/: the completeness watermark, the
 		// earliest a deletion a key's listing finds can date from.
-		r.vaultAccess(pol, true, []string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keyData, keyReconcile}, []string{keyData, keyJournal})
+		r.vaultAccess(pol, true, []string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keyData, keyReconcile}, []string{keyData, keyJournal})
 		r.sourceKeys(pol, c.ProtectedBuckets)
 	case "reconcile":
 		p.Description = "bucketvault reconcile: fills the journal's gaps from ListObjectVersions, resuming across invocations"
@@ -97,7 +104,10 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.Environment[config.EnvConcurrency] = fmt.Sprint(c.Concurrency)
 		p.Environment[config.EnvBuckets] = strings.Join(c.ProtectedBuckets, ",")
 		r.readProtected(pol)
-		r.vaultAccess(pol, true, []string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keyData, keyReconcile}, []string{keyData, keyJournal, keyRuns, keyReconcile})
+		// scratch/: the progress of the journal's compaction, which
+		// reconcile runs (read to resume it, written as it goes).
+		r.vaultAccess(pol, true, []string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keyData, keyReconcile, keyScratch},
+			[]string{keyData, keyJournal, keyRuns, keyReconcile, keyScratch})
 		r.sourceKeys(pol, c.ProtectedBuckets)
 	case "protect":
 		p.Description = "bucketvault protect: writes the vault descriptor, checks versioning and turns on EventBridge delivery of the protected buckets"
@@ -107,7 +117,7 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		pol.add(r.s3("ConfigureProtectedBuckets",
 			[]string{"s3:GetBucketVersioning", "s3:GetBucketNotification", "s3:PutBucketNotification"},
 			r.bucketARNs(c.ProtectedBuckets), nil))
-		r.vaultAccess(pol, false, []string{keyDescriptor, keyBuckets}, []string{keyBuckets})
+		r.vaultAccess(pol, false, []string{keyDescriptor, keyLock, keyBuckets}, []string{keyBuckets})
 		r.createDescriptor(pol)
 	case "restore":
 		p.Description = "bucketvault restore: a bucket, prefixes or keys as of a point in time, into an allowed target"
@@ -120,7 +130,7 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.Environment[config.EnvEventBus] = r.EventBusARN
 		// reconcile/: the journal's completeness watermark
 		// (vault.CompleteThrough), which a restore as of a time checks.
-		r.vaultAccess(pol, false, []string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs, keyReconcile}, []string{keyJobs})
+		r.vaultAccess(pol, false, []string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs, keyReconcile}, []string{keyJobs})
 		r.readVaultDataTags(pol)
 		r.writeTargets(pol)
 		r.publishEvents(pol)
@@ -133,7 +143,7 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.Environment[config.EnvEventBus] = r.EventBusARN
 		r.readSnapshotSources(pol)
 		r.vaultAccess(pol, true,
-			[]string{keyDescriptor, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs},
+			[]string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs},
 			[]string{keyData, keySnapshots, keyJobs})
 		// The copy carries the source's tags (TaggingDirective COPY).
 		data := r.vaultKeys(keyData)
@@ -146,6 +156,29 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.MemoryMB = 256
 		p.Timeout = minutes(5)
 		r.dispatchSnapshots(pol)
+	case "expire":
+		p.Description = "bucketvault expire: folds each journal past its window, deletes expired snapshot recovery points and collects unreferenced data; the only role the vault lets delete"
+		p.MemoryMB = c.Expire.MemoryMB
+		p.Timeout = minutes(15)
+		p.Environment[config.EnvConcurrency] = fmt.Sprint(c.Concurrency)
+		// The vault's bucket policy lets this role, and no other
+		// principal, delete: by this exact name.
+		p.RoleName = ExpireRoleName(c.StackName, c.Region)
+		// Reads (vault.Expire): the descriptor and the lock (Open, and
+		// again before it deletes), buckets/ (the protected buckets and
+		// their windows), journal/ and runs/ (the indexes, segments and
+		// runs it folds and collects), snapshots/ (recovery points and
+		// their manifests), jobs/ (running restores hold the fold back;
+		// snapshot jobs' fragments reference data), scratch/ (a
+		// compaction's progress names its shards), data/ (the listing
+		// the collection joins against; HEAD of a data object),
+		// reconcile/ (the journal's completeness watermark). Writes: a
+		// fold's runs/ and journal/ index, scratch/ progress, and a
+		// recovery point's EXPIRED status under snapshots/.
+		r.vaultAccess(pol, false,
+			[]string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyJobs, keyScratch, keyData, keyReconcile},
+			[]string{keyJournal, keyRuns, keySnapshots, keyScratch})
+		r.deleteVault(pol, keyData, keyJournal, keyRuns, keySnapshots)
 	default:
 		panic(fmt.Sprintf("function %q has no entry in functionProps", name))
 	}
@@ -155,11 +188,13 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 // Why the functions' wildcard resources are needed (cdk-nag
 // AwsSolutions-IAM5 suppressions; see policy.because).
 const (
-	whyVaultKeys = "The vault's layout (docs/vault-format.md, shared/vault) keeps each kind of object under its own prefix, named by a content hash, a bucket, a segment, job or snapshot id that no deployment can know: the role may read and write only the prefixes its function's steps use, in the stack's vault, in the stack's account (aws:ResourceAccount)."
-	whyProtected = "A protected bucket is backed up whole: the journal and reconcile read any version of any object (and its tags and ACL) of the configured protectedBuckets, whose keys are the users' own; bound to the stack's account (aws:ResourceAccount)."
-	whySnapshots = "A snapshot backs up a bucket whole: it reads any version of any object (and its tags and ACL) of the buckets the backup plan's selections can take (their Resources patterns; every bucket when a selection goes by tags: docs/deploy.md, Permissions) and of the protected buckets; bound to the stack's account (aws:ResourceAccount)."
-	whyTargets   = "A restore writes any key into a bucket the operator allowed: the configured restoreTargets patterns (a restore may create a new bucket matching one), bound to the stack's account by aws:ResourceAccount so a same-named bucket of another account is out of reach, and the restore function checks each target's owner too (ExpectedBucketOwner: its own account); shared/restore refuses any other target, and a pattern matching the vault is refused at synth."
-	whyListAll   = "s3:ListAllMyBuckets supports no resource-level permissions (Resource \"*\" only): dispatch resolves selections by tags against the account's bucket list."
+	whyVaultKeys  = "The vault's layout (docs/vault-format.md, shared/vault) keeps each kind of object under its own prefix, named by a content hash, a bucket, a segment, job or snapshot id that no deployment can know: the role may read and write only the prefixes its function's steps use, in the stack's vault, in the stack's account (aws:ResourceAccount)."
+	whyProtected  = "A protected bucket is backed up whole: the journal and reconcile read any version of any object (and its tags and ACL) of the configured protectedBuckets, whose keys are the users' own; bound to the stack's account (aws:ResourceAccount)."
+	whySnapshots  = "A snapshot backs up a bucket whole: it reads any version of any object (and its tags and ACL) of the buckets the backup plan's selections can take (their Resources patterns; every bucket when a selection goes by tags: docs/deploy.md, Permissions) and of the protected buckets; bound to the stack's account (aws:ResourceAccount)."
+	whyTargets    = "A restore writes any key into a bucket the operator allowed: the configured restoreTargets patterns (a restore may create a new bucket matching one), bound to the stack's account by aws:ResourceAccount so a same-named bucket of another account is out of reach, and the restore function checks each target's owner too (ExpectedBucketOwner: its own account); shared/restore refuses any other target, and a pattern matching the vault is refused at synth."
+	whyListAll    = "s3:ListAllMyBuckets supports no resource-level permissions (Resource \"*\" only): dispatch resolves selections by tags against the account's bucket list."
+	whyVaultCheck = "A selection never backs up a vault: dispatch recognises one by a HeadObject of its descriptor (bucketvault.json) on every bucket a selection takes, whose names are the selections' Resources patterns (any bucket when a selection goes by tags). The role may read only the key bucketvault.json of those buckets, and list them only with s3:prefix equal to it (so a missing descriptor answers 404, not 403); bound to the stack's account (aws:ResourceAccount)."
+	whyDeletes    = "Expiry deletes every version of the vault objects no record references any more: data objects, journal segments, runs and indexes, snapshot recovery points and their manifests, whose keys are content hashes, bucket names, segment, run and snapshot ids that no deployment can know. Only those four prefixes, only in the stack's vault and account (aws:ResourceAccount); the descriptor, the lock, buckets/, reconcile/, jobs/ and scratch/ are never deleted by it, and Object Lock keeps every version for its retention."
 )
 
 func (r *FunctionResources) arns() s3ARNs { return r.Vault.arns }
@@ -232,18 +267,34 @@ func (r *FunctionResources) readSnapshotSources(p *policy) {
 }
 
 // dispatchSnapshots is the dispatch function's access: resolve selections
-// (ListBuckets, each candidate's tags and versioning) and start executions
-// of the rules' state machines (not the on-demand one).
+// (ListBuckets, each candidate's tags and versioning, and whether it is a
+// vault: one HeadObject of its descriptor, shared/plan's isVault) and
+// start executions of the rules' state machines (not the on-demand one).
+//
+// The vault check reads only the key bucketvault.json of the buckets the
+// selections can take (s3:GetObject authorizes HeadObject), and lists
+// those buckets only with s3:prefix equal to that key: without
+// s3:ListBucket S3 answers a HEAD of a missing key 403, not 404, and
+// every plain bucket would be reported unreadable.
 func (r *FunctionResources) dispatchSnapshots(p *policy) {
 	c := r.Config
 	all := []*string{jsii.String("*")}
-	buckets := r.bucketARNs(snapshotBuckets(c, r.arns().partition))
+	sources := snapshotBuckets(c, r.arns().partition)
+	buckets := r.bucketARNs(sources)
+	var descriptors []*string
+	for _, b := range sources {
+		descriptors = append(descriptors, jsii.String(r.arns().objects(b, keyDescriptor)))
+	}
 	p.add(
 		r.s3("ListAllBuckets", []string{"s3:ListAllMyBuckets"}, all, nil),
 		r.s3("ReadBucketSettings", []string{"s3:GetBucketTagging", "s3:GetBucketVersioning"}, buckets, nil),
+		r.s3("HeadVaultDescriptors", []string{"s3:GetObject"}, descriptors, nil),
+		r.s3("ListVaultDescriptors", []string{"s3:ListBucket"}, buckets,
+			conditions{"StringEquals": {"s3:prefix": keyDescriptor}}),
 	)
 	p.because(whyListAll, all...)
 	p.because(whySnapshots, buckets...)
+	p.because(whyVaultCheck, append(descriptors, buckets...)...)
 	arns := stateARNs{partition: r.arns().partition, region: c.Region, account: c.Account}
 	var machines []*string
 	for _, rule := range snapshotRules(c) {
@@ -286,6 +337,18 @@ func (r *FunctionResources) vaultAccess(p *policy, copies bool, read, write []st
 	}
 	p.add(kmsViaS3(r.Config.Region, "UseVaultKey", []string{"kms:Decrypt", "kms:GenerateDataKey"},
 		[]*string{r.Vault.KeyARN()}, []string{r.arns().bucket(name)}))
+}
+
+// deleteVault lets the expire function delete every version of the vault
+// objects under the key patterns named (DeleteObjects authorizes each key
+// as s3:DeleteObject, each version as s3:DeleteObjectVersion). No other
+// role may delete from the vault, by its policy and by the vault's
+// bucket policy (DenyDeletes exempts only ExpireRoleName); Object Lock
+// refuses a version whose retention has not ended, to this role too.
+func (r *FunctionResources) deleteVault(p *policy, patterns ...string) {
+	keys := r.vaultKeys(patterns...)
+	p.add(r.s3("DeleteVault", []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, keys, nil))
+	p.because(whyDeletes, keys...)
 }
 
 // readVaultDataTags lets a restore read the tags of the vault's data

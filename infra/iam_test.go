@@ -10,6 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/jsii-runtime-go"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bucketvault/bucketvault/shared/plan"
@@ -231,23 +235,25 @@ func TestRolePolicies(t *testing.T) {
 	want := map[string][]stmt{
 		"JournalRole": join(logs("Journal"), readProtected,
 			// buckets/: is an event's bucket protected; reconcile/: the
-			// completeness watermark (a listed key's purges date from it).
-			listVault("bucketvault.json", "buckets/*", "journal/*", "runs/*", "data/*", "reconcile/*"),
-			readVault(vaultKeys("bucketvault.json", "buckets/*", "journal/*", "runs/*", "data/*", "reconcile/*")),
+			// completeness watermark (a listed key's purges date from it);
+			// lock.json: the vault lock (vault.Open).
+			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "data/*", "reconcile/*"),
+			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "data/*", "reconcile/*")),
 			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("data/*", "journal/*")),
 			abortVault, useVaultKey, decryptSources, xray,
 			stmt{Effect: "Allow", Actions: []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"}, Resources: []string{"GetAtt:JournalQueue.Arn"}},
 		),
 		"ReconcileRole": join(logs("Reconcile"), readProtected,
-			listVault("bucketvault.json", "buckets/*", "journal/*", "runs/*", "data/*", "reconcile/*"),
-			readVault(vaultKeys("bucketvault.json", "buckets/*", "journal/*", "runs/*", "data/*", "reconcile/*")),
-			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("data/*", "journal/*", "runs/*", "reconcile/*")),
+			// scratch/: the compaction's progress, read and written.
+			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "data/*", "reconcile/*", "scratch/*"),
+			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "data/*", "reconcile/*", "scratch/*")),
+			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("data/*", "journal/*", "runs/*", "reconcile/*", "scratch/*")),
 			abortVault, useVaultKey, decryptSources, xray,
 		),
 		"ProtectRole": join(logs("Protect"),
 			s3In("ConfigureProtectedBuckets", []string{"s3:GetBucketNotification", "s3:GetBucketVersioning", "s3:PutBucketNotification"}, []string{"arn:aws:s3:::documents", "arn:aws:s3:::photos"}),
-			listVault("bucketvault.json", "buckets/*"),
-			readVault(vaultKeys("bucketvault.json", "buckets/*")),
+			listVault("bucketvault.json", "lock.json", "buckets/*"),
+			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*")),
 			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("buckets/*")),
 			useVaultKey,
 			// The descriptor: created only, never overwritten.
@@ -257,8 +263,8 @@ func TestRolePolicies(t *testing.T) {
 		),
 		"RestoreRole": join(logs("Restore"),
 			// reconcile/: the completeness watermark.
-			listVault("bucketvault.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "reconcile/*"),
-			readVault(vaultKeys("bucketvault.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "reconcile/*")),
+			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "reconcile/*"),
+			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "reconcile/*")),
 			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("jobs/*")),
 			useVaultKey,
 			s3In("ReadVaultDataTags", []string{"s3:GetObjectTagging", "s3:GetObjectVersionTagging"}, vaultKeys("data/*")),
@@ -278,8 +284,8 @@ func TestRolePolicies(t *testing.T) {
 				[]string{"arn:aws:s3:::archive-*/*", "arn:aws:s3:::documents/*", "arn:aws:s3:::photos/*"}),
 			s3In("ListSnapshotBuckets", []string{"s3:GetBucketOwnershipControls", "s3:ListBucket", "s3:ListBucketVersions"},
 				[]string{"arn:aws:s3:::archive-*", "arn:aws:s3:::documents", "arn:aws:s3:::photos"}),
-			listVault("bucketvault.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*"),
-			readVault(vaultKeys("bucketvault.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*")),
+			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*"),
+			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*")),
 			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("data/*", "snapshots/*", "jobs/*")),
 			abortVault, useVaultKey,
 			s3In("TagVaultData", []string{"s3:PutObjectTagging"}, vaultKeys("data/*")),
@@ -291,9 +297,29 @@ func TestRolePolicies(t *testing.T) {
 			s3In("ListAllBuckets", []string{"s3:ListAllMyBuckets"}, []string{"*"}),
 			s3In("ReadBucketSettings", []string{"s3:GetBucketTagging", "s3:GetBucketVersioning"},
 				[]string{"arn:aws:s3:::archive-*", "arn:aws:s3:::documents", "arn:aws:s3:::photos"}),
+			// Is a bucket a vault: one HEAD of its descriptor, and a
+			// listing with that key as the prefix (a missing descriptor
+			// is then 404, not 403), on the same buckets.
+			s3In("HeadVaultDescriptors", []string{"s3:GetObject"},
+				[]string{"arn:aws:s3:::archive-*/bucketvault.json", "arn:aws:s3:::documents/bucketvault.json", "arn:aws:s3:::photos/bucketvault.json"}),
+			stmt{Sid: "ListVaultDescriptors", Effect: "Allow", Actions: []string{"s3:ListBucket"},
+				Resources: []string{"arn:aws:s3:::archive-*", "arn:aws:s3:::documents", "arn:aws:s3:::photos"},
+				Condition: inAccount(map[string]map[string]any{"StringEquals": {"s3:prefix": "bucketvault.json"}})},
 			stmt{Sid: "StartSnapshotJobs", Effect: "Allow", Actions: []string{"states:StartExecution"}, Resources: []string{
 				"arn:aws:states:us-east-1:123456789012:stateMachine:BucketVault-snapshot-daily",
 				"arn:aws:states:us-east-1:123456789012:stateMachine:BucketVault-snapshot-every-6-hours"}},
+			xray,
+		),
+		"ExpireRole": join(logs("Expire"),
+			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "jobs/*", "scratch/*", "data/*", "reconcile/*"),
+			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "jobs/*", "scratch/*", "data/*", "reconcile/*")),
+			// The journal index and fold output, a recovery point's
+			// EXPIRED status, the compaction's progress.
+			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("journal/*", "runs/*", "snapshots/*", "scratch/*")),
+			useVaultKey,
+			// Deletes: these four prefixes only; never the descriptor,
+			// the lock, buckets/, reconcile/, jobs/ or scratch/.
+			s3In("DeleteVault", []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, vaultKeys("data/*", "journal/*", "runs/*", "snapshots/*")),
 			xray,
 		),
 		"SnapshotStateMachineRole": {
@@ -317,6 +343,7 @@ func TestRolePolicies(t *testing.T) {
 		"SnapshotScheduleRole":  {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:DispatchFunction.Arn"}}},
 		"ReconcileScheduleRole": {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:ReconcileFunction.Arn"}}},
 		"ProtectScheduleRole":   {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:ProtectFunction.Arn"}}},
+		"ExpireScheduleRole":    {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:ExpireFunction.Arn"}}},
 	}
 	roles := s.ofType("AWS::IAM::Role")
 	var wantRoles []string
@@ -603,5 +630,159 @@ func TestFunctionsMatchDirectories(t *testing.T) {
 	sort.Strings(got)
 	if !slices.Equal(got, dirs) {
 		t.Errorf("infra deploys %v; functions/ has %v", got, dirs)
+	}
+}
+
+// policyOwners maps each policy document of policyDocuments to whom it
+// grants: the roles an AWS::IAM::Policy is attached to ("Ref:<role>"),
+// the role of an inline policy, or the resource a resource policy is on.
+func policyOwners(t *testing.T, s *stackUnderTest) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for id := range policyDocuments(t, s) {
+		res, _, _ := strings.Cut(id, ".") // <role>.Policies[i], <key>.KeyPolicy
+		switch typ := s.resource(t, res)["Type"]; {
+		case typ == "AWS::IAM::Role":
+			out[id] = []string{"Ref:" + res}
+		case typ == "AWS::IAM::Policy":
+			out[id] = list(s.props(t, id)["Roles"])
+		default:
+			out[id] = []string{id}
+		}
+	}
+	return out
+}
+
+// vaultKinds are one key of each kind the vault holds
+// (docs/vault-format.md), for policy decisions on its objects.
+var vaultKinds = []string{
+	"bucketvault.json", "lock.json", "buckets/photos.json", "reconcile/photos.json", "jobs/restore-1.json",
+	"scratch/compact/photos.json", "data/0a1b2c", "journal/photos/ab/0001-x.jsonl.zst", "runs/photos/r/s.jsonl.zst",
+	"snapshots/photos/rp-1.json",
+}
+
+// TestOnlyExpireDeletesVersions: over every policy document of every
+// stack (identity policies, inline policies, bucket, queue, topic and key
+// policies), the expire function's role is the only principal any Allow
+// gives s3:DeleteObjectVersion, anywhere, or s3:DeleteObject on the vault;
+// and it may delete every version under data/, journal/, runs/ and
+// snapshots/ of the vault, and nothing else of it.
+func TestOnlyExpireDeletesVersions(t *testing.T) {
+	for name, st := range synth(t).stacks() {
+		vaultObjects := "arn:aws:s3:::" + st.config.Vault.BucketName + "/"
+		onVault := func(resources []string) bool {
+			return slices.ContainsFunc(resources, func(r string) bool {
+				return slices.ContainsFunc(vaultKinds, func(k string) bool { return patternMatches(r, vaultObjects+k) })
+			})
+		}
+		allows := func(x stmt, action string) bool {
+			return slices.ContainsFunc(x.Actions, func(a string) bool { return patternMatches(a, action) })
+		}
+		owners := policyOwners(t, st)
+		var expire []stmt
+		for id, doc := range policyDocuments(t, st) {
+			for _, x := range statements(doc) {
+				if x.Effect != "Allow" {
+					continue
+				}
+				deletes := allows(x, "s3:DeleteObjectVersion") || allows(x, "s3:DeleteObject") && onVault(x.Resources)
+				if !deletes {
+					continue
+				}
+				if !slices.Equal(owners[id], []string{"Ref:ExpireRole"}) {
+					t.Errorf("%s: %s (for %v) allows deleting: %+v", name, id, owners[id], x)
+					continue
+				}
+				expire = append(expire, x)
+			}
+		}
+		deletable := map[string]bool{}
+		for _, k := range vaultKinds {
+			for _, x := range expire {
+				if allows(x, "s3:DeleteObjectVersion") && allows(x, "s3:DeleteObject") &&
+					slices.ContainsFunc(x.Resources, func(r string) bool { return patternMatches(r, vaultObjects+k) }) {
+					deletable[k] = true
+				}
+			}
+			kind, _, _ := strings.Cut(k, "/")
+			want := slices.Contains([]string{"data", "journal", "runs", "snapshots"}, kind)
+			if deletable[k] != want {
+				t.Errorf("%s: the expire role may delete %s: %v, want %v", name, k, deletable[k], want)
+			}
+		}
+	}
+}
+
+// TestDispatchRecognisesVaults: the dispatch role may HEAD the descriptor
+// (bucketvault.json) of exactly the buckets its selections can take, and
+// list those buckets only with that key as the prefix; with a selection
+// by tags, of any bucket of the account. (The main stack's statements are
+// pinned by TestRolePolicies.)
+func TestDispatchRecognisesVaults(t *testing.T) {
+	main := synth(t).main
+	for _, tc := range []struct {
+		name       string
+		selections []plan.Selection
+		buckets    []string
+	}{
+		{"named buckets and patterns", []plan.Selection{{SelectionName: "s", Resources: []string{"arn:aws:s3:::logs", "arn:aws:s3:::prod-*"}}},
+			[]string{"arn:aws:s3:::logs", "arn:aws:s3:::media", "arn:aws:s3:::prod-*"}},
+		{"by tags: any bucket", []plan.Selection{{SelectionName: "s", Resources: []string{"arn:aws:s3:::logs"},
+			ListOfTags: []plan.Condition{{ConditionType: "STRINGEQUALS", ConditionKey: "Backup", ConditionValue: "daily"}}}},
+			[]string{"arn:aws:s3:::*"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := *main.config
+			c.ProtectedBuckets, c.Selections = []string{"media"}, tc.selections
+			r := &FunctionResources{Config: &c, Vault: &Vault{Name: c.Vault.BucketName, arns: s3ARNs{partition: "aws"}}}
+			// The role's policy as CloudFormation gets it: a role with
+			// the statements, in a stack of its own.
+			stack := awscdk.NewStack(awscdk.NewApp(nil), jsii.String("DispatchVaultCheck"), nil)
+			role := awsiam.NewRole(stack, jsii.String("Role"), &awsiam.RoleProps{AssumedBy: awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil)})
+			for _, s := range functionProps("dispatch", r).Policy.statements {
+				role.AddToPolicy(s)
+			}
+			var tmpl struct {
+				Resources map[string]struct {
+					Type       string
+					Properties map[string]any
+				}
+			}
+			b, err := json.Marshal(assertions.Template_FromStack(stack, nil).ToJSON())
+			if err == nil {
+				err = json.Unmarshal(b, &tmpl)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var doc any
+			for _, res := range tmpl.Resources {
+				if res.Type == "AWS::IAM::Policy" {
+					doc = res.Properties["PolicyDocument"]
+				}
+			}
+			var descriptors []string
+			for _, b := range tc.buckets {
+				descriptors = append(descriptors, b+"/bucketvault.json")
+			}
+			want := []stmt{
+				s3In("HeadVaultDescriptors", []string{"s3:GetObject"}, descriptors),
+				{Sid: "ListVaultDescriptors", Effect: "Allow", Actions: []string{"s3:ListBucket"}, Resources: tc.buckets,
+					Condition: inAccount(map[string]map[string]any{"StringEquals": {"s3:prefix": "bucketvault.json"}})},
+			}
+			var got []stmt
+			for _, x := range statements(doc) {
+				if x.Sid == "HeadVaultDescriptors" || x.Sid == "ListVaultDescriptors" {
+					got = append(got, x)
+				}
+				// Nothing else of those buckets' objects.
+				if x.Sid != "HeadVaultDescriptors" && slices.ContainsFunc(x.Actions, func(a string) bool { return strings.HasPrefix(a, "s3:GetObject") }) {
+					t.Errorf("dispatch reads objects beyond the descriptors: %+v", x)
+				}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("vault check statements (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

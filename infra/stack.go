@@ -25,7 +25,10 @@ type BucketVaultStack struct {
 	Continuous  *Continuous
 	Reconcile   *ScheduledInvoke
 	Protect     *ScheduledInvoke
-	Snapshots   *SnapshotPath
+	// Expire runs the expire function (expiry and garbage collection,
+	// the vault's only deleter) on expire.schedule.
+	Expire    *ScheduledInvoke
+	Snapshots *SnapshotPath
 	// VaultDescriptor is the custom resource that writes the vault's
 	// descriptor (bucketvault.json) at the first deployment, so the
 	// vault bucket the stack creates is a vault without a manual step.
@@ -81,12 +84,17 @@ func NewBucketVaultStack(scope constructs.Construct, c *Config) *BucketVaultStac
 		Function: protect.Function, Expression: c.Protect.Schedule, Timezone: c.Protect.Timezone,
 		Description: "keep the protected buckets versioned and delivering events", Input: "{}",
 	})
+	expire := s.Functions["expire"]
+	s.Expire = NewScheduledInvoke(s.Stack, "ExpireSchedule", &ScheduledInvokeProps{
+		Function: expire.Function, Expression: c.Expire.Schedule, Timezone: c.Expire.Timezone,
+		Description: "expire the vault (fold journals past their window, delete expired recovery points, collect unreferenced data)", Input: "{}",
+	})
 	s.Snapshots = NewSnapshotPath(s.Stack, "Snapshots", &SnapshotPathProps{
 		Config: c, Vault: s.Vault, Snapshot: s.Functions["snapshot"], Dispatch: s.Functions["dispatch"], Notifications: s.Notifications,
 	})
 
 	n := s.Notifications
-	for _, f := range []*GoFunction{reconcile, protect, s.Functions["dispatch"]} {
+	for _, f := range []*GoFunction{reconcile, protect, s.Functions["dispatch"], expire} {
 		if f == nil {
 			continue // no dispatch function without a snapshot rule
 		}
@@ -138,6 +146,7 @@ func NewBucketVaultStack(scope constructs.Construct, c *Config) *BucketVaultStac
 	out("RestoreFunctionName", *s.Functions["restore"].Function.FunctionName(), "invoke with a restore request (events/restore.request.json)")
 	out("ProtectFunctionName", *protect.Function.FunctionName(), "invoke with {} to protect the configured buckets now")
 	out("ReconcileFunctionName", *reconcile.Function.FunctionName(), "invoke with {} to reconcile (and make first full backups) now")
+	out("ExpireFunctionName", *expire.Function.FunctionName(), `invoke with {} to expire now, or {"dryRun": true} to see what it would delete`)
 	out("SnapshotStateMachineArn", *s.Snapshots.OnDemand.StateMachine.StateMachineArn(), `on-demand snapshot: start an execution with {"bucket": "<bucket>"}`)
 	out("SnapshotFunctionName", *s.Functions["snapshot"].Function.FunctionName(), "the snapshot state machines' steps (events/snapshot-*.request.json)")
 	out("JournalQueueUrl", *s.Continuous.Queue.QueueUrl(), "the journal's SQS queue")

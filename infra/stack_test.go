@@ -31,11 +31,11 @@ func jsonOf(t *testing.T, s string) any {
 func TestResourceCounts(t *testing.T) {
 	s := synth(t)
 	main := map[string]float64{
-		"AWS::Lambda::Function":               6,
+		"AWS::Lambda::Function":               7,
 		"AWS::Lambda::EventSourceMapping":     1,
-		"AWS::Logs::LogGroup":                 7,  // six functions, the state machines
-		"AWS::IAM::Role":                      10, // six functions, reconcile's, protect's and the snapshot rules' schedules, the state machines
-		"AWS::IAM::Policy":                    10,
+		"AWS::Logs::LogGroup":                 8,  // seven functions, the state machines
+		"AWS::IAM::Role":                      12, // seven functions, reconcile's, protect's, expire's and the snapshot rules' schedules, the state machines
+		"AWS::IAM::Policy":                    12,
 		"AWS::S3::Bucket":                     1,
 		"AWS::S3::BucketPolicy":               1,
 		"AWS::KMS::Key":                       1,
@@ -43,12 +43,12 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::SQS::Queue":                     2,
 		"AWS::SQS::QueuePolicy":               2, // EventBridge may send to the queue and to the dead-letter queue
 		"AWS::Events::Rule":                   3, // the journal's; the vault bucket's and the vault key's changes
-		"AWS::Scheduler::Schedule":            4, // reconcile, protect, the plan's two snapshot rules
+		"AWS::Scheduler::Schedule":            5, // reconcile, protect, expire, the plan's two snapshot rules
 		"AWS::StepFunctions::StateMachine":    3, // on demand, and one per snapshot rule
 		"AWS::SNS::Topic":                     2,
 		"AWS::SNS::TopicPolicy":               2,
 		"AWS::SNS::Subscription":              1,
-		"AWS::CloudWatch::Alarm":              11,
+		"AWS::CloudWatch::Alarm":              12,
 		"AWS::CloudFormation::CustomResource": 0,
 		"Custom::BucketvaultVault":            1,
 		"Custom::BucketvaultProtect":          1,
@@ -60,9 +60,9 @@ func TestResourceCounts(t *testing.T) {
 	// on deploy; its vault is initialized all the same.
 	for typ, n := range map[string]float64{
 		"AWS::KMS::Key": 0, "AWS::KMS::Alias": 0, "AWS::SNS::Topic": 1, "AWS::SNS::Subscription": 0,
-		"Custom::BucketvaultVault": 1, "Custom::BucketvaultProtect": 0, "AWS::Lambda::Function": 6, "AWS::CloudWatch::Alarm": 10,
+		"Custom::BucketvaultVault": 1, "Custom::BucketvaultProtect": 0, "AWS::Lambda::Function": 7, "AWS::CloudWatch::Alarm": 11,
 		"AWS::Events::Rule": 3, "AWS::S3::BucketPolicy": 1,
-		"AWS::StepFunctions::StateMachine": 2, "AWS::Scheduler::Schedule": 3,
+		"AWS::StepFunctions::StateMachine": 2, "AWS::Scheduler::Schedule": 4,
 	} {
 		cdkAssert(t, func() { s.variant.assertion.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
 	}
@@ -70,8 +70,8 @@ func TestResourceCounts(t *testing.T) {
 	// it, no rule schedules and their role: only the on-demand state
 	// machine.
 	for typ, n := range map[string]float64{
-		"AWS::Lambda::Function": 5, "AWS::IAM::Role": 8, "AWS::IAM::Policy": 8, "AWS::Logs::LogGroup": 6,
-		"AWS::StepFunctions::StateMachine": 1, "AWS::Scheduler::Schedule": 2, "AWS::CloudWatch::Alarm": 8,
+		"AWS::Lambda::Function": 6, "AWS::IAM::Role": 10, "AWS::IAM::Policy": 10, "AWS::Logs::LogGroup": 7,
+		"AWS::StepFunctions::StateMachine": 1, "AWS::Scheduler::Schedule": 3, "AWS::CloudWatch::Alarm": 9,
 	} {
 		cdkAssert(t, func() { s.noPlan.assertion.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
 	}
@@ -164,6 +164,9 @@ func TestFunctions(t *testing.T) {
 			config.EnvVault: "bucketvault-vault-123456789012-us-east-1", config.EnvConcurrency: "32",
 			config.EnvEventsTopic: "Ref:EventsTopic", config.EnvEventBus: eventBus}},
 		"DispatchFunction": {256, 300, map[string]string{config.EnvVault: "bucketvault-vault-123456789012-us-east-1"}},
+		// expire.memoryMB; 15 minutes, as reconcile (a run resumes).
+		"ExpireFunction": {1536, 900, map[string]string{
+			config.EnvVault: "bucketvault-vault-123456789012-us-east-1", config.EnvConcurrency: "32"}},
 	}
 	ids := s.ofType("AWS::Lambda::Function")
 	if len(ids) != len(want) {
@@ -317,15 +320,40 @@ func TestContinuousPath(t *testing.T) {
 
 func TestSchedules(t *testing.T) {
 	s := synth(t).main
-	for id, fn := range map[string]string{"ReconcileSchedule": "ReconcileFunction", "ProtectSchedule": "ProtectFunction"} {
+	for id, fn := range map[string]string{"ReconcileSchedule": "ReconcileFunction", "ProtectSchedule": "ProtectFunction", "ExpireSchedule": "ExpireFunction"} {
 		p := s.props(t, id)
-		expr := map[string]string{"ReconcileSchedule": "rate(6 hours)", "ProtectSchedule": "rate(1 hour)"}[id]
-		if p["ScheduleExpression"] != expr || p["State"] != "ENABLED" || render(p["FlexibleTimeWindow"]) != `{"Mode":"OFF"}` {
+		expr := map[string]string{"ReconcileSchedule": "rate(6 hours)", "ProtectSchedule": "rate(1 hour)", "ExpireSchedule": "cron(30 2 * * ? *)"}[id]
+		tz := map[string]string{"ReconcileSchedule": "UTC", "ProtectSchedule": "UTC", "ExpireSchedule": "Europe/Paris"}[id]
+		if p["ScheduleExpression"] != expr || p["ScheduleExpressionTimezone"] != tz || p["State"] != "ENABLED" || render(p["FlexibleTimeWindow"]) != `{"Mode":"OFF"}` {
 			t.Errorf("%s: %s", id, render(p))
 		}
 		want := `{"Arn":{"Fn::GetAtt":["` + fn + `","Arn"]},"Input":"{}","RetryPolicy":{"MaximumEventAgeInSeconds":3600,"MaximumRetryAttempts":3},"RoleArn":{"Fn::GetAtt":["` + id + `Role","Arn"]}}`
 		if got := render(p["Target"]); got != want {
 			t.Errorf("%s target %s, want %s", id, got, want)
+		}
+	}
+	// Expiry's defaults (the variant and noPlan configure none): daily,
+	// UTC, 1024 MB; every stack expires, with or without a backup plan.
+	for name, st := range map[string]*stackUnderTest{"variant": synth(t).variant, "noPlan": synth(t).noPlan} {
+		cdkAssert(t, func() {
+			st.assertion.HasResourceProperties(jsii.String("AWS::Scheduler::Schedule"), &map[string]any{
+				"ScheduleExpression": "rate(1 day)", "ScheduleExpressionTimezone": "UTC", "State": "ENABLED",
+				"FlexibleTimeWindow": map[string]any{"Mode": "OFF"},
+				"Target": map[string]any{
+					"Arn":         map[string]any{"Fn::GetAtt": []any{"ExpireFunction", "Arn"}},
+					"RoleArn":     map[string]any{"Fn::GetAtt": []any{"ExpireScheduleRole", "Arn"}},
+					"Input":       "{}",
+					"RetryPolicy": map[string]any{"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600},
+				},
+			})
+		})
+		cdkAssert(t, func() {
+			st.assertion.HasResourceProperties(jsii.String("AWS::Lambda::Function"), &map[string]any{
+				"Role": map[string]any{"Fn::GetAtt": []any{"ExpireRole", "Arn"}}, "MemorySize": 1024, "Timeout": 900,
+			})
+		})
+		if _, ok := st.resources()["ExpireErrorsAlarm"]; !ok {
+			t.Errorf("%s: no ExpireErrorsAlarm", name)
 		}
 	}
 }
@@ -443,6 +471,7 @@ func TestAlarms(t *testing.T) {
 		"ReconcileErrorsAlarm": {"AWS/Lambda", "Errors", "Sum", "GreaterThanThreshold", `[{"Name":"FunctionName","Value":{"Ref":"ReconcileFunction"}}]`, 0, 300},
 		"ProtectErrorsAlarm":   {"AWS/Lambda", "Errors", "Sum", "GreaterThanThreshold", `[{"Name":"FunctionName","Value":{"Ref":"ProtectFunction"}}]`, 0, 300},
 		"DispatchErrorsAlarm":  {"AWS/Lambda", "Errors", "Sum", "GreaterThanThreshold", `[{"Name":"FunctionName","Value":{"Ref":"DispatchFunction"}}]`, 0, 300},
+		"ExpireErrorsAlarm":    {"AWS/Lambda", "Errors", "Sum", "GreaterThanThreshold", `[{"Name":"FunctionName","Value":{"Ref":"ExpireFunction"}}]`, 0, 300},
 		"SnapshotFailedAlarm": {"AWS/States", "ExecutionsFailed", "Sum", "GreaterThanThreshold",
 			`[{"Name":"StateMachineArn","Value":{"Ref":"SnapshotStateMachine"}}]`, 0, 300},
 		"SnapshotRuleDailyFailedAlarm": {"AWS/States", "ExecutionsFailed", "Sum", "GreaterThanThreshold",
@@ -522,7 +551,7 @@ func TestStackSettings(t *testing.T) {
 		t.Error("terminationProtection false is ignored")
 	}
 	outs, _ := s.main.template["Outputs"].(map[string]any)
-	for _, o := range []string{"VaultBucketName", "VaultKeyArn", "RestoreFunctionName", "ProtectFunctionName", "ReconcileFunctionName", "SnapshotStateMachineArn", "SnapshotFunctionName", "JournalQueueUrl", "JournalDeadLetterQueueUrl", "EventsTopicArn", "AlarmTopicArn"} {
+	for _, o := range []string{"VaultBucketName", "VaultKeyArn", "RestoreFunctionName", "ProtectFunctionName", "ReconcileFunctionName", "ExpireFunctionName", "SnapshotStateMachineArn", "SnapshotFunctionName", "JournalQueueUrl", "JournalDeadLetterQueueUrl", "EventsTopicArn", "AlarmTopicArn"} {
 		if _, ok := outs[o]; !ok {
 			t.Errorf("no output %s", o)
 		}

@@ -43,10 +43,9 @@ type Vault struct {
 // ExpireRoleNameFormat is the name (fmt: the stack's name, its region)
 // the role of the expire (lifecycle) function must have: the vault's
 // bucket policy lets that role, and no other principal, delete object
-// versions (DenyDeletes). The function is not built yet and no role
-// exists for it; when it comes, its GoFunction names its role
-// ExpireRoleName(stackName, region) (RoleName), so the exception and the
-// role cannot drift. One exact name, not a pattern such as
+// versions (DenyDeletes). The expire function's GoFunction names its
+// role ExpireRoleName(stackName, region) (GoFunctionProps.RoleName), so
+// the exception and the role cannot drift. One exact name, not a pattern such as
 // "<stack>-expire-*": a pattern would also exempt every other role anyone
 // creates with a matching name. The region is in it because IAM role
 // names are global to the account and a stack of one name may run in
@@ -93,8 +92,7 @@ var (
 // Access, TLS only, owner-enforced object ownership, and the vault lock: a
 // bucket policy that
 //   - denies deleting objects and versions to every principal but the
-//     expire function's role (ExpireRoleName; nothing deployed deletes
-//     from the vault yet: the function, when it comes, brings the role);
+//     expire function's role (ExpireRoleName);
 //   - keeps explicit retention within the lock's minimum and maximum;
 //   - denies deleting the bucket or its policy and bypassing governance
 //     retention to all but the break-glass role (vault.breakGlassRoleArn;
@@ -105,12 +103,13 @@ var (
 //   - after the lock's grace time, denies changing the Object Lock
 //     configuration and bypassing governance retention to everyone;
 //
-// and, when the stack creates the key, a key policy that keeps the
-// account's administration of the key (CDK's default) but denies disabling
-// the key or scheduling its deletion to all but the break-glass role, and
-// changing its policy to all but the deploy roles and the break-glass
-// role. The bucket, its policy and a created key are retained when the
-// stack is deleted.
+// a lifecycle that aborts incomplete multipart uploads and expires jobs'
+// scratch files (scratchLifecycle); and, when the stack creates the key,
+// a key policy that keeps the account's administration of the key (CDK's
+// default) but denies disabling the key or scheduling its deletion to all
+// but the break-glass role, and changing its policy to all but the deploy
+// roles and the break-glass role. The bucket, its policy and a created
+// key are retained when the stack is deleted.
 func NewVault(scope constructs.Construct, id string, props *VaultProps) *Vault {
 	c := props.Config
 	// Children are made in self, the plain construct: jsii must not see
@@ -169,7 +168,7 @@ func NewVault(scope constructs.Construct, id string, props *VaultProps) *Vault {
 		LifecycleRules: &[]*awss3.LifecycleRule{{
 			Id:                                  jsii.String("abort-incomplete-multipart-uploads"),
 			AbortIncompleteMultipartUploadAfter: awscdk.Duration_Days(jsii.Number(7)),
-		}},
+		}, scratchLifecycle()},
 	})
 	setLogicalID(v.Bucket, "VaultBucket")
 	suppress(v.Bucket, nagAccessLogs, "The vault's request audit is CloudTrail data events for this bucket (an account trail's; docs/deploy.md, Least privilege), which name the IAM principal of every call and are delivered reliably; "+
@@ -205,6 +204,32 @@ func NewVault(scope constructs.Construct, id string, props *VaultProps) *Vault {
 	v.Policy.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN)
 	setLogicalID(v.Policy, "VaultBucketPolicy")
 	return v
+}
+
+// Scratch lifecycle: jobs' scratch files (scratch/, a compaction's
+// progress) expire scratchExpireDays after they were written and their
+// noncurrent versions scratchNoncurrentDays after that.
+const (
+	scratchExpireDays     = 7
+	scratchNoncurrentDays = 1
+)
+
+// scratchLifecycle is the vault's one rule that removes versions, and
+// only under scratch/: scratch files are what a job keeps while it runs
+// (a compaction's progress, which a later step resumes from or ignores
+// as stale), never what a restore reads, and nothing deletes them
+// otherwise (only the expire function's role may delete, and it never
+// deletes scratch/). A week is far longer than any job's step. Object
+// Lock still holds every version for the vault's default retention
+// (vault.lock.minRetentionDays): S3 Lifecycle removes a noncurrent
+// scratch version only once that has ended (docs/deploy.md).
+func scratchLifecycle() *awss3.LifecycleRule {
+	return &awss3.LifecycleRule{
+		Id:                          jsii.String("expire-scratch"),
+		Prefix:                      jsii.String(strings.TrimSuffix(keyScratch, "*")),
+		Expiration:                  awscdk.Duration_Days(jsii.Number(scratchExpireDays)),
+		NoncurrentVersionExpiration: awscdk.Duration_Days(jsii.Number(scratchNoncurrentDays)),
+	}
 }
 
 // deployRoles are the roles CloudFormation deploys the stack with:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/google/go-cmp/cmp"
 )
@@ -130,8 +131,7 @@ func TestVaultBucketPolicy(t *testing.T) {
 	}
 	want := []stmt{
 		{Effect: "Deny", Actions: []string{"s3:*"}, Resources: []string{"GetAtt:VaultBucket.Arn", "GetAtt:VaultBucket.Arn/*"}, Condition: `{"Bool":{"aws:SecureTransport":"false"}}`},
-		// Only the expire function's role may delete (it does not exist
-		// yet: nobody may).
+		// Only the expire function's role may delete.
 		{Sid: "DenyDeletes", Effect: "Deny", Actions: []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, Resources: []string{objects}, Condition: except(expireRole)},
 		{Sid: "DenyRetentionBelowMinimum", Effect: "Deny", Actions: []string{"s3:PutObjectRetention"}, Resources: []string{objects},
 			Condition: `{"NumericLessThan":{"s3:object-lock-remaining-retention-days":"35"}}`},
@@ -323,19 +323,82 @@ func TestVaultLockDecisions(t *testing.T) {
 
 // TestExpireRoleName: the one principal the vault lets delete is the
 // expire function's role, named after the stack and region, within IAM's
-// limit for every test configuration.
+// limit for every test configuration; the stack creates that role with
+// that fixed name (CloudFormation's RoleName, no path) for the expire
+// function, and names no other role.
 func TestExpireRoleName(t *testing.T) {
 	if got := ExpireRoleName("BucketVault", "us-east-1"); got != "BucketVault-expire-us-east-1" {
 		t.Errorf("ExpireRoleName = %q", got)
 	}
 	for name, st := range synth(t).stacks() {
 		c := st.config
-		want := fmt.Sprintf("arn:aws:iam::%s:role/%s", c.Account, ExpireRoleName(c.StackName, c.Region))
+		roleName := ExpireRoleName(c.StackName, c.Region)
+		want := fmt.Sprintf("arn:aws:iam::%s:role/%s", c.Account, roleName)
 		if st.stack.Vault.ExpireRoleARN != want {
 			t.Errorf("%s: expire role %s, want %s", name, st.stack.Vault.ExpireRoleARN, want)
 		}
 		if got := exemptions(st.props(t, "VaultBucketPolicy")["PolicyDocument"])["DenyDeletes"]; !slices.Equal(got, []string{want}) {
 			t.Errorf("%s: DenyDeletes exempts %v, want %s", name, got, want)
+		}
+		cdkAssert(t, func() {
+			st.assertion.HasResourceProperties(jsii.String("AWS::IAM::Role"), &map[string]any{
+				"RoleName": roleName,
+				"Path":     assertions.Match_Absent(),
+				"AssumeRolePolicyDocument": map[string]any{"Statement": []any{map[string]any{
+					"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": map[string]any{"Service": "lambda.amazonaws.com"},
+				}}},
+			})
+		})
+		cdkAssert(t, func() {
+			st.assertion.HasResourceProperties(jsii.String("AWS::Lambda::Function"), &map[string]any{
+				"Role": map[string]any{"Fn::GetAtt": []any{"ExpireRole", "Arn"}},
+			})
+		})
+		for _, role := range st.ofType("AWS::IAM::Role") {
+			got, named := st.props(t, role)["RoleName"]
+			switch {
+			case role == "ExpireRole" && got != roleName:
+				t.Errorf("%s: ExpireRole's RoleName %v, want %s", name, got, roleName)
+			case role != "ExpireRole" && named:
+				t.Errorf("%s: %s has the fixed name %v: only the expire role is named", name, role, got)
+			}
+		}
+	}
+}
+
+// TestVaultLifecycle: the vault's lifecycle aborts incomplete multipart
+// uploads and expires scratch/ (7 days, then noncurrent versions 1 day
+// later); no rule removes or moves anything else, in any stack.
+func TestVaultLifecycle(t *testing.T) {
+	s := synth(t)
+	cdkAssert(t, func() {
+		s.main.assertion.HasResourceProperties(jsii.String("AWS::S3::Bucket"), &map[string]any{
+			"LifecycleConfiguration": map[string]any{"Rules": []any{
+				map[string]any{"Id": "abort-incomplete-multipart-uploads", "Status": "Enabled",
+					"AbortIncompleteMultipartUpload": map[string]any{"DaysAfterInitiation": 7}},
+				map[string]any{"Id": "expire-scratch", "Status": "Enabled", "Prefix": "scratch/",
+					"ExpirationInDays": 7, "NoncurrentVersionExpiration": map[string]any{"NoncurrentDays": 1}},
+			}},
+		})
+	})
+	for name, st := range s.stacks() {
+		rules := list0(st.props(t, "VaultBucket")["LifecycleConfiguration"].(map[string]any)["Rules"])
+		if len(rules) != 2 {
+			t.Errorf("%s: %d lifecycle rules, want 2", name, len(rules))
+		}
+		for _, r := range rules {
+			rule := r.(map[string]any)
+			for k := range rule {
+				switch k {
+				case "Id", "Status", "Prefix", "AbortIncompleteMultipartUpload":
+				case "ExpirationInDays", "NoncurrentVersionExpiration":
+					if rule["Prefix"] != "scratch/" {
+						t.Errorf("%s: lifecycle rule %v removes versions outside scratch/: %s", name, rule["Id"], render(rule))
+					}
+				default:
+					t.Errorf("%s: lifecycle rule %v has %s: %s", name, rule["Id"], k, render(rule))
+				}
+			}
 		}
 	}
 }
