@@ -15,7 +15,7 @@ CDK       := $(CDK_DIR)/node_modules/.bin/cdk
 CDK_STAMP := $(CDK_DIR)/node_modules/.installed
 CDK_ENV   := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=true
 CDK_FLAGS ?=
-# make invoke FN=journal|reconcile|restore|protect|snapshot EVENT=events/<file>.json
+# make invoke FN=journal|reconcile|restore|protect|snapshot|expire EVENT=events/<file>.json
 # VAULT=<vault> runs the function's handler in-process against the S3
 # endpoint in AWS_ENDPOINT_URL (a running `bin/bucketvault local-server`).
 FN    ?=
@@ -97,7 +97,7 @@ deploy: build $(CDK_STAMP)
 	$(CDK_ENV) $(CDK) deploy --no-notices $(CDK_FLAGS)
 
 invoke: cli
-	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=journal|reconcile|restore|protect|snapshot EVENT=events/<file>.json [VAULT=vault]"; exit 2; }
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=journal|reconcile|restore|protect|snapshot|expire EVENT=events/<file>.json [VAULT=vault]"; exit 2; }
 	@test -n "$$AWS_ENDPOINT_URL" || { echo "make invoke: set AWS_ENDPOINT_URL (and credentials) to a running S3 endpoint, for example the one bin/bucketvault local-server prints"; exit 2; }
 	bin/bucketvault invoke --function $(FN) --event $(EVENT) --vault $(VAULT) --endpoint-url $$AWS_ENDPOINT_URL
 

@@ -145,6 +145,9 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		r.vaultAccess(pol, true,
 			[]string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs},
 			[]string{keyData, keySnapshots, keyJobs})
+		// In a locked vault a seal retains the point's manifest and data
+		// until its DeleteAt.
+		r.retainVault(pol, keyData, keySnapshots)
 		// The copy carries the source's tags (TaggingDirective COPY).
 		data := r.vaultKeys(keyData)
 		pol.add(r.s3("TagVaultData", []string{"s3:PutObjectTagging"}, data, nil))
@@ -179,6 +182,9 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 			[]string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyJobs, keyScratch, keyData, keyReconcile},
 			[]string{keyJournal, keyRuns, keySnapshots, keyScratch})
 		r.deleteVault(pol, keyData, keyJournal, keyRuns, keySnapshots)
+		// In a locked vault, the retention of what is still referenced
+		// is extended before it ends.
+		r.retainVault(pol, keyData, keyJournal, keyRuns)
 	default:
 		panic(fmt.Sprintf("function %q has no entry in functionProps", name))
 	}
@@ -349,6 +355,16 @@ func (r *FunctionResources) deleteVault(p *policy, patterns ...string) {
 	keys := r.vaultKeys(patterns...)
 	p.add(r.s3("DeleteVault", []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, keys, nil))
 	p.because(whyDeletes, keys...)
+}
+
+// retainVault lets a role extend the S3 Object Lock retention of vault
+// objects (vault.Retain: read the retention, extend it; never shorten,
+// which the vault lock's mode forbids anyway): what a recovery point
+// references stays locked while the point lives.
+func (r *FunctionResources) retainVault(p *policy, patterns ...string) {
+	keys := r.vaultKeys(patterns...)
+	p.add(r.s3("RetainVault", []string{"s3:GetObjectRetention", "s3:PutObjectRetention"}, keys, nil))
+	p.because(whyVaultKeys, keys...)
 }
 
 // readVaultDataTags lets a restore read the tags of the vault's data

@@ -288,6 +288,7 @@ func TestRolePolicies(t *testing.T) {
 			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*")),
 			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("data/*", "snapshots/*", "jobs/*")),
 			abortVault, useVaultKey,
+			s3In("RetainVault", []string{"s3:GetObjectRetention", "s3:PutObjectRetention"}, vaultKeys("data/*", "snapshots/*")),
 			s3In("TagVaultData", []string{"s3:PutObjectTagging"}, vaultKeys("data/*")),
 			stmt{Sid: "DecryptSourceObjects", Effect: "Allow", Actions: []string{"kms:Decrypt"}, Resources: []string{sourceKey},
 				Condition: viaS3For("arn:aws:s3:::archive-*", "arn:aws:s3:::documents", "arn:aws:s3:::photos")},
@@ -320,6 +321,7 @@ func TestRolePolicies(t *testing.T) {
 			// Deletes: these four prefixes only; never the descriptor,
 			// the lock, buckets/, reconcile/, jobs/ or scratch/.
 			s3In("DeleteVault", []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, vaultKeys("data/*", "journal/*", "runs/*", "snapshots/*")),
+			s3In("RetainVault", []string{"s3:GetObjectRetention", "s3:PutObjectRetention"}, vaultKeys("data/*", "journal/*", "runs/*")),
 			xray,
 		),
 		"SnapshotStateMachineRole": {

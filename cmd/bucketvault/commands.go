@@ -81,7 +81,7 @@ func (a *app) vaultCommand() *cobra.Command {
 	create.Flags().StringVar(&name, "vault", "", "vault bucket name")
 	create.Flags().IntVar(&retention, "retention-days", vault.DefaultRetentionDays, "how far back point-in-time restore reaches")
 	create.Flags().BoolVar(&lock, "object-lock", false, "create the bucket with Object Lock enabled")
-	cmd.AddCommand(create, a.vaultRepairCommand(), a.vaultShowCommand(), a.vaultUpgradeCommand())
+	cmd.AddCommand(create, a.vaultRepairCommand(), a.vaultShowCommand(), a.vaultUpgradeCommand(), a.vaultLockCommand())
 	return cmd
 }
 

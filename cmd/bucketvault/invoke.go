@@ -31,6 +31,7 @@ var invokeFunctions = map[string]time.Duration{
 	"protect":   5 * time.Minute,
 	"restore":   15 * time.Minute,
 	"snapshot":  15 * time.Minute,
+	"expire":    15 * time.Minute,
 }
 
 // snapshotEvent is the snapshot function's input, one step's request.
@@ -134,6 +135,16 @@ func (a *app) invoke(ctx context.Context, o invokeOptions) error {
 		if n := len(resp.BatchItemFailures); n > 0 {
 			partial = fmt.Sprintf("%d of %d messages failed and would be delivered again", n, len(in.Records))
 		}
+	case vault.ExpireRequest:
+		v, err := vault.Open(ctx, c, o.vault)
+		if err != nil {
+			return err
+		}
+		rep, err := v.Expire(ctx, vault.ExpireOptions{DryRun: in.DryRun})
+		if err != nil {
+			return err
+		}
+		out = rep
 	case journal.ReconcileRequest:
 		j, err := openJournal()
 		if err != nil {
@@ -235,6 +246,12 @@ func decodeInvokeEvent(function string, raw []byte) (any, error) {
 		return req, nil
 	case "restore":
 		var req restore.Request
+		if err := strict(&req); err != nil {
+			return nil, err
+		}
+		return req, nil
+	case "expire":
+		var req vault.ExpireRequest
 		if err := strict(&req); err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -289,5 +290,56 @@ format 1 refuses an upgraded vault.`,
 		},
 	}
 	cmd.Flags().StringVar(&vaultName, "vault", "", "vault bucket name")
+	return cmd
+}
+
+func (a *app) vaultLockCommand() *cobra.Command {
+	var vaultName, mode string
+	var minDays, maxDays, changeable int
+	cmd := &cobra.Command{
+		Use:   "lock --vault V --mode governance|compliance --min-retention-days N [--max-retention-days N] [--changeable-for-days N]",
+		Short: "Lock a vault: every recovery point kept between the minimum and maximum retention, enforced by the engine and by S3 Object Lock",
+		Long: `lock sets the vault lock, AWS Backup's semantics on S3 Object Lock. Every
+recovery point's retention must lie between --min-retention-days and
+--max-retention-days (a backup or a protect whose retention falls outside is
+refused, naming the field); expiry never deletes a recovery point before the
+minimum; and S3 Object Lock on the vault bucket (its default retention, in
+the lock's mode) keeps every object, and what a recovery point references
+until the point's DeleteAt, from being deleted by anyone.
+
+A governance lock can be changed or removed by whoever may bypass governance
+retention. A compliance lock can be changed until --changeable-for-days
+(at least 3, the default) have passed; then it is immutable, and so is every
+retention it set. The vault bucket needs S3 Object Lock, which S3 enables
+only when a bucket is created (vault create --object-lock).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlag("mode", mode); err != nil {
+				return err
+			}
+			v, err := a.openVault(cmd, vaultName)
+			if err != nil {
+				return err
+			}
+			l, err := v.SetLock(cmd.Context(), vault.LockOptions{Mode: mode, MinRetentionDays: minDays, MaxRetentionDays: maxDays, ChangeableForDays: changeable}, time.Now())
+			if err != nil {
+				if errors.As(err, new(*vault.LockInputError)) {
+					return usagef("--%v", err)
+				}
+				return err
+			}
+			text := fmt.Sprintf("vault s3://%s locked: %s, recovery points kept %d to %d days\n", v.Bucket, l.Mode, l.MinRetentionDays, l.MaxRetentionDays)
+			if l.LockDate != nil {
+				text += fmt.Sprintf("  the lock can be changed or removed until %s; after that it is immutable\n", l.LockDate.Format(time.RFC3339))
+			}
+			return a.print(l, text)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&vaultName, "vault", "", "vault bucket name")
+	f.StringVar(&mode, "mode", "", "governance or compliance")
+	f.IntVar(&minDays, "min-retention-days", 0, "the shortest retention of a recovery point (1 to 36500)")
+	f.IntVar(&maxDays, "max-retention-days", 0, "the longest retention of a recovery point (0: no maximum)")
+	f.IntVar(&changeable, "changeable-for-days", 0, "compliance: days the lock can still be changed (at least 3, the default)")
 	return cmd
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bucketvault/bucketvault/shared/obs"
+	"github.com/bucketvault/bucketvault/shared/protect"
 	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
@@ -68,7 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, new(*partialError)):
 		fmt.Fprintln(stderr, "bucketvault:", err)
 		return exitPartial
-	case errors.As(err, new(*usageError)), errors.As(err, new(*vault.CreateRefusedError)), errors.As(err, new(*s3x.InvalidBucketNameError)):
+	case errors.As(err, new(*usageError)), errors.As(err, new(*vault.CreateRefusedError)), errors.As(err, new(*s3x.InvalidBucketNameError)),
+		errors.As(err, new(*vault.LockInputError)), errors.As(err, new(*protect.WindowError)):
 		fmt.Fprintln(stderr, "bucketvault:", err)
 		return exitUsage
 	default:

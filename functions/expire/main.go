@@ -16,18 +16,13 @@ import (
 	"github.com/bucketvault/bucketvault/shared/wiring"
 )
 
-// Request is the scheduled event's input: empty, or a dry run.
-type Request struct {
-	DryRun bool `json:"dryRun,omitempty"`
-}
-
 func main() {
 	f, err := wiring.Setup(context.Background())
 	if err != nil {
 		slog.Error("expire function cannot start", "error", err)
 		os.Exit(1)
 	}
-	lambda.Start(func(ctx context.Context, req Request) (*vault.ExpireReport, error) {
+	lambda.Start(func(ctx context.Context, req vault.ExpireRequest) (*vault.ExpireReport, error) {
 		v, err := f.Vault(ctx)
 		if err != nil {
 			return nil, err

@@ -195,18 +195,15 @@ func knownTags(recs []vault.Observed, e s3x.Entry) (map[string]string, time.Time
 // a version it finds gone was deleted after both it and the version's own
 // time, which the purge records (Record.Since).
 //
-// floor is the journal's floor (zero: never folded): a version or marker
-// superseded at or before it is not journaled again (the fold left it
-// out: it was current at no second a restore may ask for), unless it is
-// current again now (what superseded it was deleted for good).
+// floor is the journal's floor (zero: never folded): see beforeFloor.
 func planKey(key string, entries []s3x.Entry, recs []vault.Observed, now time.Time, since *time.Time, floor time.Time) *keyWork {
 	st := stateOf(recs)
 	w := &keyWork{key: key, listed: int64(len(entries))}
 	listed := map[string]bool{}
-	for i, e := range entries {
+	for _, e := range entries {
 		id := identity(e.VersionID, e.ETag, e.LastModified)
 		listed[id] = true
-		if !floor.IsZero() && i > 0 && !e.IsLatest && entries[i-1].LastModified.Unix() <= floor.Unix() && !st.known[id] {
+		if beforeFloor(e, since, floor) && !st.known[id] {
 			w.beforeFloor++
 			continue
 		}
@@ -250,6 +247,19 @@ func planKey(key string, entries []s3x.Entry, recs []vault.Observed, now time.Ti
 	}
 	w.tail = append(w.tail, orderRecords(key, entries, st)...)
 	return w
+}
+
+// beforeFloor reports whether a listed version or marker the journal
+// does not know is one the fold left out, not to be journaled again: it
+// was written at or before the floor, is not current, and the journal was
+// complete at the floor (a reconcile had vouched for a time at or after
+// it), so the fold kept every entry current at any second from the floor
+// on. (Its place in the listing says too little: an entry deleted for
+// good between it and its successor may have been current instead.) A
+// version that is current now, or one the journal may never have seen, is
+// journaled.
+func beforeFloor(e s3x.Entry, since *time.Time, floor time.Time) bool {
+	return !floor.IsZero() && since != nil && !since.Before(floor) && !e.IsLatest && e.LastModified.Unix() <= floor.Unix()
 }
 
 // floor is the floor of bucket's journal (zero: never folded).

@@ -88,6 +88,11 @@ func Protect(ctx context.Context, j *journal.Journal, bucket string, o Options) 
 	} else if !s3x.IsNotFound(err) {
 		return pb, nil, err
 	}
+	// The window is the continuous recovery point's retention: the vault
+	// lock bounds it as it bounds a snapshot's.
+	if err := j.Vault.CheckRetention("window-days", j.Vault.Window(pb)); err != nil {
+		return pb, nil, err
+	}
 	if o.QueueARN != "" || o.EventBridge {
 		// The record first: the journal refuses events of a bucket it
 		// has no record of, and the first ones may come at once.

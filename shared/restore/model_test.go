@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -24,6 +25,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/locals3"
 	"github.com/bucketvault/bucketvault/shared/restore"
 	"github.com/bucketvault/bucketvault/shared/s3x"
+	"github.com/bucketvault/bucketvault/shared/snapshot"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
@@ -309,7 +311,11 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 		t.Fatal(err)
 	}
 	j := &journal.Journal{Vault: v, S3: c, Copy: s3x.CopyOptions{Threshold: 5 << 20, PartSize: 5 << 20}}
-	if err := v.PutJSON(ctx, vault.BucketKey(bucket), vault.ProtectedBucket{Bucket: bucket, ProtectedAt: time.Now().UTC()}); err != nil {
+	// Protected from the start (the bucket is empty: the journal knows
+	// every version from then on), with a one-day window, which expiry
+	// runs a day after a phase's second fold to that second (below).
+	protectedAt := time.Now().UTC()
+	if err := v.PutJSON(ctx, vault.BucketKey(bucket), vault.ProtectedBucket{Bucket: bucket, ProtectedAt: protectedAt, FirstFullBackupAt: &protectedAt, WindowDays: 1}); err != nil {
 		t.Fatal(err)
 	}
 	w := &workload{t: t, ctx: ctx, c: c, bucket: bucket, rng: rng}
@@ -393,6 +399,14 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 				t.Fatal(err)
 			}
 		}
+		if p == 1 || p == phases-2 {
+			// Snapshots, kept a day: expiry deletes them (below).
+			e := &snapshot.Engine{S3: c}
+			job, err := e.Run(ctx, snapshot.Job{Vault: vb, Bucket: bucket, Lifecycle: &vault.Lifecycle{DeleteAfterDays: 1}})
+			if err != nil || job.State != snapshot.StateCompleted {
+				t.Fatalf("snapshot: %+v %v", job, err)
+			}
+		}
 		if p == phases/2 {
 			// Half the journal goes into a run; restores read run + segments.
 			lag := vault.CompactionLag
@@ -414,7 +428,7 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, sec := range seconds {
+	check := func(sec int64) {
 		target := srv.BucketName(t)
 		// After the completeness watermark (events only, or after the
 		// last reconcile) a restore must say so; the model holds it to
@@ -487,6 +501,9 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 			}
 		}
 	}
+	for _, sec := range seconds {
+		check(sec)
+	}
 	// A second restore into the same target changes nothing.
 	last := seconds[len(seconds)-1]
 	target := srv.BucketName(t)
@@ -503,6 +520,128 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 	if rep.Restored != 0 || rep.Identical != first.Restored {
 		t.Errorf("re-run restored %d, identical %d; want 0 and %d", rep.Restored, rep.Identical, first.Restored)
 	}
+
+	// Expiry a day after three phases' seconds, in turn: the journal is
+	// folded at that second; every restore from it on is still exact, every
+	// earlier one refused; the snapshots past their day are gone; and the
+	// vault's data is exactly what the journal and the live snapshots
+	// reference, measured by listing both.
+	defer func(g, l time.Duration, f func(int) time.Duration) {
+		vault.GCGrace, vault.CompactionLag, vault.FoldEvery = g, l, f
+	}(vault.GCGrace, vault.CompactionLag, vault.FoldEvery)
+	vault.GCGrace, vault.CompactionLag = 0, 0
+	vault.FoldEvery = func(int) time.Duration { return time.Second } // fold at every expiry
+	for _, k := range []int{1, len(seconds) / 2, len(seconds) - 1} {
+		floor := seconds[k]
+		// A reconcile first, as the scheduled one runs: the journal is
+		// vouched complete past the floor when the fold comes.
+		if _, err := j.Reconcile(ctx, bucket, journal.ReconcileOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if wm, err = v.CompleteThrough(ctx, bucket); err != nil {
+			t.Fatal(err)
+		}
+		exp, err := v.Expire(ctx, vault.ExpireOptions{Now: time.Unix(floor, 0).Add(24 * time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(exp.Folds) != 1 || exp.Folds[0].Floor.Unix() != floor || exp.Collected.SkippedBecause != "" {
+			t.Fatalf("expiry at floor %d: %+v", floor, exp)
+		}
+		t.Logf("expiry at floor %d: %d records folded away, %d recovery points, %d data objects (%d bytes) and %d journal objects deleted",
+			floor, exp.Folds[0].Folded, len(exp.Expired), exp.Data.Objects, exp.Data.Bytes, exp.Journal.Objects)
+		for _, sec := range seconds {
+			if sec >= floor {
+				check(sec)
+				continue
+			}
+			_, err := r.Run(ctx, restore.Request{Vault: vb, Bucket: bucket, At: time.Unix(sec, 0), TargetBucket: srv.BucketName(t), CreateBucket: true, AllowIncomplete: true})
+			var invalid *restore.InvalidRequestError
+			if !errors.As(err, &invalid) || !strings.Contains(err.Error(), "folded at") {
+				t.Fatalf("restore as of %d, before the floor %d: %v, want it refused", sec, floor, err)
+			}
+		}
+		points, err := v.Snapshots(ctx, bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sp := range points {
+			if !sp.CalculatedLifecycle.DeleteAt.After(exp.Now) {
+				t.Errorf("snapshot %s is past its DeleteAt %s and still there", sp.RecoveryPointID, sp.CalculatedLifecycle.DeleteAt)
+			}
+		}
+		if got, want := dataObjects(t, ctx, c, v), references(t, ctx, v, bucket, points); !cmp.Equal(got, want) {
+			t.Errorf("after expiry at floor %d the vault's data is not what is referenced (-referenced +held):\n%s", floor, cmp.Diff(want, got))
+		}
+		// A reconcile journals none of what the fold left out again.
+		held := dataObjects(t, ctx, c, v)
+		if _, err := j.Reconcile(ctx, bucket, journal.ReconcileOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if after := dataObjects(t, ctx, c, v); !cmp.Equal(after, held) {
+			t.Errorf("a reconcile after the fold at %d stored data again (-before +after):\n%s", floor, cmp.Diff(held, after))
+		}
+		if wm, err = v.CompleteThrough(ctx, bucket); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// dataObjects lists the vault's data objects (every version), but the
+// capability probe.
+func dataObjects(t *testing.T, ctx context.Context, c *s3.Client, v *vault.Vault) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	p := s3.NewListObjectVersionsPaginator(c, &s3.ListObjectVersionsInput{Bucket: aws.String(v.Bucket), Prefix: aws.String("data/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Versions {
+			if k := aws.ToString(o.Key); k != vault.ProbeKey(v.Bucket) {
+				out[k] = true
+			}
+		}
+	}
+	return out
+}
+
+// references are the data keys the journal of bucket and the snapshots
+// points reference.
+func references(t *testing.T, ctx context.Context, v *vault.Vault, bucket string, points []vault.SnapshotPoint) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	read := func(m *vault.Merger) {
+		defer m.Close()
+		for {
+			_, recs, err := m.NextKey()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				if r.Data != "" {
+					out[r.Data] = true
+				}
+			}
+		}
+	}
+	m, err := v.OpenJournal(ctx, bucket, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read(m)
+	for _, sp := range points {
+		m, err := vault.NewMerger([]vault.RecordSource{v.OpenShards(ctx, sp.Shards, nil)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		read(m)
+	}
+	return out
 }
 
 // dumpKey logs the journal's records of one key, to explain a mismatch.

@@ -240,7 +240,7 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 			return nil, err
 		}
 		req.At = base.ScanCompletionDate.UTC()
-	} else if base, err = v.LatestSnapshot(ctx, req.Bucket, req.At); err != nil {
+	} else if base, err = v.BaseSnapshot(ctx, req.Bucket, req.At); err != nil {
 		return nil, err
 	}
 	if err := r.checkTarget(ctx, req); err != nil {

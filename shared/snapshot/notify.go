@@ -117,12 +117,15 @@ func (e *Engine) Fail(ctx context.Context, req FailRequest) (*Job, error) {
 		}
 		if job.RecoveryPointID != "" {
 			switch sp, err := v.Snapshot(ctx, job.Bucket, job.RecoveryPointID); {
-			case err == nil:
+			case err == nil && sp.Status == vault.PointCreating:
 				now := e.now()
 				sp.Status, sp.StatusMessage, sp.CompletionDate = vault.PointStopped, "the backup job failed: "+job.StatusMessage, &now
-				if err := v.PutJSON(ctx, vault.SnapshotKey(job.Bucket, job.RecoveryPointID), sp); err != nil {
+				if err := v.SetPoint(ctx, sp); err != nil {
 					return nil, classify(err)
 				}
+			case err == nil:
+				// Sealed (or expired) already: a failure after the seal
+				// does not unseal it.
 			case !s3x.IsNotFound(err):
 				return nil, classify(err)
 			}

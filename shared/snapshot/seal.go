@@ -120,14 +120,25 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 	}
 	job.StatusMessage = sp.StatusMessage
 	job.Totals = totals
+	// In a locked vault, what the point references stays locked while it
+	// lives: before it is sealed, so a sealed point is always retained.
+	if err := v.RetainPoint(ctx, sp, e.now(), e.concurrency()); err != nil {
+		return nil, classify(err)
+	}
 	// The two records at once: a seal that fails after one is retried and
 	// writes both again.
 	var g errgroup.Group
-	g.Go(func() error { return v.PutJSON(ctx, vault.SnapshotKey(job.Bucket, job.RecoveryPointID), sp) })
+	g.Go(func() error { return v.SetPoint(ctx, sp) })
 	rec := job
 	g.Go(func() error { return v.PutJSON(ctx, vault.JobKey(rec.JobID), rec) })
 	if err := g.Wait(); err != nil {
 		return nil, classify(err)
+	}
+	if v.Lock != nil {
+		// The sealed record is a new version: locked as the point's data.
+		if err := v.Retain(ctx, []string{vault.SnapshotKey(job.Bucket, job.RecoveryPointID)}, v.PointRetainUntil(sp, e.now()), 1); err != nil {
+			return nil, classify(err)
+		}
 	}
 	e.log().InfoContext(ctx, "snapshot sealed", "job", job.JobID, "state", job.State, "objects", totals.Objects, "copied", totals.Copied, "failed", totals.Failed)
 	return &job, nil

@@ -614,15 +614,35 @@ func TestHandlerSteps(t *testing.T) {
 			t.Errorf("%v: error %v (%T); want InvalidJobError", bad, err, err)
 		}
 	}
-	// The fail step records the job FAILED and stops its recovery point.
-	if out, err = call(map[string]any{"step": "fail", "job": job, "error": map[string]any{"Error": "States.Timeout", "Cause": "took too long"}}); err != nil {
+	// The fail step records the job FAILED; a sealed recovery point stays
+	// as it was sealed (a sealed record is written once), one still
+	// CREATING is stopped.
+	fail := func(job snapshot.Job) (snapshot.Job, *vault.SnapshotPoint) {
+		t.Helper()
+		out, err := call(map[string]any{"step": "fail", "job": job, "error": map[string]any{"Error": "States.Timeout", "Cause": "took too long"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var failed snapshot.Job
+		_ = json.Unmarshal(out, &failed)
+		sp, err := e.v.Snapshot(e.ctx, e.bucket, job.RecoveryPointID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return failed, sp
+	}
+	if failed, sp := fail(job); failed.State != snapshot.StateFailed || sp.Status != vault.PointAvailable {
+		t.Fatalf("failed after its seal: job %+v, point %+v", failed, sp)
+	}
+	if out, err = call(map[string]any{"step": "start", "job": map[string]any{"vault": e.v.Bucket, "bucket": e.bucket}}); err != nil {
 		t.Fatal(err)
 	}
-	var failed snapshot.Job
-	_ = json.Unmarshal(out, &failed)
-	sp, err := e.v.Snapshot(e.ctx, e.bucket, job.RecoveryPointID)
-	if err != nil || failed.State != snapshot.StateFailed || sp.Status != vault.PointStopped || !strings.Contains(sp.StatusMessage, "States.Timeout") {
-		t.Fatalf("failed job %+v, point %+v %v", failed, sp, err)
+	var running snapshot.Job
+	if err := json.Unmarshal(out, &running); err != nil {
+		t.Fatal(err)
+	}
+	if failed, sp := fail(running); failed.State != snapshot.StateFailed || sp.Status != vault.PointStopped || !strings.Contains(sp.StatusMessage, "States.Timeout") {
+		t.Fatalf("failed while running: job %+v, point %+v", failed, sp)
 	}
 }
 

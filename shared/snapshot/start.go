@@ -27,6 +27,14 @@ func (e *Engine) Start(ctx context.Context, job Job) (*Job, error) {
 	if err != nil {
 		return nil, classify(err)
 	}
+	// The vault lock bounds every recovery point's retention.
+	days := 0
+	if job.Lifecycle != nil {
+		days = int(job.Lifecycle.DeleteAfterDays)
+	}
+	if err := v.CheckRetention("Lifecycle.DeleteAfterDays", days); err != nil {
+		return nil, invalid("%v", err)
+	}
 	now := e.now()
 	job.JobID = vault.NewJobID("backup", now)
 	job.StartedAt = now
@@ -58,7 +66,7 @@ func (e *Engine) Start(ctx context.Context, job Job) (*Job, error) {
 	// The two records at once: neither names the other's state, and a
 	// retried start makes new ones.
 	var g errgroup.Group
-	g.Go(func() error { return v.PutJSON(ctx, vault.SnapshotKey(job.Bucket, job.RecoveryPointID), sp) })
+	g.Go(func() error { return v.CreatePoint(ctx, sp) })
 	rec := job
 	g.Go(func() error { return v.PutJSON(ctx, vault.JobKey(rec.JobID), rec) })
 	if err := g.Wait(); err != nil {

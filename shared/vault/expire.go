@@ -36,6 +36,12 @@ import (
 // what the vault's records no longer name, and a state change is an
 // If-Match write.
 
+// ExpireRequest is the expire function's input: empty (the daily
+// schedule's), or a dry run.
+type ExpireRequest struct {
+	DryRun bool `json:"dryRun,omitempty"`
+}
+
 // ExpireOptions shape one expiry run.
 type ExpireOptions struct {
 	// Now is the time windows and lifecycles are measured at (zero: the
@@ -48,6 +54,8 @@ type ExpireOptions struct {
 	Concurrency int
 	// Progress, when set, is called as the run goes.
 	Progress func(ExpireReport)
+
+	retainAll bool // RetainReferenced
 }
 
 // ExpireReport says what an expiry run did (or, dry, would do).
@@ -61,8 +69,11 @@ type ExpireReport struct {
 	Data      DeleteCount       `json:"dataObjects"`
 	Scratch   DeleteCount       `json:"scratchObjects"`
 	Collected CollectionSummary `json:"collection"`
-	Warnings  []string          `json:"warnings,omitempty"`
-	Stage     string            `json:"stage,omitempty"` // where a running expiry is (progress)
+	// Extended counts referenced objects whose S3 Object Lock retention
+	// was looked at, and extended where it was about to end.
+	Extended int64    `json:"retentionExtended,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+	Stage    string   `json:"stage,omitempty"` // where a running expiry is (progress)
 }
 
 // FoldReport is one bucket's fold.
@@ -108,7 +119,8 @@ func (c *DeleteCount) add(o DeleteCount) {
 // day): a fold rewrites the whole journal, so folding daily a 35-day
 // window would rewrite it 35 times over its life; a tenth of the window
 // rewrites it ten times and keeps at most a tenth more than the window.
-func FoldEvery(windowDays int) time.Duration {
+// Tests shorten it.
+var FoldEvery = func(windowDays int) time.Duration {
 	return max(24*time.Hour, time.Duration(windowDays)*24*time.Hour/10)
 }
 
@@ -298,13 +310,9 @@ func (v *Vault) expirePoints(ctx context.Context, o ExpireOptions, rep *ExpireRe
 			}
 			key := SnapshotKey(b, sp.RecoveryPointID)
 			if sp.Status != PointExpired {
-				var cur SnapshotPoint
-				etag, err := v.getJSONETag(ctx, key, &cur)
-				if err != nil {
-					return err
-				}
-				cur.Status, cur.StatusMessage = PointExpired, fmt.Sprintf("expired at %s (DeleteAt %s)", o.Now.Format(time.RFC3339), cl.DeleteAt.Format(time.RFC3339))
-				if _, err := v.putJSONIf(ctx, key, cur, etag); err != nil {
+				exp := sp
+				exp.Status, exp.StatusMessage = PointExpired, fmt.Sprintf("expired at %s (DeleteAt %s)", o.Now.Format(time.RFC3339), cl.DeleteAt.Format(time.RFC3339))
+				if err := v.SetPoint(ctx, &exp); err != nil {
 					return err
 				}
 			}
@@ -512,11 +520,13 @@ func (d *deleter) flush() {
 }
 
 // retained reports whether a DeleteObjects error is Object Lock keeping
-// a version (AccessDenied on a version under retention or legal hold).
+// a version under retention or legal hold
+// (Amazon S3: AccessDenied, "...protected by object lock"; MinIO:
+// InvalidRequest, "Object is WORM protected...").
 func retained(code, msg string) bool {
-	return code == "AccessDenied" && (strings.Contains(msg, "WORM") || strings.Contains(strings.ToLower(msg), "retention") ||
-		strings.Contains(strings.ToLower(msg), "legal hold") || strings.Contains(strings.ToLower(msg), "object lock") ||
-		strings.Contains(strings.ToLower(msg), "protected"))
+	msg = strings.ToLower(msg)
+	return (code == "AccessDenied" || code == "InvalidRequest") && (strings.Contains(msg, "worm") || strings.Contains(msg, "retention") ||
+		strings.Contains(msg, "legal hold") || strings.Contains(msg, "object lock"))
 }
 
 func (d *deleter) close() (DeleteCount, error) {

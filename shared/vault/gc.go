@@ -38,16 +38,14 @@ import (
 
 // CollectionSummary counts what a collection found.
 type CollectionSummary struct {
-	References     int64  `json:"references"`    // distinct data keys records name
-	Live           int64  `json:"live"`          // data objects referenced
-	LiveBytes      int64  `json:"liveBytes"`     // their bytes (every version)
-	Young          int64  `json:"young"`         // unreferenced, but written within GCGrace: kept for now
-	YoungBytes     int64  `json:"youngBytes"`    //
-	Missing        int64  `json:"missing"`       // referenced data keys with no object (verify reports them)
-	JournalLive    int64  `json:"journalLive"`   // journal objects (index, runs, segments) kept
-	JournalBytes   int64  `json:"journalBytes"`  //
-	SnapshotLive   int64  `json:"snapshotLive"`  // snapshot records and manifests kept
-	SnapshotBytes  int64  `json:"snapshotBytes"` //
+	References     int64  `json:"references"`   // distinct data keys records name
+	Live           int64  `json:"live"`         // data objects referenced
+	LiveBytes      int64  `json:"liveBytes"`    // their bytes (every version)
+	Young          int64  `json:"young"`        // unreferenced, but written within GCGrace: kept for now
+	YoungBytes     int64  `json:"youngBytes"`   //
+	Missing        int64  `json:"missing"`      // referenced data keys with no object (verify reports them)
+	JournalLive    int64  `json:"journalLive"`  // journal objects (index, runs, segments) kept
+	JournalBytes   int64  `json:"journalBytes"` //
 	SkippedBecause string `json:"skippedBecause,omitempty"`
 }
 
@@ -66,9 +64,6 @@ func (v *Vault) collect(ctx context.Context, o ExpireOptions, rep *ExpireReport)
 	cutoff := start.Add(-GCGrace)
 	refs := newRefSorter()
 	defer refs.Close()
-	if err := refs.Add(ProbeKey(v.Bucket)); err != nil {
-		return err
-	}
 	// Journals: every bucket with an index or journal objects.
 	buckets, err := v.journalBuckets(ctx)
 	if err != nil {
@@ -96,12 +91,16 @@ func (v *Vault) collect(ctx context.Context, o ExpireOptions, rep *ExpireReport)
 	if err != nil {
 		return err
 	}
+	running := map[string]bool{} // jobs of points still CREATING
 	for _, b := range snapBuckets {
 		points, err := v.Snapshots(ctx, b)
 		if err != nil {
 			return err
 		}
 		for _, sp := range points {
+			if sp.Status == PointCreating {
+				running[sp.BackupJobID] = true
+			}
 			if sp.Status == PointExpired {
 				continue
 			}
@@ -134,7 +133,7 @@ func (v *Vault) collect(ctx context.Context, o ExpireOptions, rep *ExpireReport)
 			}
 		}
 	}
-	if err := v.jobReferences(ctx, refs); err != nil {
+	if err := v.jobReferences(ctx, running, refs); err != nil {
 		return err
 	}
 	rep.Collected.References = refs.n
@@ -153,7 +152,12 @@ func (v *Vault) collect(ctx context.Context, o ExpireOptions, rep *ExpireReport)
 	// Merge-join the data objects against the references.
 	ref, more := sorted.Next()
 	d := v.newDeleter(ctx, o)
+	ret := v.newRetainer(ctx, o)
+	probe := ProbeKey(v.Bucket)
 	err = v.objectVersions(ctx, dataPrefix, func(key string, vs []types.ObjectIdentifier, size int64, newest time.Time) error {
+		if key == probe {
+			return nil // the vault's own, not a version's: kept
+		}
 		for more && ref < key {
 			rep.Collected.Missing++
 			ref, more = sorted.Next()
@@ -162,7 +166,7 @@ func (v *Vault) collect(ctx context.Context, o ExpireOptions, rep *ExpireReport)
 			rep.Collected.Live++
 			rep.Collected.LiveBytes += size
 			ref, more = sorted.Next()
-			return nil
+			return ret.add(key, newest)
 		}
 		if !newest.Before(cutoff) {
 			rep.Collected.Young++
@@ -179,13 +183,82 @@ func (v *Vault) collect(ctx context.Context, o ExpireOptions, rep *ExpireReport)
 	}
 	n, derr := d.close()
 	rep.Data.add(n)
+	rerr := ret.close()
+	rep.Extended += ret.extended
 	if err != nil {
 		return err
 	}
 	if derr != nil {
 		return derr
 	}
+	if rerr != nil {
+		return rerr
+	}
 	return sorted.Err()
+}
+
+// RetainMargin is how long before an object's S3 Object Lock retention
+// would end that expiry extends it while the object is referenced (expiry
+// runs daily; the margin covers missed days).
+var RetainMargin = 3 * 24 * time.Hour
+
+// retainer extends, in a locked vault, the retention of objects still
+// referenced whose retention is about to end. Their retention started at
+// their write (the bucket's default retention: the lock's minimum) and is
+// extended by whole periods of the minimum: an object written at w is
+// retained until the first w + k*min beyond now + RetainMargin, and is
+// looked at only when that end comes within twice the margin (about three
+// requests per object per period, none in between).
+type retainer struct {
+	ctx      context.Context
+	v        *Vault
+	dry      bool
+	all      bool // every object, not only those near their retention's end (a new lock)
+	batch    map[string]time.Time
+	extended int64
+	err      error
+}
+
+func (v *Vault) newRetainer(ctx context.Context, o ExpireOptions) *retainer {
+	return &retainer{ctx: ctx, v: v, dry: o.DryRun && !o.retainAll, all: o.retainAll, batch: map[string]time.Time{}}
+}
+
+func (r *retainer) add(key string, written time.Time) error {
+	l := r.v.Lock
+	if l == nil || r.dry || r.err != nil {
+		return r.err
+	}
+	period := time.Duration(l.MinRetentionDays) * 24 * time.Hour
+	now := time.Now()
+	k := now.Add(RetainMargin).Sub(written)/period + 1
+	until := written.Add(k * period)
+	if until.Sub(now) > 2*RetainMargin && !r.all {
+		return nil
+	}
+	r.batch[key] = until
+	if len(r.batch) >= 1000 {
+		r.flush()
+	}
+	return r.err
+}
+
+func (r *retainer) flush() {
+	byUntil := map[time.Time][]string{}
+	for k, u := range r.batch {
+		byUntil[u] = append(byUntil[u], k)
+	}
+	for u, keys := range byUntil {
+		if err := r.v.Retain(r.ctx, keys, u, 16); err != nil && r.err == nil {
+			r.err = err
+		}
+		r.extended += int64(len(keys))
+	}
+	clear(r.batch)
+}
+
+func (r *retainer) close() error {
+	r.flush()
+	return r.err
 }
 
 // journalBuckets lists the buckets that have a journal (protected or
@@ -272,6 +345,7 @@ func (v *Vault) collectJournal(ctx context.Context, bucket string, o ExpireOptio
 		return false, err
 	}
 	d := v.newDeleter(ctx, o)
+	ret := v.newRetainer(ctx, o)
 	visit := func(key string, vs []types.ObjectIdentifier, size int64, newest time.Time) error {
 		garbage := !keep[key] && newest.Before(cutoff)
 		if id, ok := ParseSegmentKey(key); ok && strings.HasPrefix(key, SegmentPrefix(bucket)) {
@@ -281,24 +355,33 @@ func (v *Vault) collectJournal(ctx context.Context, bucket string, o ExpireOptio
 		if !garbage {
 			rep.Collected.JournalLive++
 			rep.Collected.JournalBytes += size
-			return nil
+			return ret.add(key, newest)
 		}
 		return d.add(key, vs, size)
 	}
 	for _, prefix := range []string{runsPfx + bucket + "/", SegmentPrefix(bucket)} {
 		if err := v.objectVersions(ctx, prefix, visit); err != nil {
 			d.close()
+			ret.close()
 			return false, err
 		}
 	}
 	n, err := d.close()
 	rep.Journal.add(n)
+	rerr := ret.close()
+	rep.Extended += ret.extended
+	if err == nil {
+		err = rerr
+	}
 	return sound, err
 }
 
-// jobReferences adds the data references of snapshot jobs' fragments:
-// what a running job has copied before its recovery point is sealed.
-func (v *Vault) jobReferences(ctx context.Context, refs *refSorter) error {
+// jobReferences adds the data references of running snapshot jobs'
+// fragments: what a job has copied before its recovery point is sealed.
+// A job runs while its recovery point is CREATING (its start writes the
+// point before anything is copied); a finished job's fragments are
+// scratch, referenced by nothing.
+func (v *Vault) jobReferences(ctx context.Context, running map[string]bool, refs *refSorter) error {
 	p := s3.NewListObjectsV2Paginator(v.S3, &s3.ListObjectsV2Input{Bucket: aws.String(v.Bucket), Prefix: aws.String(jobsPrefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -307,7 +390,8 @@ func (v *Vault) jobReferences(ctx context.Context, refs *refSorter) error {
 		}
 		for _, obj := range page.Contents {
 			k := aws.ToString(obj.Key)
-			if !strings.Contains(k, "/fragments/") || !strings.HasSuffix(k, segmentSuffix) {
+			job, _, _ := strings.Cut(strings.TrimPrefix(k, jobsPrefix), "/")
+			if !running[job] || !strings.Contains(k, "/fragments/") || !strings.HasSuffix(k, segmentSuffix) {
 				continue
 			}
 			src, err := v.OpenSegmentFile(ctx, k)
@@ -337,6 +421,39 @@ func (v *Vault) jobReferences(ctx context.Context, refs *refSorter) error {
 		}
 	}
 	return nil
+}
+
+// RetainReferenced extends the S3 Object Lock retention of everything the
+// vault references (data, journal objects, and each live recovery point's
+// manifest and data to its DeleteAt), deleting nothing: what a new lock
+// applies to what the vault held before it. Its cost is a collection's
+// reads and a retention request per object.
+func (v *Vault) RetainReferenced(ctx context.Context) (int64, error) {
+	if v.Lock == nil {
+		return 0, nil
+	}
+	rep := &ExpireReport{Vault: v.Bucket, Now: time.Now().UTC(), DryRun: true}
+	if err := v.collect(ctx, ExpireOptions{Now: rep.Now, DryRun: true, Concurrency: 16, retainAll: true}, rep); err != nil {
+		return rep.Extended, err
+	}
+	buckets, err := v.SnapshotBuckets(ctx)
+	if err != nil {
+		return rep.Extended, err
+	}
+	for _, b := range buckets {
+		points, err := v.Snapshots(ctx, b)
+		if err != nil {
+			return rep.Extended, err
+		}
+		for _, sp := range points {
+			if sp.Status == PointAvailable || sp.Status == PointPartial {
+				if err := v.RetainPoint(ctx, &sp, rep.Now, 16); err != nil {
+					return rep.Extended, err
+				}
+			}
+		}
+	}
+	return rep.Extended, nil
 }
 
 // Usage is what the vault holds, as a collection finds it.

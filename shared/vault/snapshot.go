@@ -446,3 +446,86 @@ func (v *Vault) OpenSorted(ctx context.Context, keys []string) (*Merger, error) 
 	}
 	return NewMerger(sources)
 }
+
+// BaseSnapshot is the snapshot a point-in-time restore of bucket as of at
+// starts from (its records merged with the journal's), or nil: the newest
+// usable one scanned by at, unless the journal alone holds the bucket's
+// state at at (the bucket is protected continuously and its first full
+// backup had finished by at: the journal knows every version since, and an
+// older snapshot could only bring back what was deleted), and never one
+// scanned before the journal's floor (the fold kept no record to overrule
+// its records with).
+func (v *Vault) BaseSnapshot(ctx context.Context, bucket string, at time.Time) (*SnapshotPoint, error) {
+	pb, err := v.Protected(ctx, bucket)
+	switch {
+	case err == nil && pb.FirstFullBackupAt != nil && !at.Before(*pb.FirstFullBackupAt):
+		return nil, nil
+	case err != nil && !s3x.IsNotFound(err):
+		return nil, err
+	}
+	sp, err := v.LatestSnapshot(ctx, bucket, at)
+	if err != nil || sp == nil {
+		return sp, err
+	}
+	idx, err := v.Index(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	if !idx.Floor.IsZero() && sp.ScanCompletionDate.Before(idx.Floor) {
+		return nil, nil
+	}
+	return sp, nil
+}
+
+// PointTransitionError refuses a change of a recovery point's status
+// that its life does not allow (CREATING, then AVAILABLE, PARTIAL or
+// STOPPED once, then EXPIRED).
+type PointTransitionError struct {
+	RecoveryPointID string
+	From, To        string
+}
+
+func (e *PointTransitionError) Error() string {
+	return fmt.Sprintf("recovery point %s is %s: it cannot become %s", e.RecoveryPointID, e.From, e.To)
+}
+
+// pointMay reports whether a recovery point may go from one status to
+// another.
+func pointMay(from, to string) bool {
+	switch from {
+	case PointCreating:
+		return to == PointAvailable || to == PointPartial || to == PointStopped || to == PointExpired
+	case PointAvailable, PointPartial, PointStopped:
+		return to == PointExpired
+	}
+	return false
+}
+
+// CreatePoint writes a new recovery point record, once (If-None-Match):
+// a record there already is a ConflictError.
+func (v *Vault) CreatePoint(ctx context.Context, sp *SnapshotPoint) error {
+	_, err := v.putJSONIf(ctx, SnapshotKey(sp.ResourceName, sp.RecoveryPointID), sp, "")
+	return err
+}
+
+// SetPoint changes a recovery point's record to sp, whose status must be
+// one the record's may become (pointMay), over the version it read
+// (If-Match): a record changed meanwhile is a ConflictError, never
+// overwritten. A record that has sp's status already is left as it is (a
+// retried step: sealed records are written once).
+func (v *Vault) SetPoint(ctx context.Context, sp *SnapshotPoint) error {
+	key := SnapshotKey(sp.ResourceName, sp.RecoveryPointID)
+	var cur SnapshotPoint
+	etag, err := v.getJSONETag(ctx, key, &cur)
+	if err != nil {
+		return err
+	}
+	if cur.Status == sp.Status {
+		return nil
+	}
+	if !pointMay(cur.Status, sp.Status) {
+		return &PointTransitionError{RecoveryPointID: sp.RecoveryPointID, From: cur.Status, To: sp.Status}
+	}
+	_, err = v.putJSONIf(ctx, key, sp, etag)
+	return err
+}

@@ -315,7 +315,8 @@ func identity(r Record) string {
 
 // foldKey keeps of one key's records only what decides its state as of
 // floor or any later second: every record after floor; the entry current
-// at floor (a version or a delete marker); for each version kept, the
+// at floor (a version or a delete marker), and each entry a permanent
+// deletion after floor makes current again; for each version kept, the
 // latest change of its tags, ACL and storage class at or before floor
 // (what it had at floor); and the skips that keep a reconcile from trying
 // an SSE-C or archived version again; purges, listings and orders of what
@@ -325,17 +326,36 @@ func identity(r Record) string {
 // good), and their changes, purges, listings and orders.
 func foldKey(recs []Observed, floor time.Time) []Observed {
 	cut := floor.Unix()
-	_, _, cur := StateOf(recs, floor)
+	// The entries from before the floor that are current at some second
+	// from it on: the one current at the floor, and each one a later
+	// permanent deletion makes current again (what superseded it gone).
+	type head struct {
+		op Op
+		id string
+		at time.Time
+	}
+	heads := map[head]bool{}
+	addHead := func(at time.Time) {
+		if _, _, cur := StateOf(recs, at); cur.Op != "" && cur.Time.Unix() <= cut {
+			heads[head{cur.Op, identity(cur), cur.Time}] = true
+		}
+	}
+	addHead(floor)
+	for _, o := range recs {
+		if o.Op == OpPurge && o.Time.Unix() > cut {
+			addHead(o.Time)
+		}
+	}
 	keep := make([]bool, len(recs))
-	versions := map[string]bool{} // versions kept
+	versions := map[string]bool{} // entries kept, by version id
 	for i, o := range recs {
 		r := o.Record
-		switch {
+		switch h := (head{r.Op, identity(r), r.Time}); {
 		case r.Time.Unix() > cut:
 			keep[i] = true
-		case cur.Op != "" && r.Op == cur.Op && identity(r) == identity(cur) && r.Time.Equal(cur.Time) && !versions[identity(cur)]:
+		case heads[h]:
 			keep[i] = true
-			versions[identity(cur)] = true // one record of it
+			delete(heads, h) // one record of it
 		default:
 			continue
 		}
