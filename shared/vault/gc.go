@@ -382,40 +382,47 @@ func (v *Vault) collectJournal(ctx context.Context, bucket string, o ExpireOptio
 // point before anything is copied); a finished job's fragments are
 // scratch, referenced by nothing.
 func (v *Vault) jobReferences(ctx context.Context, running map[string]bool, refs *refSorter) error {
-	p := s3.NewListObjectsV2Paginator(v.S3, &s3.ListObjectsV2Input{Bucket: aws.String(v.Bucket), Prefix: aws.String(jobsPrefix)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return fmt.Errorf("list jobs: %w", err)
-		}
-		for _, obj := range page.Contents {
-			k := aws.ToString(obj.Key)
-			job, _, _ := strings.Cut(strings.TrimPrefix(k, jobsPrefix), "/")
-			if !running[job] || !strings.Contains(k, "/fragments/") || !strings.HasSuffix(k, segmentSuffix) {
-				continue
+	// A job's working files are under scratch/jobs/<job>/ (format 1's
+	// jobs wrote them under jobs/<job>/, read too).
+	var keys []string
+	for _, prefix := range []string{scratchPrefix + "jobs/", jobsPrefix} {
+		p := s3.NewListObjectsV2Paginator(v.S3, &s3.ListObjectsV2Input{Bucket: aws.String(v.Bucket), Prefix: aws.String(prefix)})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return fmt.Errorf("list jobs: %w", err)
 			}
-			src, err := v.OpenSegmentFile(ctx, k)
-			if s3x.IsNotFound(err) {
-				continue
+			for _, obj := range page.Contents {
+				k := aws.ToString(obj.Key)
+				job, _, _ := strings.Cut(strings.TrimPrefix(k, prefix), "/")
+				if running[job] && strings.Contains(k, "/fragments/") && strings.HasSuffix(k, segmentSuffix) {
+					keys = append(keys, k)
+				}
+			}
+		}
+	}
+	for _, k := range keys {
+		src, err := v.OpenSegmentFile(ctx, k)
+		if s3x.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for {
+			o, err := src.Next()
+			if errors.Is(err, io.EOF) {
+				src.Close()
+				break
 			}
 			if err != nil {
-				return err
+				src.Close()
+				return fmt.Errorf("read job fragment %s: %w", k, err)
 			}
-			for {
-				o, err := src.Next()
-				if errors.Is(err, io.EOF) {
+			if o.Data != "" {
+				if err := refs.Add(o.Data); err != nil {
 					src.Close()
-					break
-				}
-				if err != nil {
-					src.Close()
-					return fmt.Errorf("read job fragment %s: %w", k, err)
-				}
-				if o.Data != "" {
-					if err := refs.Add(o.Data); err != nil {
-						src.Close()
-						return err
-					}
+					return err
 				}
 			}
 		}

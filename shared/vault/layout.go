@@ -113,6 +113,16 @@ func JobKey(jobID string) string { return jobsPrefix + jobID + ".json" }
 // cannot collide with a job's record.
 func ActiveJobKey(requestHash string) string { return jobsPrefix + "active/" + requestHash + ".json" }
 
+// JobScratchKey is the vault key of one of a job's working files (a
+// snapshot's work items, scan progress, started markers, fragments,
+// inventory runs): scratch/jobs/<job>/<name>. Scratch is not part of any
+// recovery point: the vault's lifecycle rule removes it, and expiry
+// reads it only for a running snapshot job's fragments (gc.go).
+func JobScratchKey(jobID, name string) string { return JobScratchPrefix(jobID) + name }
+
+// JobScratchPrefix is the prefix of a job's working files.
+func JobScratchPrefix(jobID string) string { return scratchPrefix + "jobs/" + jobID + "/" }
+
 // JobPartKey is the vault key of part n of a job's mapping.
 func JobPartKey(jobID string, n int) string {
 	return fmt.Sprintf("%s%s/mapping-%05d%s", jobsPrefix, jobID, n, segmentSuffix)
