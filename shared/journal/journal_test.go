@@ -523,8 +523,8 @@ func TestParallelReconcileResumesAfterCrash(t *testing.T) {
 	const stalled, crash = "obj/0010", "obj/0040"
 	// History: every third key has two versions, every seventh a delete
 	// marker. versitygw's listings of such keys are not stable (a reconcile
-	// adds records on every run there, as the serial reconcile before this
-	// one did too), so there every key has one version.
+	// adds records on every run there), so there every key has one
+	// version.
 	history := e.srv.Kind != locals3.KindVersityGW
 	if !history {
 		t.Logf("%s: one version per key, no delete markers", e.srv.Kind)

@@ -226,8 +226,8 @@ func TestDescriptorConcurrent(t *testing.T) {
 }
 
 // Protecting buckets before the vault has a descriptor is answered FAILED
-// with vault's reason (the function used to return the error, and
-// CloudFormation waited an hour); once the vault resource has run, the
+// with vault's reason (returning the error would leave CloudFormation
+// waiting an hour); once the vault resource has run, the
 // same event protects the buckets.
 func TestProtectResourceAnswersVaultFailure(t *testing.T) {
 	srv := locals3.ForTest(t)

@@ -42,11 +42,10 @@ const (
 // WindowSize is the zstd window of everything the vault compresses. A
 // reader holds about twice the window per open file (lowmem decoding), so
 // the window, with MaxOpenSegments, is what bounds a journal read's memory:
-// 16 readers of 16 KiB windows hold about 1.7 MiB, of 256 KiB windows (the
-// window before 2026-11-23, which readers still accept) 11.5 MiB. Records
-// are sorted by key, so what repeats is near: on 5,000 records, 16 KiB
-// compresses as well as 256 KiB did (18.3% of the JSON either way;
-// TestWindowKeepsReadersSmall).
+// 16 readers of 16 KiB windows hold about 1.7 MiB, of 256 KiB windows
+// (which readers also accept) 11.5 MiB. Records are sorted by key, so what
+// repeats is near: on 5,000 records, 16 KiB compresses as well as 256 KiB
+// (18.3% of the JSON either way; TestWindowKeepsReadersSmall).
 const WindowSize = 16 << 10
 
 // segmentLineBuffer is an open segment's line buffer; a longer line grows
