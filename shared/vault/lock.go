@@ -294,3 +294,34 @@ func (v *Vault) RetainPoint(ctx context.Context, sp *SnapshotPoint, now time.Tim
 	}
 	return v.Retain(ctx, batch, until, concurrency)
 }
+
+// Encryption is how the vault bucket encrypts what is written to it: its
+// default encryption (S3 applies it to every object written without
+// encryption headers, as bucketvault writes them).
+type Encryption struct {
+	Encrypted bool   `json:"encrypted"`
+	Algorithm string `json:"algorithm,omitempty"` // AES256, aws:kms, aws:kms:dsse
+	KMSKeyARN string `json:"kmsKeyArn,omitempty"`
+}
+
+// Encryption reads the vault bucket's default encryption. A bucket with
+// none stores objects unencrypted (a local server without KMS; Amazon S3
+// encrypts every bucket with SSE-S3 at least).
+func (v *Vault) Encryption(ctx context.Context) (Encryption, error) {
+	out, err := v.S3.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: aws.String(v.Bucket)})
+	if err != nil {
+		if s3x.IsNotFound(err) || strings.Contains(err.Error(), "ServerSideEncryptionConfigurationNotFound") || s3x.IsNotImplemented(err) {
+			return Encryption{}, nil
+		}
+		return Encryption{}, fmt.Errorf("encryption of vault s3://%s: %w", v.Bucket, err)
+	}
+	if out.ServerSideEncryptionConfiguration == nil {
+		return Encryption{}, nil
+	}
+	for _, r := range out.ServerSideEncryptionConfiguration.Rules {
+		if d := r.ApplyServerSideEncryptionByDefault; d != nil && d.SSEAlgorithm != "" {
+			return Encryption{Encrypted: true, Algorithm: string(d.SSEAlgorithm), KMSKeyARN: aws.ToString(d.KMSMasterKeyID)}, nil
+		}
+	}
+	return Encryption{}, nil
+}

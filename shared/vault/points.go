@@ -31,7 +31,11 @@ type RecoveryPoint struct {
 	CompleteThrough  *time.Time `json:"completeThrough,omitempty"`
 	JournaledThrough *time.Time `json:"journaledThrough,omitempty"`
 	Segments         int        `json:"segments,omitempty"`
-	IsEncrypted      bool       `json:"isEncrypted"`
+	// IsEncrypted and EncryptionKeyArn: how what the point holds is
+	// stored (a CONTINUOUS point: the vault's default encryption now; a
+	// SNAPSHOT: as its seal found it).
+	IsEncrypted      bool   `json:"isEncrypted"`
+	EncryptionKeyArn string `json:"encryptionKeyArn,omitempty"`
 	// Of a SNAPSHOT: when its scan ended (the state it holds), its size,
 	// and its lifecycle.
 	ScanCompletionDate  *time.Time           `json:"scanCompletionDate,omitempty"`
@@ -65,7 +69,7 @@ func (v *Vault) RecoveryPoints(ctx context.Context, bucket string, now time.Time
 			rp := RecoveryPoint{
 				RecoveryPointID: sp.RecoveryPointID, ResourceName: sp.ResourceName, ResourceType: sp.ResourceType,
 				BackupVaultName: sp.BackupVaultName, Type: "SNAPSHOT", Status: sp.Status, StatusMessage: sp.StatusMessage,
-				CreationDate: sp.CreationDate, IsEncrypted: sp.IsEncrypted, ScanCompletionDate: sp.ScanCompletionDate,
+				CreationDate: sp.CreationDate, IsEncrypted: sp.IsEncrypted, EncryptionKeyArn: sp.EncryptionKeyArn, ScanCompletionDate: sp.ScanCompletionDate,
 				BackupSizeInBytes: sp.BackupSizeInBytes, ObjectCount: sp.ObjectCount, FailedObjects: sp.FailedObjects,
 				CalculatedLifecycle: sp.CalculatedLifecycle, CreatedBy: sp.CreatedBy,
 			}
@@ -80,6 +84,10 @@ func (v *Vault) continuousPoints(ctx context.Context, bucket string, now time.Ti
 	if err != nil {
 		return nil, err
 	}
+	enc, err := v.Encryption(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []RecoveryPoint
 	for _, b := range buckets {
 		if bucket != "" && b.Bucket != bucket {
@@ -91,7 +99,7 @@ func (v *Vault) continuousPoints(ctx context.Context, bucket string, now time.Ti
 		}
 		rp := RecoveryPoint{
 			RecoveryPointID: "continuous:" + b.Bucket, ResourceName: b.Bucket, ResourceType: "S3",
-			BackupVaultName: v.Bucket, Type: "CONTINUOUS", CreationDate: b.ProtectedAt, Segments: js.Compacted + js.Pending,
+			BackupVaultName: v.Bucket, Type: "CONTINUOUS", CreationDate: b.ProtectedAt, IsEncrypted: enc.Encrypted, EncryptionKeyArn: enc.KMSKeyARN, Segments: js.Compacted + js.Pending,
 		}
 		wm, err := v.CompleteThrough(ctx, b.Bucket)
 		if err != nil {

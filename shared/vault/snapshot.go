@@ -65,6 +65,7 @@ type SnapshotPoint struct {
 	CreatedBy           *CreatedBy           `json:"CreatedBy,omitempty"`
 	RecoveryPointTags   map[string]string    `json:"RecoveryPointTags,omitempty"`
 	IsEncrypted         bool                 `json:"IsEncrypted"`
+	EncryptionKeyArn    string               `json:"EncryptionKeyArn,omitempty"`
 	BackupJobID         string               `json:"BackupJobId"`
 	Shards              []RunShard           `json:"Shards"`
 	FailureShards       []RunShard           `json:"FailureShards,omitempty"`
