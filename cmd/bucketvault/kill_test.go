@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/bucketvault/bucketvault/shared/locals3"
+	"github.com/bucketvault/bucketvault/shared/vault"
+)
+
+// TestCLIExpireKilledResumes: `bucketvault expire` killed (SIGKILL) while
+// it folds a journal of 300,000 records leaves a vault that the next run
+// finishes: the journal reads, as of every second from the floor on,
+// exactly as before the expiry, and the index names one folded run.
+func TestCLIExpireKilledResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the CLI and folds 300,000 records")
+	}
+	srv := locals3.ForTest(t)
+	ctx := context.Background()
+	c := srv.Client(ctx)
+	bin := filepath.Join(t.TempDir(), "bucketvault")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	v, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	if err := v.PutJSON(ctx, vault.BucketKey("src"), vault.ProtectedBucket{Bucket: "src", ProtectedAt: t0, FirstFullBackupAt: &t0, WindowDays: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// 30,000 keys, each overwritten every 10 seconds for 100 seconds.
+	for s := range 60 {
+		var batch []vault.Record
+		for i := range 5000 {
+			n := s*5000 + i
+			key, ver := n%30000, n/30000
+			batch = append(batch, vault.Record{Op: vault.OpVersion, Key: fmt.Sprintf("k%05d", key), VersionID: fmt.Sprintf("v%02d", ver),
+				Time: t0.Add(time.Duration(ver*10) * time.Second), Data: vault.DataKey("src", fmt.Sprintf("k%05d", key), fmt.Sprintf("v%02d", ver), "", time.Time{})})
+		}
+		if _, err := v.WriteSegment(ctx, "src", batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func(l time.Duration) { vault.CompactionLag = l }(vault.CompactionLag)
+	vault.CompactionLag = 0
+	time.Sleep(5 * time.Millisecond)
+	if _, err := v.Compact(ctx, "src", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	floor := t0.Add(55 * time.Second)
+	states := func() map[time.Time]map[string]string {
+		out := map[time.Time]map[string]string{}
+		for _, at := range []time.Time{floor, floor.Add(5 * time.Second), floor.Add(40 * time.Second)} {
+			m, err := v.OpenJournal(ctx, "src", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := map[string]string{}
+			for {
+				k, recs, err := m.NextKey()
+				if err != nil {
+					break
+				}
+				if obj, ok := vault.StateAt(recs, at); ok {
+					st[k] = obj.Version.VersionID
+				}
+			}
+			m.Close()
+			out[at] = st
+		}
+		return out
+	}
+	before := states()
+	env := os.Environ()
+	env = append(env, srv.Env()...)
+	args := []string{"--endpoint-url", srv.Endpoint, "--no-progress", "expire", "--vault", v.Bucket, "--now", floor.Add(24 * time.Hour).Format(time.RFC3339)}
+	// Killed once a fold has written its first shard's progress (or after
+	// a minute, which the test reports: proving nothing, it fails).
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	midFold := false
+	for time.Now().Before(deadline) && !midFold {
+		_, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String("scratch/compact/src.json")})
+		midFold = err == nil
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	state := cmd.Wait()
+	idx, err := v.Index(ctx, "src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed (%v) with the fold's progress written: %v; the floor then: %s", state, midFold, idx.Floor)
+	if !midFold || !idx.Floor.IsZero() {
+		t.Fatalf("the kill did not land inside the fold (progress %v, floor %s): the test proves nothing", midFold, idx.Floor)
+	}
+	again := exec.Command(bin, args...)
+	again.Env = env
+	if out, err := again.CombinedOutput(); err != nil {
+		t.Fatalf("expire after the kill: %v\n%s", err, out)
+	}
+	idx, err = v.Index(ctx, "src")
+	if err != nil || !idx.Floor.Equal(floor) || len(idx.Runs) != 1 {
+		t.Fatalf("index after the resumed expiry: floor %s, %d runs, %v; want floor %s, one run", idx.Floor, len(idx.Runs), err, floor)
+	}
+	if got := states(); !reflect.DeepEqual(got, before) {
+		t.Fatalf("the journal reads otherwise after the killed and resumed expiry")
+	}
+}
