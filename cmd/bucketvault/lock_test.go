@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +74,16 @@ func TestCLILockedVault(t *testing.T) {
 	}
 	if code, _, e := cli(t, srv, "backup", "--vault", vaultName, "--bucket", bucket); code == 0 || !strings.Contains(e, "Lifecycle.DeleteAfterDays") {
 		t.Errorf("a backup kept forever in a vault locked to at most 10 days: exit %d (%s)", code, e)
+	}
+	// plan validate --check-vaults checks each rule against its vault's lock.
+	planFile := filepath.Join(t.TempDir(), "plan.json")
+	if err := os.WriteFile(planFile, []byte(`{"BackupPlanName":"locked","Rules":[
+		{"RuleName":"ok","TargetBackupVaultName":"`+vaultName+`","ScheduleExpression":"cron(0 5 ? * * *)","Lifecycle":{"DeleteAfterDays":7}},
+		{"RuleName":"long","TargetBackupVaultName":"`+vaultName+`","ScheduleExpression":"cron(0 6 ? * * *)","Lifecycle":{"DeleteAfterDays":35}}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, e := cli(t, srv, "plan", "validate", planFile, "--check-vaults"); code != exitUsage || !strings.Contains(e, "Rules[1].Lifecycle.DeleteAfterDays") || strings.Contains(e, "Rules[0]") {
+		t.Errorf("plan validate against the lock: exit %d (%s), want Rules[1].Lifecycle.DeleteAfterDays named, Rules[0] not", code, e)
 	}
 
 	// A version superseded before the floor: expiry drops it from the

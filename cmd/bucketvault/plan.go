@@ -137,9 +137,10 @@ indexes, air-gapped vaults) are listed as notes.`,
 		Args: oneFile("plan"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var known func(string) bool
+			var vaults map[string]*vault.Vault
 			if checkVaults {
 				var err error
-				if known, err = a.knownVaults(cmd, args[0]); err != nil {
+				if known, vaults, err = a.knownVaults(cmd, args[0]); err != nil {
 					return err
 				}
 			}
@@ -156,6 +157,10 @@ indexes, air-gapped vaults) are listed as notes.`,
 				if i > 0 && f.plan != nil && len(f.Problems) == 0 {
 					f.Problems = []*plan.FieldError{{Problem: "holds a plan: --selection wants a selection file (give the plan as the argument)"}}
 					f.Valid = false
+				}
+				if i == 0 && f.plan != nil {
+					f.Problems = append(f.Problems, lockProblems(f.plan, vaults)...)
+					f.Valid = len(f.Problems) == 0
 				}
 				files = append(files, f)
 			}
@@ -188,39 +193,65 @@ indexes, air-gapped vaults) are listed as notes.`,
 	return cmd
 }
 
+// lockProblems checks each rule's retention against the lock of the
+// vault it backs up to, where that vault is known (--check-vaults) and
+// locked.
+func lockProblems(p *plan.Plan, vaults map[string]*vault.Vault) []*plan.FieldError {
+	var out []*plan.FieldError
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		v := vaults[r.TargetBackupVaultName]
+		if v == nil || v.Lock == nil {
+			continue
+		}
+		days := 0
+		if r.Lifecycle != nil && r.Lifecycle.DeleteAfterDays != nil {
+			days = int(*r.Lifecycle.DeleteAfterDays)
+		}
+		if err := v.CheckRetention("Lifecycle.DeleteAfterDays", days); err != nil {
+			var le *vault.LockInputError
+			if errors.As(err, &le) {
+				out = append(out, &plan.FieldError{Field: fmt.Sprintf("Rules[%d].%s", i, le.Field), Problem: le.Reason})
+			}
+		}
+	}
+	return out
+}
+
 // knownVaults opens every vault the plan file names and returns the set of
-// those that exist.
-func (a *app) knownVaults(cmd *cobra.Command, file string) (func(string) bool, error) {
+// those that exist, and the open vaults (their locks).
+func (a *app) knownVaults(cmd *cobra.Command, file string) (func(string) bool, map[string]*vault.Vault, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, usagef("%v", err)
+		return nil, nil, usagef("%v", err)
 	}
 	p, _, err := plan.Parse(data)
 	if err != nil || p == nil {
-		return nil, nil // validate reports it
+		return nil, nil, nil // validate reports it
 	}
 	c, err := a.client(cmd.Context())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	known := map[string]bool{}
+	vaults := map[string]*vault.Vault{}
 	for _, r := range p.Rules {
 		name := r.TargetBackupVaultName
 		if _, done := known[name]; done || name == "" {
 			continue
 		}
-		_, err := vault.Open(cmd.Context(), c, name)
+		v, err := vault.Open(cmd.Context(), c, name)
 		var nv *vault.NotAVaultError
 		switch {
 		case err == nil:
-			known[name] = true
+			known[name], vaults[name] = true, v
 		case errors.As(err, &nv):
 			known[name] = false
 		default:
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return func(name string) bool { return known[name] }, nil
+	return func(name string) bool { return known[name] }, vaults, nil
 }
 
 // describeRule is one line about a rule: schedule, windows, lifecycle.
