@@ -137,9 +137,6 @@ func (j *Journal) storeData(ctx context.Context, bucket, key, versionID string, 
 	return st, nil
 }
 
-// probeVersion names the probe object of conditionalCopy.
-const probeVersion = vault.ProbeVersion
-
 // ProbeKey is the vault key of the object with which a journal probes
 // whether the vault's server honours a create-only copy: a data key (of a
 // pseudo-version of the vault's own descriptor), so an orphan data object

@@ -445,7 +445,6 @@ type deleter struct {
 	dry   bool
 	batch []types.ObjectIdentifier
 	sizes map[string]int64 // of keys in the batch
-	keys  int64
 	count DeleteCount
 	mu    sync.Mutex
 	sem   chan struct{}

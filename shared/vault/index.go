@@ -3,7 +3,6 @@ package vault
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -76,10 +75,6 @@ const (
 func IndexKey(bucket string) string { return journalPrefix + bucket + "/index.json" }
 
 func runManifestKeyV2(bucket, id string) string { return runsPfx + bucket + "/" + id + ".json" }
-
-func runShardKeyV2(bucket, id string, n int) string {
-	return fmt.Sprintf("%s%s/%s/%06d%s", runsPfx, bucket, id, n, segmentSuffix)
-}
 
 // ConflictError says a conditional write of a state record lost a race
 // (If-Match or If-None-Match failed): someone else changed it first.
@@ -312,9 +307,6 @@ func (v *Vault) openSegmentSources(ctx context.Context, bucket string, refs []Se
 	}
 	return mergeSpilled(spilled)
 }
-
-// errNoChange: a compaction found nothing to do.
-var errNoChange = errors.New("nothing to compact")
 
 // JournalStatus sums up a bucket's journal.
 type JournalStatus struct {
