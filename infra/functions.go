@@ -11,6 +11,7 @@ import (
 
 	"github.com/bucketvault/bucketvault/shared/config"
 	"github.com/bucketvault/bucketvault/shared/notify"
+	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
 // EventSource is the source the functions' events on the default bus must
@@ -55,6 +56,19 @@ const (
 	keyJobs      = "jobs/*"
 	keyRuns      = "runs/*"
 	keySnapshots = "snapshots/*"
+)
+
+// Key patterns shared/vault builds (a "*" for what only run time names).
+var (
+	// keyJobScratch is every job's working files (vault.JobScratchKey:
+	// scratch/jobs/<job>/<name>, under keyScratch, which the vault's
+	// lifecycle expires): a snapshot's items list, scan progress, work
+	// items, started markers, fragments and inventory runs. The job's
+	// record stays under keyJobs.
+	keyJobScratch = vault.JobScratchKey("*", "*")
+	// keyItemsList is the items list of every snapshot job, which its
+	// state machine's Distributed Map ItemReader reads.
+	keyItemsList = vault.JobScratchKey("*", "items.json")
 )
 
 // FunctionResources are what the functions get permissions on.
@@ -142,9 +156,11 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.Environment[config.EnvEventsTopic] = *r.EventsTopic.TopicArn()
 		p.Environment[config.EnvEventBus] = r.EventBusARN
 		r.readSnapshotSources(pol)
+		// jobs/: the job's record; its working files are its scratch
+		// (keyJobScratch), not the rest of scratch/.
 		r.vaultAccess(pol, true,
-			[]string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs},
-			[]string{keyData, keySnapshots, keyJobs})
+			[]string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs, keyJobScratch},
+			[]string{keyData, keySnapshots, keyJobs, keyJobScratch})
 		// In a locked vault a seal retains the point's manifest and data
 		// until its DeleteAt.
 		r.retainVault(pol, keyData, keySnapshots)
@@ -172,8 +188,10 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		// their windows), journal/ and runs/ (the indexes, segments and
 		// runs it folds and collects), snapshots/ (recovery points and
 		// their manifests), jobs/ (running restores hold the fold back;
-		// snapshot jobs' fragments reference data), scratch/ (a
-		// compaction's progress names its shards), data/ (the listing
+		// a format 1 vault's snapshot jobs kept their fragments there),
+		// scratch/ (a compaction's progress names its shards; a running
+		// snapshot job's fragments, under scratch/jobs/, reference data
+		// no manifest does yet), data/ (the listing
 		// the collection joins against; HEAD of a data object),
 		// reconcile/ (the journal's completeness watermark). Writes: a
 		// fold's runs/ and journal/ index, scratch/ progress, and a

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bucketvault/bucketvault/shared/plan"
+	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
 // render spells a template value as a string: literals as they are,
@@ -284,9 +285,11 @@ func TestRolePolicies(t *testing.T) {
 				[]string{"arn:aws:s3:::archive-*/*", "arn:aws:s3:::documents/*", "arn:aws:s3:::photos/*"}),
 			s3In("ListSnapshotBuckets", []string{"s3:GetBucketOwnershipControls", "s3:ListBucket", "s3:ListBucketVersions"},
 				[]string{"arn:aws:s3:::archive-*", "arn:aws:s3:::documents", "arn:aws:s3:::photos"}),
-			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*"),
-			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*")),
-			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("data/*", "snapshots/*", "jobs/*")),
+			// jobs/: the job's record; scratch/jobs/: its working files
+			// (vault.JobScratchKey), not the rest of scratch/.
+			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "scratch/jobs/*/*"),
+			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "scratch/jobs/*/*")),
+			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("data/*", "snapshots/*", "jobs/*", "scratch/jobs/*/*")),
 			abortVault, useVaultKey,
 			s3In("RetainVault", []string{"s3:GetObjectRetention", "s3:PutObjectRetention"}, vaultKeys("data/*", "snapshots/*")),
 			s3In("TagVaultData", []string{"s3:PutObjectTagging"}, vaultKeys("data/*")),
@@ -326,7 +329,7 @@ func TestRolePolicies(t *testing.T) {
 		),
 		"SnapshotStateMachineRole": {
 			{Sid: "InvokeSnapshotFunction", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:SnapshotFunction.Arn"}},
-			s3In("ReadItemsLists", []string{"s3:GetObject"}, vaultKeys("jobs/*/items.json")),
+			s3In("ReadItemsLists", []string{"s3:GetObject"}, vaultKeys("scratch/jobs/*/items.json")),
 			{Sid: "DecryptItemsLists", Effect: "Allow", Actions: []string{"kms:Decrypt"}, Resources: []string{"GetAtt:VaultKey.Arn"}, Condition: viaS3For(vaultARN)},
 			{Sid: "StartMapRuns", Effect: "Allow", Actions: []string{"states:StartExecution"}, Resources: []string{
 				"arn:aws:states:us-east-1:123456789012:stateMachine:BucketVault-snapshot",
@@ -475,6 +478,66 @@ func TestVaultListedByPrefix(t *testing.T) {
 						t.Errorf("%s %s %q lists %v, which it may not read (%v)", name, role, x.Sid, p, reads)
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestSnapshotJobFiles: a snapshot job's working files are its scratch
+// (vault.JobScratchKey, which the vault's lifecycle expires) and its
+// record is under jobs/ (vault.JobKey). The snapshot function's role may
+// read, write and list each of them (listing makes a missing one 404, not
+// 403), and no other scratch file; the state machines' role reads a job's
+// items list (the Distributed Map's ItemReader) and no other file of it.
+func TestSnapshotJobFiles(t *testing.T) {
+	const job = "backup-20261207T150349Z-c30a8061"
+	itemsList := vault.JobScratchKey(job, "items.json")
+	files := []string{vault.JobKey(job)}
+	for _, name := range []string{"items.json", "scan.json", "items/000001.jsonl.zst", "items/000001.started",
+		"fragments/000001.jsonl.zst", "fragments/000001.stats.json", "inventory/000001.jsonl.zst"} {
+		files = append(files, vault.JobScratchKey(job, name))
+	}
+	for name, st := range synth(t).stacks() {
+		bucket := "arn:aws:s3:::" + st.config.Vault.BucketName
+		roles := roleStatements(t, st)
+		for _, role := range []string{"SnapshotRole", "SnapshotStateMachineRole"} {
+			if len(roles[role]) == 0 {
+				t.Fatalf("%s: no %s statements", name, role)
+			}
+		}
+		may := func(role, action, key string) bool {
+			for _, x := range roles[role] {
+				if x.Effect == "Allow" && slices.Contains(x.Actions, action) &&
+					slices.ContainsFunc(x.Resources, func(r string) bool { return patternMatches(r, bucket+"/"+key) }) {
+					return true
+				}
+			}
+			return false
+		}
+		lists := func(role, key string) bool {
+			for _, x := range roles[role] {
+				if x.Effect != "Allow" || !slices.Contains(x.Actions, "s3:ListBucket") || !slices.Contains(x.Resources, bucket) {
+					continue
+				}
+				for _, p := range list0(conditionOf(t, x)["StringLike"]["s3:prefix"]) {
+					if patternMatches(p.(string), key) {
+						return true
+					}
+				}
+			}
+			return false
+		}
+		for _, k := range files {
+			if !may("SnapshotRole", "s3:GetObject", k) || !may("SnapshotRole", "s3:PutObject", k) || !lists("SnapshotRole", k) {
+				t.Errorf("%s: the snapshot role may not read, write and list %s", name, k)
+			}
+			if got, want := may("SnapshotStateMachineRole", "s3:GetObject", k), k == itemsList; got != want {
+				t.Errorf("%s: the state machines' role may read %s: %v, want %v", name, k, got, want)
+			}
+		}
+		for _, k := range []string{"scratch/compact/photos.json", "scratch/items.json"} {
+			if may("SnapshotRole", "s3:GetObject", k) || may("SnapshotRole", "s3:PutObject", k) {
+				t.Errorf("%s: the snapshot role may read or write %s, scratch that is not a job's", name, k)
 			}
 		}
 	}
@@ -659,7 +722,7 @@ func policyOwners(t *testing.T, s *stackUnderTest) map[string][]string {
 // (docs/vault-format.md), for policy decisions on its objects.
 var vaultKinds = []string{
 	"bucketvault.json", "lock.json", "buckets/photos.json", "reconcile/photos.json", "jobs/restore-1.json",
-	"scratch/compact/photos.json", "data/0a1b2c", "journal/photos/ab/0001-x.jsonl.zst", "runs/photos/r/s.jsonl.zst",
+	"scratch/compact/photos.json", "scratch/jobs/backup-1/fragments/000001.jsonl.zst", "data/0a1b2c", "journal/photos/ab/0001-x.jsonl.zst", "runs/photos/r/s.jsonl.zst",
 	"snapshots/photos/rp-1.json",
 }
 

@@ -305,7 +305,7 @@ func NewSnapshotPath(scope constructs.Construct, id string, p *SnapshotPathProps
 		runs = append(runs, jsii.String(arns.mapRuns(m.Name)))
 	}
 	var pol policy
-	items := []*string{jsii.String(p.Vault.arns.objects(p.Vault.Name, "jobs/*/items.json"))}
+	items := []*string{jsii.String(p.Vault.arns.objects(p.Vault.Name, keyItemsList))}
 	pol.add(
 		allow("InvokeSnapshotFunction", []string{"lambda:InvokeFunction"}, p.Snapshot.Function.FunctionArn()),
 		// The Distributed Map's ItemReader reads the items list the scan
@@ -318,7 +318,7 @@ func NewSnapshotPath(scope constructs.Construct, id string, p *SnapshotPathProps
 		allow("StartMapRuns", []string{"states:StartExecution"}, names...),
 		allow("ManageMapRuns", []string{"states:DescribeExecution", "states:StopExecution"}, runs...),
 	)
-	pol.because("A scan writes its items list at jobs/<job id>/items.json of the vault, and the job id is made at run time: the ItemReader may read only that file of each job, in the stack's vault and account (aws:ResourceAccount).", items...)
+	pol.because("A scan writes its items list at scratch/jobs/<job id>/items.json of the vault, and the job id is made at run time: the ItemReader may read only that file of each job, in the stack's vault and account (aws:ResourceAccount).", items...)
 	pol.because("A Distributed Map's child executions are named execution:<state machine>/<Map Run label>:<id> by Step Functions at run time: the role may describe and stop only the children of the CopyBatches Map Runs of the stack's snapshot state machines.", runs...)
 	// Tracing and logging (below) add X-Ray's statement and CloudWatch
 	// Logs' log delivery statement to the role.

@@ -82,16 +82,5 @@ var keyAllowlist = []allowed{
 	{"infra/functions.go", "jobs/*"},
 	{"infra/functions.go", "runs/*"},
 	{"infra/functions.go", "snapshots/*"},
-	{"infra/snapshot.go", "jobs/*/items.json"},
-
-	// shared/snapshot: a snapshot job's working files under jobs/<job>/
-	// (items, scan progress, fragments, inventory runs); shared/vault
-	// could own them as it owns jobs/<job>.json.
-	{"shared/snapshot/inventory.go", "jobs/%s/inventory/%06d.jsonl.zst"},
-	{"shared/snapshot/snapshot.go", "jobs/%s/items.json"},
-	{"shared/snapshot/snapshot.go", "jobs/%s/scan.json"},
-	{"shared/snapshot/snapshot.go", "jobs/%s/items/%06d.jsonl.zst"},
-	{"shared/snapshot/snapshot.go", "jobs/%s/items/%06d.started"},
-	{"shared/snapshot/snapshot.go", "jobs/%s/fragments/%06d.jsonl.zst"},
-	{"shared/snapshot/snapshot.go", "jobs/%s/fragments/%06d.stats.json"},
+	{"infra/functions.go", "scratch/*"},
 }

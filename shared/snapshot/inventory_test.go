@@ -93,6 +93,12 @@ func TestSnapshotFromInventory(t *testing.T) {
 	if j.State != snapshot.StateCompleted || j.Totals.Objects != int64(len(want)) || j.Scan.Rounds < 3 || len(j.Scan.Runs) < 6 {
 		t.Fatalf("job %s %+v scan %+v; want %d objects over several rounds and runs", j.State, j.Totals, j.Scan, len(want))
 	}
+	// The sorted runs are the job's scratch, numbered from 1.
+	for i, k := range j.Scan.Runs {
+		if want := vault.JobScratchKey(j.JobID, fmt.Sprintf("inventory/%06d.jsonl.zst", i+1)); k != want {
+			t.Errorf("run %d: %q, want %q", i+1, k, want)
+		}
+	}
 	got, _ := e.restoreInto(t, j.RecoveryPointID, time.Time{})
 	if d := inspect.Diff(want, got); len(d) > 0 {
 		t.Errorf("restore differs:\n%s", strings.Join(d, "\n"))

@@ -13,7 +13,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
-// scanProgress is the scan's saved progress (jobs/<job>/scan.json): the
+// scanProgress is the scan's saved progress (scanStateKey): the
 // state and which chunks are work-item files, as ranges of chunk numbers.
 // It is saved at most every progressEvery while a round lists (and when
 // the round ends), so a scan of a billion objects rewrites it thousands
@@ -41,6 +41,18 @@ func loadProgress(ctx context.Context, v *vault.Vault, jobID string) (prog scanP
 	}
 	prog.Legacy = nil
 	return prog, true, nil
+}
+
+// lostProgress is the error of a job whose scan ran but whose saved
+// progress is gone: every scan round saves it before it returns, so
+// either the vault's lifecycle expired it (it is a scratch file) or the
+// job was scanned by functions that kept their working files elsewhere
+// (under jobs/<job>/, before scratch/). Its work-item files and
+// fragments cannot be found either: the job cannot go on, and a seal
+// without them would leave objects out of the snapshot unsaid.
+func lostProgress(job Job) error {
+	return invalid("job %s: the scan's saved progress %s is missing after %d rounds (the vault's lifecycle expired its scratch files, or the job was scanned before they moved under scratch/): start a new backup",
+		job.JobID, scanStateKey(job.JobID), job.Scan.Rounds)
 }
 
 // progressEvery is how often a listing round saves its progress.
@@ -95,6 +107,9 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 		return nil, classify(err)
 	}
 	if !found {
+		if job.Scan.Rounds > 0 && !job.Scan.Done {
+			return nil, lostProgress(job)
+		}
 		prog.State = job.Scan
 	}
 	if prog.State.Done {

@@ -42,9 +42,12 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 	}
 	// The scan's progress says which chunks are work-item files (and,
 	// for a job whose scan did not finish, how far it got).
-	prog, _, err := loadProgress(ctx, v, job.JobID)
+	prog, found, err := loadProgress(ctx, v, job.JobID)
 	if err != nil {
 		return nil, classify(err)
+	}
+	if !found && (job.Scan.Rounds > 0 || job.Scan.Files > 0) {
+		return nil, lostProgress(job)
 	}
 	if !job.Scan.Done {
 		job.Scan = prog.State

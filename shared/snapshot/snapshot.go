@@ -318,21 +318,32 @@ func (j *Job) started() error {
 	return nil
 }
 
-// Vault keys of a job's working files.
-func itemsListKey(jobID string) string { return fmt.Sprintf("jobs/%s/items.json", jobID) }
-func scanStateKey(jobID string) string { return fmt.Sprintf("jobs/%s/scan.json", jobID) }
+// Vault keys of a job's working files, all under vault.JobScratchKey:
+// scratch/jobs/<job>/, which no recovery point references and the
+// vault's lifecycle rule expires (the job record, vault.JobKey, stays
+// under jobs/). Expiry's garbage collection reads a running job's
+// fragments there (their data is not yet in any manifest), so their
+// names are the vault format's: fragments/<n>.jsonl.zst.
+func itemsListKey(jobID string) string { return vault.JobScratchKey(jobID, "items.json") }
+func scanStateKey(jobID string) string { return vault.JobScratchKey(jobID, "scan.json") }
 func itemFileKey(jobID string, n int) string {
-	return fmt.Sprintf("jobs/%s/items/%06d.jsonl.zst", jobID, n)
+	return vault.JobScratchKey(jobID, fmt.Sprintf("items/%06d.jsonl.zst", n))
 }
 func startedKey(jobID string, n int) string {
-	return fmt.Sprintf("jobs/%s/items/%06d.started", jobID, n)
+	return vault.JobScratchKey(jobID, fmt.Sprintf("items/%06d.started", n))
 }
 func fragmentKey(jobID string, n int) string {
-	return fmt.Sprintf("jobs/%s/fragments/%06d.jsonl.zst", jobID, n)
+	return vault.JobScratchKey(jobID, fmt.Sprintf("fragments/%06d.jsonl.zst", n))
 }
 
 // statsKey is where an earlier version's copy step wrote a file's counts;
 // the seal reads it only for a fragment without a summary (fragment.go).
 func statsKey(jobID string, n int) string {
-	return fmt.Sprintf("jobs/%s/fragments/%06d.stats.json", jobID, n)
+	return vault.JobScratchKey(jobID, fmt.Sprintf("fragments/%06d.stats.json", n))
+}
+
+// inventoryRunKey is the vault key of the nth sorted run of a job's
+// inventory rows (inventory.go).
+func inventoryRunKey(jobID string, n int) string {
+	return vault.JobScratchKey(jobID, fmt.Sprintf("inventory/%06d.jsonl.zst", n))
 }

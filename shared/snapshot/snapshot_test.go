@@ -919,12 +919,12 @@ func TestScanAfterACrashedRound(t *testing.T) {
 	}
 	// What the crashed attempt left: chunk 2 as complete (a fragment of
 	// other versions), and an item file of a chunk 99.
-	stale := fmt.Sprintf("jobs/%s/fragments/000002.jsonl.zst", j.JobID)
+	stale := vault.JobScratchKey(j.JobID, "fragments/000002.jsonl.zst")
 	other := []vault.Record{{Op: vault.OpVersion, Key: "k/07", VersionID: "gone", Data: "data/elsewhere"}}
 	if err := e.v.WriteRecords(e.ctx, e.bucket, stale, other, map[string]string{"bv-records": "1", "bv-bytes": "0", "bv-skips": "0", "bv-step": "scan"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.v.WriteRecords(e.ctx, e.bucket, fmt.Sprintf("jobs/%s/items/000099.jsonl.zst", j.JobID), nil, nil); err != nil {
+	if err := e.v.WriteRecords(e.ctx, e.bucket, vault.JobScratchKey(j.JobID, "items/000099.jsonl.zst"), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	done := e.runStarted(t, eng, *j, 30)
@@ -936,7 +936,7 @@ func TestScanAfterACrashedRound(t *testing.T) {
 		t.Errorf("items %+v of %d files (%d item files): want chunks 1..%d", items, done.Scan.Files, done.Scan.ItemFiles, done.Scan.Files)
 	}
 	var prog map[string]json.RawMessage
-	if err := e.v.GetJSON(e.ctx, fmt.Sprintf("jobs/%s/scan.json", j.JobID), &prog); err != nil {
+	if err := e.v.GetJSON(e.ctx, vault.JobScratchKey(j.JobID, "scan.json"), &prog); err != nil {
 		t.Fatal(err)
 	}
 	var ranges [][2]int
@@ -957,7 +957,7 @@ func TestScanAfterACrashedRound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stale = fmt.Sprintf("jobs/%s/fragments/000002.jsonl.zst", j.JobID)
+	stale = vault.JobScratchKey(j.JobID, "fragments/000002.jsonl.zst")
 	if err := e.v.WriteRecords(e.ctx, e.bucket, stale, other, map[string]string{"bv-records": "1", "bv-bytes": "0", "bv-skips": "0", "bv-step": "scan"}); err != nil {
 		t.Fatal(err)
 	}
@@ -1010,7 +1010,7 @@ func TestScanResumesLegacyProgress(t *testing.T) {
 	if j, err = eng.Scan(e.ctx, *j); err != nil || j.Scan.Done || j.Scan.ItemFiles == 0 {
 		t.Fatalf("first round: %+v %v; want work-item files and more to list", j.Scan, err)
 	}
-	key := fmt.Sprintf("jobs/%s/scan.json", j.JobID)
+	key := vault.JobScratchKey(j.JobID, "scan.json")
 	var prog struct {
 		State  snapshot.ScanState `json:"state"`
 		Ranges [][2]int           `json:"itemRanges"`
@@ -1021,7 +1021,7 @@ func TestScanResumesLegacyProgress(t *testing.T) {
 	var legacy []map[string]any
 	for _, r := range prog.Ranges {
 		for n := r[0]; n <= r[1]; n++ {
-			legacy = append(legacy, map[string]any{"n": n, "key": fmt.Sprintf("jobs/%s/items/%06d.jsonl.zst", j.JobID, n), "count": 7})
+			legacy = append(legacy, map[string]any{"n": n, "key": vault.JobScratchKey(j.JobID, fmt.Sprintf("items/%06d.jsonl.zst", n)), "count": 7})
 		}
 	}
 	if err := e.v.PutJSON(e.ctx, key, map[string]any{"state": prog.State, "items": legacy}); err != nil {
