@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
@@ -168,7 +169,7 @@ func NewVault(scope constructs.Construct, id string, props *VaultProps) *Vault {
 		LifecycleRules: &[]*awss3.LifecycleRule{{
 			Id:                                  jsii.String("abort-incomplete-multipart-uploads"),
 			AbortIncompleteMultipartUploadAfter: awscdk.Duration_Days(jsii.Number(7)),
-		}, scratchLifecycle()},
+		}, scratchLifecycle(c)},
 	})
 	setLogicalID(v.Bucket, "VaultBucket")
 	suppress(v.Bucket, nagAccessLogs, "The vault's request audit is CloudTrail data events for this bucket (an account trail's; docs/deploy.md, Least privilege), which name the IAM principal of every call and are delivered reliably; "+
@@ -206,13 +207,25 @@ func NewVault(scope constructs.Construct, id string, props *VaultProps) *Vault {
 	return v
 }
 
-// Scratch lifecycle: jobs' scratch files (scratch/, a compaction's
-// progress) expire scratchExpireDays after they were written and their
-// noncurrent versions scratchNoncurrentDays after that.
+// Scratch lifecycle: jobs' scratch files (scratch/: a snapshot job's
+// working files, a compaction's progress) expire scratchDays(c) after they
+// were written and their noncurrent versions scratchNoncurrentDays after
+// that.
 const (
 	scratchExpireDays     = 7
 	scratchNoncurrentDays = 1
 )
+
+// scratchDays is how long scratch files live: a week, or a day more than
+// the longest completion window of the plan's snapshot rules, so a job
+// that may run that long keeps its working files until it ends.
+func scratchDays(c *Config) int {
+	days := scratchExpireDays
+	for _, r := range snapshotRules(c) {
+		days = max(days, int((r.CompletionWindow()+24*time.Hour-1)/(24*time.Hour))+1)
+	}
+	return days
+}
 
 // scratchLifecycle is the vault's one rule that removes versions, and
 // only under scratch/: scratch files are what a job keeps while it runs
@@ -223,11 +236,11 @@ const (
 // Lock still holds every version for the vault's default retention
 // (vault.lock.minRetentionDays): S3 Lifecycle removes a noncurrent
 // scratch version only once that has ended (docs/deploy.md).
-func scratchLifecycle() *awss3.LifecycleRule {
+func scratchLifecycle(c *Config) *awss3.LifecycleRule {
 	return &awss3.LifecycleRule{
 		Id:                          jsii.String("expire-scratch"),
 		Prefix:                      jsii.String(strings.TrimSuffix(keyScratch, "*")),
-		Expiration:                  awscdk.Duration_Days(jsii.Number(scratchExpireDays)),
+		Expiration:                  awscdk.Duration_Days(jsii.Number(float64(scratchDays(c)))),
 		NoncurrentVersionExpiration: awscdk.Duration_Days(jsii.Number(scratchNoncurrentDays)),
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/bucketvault/bucketvault/shared/plan"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -565,6 +567,32 @@ func TestVaultEventsCoverTheLock(t *testing.T) {
 	for _, n := range key {
 		if !slices.Contains(VaultKeyEvents, n) {
 			t.Errorf("no alarm on %s", n)
+		}
+	}
+}
+
+// TestScratchOutlivesJobs: scratch files live a week, or a day more than
+// the longest completion window of the plan's snapshot rules (a job keeps
+// its working files until it ends); continuous rules do not count.
+func TestScratchOutlivesJobs(t *testing.T) {
+	minutes := func(n int64) *int64 { return &n }
+	yes := true
+	for _, c := range []struct {
+		rules []plan.Rule
+		want  int
+	}{
+		{nil, 7},
+		{[]plan.Rule{{CompletionWindowMinutes: minutes(720)}}, 7},
+		{[]plan.Rule{{CompletionWindowMinutes: minutes(720)}, {CompletionWindowMinutes: minutes(20 * 1440)}}, 21},
+		{[]plan.Rule{{CompletionWindowMinutes: minutes(20*1440 + 1)}}, 22},
+		{[]plan.Rule{{CompletionWindowMinutes: minutes(40 * 1440), EnableContinuousBackup: &yes}}, 7},
+	} {
+		cfg := &Config{}
+		if c.rules != nil {
+			cfg.Plan = &plan.Plan{Rules: c.rules}
+		}
+		if got := scratchDays(cfg); got != c.want {
+			t.Errorf("rules %+v: scratch kept %d days, want %d", c.rules, got, c.want)
 		}
 	}
 }

@@ -323,7 +323,7 @@ func (j *Job) started() error {
 // vault's lifecycle rule expires (the job record, vault.JobKey, stays
 // under jobs/). Expiry's garbage collection reads a running job's
 // fragments there (their data is not yet in any manifest), so their
-// names are the vault format's: fragments/<n>.jsonl.zst.
+// names are the vault format's (vault.JobFragmentKey).
 func itemsListKey(jobID string) string { return vault.JobScratchKey(jobID, "items.json") }
 func scanStateKey(jobID string) string { return vault.JobScratchKey(jobID, "scan.json") }
 func itemFileKey(jobID string, n int) string {
@@ -332,9 +332,7 @@ func itemFileKey(jobID string, n int) string {
 func startedKey(jobID string, n int) string {
 	return vault.JobScratchKey(jobID, fmt.Sprintf("items/%06d.started", n))
 }
-func fragmentKey(jobID string, n int) string {
-	return vault.JobScratchKey(jobID, fmt.Sprintf("fragments/%06d.jsonl.zst", n))
-}
+func fragmentKey(jobID string, n int) string { return vault.JobFragmentKey(jobID, n) }
 
 // statsKey is where an earlier version's copy step wrote a file's counts;
 // the seal reads it only for a fragment without a summary (fragment.go).

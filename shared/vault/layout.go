@@ -120,6 +120,13 @@ func ActiveJobKey(requestHash string) string { return jobsPrefix + "active/" + r
 // reads it only for a running snapshot job's fragments (gc.go).
 func JobScratchKey(jobID, name string) string { return JobScratchPrefix(jobID) + name }
 
+// JobFragmentKey is the vault key of a snapshot job's nth manifest
+// fragment: expiry reads a running job's fragments (their data is in no
+// manifest yet).
+func JobFragmentKey(jobID string, n int) string {
+	return JobScratchKey(jobID, fmt.Sprintf("fragments/%06d%s", n, segmentSuffix))
+}
+
 // JobScratchPrefix is the prefix of a job's working files.
 func JobScratchPrefix(jobID string) string { return scratchPrefix + "jobs/" + jobID + "/" }
 
