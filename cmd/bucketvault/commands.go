@@ -17,6 +17,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/plan"
 	"github.com/bucketvault/bucketvault/shared/protect"
 	"github.com/bucketvault/bucketvault/shared/restore"
+	"github.com/bucketvault/bucketvault/shared/snapshot"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
@@ -665,12 +666,24 @@ func (a *app) jobCommand() *cobra.Command {
 	var vaultName string
 	show := &cobra.Command{
 		Use:   "show --vault V JOB-ID",
-		Short: "Show a job's report",
+		Short: "Show a job's report (a restore's or a backup's, as its record's type says)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			v, err := a.openVault(cmd, vaultName)
 			if err != nil {
 				return err
+			}
+			typ, err := v.JobType(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if typ == vault.JobTypeBackup {
+				var job snapshot.Job
+				if err := v.GetJSON(cmd.Context(), vault.JobKey(args[0]), &job); err != nil {
+					return err
+				}
+				job.Type = typ
+				return a.print(job, jobText(&job))
 			}
 			rep, err := restore.LoadJob(cmd.Context(), v, args[0], time.Now())
 			if err != nil {

@@ -33,7 +33,7 @@ func (r *Report) Interrupted(now time.Time) bool {
 	if last.IsZero() {
 		last = r.StartedAt
 	}
-	return r.Type == "RESTORE" && r.State == StateRunning && now.Sub(last) > StaleAfter
+	return r.Type == vault.JobTypeRestore && r.State == StateRunning && now.Sub(last) > StaleAfter
 }
 
 // markInterrupted turns a stale RUNNING record into what it is.

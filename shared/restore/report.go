@@ -31,7 +31,7 @@ const MaxReportedFailures = 1000
 // Report is a restore job's record, kept at jobs/<id>.json in the vault.
 type Report struct {
 	JobID         string    `json:"jobId"`
-	Type          string    `json:"type"`
+	Type          string    `json:"type"` // vault.JobTypeRestore
 	State         string    `json:"state"`
 	StatusMessage string    `json:"statusMessage,omitempty"`
 	Request       Request   `json:"request"`

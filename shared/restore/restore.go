@@ -246,7 +246,7 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	if err := r.checkTarget(ctx, req); err != nil {
 		return nil, err
 	}
-	rep := &Report{JobID: req.JobID, Type: "RESTORE", State: StateRunning, Request: req, StartedAt: start, mu: &sync.Mutex{}}
+	rep := &Report{JobID: req.JobID, Type: vault.JobTypeRestore, State: StateRunning, Request: req, StartedAt: start, mu: &sync.Mutex{}}
 	if rep.JobID == "" {
 		rep.JobID = vault.NewJobID("restore", start)
 	}

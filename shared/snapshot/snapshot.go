@@ -61,6 +61,8 @@ const (
 // Job is a snapshot job: the payload every step takes and returns (the
 // copy step takes it inside its batch input).
 type Job struct {
+	// Type is vault.JobTypeBackup (set by start): the job record's schema.
+	Type   string `json:"type,omitempty"`
 	Vault  string `json:"vault"`
 	Bucket string `json:"bucket"`
 	// JobID and RecoveryPointID are set by start.

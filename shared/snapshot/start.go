@@ -36,6 +36,7 @@ func (e *Engine) Start(ctx context.Context, job Job) (*Job, error) {
 		return nil, invalid("%v", err)
 	}
 	now := e.now()
+	job.Type = vault.JobTypeBackup
 	job.JobID = vault.NewJobID("backup", now)
 	job.StartedAt = now
 	if job.ScheduledAt.IsZero() {

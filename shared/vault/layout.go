@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -133,6 +134,33 @@ func JobScratchPrefix(jobID string) string { return scratchPrefix + "jobs/" + jo
 // JobPartKey is the vault key of part n of a job's mapping.
 func JobPartKey(jobID string, n int) string {
 	return fmt.Sprintf("%s%s/mapping-%05d%s", jobsPrefix, jobID, n, segmentSuffix)
+}
+
+// Job types: every job record (JobKey) says its type in "type", and its
+// schema is its type's (restore.Report, snapshot.Job). A job id starts
+// with its kind (NewJobID), which tells the type of records that say none.
+const (
+	JobTypeRestore = "RESTORE"
+	JobTypeBackup  = "BACKUP"
+)
+
+// JobType reads the type of the job record of jobID.
+func (v *Vault) JobType(ctx context.Context, jobID string) (string, error) {
+	var rec struct {
+		Type string `json:"type"`
+	}
+	if err := v.GetJSON(ctx, JobKey(jobID), &rec); err != nil {
+		return "", err
+	}
+	switch {
+	case rec.Type != "":
+		return rec.Type, nil
+	case strings.HasPrefix(jobID, "backup-"):
+		return JobTypeBackup, nil
+	case strings.HasPrefix(jobID, "restore-"):
+		return JobTypeRestore, nil
+	}
+	return "", fmt.Errorf("job %s: its record says no type, and its id names none", jobID)
 }
 
 // NewJobID returns a job id that sorts by time.
