@@ -164,6 +164,9 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		// In a locked vault a seal retains the point's manifest and data
 		// until its DeleteAt.
 		r.retainVault(pol, keyData, keySnapshots)
+		// A seal records how the vault stores the point (its default
+		// encryption: IsEncrypted, EncryptionKeyArn).
+		pol.add(r.s3("ReadVaultEncryption", []string{"s3:GetEncryptionConfiguration"}, []*string{jsii.String(r.arns().bucket(r.Vault.Name))}, nil))
 		// The copy carries the source's tags (TaggingDirective COPY).
 		data := r.vaultKeys(keyData)
 		pol.add(r.s3("TagVaultData", []string{"s3:PutObjectTagging"}, data, nil))

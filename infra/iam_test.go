@@ -292,6 +292,7 @@ func TestRolePolicies(t *testing.T) {
 			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("data/*", "snapshots/*", "jobs/*", "scratch/jobs/*/*")),
 			abortVault, useVaultKey,
 			s3In("RetainVault", []string{"s3:GetObjectRetention", "s3:PutObjectRetention"}, vaultKeys("data/*", "snapshots/*")),
+			s3In("ReadVaultEncryption", []string{"s3:GetEncryptionConfiguration"}, []string{"arn:aws:s3:::bucketvault-vault-123456789012-us-east-1"}),
 			s3In("TagVaultData", []string{"s3:PutObjectTagging"}, vaultKeys("data/*")),
 			stmt{Sid: "DecryptSourceObjects", Effect: "Allow", Actions: []string{"kms:Decrypt"}, Resources: []string{sourceKey},
 				Condition: viaS3For("arn:aws:s3:::archive-*", "arn:aws:s3:::documents", "arn:aws:s3:::photos")},

@@ -99,7 +99,13 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 	sp.CopiedObjects, sp.CopiedBytes = totals.Copied, totals.CopiedBytes
 	sp.CompletionDate = &now
 	sp.CalculatedLifecycle = sp.Lifecycle.Calculate(sp.CreationDate)
-	sp.IsEncrypted = true // the vault's default encryption (SSE-S3 at least, SSE-KMS as deployed)
+	// How the vault stored it: its default encryption (bucketvault writes
+	// no encryption headers of its own).
+	enc, err := v.Encryption(ctx)
+	if err != nil {
+		return nil, classify(err)
+	}
+	sp.IsEncrypted, sp.EncryptionKeyArn = enc.Encrypted, enc.KMSKeyARN
 	switch {
 	case job.Scan.Stopped:
 		sp.Status = vault.PointPartial
