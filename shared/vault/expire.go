@@ -203,9 +203,6 @@ func (v *Vault) foldBucket(ctx context.Context, b ProtectedBucket, o ExpireOptio
 	if err != nil {
 		return nil, err
 	}
-	if len(idx.Runs) == 0 && idx.Cut == "" {
-		return nil, nil // nothing compacted yet: nothing old enough to fold
-	}
 	f := &FoldReport{Bucket: b.Bucket, WindowDays: days, Floor: floor}
 	if !runningAt.IsZero() && runningAt.Before(floor) {
 		// A restore as of an earlier time is running: its records stay.
@@ -223,6 +220,9 @@ func (v *Vault) foldBucket(ctx context.Context, b ProtectedBucket, o ExpireOptio
 	st, err := v.Fold(ctx, b.Bucket, time.Now(), floor)
 	if err != nil {
 		return nil, err
+	}
+	if st.Floor == nil {
+		return nil, nil // nothing written an hour ago or more to fold yet
 	}
 	f.Folded, f.Records = st.Folded, st.Records
 	return f, nil

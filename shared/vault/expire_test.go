@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -171,6 +172,41 @@ func TestExpireFoldsExpiresAndCollects(t *testing.T) {
 	again, err := f.v.Expire(f.ctx, ExpireOptions{Now: now})
 	if err != nil || len(again.Folds) != 0 || len(again.Expired) != 0 || again.Data.Objects != 0 || again.Journal.Objects != 0 {
 		t.Errorf("a second run: %+v %v", again, err)
+	}
+}
+
+// TestExpireFoldsAnUncompactedJournal: a journal never compacted (fewer
+// segments than a reconcile compacts at) is folded all the same, and
+// what it no longer references is collected.
+func TestExpireFoldsAnUncompactedJournal(t *testing.T) {
+	ctx, v := compactTestVault(t)
+	defer func(g time.Duration) { GCGrace = g }(GCGrace)
+	GCGrace = 0
+	t0 := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	if err := v.PutJSON(ctx, BucketKey("src"), ProtectedBucket{Bucket: "src", ProtectedAt: t0, WindowDays: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var data []string
+	for i, at := range []int{0, 10} {
+		d := DataKey("src", "k", fmt.Sprint("v", i), "", time.Time{})
+		if _, err := v.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(d), Body: strings.NewReader("x")}); err != nil {
+			t.Fatal(err)
+		}
+		data = append(data, d)
+		if _, err := v.WriteSegment(ctx, "src", []Record{{Op: OpVersion, Key: "k", VersionID: fmt.Sprint("v", i), Time: t0.Add(time.Duration(at) * time.Second), Size: 1, Data: d}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Millisecond)
+	}
+	rep, err := v.Expire(ctx, ExpireOptions{Now: t0.Add(24*time.Hour + 12*time.Second)})
+	if err != nil || len(rep.Folds) != 1 || rep.Data.Objects != 1 {
+		t.Fatalf("expiry of an uncompacted journal: %+v %v", rep, err)
+	}
+	if _, err := v.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(data[0])}); err == nil {
+		t.Errorf("the superseded version's data is still there")
+	}
+	if got := statesAt(t, ctx, v, "src", t0.Add(20*time.Second)); got["k"] != "v1" {
+		t.Errorf("state after the fold: %v", got)
 	}
 }
 
