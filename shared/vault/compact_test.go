@@ -230,3 +230,52 @@ func TestFoldKeepsEveryStateFromTheFloorOn(t *testing.T) {
 		t.Fatal("the fold never dropped a record")
 	}
 }
+
+// TestDamagedIndexIsSurvived: an index overwritten with garbage (the vault
+// owner's raw PutObject) is read from its good older version, the journal
+// says it cannot vouch for what newer versions named, nothing writes over
+// it, verify calls it repairable, and repair makes the journal whole.
+func TestDamagedIndexIsSurvived(t *testing.T) {
+	ctx, v := compactTestVault(t)
+	writeSegments(t, ctx, v, "src", 0, 3)
+	if _, err := v.Compact(ctx, "src", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.PutJSON(ctx, BucketKey("src"), ProtectedBucket{Bucket: "src", ProtectedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	before := journalOf(t, ctx, v, "src")
+	if err := v.PutBytes(ctx, IndexKey("src"), []byte("not an index"), "application/json"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := v.OpenJournal(ctx, "src", nil)
+	if err != nil {
+		t.Fatalf("open a journal whose index is damaged: %v", err)
+	}
+	_ = readAll(m, func(string, []Observed) error { return nil })
+	d := m.Damage()
+	m.Close()
+	if len(d) != 1 || !d[0].Lost || d[0].Object != IndexKey("src") || d[0].Version == "" {
+		t.Fatalf("damage %+v, want the index read from its older version, counted lost", d)
+	}
+	writeSegments(t, ctx, v, "src", 3, 4)
+	if _, err := v.Compact(ctx, "src", time.Now()); err == nil {
+		t.Fatal("a compaction wrote over a damaged index")
+	}
+	rep, err := v.Verify(ctx, 4, false, nil)
+	if err != nil || len(rep.Repairable) != 1 {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+	if _, err := v.Repair(ctx, rep, false); err != nil {
+		t.Fatal(err)
+	}
+	after := journalOf(t, ctx, v, "src")
+	for k, recs := range before {
+		if !reflect.DeepEqual(after[k][:len(recs)], recs) {
+			t.Fatalf("%s after repair: %v, before the damage %v", k, after[k], recs)
+		}
+	}
+	if _, err := v.Compact(ctx, "src", time.Now()); err != nil {
+		t.Fatalf("compaction after repair: %v", err)
+	}
+}

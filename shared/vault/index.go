@@ -48,7 +48,8 @@ type JournalIndex struct {
 	// `vault upgrade`.
 	Upgraded bool `json:"upgraded,omitempty"`
 
-	etag string // of the index as read ("" when there was none)
+	etag    string  // of the index as read ("" when there was none)
+	damaged *Damage // read from an older version (Index)
 }
 
 // IndexRun is one run of an index.
@@ -86,31 +87,92 @@ func (e *ConflictError) Error() string {
 }
 
 // Index reads bucket's journal index; an empty one (never written) when
-// the vault holds none.
+// the vault holds none. An index that is damaged (it does not decode, or
+// names another bucket) or gone (behind a delete marker) while versions
+// of it exist is read from its newest good version, and says so (Damage):
+// the runs a newer version named, and the segments they held that expiry
+// has collected since, are unknown, so the damage counts as lost (every
+// key), and nothing writes over such an index (putIndex refuses) until
+// `vault repair` makes the good version current again.
 func (v *Vault) Index(ctx context.Context, bucket string) (*JournalIndex, error) {
-	idx := &JournalIndex{Format: indexFormat, Version: FormatVersion, Bucket: bucket}
-	etag, err := v.getJSONETag(ctx, IndexKey(bucket), idx)
+	key := IndexKey(bucket)
+	idx, etag, err := v.readIndex(ctx, bucket, "")
 	switch {
-	case s3x.IsNotFound(err):
-		return &JournalIndex{Format: indexFormat, Version: FormatVersion, Bucket: bucket}, nil
-	case err != nil:
+	case err == nil:
+		idx.etag = etag
+		return idx, nil
+	case !isDamage(err) && !s3x.IsNotFound(err):
 		return nil, err
 	}
-	if idx.Format != indexFormat || idx.Version > FormatVersion {
-		return nil, fmt.Errorf("journal index of %s has format %q version %d; this bucketvault reads %q version %d: upgrade bucketvault",
-			bucket, idx.Format, idx.Version, indexFormat, FormatVersion)
+	cause := err
+	vs, markers, err := v.versions(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if len(vs) == 0 && len(markers) == 0 {
+		return &JournalIndex{Format: indexFormat, Version: FormatVersion, Bucket: bucket}, nil // never written
+	}
+	reason := "it is gone (behind a delete marker)"
+	if isDamage(cause) {
+		reason = cause.Error()
+	}
+	for _, ov := range vs {
+		if ov.latest && isDamage(cause) {
+			continue // the current version, just read
+		}
+		old, _, err := v.readIndex(ctx, bucket, ov.id)
+		if isDamage(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		old.damaged = &Damage{Object: key, Reason: reason + "; read from its version " + ov.id + ": what newer versions named is unknown", Version: ov.id, Lost: true}
+		return old, nil
+	}
+	return nil, fmt.Errorf("journal index s3://%s/%s: %s, and no version of it is good: the journal of %s cannot be read; run `bucketvault vault repair`",
+		v.Bucket, key, reason, bucket)
+}
+
+// readIndex reads one version ("" the current) of bucket's index.
+func (v *Vault) readIndex(ctx context.Context, bucket, versionID string) (*JournalIndex, string, error) {
+	key := IndexKey(bucket)
+	out, err := v.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(key), VersionId: nonEmpty(versionID)})
+	if err != nil {
+		if s3x.IsNotFound(err) || s3x.IsDeleteMarker(err) {
+			return nil, "", err
+		}
+		return nil, "", fmt.Errorf("read s3://%s/%s: %w", v.Bucket, key, err)
+	}
+	defer out.Body.Close()
+	body, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, "", fmt.Errorf("read s3://%s/%s: %w", v.Bucket, key, err)
+	}
+	idx := &JournalIndex{}
+	if err := json.Unmarshal(body, idx); err != nil {
+		return nil, "", damagef("it does not decode: %v", err)
+	}
+	if idx.Format != indexFormat {
+		return nil, "", damagef("its format is %q", idx.Format)
+	}
+	if idx.Version > FormatVersion {
+		return nil, "", fmt.Errorf("journal index of %s has version %d; this bucketvault reads %q up to version %d: upgrade bucketvault",
+			bucket, idx.Version, indexFormat, FormatVersion)
 	}
 	if idx.Bucket != bucket {
-		return nil, fmt.Errorf("journal index %s names bucket %q", IndexKey(bucket), idx.Bucket)
+		return nil, "", damagef("it names bucket %q", idx.Bucket)
 	}
-	idx.etag = etag
-	return idx, nil
+	return idx, aws.ToString(out.ETag), nil
 }
 
 // putIndex writes idx over the version it was read from (If-Match), or
 // creates it (If-None-Match) when there was none: a lost race is a
 // ConflictError, never an overwrite.
 func (v *Vault) putIndex(ctx context.Context, idx *JournalIndex) error {
+	if idx.damaged != nil {
+		return fmt.Errorf("journal index of %s: %s; nothing is written over it: run `bucketvault vault repair`", idx.Bucket, idx.damaged)
+	}
 	idx.Updated = time.Now().UTC()
 	etag, err := v.putJSONIf(ctx, IndexKey(idx.Bucket), idx, idx.etag)
 	if err != nil {
@@ -184,8 +246,11 @@ func (v *Vault) view(ctx context.Context, bucket string) (*journalView, error) {
 		return nil, err
 	}
 	jv := &journalView{index: idx, runs: idx.Runs}
+	if idx.damaged != nil {
+		jv.damage = append(jv.damage, *idx.damaged)
+	}
 	cut := idx.Cut
-	if idx.etag == "" && v.Descriptor.FormatVersion < 2 {
+	if idx.etag == "" && idx.damaged == nil && v.Descriptor.FormatVersion < 2 {
 		// A format 1 vault: its newest run, as format 1 reads it.
 		run, err := v.LatestRun(ctx, bucket)
 		if err != nil {

@@ -226,6 +226,14 @@ func (vr *verifier) check(ctx context.Context, bucket, what string, m *Merger) e
 	err := g.Wait()
 	// The objects of records themselves: the reader read around damage.
 	for _, d := range m.Damage() {
+		if d.Lost && d.Version != "" && d.Object == IndexKey(bucket) {
+			// A damaged index read from a good older version: repair
+			// makes that version current; what newer ones named is
+			// unknown until then.
+			vr.problem("%s of %s: %s (repairable; until repaired, the journal cannot vouch for any key)", what, bucket, d)
+			vr.repairable(Repair{Object: d.Object, GoodVersion: d.Version, Reason: d.Reason})
+			continue
+		}
 		if d.Lost {
 			vr.problem("%s of %s: %s (lost from the vault)", what, bucket, d)
 			vr.lost(d.String())
