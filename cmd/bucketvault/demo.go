@@ -178,6 +178,13 @@ func (a *app) demo(ctx context.Context, objects int) error {
 	if err != nil {
 		return err
 	}
+	// What expiry would do a window later (a dry run: nothing deleted).
+	later := time.Now().AddDate(0, 0, v.Descriptor.RetentionDays).Add(time.Hour)
+	d.say("expiry, as of one window later (dry run): bucketvault expire --vault %s --now %s --dry-run", v.Bucket, later.UTC().Format(time.RFC3339))
+	exp, err := v.Expire(ctx, vault.ExpireOptions{Now: later, DryRun: true})
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(a.stdout, "\nbucketvault demo report\n")
 	fmt.Fprintf(a.stdout, "  protected bucket      s3://%s (%d objects before the incident)\n", w.bucket, len(before))
 	fmt.Fprintf(a.stdout, "  vault                 s3://%s: %d segments, %d records, %d data objects (%d bytes)\n", v.Bucket, vr.Segments, vr.Records, vr.Data, vr.Bytes)
@@ -188,6 +195,8 @@ func (a *app) demo(ctx context.Context, objects int) error {
 	fmt.Fprintf(a.stdout, "  snapshot              %s %s: %d objects, %d copied by the snapshot\n", snap.RecoveryPointID, snap.State, snap.Totals.Objects, snap.Totals.Copied)
 	fmt.Fprintf(a.stdout, "  snapshot restore      %s: %d of %d match the pre-incident state\n", srep.State, len(before)-len(snapDiffs), len(before))
 	fmt.Fprintf(a.stdout, "  vault verify          %s\n", map[bool]string{true: "OK", false: fmt.Sprintf("%d problems", len(vr.Problems))}[vr.OK()])
+	fmt.Fprintf(a.stdout, "  expiry (dry run)      a window later it would fold %d journals and expire %d recovery points; %d data objects referenced, %d to collect once a day old\n",
+		len(exp.Folds), len(exp.Expired), exp.Collected.Live, exp.Data.Objects+exp.Collected.Young)
 	for _, df := range diffs {
 		fmt.Fprintf(a.stdout, "  MISMATCH %s\n", df)
 	}
