@@ -72,8 +72,8 @@ func (s *refSorter) Sorted() (*refIter, error) {
 		return nil, err
 	}
 	it := &refIter{files: s.files}
-	s.files = nil
-	for _, f := range s.files {
+	s.files = nil // the iterator's now
+	for _, f := range it.files {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			it.Close()
 			return nil, err
