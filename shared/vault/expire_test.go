@@ -125,9 +125,10 @@ func (f *expireFixture) dataLeft(t *testing.T) []string {
 // they read before.
 func TestExpireFoldsExpiresAndCollects(t *testing.T) {
 	f := newExpireFixture(t)
-	// References spill to sorted files every 2 (as every 100,000 at scale).
-	defer func(n int) { refChunk = n }(refChunk)
-	refChunk = 2
+	// References spill to sorted files every 2 (as every 100,000 at scale),
+	// and every 3 files merge into one (as every 64).
+	defer func(n, k int) { refChunk, refFanIn = n, k }(refChunk, refFanIn)
+	refChunk, refFanIn = 2, 3
 	now := f.t0.Add(24*time.Hour + 12*time.Second) // floor: t0+12s
 	before := map[int]map[string]string{}
 	for _, at := range []int{12, 15, 25, 35} {

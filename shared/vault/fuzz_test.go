@@ -475,12 +475,17 @@ func FuzzRunShard(f *testing.F) {
 //
 // mode: bits 0-1 the kind; bit 2 a good older version exists; bit 3 the
 // manifest's range and count are known; bit 4 the current version is
-// deleted (a delete marker hides the older ones).
+// deleted (a delete marker hides the older ones); bit 5 every version
+// read is held in a temporary file, not in memory (BodyInMemory).
 func FuzzCheckedSource(f *testing.F) {
-	for _, mode := range []uint8{0, 1, 2, 3, 4 | 1, 4 | 8 | 1, 4 | 8 | 2, 4, 4 | 16, 8 | 16 | 1} {
+	for _, mode := range []uint8{0, 1, 2, 3, 4 | 1, 4 | 8 | 1, 4 | 8 | 2, 4, 4 | 16, 8 | 16 | 1, 32 | 1, 32 | 4 | 8 | 1, 32 | 4 | 2, 32 | 3} {
 		addBodies(f, mode)
 	}
 	f.Fuzz(func(t *testing.T, body []byte, mode uint8) {
+		if mode&32 != 0 {
+			defer func(n int64) { BodyInMemory = n }(BodyInMemory)
+			BodyInMemory = -1
+		}
 		kind := objectKind(mode & 3)
 		good, goodObs := goodObject(t, kind)
 		withGood, withManifest, deleted := mode&4 != 0, mode&8 != 0, mode&16 != 0

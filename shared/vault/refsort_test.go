@@ -8,20 +8,32 @@ import (
 )
 
 // TestRefSorterSpills: the reference sorter yields every reference once,
-// in order, whether it fits one chunk or spills many to temporary files.
+// in order, whether it fits one chunk or spills many to temporary files,
+// and the files it holds stay within fanIn-1 a level however many chunks
+// it spills.
 func TestRefSorterSpills(t *testing.T) {
-	for _, chunk := range []int{1 << 20, 1000, 7} {
-		t.Run(fmt.Sprint(chunk), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(1, uint64(chunk)))
-			s := &refSorter{chunk: chunk}
+	for _, c := range []struct{ chunk, fanIn int }{{1 << 20, 64}, {1000, 64}, {7, 64}, {7, 3}, {5, 2}} {
+		t.Run(fmt.Sprintf("chunk%d-fanin%d", c.chunk, c.fanIn), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, uint64(c.chunk)))
+			s := &refSorter{chunk: c.chunk, fanIn: c.fanIn}
 			defer s.Close()
 			want := map[string]bool{}
+			most := 0
 			for range 5000 {
 				r := fmt.Sprintf("data/%08x", rng.IntN(3000)) // duplicates across chunks
 				want[r] = true
 				if err := s.Add(r); err != nil {
 					t.Fatal(err)
 				}
+				most = max(most, len(s.files))
+			}
+			// 5000/chunk spills: the counter has log_fanIn of them levels.
+			levels := 1
+			for n := 5000 / c.chunk; n >= c.fanIn; n /= c.fanIn {
+				levels++
+			}
+			if bound := (c.fanIn - 1) * levels; most > bound {
+				t.Fatalf("the sorter held %d files at once; a counter of %d levels holds at most %d", most, levels, bound)
 			}
 			it, err := s.Sorted()
 			if err != nil {
@@ -41,7 +53,7 @@ func TestRefSorterSpills(t *testing.T) {
 			}
 			slices.Sort(sorted)
 			if !slices.Equal(got, sorted) {
-				t.Fatalf("chunk %d: %d references out, want the %d distinct ones in order", chunk, len(got), len(sorted))
+				t.Fatalf("%d references out, want the %d distinct ones in order", len(got), len(sorted))
 			}
 		})
 	}

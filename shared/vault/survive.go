@@ -1,12 +1,14 @@
 package vault
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -156,19 +158,29 @@ var checkDecoders = sync.Pool{New: func() any {
 
 // checkFrames decodes body once, checking its zstd frames and their
 // content checksums, and discards what it decodes.
-func checkFrames(body []byte) error {
+func checkFrames(body []byte) error { return checkFramesOf(bytes.NewReader(body)) }
+
+func checkFramesOf(r io.Reader) error {
 	d := checkDecoders.Get().(*zstd.Decoder)
 	defer checkDecoders.Put(d)
-	if err := d.Reset(bytes.NewReader(body)); err != nil {
+	if err := d.Reset(r); err != nil {
 		return err
 	}
 	_, err := io.Copy(io.Discard, d)
 	return err
 }
 
+// BodyInMemory bounds the objects of records a reader holds in memory
+// while it reads them (segments are smaller). A larger one (a run's or a
+// snapshot's shard: up to 100,000 records, 9-30 MB) is held in a
+// temporary file, so what a reader holds does not grow with its shards
+// (a chain of shards holds two at a time: the one it reads and the next).
+var BodyInMemory int64 = 1 << 20
+
 // fetch reads one version ("" the current one) of the object whole and
-// checks its frames; it returns the version read.
-func (v *Vault) fetch(ctx context.Context, o objectRef, versionID string) ([]byte, string, error) {
+// checks its frames; it returns the body to read (a temporary file where
+// the object is larger than BodyInMemory) and the version read.
+func (v *Vault) fetch(ctx context.Context, o objectRef, versionID string) (io.ReadCloser, string, error) {
 	in := &s3.GetObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(o.ref.Key), VersionId: nonEmpty(versionID)}
 	if o.etag != "" {
 		in.IfMatch = aws.String(`"` + o.etag + `"`)
@@ -186,15 +198,49 @@ func (v *Vault) fetch(ctx context.Context, o objectRef, versionID string) ([]byt
 		return nil, "", fmt.Errorf("read s3://%s/%s: %w", v.Bucket, o.ref.Key, err)
 	}
 	defer out.Body.Close()
-	body, err := io.ReadAll(out.Body)
-	if err != nil {
-		return nil, "", fmt.Errorf("read s3://%s/%s: %w", v.Bucket, o.ref.Key, err)
+	vid := aws.ToString(out.VersionId)
+	readErr := func(err error) error { return fmt.Errorf("read s3://%s/%s: %w", v.Bucket, o.ref.Key, err) }
+	if size := aws.ToInt64(out.ContentLength); out.ContentLength != nil && size >= 0 && size <= BodyInMemory {
+		body := make([]byte, size)
+		if _, err := io.ReadFull(out.Body, body); err != nil {
+			return nil, "", readErr(err)
+		}
+		if err := checkFrames(body); err != nil {
+			return nil, "", damagef("its compressed bytes do not decode: %v", err)
+		}
+		return io.NopCloser(bytes.NewReader(body)), vid, nil
 	}
-	if err := checkFrames(body); err != nil {
+	f, err := os.CreateTemp("", "bucketvault-object-*")
+	if err != nil {
+		return nil, "", readErr(err)
+	}
+	_ = os.Remove(f.Name()) // gone when closed
+	if _, err := io.Copy(f, out.Body); err != nil {
+		f.Close()
+		return nil, "", readErr(err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, "", readErr(err)
+	}
+	if err := checkFramesOf(bufio.NewReaderSize(f, 64<<10)); err != nil {
+		f.Close()
 		return nil, "", damagef("its compressed bytes do not decode: %v", err)
 	}
-	return body, aws.ToString(out.VersionId), nil
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, "", readErr(err)
+	}
+	return bufferedFile{bufio.NewReaderSize(f, 64<<10), f}, vid, nil
 }
+
+// bufferedFile reads a file through a buffer and closes the file.
+type bufferedFile struct {
+	*bufio.Reader
+	f *os.File
+}
+
+func (b bufferedFile) Close() error { return b.f.Close() }
 
 // checkedSource reads one object of records, checked, from an older
 // version where the current one fails (see above).
@@ -239,8 +285,9 @@ func (s *checkedSource) open(versionID string) error {
 	if err != nil {
 		return err
 	}
-	r, err := NewSegmentReader(s.o.ref, io.NopCloser(bytes.NewReader(body)))
+	r, err := NewSegmentReader(s.o.ref, body)
 	if err != nil {
+		body.Close()
 		return &damageError{err}
 	}
 	h := r.Header
