@@ -59,6 +59,9 @@ type Report struct {
 	VaultDamaged int64     `json:"vaultDamaged,omitempty"`
 	Bytes        int64     `json:"bytes"`
 	Failures     []Mapping `json:"failures,omitempty"`
+	// Archived says what the restore found in an archive storage class
+	// and requested back (archive.go).
+	Archived *ArchiveReport `json:"archived,omitempty"`
 	// Unvouched are the journal objects lost from the vault (no good
 	// version) and the key ranges whose records they held: every key in
 	// them is restored as the rest of the vault knows it, or left alone,

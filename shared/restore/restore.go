@@ -62,6 +62,15 @@ type Request struct {
 	// they are not written (named uncertain, skipped): a restore never
 	// writes an object it cannot vouch for unless asked to.
 	IncludeUncertain bool `json:"includeUncertain,omitempty"`
+	// ArchiveWaitMinutes is how long the restore waits for data it finds
+	// in an archive storage class (the cold tier in Deep Archive) to come
+	// back once it has requested it (archive.go); 0 requests it back and
+	// fails those keys, saying when to run the restore again. A Lambda's
+	// deadline bounds the wait too.
+	ArchiveWaitMinutes int `json:"archiveWaitMinutes,omitempty"`
+	// ArchiveTier is the retrieval tier of those requests: Standard (the
+	// default, within 12 hours) or Bulk (within 48, cheaper).
+	ArchiveTier string `json:"archiveTier,omitempty"`
 	// JobID names the job when the caller must know it before the job
 	// starts (the CLI starting the restore function, then following the
 	// job's record); empty: a new id.
@@ -122,6 +131,14 @@ func (r *Request) Validate(now time.Time, allowed []string) error {
 	if r.Concurrency < 0 {
 		return bad("concurrency %d: want a positive number", r.Concurrency)
 	}
+	if r.ArchiveWaitMinutes < 0 {
+		return bad("archive wait %d minutes: want 0 (do not wait) or more", r.ArchiveWaitMinutes)
+	}
+	switch r.ArchiveTier {
+	case "", ArchiveTierStandard, ArchiveTierBulk:
+	default:
+		return bad("archive tier %q: want %s or %s (Expedited does not reach Deep Archive)", r.ArchiveTier, ArchiveTierStandard, ArchiveTierBulk)
+	}
 	if len(allowed) > 0 {
 		ok := false
 		for _, p := range allowed {
@@ -180,6 +197,8 @@ type Mapping struct {
 	// it is lost, say): it restored the best state it knows.
 	Uncertain string `json:"uncertain,omitempty"`
 	Error     string `json:"error,omitempty"`
+
+	archived bool // failed because its data is in an archive storage class
 }
 
 // ACLNotRestored marks a mapping whose object's ACL the target refused.
@@ -461,6 +480,9 @@ type task struct {
 	// data is the version of the data object that holds the record's
 	// bytes, once a read found it.
 	data vault.DataVersion
+	// coldTags: the record comes from a COLD recovery point, whose data
+	// objects may carry the cold tier's tag among the tags they carry.
+	coldTags bool
 }
 
 func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *vault.SnapshotPoint, rep *Report) error {
@@ -495,13 +517,21 @@ func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *v
 	mw := newMappingWriter(ctx, v, rep.JobID)
 	tasks := make(chan task, conc*4)
 	results := make(chan Mapping, conc*4)
+	cold := base != nil && base.IsCold()
+	var thawing archived
 	var wg sync.WaitGroup
 	for range conc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for t := range tasks {
-				results <- r.restoreOne(ctx, v, req, t)
+				t.coldTags = cold
+				mp := r.restoreOne(ctx, v, req, t)
+				if mp.archived {
+					thawing.add(t) // after everything else
+					continue
+				}
+				results <- mp
 			}
 		}()
 	}
@@ -536,6 +566,9 @@ func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *v
 	rep.mu.Unlock()
 	close(tasks)
 	wg.Wait()
+	if len(thawing.tasks) > 0 {
+		r.thaw(ctx, v, req, thawing.tasks, results, rep)
+	}
 	close(results)
 	<-done
 	if err := mw.close(); err != nil && collectErr == nil {
@@ -645,7 +678,7 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 	rec := t.obj.Version
 	mp := Mapping{Key: t.key, SourceVersionID: rec.VersionID, Size: rec.Size, Uncertain: t.uncertain}
 	fail := func(err error) Mapping {
-		mp.Action, mp.Error = ActionFailed, err.Error()
+		mp.Action, mp.Error, mp.archived = ActionFailed, err.Error(), s3x.IsArchived(err)
 		r.log().WarnContext(ctx, "restore failed", "bucket", req.TargetBucket, "key", t.key, "versionId", rec.VersionID, "error", err)
 		return mp
 	}
@@ -662,6 +695,15 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 			mp.Action, mp.RestoredVersion, mp.Verified = ActionIdentical, same, "etag"
 			return mp
 		}
+	}
+	if t.coldTags && rec.MetaInData && t.obj.Tags == nil {
+		// Its tags are those its data object carries, less the cold
+		// tier's (the copy would carry them all).
+		_, tags, hv, err := carried(ctx, r.S3, v, rec)
+		if err != nil {
+			return fail(err)
+		}
+		t.obj.Tags, dv, mp.VaultDamage = tags, hv, hv.Damage
 	}
 	if rec.Packed {
 		return r.restorePacked(ctx, v, req, t, mp, fail)
@@ -694,6 +736,9 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 		in.CopySource = aws.String(v.CopySource(rec, dv))
 		if err := s3x.CarryFromHead(ctx, r.S3, v.Bucket, rec.Data, h, in); err != nil {
 			return fail(err)
+		}
+		if in.Tagging, err = withoutTierTagging(in.Tagging); err != nil {
+			return fail(fmt.Errorf("tags of s3://%s/%s: %w", v.Bucket, rec.Data, err))
 		}
 		if t.obj.Tags != nil {
 			in.Tagging = aws.String(s3x.EncodeTags(t.obj.Tags))
@@ -1015,5 +1060,6 @@ func carried(ctx context.Context, c s3x.Client, v *vault.Vault, rec vault.Record
 			tags[k] = vs[0]
 		}
 	}
-	return m, tags, dv, nil
+	// The cold tier's tag is the vault's, never the version's.
+	return m, vault.WithoutTierTag(tags), dv, nil
 }

@@ -307,6 +307,9 @@ func (j *Job) validate() error {
 	case j.CompletionWindowMinutes < 0:
 		return invalid("completionWindowMinutes %d is negative", j.CompletionWindowMinutes)
 	}
+	if err := j.Lifecycle.Validate(); err != nil {
+		return invalid("%v", err)
+	}
 	return nil
 }
 

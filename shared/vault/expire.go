@@ -24,13 +24,15 @@ import (
 //     point in time of a restore still running;
 //  2. snapshot recovery points whose CalculatedLifecycle.DeleteAt has
 //     come become EXPIRED (If-Match) and their manifests are deleted, then
-//     their records;
+//     their records; those whose MoveToColdStorageAt has come become COLD
+//     (If-Match; cold.go);
 //  3. journal objects no index names (runs merged or dropped, a crashed
 //     or losing compaction's shards, segments a sound run holds) are
 //     deleted;
 //  4. data objects (whole versions and packs) that nothing references
 //     are deleted: not a live recovery point, not a journal record, not a
-//     running snapshot job's fragment (garbage collection, gc.go).
+//     running snapshot job's fragment (garbage collection, gc.go); data
+//     that only COLD points reference is tagged for the cold tier.
 //
 // Every step can be stopped anywhere and run again: it only ever deletes
 // what the vault's records no longer name, and a state change is an
@@ -69,6 +71,7 @@ type ExpireReport struct {
 	Data      DeleteCount       `json:"dataObjects"`
 	Scratch   DeleteCount       `json:"scratchObjects"`
 	Collected CollectionSummary `json:"collection"`
+	Cold      ColdSummary       `json:"cold"`
 	// Extended counts referenced objects whose S3 Object Lock retention
 	// was looked at, and extended where it was about to end.
 	Extended int64    `json:"retentionExtended,omitempty"`
@@ -182,6 +185,9 @@ func (v *Vault) Expire(ctx context.Context, o ExpireOptions) (*ExpireReport, err
 	// 2. Snapshot recovery points past DeleteAt.
 	progress("recovery points")
 	if err := v.expirePoints(ctx, o, rep); err != nil {
+		return rep, err
+	}
+	if err := v.coolPoints(ctx, o, rep); err != nil {
 		return rep, err
 	}
 	// 3 and 4. Journal objects and data no record names.
@@ -357,7 +363,19 @@ func (v *Vault) lockHolds(created, now time.Time) string {
 // objectVersions lists every version and delete marker under prefix,
 // grouped by key in key order.
 func (v *Vault) objectVersions(ctx context.Context, prefix string, each func(key string, vs []types.ObjectIdentifier, size int64, newest time.Time) error) error {
-	var cur string
+	return v.versionsWithClass(ctx, prefix, func(key string, vs []types.ObjectIdentifier, size int64, newest time.Time, _ string) error {
+		return each(key, vs, size, newest)
+	})
+}
+
+// listData lists the data objects as objectVersions does, with the
+// storage class of each one's newest version.
+func (v *Vault) listData(ctx context.Context, each func(key string, vs []types.ObjectIdentifier, size int64, newest time.Time, class string) error) error {
+	return v.versionsWithClass(ctx, dataPrefix, each)
+}
+
+func (v *Vault) versionsWithClass(ctx context.Context, prefix string, each func(key string, vs []types.ObjectIdentifier, size int64, newest time.Time, class string) error) error {
+	var cur, class string
 	var ids []types.ObjectIdentifier
 	var size int64
 	var newest time.Time
@@ -365,8 +383,8 @@ func (v *Vault) objectVersions(ctx context.Context, prefix string, each func(key
 		if cur == "" {
 			return nil
 		}
-		err := each(cur, ids, size, newest)
-		cur, ids, size, newest = "", nil, 0, time.Time{}
+		err := each(cur, ids, size, newest, class)
+		cur, class, ids, size, newest = "", "", nil, 0, time.Time{}
 		return err
 	}
 	p := s3.NewListObjectVersionsPaginator(v.S3, &s3.ListObjectVersionsInput{Bucket: aws.String(v.Bucket), Prefix: aws.String(prefix)})
@@ -380,13 +398,14 @@ func (v *Vault) objectVersions(ctx context.Context, prefix string, each func(key
 			key, id  string
 			size     int64
 			modified time.Time
+			class    string
 		}
 		var all []entry
 		for _, o := range page.Versions {
-			all = append(all, entry{aws.ToString(o.Key), aws.ToString(o.VersionId), aws.ToInt64(o.Size), aws.ToTime(o.LastModified)})
+			all = append(all, entry{aws.ToString(o.Key), aws.ToString(o.VersionId), aws.ToInt64(o.Size), aws.ToTime(o.LastModified), string(o.StorageClass)})
 		}
 		for _, m := range page.DeleteMarkers {
-			all = append(all, entry{aws.ToString(m.Key), aws.ToString(m.VersionId), 0, aws.ToTime(m.LastModified)})
+			all = append(all, entry{aws.ToString(m.Key), aws.ToString(m.VersionId), 0, aws.ToTime(m.LastModified), ""})
 		}
 		slices.SortStableFunc(all, func(a, b entry) int { return strings.Compare(a.key, b.key) })
 		for _, e := range all {
@@ -398,8 +417,8 @@ func (v *Vault) objectVersions(ctx context.Context, prefix string, each func(key
 			}
 			ids = append(ids, types.ObjectIdentifier{Key: aws.String(e.key), VersionId: aws.String(e.id)})
 			size += e.size
-			if e.modified.After(newest) {
-				newest = e.modified
+			if e.modified.After(newest) || newest.IsZero() {
+				newest, class = e.modified, e.class
 			}
 		}
 	}

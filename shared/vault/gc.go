@@ -111,10 +111,14 @@ func (v *Vault) collect(ctx context.Context, o ExpireOptions, rep *ExpireReport)
 			if err != nil {
 				return err
 			}
+			tier := refWarm
+			if sp.coldTagged(o.Now) {
+				tier = refCold
+			}
 			err = readAll(m, func(_ string, recs []Observed) error {
 				for _, r := range recs {
 					if r.Data != "" {
-						if err := refs.Add(r.Data); err != nil {
+						if err := refs.Add(r.Data + tier); err != nil {
 							return err
 						}
 					}
@@ -150,22 +154,35 @@ func (v *Vault) collect(ctx context.Context, o ExpireOptions, rep *ExpireReport)
 	}
 	defer sorted.Close()
 	// Merge-join the data objects against the references.
-	ref, more := sorted.Next()
+	groups := &refGroups{it: sorted}
+	ref, cold, more := groups.Next()
 	d := v.newDeleter(ctx, o)
 	ret := v.newRetainer(ctx, o)
+	tag := v.newTagger(ctx, o)
 	probe := ProbeKey(v.Bucket)
-	err = v.objectVersions(ctx, dataPrefix, func(key string, vs []types.ObjectIdentifier, size int64, newest time.Time) error {
+	err = v.listData(ctx, func(key string, vs []types.ObjectIdentifier, size int64, newest time.Time, class string) error {
 		if key == probe {
 			return nil // the vault's own, not a version's: kept
 		}
 		for more && ref < key {
 			rep.Collected.Missing++
-			ref, more = sorted.Next()
+			ref, cold, more = groups.Next()
 		}
 		if more && ref == key {
 			rep.Collected.Live++
 			rep.Collected.LiveBytes += size
-			ref, more = sorted.Next()
+			allCold := cold
+			ref, cold, more = groups.Next()
+			switch {
+			case isColdClass(class):
+				rep.Cold.InColdClass++
+				rep.Cold.ColdBytes += size
+			case allCold && newest.Before(cutoff):
+				// Only COLD points reference it, and no writer can come to.
+				if err := tag.add(key, vs, size); err != nil {
+					return err
+				}
+			}
 			return ret.add(key, newest)
 		}
 		if !newest.Before(cutoff) {
@@ -179,20 +196,21 @@ func (v *Vault) collect(ctx context.Context, o ExpireOptions, rep *ExpireReport)
 		if strings.HasPrefix(ref, dataPrefix) {
 			rep.Collected.Missing++
 		}
-		ref, more = sorted.Next()
+		ref, cold, more = groups.Next()
 	}
 	n, derr := d.close()
 	rep.Data.add(n)
 	rerr := ret.close()
 	rep.Extended += ret.extended
-	if err != nil {
-		return err
-	}
-	if derr != nil {
-		return derr
-	}
-	if rerr != nil {
-		return rerr
+	tagged, terr := tag.close()
+	rep.Cold.Tagged += tagged.Tagged
+	rep.Cold.TaggedBytes += tagged.TaggedBytes
+	rep.Cold.Pending += tagged.Pending
+	rep.Cold.KeptWarm += tagged.KeptWarm
+	for _, e := range []error{err, derr, rerr, terr} {
+		if e != nil {
+			return e
+		}
 	}
 	return sorted.Err()
 }
@@ -305,7 +323,7 @@ func (v *Vault) collectJournal(ctx context.Context, bucket string, o ExpireOptio
 		}
 		for _, r := range recs {
 			if r.Data != "" {
-				if err := refs.Add(r.Data); err != nil {
+				if err := refs.Add(r.Data + refWarm); err != nil {
 					return err
 				}
 			}
@@ -420,7 +438,7 @@ func (v *Vault) jobReferences(ctx context.Context, running map[string]bool, refs
 				return fmt.Errorf("read job fragment %s: %w", k, err)
 			}
 			if o.Data != "" {
-				if err := refs.Add(o.Data); err != nil {
+				if err := refs.Add(o.Data + refWarm); err != nil {
 					src.Close()
 					return err
 				}

@@ -65,16 +65,42 @@ type SnapshotPoint struct {
 	CreatedBy           *CreatedBy           `json:"CreatedBy,omitempty"`
 	RecoveryPointTags   map[string]string    `json:"RecoveryPointTags,omitempty"`
 	IsEncrypted         bool                 `json:"IsEncrypted"`
-	EncryptionKeyArn    string               `json:"EncryptionKeyArn,omitempty"`
-	BackupJobID         string               `json:"BackupJobId"`
-	Shards              []RunShard           `json:"Shards"`
-	FailureShards       []RunShard           `json:"FailureShards,omitempty"`
+	// StorageClass is AWS Backup's: WARM ("" in records written before
+	// the cold tier), then COLD from MoveToColdStorageAt on, when expiry
+	// moves the point (ColdSince); see cold.go.
+	StorageClass     string     `json:"StorageClass,omitempty"`
+	ColdSince        *time.Time `json:"ColdSince,omitempty"`
+	EncryptionKeyArn string     `json:"EncryptionKeyArn,omitempty"`
+	BackupJobID      string     `json:"BackupJobId"`
+	Shards           []RunShard `json:"Shards"`
+	FailureShards    []RunShard `json:"FailureShards,omitempty"`
 }
 
 // Lifecycle is AWS Backup's lifecycle of a recovery point, in days.
 type Lifecycle struct {
 	MoveToColdStorageAfterDays int64 `json:"MoveToColdStorageAfterDays,omitempty"`
 	DeleteAfterDays            int64 `json:"DeleteAfterDays,omitempty"`
+}
+
+// MinColdDays is AWS Backup's rule: a recovery point stays in cold
+// storage at least 90 days, so DeleteAfterDays is at least
+// MoveToColdStorageAfterDays + 90.
+const MinColdDays = 90
+
+// Validate checks the lifecycle's rules, naming the field at fault.
+func (l *Lifecycle) Validate() error {
+	switch {
+	case l == nil:
+		return nil
+	case l.MoveToColdStorageAfterDays < 0 && l.MoveToColdStorageAfterDays != -1:
+		return fmt.Errorf("Lifecycle.MoveToColdStorageAfterDays %d: want a number of days (or -1, never)", l.MoveToColdStorageAfterDays)
+	case l.DeleteAfterDays < 0:
+		return fmt.Errorf("Lifecycle.DeleteAfterDays %d: want a number of days", l.DeleteAfterDays)
+	case l.MoveToColdStorageAfterDays > 0 && l.DeleteAfterDays > 0 && l.DeleteAfterDays < l.MoveToColdStorageAfterDays+MinColdDays:
+		return fmt.Errorf("Lifecycle.DeleteAfterDays %d must be at least %d days after MoveToColdStorageAfterDays (%d): cold storage keeps a recovery point at least %d days",
+			l.DeleteAfterDays, MinColdDays, l.MoveToColdStorageAfterDays, MinColdDays)
+	}
+	return nil
 }
 
 // CalculatedLifecycle is when a recovery point moves to cold storage and
