@@ -442,6 +442,7 @@ func (a *app) restoreCommand() *cobra.Command {
 	var req restore.Request
 	var at, function string
 	var allowed []string
+	var archiveWait time.Duration
 	cmd := &cobra.Command{
 		Use:   "restore --vault V --bucket B (--at RFC3339 | --recovery-point ID) --target-bucket T",
 		Short: "Restore a bucket, prefixes or keys as of a point in time or a snapshot",
@@ -454,7 +455,13 @@ snapshot before it and replays the journal.
 
 Modes: non-destructive (default) writes what differs and leaves keys that did
 not exist at that time; rollback also puts delete markers on them (no version
-is ever deleted).`,
+is ever deleted).
+
+Data a snapshot moved to the cold tier restores as any other in Glacier
+Instant Retrieval. In Deep Archive S3 must first bring it back: the restore
+requests it (--archive-tier), restores everything else, and with
+--archive-wait waits for it and restores it; without, those keys fail saying
+when to run the same restore again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, f := range []struct{ n, v string }{{"vault", req.Vault}, {"bucket", req.Bucket}, {"target-bucket", req.TargetBucket}} {
@@ -474,6 +481,10 @@ is ever deleted).`,
 				}
 				req.At = t
 			}
+			if archiveWait < 0 {
+				return usagef("--archive-wait %s: want 0 or more", archiveWait)
+			}
+			req.ArchiveWaitMinutes = int((archiveWait + time.Minute - 1) / time.Minute)
 			var rep *restore.Report
 			var err error
 			if function != "" {
@@ -529,6 +540,8 @@ is ever deleted).`,
 		"restore what events journaled since, COMPLETED with a warning, instead of PARTIAL (exit 3)")
 	f.StringSliceVar(&allowed, "allowed-targets", nil, "refuse targets not matching these bucket patterns")
 	f.StringVar(&function, "function", "", "run the restore in the deployed restore function (its name or ARN) and follow the job, instead of in-process")
+	f.DurationVar(&archiveWait, "archive-wait", 0, "when data is in Deep Archive (the cold tier's archive class): request it back, wait up to this long (e.g. 48h) and restore it; 0 requests it back and fails those keys, saying when to run again")
+	f.StringVar(&req.ArchiveTier, "archive-tier", restore.ArchiveTierStandard, "retrieval tier of those requests: Standard (within 12 hours) or Bulk (within 48, cheaper)")
 	return cmd
 }
 
@@ -558,6 +571,13 @@ func (a *app) recoveryPointsCommand() *cobra.Command {
 				}
 				if rp.ScanCompletionDate != nil {
 					fmt.Fprintf(&b, "  scanned %s  %d objects, %d bytes", rp.ScanCompletionDate.Format(time.RFC3339), rp.ObjectCount, rp.BackupSizeInBytes)
+				}
+				if l := rp.CalculatedLifecycle; l != nil && l.MoveToColdStorageAt != nil {
+					if rp.StorageClass == vault.StorageCold {
+						fmt.Fprintf(&b, "  COLD since %s", l.MoveToColdStorageAt.Format(time.RFC3339))
+					} else {
+						fmt.Fprintf(&b, "  cold from %s", l.MoveToColdStorageAt.Format(time.RFC3339))
+					}
 				}
 				if l := rp.CalculatedLifecycle; l != nil && l.DeleteAt != nil {
 					fmt.Fprintf(&b, "  expires %s", l.DeleteAt.Format(time.RFC3339))

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,6 +99,21 @@ func expireText(r *vault.ExpireReport) string {
 	} else {
 		fmt.Fprintf(&b, "  kept: %d data objects referenced (%s), %d unreferenced but written within a day (%s)\n", c.Live, byteSize(c.LiveBytes), c.Young, byteSize(c.YoungBytes))
 	}
+	for _, p := range r.Cold.Points {
+		fmt.Fprintf(&b, "  recovery point %s of %s: %s cold storage (MoveToColdStorageAt %s)\n", p.RecoveryPointID, p.Bucket, map[bool]string{true: "would move to", false: "moved to"}[r.DryRun], p.MoveToColdStorageAt.Format(time.RFC3339))
+	}
+	if cs := r.Cold; cs.Tagged+cs.Pending+cs.InColdClass+cs.KeptWarm > 0 {
+		tagVerb := "tagged"
+		if r.DryRun {
+			tagVerb = "would tag"
+		}
+		fmt.Fprintf(&b, "  cold tier: %s %d data object versions (%s) for the cold storage class; %d tagged before, awaiting the vault's lifecycle; %d objects (%s) in a cold class",
+			tagVerb, cs.Tagged, byteSize(cs.TaggedBytes), cs.Pending, cs.InColdClass, byteSize(cs.ColdBytes))
+		if cs.KeptWarm > 0 {
+			fmt.Fprintf(&b, "; %d kept warm (10 tags already, or a %s tag of their own)", cs.KeptWarm, vault.TierTag)
+		}
+		b.WriteString("\n")
+	}
 	if n := r.Journal.Retained + r.Data.Retained; n > 0 {
 		fmt.Fprintf(&b, "  %d versions kept by S3 Object Lock until their retention ends\n", n)
 	}
@@ -129,7 +146,8 @@ type vaultShow struct {
 	DefaultWindow int              `json:"defaultWindowDays"`
 	Lock          *vault.VaultLock `json:"lock"`
 	Buckets       []bucketShow     `json:"buckets"`
-	Snapshots     map[string]int   `json:"snapshots"` // live snapshot recovery points per bucket
+	Snapshots     map[string]int   `json:"snapshots"`               // live snapshot recovery points per bucket
+	ColdSnapshots map[string]int   `json:"coldSnapshots,omitempty"` // of them, those in the cold tier
 	Usage         *vault.Usage     `json:"usage,omitempty"`
 }
 
@@ -188,6 +206,12 @@ cost grows with the vault): --no-usage leaves it out.`,
 				for _, p := range points {
 					if p.Status == vault.PointAvailable || p.Status == vault.PointPartial {
 						s.Snapshots[b]++
+						if p.IsCold() {
+							if s.ColdSnapshots == nil {
+								s.ColdSnapshots = map[string]int{}
+							}
+							s.ColdSnapshots[b]++
+						}
 					}
 				}
 			}
@@ -230,11 +254,20 @@ func vaultShowText(s vaultShow) string {
 		}
 		fmt.Fprintf(&b, "; journal: %d runs (%d records), %d segments after them\n", x.Journal.Runs, x.Journal.Records, x.Journal.Pending)
 	}
-	for bucket, n := range s.Snapshots {
-		fmt.Fprintf(&b, "  %s: %d snapshot recovery points\n", bucket, n)
+	for _, bucket := range slices.Sorted(maps.Keys(s.Snapshots)) {
+		n := s.Snapshots[bucket]
+		fmt.Fprintf(&b, "  %s: %d snapshot recovery points", bucket, n)
+		if k := s.ColdSnapshots[bucket]; k > 0 {
+			fmt.Fprintf(&b, ", %d of them COLD", k)
+		}
+		b.WriteString("\n")
 	}
 	if u := s.Usage; u != nil {
 		fmt.Fprintf(&b, "  usage: %d data objects referenced (%s); journal and manifests %s\n", u.Live, byteSize(u.LiveBytes), byteSize(u.JournalBytes))
+		if u.Cold.InColdClass+u.Cold.Tagged > 0 {
+			fmt.Fprintf(&b, "  cold tier: %d data objects (%s) in a cold storage class; %d versions (%s) only cold points reference, not in a cold class yet (tagged, or for the next expiry to tag)\n",
+				u.Cold.InColdClass, byteSize(u.Cold.ColdBytes), u.Cold.Tagged, byteSize(u.Cold.TaggedBytes))
+		}
 		fmt.Fprintf(&b, "  awaiting collection: %d data objects (%s), %d journal objects (%s); %d more written within a day (%s)\n",
 			u.AwaitingData.Objects, byteSize(u.AwaitingData.Bytes), u.AwaitingJournal.Objects, byteSize(u.AwaitingJournal.Bytes), u.Young, byteSize(u.YoungBytes))
 		if u.SkippedBecause != "" {

@@ -48,9 +48,9 @@ func TestColdTier(t *testing.T) {
 	for i := range 10 {
 		ten = append(ten, fmt.Sprintf("t%d=%d", i, i))
 	}
-	j := version("j", "")                    // the journal's
-	x := version("x", "team=a")              // only the cold point's, with a source tag
-	y := version("y", "")                    // the cold point's and the warm point's
+	j := version("j", "")                     // the journal's
+	x := version("x", "team=a")               // only the cold point's, with a source tag
+	y := version("y", "")                     // the cold point's and the warm point's
 	z := version("z", strings.Join(ten, "&")) // only the cold point's, 10 tags already
 	if _, err := v.WriteSegment(ctx, "src", []Record{j}); err != nil {
 		t.Fatal(err)

@@ -488,7 +488,10 @@ type Usage struct {
 	// journal objects nothing references (Young are not in it yet).
 	AwaitingData    DeleteCount `json:"awaitingData"`
 	AwaitingJournal DeleteCount `json:"awaitingJournal"`
-	Warnings        []string    `json:"warnings,omitempty"`
+	// Cold is the cold tier: data in a cold storage class, and what the
+	// next expiry would tag for it.
+	Cold     ColdSummary `json:"cold"`
+	Warnings []string    `json:"warnings,omitempty"`
 }
 
 // Usage reads every reference and lists every object, as a collection
@@ -498,5 +501,5 @@ func (v *Vault) Usage(ctx context.Context) (*Usage, error) {
 	if err := v.collect(ctx, ExpireOptions{Now: rep.Now, DryRun: true, Concurrency: 16}, rep); err != nil {
 		return nil, err
 	}
-	return &Usage{CollectionSummary: rep.Collected, AwaitingData: rep.Data, AwaitingJournal: rep.Journal, Warnings: rep.Warnings}, nil
+	return &Usage{CollectionSummary: rep.Collected, AwaitingData: rep.Data, AwaitingJournal: rep.Journal, Cold: rep.Cold, Warnings: rep.Warnings}, nil
 }

@@ -44,6 +44,9 @@ type RecoveryPoint struct {
 	FailedObjects       int64                `json:"failedObjects,omitempty"`
 	CalculatedLifecycle *CalculatedLifecycle `json:"calculatedLifecycle,omitempty"`
 	CreatedBy           *CreatedBy           `json:"createdBy,omitempty"`
+	// StorageClass is AWS Backup's: WARM, or COLD once a SNAPSHOT point
+	// has moved to the cold tier (a CONTINUOUS point is always WARM).
+	StorageClass string `json:"storageClass"`
 }
 
 // RecoveryPoints lists the vault's recovery points: one CONTINUOUS point
@@ -71,7 +74,10 @@ func (v *Vault) RecoveryPoints(ctx context.Context, bucket string, now time.Time
 				BackupVaultName: sp.BackupVaultName, Type: "SNAPSHOT", Status: sp.Status, StatusMessage: sp.StatusMessage,
 				CreationDate: sp.CreationDate, IsEncrypted: sp.IsEncrypted, EncryptionKeyArn: sp.EncryptionKeyArn, ScanCompletionDate: sp.ScanCompletionDate,
 				BackupSizeInBytes: sp.BackupSizeInBytes, ObjectCount: sp.ObjectCount, FailedObjects: sp.FailedObjects,
-				CalculatedLifecycle: sp.CalculatedLifecycle, CreatedBy: sp.CreatedBy,
+				CalculatedLifecycle: sp.CalculatedLifecycle, CreatedBy: sp.CreatedBy, StorageClass: StorageWarm,
+			}
+			if sp.IsCold() {
+				rp.StorageClass = StorageCold
 			}
 			out = append(out, rp)
 		}
@@ -100,6 +106,7 @@ func (v *Vault) continuousPoints(ctx context.Context, bucket string, now time.Ti
 		rp := RecoveryPoint{
 			RecoveryPointID: "continuous:" + b.Bucket, ResourceName: b.Bucket, ResourceType: "S3",
 			BackupVaultName: v.Bucket, Type: "CONTINUOUS", CreationDate: b.ProtectedAt, IsEncrypted: enc.Encrypted, EncryptionKeyArn: enc.KMSKeyARN, Segments: js.Compacted + js.Pending,
+			StorageClass: StorageWarm,
 		}
 		wm, err := v.CompleteThrough(ctx, b.Bucket)
 		if err != nil {
