@@ -62,11 +62,12 @@ func LoadJob(ctx context.Context, v *vault.Vault, jobID string, now time.Time) (
 }
 
 // requestHash names what a request asks for (not its job id, concurrency,
-// whether it creates the target or accepts an incomplete journal): two
-// runs of the same restore share it, the second one into the target the
-// first created.
+// whether it creates the target, accepts an incomplete journal or waits
+// for archived data): two runs of the same restore share it, the second
+// one into the target the first created.
 func requestHash(req Request) string {
 	req.JobID, req.Concurrency, req.CreateBucket, req.AllowIncomplete = "", 0, false, false
+	req.ArchiveWaitMinutes, req.ArchiveTier = 0, ""
 	b, _ := json.Marshal(req)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
@@ -98,8 +99,19 @@ func (r *Restorer) claim(ctx context.Context, v *vault.Vault, req Request, rep *
 			return &InvalidRequestError{Reason: fmt.Sprintf("the same restore is running as job %s (heartbeat at %s): wait for it (`bucketvault job show --vault %s %s`); "+
 				"a job whose heartbeat stops for %s reads as interrupted, and this restore then finishes it", old.JobID, old.UpdatedAt.UTC().Format(time.RFC3339), v.Bucket, old.JobID, StaleAfter)}
 		case old.State == StateAborted && old.CompletedAt.IsZero():
-			old.CompletedAt = r.now().UTC()
-			if err := v.PutJSON(ctx, vault.JobKey(old.JobID), old); err != nil {
+			// Over the version read: a heartbeat in between means it runs.
+			var cur Report
+			err := v.UpdateJobRecord(ctx, old.JobID, &cur, func() bool {
+				if !cur.UpdatedAt.Equal(old.UpdatedAt) {
+					return false
+				}
+				cur.State, cur.StatusMessage, cur.CompletedAt = old.State, old.StatusMessage, r.now().UTC()
+				return true
+			})
+			if err == nil && !cur.UpdatedAt.Equal(old.UpdatedAt) || vault.IsConflict(err) {
+				return &InvalidRequestError{Reason: fmt.Sprintf("the same restore is running as job %s (it has just written its record): wait for it (`bucketvault job show --vault %s %s`)", old.JobID, v.Bucket, old.JobID)}
+			}
+			if err != nil {
 				return err
 			}
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("finishes job %s of the same request, which was %s", old.JobID, old.StatusMessage))
@@ -110,7 +122,7 @@ func (r *Restorer) claim(ctx context.Context, v *vault.Vault, req Request, rep *
 
 // heartbeat rewrites the running job's record every HeartbeatEvery until
 // stop is closed.
-func (r *Restorer) heartbeat(ctx context.Context, v *vault.Vault, rep *Report, stop <-chan struct{}) {
+func (r *Restorer) heartbeat(ctx context.Context, record *vault.JobRecord, rep *Report, stop <-chan struct{}) {
 	t := time.NewTicker(HeartbeatEvery)
 	defer t.Stop()
 	for {
@@ -121,7 +133,12 @@ func (r *Restorer) heartbeat(ctx context.Context, v *vault.Vault, rep *Report, s
 			return
 		case <-t.C:
 			snap := rep.snapshot(r.now().UTC())
-			if err := v.PutJSON(ctx, vault.JobKey(rep.JobID), snap); err != nil {
+			err := record.Put(ctx, snap)
+			if vault.IsConflict(err) {
+				r.log().ErrorContext(ctx, "restore heartbeat refused: another writer changed the job's record (it was taken over as interrupted?)", "job", rep.JobID, "error", err)
+				return
+			}
+			if err != nil {
 				r.log().WarnContext(ctx, "restore heartbeat not written", "job", rep.JobID, "error", err)
 			}
 		}

@@ -318,14 +318,16 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 		}
 	}
 	rep.UpdatedAt = start
-	if created, err := v.PutJSONOnce(ctx, vault.JobKey(rep.JobID), rep); err != nil {
-		return nil, err
-	} else if !created {
+	record, err := v.CreateJobRecord(ctx, rep.JobID, rep)
+	switch {
+	case vault.IsConflict(err):
 		return nil, &InvalidRequestError{Reason: fmt.Sprintf("job %s exists already in vault %s: a job id names one job", rep.JobID, v.Bucket)}
+	case err != nil:
+		return nil, err
 	}
 	stopBeat := make(chan struct{})
 	beat := make(chan struct{})
-	go func() { defer close(beat); r.heartbeat(ctx, v, rep, stopBeat) }()
+	go func() { defer close(beat); r.heartbeat(ctx, record, rep, stopBeat) }()
 	runErr := r.run(ctx, v, req, base, rep)
 	close(stopBeat)
 	<-beat
@@ -361,8 +363,12 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	default:
 		rep.State = StateCompleted
 	}
-	if err := v.PutJSON(context.WithoutCancel(ctx), vault.JobKey(rep.JobID), rep); err != nil && runErr == nil {
+	if err := record.Put(context.WithoutCancel(ctx), rep); err != nil && runErr == nil {
 		runErr = err
+		if vault.IsConflict(err) {
+			runErr = fmt.Errorf("job %s's record was changed by another writer while it ran (a restore of the same request that took it over as interrupted, or a second run of the job): "+
+				"this report is not recorded in the vault: %w", rep.JobID, err)
+		}
 	}
 	return rep, runErr
 }
