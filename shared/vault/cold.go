@@ -240,6 +240,9 @@ func (t *tagger) add(key string, vs []types.ObjectIdentifier, size int64) error 
 			if err != nil {
 				return err
 			}
+			if err := expireStep("cold-tag"); err != nil {
+				return err
+			}
 			t.mu.Lock()
 			switch n {
 			case tagDone:

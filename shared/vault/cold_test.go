@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -12,17 +13,23 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
-// TestColdTier: a recovery point past MoveToColdStorageAt becomes COLD;
-// a day later expiry tags, on the version itself, exactly the data that
-// only COLD points reference: not what the journal's window or a WARM
-// point references, not an object with S3's 10 tags already, and the
-// source tags a data object carries stay as they were beside the tier
-// tag. A dry run tags nothing; a second run finds the tags in place.
-func TestColdTier(t *testing.T) {
+// coldTierFixture: a journal (j), a point "cold" (j, x, y, z) whose
+// MoveToColdStorageAt is t0 plus a day and a point "warm" (y) a year
+// later; x carries a source tag, z S3's 10 tags.
+type coldTierFixture struct {
+	ctx  context.Context
+	v    *Vault
+	t0   time.Time
+	data map[string]string
+	x    Record
+	f    *expireFixture
+}
+
+func newColdTierFixture(t *testing.T) *coldTierFixture {
 	ctx, v := compactTestVault(t)
 	oldGrace, oldSettle := GCGrace, ColdSettle
 	GCGrace = 0
-	t.Cleanup(func() { GCGrace, ColdSettle = oldGrace, oldSettle })
+	t.Cleanup(func() { GCGrace, ColdSettle, expireFault = oldGrace, oldSettle, nil })
 	day := 24 * time.Hour
 	t0 := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	if err := v.PutJSON(ctx, BucketKey("src"), ProtectedBucket{Bucket: "src", ProtectedAt: t0, WindowDays: 1}); err != nil {
@@ -70,26 +77,44 @@ func TestColdTier(t *testing.T) {
 	}
 	setCold("cold", t0.Add(day))
 	setCold("warm", t0.Add(400*day))
-	tags := func(name string) map[string]string {
-		out, err := v.S3.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String(v.Bucket), Key: aws.String(data[name])})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := map[string]string{}
-		for _, tg := range out.TagSet {
-			m[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
-		}
-		return m
+	return &coldTierFixture{ctx: ctx, v: v, t0: t0, data: data, x: x, f: f}
+}
+
+func (c *coldTierFixture) tags(t *testing.T, name string) map[string]string {
+	out, err := c.v.S3.GetObjectTagging(c.ctx, &s3.GetObjectTaggingInput{Bucket: aws.String(c.v.Bucket), Key: aws.String(c.data[name])})
+	if err != nil {
+		t.Fatal(err)
 	}
-	tiered := func() []string {
-		var out []string
-		for _, n := range []string{"j", "x", "y", "z"} {
-			if tags(n)[TierTag] == TierCold {
-				out = append(out, n)
-			}
-		}
-		return out
+	m := map[string]string{}
+	for _, tg := range out.TagSet {
+		m[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
 	}
+	return m
+}
+
+// tiered names the data objects tagged for the cold tier.
+func (c *coldTierFixture) tiered(t *testing.T) []string {
+	var out []string
+	for _, n := range []string{"j", "x", "y", "z"} {
+		if c.tags(t, n)[TierTag] == TierCold {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// TestColdTier: a recovery point past MoveToColdStorageAt becomes COLD;
+// a day later expiry tags, on the version itself, exactly the data that
+// only COLD points reference: not what the journal's window or a WARM
+// point references, not an object with S3's 10 tags already, and the
+// source tags a data object carries stay as they were beside the tier
+// tag. A dry run tags nothing; a second run finds the tags in place.
+func TestColdTier(t *testing.T) {
+	c := newColdTierFixture(t)
+	ctx, v, t0, x, f := c.ctx, c.v, c.t0, c.x, c.f
+	day := 24 * time.Hour
+	tags := func(name string) map[string]string { return c.tags(t, name) }
+	tiered := func() []string { return c.tiered(t) }
 
 	// Day 2: "cold" becomes COLD; nothing is tagged before ColdSettle.
 	now := t0.Add(2 * day)
@@ -144,7 +169,7 @@ func TestColdTier(t *testing.T) {
 	if len(tags("z")) != 10 {
 		t.Fatalf("z's tags %v", tags("z"))
 	}
-	vs, err := v.S3.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(v.Bucket), Prefix: aws.String(data["x"])})
+	vs, err := v.S3.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(v.Bucket), Prefix: aws.String(c.data["x"])})
 	if err != nil || len(vs.Versions) != 1 {
 		t.Fatalf("x has %d versions (%v): tagging must not write one", len(vs.Versions), err)
 	}
@@ -159,6 +184,43 @@ func TestColdTier(t *testing.T) {
 	// Every datum is still there: moving is not collecting.
 	if left := f.dataLeft(t); len(left) != 4 {
 		t.Fatalf("data left %v", left)
+	}
+}
+
+// TestColdTierResumesAfterACrash: expiry stopped as a point becomes COLD,
+// or after the first data object is tagged, is finished by the next run:
+// the same point COLD, the same objects tagged, nothing else.
+func TestColdTierResumesAfterACrash(t *testing.T) {
+	for _, step := range []string{"point-cold", "cold-tag"} {
+		t.Run(step, func(t *testing.T) {
+			c := newColdTierFixture(t)
+			ColdSettle = 0 // move and tag in one run
+			now := c.t0.Add(2 * 24 * time.Hour)
+			crash := errors.New("crash")
+			expireFault = func(s string) error {
+				if s == step {
+					return crash
+				}
+				return nil
+			}
+			if _, err := c.v.Expire(c.ctx, ExpireOptions{Now: now}); !errors.Is(err, crash) {
+				t.Fatalf("expiry with a crash at %s: %v", step, err)
+			}
+			expireFault = nil
+			rep, err := c.v.Expire(c.ctx, ExpireOptions{Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Cold.Tagged+rep.Cold.Pending != 1 || rep.Cold.KeptWarm != 1 {
+				t.Fatalf("the resumed run: %+v", rep.Cold)
+			}
+			if got := c.tiered(t); len(got) != 1 || got[0] != "x" {
+				t.Fatalf("tagged %v, want [x]", got)
+			}
+			if sp, err := c.v.Snapshot(c.ctx, "src", "cold"); err != nil || !sp.IsCold() {
+				t.Fatalf("the point: %+v %v", sp, err)
+			}
+		})
 	}
 }
 
