@@ -129,7 +129,23 @@ type VaultConfig struct {
 	// deployment can move to another role: KMS refuses a key policy that
 	// would lock out the role putting it.
 	DeployRoleARNs []string `json:"deployRoleArns"`
+	// ColdStorageClass is the S3 storage class the vault's cold tier
+	// moves data to (the lifecycle rule cold-tier, NewVault): the data
+	// objects that only COLD recovery points reference, which expiry tags
+	// (shared/vault/cold.go). GLACIER_IR (Glacier Instant Retrieval, the
+	// default: read as any other, 90 days minimum storage), DEEP_ARCHIVE
+	// (a restore requests the data back first, within 12 hours, or 48 with
+	// the Bulk tier; 180 days minimum storage) or GLACIER (Glacier
+	// Flexible Retrieval: requested back too; 90 days minimum storage).
+	ColdStorageClass string `json:"coldStorageClass"`
 }
+
+// Cold storage classes of VaultConfig.ColdStorageClass (S3's names).
+const (
+	ColdGlacierIR   = "GLACIER_IR"
+	ColdGlacier     = "GLACIER"
+	ColdDeepArchive = "DEEP_ARCHIVE"
+)
 
 // LockConfig is the vault's Object Lock, in AWS Backup Vault Lock's terms.
 type LockConfig struct {
@@ -302,6 +318,8 @@ func (c *Config) applyDefaults() {
 	c.Vault.Lock.Mode = strings.ToUpper(c.Vault.Lock.Mode)
 	def(&c.Vault.Lock.MinRetentionDays, DefaultMinRetentionDays)
 	def(&c.Vault.RetentionDays, min(DefaultRetentionDays, c.Vault.Lock.MinRetentionDays))
+	defs(&c.Vault.ColdStorageClass, ColdGlacierIR)
+	c.Vault.ColdStorageClass = strings.ToUpper(c.Vault.ColdStorageClass)
 	def(&c.Alarms.JournalLagSeconds, DefaultJournalLagSeconds)
 	def(&c.Journal.BatchSize, DefaultJournalBatchSize)
 	if c.Journal.MaxBatchingWindowSeconds == 0 && c.Journal.BatchSize > 10 {
@@ -394,6 +412,12 @@ func (c *Config) Validate(baseDir string) error {
 	}
 	if r, m := c.Vault.RetentionDays, c.Vault.Lock.MinRetentionDays; r < 1 || r > m {
 		return bad("vault.retentionDays", "%d: want 1 to vault.lock.minRetentionDays (%d), so that every version inside the point-in-time window is locked", r, m)
+	}
+	switch c.Vault.ColdStorageClass {
+	case ColdGlacierIR, ColdDeepArchive, ColdGlacier:
+	default:
+		return bad("vault.coldStorageClass", "%q: want %s (Glacier Instant Retrieval, the default), %s (Glacier Deep Archive) or %s (Glacier Flexible Retrieval)",
+			c.Vault.ColdStorageClass, ColdGlacierIR, ColdDeepArchive, ColdGlacier)
 	}
 	if len(c.ProtectedBuckets) == 0 {
 		return bad("protectedBuckets", "name at least one bucket to protect")

@@ -52,7 +52,7 @@ func TestConfigDefaults(t *testing.T) {
 		"journal.timeoutSeconds": c.Journal.TimeoutSeconds, "reconcile.schedule": c.Reconcile.Schedule, "protect.schedule": c.Protect.Schedule,
 		"protect.onDeploy": c.Protect.OnDeploy, "restore.ephemeralStorageMB": c.Restore.EphemeralStorageMB,
 		"vault.retentionDays": c.Vault.RetentionDays, "expire.schedule": c.Expire.Schedule, "expire.timezone": c.Expire.Timezone,
-		"expire.memoryMB": c.Expire.MemoryMB,
+		"expire.memoryMB": c.Expire.MemoryMB, "vault.coldStorageClass": c.Vault.ColdStorageClass,
 	} {
 		want := map[string]any{
 			"stackName": "BucketVault", "assetDir": "dist/lambda", "logLevel": "INFO", "logRetentionDays": 90, "concurrency": 16,
@@ -60,6 +60,7 @@ func TestConfigDefaults(t *testing.T) {
 			"journal.timeoutSeconds": 300, "reconcile.schedule": "rate(6 hours)", "protect.schedule": "rate(1 hour)",
 			"protect.onDeploy": false, "restore.ephemeralStorageMB": 10240, "vault.retentionDays": 35,
 			"expire.schedule": "rate(1 day)", "expire.timezone": "UTC", "expire.memoryMB": 1024,
+			"vault.coldStorageClass": "GLACIER_IR",
 		}[name]
 		if got != want {
 			t.Errorf("default %s = %v, want %v", name, got, want)
@@ -121,6 +122,9 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"vault.deployRoleArns[0]", []any{"arn:aws:iam::123456789012:role/break-glass"}},
 		{"stackName", strings.Repeat("s", 48)},
 		{"vault.retentionDays", 36},
+		{"vault.coldStorageClass", "STANDARD_IA"},
+		{"vault.coldStorageClass", "GLACIER_INSTANT_RETRIEVAL"},
+		{"vault.coldStorageClass", "INTELLIGENT_TIERING"},
 		{"vault.retentionDays", -3},
 		{"protectedBuckets", []any{}},
 		{"protectedBuckets[0]", []any{"my-vault"}},

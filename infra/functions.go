@@ -146,6 +146,7 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		// (vault.CompleteThrough), which a restore as of a time checks.
 		r.vaultAccess(pol, false, []string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs, keyReconcile}, []string{keyJobs})
 		r.readVaultDataTags(pol)
+		r.thawVaultData(pol)
 		r.writeTargets(pol)
 		r.publishEvents(pol)
 	case "snapshot":
@@ -198,7 +199,8 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		// the collection joins against; HEAD of a data object),
 		// reconcile/ (the journal's completeness watermark). Writes: a
 		// fold's runs/ and journal/ index, scratch/ progress, and a
-		// recovery point's EXPIRED status under snapshots/.
+		// recovery point's EXPIRED (or COLD) status under snapshots/,
+		// and the cold tier's tag on data/ versions (tierVaultData).
 		r.vaultAccess(pol, false,
 			[]string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyJobs, keyScratch, keyData, keyReconcile},
 			[]string{keyJournal, keyRuns, keySnapshots, keyScratch})
@@ -206,6 +208,7 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		// In a locked vault, the retention of what is still referenced
 		// is extended before it ends.
 		r.retainVault(pol, keyData, keyJournal, keyRuns)
+		r.tierVaultData(pol)
 	default:
 		panic(fmt.Sprintf("function %q has no entry in functionProps", name))
 	}
@@ -394,6 +397,31 @@ func (r *FunctionResources) retainVault(p *policy, patterns ...string) {
 func (r *FunctionResources) readVaultDataTags(p *policy) {
 	data := r.vaultKeys(keyData)
 	p.add(r.s3("ReadVaultDataTags", []string{"s3:GetObjectTagging", "s3:GetObjectVersionTagging"}, data, nil))
+	p.because(whyVaultKeys, data...)
+}
+
+// tierVaultData lets the expire function tag data object versions for
+// the cold tier (vault.tagCold: GetObjectTagging, then PutObjectTagging
+// of the tags with vault.TierTag added, each with the version's id, which
+// S3 authorizes as s3:GetObjectVersionTagging and
+// s3:PutObjectVersionTagging; without a version id, the null version, as
+// s3:GetObjectTagging and s3:PutObjectTagging). Under data/ only: the
+// vault's lifecycle moves what carries the tag (coldLifecycle), and the
+// bucket policy denies tagging versions to every other principal
+// (DenyTierChanges).
+func (r *FunctionResources) tierVaultData(p *policy) {
+	data := r.vaultKeys(keyData)
+	p.add(r.s3("TierVaultData", []string{"s3:GetObjectTagging", "s3:GetObjectVersionTagging", "s3:PutObjectTagging", "s3:PutObjectVersionTagging"}, data, nil))
+	p.because(whyVaultKeys, data...)
+}
+
+// thawVaultData lets a restore request the vault's data objects back
+// from an archive storage class (the cold tier in Deep Archive or
+// Glacier Flexible Retrieval: RestoreObject of a version, then HEAD,
+// which ReadVault allows, until the copy is readable). Under data/ only.
+func (r *FunctionResources) thawVaultData(p *policy) {
+	data := r.vaultKeys(keyData)
+	p.add(r.s3("ThawVaultData", []string{"s3:RestoreObject"}, data, nil))
 	p.because(whyVaultKeys, data...)
 }
 

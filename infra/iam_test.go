@@ -269,6 +269,8 @@ func TestRolePolicies(t *testing.T) {
 			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("jobs/*")),
 			useVaultKey,
 			s3In("ReadVaultDataTags", []string{"s3:GetObjectTagging", "s3:GetObjectVersionTagging"}, vaultKeys("data/*")),
+			// Data in an archive class (the cold tier) is requested back.
+			s3In("ThawVaultData", []string{"s3:RestoreObject"}, vaultKeys("data/*")),
 			s3In("PrepareTargets", []string{"s3:CreateBucket", "s3:ListBucket", "s3:PutBucketVersioning"}, []string{"arn:aws:s3:::photos-restored*", "arn:aws:s3:::scratch-restore-?"}),
 			s3In("WriteTargets", []string{
 				"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:GetObjectTagging", "s3:GetObjectVersion", "s3:GetObjectVersionTagging",
@@ -326,6 +328,8 @@ func TestRolePolicies(t *testing.T) {
 			// the lock, buckets/, reconcile/, jobs/ or scratch/.
 			s3In("DeleteVault", []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, vaultKeys("data/*", "journal/*", "runs/*", "snapshots/*")),
 			s3In("RetainVault", []string{"s3:GetObjectRetention", "s3:PutObjectRetention"}, vaultKeys("data/*", "journal/*", "runs/*")),
+			// The cold tier's tag, on data/ versions only.
+			s3In("TierVaultData", []string{"s3:GetObjectTagging", "s3:GetObjectVersionTagging", "s3:PutObjectTagging", "s3:PutObjectVersionTagging"}, vaultKeys("data/*")),
 			xray,
 		),
 		"SnapshotStateMachineRole": {
@@ -774,6 +778,67 @@ func TestOnlyExpireDeletesVersions(t *testing.T) {
 			want := slices.Contains([]string{"data", "journal", "runs", "snapshots"}, kind)
 			if deletable[k] != want {
 				t.Errorf("%s: the expire role may delete %s: %v, want %v", name, k, deletable[k], want)
+			}
+		}
+	}
+}
+
+// TestColdTierPermissions: over every policy document of every stack,
+// who may do what to the cold tier, for each kind of vault key: only the
+// expire role may tag a version (s3:PutObjectVersionTagging), only the
+// restore role may request an object back from an archive
+// (s3:RestoreObject), both under data/ only; nobody may remove tags;
+// s3:PutObjectTagging on data/ is the expire role's and the snapshot
+// role's (CopyObject with the source's tags), and reading data/ tags the
+// expire role's and the restore role's.
+func TestColdTierPermissions(t *testing.T) {
+	expire, restore, snapshot := []string{"Ref:ExpireRole"}, []string{"Ref:RestoreRole"}, []string{"Ref:SnapshotRole"}
+	for name, st := range synth(t).stacks() {
+		vaultObjects := "arn:aws:s3:::" + st.config.Vault.BucketName + "/"
+		owners := policyOwners(t, st)
+		docs := policyDocuments(t, st)
+		// who lists the owners of the Allow statements that give action
+		// on key of the vault.
+		who := func(action, key string) []string {
+			var out []string
+			for id, doc := range docs {
+				for _, x := range statements(doc) {
+					if x.Effect != "Allow" || !slices.ContainsFunc(x.Actions, func(a string) bool { return patternMatches(a, action) }) ||
+						!slices.ContainsFunc(x.Resources, func(r string) bool { return patternMatches(r, vaultObjects+key) }) {
+						continue
+					}
+					for _, o := range owners[id] {
+						if !slices.Contains(out, o) {
+							out = append(out, o)
+						}
+					}
+				}
+			}
+			sort.Strings(out)
+			return out
+		}
+		for _, k := range vaultKinds {
+			data := strings.HasPrefix(k, "data/")
+			only := func(roles ...[]string) []string {
+				if !data {
+					return nil
+				}
+				out := slices.Concat(roles...)
+				sort.Strings(out)
+				return out
+			}
+			for action, want := range map[string][]string{
+				"s3:PutObjectVersionTagging":    only(expire),
+				"s3:RestoreObject":              only(restore),
+				"s3:DeleteObjectTagging":        nil,
+				"s3:DeleteObjectVersionTagging": nil,
+				"s3:PutObjectTagging":           only(expire, snapshot),
+				"s3:GetObjectVersionTagging":    only(expire, restore),
+				"s3:GetObjectTagging":           only(expire, restore),
+			} {
+				if got := who(action, k); !slices.Equal(got, want) {
+					t.Errorf("%s: %s on the vault's %s is allowed to %v, want %v", name, action, k, got, want)
+				}
 			}
 		}
 	}

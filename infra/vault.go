@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
 // VaultProps configure a Vault.
@@ -85,6 +87,14 @@ var (
 	// deploy roles are exempt, or the stack could neither create nor
 	// update the key.
 	keyPolicyActions = []string{"kms:PutKeyPolicy"}
+	// tierActions would move a vault object into or out of the cold tier
+	// (coldLifecycle): tagging a version (PutObjectTagging with a version
+	// id is s3:PutObjectVersionTagging) and removing tags. Only the
+	// expire role may: it tags what only COLD recovery points reference,
+	// and nothing untags. s3:PutObjectTagging (the current version, no
+	// version id) stays allowed: the snapshot role's CopyObject with the
+	// source's tags (TaggingDirective COPY) needs it.
+	tierActions = []string{"s3:PutObjectVersionTagging", "s3:DeleteObjectTagging", "s3:DeleteObjectVersionTagging"}
 )
 
 // NewVault creates the vault bucket: SSE-KMS with a customer managed key
@@ -94,6 +104,9 @@ var (
 // bucket policy that
 //   - denies deleting objects and versions to every principal but the
 //     expire function's role (ExpireRoleName);
+//   - denies tagging a version and removing tags (tierActions), which
+//     would move data into or out of the cold tier, to every principal
+//     but the expire function's role;
 //   - keeps explicit retention within the lock's minimum and maximum;
 //   - denies deleting the bucket or its policy and bypassing governance
 //     retention to all but the break-glass role (vault.breakGlassRoleArn;
@@ -104,8 +117,9 @@ var (
 //   - after the lock's grace time, denies changing the Object Lock
 //     configuration and bypassing governance retention to everyone;
 //
-// a lifecycle that aborts incomplete multipart uploads and expires jobs'
-// scratch files (scratchLifecycle); and, when the stack creates the key,
+// a lifecycle that aborts incomplete multipart uploads, expires jobs'
+// scratch files (scratchLifecycle) and moves the cold tier's data to the
+// cold storage class (coldLifecycle); and, when the stack creates the key,
 // a key policy that keeps the account's administration of the key (CDK's
 // default) but denies disabling the key or scheduling its deletion to all
 // but the break-glass role, and changing its policy to all but the deploy
@@ -169,7 +183,12 @@ func NewVault(scope constructs.Construct, id string, props *VaultProps) *Vault {
 		LifecycleRules: &[]*awss3.LifecycleRule{{
 			Id:                                  jsii.String("abort-incomplete-multipart-uploads"),
 			AbortIncompleteMultipartUploadAfter: awscdk.Duration_Days(jsii.Number(7)),
-		}, scratchLifecycle(c)},
+		}, scratchLifecycle(c), coldLifecycle(c)},
+		// S3's default, spelled out: objects under 128 KB never
+		// transition (the cold tier leaves them in S3 Standard, where
+		// they cost less than in Glacier Instant Retrieval's 128 KB
+		// minimum or Deep Archive's 40 KB of overhead per object).
+		TransitionDefaultMinimumObjectSize: awss3.TransitionDefaultMinimumObjectSize_ALL_STORAGE_CLASSES_128_K,
 	})
 	setLogicalID(v.Bucket, "VaultBucket")
 	suppress(v.Bucket, nagAccessLogs, "The vault's request audit is CloudTrail data events for this bucket (an account trail's; docs/deploy.md, Least privilege), which name the IAM principal of every call and are delivered reliably; "+
@@ -177,6 +196,9 @@ func NewVault(scope constructs.Construct, id string, props *VaultProps) *Vault {
 
 	bucket, objects := v.arns.bucket(v.Name), v.arns.objects(v.Name, "*")
 	v.Bucket.AddToResourcePolicy(denyAllBut("DenyDeletes", []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, []string{objects}, []string{v.ExpireRoleARN}, nil))
+	// The cold tier's tag moves data (coldLifecycle): only expiry may put
+	// a version's tags or remove tags.
+	v.Bucket.AddToResourcePolicy(denyAllBut("DenyTierChanges", tierActions, []string{objects}, []string{v.ExpireRoleARN}, nil))
 	// Explicit retention outside [min, max] days is refused (the default
 	// retention applies to every version anyway).
 	v.Bucket.AddToResourcePolicy(denyAllBut("DenyRetentionBelowMinimum", []string{"s3:PutObjectRetention"}, []string{objects}, nil, map[string]any{
@@ -242,6 +264,42 @@ func scratchLifecycle(c *Config) *awss3.LifecycleRule {
 		Prefix:                      jsii.String(strings.TrimSuffix(keyScratch, "*")),
 		Expiration:                  awscdk.Duration_Days(jsii.Number(float64(scratchDays(c)))),
 		NoncurrentVersionExpiration: awscdk.Duration_Days(jsii.Number(scratchNoncurrentDays)),
+	}
+}
+
+// coldTierDays is when the cold tier's data transitions: at once. S3
+// accepts 0 days for current and noncurrent transitions to GLACIER_IR,
+// GLACIER and DEEP_ARCHIVE, and cfn-lint passes it (TestTemplateLint).
+// S3 Lifecycle still acts only after the next midnight UTC, and
+// asynchronously: a tagged version moves within a day or two. Expiry
+// tags a data object only once every recovery point that references it
+// has been COLD for vault.ColdSettle: the tag is the decision, the
+// lifecycle only carries it out.
+const coldTierDays = 0
+
+// coldStorageClasses are VaultConfig.ColdStorageClass's values as CDK's.
+var coldStorageClasses = map[string]func() awss3.StorageClass{
+	ColdGlacierIR:   awss3.StorageClass_GLACIER_INSTANT_RETRIEVAL,
+	ColdGlacier:     awss3.StorageClass_GLACIER,
+	ColdDeepArchive: awss3.StorageClass_DEEP_ARCHIVE,
+}
+
+// coldLifecycle is the cold tier's rule: the data objects (data/) whose
+// version expiry tagged vault.TierTag=vault.TierCold, current and
+// noncurrent versions alike, move to vault.coldStorageClass. It never
+// expires anything: a transition keeps the version, its bytes, ETag,
+// tags and Object Lock retention; deleting is the expire function's,
+// which follows references. The tag filter is on the version's own tags,
+// so an untagged version under data/ never moves.
+func coldLifecycle(c *Config) *awss3.LifecycleRule {
+	class := coldStorageClasses[c.Vault.ColdStorageClass]()
+	after := awscdk.Duration_Days(jsii.Number(coldTierDays))
+	return &awss3.LifecycleRule{
+		Id:                           jsii.String("cold-tier"),
+		Prefix:                       jsii.String(strings.TrimSuffix(keyData, "*")),
+		TagFilters:                   &map[string]any{vault.TierTag: vault.TierCold},
+		Transitions:                  &[]*awss3.Transition{{StorageClass: class, TransitionAfter: after}},
+		NoncurrentVersionTransitions: &[]*awss3.NoncurrentVersionTransition{{StorageClass: class, TransitionAfter: after}},
 	}
 }
 

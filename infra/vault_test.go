@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -13,6 +15,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/bucketvault/bucketvault/shared/plan"
+	"github.com/bucketvault/bucketvault/shared/vault"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -135,6 +138,10 @@ func TestVaultBucketPolicy(t *testing.T) {
 		{Effect: "Deny", Actions: []string{"s3:*"}, Resources: []string{"GetAtt:VaultBucket.Arn", "GetAtt:VaultBucket.Arn/*"}, Condition: `{"Bool":{"aws:SecureTransport":"false"}}`},
 		// Only the expire function's role may delete.
 		{Sid: "DenyDeletes", Effect: "Deny", Actions: []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, Resources: []string{objects}, Condition: except(expireRole)},
+		// Only the expire function's role may tag a version (the cold
+		// tier) or remove tags.
+		{Sid: "DenyTierChanges", Effect: "Deny", Actions: []string{"s3:DeleteObjectTagging", "s3:DeleteObjectVersionTagging", "s3:PutObjectVersionTagging"},
+			Resources: []string{objects}, Condition: except(expireRole)},
 		{Sid: "DenyRetentionBelowMinimum", Effect: "Deny", Actions: []string{"s3:PutObjectRetention"}, Resources: []string{objects},
 			Condition: `{"NumericLessThan":{"s3:object-lock-remaining-retention-days":"35"}}`},
 		{Sid: "DenyRetentionAboveMaximum", Effect: "Deny", Actions: []string{"s3:PutObjectRetention"}, Resources: []string{objects},
@@ -181,17 +188,19 @@ func TestVaultLockExemptions(t *testing.T) {
 		deployRole []string
 	}{
 		{"main", s.main, map[string][]string{
-			"": nil, "DenyDeletes": {expireRole}, "DenyRetentionBelowMinimum": nil, "DenyRetentionAboveMaximum": nil,
+			"": nil, "DenyDeletes": {expireRole}, "DenyTierChanges": {expireRole}, "DenyRetentionBelowMinimum": nil, "DenyRetentionAboveMaximum": nil,
 			"DenyLockChangesAfterGraceTime": nil, "DenyLockRemoval": {breakGlass}, "DenyLockChanges": {cfnExecRole, breakGlass},
 		}, map[string][]string{"DenyKeyDisableAndDeletion": {breakGlass}, "DenyKeyPolicyChanges": {cfnExecRole, breakGlass}}, []string{cfnExecRole}},
 		// No break-glass role: nobody is exempt.
 		{"variant", s.variant, map[string][]string{
-			"": nil, "DenyDeletes": {"arn:aws:iam::123456789012:role/BucketVaultVariant-expire-us-east-1"}, "DenyRetentionBelowMinimum": nil,
+			"": nil, "DenyDeletes": {"arn:aws:iam::123456789012:role/BucketVaultVariant-expire-us-east-1"},
+			"DenyTierChanges": {"arn:aws:iam::123456789012:role/BucketVaultVariant-expire-us-east-1"}, "DenyRetentionBelowMinimum": nil,
 			"DenyLockRemoval": nil, "DenyLockChanges": {cfnExecRole},
 		}, nil, []string{cfnExecRole}},
 		// Deploy roles configured: they replace the bootstrap's.
 		{"noPlan", s.noPlan, map[string][]string{
-			"": nil, "DenyDeletes": {"arn:aws:iam::123456789012:role/BucketVaultNoPlan-expire-us-east-1"}, "DenyRetentionBelowMinimum": nil,
+			"": nil, "DenyDeletes": {"arn:aws:iam::123456789012:role/BucketVaultNoPlan-expire-us-east-1"},
+			"DenyTierChanges": {"arn:aws:iam::123456789012:role/BucketVaultNoPlan-expire-us-east-1"}, "DenyRetentionBelowMinimum": nil,
 			"DenyLockRemoval": nil, "DenyLockChanges": {"arn:aws:iam::123456789012:role/ci/deployer", "arn:aws:iam::123456789012:role/ci/deployer-next"},
 		}, map[string][]string{
 			"DenyKeyDisableAndDeletion": nil,
@@ -246,6 +255,17 @@ func TestVaultLockDecisions(t *testing.T) {
 		{"arn:aws:iam::123456789012:role/BucketVault-expire-eu-west-1", "s3:DeleteObjectVersion", object, before, "DenyDeletes"},
 		{"arn:aws:iam::123456789012:role/BucketVault-expire-us-east-1-x", "s3:DeleteObjectVersion", object, before, "DenyDeletes"},
 		{noPrincipal, "s3:DeleteObjectVersion", object, before, "DenyDeletes"},
+		// Moving data to the cold tier (tagging a version) or out of it
+		// (removing tags): the expire role only. Tagging the current
+		// version (no version id) stays: a snapshot's CopyObject with the
+		// source's tags needs s3:PutObjectTagging.
+		{expireRole, "s3:PutObjectVersionTagging", object, before, ""},
+		{adminRole, "s3:PutObjectVersionTagging", object, before, "DenyTierChanges"},
+		{breakGlass, "s3:PutObjectVersionTagging", object, after, "DenyTierChanges"},
+		{rootUser, "s3:DeleteObjectTagging", object, before, "DenyTierChanges"},
+		{cfnExecRole, "s3:DeleteObjectVersionTagging", object, before, "DenyTierChanges"},
+		{noPrincipal, "s3:PutObjectVersionTagging", object, before, "DenyTierChanges"},
+		{adminRole, "s3:PutObjectTagging", object, before, ""},
 		// Removing the lock: the break-glass role only.
 		{adminRole, "s3:DeleteBucketPolicy", vaultARN, before, "DenyLockRemoval"},
 		{cfnExecRole, "s3:DeleteBucketPolicy", vaultARN, before, "DenyLockRemoval"},
@@ -323,6 +343,37 @@ func TestVaultLockDecisions(t *testing.T) {
 	}
 }
 
+// TestVaultTierChangesDenied: in every stack, the bucket policy lets only
+// that stack's expire role tag a vault object's version (which moves it
+// to the cold tier) or remove an object's tags (which would keep it from
+// moving, or bring it back), on any key; tagging the current version
+// stays allowed (a snapshot's CopyObject with the source's tags).
+func TestVaultTierChangesDenied(t *testing.T) {
+	for name, st := range synth(t).stacks() {
+		c := st.config
+		bucket := "arn:aws:s3:::" + c.Vault.BucketName
+		policy := st.props(t, "VaultBucketPolicy")["PolicyDocument"]
+		tokens := map[string]string{"GetAtt:VaultBucket.Arn": bucket}
+		expire := fmt.Sprintf("arn:aws:iam::%s:role/%s", c.Account, ExpireRoleName(c.StackName, c.Region))
+		others := []string{adminRole, breakGlass, cfnExecRole, rootUser, noPrincipal, expireRole + "-x",
+			fmt.Sprintf("arn:aws:iam::%s:role/%s-SnapshotRole", c.Account, c.StackName)}
+		for _, key := range []string{"data/ab/cd", "snapshots/photos/rp-1.json", "bucketvault.json"} {
+			for _, action := range []string{"s3:PutObjectVersionTagging", "s3:DeleteObjectTagging", "s3:DeleteObjectVersionTagging", "s3:PutObjectTagging"} {
+				for _, p := range append(others, expire) {
+					want := "DenyTierChanges"
+					if p == expire || action == "s3:PutObjectTagging" {
+						want = ""
+					}
+					r := request{principal: p, action: action, resource: bucket + "/" + key, at: time.Now(), retentionDays: -1}
+					if got := deniedBy(t, policy, r, tokens); got != want {
+						t.Errorf("%s: %q %s on %s: denied by %q, want %q", name, p, action, key, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestExpireRoleName: the one principal the vault lets delete is the
 // expire function's role, named after the stack and region, within IAM's
 // limit for every test configuration; the stack creates that role with
@@ -369,39 +420,137 @@ func TestExpireRoleName(t *testing.T) {
 }
 
 // TestVaultLifecycle: the vault's lifecycle aborts incomplete multipart
-// uploads and expires scratch/ (7 days, then noncurrent versions 1 day
-// later); no rule removes or moves anything else, in any stack.
+// uploads, expires scratch/ (7 days, then noncurrent versions 1 day
+// later) and moves the cold tier's data (versions under data/ tagged
+// bucketvault:tier=cold, current and noncurrent) to the cold storage
+// class at once; no rule but expire-scratch removes anything, and it only
+// under scratch/; no rule but cold-tier moves anything, and it only
+// tagged data/, in any stack.
 func TestVaultLifecycle(t *testing.T) {
 	s := synth(t)
+	coldRule := func(class string) map[string]any {
+		return map[string]any{"Id": "cold-tier", "Status": "Enabled", "Prefix": "data/",
+			"TagFilters":                   []any{map[string]any{"Key": vault.TierTag, "Value": vault.TierCold}},
+			"Transitions":                  []any{map[string]any{"StorageClass": class, "TransitionInDays": float64(0)}},
+			"NoncurrentVersionTransitions": []any{map[string]any{"StorageClass": class, "TransitionInDays": float64(0)}},
+		}
+	}
 	cdkAssert(t, func() {
 		s.main.assertion.HasResourceProperties(jsii.String("AWS::S3::Bucket"), &map[string]any{
-			"LifecycleConfiguration": map[string]any{"Rules": []any{
-				map[string]any{"Id": "abort-incomplete-multipart-uploads", "Status": "Enabled",
-					"AbortIncompleteMultipartUpload": map[string]any{"DaysAfterInitiation": 7}},
-				map[string]any{"Id": "expire-scratch", "Status": "Enabled", "Prefix": "scratch/",
-					"ExpirationInDays": 7, "NoncurrentVersionExpiration": map[string]any{"NoncurrentDays": 1}},
-			}},
+			"LifecycleConfiguration": map[string]any{
+				"Rules": []any{
+					map[string]any{"Id": "abort-incomplete-multipart-uploads", "Status": "Enabled",
+						"AbortIncompleteMultipartUpload": map[string]any{"DaysAfterInitiation": 7}},
+					map[string]any{"Id": "expire-scratch", "Status": "Enabled", "Prefix": "scratch/",
+						"ExpirationInDays": 7, "NoncurrentVersionExpiration": map[string]any{"NoncurrentDays": 1}},
+					coldRule("GLACIER_IR"),
+				},
+				"TransitionDefaultMinimumObjectSize": "all_storage_classes_128K",
+			},
 		})
 	})
 	for name, st := range s.stacks() {
-		rules := list0(st.props(t, "VaultBucket")["LifecycleConfiguration"].(map[string]any)["Rules"])
-		if len(rules) != 2 {
-			t.Errorf("%s: %d lifecycle rules, want 2", name, len(rules))
-		}
+		lc := st.props(t, "VaultBucket")["LifecycleConfiguration"].(map[string]any)
+		rules := list0(lc["Rules"])
+		var ids []string
 		for _, r := range rules {
 			rule := r.(map[string]any)
+			ids = append(ids, fmt.Sprint(rule["Id"]))
 			for k := range rule {
 				switch k {
 				case "Id", "Status", "Prefix", "AbortIncompleteMultipartUpload":
 				case "ExpirationInDays", "NoncurrentVersionExpiration":
-					if rule["Prefix"] != "scratch/" {
+					if rule["Id"] != "expire-scratch" || rule["Prefix"] != "scratch/" {
 						t.Errorf("%s: lifecycle rule %v removes versions outside scratch/: %s", name, rule["Id"], render(rule))
+					}
+				case "TagFilters", "Transitions", "NoncurrentVersionTransitions":
+					if rule["Id"] != "cold-tier" {
+						t.Errorf("%s: lifecycle rule %v moves versions: %s", name, rule["Id"], render(rule))
 					}
 				default:
 					t.Errorf("%s: lifecycle rule %v has %s: %s", name, rule["Id"], k, render(rule))
 				}
 			}
+			if rule["Id"] == "cold-tier" {
+				want := coldRule(st.config.Vault.ColdStorageClass)
+				if diff := cmp.Diff(want, rule); diff != "" {
+					t.Errorf("%s: cold-tier rule (-want +got):\n%s", name, diff)
+				}
+			}
 		}
+		if want := []string{"abort-incomplete-multipart-uploads", "expire-scratch", "cold-tier"}; !slices.Equal(ids, want) {
+			t.Errorf("%s: lifecycle rules %v, want %v", name, ids, want)
+		}
+		if got := lc["TransitionDefaultMinimumObjectSize"]; got != "all_storage_classes_128K" {
+			t.Errorf("%s: TransitionDefaultMinimumObjectSize %v, want all_storage_classes_128K (objects under 128 KB stay warm)", name, got)
+		}
+	}
+	// The variant configures Deep Archive (testdata/config.variant.json).
+	if got := s.variant.config.Vault.ColdStorageClass; got != ColdDeepArchive {
+		t.Errorf("variant coldStorageClass %s, want %s", got, ColdDeepArchive)
+	}
+}
+
+// TestColdStorageClass: vault.coldStorageClass (any case) is the storage
+// class of the cold-tier rule, for current and noncurrent versions;
+// GLACIER_IR by default; any other class is refused, naming the field.
+func TestColdStorageClass(t *testing.T) {
+	synth(t) // the jsii kernel
+	flags, err := featureFlags()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		value any // nil: unset
+		want  string
+	}{
+		{nil, "GLACIER_IR"},
+		{"GLACIER_IR", "GLACIER_IR"},
+		{"DEEP_ARCHIVE", "DEEP_ARCHIVE"},
+		{"deep_archive", "DEEP_ARCHIVE"},
+		{"GLACIER", "GLACIER"},
+		{"STANDARD_IA", ""},
+		{"ONEZONE_IA", ""},
+		{"DeepArchive", ""},
+		{"", "GLACIER_IR"},
+	} {
+		t.Run(fmt.Sprint(tc.value), func(t *testing.T) {
+			m := validConfig()
+			if tc.value != nil {
+				set(m, "vault.coldStorageClass", tc.value)
+			}
+			data, _ := json.Marshal(m)
+			c, err := ParseConfig(data)
+			if err == nil {
+				err = c.Validate(".")
+			}
+			if tc.want == "" {
+				var ce *ConfigError
+				if !errors.As(err, &ce) || ce.Field != "vault.coldStorageClass" {
+					t.Fatalf("error %v, want a ConfigError naming vault.coldStorageClass", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			app := awscdk.NewApp(&awscdk.AppProps{Context: &flags, Outdir: jsii.String(t.TempDir())})
+			stack := awscdk.NewStack(app, jsii.String("Cold"), &awscdk.StackProps{
+				Env: &awscdk.Environment{Account: jsii.String(c.Account), Region: jsii.String(c.Region)},
+			})
+			NewVault(stack, "Vault", &VaultProps{Config: c})
+			tmpl := assertions.Template_FromStack(stack, nil)
+			transition := []any{map[string]any{"StorageClass": tc.want, "TransitionInDays": 0}}
+			cdkAssert(t, func() {
+				tmpl.HasResourceProperties(jsii.String("AWS::S3::Bucket"), &map[string]any{
+					"LifecycleConfiguration": map[string]any{"Rules": assertions.Match_ArrayWith(&[]any{
+						map[string]any{"Id": "cold-tier", "Status": "Enabled", "Prefix": "data/",
+							"TagFilters":  []any{map[string]any{"Key": "bucketvault:tier", "Value": "cold"}},
+							"Transitions": transition, "NoncurrentVersionTransitions": transition},
+					})},
+				})
+			})
+		})
 	}
 }
 
