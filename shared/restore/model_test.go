@@ -336,6 +336,8 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 	// comparable as of that second.
 	lateAt := map[string]int64{}
 	tagsUncertain := map[int64]map[string]bool{}
+	var coldID string
+	var coldWant map[string]objState
 	for p := 0; p < phases; p++ {
 		waitNextSecond()
 		ops := 3 + rng.IntN(5)
@@ -406,6 +408,16 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 			if err != nil || job.State != snapshot.StateCompleted {
 				t.Fatalf("snapshot: %+v %v", job, err)
 			}
+		}
+		if p == phases/2-1 {
+			// A snapshot that moves to the cold tier after a day and is
+			// kept 91: expiry moves it and tags what only it references.
+			e := &snapshot.Engine{S3: c}
+			job, err := e.Run(ctx, snapshot.Job{Vault: vb, Bucket: bucket, Lifecycle: &vault.Lifecycle{MoveToColdStorageAfterDays: 1, DeleteAfterDays: 91}})
+			if err != nil || job.State != snapshot.StateCompleted {
+				t.Fatalf("cold snapshot: %+v %v", job, err)
+			}
+			coldID, coldWant = job.RecoveryPointID, capture(t, ctx, c, bucket)
 		}
 		if p == phases/2 {
 			// Half the journal goes into a run; restores read run + segments.
@@ -526,10 +538,10 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 	// earlier one refused; the snapshots past their day are gone; and the
 	// vault's data is exactly what the journal and the live snapshots
 	// reference, measured by listing both.
-	defer func(g, l time.Duration, f func(int) time.Duration) {
-		vault.GCGrace, vault.CompactionLag, vault.FoldEvery = g, l, f
-	}(vault.GCGrace, vault.CompactionLag, vault.FoldEvery)
-	vault.GCGrace, vault.CompactionLag = 0, 0
+	defer func(g, l, cs time.Duration, f func(int) time.Duration) {
+		vault.GCGrace, vault.CompactionLag, vault.ColdSettle, vault.FoldEvery = g, l, cs, f
+	}(vault.GCGrace, vault.CompactionLag, vault.ColdSettle, vault.FoldEvery)
+	vault.GCGrace, vault.CompactionLag, vault.ColdSettle = 0, 0, 0
 	vault.FoldEvery = func(int) time.Duration { return time.Second } // fold at every expiry
 	for _, k := range []int{1, len(seconds) / 2, len(seconds) - 1} {
 		floor := seconds[k]
@@ -573,6 +585,7 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 		if got, want := dataObjects(t, ctx, c, v), references(t, ctx, v, bucket, points); !cmp.Equal(got, want) {
 			t.Errorf("after expiry at floor %d the vault's data is not what is referenced (-referenced +held):\n%s", floor, cmp.Diff(want, got))
 		}
+		checkColdTier(t, ctx, c, v, r, srv, bucket, coldID, coldWant, points, floor)
 		// A reconcile journals none of what the fold left out again.
 		held := dataObjects(t, ctx, c, v)
 		if _, err := j.Reconcile(ctx, bucket, journal.ReconcileOptions{}); err != nil {
@@ -584,6 +597,63 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 		if wm, err = v.CompleteThrough(ctx, bucket); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// checkColdTier: once the cold snapshot is COLD, the data objects tagged
+// for the cold tier are exactly those only it references (never one the
+// journal or a warm point references), and a restore from it gives back
+// the bucket as it was, without the tier tag.
+func checkColdTier(t *testing.T, ctx context.Context, c *s3.Client, v *vault.Vault, r *restore.Restorer, srv *locals3.Server, bucket, coldID string,
+	want map[string]objState, points []vault.SnapshotPoint, floor int64) {
+	t.Helper()
+	sp, err := v.Snapshot(ctx, bucket, coldID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sp.IsCold() {
+		return
+	}
+	var warm []vault.SnapshotPoint
+	for _, p := range points {
+		if p.RecoveryPointID != coldID {
+			warm = append(warm, p)
+		}
+	}
+	coldOnly := references(t, ctx, v, bucket, points)
+	for k := range references(t, ctx, v, bucket, warm) {
+		delete(coldOnly, k)
+	}
+	tagged := map[string]bool{}
+	p := s3.NewListObjectVersionsPaginator(c, &s3.ListObjectVersionsInput{Bucket: aws.String(v.Bucket), Prefix: aws.String("data/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Versions {
+			tg, err := c.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String(v.Bucket), Key: o.Key, VersionId: o.VersionId})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range tg.TagSet {
+				if aws.ToString(x.Key) == vault.TierTag {
+					tagged[aws.ToString(o.Key)] = true
+				}
+			}
+		}
+	}
+	if !cmp.Equal(tagged, coldOnly) {
+		t.Errorf("after expiry at floor %d the data tagged for the cold tier is not what only the COLD point references (-cold only +tagged):\n%s", floor, cmp.Diff(coldOnly, tagged))
+	}
+	t.Logf("cold tier at floor %d: %d data objects only the COLD point references, tagged", floor, len(tagged))
+	target := srv.BucketName(t)
+	rep, err := r.Run(ctx, restore.Request{Vault: v.Bucket, Bucket: bucket, RecoveryPointID: coldID, TargetBucket: target, CreateBucket: true})
+	if err != nil || rep.State != restore.StateCompleted {
+		t.Fatalf("restore of the COLD point: %+v %v", rep, err)
+	}
+	if diff := cmp.Diff(want, capture(t, ctx, c, target)); diff != "" {
+		t.Errorf("restore of the COLD point differs from the bucket at its snapshot (-want +got):\n%s", diff)
 	}
 }
 
