@@ -41,21 +41,21 @@ func deployedFunctions(c *Config) []string {
 
 // Vault key layout (docs/vault-format.md): what each role may read and write.
 const (
-	keyDescriptor = "bucketvault.json"
+	keyDescriptor = vault.DescriptorKey
 	// keyLock is the vault lock record (shared/vault's LockKey), which
 	// vault.Open reads: every role that opens the vault reads it, and a
 	// missing one must read as 404 (ListVault covers it as a prefix).
-	keyLock = "lock.json"
+	keyLock = vault.LockKey
 	// keyScratch holds jobs' scratch files (compaction progress), which
 	// the vault's lifecycle expires (NewVault).
-	keyScratch   = "scratch/*"
-	keyData      = "data/*"
-	keyJournal   = "journal/*"
-	keyBuckets   = "buckets/*"
-	keyReconcile = "reconcile/*"
-	keyJobs      = "jobs/*"
-	keyRuns      = "runs/*"
-	keySnapshots = "snapshots/*"
+	keyScratch   = vault.PatternScratch
+	keyData      = vault.PatternData
+	keyJournal   = vault.PatternJournal
+	keyBuckets   = vault.PatternBuckets
+	keyReconcile = vault.PatternReconcile
+	keyJobs      = vault.PatternJobs
+	keyRuns      = vault.PatternRuns
+	keySnapshots = vault.PatternSnapshots
 )
 
 // Key patterns shared/vault builds (a "*" for what only run time names).

@@ -62,25 +62,7 @@ const vaultPackage = "shared/vault"
 // key (vault.DescriptorKey).
 var keyPrefixes = []string{"journal/", "runs/", "snapshots/", "data/", "jobs/", "buckets/", "reconcile/"}
 
-// keyAllowlist are the vault keys built outside shared/vault today, by file
-// and literal. Each is to move into shared/vault (which then exports the key
-// or pattern) and its entry to go: an entry that matches nothing fails the
-// check, so the list only shrinks.
-var keyAllowlist = []allowed{
-	// cmd/bucketvault: which lost journal objects a rebuilt run covers;
-	// shared/vault could say it (a run's key prefix, or a method of the run).
-	{"cmd/bucketvault/commands.go", "runs/"},
-
-	// infra: the IAM resources of the functions' and state machines' roles
-	// name vault key patterns; shared/vault could export them (one pattern
-	// per prefix and the descriptor's key) for infra to use.
-	{"infra/functions.go", "bucketvault.json"},
-	{"infra/functions.go", "data/*"},
-	{"infra/functions.go", "journal/*"},
-	{"infra/functions.go", "buckets/*"},
-	{"infra/functions.go", "reconcile/*"},
-	{"infra/functions.go", "jobs/*"},
-	{"infra/functions.go", "runs/*"},
-	{"infra/functions.go", "snapshots/*"},
-	{"infra/functions.go", "scratch/*"},
-}
+// keyAllowlist are vault keys built outside shared/vault, by file and
+// literal: none (infra uses the patterns shared/vault exports). An entry
+// that matches nothing fails the check.
+var keyAllowlist = []allowed{}

@@ -134,7 +134,7 @@ a reconcile journals again what their buckets still hold.`,
 			rebuilt := map[string]bool{}
 			for _, r := range runs {
 				for _, d := range rep.LostJournal {
-					if strings.HasPrefix(d.Object, "runs/"+r.Bucket+"/"+r.Run+"/") {
+					if r.Holds(d.Object) {
 						rebuilt[d.String()] = true
 					}
 				}

@@ -35,6 +35,21 @@ const (
 	segmentIDWidth = 13 // unix milliseconds, zero-padded
 )
 
+// Key patterns: every key of one area of the vault, for IAM resources and
+// lifecycle rules (infra), in S3's wildcard syntax.
+const (
+	PatternData      = dataPrefix + "*"
+	PatternJournal   = journalPrefix + "*"
+	PatternBuckets   = bucketsPrefix + "*"
+	PatternReconcile = reconcilePfx + "*"
+	PatternJobs      = jobsPrefix + "*"
+	PatternRuns      = runsPfx + "*"
+	PatternSnapshots = snapshotsPrefix + "*"
+	PatternScratch   = scratchPrefix + "*"
+	// DataPrefix is the prefix of every data object (a lifecycle filter).
+	DataPrefix = dataPrefix
+)
+
 // DataKey is the vault key of one source version's bytes. A version id
 // names a version for good, except "null" (versioning never enabled or
 // suspended), which S3 overwrites in place: its identity also takes the

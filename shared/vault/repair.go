@@ -31,6 +31,11 @@ type DroppedRun struct {
 	Shard    string `json:"lostShard"`
 }
 
+// Holds says whether the vault object key is one of the dropped run's.
+func (d DroppedRun) Holds(key string) bool {
+	return strings.HasPrefix(key, runsPfx+d.Bucket+"/"+d.Run+"/")
+}
+
 // RepairRuns sets aside every run a lost shard of which Verify found, when
 // the segments it merged are all still there. In a vault with a journal
 // index it takes the run, and every newer run, out of the index (If-Match)
