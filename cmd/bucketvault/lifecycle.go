@@ -102,7 +102,7 @@ func expireText(r *vault.ExpireReport) string {
 	for _, p := range r.Cold.Points {
 		fmt.Fprintf(&b, "  recovery point %s of %s: %s cold storage (MoveToColdStorageAt %s)\n", p.RecoveryPointID, p.Bucket, map[bool]string{true: "would move to", false: "moved to"}[r.DryRun], p.MoveToColdStorageAt.Format(time.RFC3339))
 	}
-	if cs := r.Cold; cs.Tagged+cs.Pending+cs.InColdClass+cs.KeptWarm > 0 {
+	if cs := r.Cold; cs.Tagged+cs.Pending+cs.InColdClass+cs.KeptWarm+cs.TooSmall > 0 {
 		tagVerb := "tagged"
 		if r.DryRun {
 			tagVerb = "would tag"
@@ -111,6 +111,9 @@ func expireText(r *vault.ExpireReport) string {
 			tagVerb, cs.Tagged, byteSize(cs.TaggedBytes), cs.Pending, cs.InColdClass, byteSize(cs.ColdBytes))
 		if cs.KeptWarm > 0 {
 			fmt.Fprintf(&b, "; %d kept warm (10 tags already, or a %s tag of their own)", cs.KeptWarm, vault.TierTag)
+		}
+		if cs.TooSmall > 0 {
+			fmt.Fprintf(&b, "; %d smaller than %s left where they are", cs.TooSmall, byteSize(vault.ColdMinSize))
 		}
 		b.WriteString("\n")
 	}

@@ -72,9 +72,9 @@ func newColdFixture(t *testing.T) *coldFixture {
 	f.point = job.RecoveryPointID
 	// Expiry two and three days on: the point becomes COLD, then its data
 	// is tagged (nothing else references it).
-	grace := vault.GCGrace
-	vault.GCGrace = 0
-	t.Cleanup(func() { vault.GCGrace = grace })
+	grace, least := vault.GCGrace, vault.ColdMinSize
+	vault.GCGrace, vault.ColdMinSize = 0, 0 // the packs of 1 KiB objects move too
+	t.Cleanup(func() { vault.GCGrace, vault.ColdMinSize = grace, least })
 	sp, err := v.Snapshot(ctx, f.bucket, f.point)
 	if err != nil {
 		t.Fatal(err)

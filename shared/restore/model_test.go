@@ -538,10 +538,10 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 	// earlier one refused; the snapshots past their day are gone; and the
 	// vault's data is exactly what the journal and the live snapshots
 	// reference, measured by listing both.
-	defer func(g, l, cs time.Duration, f func(int) time.Duration) {
-		vault.GCGrace, vault.CompactionLag, vault.ColdSettle, vault.FoldEvery = g, l, cs, f
-	}(vault.GCGrace, vault.CompactionLag, vault.ColdSettle, vault.FoldEvery)
-	vault.GCGrace, vault.CompactionLag, vault.ColdSettle = 0, 0, 0
+	defer func(g, l, cs time.Duration, f func(int) time.Duration, least int64) {
+		vault.GCGrace, vault.CompactionLag, vault.ColdSettle, vault.FoldEvery, vault.ColdMinSize = g, l, cs, f, least
+	}(vault.GCGrace, vault.CompactionLag, vault.ColdSettle, vault.FoldEvery, vault.ColdMinSize)
+	vault.GCGrace, vault.CompactionLag, vault.ColdSettle, vault.ColdMinSize = 0, 0, 0, 0
 	vault.FoldEvery = func(int) time.Duration { return time.Second } // fold at every expiry
 	for _, k := range []int{1, len(seconds) / 2, len(seconds) - 1} {
 		floor := seconds[k]

@@ -55,6 +55,14 @@ const (
 // data. Tests shorten it.
 var ColdSettle = 24 * time.Hour
 
+// ColdMinSize is the smallest data object the cold tier moves: the vault's
+// lifecycle rule moves nothing smaller than 128 KiB (S3's default minimum,
+// which the stack spells out), where the transition and the colder class's
+// per-object overhead cost more than they save. Smaller ones are not
+// tagged (a snapshot packs small objects into packs of 16 MiB, which do
+// move). Tests lower it.
+var ColdMinSize int64 = 128 << 10
+
 // ColdSummary says what an expiry run moved to the cold tier (or, dry,
 // would move).
 type ColdSummary struct {
@@ -70,6 +78,9 @@ type ColdSummary struct {
 	InColdClass int64 `json:"inColdClass"`
 	ColdBytes   int64 `json:"coldBytes"`
 	KeptWarm    int64 `json:"keptWarm,omitempty"` // versions that cannot take the tag: 10 tags already, or TierTag of their own
+	// TooSmall are data objects only COLD points reference that stay in
+	// their class: smaller than ColdMinSize.
+	TooSmall int64 `json:"tooSmall,omitempty"`
 }
 
 // ColdPoint is a recovery point that became COLD.

@@ -27,9 +27,9 @@ type coldTierFixture struct {
 
 func newColdTierFixture(t *testing.T) *coldTierFixture {
 	ctx, v := compactTestVault(t)
-	oldGrace, oldSettle := GCGrace, ColdSettle
-	GCGrace = 0
-	t.Cleanup(func() { GCGrace, ColdSettle, expireFault = oldGrace, oldSettle, nil })
+	oldGrace, oldSettle, oldMin := GCGrace, ColdSettle, ColdMinSize
+	GCGrace, ColdMinSize = 0, 0
+	t.Cleanup(func() { GCGrace, ColdSettle, ColdMinSize, expireFault = oldGrace, oldSettle, oldMin, nil })
 	day := 24 * time.Hour
 	t0 := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	if err := v.PutJSON(ctx, BucketKey("src"), ProtectedBucket{Bucket: "src", ProtectedAt: t0, WindowDays: 1}); err != nil {
@@ -147,6 +147,13 @@ func TestColdTier(t *testing.T) {
 	}
 	if rep.Cold.Tagged != 2 || len(tiered()) != 0 {
 		t.Fatalf("dry run: %+v, tagged %v; want 2 candidates (x, z) and nothing tagged", rep.Cold, tiered())
+	}
+	// Objects smaller than ColdMinSize stay where they are.
+	ColdMinSize = x.Size + 1
+	rep, err = v.Expire(ctx, ExpireOptions{Now: now, DryRun: true})
+	ColdMinSize = 0
+	if err != nil || rep.Cold.Tagged != 0 || rep.Cold.TooSmall != 2 {
+		t.Fatalf("dry run, objects below ColdMinSize: %+v %v; want the 2 candidates too small", rep.Cold, err)
 	}
 	// Day 3: x is tagged; z cannot take an 11th tag; j (the journal's)
 	// and y (a WARM point's) stay as they are.

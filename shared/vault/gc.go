@@ -177,6 +177,8 @@ func (v *Vault) collect(ctx context.Context, o ExpireOptions, rep *ExpireReport)
 			case isColdClass(class):
 				rep.Cold.InColdClass++
 				rep.Cold.ColdBytes += size
+			case allCold && newest.Before(cutoff) && size/int64(max(1, len(vs))) < ColdMinSize:
+				rep.Cold.TooSmall++
 			case allCold && newest.Before(cutoff):
 				// Only COLD points reference it, and no writer can come to.
 				if err := tag.add(key, vs, size); err != nil {
