@@ -100,17 +100,13 @@ func (sp *SnapshotPoint) coldTagged(now time.Time) bool {
 }
 
 // isColdClass says whether a listed storage class is one the cold tier
-// moves data to (or any archive class).
+// moves data to.
 func isColdClass(sc string) bool {
-	switch types.ObjectVersionStorageClass(sc) {
-	case "", types.ObjectVersionStorageClassStandard:
-		return false
+	switch types.StorageClass(sc) { // ListObjectVersions' enum names only STANDARD
+	case types.StorageClassGlacierIr, types.StorageClassGlacier, types.StorageClassDeepArchive:
+		return true
 	}
-	switch sc {
-	case "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "REDUCED_REDUNDANCY":
-		return false
-	}
-	return true // GLACIER_IR, GLACIER, DEEP_ARCHIVE
+	return false
 }
 
 // SetPointCold moves a recovery point to COLD (If-Match on the record
@@ -126,7 +122,7 @@ func (v *Vault) SetPointCold(ctx context.Context, bucket, id string, now time.Ti
 		return nil
 	}
 	if cur.Status != PointAvailable && cur.Status != PointPartial {
-		return &PointTransitionError{RecoveryPointID: id, From: cur.Status, To: cur.Status + " " + StorageCold}
+		return &PointTransitionError{RecoveryPointID: id, From: cur.Status, To: StorageCold}
 	}
 	t := now.UTC()
 	cur.StorageClass, cur.ColdSince = StorageCold, &t

@@ -11,6 +11,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/bucketvault/bucketvault/shared/s3x"
 )
 
 // coldTierFixture: a journal (j), a point "cold" (j, x, y, z) whose
@@ -191,6 +194,58 @@ func TestColdTier(t *testing.T) {
 	// Every datum is still there: moving is not collecting.
 	if left := f.dataLeft(t); len(left) != 4 {
 		t.Fatalf("data left %v", left)
+	}
+	// Once the lifecycle has moved x (the local server has no cold class:
+	// a listing that says so stands in), expiry counts it and asks
+	// nothing more of it.
+	moved := *v
+	lister := &transitioned{Client: v.S3, class: map[string]string{c.data["x"]: "GLACIER_IR"}}
+	moved.S3 = lister
+	rep, err = moved.Expire(ctx, ExpireOptions{Now: now.Add(2 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Cold.InColdClass != 1 || rep.Cold.ColdBytes != x.Size || rep.Cold.Tagged+rep.Cold.Pending != 0 || lister.tagReads[c.data["x"]] != 0 {
+		t.Fatalf("after the move: cold %+v, %d tag reads of x", rep.Cold, lister.tagReads[c.data["x"]])
+	}
+}
+
+// transitioned lists the keys of class in that storage class, as S3 does
+// once a lifecycle rule has moved them, and counts tag reads.
+type transitioned struct {
+	s3x.Client
+	class    map[string]string
+	tagReads map[string]int
+}
+
+func (l *transitioned) ListObjectVersions(ctx context.Context, in *s3.ListObjectVersionsInput, opts ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
+	out, err := l.Client.ListObjectVersions(ctx, in, opts...)
+	if err != nil {
+		return out, err
+	}
+	for i, o := range out.Versions {
+		if c, ok := l.class[aws.ToString(o.Key)]; ok {
+			out.Versions[i].StorageClass = types.ObjectVersionStorageClass(c)
+		}
+	}
+	return out, nil
+}
+
+func (l *transitioned) GetObjectTagging(ctx context.Context, in *s3.GetObjectTaggingInput, opts ...func(*s3.Options)) (*s3.GetObjectTaggingOutput, error) {
+	if l.tagReads == nil {
+		l.tagReads = map[string]int{}
+	}
+	l.tagReads[aws.ToString(in.Key)]++
+	return l.Client.GetObjectTagging(ctx, in, opts...)
+}
+
+// TestIsColdClass: the classes the cold tier moves to, and no other.
+func TestIsColdClass(t *testing.T) {
+	for sc, want := range map[string]bool{"GLACIER_IR": true, "GLACIER": true, "DEEP_ARCHIVE": true,
+		"STANDARD": false, "": false, "STANDARD_IA": false, "INTELLIGENT_TIERING": false, "ONEZONE_IA": false} {
+		if got := isColdClass(sc); got != want {
+			t.Errorf("isColdClass(%q) = %v", sc, got)
+		}
 	}
 }
 
