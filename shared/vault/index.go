@@ -217,7 +217,7 @@ func (v *Vault) putJSONIf(ctx context.Context, key string, src any, etag string)
 	} else {
 		in.IfMatch = aws.String(etag)
 	}
-	out, err := v.S3.PutObject(ctx, in)
+	out, err := v.putObject(ctx, in)
 	switch {
 	case err == nil:
 		return aws.ToString(out.ETag), nil

@@ -450,7 +450,7 @@ func (v *Vault) WriteRecords(ctx context.Context, bucket, key string, recs []Rec
 	if meta == nil {
 		return v.PutBytes(ctx, key, body, "application/zstd")
 	}
-	_, err = v.S3.PutObject(ctx, &s3.PutObjectInput{
+	_, err = v.putObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String(v.Bucket), Key: aws.String(key), Body: bytes.NewReader(body),
 		ContentType: aws.String("application/zstd"), Metadata: meta,
 	})

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -77,6 +78,9 @@ type Vault struct {
 	Lock *VaultLock
 
 	probe *probes // what the server honours (store.go)
+	// scratchLock is whether scratch writes carry their own retention
+	// (scratchRetained; nil: find out at each write).
+	scratchLock *atomic.Int32
 }
 
 // CreateOptions shape a new vault.
@@ -154,7 +158,7 @@ func Create(ctx context.Context, client s3x.Client, bucket string, opts CreateOp
 	if opts.RetentionDays == 0 {
 		opts.RetentionDays = DefaultRetentionDays
 	}
-	v := &Vault{S3: client, Bucket: bucket, Descriptor: Descriptor{
+	v := &Vault{S3: client, Bucket: bucket, scratchLock: new(atomic.Int32), Descriptor: Descriptor{
 		Format: FormatName, FormatVersion: FormatVersion, Name: bucket,
 		CreatedAt: time.Now().UTC().Truncate(time.Second), RetentionDays: opts.RetentionDays,
 	}}
@@ -170,7 +174,7 @@ func Create(ctx context.Context, client s3x.Client, bucket string, opts CreateOp
 
 // Open reads and checks the descriptor of the vault in bucket.
 func Open(ctx context.Context, client s3x.Client, bucket string) (*Vault, error) {
-	v := &Vault{S3: client, Bucket: bucket}
+	v := &Vault{S3: client, Bucket: bucket, scratchLock: new(atomic.Int32)}
 	err := v.GetJSON(ctx, DescriptorKey, &v.Descriptor)
 	if err != nil {
 		if s3x.IsNotFound(err) {
@@ -214,7 +218,7 @@ func (v *Vault) PutJSON(ctx context.Context, key string, src any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
-	_, err = v.S3.PutObject(ctx, &s3.PutObjectInput{
+	_, err = v.putObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String(v.Bucket), Key: aws.String(key), Body: bytes.NewReader(body),
 		ContentType: aws.String("application/json"),
 	})
@@ -232,7 +236,7 @@ func (v *Vault) PutBytes(ctx context.Context, key string, body []byte, contentTy
 
 // putBytes is PutBytes that returns the ETag written.
 func (v *Vault) putBytes(ctx context.Context, key string, body []byte, contentType string) (string, error) {
-	out, err := v.S3.PutObject(ctx, &s3.PutObjectInput{
+	out, err := v.putObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String(v.Bucket), Key: aws.String(key), Body: bytes.NewReader(body),
 		ContentType: aws.String(contentType),
 	})
@@ -260,7 +264,7 @@ func (v *Vault) putOnce(ctx context.Context, key string, body []byte, contentTyp
 // putOnceETag is putOnce that also returns the ETag of what the key holds
 // (its own write's, or the earlier one's, read back).
 func (v *Vault) putOnceETag(ctx context.Context, key string, body []byte, contentType string) (string, bool, error) {
-	out, err := v.S3.PutObject(ctx, &s3.PutObjectInput{
+	out, err := v.putObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String(v.Bucket), Key: aws.String(key), Body: bytes.NewReader(body),
 		ContentType: aws.String(contentType), IfNoneMatch: aws.String("*"),
 	})
