@@ -63,6 +63,14 @@ func TestCLIBackupAndRestoreSnapshot(t *testing.T) {
 		t.Errorf("recovery-points: %d %q", code, out)
 	}
 	target := srv.BucketName(t)
+	// A dry run says what the restore would write, and writes nothing.
+	if code, out, e := cli(t, srv, "restore", "--dry-run", "--vault", vaultName, "--bucket", bucket, "--recovery-point", j.RecoveryPointID,
+		"--target-bucket", target, "--create-bucket"); code != 0 || !strings.Contains(out, "would restore 2 objects") || !strings.Contains(out, "dry run: nothing was written") {
+		t.Fatalf("restore --dry-run: %d\n%s%s", code, out, e)
+	}
+	if _, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(target)}); err == nil {
+		t.Fatal("restore --dry-run created the target bucket")
+	}
 	code, out, e = cli(t, srv, "--json", "restore", "--vault", vaultName, "--bucket", bucket, "--recovery-point", j.RecoveryPointID,
 		"--target-bucket", target, "--create-bucket")
 	var rep restore.Report
@@ -76,6 +84,7 @@ func TestCLIBackupAndRestoreSnapshot(t *testing.T) {
 		{"restore", "--vault", vaultName, "--bucket", bucket, "--target-bucket", target},
 		{"restore", "--vault", vaultName, "--bucket", bucket, "--target-bucket", target, "--at", "2026-11-23T10:00:00Z", "--recovery-point", j.RecoveryPointID},
 		{"restore", "--vault", vaultName, "--bucket", bucket, "--target-bucket", srv.BucketName(t), "--create-bucket", "--recovery-point", "snapshot-nope"},
+		{"restore", "--dry-run", "--function", "restore", "--vault", vaultName, "--bucket", bucket, "--target-bucket", target, "--recovery-point", j.RecoveryPointID},
 	} {
 		if code, _, e := cli(t, srv, bad...); code != 2 || e == "" {
 			t.Errorf("%v: exit %d %q; want 2 with a message", bad, code, e)

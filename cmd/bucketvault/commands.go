@@ -484,6 +484,9 @@ when to run the same restore again.`,
 			if archiveWait < 0 {
 				return usagef("--archive-wait %s: want 0 or more", archiveWait)
 			}
+			if req.DryRun && function != "" {
+				return usagef("--dry-run only reads: run it here, without --function")
+			}
 			req.ArchiveWaitMinutes = int((archiveWait + time.Minute - 1) / time.Minute)
 			var rep *restore.Report
 			var err error
@@ -540,6 +543,7 @@ when to run the same restore again.`,
 		"restore what events journaled since, COMPLETED with a warning, instead of PARTIAL (exit 3)")
 	f.StringSliceVar(&allowed, "allowed-targets", nil, "refuse targets not matching these bucket patterns")
 	f.StringVar(&function, "function", "", "run the restore in the deployed restore function (its name or ARN) and follow the job, instead of in-process")
+	f.BoolVar(&req.DryRun, "dry-run", false, "say what the restore would do (keys it would write and their bytes, identical keys it would skip, delete markers a rollback would put) and write nothing")
 	f.DurationVar(&archiveWait, "archive-wait", 0, "when data is in Deep Archive (the cold tier's archive class): request it back, wait up to this long (e.g. 48h) and restore it; 0 requests it back and fails those keys, saying when to run again")
 	f.StringVar(&req.ArchiveTier, "archive-tier", restore.ArchiveTierStandard, "retrieval tier of those requests: Standard (within 12 hours) or Bulk (within 48, cheaper)")
 	return cmd

@@ -96,7 +96,7 @@ func (r *Report) add(m Mapping) {
 		r.uncertain(m)
 	}
 	switch m.Action {
-	case ActionRestored:
+	case ActionRestored, ActionWouldRestore:
 		r.Restored++
 		r.Bytes += m.Size
 		if m.ACL == ACLNotRestored {
@@ -104,7 +104,7 @@ func (r *Report) add(m Mapping) {
 		}
 	case ActionIdentical:
 		r.Identical++
-	case ActionDeleteMarker:
+	case ActionDeleteMarker, ActionWouldDeleteMarker:
 		r.DeleteMarkers++
 	case ActionFailed:
 		r.Failed++
@@ -157,8 +157,13 @@ func (r *Report) Text() string {
 		fmt.Fprintf(&b, "  %s\n", r.StatusMessage)
 	}
 	fmt.Fprintf(&b, "  s3://%s as of %s -> s3://%s (%s)\n", r.Request.Bucket, r.Request.At.UTC().Format(time.RFC3339), r.Request.TargetBucket, r.Request.Mode)
-	fmt.Fprintf(&b, "  restored %d objects (%d bytes), identical %d, delete markers %d, absent at that time %d, failed %d\n",
-		r.Restored, r.Bytes, r.Identical, r.DeleteMarkers, r.Absent, r.Failed)
+	if r.Request.DryRun {
+		fmt.Fprintf(&b, "  would restore %d objects (%d bytes), identical %d (skipped), would put %d delete markers, absent at that time %d, failed %d\n",
+			r.Restored, r.Bytes, r.Identical, r.DeleteMarkers, r.Absent, r.Failed)
+	} else {
+		fmt.Fprintf(&b, "  restored %d objects (%d bytes), identical %d, delete markers %d, absent at that time %d, failed %d\n",
+			r.Restored, r.Bytes, r.Identical, r.DeleteMarkers, r.Absent, r.Failed)
+	}
 	fmt.Fprintf(&b, "  took %.1fs\n", r.DurationSeconds)
 	for _, w := range r.Warnings {
 		fmt.Fprintf(&b, "  WARNING %s\n", w)
@@ -201,6 +206,7 @@ type mappingWriter struct {
 	buf   bytes.Buffer
 	n     int
 	parts int
+	dry   bool // a dry run: nothing written
 }
 
 // mappingPartEntries bounds the mapping a restore holds before writing
@@ -229,6 +235,13 @@ func (w *mappingWriter) add(m Mapping) error {
 
 func (w *mappingWriter) flush() error {
 	if w.n == 0 {
+		return nil
+	}
+	if w.dry {
+		// A dry run writes nothing: the mapping past the report's inline
+		// entries is not kept.
+		w.buf.Reset()
+		w.n = 0
 		return nil
 	}
 	w.parts++

@@ -62,6 +62,12 @@ type Request struct {
 	// they are not written (named uncertain, skipped): a restore never
 	// writes an object it cannot vouch for unless asked to.
 	IncludeUncertain bool `json:"includeUncertain,omitempty"`
+	// DryRun reads what the restore would read and writes nothing: no
+	// target bucket, no object, no job record. Its report says what a
+	// restore would do: the keys it would write (Restored, Bytes, mapping
+	// action "would-restore"), those already identical, the delete markers
+	// a rollback would put ("would-delete-marker").
+	DryRun bool `json:"dryRun,omitempty"`
 	// ArchiveWaitMinutes is how long the restore waits for data it finds
 	// in an archive storage class (the cold tier in Deep Archive) to come
 	// back once it has requested it (archive.go); 0 requests it back and
@@ -216,6 +222,10 @@ const (
 	// ActionSkipped: nothing was written for a key the restore cannot
 	// vouch for (see Request.IncludeUncertain).
 	ActionSkipped = "skipped"
+	// ActionWouldRestore and ActionWouldDeleteMarker: what a dry run
+	// would do (Request.DryRun).
+	ActionWouldRestore      = "would-restore"
+	ActionWouldDeleteMarker = "would-delete-marker"
 )
 
 func (r *Restorer) now() time.Time {
@@ -307,6 +317,9 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 			rep.Warnings = append(rep.Warnings, incomplete)
 		}
 	}
+	if req.DryRun {
+		return r.dryRun(ctx, v, req, base, rep, incomplete)
+	}
 	// Claimed before the target is created: a restore refused because the
 	// same one is running leaves nothing behind.
 	if err := r.claim(ctx, v, req, rep); err != nil {
@@ -370,6 +383,24 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 				"this report is not recorded in the vault: %w", rep.JobID, err)
 		}
 	}
+	return rep, runErr
+}
+
+// dryRun runs the restore's reads and says what it would write.
+func (r *Restorer) dryRun(ctx context.Context, v *vault.Vault, req Request, base *vault.SnapshotPoint, rep *Report, incomplete string) (*Report, error) {
+	runErr := r.run(ctx, v, req, base, rep)
+	rep.CompletedAt = r.now().UTC()
+	rep.UpdatedAt = rep.CompletedAt
+	rep.DurationSeconds = rep.CompletedAt.Sub(rep.StartedAt).Seconds()
+	switch {
+	case runErr != nil:
+		rep.State, rep.StatusMessage = StateFailed, runErr.Error()
+	case rep.Failed > 0 || len(rep.Unvouched) > 0 || rep.Uncertain > 0 || incomplete != "" && !req.AllowIncomplete:
+		rep.State, rep.StatusMessage = StatePartial, "the restore would be PARTIAL: see failures, uncertain keys and warnings"
+	default:
+		rep.State = StateCompleted
+	}
+	rep.StatusMessage = strings.TrimSpace("dry run: nothing was written. " + rep.StatusMessage)
 	return rep, runErr
 }
 
@@ -513,7 +544,7 @@ func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *v
 	}
 	defer m.Close()
 	var target *targetLister
-	if req.Mode == Rollback {
+	if req.Mode == Rollback && !(req.DryRun && req.CreateBucket) { // a bucket a dry run would create holds nothing
 		target = newTargetLister(r.S3, req.TargetBucket, sel)
 	}
 	conc := req.Concurrency
@@ -521,6 +552,7 @@ func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *v
 		conc = 32
 	}
 	mw := newMappingWriter(ctx, v, rep.JobID)
+	mw.dry = req.DryRun
 	tasks := make(chan task, conc*4)
 	results := make(chan Mapping, conc*4)
 	cold := base != nil && base.IsCold()
@@ -674,6 +706,9 @@ func (r *Restorer) produce(ctx context.Context, m *vault.Merger, target *targetL
 
 // restoreOne restores one key (or puts its delete marker) and verifies it.
 func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, t task) Mapping {
+	if t.marker && req.DryRun {
+		return Mapping{Key: t.key, Action: ActionWouldDeleteMarker}
+	}
 	if t.marker {
 		out, err := r.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(req.TargetBucket), Key: aws.String(t.key)})
 		if err != nil {
@@ -701,6 +736,10 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 			mp.Action, mp.RestoredVersion, mp.Verified = ActionIdentical, same, "etag"
 			return mp
 		}
+	}
+	if req.DryRun {
+		mp.Action = ActionWouldRestore
+		return mp
 	}
 	if t.coldTags && rec.MetaInData && t.obj.Tags == nil {
 		// Its tags are those its data object carries, less the cold
