@@ -950,6 +950,9 @@ func (r *Restorer) identicalIn(ctx context.Context, v *vault.Vault, bucket strin
 			return "", nil
 		}
 	}
+	if storageClass(string(head.StorageClass)) != storageClass(t.obj.StorageClass) {
+		return "", nil
+	}
 	want := t.obj.Tags
 	if int(aws.ToInt32(head.TagCount)) != len(want) {
 		return "", nil
@@ -967,11 +970,73 @@ func (r *Restorer) identicalIn(ctx context.Context, v *vault.Vault, bucket strin
 			return "", nil
 		}
 	}
+	if acl := t.obj.ACL; acl != nil && len(acl.Grants) > 0 {
+		same, err := r.sameACL(ctx, bucket, t.key, aws.ToString(head.VersionId), acl)
+		if err != nil || !same {
+			return "", err
+		}
+	}
 	id := aws.ToString(head.VersionId)
 	if id == "" {
 		id = "null"
 	}
 	return id, nil
+}
+
+// storageClass names S3's default class as HEAD omits it.
+func storageClass(sc string) string {
+	if sc == "" {
+		return string(types.StorageClassStandard)
+	}
+	return sc
+}
+
+// sameACL says whether the target's version has the grants the restore
+// would put. A bucket with ACLs disabled (Object Ownership
+// BucketOwnerEnforced) takes no grants: its objects are as the restore
+// would leave them (their mappings say the ACL was not restored).
+func (r *Restorer) sameACL(ctx context.Context, bucket, key, versionID string, want *vault.ACL) (bool, error) {
+	got, err := vault.ReadACL(ctx, r.S3, bucket, key, versionID)
+	if err != nil || got == nil {
+		return got != nil, err // a server without ACLs: unknown, so restore
+	}
+	if sameGrants(got.Grants, want.Grants) {
+		return true, nil
+	}
+	oc, err := r.S3.GetBucketOwnershipControls(ctx, &s3.GetBucketOwnershipControlsInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		if s3x.IsNotFound(err) || s3x.Code(err) == "OwnershipControlsNotFoundError" || s3x.IsNotImplemented(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("ownership controls of s3://%s: %w", bucket, err)
+	}
+	if oc.OwnershipControls == nil {
+		return false, nil
+	}
+	for _, rule := range oc.OwnershipControls.Rules {
+		if rule.ObjectOwnership == types.ObjectOwnershipBucketOwnerEnforced {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// sameGrants compares two grant lists as sets.
+func sameGrants(a, b []vault.Grant) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	count := map[vault.Grant]int{}
+	for _, g := range a {
+		count[g]++
+	}
+	for _, g := range b {
+		if count[g] == 0 {
+			return false
+		}
+		count[g]--
+	}
+	return true
 }
 
 // verify checks a restored version: its size, and its ETag where the ETag
