@@ -157,7 +157,8 @@ type LockConfig struct {
 	Mode string `json:"mode"`
 	// MinRetentionDays is the default retention of every version (default
 	// 35, the point-in-time window) and the shortest retention anyone may
-	// set explicitly.
+	// set explicitly, but on scratch files (scratch/), which carry their
+	// own retention of a day (at most scratchMaxRetentionDays).
 	MinRetentionDays int `json:"minRetentionDays"`
 	// MaxRetentionDays, when set, is the longest retention anyone may set
 	// explicitly (a bucket policy condition).

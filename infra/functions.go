@@ -336,8 +336,9 @@ func (r *FunctionResources) dispatchSnapshots(p *policy) {
 }
 
 // vaultAccess reads the vault keys in read, writes those in write (with the
-// multipart-copy abort on data/ when copies is set), lists the vault, and
-// uses the vault key through S3 for the vault's objects only.
+// multipart-copy abort on data/ when copies is set, and the scratch
+// files' own retention: scratchRetention), lists the vault, and uses the
+// vault key through S3 for the vault's objects only.
 //
 // Reading is reading every version: a vault object whose current version
 // is damaged, or behind a delete marker, is read from an older version
@@ -362,6 +363,7 @@ func (r *FunctionResources) vaultAccess(p *policy, copies bool, read, write []st
 		r.s3("WriteVault", []string{"s3:PutObject"}, writeKeys, nil),
 	)
 	p.because(whyVaultKeys, append(readKeys, writeKeys...)...)
+	r.scratchRetention(p, write)
 	if copies {
 		p.add(r.s3("AbortVaultCopies", []string{"s3:AbortMultipartUpload"}, r.vaultKeys(keyData), nil))
 	}
@@ -379,6 +381,28 @@ func (r *FunctionResources) deleteVault(p *policy, patterns ...string) {
 	keys := r.vaultKeys(patterns...)
 	p.add(r.s3("DeleteVault", []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, keys, nil))
 	p.because(whyDeletes, keys...)
+}
+
+// scratchRetention lets a role that writes scratch files (the patterns of
+// write under keyScratch) set their retention, on those patterns only:
+// in a vault with Object Lock each scratch write carries its own short
+// retention in governance mode (vault.ScratchRetention, in place of the
+// vault's default), and S3 authorizes a PutObject with Object Lock
+// headers as s3:PutObjectRetention too. The bucket policy keeps that
+// retention at most scratchMaxRetentionDays (DenyScratchRetentionAboveAWeek).
+func (r *FunctionResources) scratchRetention(p *policy, write []string) {
+	var scratch []string
+	for _, w := range write {
+		if patternMatches(keyScratch, w) {
+			scratch = append(scratch, w)
+		}
+	}
+	if len(scratch) == 0 {
+		return
+	}
+	keys := r.vaultKeys(scratch...)
+	p.add(r.s3("SetScratchRetention", []string{"s3:PutObjectRetention"}, keys, nil))
+	p.because(whyVaultKeys, keys...)
 }
 
 // retainVault lets a role extend the S3 Object Lock retention of vault

@@ -64,11 +64,12 @@ func list(v any) []string {
 
 // stmt is a policy statement in a comparable form.
 type stmt struct {
-	Sid       string
-	Effect    string
-	Actions   []string
-	Resources []string
-	Condition string `json:",omitempty"`
+	Sid          string
+	Effect       string
+	Actions      []string
+	Resources    []string
+	NotResources []string
+	Condition    string `json:",omitempty"`
 }
 
 func statements(doc any) []stmt {
@@ -76,7 +77,7 @@ func statements(doc any) []stmt {
 	d, _ := doc.(map[string]any)
 	for _, s := range list0(d["Statement"]) {
 		m := s.(map[string]any)
-		st := stmt{Effect: render(m["Effect"]), Actions: list(m["Action"]), Resources: list(m["Resource"])}
+		st := stmt{Effect: render(m["Effect"]), Actions: list(m["Action"]), Resources: list(m["Resource"]), NotResources: list(m["NotResource"])}
 		if sid, ok := m["Sid"].(string); ok {
 			st.Sid = sid
 		}
@@ -249,6 +250,8 @@ func TestRolePolicies(t *testing.T) {
 			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "data/*", "reconcile/*", "scratch/*"),
 			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "data/*", "reconcile/*", "scratch/*")),
 			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("data/*", "journal/*", "runs/*", "reconcile/*", "scratch/*")),
+			// Scratch writes carry their own short retention.
+			s3In("SetScratchRetention", []string{"s3:PutObjectRetention"}, vaultKeys("scratch/*")),
 			abortVault, useVaultKey, decryptSources, xray,
 		),
 		"ProtectRole": join(logs("Protect"),
@@ -292,6 +295,7 @@ func TestRolePolicies(t *testing.T) {
 			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "scratch/jobs/*/*"),
 			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "scratch/jobs/*/*")),
 			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("data/*", "snapshots/*", "jobs/*", "scratch/jobs/*/*")),
+			s3In("SetScratchRetention", []string{"s3:PutObjectRetention"}, vaultKeys("scratch/jobs/*/*")),
 			abortVault, useVaultKey,
 			s3In("RetainVault", []string{"s3:GetObjectRetention", "s3:PutObjectRetention"}, vaultKeys("data/*", "snapshots/*")),
 			s3In("ReadVaultEncryption", []string{"s3:GetEncryptionConfiguration"}, []string{"arn:aws:s3:::bucketvault-vault-123456789012-us-east-1"}),
@@ -323,6 +327,7 @@ func TestRolePolicies(t *testing.T) {
 			// The journal index and fold output, a recovery point's
 			// EXPIRED status, the compaction's progress.
 			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("journal/*", "runs/*", "snapshots/*", "scratch/*")),
+			s3In("SetScratchRetention", []string{"s3:PutObjectRetention"}, vaultKeys("scratch/*")),
 			useVaultKey,
 			// Deletes: these four prefixes only; never the descriptor,
 			// the lock, buckets/, reconcile/, jobs/ or scratch/.
@@ -783,6 +788,73 @@ func TestOnlyExpireDeletesVersions(t *testing.T) {
 	}
 }
 
+// vaultAllowed returns who(action, key): the owners (policyOwners) of
+// the Allow statements of a stack's policy documents that give action on
+// the vault's key, sorted.
+func vaultAllowed(t *testing.T, st *stackUnderTest) func(action, key string) []string {
+	t.Helper()
+	vaultObjects := "arn:aws:s3:::" + st.config.Vault.BucketName + "/"
+	owners := policyOwners(t, st)
+	docs := policyDocuments(t, st)
+	return func(action, key string) []string {
+		var out []string
+		for id, doc := range docs {
+			for _, x := range statements(doc) {
+				if x.Effect != "Allow" || !slices.ContainsFunc(x.Actions, func(a string) bool { return patternMatches(a, action) }) ||
+					!slices.ContainsFunc(x.Resources, func(r string) bool { return patternMatches(r, vaultObjects+key) }) {
+					continue
+				}
+				for _, o := range owners[id] {
+					if !slices.Contains(out, o) {
+						out = append(out, o)
+					}
+				}
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+}
+
+// TestRetentionPermissions: over every policy document of every stack,
+// who may set an object's retention (s3:PutObjectRetention), for each
+// kind of vault key. Under scratch/ it is exactly who may write the key
+// (a scratch write carries its own retention: infra's scratchRetention);
+// elsewhere only the roles that extend what a recovery point references
+// (retainVault): snapshot on data/ and snapshots/, expire on data/,
+// journal/ and runs/.
+func TestRetentionPermissions(t *testing.T) {
+	expire, snapshot := "Ref:ExpireRole", "Ref:SnapshotRole"
+	// Sorted, as who's are.
+	retain := map[string][]string{"data": {expire, snapshot}, "snapshots": {snapshot}, "journal": {expire}, "runs": {expire}}
+	for name, st := range synth(t).stacks() {
+		who := vaultAllowed(t, st)
+		for _, k := range vaultKinds {
+			kind, _, _ := strings.Cut(k, "/")
+			want := retain[kind]
+			if kind == "scratch" {
+				want = who("s3:PutObject", k)
+				if len(want) == 0 {
+					t.Errorf("%s: nobody writes %s", name, k)
+				}
+			}
+			if got := who("s3:PutObjectRetention", k); !slices.Equal(got, want) {
+				t.Errorf("%s: s3:PutObjectRetention on the vault's %s is allowed to %v, want %v", name, k, got, want)
+			}
+		}
+		// The roles that write scratch files: reconcile and expire any
+		// (a compaction's progress), snapshot its jobs' only.
+		for k, want := range map[string][]string{
+			"scratch/compact/photos.json":                      {"Ref:ExpireRole", "Ref:ReconcileRole"},
+			"scratch/jobs/backup-1/fragments/000001.jsonl.zst": {"Ref:ExpireRole", "Ref:ReconcileRole", "Ref:SnapshotRole"},
+		} {
+			if got := who("s3:PutObjectRetention", k); !slices.Equal(got, want) {
+				t.Errorf("%s: s3:PutObjectRetention on the vault's %s is allowed to %v, want %v", name, k, got, want)
+			}
+		}
+	}
+}
+
 // TestColdTierPermissions: over every policy document of every stack,
 // who may do what to the cold tier, for each kind of vault key: only the
 // expire role may tag a version (s3:PutObjectVersionTagging), only the
@@ -794,29 +866,7 @@ func TestOnlyExpireDeletesVersions(t *testing.T) {
 func TestColdTierPermissions(t *testing.T) {
 	expire, restore, snapshot := []string{"Ref:ExpireRole"}, []string{"Ref:RestoreRole"}, []string{"Ref:SnapshotRole"}
 	for name, st := range synth(t).stacks() {
-		vaultObjects := "arn:aws:s3:::" + st.config.Vault.BucketName + "/"
-		owners := policyOwners(t, st)
-		docs := policyDocuments(t, st)
-		// who lists the owners of the Allow statements that give action
-		// on key of the vault.
-		who := func(action, key string) []string {
-			var out []string
-			for id, doc := range docs {
-				for _, x := range statements(doc) {
-					if x.Effect != "Allow" || !slices.ContainsFunc(x.Actions, func(a string) bool { return patternMatches(a, action) }) ||
-						!slices.ContainsFunc(x.Resources, func(r string) bool { return patternMatches(r, vaultObjects+key) }) {
-						continue
-					}
-					for _, o := range owners[id] {
-						if !slices.Contains(out, o) {
-							out = append(out, o)
-						}
-					}
-				}
-			}
-			sort.Strings(out)
-			return out
-		}
+		who := vaultAllowed(t, st)
 		for _, k := range vaultKinds {
 			data := strings.HasPrefix(k, "data/")
 			only := func(roles ...[]string) []string {

@@ -107,7 +107,9 @@ var (
 //   - denies tagging a version and removing tags (tierActions), which
 //     would move data into or out of the cold tier, to every principal
 //     but the expire function's role;
-//   - keeps explicit retention within the lock's minimum and maximum;
+//   - keeps explicit retention within the lock's minimum and maximum,
+//     but under scratch/, where it is at most scratchMaxRetentionDays
+//     (and at most the maximum);
 //   - denies deleting the bucket or its policy and bypassing governance
 //     retention to all but the break-glass role (vault.breakGlassRoleArn;
 //     unset: to everyone);
@@ -200,9 +202,18 @@ func NewVault(scope constructs.Construct, id string, props *VaultProps) *Vault {
 	// a version's tags or remove tags.
 	v.Bucket.AddToResourcePolicy(denyAllBut("DenyTierChanges", tierActions, []string{objects}, []string{v.ExpireRoleARN}, nil))
 	// Explicit retention outside [min, max] days is refused (the default
-	// retention applies to every version anyway).
-	v.Bucket.AddToResourcePolicy(denyAllBut("DenyRetentionBelowMinimum", []string{"s3:PutObjectRetention"}, []string{objects}, nil, map[string]any{
+	// retention applies to every version anyway), except below the
+	// minimum under scratch/: scratch files carry a retention of their
+	// own, shorter than the minimum (vault.ScratchRetention), and at most
+	// scratchMaxRetentionDays there. The minimum's deny names what it
+	// spares (NotResource), not what it covers, so an area the vault adds
+	// later is covered.
+	scratch := v.arns.objects(v.Name, keyScratch)
+	v.Bucket.AddToResourcePolicy(denyAllButOutside("DenyRetentionBelowMinimum", []string{"s3:PutObjectRetention"}, []string{scratch}, nil, map[string]any{
 		"NumericLessThan": map[string]any{"s3:object-lock-remaining-retention-days": strconv.Itoa(lock.MinRetentionDays)},
+	}))
+	v.Bucket.AddToResourcePolicy(denyAllBut("DenyScratchRetentionAboveAWeek", []string{"s3:PutObjectRetention"}, []string{scratch}, nil, map[string]any{
+		"NumericGreaterThan": map[string]any{"s3:object-lock-remaining-retention-days": strconv.Itoa(scratchMaxRetentionDays)},
 	}))
 	if lock.MaxRetentionDays > 0 {
 		v.Bucket.AddToResourcePolicy(denyAllBut("DenyRetentionAboveMaximum", []string{"s3:PutObjectRetention"}, []string{objects}, nil, map[string]any{
@@ -232,10 +243,16 @@ func NewVault(scope constructs.Construct, id string, props *VaultProps) *Vault {
 // Scratch lifecycle: jobs' scratch files (scratch/: a snapshot job's
 // working files, a compaction's progress) expire scratchDays(c) after they
 // were written and their noncurrent versions scratchNoncurrentDays after
-// that.
+// that. In a vault with Object Lock each scratch version carries a
+// retention of its own (vault.ScratchRetention, a day, in governance
+// mode) in place of the vault's default, and the bucket policy refuses
+// one above scratchMaxRetentionDays under scratch/: the retention has
+// ended by the time the rule expires the version, whatever the mode and
+// minimum of the lock.
 const (
-	scratchExpireDays     = 7
-	scratchNoncurrentDays = 1
+	scratchExpireDays       = 7
+	scratchNoncurrentDays   = 1
+	scratchMaxRetentionDays = scratchExpireDays
 )
 
 // scratchDays is how long scratch files live: a week, or a day more than
@@ -254,10 +271,10 @@ func scratchDays(c *Config) int {
 // (a compaction's progress, which a later step resumes from or ignores
 // as stale), never what a restore reads, and nothing deletes them
 // otherwise (only the expire function's role may delete, and it never
-// deletes scratch/). A week is far longer than any job's step. Object
-// Lock still holds every version for the vault's default retention
-// (vault.lock.minRetentionDays): S3 Lifecycle removes a noncurrent
-// scratch version only once that has ended (docs/deploy.md).
+// deletes scratch/). A week is far longer than any job's step. S3
+// Lifecycle removes a noncurrent version only once its retention has
+// ended: a scratch version's own retention (at most
+// scratchMaxRetentionDays), not the vault's default (docs/deploy.md).
 func scratchLifecycle(c *Config) *awss3.LifecycleRule {
 	return &awss3.LifecycleRule{
 		Id:                          jsii.String("expire-scratch"),
@@ -329,6 +346,22 @@ func deployRoles(stack awscdk.Stack, c *Config) []string {
 // Principal element. No exempt roles: the Deny holds for everyone. more
 // adds conditions.
 func denyAllBut(sid string, actions, resources, exempt []string, more map[string]any) awsiam.PolicyStatement {
+	props := denyProps(sid, actions, exempt, more)
+	props.Resources = jsii.Strings(resources...)
+	return awsiam.NewPolicyStatement(props)
+}
+
+// denyAllButOutside is denyAllBut on every resource but those of
+// notResources (NotResource): every object of the bucket outside them,
+// and the bucket.
+func denyAllButOutside(sid string, actions, notResources, exempt []string, more map[string]any) awsiam.PolicyStatement {
+	props := denyProps(sid, actions, exempt, more)
+	props.NotResources = jsii.Strings(notResources...)
+	return awsiam.NewPolicyStatement(props)
+}
+
+// denyProps are a Deny statement's properties but its resources.
+func denyProps(sid string, actions, exempt []string, more map[string]any) *awsiam.PolicyStatementProps {
 	cond := map[string]any{}
 	for k, v := range more {
 		cond[k] = v
@@ -341,12 +374,11 @@ func denyAllBut(sid string, actions, resources, exempt []string, more map[string
 		Effect:     awsiam.Effect_DENY,
 		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
 		Actions:    jsii.Strings(actions...),
-		Resources:  jsii.Strings(resources...),
 	}
 	if len(cond) > 0 {
 		props.Conditions = &cond
 	}
-	return awsiam.NewPolicyStatement(props)
+	return props
 }
 
 // KeyARN is the vault key's ARN (a token when the stack creates the key).

@@ -58,12 +58,20 @@ func deniedBy(t *testing.T, doc any, r request, tokens map[string]string) string
 		if !slices.ContainsFunc(list(s["Action"]), func(a string) bool { return patternMatches(a, r.action) }) {
 			continue
 		}
-		if !slices.ContainsFunc(list(s["Resource"]), func(res string) bool {
+		matches := func(res string) bool {
 			for tok, arn := range tokens {
 				res = strings.ReplaceAll(res, tok, arn)
 			}
 			return patternMatches(res, r.resource)
-		}) {
+		}
+		if _, not := s["NotResource"]; not {
+			if _, both := s["Resource"]; both {
+				t.Fatalf("deny statement %v has Resource and NotResource", s["Sid"])
+			}
+			if slices.ContainsFunc(list(s["NotResource"]), matches) {
+				continue
+			}
+		} else if !slices.ContainsFunc(list(s["Resource"]), matches) {
 			continue
 		}
 		if conditionsHold(t, s["Condition"], r) {
@@ -130,7 +138,7 @@ func exemptions(doc any) map[string][]string {
 func TestVaultBucketPolicy(t *testing.T) {
 	s := synth(t).main
 	got := statements(s.props(t, "VaultBucketPolicy")["PolicyDocument"])
-	bucket, objects := vaultARN, vaultARN+"/*"
+	bucket, objects, scratch := vaultARN, vaultARN+"/*", vaultARN+"/scratch/*"
 	except := func(arns ...string) string {
 		return `{"ArnNotLike":{"aws:PrincipalArn":["` + strings.Join(arns, `","`) + `"]}}`
 	}
@@ -142,8 +150,12 @@ func TestVaultBucketPolicy(t *testing.T) {
 		// tier) or remove tags.
 		{Sid: "DenyTierChanges", Effect: "Deny", Actions: []string{"s3:DeleteObjectTagging", "s3:DeleteObjectVersionTagging", "s3:PutObjectVersionTagging"},
 			Resources: []string{objects}, Condition: except(expireRole)},
-		{Sid: "DenyRetentionBelowMinimum", Effect: "Deny", Actions: []string{"s3:PutObjectRetention"}, Resources: []string{objects},
+		// Retention below the minimum anywhere but scratch/ (scratch files
+		// carry their own, of a day); there, at most a week.
+		{Sid: "DenyRetentionBelowMinimum", Effect: "Deny", Actions: []string{"s3:PutObjectRetention"}, NotResources: []string{scratch},
 			Condition: `{"NumericLessThan":{"s3:object-lock-remaining-retention-days":"35"}}`},
+		{Sid: "DenyScratchRetentionAboveAWeek", Effect: "Deny", Actions: []string{"s3:PutObjectRetention"}, Resources: []string{scratch},
+			Condition: `{"NumericGreaterThan":{"s3:object-lock-remaining-retention-days":"7"}}`},
 		{Sid: "DenyRetentionAboveMaximum", Effect: "Deny", Actions: []string{"s3:PutObjectRetention"}, Resources: []string{objects},
 			Condition: `{"NumericGreaterThan":{"s3:object-lock-remaining-retention-days":"400"}}`},
 		{Sid: "DenyLockChangesAfterGraceTime", Effect: "Deny", Actions: []string{"s3:BypassGovernanceRetention", "s3:PutBucketObjectLockConfiguration"},
@@ -188,19 +200,19 @@ func TestVaultLockExemptions(t *testing.T) {
 		deployRole []string
 	}{
 		{"main", s.main, map[string][]string{
-			"": nil, "DenyDeletes": {expireRole}, "DenyTierChanges": {expireRole}, "DenyRetentionBelowMinimum": nil, "DenyRetentionAboveMaximum": nil,
+			"": nil, "DenyDeletes": {expireRole}, "DenyTierChanges": {expireRole}, "DenyRetentionBelowMinimum": nil, "DenyScratchRetentionAboveAWeek": nil, "DenyRetentionAboveMaximum": nil,
 			"DenyLockChangesAfterGraceTime": nil, "DenyLockRemoval": {breakGlass}, "DenyLockChanges": {cfnExecRole, breakGlass},
 		}, map[string][]string{"DenyKeyDisableAndDeletion": {breakGlass}, "DenyKeyPolicyChanges": {cfnExecRole, breakGlass}}, []string{cfnExecRole}},
 		// No break-glass role: nobody is exempt.
 		{"variant", s.variant, map[string][]string{
 			"": nil, "DenyDeletes": {"arn:aws:iam::123456789012:role/BucketVaultVariant-expire-us-east-1"},
-			"DenyTierChanges": {"arn:aws:iam::123456789012:role/BucketVaultVariant-expire-us-east-1"}, "DenyRetentionBelowMinimum": nil,
+			"DenyTierChanges": {"arn:aws:iam::123456789012:role/BucketVaultVariant-expire-us-east-1"}, "DenyRetentionBelowMinimum": nil, "DenyScratchRetentionAboveAWeek": nil,
 			"DenyLockRemoval": nil, "DenyLockChanges": {cfnExecRole},
 		}, nil, []string{cfnExecRole}},
 		// Deploy roles configured: they replace the bootstrap's.
 		{"noPlan", s.noPlan, map[string][]string{
 			"": nil, "DenyDeletes": {"arn:aws:iam::123456789012:role/BucketVaultNoPlan-expire-us-east-1"},
-			"DenyTierChanges": {"arn:aws:iam::123456789012:role/BucketVaultNoPlan-expire-us-east-1"}, "DenyRetentionBelowMinimum": nil,
+			"DenyTierChanges": {"arn:aws:iam::123456789012:role/BucketVaultNoPlan-expire-us-east-1"}, "DenyRetentionBelowMinimum": nil, "DenyScratchRetentionAboveAWeek": nil,
 			"DenyLockRemoval": nil, "DenyLockChanges": {"arn:aws:iam::123456789012:role/ci/deployer", "arn:aws:iam::123456789012:role/ci/deployer-next"},
 		}, map[string][]string{
 			"DenyKeyDisableAndDeletion": nil,
@@ -302,11 +314,28 @@ func TestVaultLockDecisions(t *testing.T) {
 			t.Errorf("bucket policy: %s %s on %s at %s: denied by %q, want %q", tc.principal, tc.action, tc.resource, tc.at.Format(time.DateOnly), got, tc.want)
 		}
 	}
-	// Explicit retention stays within [min, max] for everyone.
-	for days, want := range map[int]string{34: "DenyRetentionBelowMinimum", 35: "", 400: "", 401: "DenyRetentionAboveMaximum"} {
-		r := request{principal: breakGlass, action: "s3:PutObjectRetention", resource: object, at: before, retentionDays: days}
-		if got := deniedBy(t, bucketPolicy, r, tokens); got != want {
-			t.Errorf("retention of %d days: denied by %q, want %q", days, got, want)
+	// Explicit retention stays within [min, max] for everyone, but
+	// scratch files' (their own, of a day), which stays within a week.
+	scratch := vaultARN + "/scratch/compact/photos.json"
+	for _, tc := range []struct {
+		resource string
+		days     int
+		want     string
+	}{
+		{object, 1, "DenyRetentionBelowMinimum"},
+		{object, 34, "DenyRetentionBelowMinimum"},
+		{object, 35, ""},
+		{object, 400, ""},
+		{object, 401, "DenyRetentionAboveMaximum"},
+		{scratch, 1, ""},
+		{scratch, 7, ""},
+		{scratch, 8, "DenyScratchRetentionAboveAWeek"},
+		{scratch, 35, "DenyScratchRetentionAboveAWeek"},
+		{scratch, 401, "DenyScratchRetentionAboveAWeek"},
+	} {
+		r := request{principal: breakGlass, action: "s3:PutObjectRetention", resource: tc.resource, at: before, retentionDays: tc.days}
+		if got := deniedBy(t, bucketPolicy, r, tokens); got != tc.want {
+			t.Errorf("retention of %d days on %s: denied by %q, want %q", tc.days, tc.resource, got, tc.want)
 		}
 	}
 	for _, tc := range []struct {
@@ -369,6 +398,77 @@ func TestVaultTierChangesDenied(t *testing.T) {
 						t.Errorf("%s: %q %s on %s: denied by %q, want %q", name, p, action, key, got, want)
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestVaultRetentionDecisions: in every stack, for every principal and
+// every kind of vault key, the bucket policy refuses explicit retention
+// below the lock's minimum outside scratch/ (an area the vault adds
+// later included) and above its maximum anywhere; under scratch/ it
+// allows the scratch files' own retention of a day (vault.ScratchRetention)
+// and refuses more than a week. And the roles that write scratch files
+// may set that retention on them: their policies allow it and the vault
+// lock does not refuse it.
+func TestVaultRetentionDecisions(t *testing.T) {
+	for name, st := range synth(t).stacks() {
+		c := st.config
+		lock := c.Vault.Lock
+		bucket := "arn:aws:s3:::" + c.Vault.BucketName
+		policy := st.props(t, "VaultBucketPolicy")["PolicyDocument"]
+		tokens := map[string]string{"GetAtt:VaultBucket.Arn": bucket}
+		expire := fmt.Sprintf("arn:aws:iam::%s:role/%s", c.Account, ExpireRoleName(c.StackName, c.Region))
+		principals := []string{expire, adminRole, breakGlass, cfnExecRole, rootUser, noPrincipal}
+		days := []int{0, 1, 7, 8, lock.MinRetentionDays - 1, lock.MinRetentionDays, lock.MinRetentionDays + 1}
+		if m := lock.MaxRetentionDays; m > 0 {
+			days = append(days, m, m+1)
+		}
+		for _, key := range append(slices.Clone(vaultKinds), "future/area.json") {
+			isScratch := strings.HasPrefix(key, "scratch/")
+			for _, d := range days {
+				var want string
+				switch {
+				case isScratch && d > scratchMaxRetentionDays:
+					want = "DenyScratchRetentionAboveAWeek"
+				case !isScratch && d < lock.MinRetentionDays:
+					want = "DenyRetentionBelowMinimum"
+				case lock.MaxRetentionDays > 0 && d > lock.MaxRetentionDays:
+					want = "DenyRetentionAboveMaximum"
+				}
+				for _, p := range principals {
+					r := request{principal: p, action: "s3:PutObjectRetention", resource: bucket + "/" + key, at: time.Now(), retentionDays: d}
+					if got := deniedBy(t, policy, r, tokens); got != want {
+						t.Errorf("%s: %q retention of %d days on %s: denied by %q, want %q", name, p, d, key, got, want)
+					}
+				}
+			}
+		}
+		// The scratch writers set the day's retention on what they write.
+		roles := roleStatements(t, st)
+		for role, key := range map[string]string{
+			"ReconcileRole": "scratch/compact/photos.json",
+			"ExpireRole":    "scratch/compact/photos.json",
+			"SnapshotRole":  "scratch/jobs/backup-1/fragments/000001.jsonl.zst",
+		} {
+			arn := bucket + "/" + key
+			allowed := func(action string) bool {
+				return slices.ContainsFunc(roles[role], func(x stmt) bool {
+					return x.Effect == "Allow" && slices.Contains(x.Actions, action) &&
+						slices.ContainsFunc(x.Resources, func(r string) bool { return patternMatches(r, arn) })
+				})
+			}
+			if !allowed("s3:PutObject") || !allowed("s3:PutObjectRetention") {
+				t.Errorf("%s: %s may not write %s with its retention (s3:PutObject %v, s3:PutObjectRetention %v)",
+					name, role, key, allowed("s3:PutObject"), allowed("s3:PutObjectRetention"))
+			}
+			principal := fmt.Sprintf("arn:aws:iam::%s:role/%s-%s", c.Account, c.StackName, role)
+			if role == "ExpireRole" {
+				principal = expire
+			}
+			r := request{principal: principal, action: "s3:PutObjectRetention", resource: arn, at: time.Now(), retentionDays: 1}
+			if got := deniedBy(t, policy, r, tokens); got != "" {
+				t.Errorf("%s: %s's retention of a day on %s: denied by %q", name, role, key, got)
 			}
 		}
 	}
