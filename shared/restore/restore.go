@@ -520,6 +520,9 @@ type task struct {
 	// coldTags: the record comes from a COLD recovery point, whose data
 	// objects may carry the cold tier's tag among the tags they carry.
 	coldTags bool
+	// packs reads packed members for the whole restore, a window of a
+	// pack at a time.
+	packs *vault.PackReader
 }
 
 func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *vault.SnapshotPoint, rep *Report) error {
@@ -556,6 +559,7 @@ func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *v
 	tasks := make(chan task, conc*4)
 	results := make(chan Mapping, conc*4)
 	cold := base != nil && base.IsCold()
+	packs := v.NewPackReader()
 	var thawing archived
 	var wg sync.WaitGroup
 	for range conc {
@@ -563,7 +567,7 @@ func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *v
 		go func() {
 			defer wg.Done()
 			for t := range tasks {
-				t.coldTags = cold
+				t.coldTags, t.packs = cold, packs
 				mp := r.restoreOne(ctx, v, req, t)
 				if mp.archived {
 					thawing.add(t) // after everything else
@@ -837,8 +841,9 @@ func (r *Restorer) finish(ctx context.Context, req Request, t task, mp Mapping, 
 // its record holds (what copyInput would set on a copy).
 func (r *Restorer) restorePacked(ctx context.Context, v *vault.Vault, req Request, t task, mp Mapping, fail func(error) Mapping) Mapping {
 	rec := t.obj.Version
-	// ReadData checks the bytes against the record before they are used.
-	body, dv, err := v.ReadData(ctx, rec)
+	// The pack reader (ReadData) checks the bytes against the record
+	// before they are used.
+	body, dv, err := t.packs.Read(ctx, rec)
 	if err != nil {
 		return fail(err)
 	}
