@@ -487,6 +487,9 @@ when to run the same restore again.`,
 			if req.DryRun && function != "" {
 				return usagef("--dry-run only reads: run it here, without --function")
 			}
+			if req.JobID != "" && function != "" {
+				return usagef("--job-id with --function: the CLI names the function's job itself; run a stopped job again here, without --function")
+			}
 			req.ArchiveWaitMinutes = int((archiveWait + time.Minute - 1) / time.Minute)
 			var rep *restore.Report
 			var err error
@@ -543,6 +546,7 @@ when to run the same restore again.`,
 		"restore what events journaled since, COMPLETED with a warning, instead of PARTIAL (exit 3)")
 	f.StringSliceVar(&allowed, "allowed-targets", nil, "refuse targets not matching these bucket patterns")
 	f.StringVar(&function, "function", "", "run the restore in the deployed restore function (its name or ARN) and follow the job, instead of in-process")
+	f.StringVar(&req.JobID, "job-id", "", "name the job (default: a new id); running a stopped or failed restore again with its job id finishes it, and a finished one is not run again")
 	f.BoolVar(&req.DryRun, "dry-run", false, "say what the restore would do (keys it would write and their bytes, identical keys it would skip, delete markers a rollback would put) and write nothing")
 	f.DurationVar(&archiveWait, "archive-wait", 0, "when data is in Deep Archive (the cold tier's archive class): request it back, wait up to this long (e.g. 48h) and restore it; 0 requests it back and fails those keys, saying when to run again")
 	f.StringVar(&req.ArchiveTier, "archive-tier", restore.ArchiveTierStandard, "retrieval tier of those requests: Standard (within 12 hours) or Bulk (within 48, cheaper)")

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,5 +123,97 @@ func TestCLIExpireKilledResumes(t *testing.T) {
 	}
 	if got := states(); !reflect.DeepEqual(got, before) {
 		t.Fatalf("the journal reads otherwise after the killed and resumed expiry")
+	}
+}
+
+// TestCLIRestoreKilledFinishes: `bucketvault restore --job-id J` killed
+// (SIGKILL) part way, run again with the same job id at once, finishes
+// into the bucket the first run created: every key as at T, each written
+// once (one version each), and the job's record COMPLETED.
+func TestCLIRestoreKilledFinishes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the CLI")
+	}
+	srv := locals3.ForTest(t)
+	ctx := context.Background()
+	c := srv.Client(ctx)
+	bin := filepath.Join(t.TempDir(), "bucketvault")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	bucket, vaultName := srv.NewBucket(t, true), srv.BucketName(t)
+	const keys = 600
+	for i := range keys {
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(fmt.Sprintf("k%04d", i)), Body: strings.NewReader(fmt.Sprintf("bytes of %d", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, _, e := cli(t, srv, "vault", "create", "--vault", vaultName); code != 0 {
+		t.Fatalf("vault create: %s", e)
+	}
+	if code, _, e := cli(t, srv, "protect", "--vault", vaultName, "--bucket", bucket, "--events", "none"); code != 0 {
+		t.Fatalf("protect: %s", e)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if code, _, e := cli(t, srv, "reconcile", "--vault", vaultName, "--bucket", bucket); code != 0 {
+		t.Fatalf("reconcile: %s", e)
+	}
+	at := time.Now().UTC().Add(-time.Second).Truncate(time.Second).Format(time.RFC3339)
+	target := srv.BucketName(t)
+	env := append(os.Environ(), srv.Env()...)
+	args := []string{"--endpoint-url", srv.Endpoint, "--no-progress", "restore", "--vault", vaultName, "--bucket", bucket, "--at", at,
+		"--target-bucket", target, "--create-bucket", "--job-id", "restore-killed-1", "--concurrency", "2", "--allow-incomplete"}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	written := 0
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && written < 50; time.Sleep(10 * time.Millisecond) {
+		if out, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(target)}); err == nil {
+			written = len(out.Contents)
+		}
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	out, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(target)})
+	if err != nil || len(out.Contents) < 50 || len(out.Contents) >= keys {
+		t.Fatalf("the kill did not land part way (%d of %d keys written, %v): the test proves nothing", len(out.Contents), keys, err)
+	}
+	t.Logf("killed with %d of %d keys written", len(out.Contents), keys)
+	again := exec.Command(bin, args...)
+	again.Env = env
+	if out, err := again.CombinedOutput(); err != nil {
+		t.Fatalf("restore again with its job id: %v\n%s", err, out)
+	}
+	var versions int
+	p := s3.NewListObjectVersionsPaginator(c, &s3.ListObjectVersionsInput{Bucket: aws.String(target)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.DeleteMarkers) > 0 {
+			t.Fatalf("delete markers in the target: %d", len(page.DeleteMarkers))
+		}
+		for _, o := range page.Versions {
+			versions++
+			g, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(target), Key: o.Key, VersionId: o.VersionId})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(g.Body)
+			g.Body.Close()
+			var n int
+			if _, err := fmt.Sscanf(aws.ToString(o.Key), "k%04d", &n); err != nil || string(b) != fmt.Sprintf("bytes of %d", n) {
+				t.Fatalf("%s holds %q", aws.ToString(o.Key), b)
+			}
+		}
+	}
+	if versions != keys {
+		t.Fatalf("the target holds %d versions of %d keys: each must be written once", versions, keys)
+	}
+	if code, out, e := cli(t, srv, "job", "show", "--vault", vaultName, "restore-killed-1"); code != 0 || !strings.Contains(out, "COMPLETED") {
+		t.Fatalf("job show: %d\n%s%s", code, out, e)
 	}
 }

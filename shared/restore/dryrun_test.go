@@ -40,7 +40,7 @@ func TestDryRunWritesNothingAndSaysWhatARestoreWould(t *testing.T) {
 	}
 	r := &restore.Restorer{S3: f.c}
 	for _, c := range []struct {
-		mode                            string
+		mode                         string
 		restored, identical, markers int64
 	}{
 		{restore.NonDestructive, 2, 4, 0}, // a/1 and b/2 written; a/2, a/3, b/1, c/1 identical

@@ -33,7 +33,10 @@ func (r *Report) Interrupted(now time.Time) bool {
 	if last.IsZero() {
 		last = r.StartedAt
 	}
-	return r.Type == vault.JobTypeRestore && r.State == StateRunning && now.Sub(last) > StaleAfter
+	if r.Type != vault.JobTypeRestore || r.State != StateRunning {
+		return false
+	}
+	return now.Sub(last) > StaleAfter || r.Deadline != nil && now.After(*r.Deadline)
 }
 
 // markInterrupted turns a stale RUNNING record into what it is.
@@ -93,6 +96,9 @@ func (r *Restorer) claim(ctx context.Context, v *vault.Vault, req Request, rep *
 		if err != nil && !s3x.IsNotFound(err) {
 			return err
 		}
+		if old != nil && old.State == StateRunning && old.Runner.gone() {
+			old.markInterrupted()
+		}
 		switch {
 		case old == nil:
 		case old.State == StateRunning:
@@ -101,7 +107,7 @@ func (r *Restorer) claim(ctx context.Context, v *vault.Vault, req Request, rep *
 		case old.State == StateAborted && old.CompletedAt.IsZero():
 			// Over the version read: a heartbeat in between means it runs.
 			var cur Report
-			err := v.UpdateJobRecord(ctx, old.JobID, &cur, func() bool {
+			_, err := v.UpdateJobRecord(ctx, old.JobID, &cur, func() bool {
 				if !cur.UpdatedAt.Equal(old.UpdatedAt) {
 					return false
 				}

@@ -37,9 +37,14 @@ type Report struct {
 	Request       Request   `json:"request"`
 	StartedAt     time.Time `json:"startedAt"`
 	CompletedAt   time.Time `json:"completedAt,omitzero"`
-	// UpdatedAt is the running job's heartbeat (see HeartbeatEvery).
-	UpdatedAt       time.Time `json:"updatedAt,omitzero"`
-	DurationSeconds float64   `json:"durationSeconds"`
+	// UpdatedAt is the running job's heartbeat (see HeartbeatEvery), and
+	// Deadline its process's deadline where it has one (a Lambda's): a
+	// RUNNING record past either reads as interrupted.
+	UpdatedAt time.Time  `json:"updatedAt,omitzero"`
+	Deadline  *time.Time `json:"deadline,omitempty"`
+	// Runner is the process running the job.
+	Runner          *Runner `json:"runner,omitempty"`
+	DurationSeconds float64 `json:"durationSeconds"`
 
 	Restored      int64 `json:"restored"`
 	Identical     int64 `json:"identical"` // already equal in the target: skipped

@@ -272,12 +272,37 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	} else if base, err = v.BaseSnapshot(ctx, req.Bucket, req.At); err != nil {
 		return nil, err
 	}
+	// A job id already recorded: the same job run again (a retry, a
+	// re-run after a kill) finishes it.
+	prev, err := r.previousRun(ctx, v, req, start)
+	if err != nil || prev != nil && prev.State == StateCompleted {
+		return prev, err
+	}
+	created := false // the target is the one this job's earlier run created
+	if prev != nil && req.CreateBucket {
+		switch _, err := r.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(req.TargetBucket)}); {
+		case err == nil:
+			req.CreateBucket, created = false, true
+		case !s3x.IsNotFound(err):
+			return nil, fmt.Errorf("target bucket %s: %w", req.TargetBucket, err)
+		}
+	}
 	if err := r.checkTarget(ctx, req); err != nil {
 		return nil, err
 	}
 	rep := &Report{JobID: req.JobID, Type: vault.JobTypeRestore, State: StateRunning, Request: req, StartedAt: start, mu: &sync.Mutex{}}
 	if rep.JobID == "" {
 		rep.JobID = vault.NewJobID("restore", start)
+	}
+	if created {
+		rep.Request.CreateBucket = true
+	}
+	if d, ok := ctx.Deadline(); ok {
+		rep.Deadline = &d
+	}
+	rep.Runner = thisRunner()
+	if prev != nil {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("finishes job %s's earlier run (%s: %s): what it restored is identical now and skipped", rep.JobID, prev.State, prev.StatusMessage))
 	}
 	pb, perr := v.Protected(ctx, req.Bucket)
 	switch err := perr; {
@@ -331,10 +356,21 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 		}
 	}
 	rep.UpdatedAt = start
-	record, err := v.CreateJobRecord(ctx, rep.JobID, rep)
+	var record *vault.JobRecord
+	if prev == nil {
+		record, err = v.CreateJobRecord(ctx, rep.JobID, rep)
+	} else {
+		// Over the version the earlier run left: a writer in between
+		// (the earlier run alive after all, another retry) wins.
+		var cur Report
+		record, err = v.TakeJobRecord(ctx, rep.JobID, &cur, func() (any, bool) { return rep, cur.UpdatedAt.Equal(prev.UpdatedAt) })
+		if err == nil && !cur.UpdatedAt.Equal(prev.UpdatedAt) {
+			err = &vault.ConflictError{Key: vault.JobKey(rep.JobID)}
+		}
+	}
 	switch {
 	case vault.IsConflict(err):
-		return nil, &InvalidRequestError{Reason: fmt.Sprintf("job %s exists already in vault %s: a job id names one job", rep.JobID, v.Bucket)}
+		return nil, &InvalidRequestError{Reason: fmt.Sprintf("job %s's record was written by another run meanwhile: see `bucketvault job show --vault %s %s`", rep.JobID, v.Bucket, rep.JobID)}
 	case err != nil:
 		return nil, err
 	}
@@ -342,6 +378,11 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	beat := make(chan struct{})
 	go func() { defer close(beat); r.heartbeat(ctx, record, rep, stopBeat) }()
 	runErr := r.run(ctx, v, req, base, rep)
+	if runErr == nil && ctx.Err() != nil {
+		// Stopped (a deadline, a cancellation): the keys it did not reach
+		// failed for that reason alone; running the job again finishes it.
+		runErr = fmt.Errorf("stopped before it finished (%w): run the same restore again (the same job id) to finish it", context.Cause(ctx))
+	}
 	close(stopBeat)
 	<-beat
 	if rep.VaultDamaged > 0 {
@@ -384,6 +425,33 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 		}
 	}
 	return rep, runErr
+}
+
+// previousRun is the record of a job id given that a run has recorded
+// already: nil for a new job. A job COMPLETED is returned as it is (there
+// is nothing to do again); one RUNNING (its heartbeat fresh, its deadline
+// ahead) refuses; one of another request refuses; one interrupted,
+// FAILED or PARTIAL is the run this one finishes.
+func (r *Restorer) previousRun(ctx context.Context, v *vault.Vault, req Request, now time.Time) (*Report, error) {
+	if req.JobID == "" || req.DryRun {
+		return nil, nil
+	}
+	prev, err := LoadJob(ctx, v, req.JobID, now)
+	switch {
+	case err != nil && s3x.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case prev.Type != vault.JobTypeRestore || requestHash(prev.Request) != requestHash(req):
+		return nil, &InvalidRequestError{Reason: fmt.Sprintf("job id %s names another job in vault %s (`bucketvault job show --vault %s %s`): give this restore another id", req.JobID, v.Bucket, v.Bucket, req.JobID)}
+	case prev.State == StateRunning && prev.Runner.gone():
+		prev.State, prev.StatusMessage = StateAborted, fmt.Sprintf("interrupted: its %s is gone", prev.Runner)
+	case prev.State == StateRunning:
+		return nil, &InvalidRequestError{Reason: fmt.Sprintf("job %s is running (heartbeat at %s): wait for it (`bucketvault job show --vault %s %s`); "+
+			"a run whose heartbeat stops for %s, or whose deadline passed, reads as interrupted, and running the job again finishes it",
+			req.JobID, prev.UpdatedAt.UTC().Format(time.RFC3339), v.Bucket, req.JobID, StaleAfter)}
+	}
+	return prev, nil
 }
 
 // dryRun runs the restore's reads and says what it would write.

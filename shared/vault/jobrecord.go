@@ -45,18 +45,29 @@ func (j *JobRecord) Put(ctx context.Context, rec any) error {
 // UpdateJobRecord reads a job's record into dst, lets change edit it, and
 // writes it back over the version read (If-Match): a record another
 // writer changed in between is a ConflictError. change returning false
-// writes nothing.
-func (v *Vault) UpdateJobRecord(ctx context.Context, jobID string, dst any, change func() bool) error {
+// writes nothing. The JobRecord returned holds what was written (or read).
+func (v *Vault) UpdateJobRecord(ctx context.Context, jobID string, dst any, change func() bool) (*JobRecord, error) {
+	return v.TakeJobRecord(ctx, jobID, dst, func() (any, bool) { return dst, change() })
+}
+
+// TakeJobRecord reads a job's record into cur, asks next for the record
+// to write in its place (false: none), and writes it over the version
+// read (If-Match): a writer taking over a job from another (a run of the
+// same job id after an interruption) holds the record from then on, and
+// the other's next write is a ConflictError.
+func (v *Vault) TakeJobRecord(ctx context.Context, jobID string, cur any, next func() (any, bool)) (*JobRecord, error) {
 	key := JobKey(jobID)
-	etag, err := v.getJSONETag(ctx, key, dst)
+	etag, err := v.getJSONETag(ctx, key, cur)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if !change() {
-		return nil
+	rec, ok := next()
+	if ok {
+		if etag, err = v.putJSONIf(ctx, key, rec, etag); err != nil {
+			return nil, err
+		}
 	}
-	_, err = v.putJSONIf(ctx, key, dst, etag)
-	return err
+	return &JobRecord{v: v, key: key, etag: etag}, nil
 }
 
 // IsConflict says whether err is a lost conditional write (ConflictError).

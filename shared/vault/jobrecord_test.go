@@ -22,7 +22,7 @@ func TestJobRecordWritersNeverOverwriteEachOther(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cur rec
-	if err := v.UpdateJobRecord(ctx, "job-1", &cur, func() bool { cur.State = "ABORTED"; return true }); err != nil {
+	if _, err := v.UpdateJobRecord(ctx, "job-1", &cur, func() bool { cur.State = "ABORTED"; return true }); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Put(ctx, rec{"COMPLETED"}); !IsConflict(err) {
@@ -33,7 +33,7 @@ func TestJobRecordWritersNeverOverwriteEachOther(t *testing.T) {
 		t.Fatalf("record %+v %v, want the other writer's ABORTED", got, err)
 	}
 	// An update that changes nothing writes nothing.
-	if err := v.UpdateJobRecord(ctx, "job-1", &cur, func() bool { return false }); err != nil {
+	if _, err := v.UpdateJobRecord(ctx, "job-1", &cur, func() bool { return false }); err != nil {
 		t.Fatal(err)
 	}
 }
