@@ -377,11 +377,19 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	stopBeat := make(chan struct{})
 	beat := make(chan struct{})
 	go func() { defer close(beat); r.heartbeat(ctx, record, rep, stopBeat) }()
-	runErr := r.run(ctx, v, req, base, rep)
-	if runErr == nil && ctx.Err() != nil {
+	// Under a deadline (a Lambda's) the work stops DeadlineMargin before
+	// it, so the report and the mapping are written in time.
+	work := ctx
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		work, cancel = context.WithDeadlineCause(ctx, d.Add(-min(DeadlineMargin, time.Until(d)/4)), errDeadlineNear)
+		defer cancel()
+	}
+	runErr := r.run(work, v, req, base, rep)
+	if runErr == nil && work.Err() != nil {
 		// Stopped (a deadline, a cancellation): the keys it did not reach
 		// failed for that reason alone; running the job again finishes it.
-		runErr = fmt.Errorf("stopped before it finished (%w): run the same restore again (the same job id) to finish it", context.Cause(ctx))
+		runErr = fmt.Errorf("stopped before it finished (%w): run the same restore again (the same job id) to finish it", context.Cause(work))
 	}
 	close(stopBeat)
 	<-beat
@@ -426,6 +434,13 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	}
 	return rep, runErr
 }
+
+// DeadlineMargin is how long before its context's deadline (a Lambda's) a
+// restore stops taking work, to write its report and mapping: at most a
+// quarter of the time it has. errDeadlineNear says so.
+var DeadlineMargin = time.Minute
+
+var errDeadlineNear = errors.New("its deadline is near")
 
 // previousRun is the record of a job id given that a run has recorded
 // already: nil for a new job. A job COMPLETED is returned as it is (there

@@ -3,14 +3,17 @@ package restore_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/bucketvault/bucketvault/shared/inspect"
 	"github.com/bucketvault/bucketvault/shared/restore"
+	"github.com/bucketvault/bucketvault/shared/s3x"
 )
 
 // TestRestoreRunAgainWithItsJobIDFinishesIt: a restore into a bucket it
@@ -69,5 +72,54 @@ func TestRestoreRunAgainWithItsJobIDFinishesIt(t *testing.T) {
 	var invalid *restore.InvalidRequestError
 	if _, err := r.Run(f.ctx, other); !errors.As(err, &invalid) {
 		t.Fatalf("another restore under the same job id: %v, want it refused", err)
+	}
+}
+
+// slowCopies makes every CopyObject take a while, as a large one would.
+type slowCopies struct {
+	s3x.Client
+	wait time.Duration
+}
+
+func (s slowCopies) CopyObject(ctx context.Context, in *s3.CopyObjectInput, opts ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
+	select {
+	case <-time.After(s.wait):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return s.Client.CopyObject(ctx, in, opts...)
+}
+
+// TestRestoreStopsBeforeItsDeadline: a restore whose context has a
+// deadline (a Lambda's) stops taking work DeadlineMargin before it, ends
+// FAILED saying so (its record too), and returns before the deadline; run
+// again with its job id it finishes, each key written once.
+func TestRestoreStopsBeforeItsDeadline(t *testing.T) {
+	f := newJournalFixture(t)
+	defer func(m time.Duration) { restore.DeadlineMargin = m }(restore.DeadlineMargin)
+	restore.DeadlineMargin = 400 * time.Millisecond
+	target := f.srv.BucketName(t)
+	req := restore.Request{Vault: f.v.Bucket, Bucket: f.bucket, At: f.at, TargetBucket: target, CreateBucket: true, JobID: "restore-deadline-1", Concurrency: 1}
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	ctx, cancel := context.WithDeadline(f.ctx, deadline)
+	defer cancel()
+	rep, err := (&restore.Restorer{S3: slowCopies{f.c, 300 * time.Millisecond}}).Run(ctx, req)
+	if err == nil || rep == nil || rep.State != restore.StateFailed || !strings.Contains(rep.StatusMessage, "deadline is near") || rep.Restored == 0 || rep.Restored >= 6 {
+		t.Fatalf("the run under a deadline: %+v %v", rep, err)
+	}
+	if time.Now().After(deadline) {
+		t.Fatalf("returned after its deadline")
+	}
+	job, err := restore.LoadJob(f.ctx, f.v, req.JobID, time.Now())
+	if err != nil || job.State != restore.StateFailed {
+		t.Fatalf("the job's record: %+v %v", job, err)
+	}
+	again, err := (&restore.Restorer{S3: f.c}).Run(f.ctx, req)
+	if err != nil || again.State != restore.StateCompleted || again.Restored+again.Identical != 6 {
+		t.Fatalf("run again: %+v %v", again, err)
+	}
+	vs, err := f.c.ListObjectVersions(f.ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(target)})
+	if err != nil || len(vs.Versions) != 6 {
+		t.Fatalf("%d versions in the target (%v): each key must be written once", len(vs.Versions), err)
 	}
 }
