@@ -20,6 +20,10 @@ import (
 var (
 	followEvery = 2 * time.Second
 	startWithin = 2 * time.Minute
+	// retryWithin is how long a job stopped at the function's deadline
+	// is followed for Lambda's retry (async invocations are retried after
+	// about one and two minutes).
+	retryWithin = 5 * time.Minute
 )
 
 // restoreRemote starts the deployed restore function with req (an
@@ -59,6 +63,10 @@ func (a *app) restoreRemote(ctx context.Context, function string, req restore.Re
 	for {
 		rep, err := restore.LoadJob(ctx, v, req.JobID, time.Now())
 		switch {
+		case err == nil && rep.State == restore.StateFailed && rep.Stopped && time.Since(rep.CompletedAt) < retryWithin:
+			// Stopped at the function's deadline: Lambda retries the
+			// invocation (the same job id), which finishes the job.
+			p.set(int64(time.Since(started).Seconds()), fmt.Sprintf("stopped at its deadline, %s; waiting for Lambda's retry", time.Since(rep.StartedAt).Round(time.Second)))
 		case err == nil && rep.State != restore.StateRunning:
 			return rep, nil
 		case err == nil:

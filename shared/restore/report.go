@@ -43,7 +43,11 @@ type Report struct {
 	UpdatedAt time.Time  `json:"updatedAt,omitzero"`
 	Deadline  *time.Time `json:"deadline,omitempty"`
 	// Runner is the process running the job.
-	Runner          *Runner `json:"runner,omitempty"`
+	Runner *Runner `json:"runner,omitempty"`
+	// Stopped says the job FAILED only because it was stopped (its
+	// deadline came, it was cancelled): running it again with its job id
+	// (as Lambda's retry of the function does) finishes it.
+	Stopped         bool    `json:"stopped,omitempty"`
 	DurationSeconds float64 `json:"durationSeconds"`
 
 	Restored      int64 `json:"restored"`

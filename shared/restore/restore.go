@@ -390,6 +390,7 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 		// Stopped (a deadline, a cancellation): the keys it did not reach
 		// failed for that reason alone; running the job again finishes it.
 		runErr = fmt.Errorf("stopped before it finished (%w): run the same restore again (the same job id) to finish it", context.Cause(work))
+		rep.Stopped = true
 	}
 	close(stopBeat)
 	<-beat
