@@ -1,10 +1,12 @@
 # bucketvault — make targets. `make help` lists them.
 GO        ?= go
-FUNCTIONS := $(notdir $(wildcard functions/*))
+# The Lambda functions: the directories under functions/ with a main package
+# (functions/lambdatest holds the tests that run them under the emulator).
+FUNCTIONS := $(notdir $(patsubst %/main.go,%,$(wildcard functions/*/main.go)))
 DIST      := dist/lambda
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help build cli test test-short demo bench lint synth lint-template server-install clean deploy invoke
+.PHONY: help build cli test test-short demo bench lint synth lint-template server-install clean deploy invoke invoke-inprocess
 
 # The CDK CLI (npm's aws-cdk, pinned in infra/_cdk/package-lock.json) runs
 # the Go app in infra/ (cdk.json). Synth needs no AWS credentials: the
@@ -15,12 +17,22 @@ CDK       := $(CDK_DIR)/node_modules/.bin/cdk
 CDK_STAMP := $(CDK_DIR)/node_modules/.installed
 CDK_ENV   := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=true
 CDK_FLAGS ?=
-# make invoke FN=journal|reconcile|restore|protect|snapshot|expire EVENT=events/<file>.json
-# VAULT=<vault> runs the function's handler in-process against the S3
-# endpoint in AWS_ENDPOINT_URL (a running `bin/bucketvault local-server`).
+# The bootstraps' go build flags (shared/rie.BuildFlags, which a test holds
+# to this line), with CGO_ENABLED=0 GOOS=linux: GOARCH=arm64 for the stack
+# (build), this machine's for the Lambda Runtime Interface Emulator (invoke).
+LAMBDA_BUILD_FLAGS := -tags lambda.norpc -trimpath -ldflags='-s -w'
+LOCAL_ARCH := $(shell $(GO) env GOARCH)
+LOCAL_DIST := dist/lambda-local
+# make invoke FN=<function> EVENT=events/<file>.json VAULT=<vault> builds
+# the function's bootstrap for this machine and runs it under the Lambda
+# Runtime Interface Emulator (bucketvault invoke --bootstrap), as Lambda
+# runs it, against the S3 endpoint in AWS_ENDPOINT_URL (a running
+# `bin/bucketvault local-server`); make invoke-inprocess calls the same
+# handler in-process.
 FN    ?=
 EVENT ?=
 VAULT ?= vault
+INVOKE_USAGE := FN=journal|reconcile|restore|protect|snapshot|expire|dispatch EVENT=events/<file>.json [VAULT=vault]
 
 help:
 	@echo "make demo    - run the end-to-end demo on a local S3 server (installs MinIO on first use)"
@@ -30,12 +42,16 @@ help:
 	@echo "make lint    - gofmt, go vet, staticcheck, go mod tidy check, the layers check (.ci/layers)"
 	@echo "make synth   - build, then synthesize the CDK app with cdk-nag's AwsSolutions checks (cdk.out/)"
 	@echo "make lint-template - make synth, then cfn-lint the templates"
+	@echo "make invoke FN=<function> EVENT=events/<file>.json [VAULT=vault]"
+	@echo "              - run the function's bootstrap (built for this machine) under the Lambda Runtime Interface"
+	@echo "                Emulator, with the stack's environment for it, against AWS_ENDPOINT_URL (bin/bucketvault local-server)"
+	@echo "make invoke-inprocess FN=... EVENT=... - the same, calling the function's handler in-process"
 
 build: cli
 	@for f in $(FUNCTIONS); do \
 		echo "build $(DIST)/$$f/bootstrap"; \
 		mkdir -p $(DIST)/$$f && \
-		CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' \
+		CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(LAMBDA_BUILD_FLAGS) \
 			-o $(DIST)/$$f/bootstrap ./functions/$$f || exit 1; \
 	done
 
@@ -97,8 +113,16 @@ deploy: build $(CDK_STAMP)
 	$(CDK_ENV) $(CDK) deploy --no-notices $(CDK_FLAGS)
 
 invoke: cli
-	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=journal|reconcile|restore|protect|snapshot|expire EVENT=events/<file>.json [VAULT=vault]"; exit 2; }
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke $(INVOKE_USAGE)"; exit 2; }
+	@test -f functions/$(FN)/main.go || { echo "make invoke: no function $(FN) (functions/: $(FUNCTIONS))"; exit 2; }
 	@test -n "$$AWS_ENDPOINT_URL" || { echo "make invoke: set AWS_ENDPOINT_URL (and credentials) to a running S3 endpoint, for example the one bin/bucketvault local-server prints"; exit 2; }
+	@mkdir -p $(LOCAL_DIST)/$(FN)
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(LOCAL_ARCH) $(GO) build $(LAMBDA_BUILD_FLAGS) -o $(LOCAL_DIST)/$(FN)/bootstrap ./functions/$(FN)
+	bin/bucketvault invoke --function $(FN) --event $(EVENT) --vault $(VAULT) --endpoint-url $$AWS_ENDPOINT_URL --bootstrap $(LOCAL_DIST)/$(FN)/bootstrap
+
+invoke-inprocess: cli
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke-inprocess $(INVOKE_USAGE)"; exit 2; }
+	@test -n "$$AWS_ENDPOINT_URL" || { echo "make invoke-inprocess: set AWS_ENDPOINT_URL (and credentials) to a running S3 endpoint, for example the one bin/bucketvault local-server prints"; exit 2; }
 	bin/bucketvault invoke --function $(FN) --event $(EVENT) --vault $(VAULT) --endpoint-url $$AWS_ENDPOINT_URL
 
 clean:

@@ -10,9 +10,9 @@ package main
 var layers = []layer{
 	{
 		Name: "base",
-		Why:  "S3 access and error classification, logs/traces/metrics, event decoding, configuration, the local S3 server: nothing of ours below them",
+		Why:  "S3 access and error classification, logs/traces/metrics, event decoding, configuration, the local S3 server, the Lambda Runtime Interface Emulator: nothing of ours below them",
 		Packages: []string{
-			"shared/s3x", "shared/obs", "shared/event", "shared/config", "shared/locals3",
+			"shared/s3x", "shared/obs", "shared/event", "shared/config", "shared/locals3", "shared/rie",
 		},
 	},
 	{
@@ -41,6 +41,13 @@ var layers = []layer{
 		Why:  "what starts jobs: the local runner and scheduler, the dispatch of scheduled rules, a Lambda function's start-up",
 		Packages: []string{
 			"shared/runner", "shared/schedule", "shared/wiring",
+		},
+	},
+	{
+		Name: "functions",
+		Why:  "each Lambda function's handler, and the environment the stack gives it, built in one place for the functions' mains and the CLI's invoke",
+		Packages: []string{
+			"shared/handler",
 		},
 	},
 	{

@@ -2,7 +2,7 @@
 // CloudFormation custom resources at deploy time, it writes the vault's
 // descriptor (Custom::BucketvaultVault) and checks that each configured
 // bucket is versioned and turns on its EventBridge delivery
-// (Custom::BucketvaultProtect).
+// (Custom::BucketvaultProtect); see shared/handler.Protect.
 package main
 
 import (
@@ -12,7 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/bucketvault/bucketvault/shared/journal"
+	"github.com/bucketvault/bucketvault/shared/handler"
 	"github.com/bucketvault/bucketvault/shared/protect"
 	"github.com/bucketvault/bucketvault/shared/wiring"
 )
@@ -26,18 +26,5 @@ func main() {
 		lambda.Start(protect.Unavailable(fmt.Errorf("protect function cannot start: %w", err)))
 		return
 	}
-	h := &protect.Handler{
-		S3: f.S3, Vault: f.Config.Vault, Log: f.Log, Buckets: f.Config.Buckets,
-		// The vault is opened when buckets are protected, not before: the
-		// vault resource writes its descriptor first, and a vault that
-		// cannot be opened is an answer to CloudFormation, not a crash.
-		OpenJournal: func(ctx context.Context) (*journal.Journal, error) {
-			v, err := f.Vault(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return &journal.Journal{Vault: v, S3: f.S3, Log: f.Log}, nil
-		},
-	}
-	lambda.Start(h.Handle)
+	lambda.Start(handler.Protect(f))
 }

@@ -1,6 +1,6 @@
 // Command snapshot is the snapshot Lambda function: every task of the
 // snapshot state machine (start, scan, copy, seal, notify, fail) calls it
-// with {"step": ..., ...}; see shared/snapshot.
+// with {"step": ..., ...}; see shared/snapshot and shared/handler.Snapshot.
 package main
 
 import (
@@ -10,8 +10,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/bucketvault/bucketvault/shared/notify"
-	"github.com/bucketvault/bucketvault/shared/snapshot"
+	"github.com/bucketvault/bucketvault/shared/handler"
 	"github.com/bucketvault/bucketvault/shared/wiring"
 )
 
@@ -21,9 +20,5 @@ func main() {
 		slog.Error("snapshot function cannot start", "error", err)
 		os.Exit(1)
 	}
-	e := &snapshot.Engine{
-		S3: f.S3, DefaultVault: f.Config.Vault, Concurrency: f.Config.Concurrency, PackMax: f.Config.PackMax, Log: f.Log,
-		Events: notify.FromEnv(f.AWS, os.Getenv),
-	}
-	lambda.Start(e.Handle)
+	lambda.Start(handler.Snapshot(f))
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/bucketvault/bucketvault/shared/config"
+	"github.com/bucketvault/bucketvault/shared/notify"
 )
 
 // clearEnv unsets what configures AWS and bucketvault, for this test.
@@ -65,5 +66,26 @@ func TestSetupConfigError(t *testing.T) {
 	var ce *config.Error
 	if !errors.As(err, &ce) || ce.Var != config.EnvVault {
 		t.Errorf("Setup() = %v, want a configuration error naming %s", err, config.EnvVault)
+	}
+}
+
+// New is Setup's second half for a configuration parsed elsewhere (the
+// CLI's in-process invoke): the client goes to the configured endpoint,
+// and job events are logged until the caller says otherwise.
+func TestNew(t *testing.T) {
+	clearEnv(t)
+	cfg := config.Config{Vault: "v", EndpointURL: "http://127.0.0.1:9000", Concurrency: 16}
+	f, err := New(cfg, aws.Config{Region: "eu-west-1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := aws.ToString(f.S3.Options().BaseEndpoint); got != cfg.EndpointURL {
+		t.Errorf("S3 endpoint %q, want %q", got, cfg.EndpointURL)
+	}
+	if _, ok := f.Events.(notify.Log); !ok || f.Log == nil || f.Config.Vault != "v" {
+		t.Errorf("events %T, log %v, config %+v", f.Events, f.Log, f.Config)
+	}
+	if _, err := New(config.Config{Vault: "v", EndpointURL: "not a url"}, aws.Config{}, nil); err == nil {
+		t.Error("New with a bad endpoint: no error")
 	}
 }

@@ -1,0 +1,151 @@
+// Package handler builds each Lambda function's handler from its start-up
+// state (wiring.Function), in one place: the functions' mains (on Lambda
+// and under the Runtime Interface Emulator) and the CLI's in-process
+// `bucketvault invoke` run the same code with the same settings. It also
+// names the variables the stack puts in each function's environment, so a
+// local run gives a function the environment Lambda gives it.
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+
+	"github.com/bucketvault/bucketvault/shared/journal"
+	"github.com/bucketvault/bucketvault/shared/notify"
+	"github.com/bucketvault/bucketvault/shared/notify/restorejob"
+	"github.com/bucketvault/bucketvault/shared/protect"
+	"github.com/bucketvault/bucketvault/shared/restore"
+	"github.com/bucketvault/bucketvault/shared/schedule"
+	"github.com/bucketvault/bucketvault/shared/snapshot"
+	"github.com/bucketvault/bucketvault/shared/vault"
+	"github.com/bucketvault/bucketvault/shared/wiring"
+)
+
+// Journal is the journal function's handler: SQS batches of S3 events in,
+// vault data and journal segments out, with partial batch failures. The
+// vault is opened on the first batch and kept.
+func Journal(f *wiring.Function) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
+	var j *journal.Journal
+	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		if j == nil {
+			v, err := f.Vault(ctx)
+			if err != nil {
+				return events.SQSEventResponse{}, err
+			}
+			j = &journal.Journal{Vault: v, S3: f.S3, Concurrency: f.Config.Concurrency, RelayMax: f.Config.RelayMax, Log: f.Log}
+		}
+		return j.HandleSQS(ctx, ev)
+	}
+}
+
+// Reconcile is the reconcile function's handler: a request naming no
+// buckets covers the configured ones (every protected bucket when none
+// are configured), and the work stops before the invocation's deadline.
+func Reconcile(f *wiring.Function) func(context.Context, journal.ReconcileRequest) (*journal.ReconcileResponse, error) {
+	return func(ctx context.Context, req journal.ReconcileRequest) (*journal.ReconcileResponse, error) {
+		v, err := f.Vault(ctx)
+		if err != nil {
+			return nil, err
+		}
+		j := &journal.Journal{Vault: v, S3: f.S3, Concurrency: f.Config.Concurrency, RelayMax: f.Config.RelayMax, Log: f.Log}
+		if len(req.Buckets) == 0 {
+			req.Buckets = f.Config.Buckets
+		}
+		return j.HandleReconcile(ctx, req)
+	}
+}
+
+// Protect is the protect function's handler: a scheduled request, or a
+// CloudFormation custom resource event (the vault's descriptor, the
+// protected buckets). The vault is opened when buckets are protected, not
+// before: the vault resource writes its descriptor first, and a vault
+// that cannot be opened is an answer to CloudFormation, not a crash.
+func Protect(f *wiring.Function) func(context.Context, json.RawMessage) (any, error) {
+	h := &protect.Handler{
+		S3: f.S3, Vault: f.Config.Vault, Log: f.Log, Buckets: f.Config.Buckets,
+		OpenJournal: func(ctx context.Context) (*journal.Journal, error) {
+			v, err := f.Vault(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return &journal.Journal{Vault: v, S3: f.S3, Concurrency: f.Config.Concurrency, RelayMax: f.Config.RelayMax, Log: f.Log}, nil
+		},
+	}
+	return h.Handle
+}
+
+// Restore is the restore function's handler: a restore request in, the
+// job's report out (also kept in the vault). It publishes
+// RESTORE_JOB_STARTED before the job and RESTORE_JOB_COMPLETED or
+// RESTORE_JOB_FAILED after it. A request naming no vault or concurrency
+// takes the configured ones; on Lambda, targets must be buckets of the
+// function's own account.
+func Restore(f *wiring.Function) func(context.Context, restore.Request) (*restore.Report, error) {
+	base := &restore.Restorer{S3: f.S3, AllowedTargets: f.Config.RestoreTargets, Log: f.Log}
+	return func(ctx context.Context, req restore.Request) (*restore.Report, error) {
+		if req.Vault == "" {
+			req.Vault = f.Config.Vault
+		}
+		if req.Concurrency == 0 {
+			req.Concurrency = f.Config.Concurrency
+		}
+		var invocation string
+		r := *base
+		if lc, ok := lambdacontext.FromContext(ctx); ok {
+			invocation = lc.AwsRequestID
+			// arn:aws:lambda:<region>:<account>:function:<name>: targets
+			// must be this account's buckets.
+			if parts := strings.Split(lc.InvokedFunctionArn, ":"); len(parts) > 4 {
+				r.ExpectedOwner = parts[4]
+			}
+		}
+		notify.Send(ctx, f.Events, restorejob.Started(req, invocation, time.Now()), f.Log)
+		rep, err := r.Run(ctx, req)
+		notify.Send(ctx, f.Events, restorejob.Ended(req, rep, err, invocation, time.Now()), f.Log)
+		return rep, err
+	}
+}
+
+// Snapshot is the snapshot function's handler: one step of the snapshot
+// state machine (start, scan, copy, seal, notify, fail) per invocation.
+func Snapshot(f *wiring.Function) func(context.Context, json.RawMessage) (any, error) {
+	e := &snapshot.Engine{
+		S3: f.S3, DefaultVault: f.Config.Vault, Concurrency: f.Config.Concurrency, PackMax: f.Config.PackMax, Log: f.Log,
+		Events: f.Events,
+	}
+	return e.Handle
+}
+
+// Dispatch is the dispatch function's handler: a backup rule fired, and
+// one execution of its snapshot state machine starts per bucket its
+// selections take.
+func Dispatch(f *wiring.Function) func(context.Context, schedule.Request) (*schedule.Result, error) {
+	d := &schedule.Dispatcher{S3: f.S3, SFN: sfn.NewFromConfig(f.AWS), Log: f.Log}
+	return d.Dispatch
+}
+
+// Expire is the expire function's handler: it folds each protected
+// bucket's journal past its window, deletes snapshot recovery points at
+// their DeleteAt and collects the data nothing references (vault.Expire);
+// a dry run deletes nothing and says what it would.
+func Expire(f *wiring.Function) func(context.Context, vault.ExpireRequest) (*vault.ExpireReport, error) {
+	return func(ctx context.Context, req vault.ExpireRequest) (*vault.ExpireReport, error) {
+		v, err := f.Vault(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rep, err := v.Expire(ctx, vault.ExpireOptions{Now: time.Now(), DryRun: req.DryRun, Concurrency: f.Config.Concurrency})
+		if rep != nil {
+			f.Log.InfoContext(ctx, "expiry", "folds", len(rep.Folds), "recoveryPoints", len(rep.Expired),
+				"journalObjects", rep.Journal.Objects, "dataObjects", rep.Data.Objects, "bytesFreed", rep.Data.Bytes+rep.Journal.Bytes,
+				"retained", rep.Data.Retained+rep.Journal.Retained, "warnings", len(rep.Warnings))
+		}
+		return rep, err
+	}
+}
