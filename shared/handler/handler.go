@@ -83,7 +83,7 @@ func Protect(f *wiring.Function) func(context.Context, json.RawMessage) (any, er
 // Restore is the restore function's handler: a restore request in, the
 // job's report out (also kept in the vault). It publishes
 // RESTORE_JOB_STARTED before the job and RESTORE_JOB_COMPLETED or
-// RESTORE_JOB_FAILED after it. A request naming no vault or concurrency
+// RESTORE_JOB_FAILED after it (a dry run is no job: it sends none). A request naming no vault or concurrency
 // takes the configured ones; on Lambda, targets must be buckets of the
 // function's own account.
 func Restore(f *wiring.Function) func(context.Context, restore.Request) (*restore.Report, error) {
@@ -104,6 +104,9 @@ func Restore(f *wiring.Function) func(context.Context, restore.Request) (*restor
 			if parts := strings.Split(lc.InvokedFunctionArn, ":"); len(parts) > 4 {
 				r.ExpectedOwner = parts[4]
 			}
+		}
+		if req.DryRun {
+			return r.Run(ctx, req) // no job: no job events
 		}
 		notify.Send(ctx, f.Events, restorejob.Started(req, invocation, time.Now()), f.Log)
 		rep, err := r.Run(ctx, req)
