@@ -33,6 +33,17 @@
 //     the objects changed against a full one (ratio_incr/full).
 //   - BenchmarkSnapshotPeakHeap: the peak Go heap of a full snapshot of
 //     20,000 and of 200,000 objects (ratio_large/small).
+//   - BenchmarkRestoreSnapshot: objects/s of a restore of a packed SNAPSHOT
+//     recovery point of 20,000 small objects against raw parallel
+//     CopyObject and rclone copy with version_at (ratio_bv/limit,
+//     ratio_bv/rclone).
+//   - BenchmarkExpireCollect: objects/s of expiry collecting unreferenced
+//     data against raw ListObjectVersions + DeleteObjects
+//     (ratio_expire/raw).
+//   - BenchmarkCompactAfterChurn: a compaction after 1% churn of a
+//     1,000,000-record journal against a full rewrite (ratio_incr/full).
+//   - BenchmarkCollectPeakHeap: the peak Go heap of a collection at
+//     100,000 and 1,000,000 references (ratio_large/small).
 //
 // BUCKETVAULT_BENCH_SCALE (default 1) multiplies every object count.
 package bench
