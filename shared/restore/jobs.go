@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/bucketvault/bucketvault/shared/s3x"
@@ -159,6 +160,11 @@ func (r *Report) snapshot(now time.Time) *Report {
 	c.UpdatedAt = now
 	c.mu = nil
 	c.Failures = append([]Mapping(nil), r.Failures...)
+	c.VerifiedBy = maps.Clone(r.VerifiedBy)
+	if r.Archived != nil {
+		a := *r.Archived
+		c.Archived = &a
+	}
 	c.Mapping = append([]Mapping(nil), r.Mapping...)
 	c.UncertainKeys = append([]Mapping(nil), r.UncertainKeys...)
 	c.Warnings = append([]string(nil), r.Warnings...)

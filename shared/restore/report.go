@@ -68,6 +68,9 @@ type Report struct {
 	VaultDamaged int64     `json:"vaultDamaged,omitempty"`
 	Bytes        int64     `json:"bytes"`
 	Failures     []Mapping `json:"failures,omitempty"`
+	// VerifiedBy counts the objects restored or found identical by how
+	// they were checked: etag, checksum, size-only (see Mapping.Verified).
+	VerifiedBy map[string]int64 `json:"verifiedBy,omitempty"`
 	// Archived says what the restore found in an archive storage class
 	// and requested back (archive.go).
 	Archived *ArchiveReport `json:"archived,omitempty"`
@@ -103,6 +106,12 @@ func (r *Report) add(m Mapping) {
 	}
 	if m.Uncertain != "" {
 		r.uncertain(m)
+	}
+	if m.Verified != "" && (m.Action == ActionRestored || m.Action == ActionIdentical) {
+		if r.VerifiedBy == nil {
+			r.VerifiedBy = map[string]int64{}
+		}
+		r.VerifiedBy[m.Verified]++
 	}
 	switch m.Action {
 	case ActionRestored, ActionWouldRestore:
@@ -172,6 +181,9 @@ func (r *Report) Text() string {
 	} else {
 		fmt.Fprintf(&b, "  restored %d objects (%d bytes), identical %d, delete markers %d, absent at that time %d, failed %d\n",
 			r.Restored, r.Bytes, r.Identical, r.DeleteMarkers, r.Absent, r.Failed)
+	}
+	if len(r.VerifiedBy) > 0 {
+		fmt.Fprintf(&b, "  checked after the write: by ETag %d, by checksum %d, size only %d\n", r.VerifiedBy["etag"], r.VerifiedBy["checksum"], r.VerifiedBy[VerifiedSizeOnly])
 	}
 	fmt.Fprintf(&b, "  took %.1fs\n", r.DurationSeconds)
 	for _, w := range r.Warnings {

@@ -190,7 +190,7 @@ type Mapping struct {
 	RestoredVersion string `json:"restoredVersionId,omitempty"`
 	Action          string `json:"action"` // restored, identical, delete-marker, failed
 	Size            int64  `json:"size,omitempty"`
-	Verified        string `json:"verified,omitempty"` // etag, checksum, size
+	Verified        string `json:"verified,omitempty"` // etag, checksum, or size-only (the bytes could not be checked)
 	// ACL is "not-restored" for an object restored without the ACL it
 	// had, because the target bucket has ACLs disabled.
 	ACL string `json:"acl,omitempty"`
@@ -397,6 +397,9 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	if rep.VaultDamaged > 0 {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d objects were restored from older versions of damaged vault data objects (their mappings say vaultDamage); "+
 			"run `bucketvault verify --vault %s` to list every damaged object", rep.VaultDamaged, v.Bucket))
+	}
+	if n := rep.VerifiedBy[VerifiedSizeOnly]; n > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d restored objects' bytes could not be checked after the write: no digest compares (an SSE-KMS object's ETag is not its MD5, and their records hold no checksum); their sizes match (mappings say %q)", n, VerifiedSizeOnly))
 	}
 	if rep.ACLsNotRestored > 0 {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d objects restored without their ACLs: s3://%s has ACLs disabled (Object Ownership BucketOwnerEnforced); "+
@@ -877,6 +880,11 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 			in.Tagging = aws.String(s3x.EncodeTags(t.obj.Tags))
 		}
 	}
+	if !opts.SingleCall(rec.Size) {
+		// A copy in parts gets a checksum of its parts, not the
+		// original's full-object one: the parts' ETags check it.
+		in.ChecksumAlgorithm = ""
+	}
 	res, err := s3x.Copy(ctx, r.S3, in, rec.Size, opts)
 	if vault.IsDataMismatch(err) && dv.Damage == "" {
 		if dv, err = v.FindData(ctx, rec); err != nil {
@@ -992,6 +1000,11 @@ func copyInput(vaultBucket, target string, t task) *s3.CopyObjectInput {
 	}
 	if sc := t.obj.StorageClass; sc != "" && sc != string(types.StorageClassStandard) {
 		in.StorageClass = types.StorageClass(sc)
+	}
+	if ck := rec.Checksum; ck != nil && ck.Type != string(types.ChecksumTypeComposite) {
+		// The copy gets a checksum of the original's algorithm (S3 would
+		// pick its own otherwise), so the write can be checked by it.
+		in.ChecksumAlgorithm = types.ChecksumAlgorithm(ck.Algorithm)
 	}
 	return in
 }
@@ -1157,8 +1170,15 @@ func (r *Restorer) verify(ctx context.Context, bucket, key, versionID string, re
 			return "checksum", nil
 		}
 	}
-	return "size", nil
+	// No digest compares (an SSE-KMS object's ETag is not its MD5, and the
+	// record holds no checksum): only the size is known to match, which
+	// proves nothing of the bytes. Said so, never called verified.
+	return VerifiedSizeOnly, nil
 }
+
+// VerifiedSizeOnly is a restored object whose bytes no digest could
+// check after the write: its size matches.
+const VerifiedSizeOnly = "size-only"
 
 // etagShape is "" for a single-part ETag (the MD5 of the bytes) and "-N"
 // for an N-part upload's; only ETags of one shape compare.
