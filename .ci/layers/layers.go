@@ -10,9 +10,9 @@ package main
 var layers = []layer{
 	{
 		Name: "base",
-		Why:  "S3 access and error classification, logs/traces/metrics, event decoding, configuration, the local S3 server, the Lambda Runtime Interface Emulator: nothing of ours below them",
+		Why:  "S3 access and error classification, logs/traces/metrics, event decoding, configuration, the local S3 server: nothing of ours below them",
 		Packages: []string{
-			"shared/s3x", "shared/obs", "shared/event", "shared/config", "shared/locals3", "shared/rie",
+			"shared/s3x", "shared/obs", "shared/event", "shared/config", "shared/locals3",
 		},
 	},
 	{
@@ -45,9 +45,9 @@ var layers = []layer{
 	},
 	{
 		Name: "functions",
-		Why:  "each Lambda function's handler, and the environment the stack gives it, built in one place for the functions' mains and the CLI's invoke",
+		Why:  "each Lambda function's handler, and the environment the stack gives it, built in one place for the functions' mains and the CLI's invoke; the Lambda Runtime Interface Emulator that runs them locally (installed and run as the local S3 server is)",
 		Packages: []string{
-			"shared/handler",
+			"shared/handler", "shared/rie",
 		},
 	},
 	{

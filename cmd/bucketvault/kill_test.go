@@ -19,6 +19,17 @@ import (
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
+// buildCLI builds the CLI into a temporary directory, for tests that run
+// it as a process (to kill it).
+func buildCLI(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bucketvault")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // TestCLIExpireKilledResumes: `bucketvault expire` killed (SIGKILL) while
 // it folds a journal of 300,000 records leaves a vault that the next run
 // finishes: the journal reads, as of every second from the floor on,
@@ -30,10 +41,7 @@ func TestCLIExpireKilledResumes(t *testing.T) {
 	srv := locals3.ForTest(t)
 	ctx := context.Background()
 	c := srv.Client(ctx)
-	bin := filepath.Join(t.TempDir(), "bucketvault")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildCLI(t)
 	v, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -137,10 +145,7 @@ func TestCLIRestoreKilledFinishes(t *testing.T) {
 	srv := locals3.ForTest(t)
 	ctx := context.Background()
 	c := srv.Client(ctx)
-	bin := filepath.Join(t.TempDir(), "bucketvault")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildCLI(t)
 	bucket, vaultName := srv.NewBucket(t, true), srv.BucketName(t)
 	const keys = 600
 	for i := range keys {

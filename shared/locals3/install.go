@@ -142,7 +142,7 @@ func Install(ctx context.Context, kind Kind) (string, error) {
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return "", fmt.Errorf("install %s: %w", kind, err)
 	}
-	unlock, err := lockFile(ctx, filepath.Join(filepath.Dir(binDir), "install-"+string(kind)+".lock"))
+	unlock, err := LockFile(ctx, filepath.Join(filepath.Dir(binDir), "install-"+string(kind)+".lock"))
 	if err != nil {
 		return "", fmt.Errorf("install %s: %w", kind, err)
 	}
@@ -219,9 +219,10 @@ func goInstall(ctx context.Context, binDir string, p pin) error {
 	return nil
 }
 
-// lockFile takes an exclusive flock on path, polling so that ctx can cancel
-// the wait.
-func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+// LockFile takes an exclusive flock on path, polling so that ctx can cancel
+// the wait (an install shared by processes: the server's, the Lambda
+// emulator's).
+func LockFile(ctx context.Context, path string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err

@@ -806,13 +806,13 @@ func TestStartRetriesBusyPort(t *testing.T) {
 	calls := 0
 	pickPorts = func(n int) ([]int, error) {
 		calls++
-		ports, err := freePorts(n)
+		ports, err := FreePorts(n)
 		if calls == 1 && err == nil {
 			ports[0] = busy.Addr().(*net.TCPAddr).Port
 		}
 		return ports, err
 	}
-	defer func() { pickPorts = freePorts }()
+	defer func() { pickPorts = FreePorts }()
 	s, err := Start(t.Context(), Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -588,11 +588,11 @@ func (s *Server) Env() []string {
 // xattrOK is xattrSupported, replaced by tests.
 var xattrOK = xattrSupported
 
-// pickPorts is freePorts, replaced by tests.
-var pickPorts = freePorts
+// pickPorts is FreePorts, replaced by tests.
+var pickPorts = FreePorts
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1.
-func freePorts(n int) ([]int, error) {
+// FreePorts returns n distinct free TCP ports on 127.0.0.1.
+func FreePorts(n int) ([]int, error) {
 	var ports []int
 	var lns []net.Listener
 	defer func() {

@@ -10,8 +10,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/bucketvault/bucketvault/shared/locals3"
 )
 
 // The emulator's pinned module, package and version: the Runtime
@@ -42,7 +43,7 @@ func Install(ctx context.Context, binDir string) (string, error) {
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return "", fmt.Errorf("install %s: %w", Binary, err)
 	}
-	unlock, err := lockFile(ctx, filepath.Join(filepath.Dir(binDir), "install-"+Binary+".lock"))
+	unlock, err := locals3.LockFile(ctx, filepath.Join(filepath.Dir(binDir), "install-"+Binary+".lock"))
 	if err != nil {
 		return "", fmt.Errorf("install %s: %w", Binary, err)
 	}
@@ -81,32 +82,4 @@ func Install(ctx context.Context, binDir string) (string, error) {
 func installed(bin string) bool {
 	info, err := buildinfo.ReadFile(bin)
 	return err == nil && info.Main.Path == Module && info.Main.Version == Version
-}
-
-// lockFile takes an exclusive flock on path, polling so that ctx can cancel
-// the wait.
-func lockFile(ctx context.Context, path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() {
-				_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-				_ = f.Close()
-			}, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("wait for lock %s (another process is installing): %w", path, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }

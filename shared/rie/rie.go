@@ -29,6 +29,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/bucketvault/bucketvault/shared/locals3"
 )
 
 // Options configure Start.
@@ -148,7 +150,7 @@ func Start(ctx context.Context, o Options) (*Emulator, error) {
 }
 
 func start(ctx context.Context, o Options, bootstrap string, env map[string]string) (*Emulator, error) {
-	ports, err := freePorts(2)
+	ports, err := locals3.FreePorts(2)
 	if err != nil {
 		return nil, err
 	}
@@ -293,26 +295,6 @@ func children(pid int) []int {
 		}
 	}
 	return out
-}
-
-// freePorts returns n distinct free TCP ports on 127.0.0.1.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("rie: pick a free port: %w", err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // tailWriter passes writes on to w (when set) and keeps the last max bytes.
