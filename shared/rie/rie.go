@@ -207,7 +207,7 @@ func (e *Emulator) Invoke(ctx context.Context, payload []byte) (json.RawMessage,
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("rie: invoke: %w\n%s", err, e.out.tail())
+		return nil, fmt.Errorf("rie: invoke: %w\n%s", err, e.out.settledTail(outputQuiet, outputSettle))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
@@ -215,7 +215,7 @@ func (e *Emulator) Invoke(ctx context.Context, payload []byte) (json.RawMessage,
 		return nil, fmt.Errorf("rie: invoke: read the response: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("rie: invoke: %s: %s\n%s", resp.Status, bytes.TrimSpace(body), e.out.tail())
+		return nil, fmt.Errorf("rie: invoke: %s: %s\n%s", resp.Status, bytes.TrimSpace(body), e.out.settledTail(outputQuiet, outputSettle))
 	}
 	if bytes.HasPrefix(body, []byte("Task timed out")) {
 		return nil, &FunctionError{Type: "TimeoutError", Message: string(body)}
@@ -225,6 +225,13 @@ func (e *Emulator) Invoke(ctx context.Context, payload []byte) (json.RawMessage,
 	}
 	return body, nil
 }
+
+// How long a failed invocation's output must be quiet before its tail is
+// taken, and the longest it waits for that.
+const (
+	outputQuiet  = 200 * time.Millisecond
+	outputSettle = 3 * time.Second
+)
 
 // FunctionError is an invocation that ended with the function's error:
 // what Lambda returns with X-Amz-Function-Error (the emulator returns the
@@ -299,10 +306,11 @@ func children(pid int) []int {
 
 // tailWriter passes writes on to w (when set) and keeps the last max bytes.
 type tailWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	max int
-	buf []byte
+	mu   sync.Mutex
+	w    io.Writer
+	max  int
+	buf  []byte
+	last time.Time // of the last write
 }
 
 func (t *tailWriter) Write(p []byte) (int, error) {
@@ -311,11 +319,30 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 	if t.w != nil {
 		_, _ = t.w.Write(p)
 	}
+	t.last = time.Now()
 	t.buf = append(t.buf, p...)
 	if len(t.buf) > t.max {
 		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
 	}
 	return len(p), nil
+}
+
+// settledTail is the tail once the output has been quiet for quiet, or
+// after at most limit. The emulator answers a failed invocation before the
+// function's last lines (the reason it failed) have always come through
+// its pipes: an error's output waits for them.
+func (t *tailWriter) settledTail(quiet, limit time.Duration) string {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		t.mu.Lock()
+		since := time.Since(t.last)
+		t.mu.Unlock()
+		if since >= quiet {
+			break
+		}
+		time.Sleep(min(quiet-since, time.Until(deadline)))
+	}
+	return t.tail()
 }
 
 func (t *tailWriter) tail() string {

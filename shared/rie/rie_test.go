@@ -65,3 +65,41 @@ func TestLambdaEnv(t *testing.T) {
 		}
 	}
 }
+
+// A failed invocation's output is taken once it has settled: the lines
+// that say why come through the pipes after the emulator's answer.
+func TestSettledTailWaitsForLateLines(t *testing.T) {
+	w := &tailWriter{max: 1 << 10}
+	_, _ = w.Write([]byte("INIT START\n"))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, line := range []string{"configuration BUCKETVAULT_VAULT: is required\n", "Runtime.ExitError\n"} {
+			time.Sleep(50 * time.Millisecond)
+			_, _ = w.Write([]byte(line))
+		}
+	}()
+	got := w.settledTail(200*time.Millisecond, 5*time.Second)
+	<-done
+	if !strings.Contains(got, "BUCKETVAULT_VAULT") || !strings.HasSuffix(got, "Runtime.ExitError") {
+		t.Errorf("settled tail = %q; want the late lines", got)
+	}
+	// A writer that never goes quiet is cut off at the limit.
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+				_, _ = w.Write([]byte("."))
+			}
+		}
+	}()
+	start := time.Now()
+	w.settledTail(time.Second, 300*time.Millisecond)
+	close(stop)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("settledTail of a busy writer took %v; want it cut off near its limit", took)
+	}
+}
