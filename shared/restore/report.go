@@ -290,8 +290,23 @@ type targetLister struct {
 	hasCur bool
 }
 
-func newTargetLister(c s3x.Client, bucket string, sel selection) *targetLister {
-	return &targetLister{c: c, bucket: bucket, sel: sel, p: s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})}
+// newTargetLister lists the target's keys after after ("": from the
+// first).
+func newTargetLister(c s3x.Client, bucket string, sel selection, after string) *targetLister {
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(bucket)}
+	if after != "" {
+		in.StartAfter = aws.String(after)
+	}
+	return &targetLister{c: c, bucket: bucket, sel: sel, p: s3.NewListObjectsV2Paginator(c, in)}
+}
+
+// next takes the target's next key (false after the last).
+func (t *targetLister) next(ctx context.Context) (string, bool, error) {
+	k, ok, err := t.peek(ctx)
+	if ok {
+		t.page = t.page[1:]
+	}
+	return k, ok, err
 }
 
 func (t *targetLister) peek(ctx context.Context) (string, bool, error) {

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -613,40 +612,65 @@ type task struct {
 }
 
 func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *vault.SnapshotPoint, rep *Report) error {
-	sel := newSelection(req)
-	var m *vault.Merger
-	var err error
-	switch {
-	case req.RecoveryPointID != "":
-		m, err = vault.NewMerger([]vault.RecordSource{v.OpenShards(ctx, base.Shards, sel.scope())})
-	default:
-		// The journal, and the newest snapshot before T as the starting
-		// state of keys the journal lacks (those of a bucket backed up
-		// only by snapshots, or from before it was protected).
-		var extra []vault.RecordSource
-		if base != nil {
-			extra = append(extra, v.OpenShards(ctx, base.Shards, sel.scope()))
+	mw := newMappingWriter(ctx, v, rep.JobID)
+	mw.dry = req.DryRun
+	var collectErr error
+	out := func(mp Mapping) {
+		rep.add(mp)
+		if err := mw.add(mp); err != nil && collectErr == nil {
+			collectErr = err
 		}
-		m, err = v.OpenJournal(ctx, req.Bucket, sel.scope(), extra...)
+		if r.Progress != nil {
+			r.Progress(rep.progress())
+		}
 	}
-	if err != nil {
+	ph := phase{cold: base != nil && base.IsCold(), packs: v.NewPackReader()}
+	// The plan's writes, then (a rollback) its delete markers, once every
+	// write is done.
+	var markers markerSpool
+	defer markers.close()
+	planErr := r.restorePhase(ctx, v, req, rep, ph, func(send func(task) error) error {
+		_, err := r.plan(ctx, v, req, base, rep, planRound{write: send, mark: markers.add})
 		return err
+	}, out)
+	var markErr error
+	if planErr == nil && ctx.Err() == nil {
+		markErr = r.restorePhase(ctx, v, req, rep, ph, markers.each, out)
 	}
-	defer m.Close()
-	var target *targetLister
-	if req.Mode == Rollback && !(req.DryRun && req.CreateBucket) { // a bucket a dry run would create holds nothing
-		target = newTargetLister(r.S3, req.TargetBucket, sel)
+	if err := mw.close(); err != nil && collectErr == nil {
+		collectErr = err
 	}
+	rep.mu.Lock()
+	rep.MappingParts = mw.parts
+	rep.mu.Unlock()
+	return errors.Join(planErr, markErr, collectErr)
+}
+
+// phase is what the tasks of one restore share.
+type phase struct {
+	// cold: the records come from a COLD recovery point (see task.coldTags).
+	cold bool
+	// packs reads packed members, a window of a pack at a time.
+	packs *vault.PackReader
+	// compare: a bucket the restore created is compared with all the same
+	// (a batch run again finds what its first run wrote).
+	compare bool
+}
+
+// restorePhase restores the tasks feed sends, req.Concurrency at a time,
+// and hands each one's mapping to out, from one goroutine at a time.
+// Tasks whose data is in an archive storage class are thawed after
+// everything else (archive.go).
+func (r *Restorer) restorePhase(ctx context.Context, v *vault.Vault, req Request, rep *Report, ph phase, feed func(send func(task) error) error, out func(Mapping)) error {
 	conc := req.Concurrency
 	if conc == 0 {
 		conc = 32
 	}
-	mw := newMappingWriter(ctx, v, rep.JobID)
-	mw.dry = req.DryRun
+	if ph.compare {
+		req.CreateBucket = false
+	}
 	tasks := make(chan task, conc*4)
 	results := make(chan Mapping, conc*4)
-	cold := base != nil && base.IsCold()
-	packs := v.NewPackReader()
 	var thawing archived
 	var wg sync.WaitGroup
 	for range conc {
@@ -654,7 +678,18 @@ func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *v
 		go func() {
 			defer wg.Done()
 			for t := range tasks {
-				t.coldTags, t.packs = cold, packs
+				t.coldTags, t.packs = ph.cold, ph.packs
+				if t.marker && ph.compare && !req.DryRun {
+					// A delete marker this job put already is not put again.
+					switch marked, err := isDeleteMarked(ctx, r.S3, req.TargetBucket, t.key); {
+					case err != nil:
+						results <- Mapping{Key: t.key, Action: ActionFailed, Error: err.Error()}
+						continue
+					case marked:
+						results <- Mapping{Key: t.key, Action: ActionIdentical}
+						continue
+					}
+				}
 				mp := r.restoreOne(ctx, v, req, t)
 				if mp.archived {
 					thawing.add(t) // after everything else
@@ -664,35 +699,21 @@ func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *v
 			}
 		}()
 	}
-	var collectErr error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for mp := range results {
-			rep.add(mp)
-			if err := mw.add(mp); err != nil && collectErr == nil {
-				collectErr = err
-			}
-			if r.Progress != nil {
-				r.Progress(rep.progress())
-			}
+			out(mp)
 		}
 	}()
-	produceErr := r.produce(ctx, m, target, sel, req.At, req.IncludeUncertain, tasks, rep)
-	rep.mu.Lock() // the heartbeat reads the report
-	for _, d := range m.Damage() {
-		if d.Lost {
-			rep.Unvouched = append(rep.Unvouched, d)
-			if req.IncludeUncertain {
-				rep.Warnings = append(rep.Warnings, d.String()+"; those keys are restored as the rest of the vault knows them, and named uncertain")
-			} else {
-				rep.Warnings = append(rep.Warnings, d.String()+"; those keys are not written, and named uncertain (--include-uncertain restores them as the rest of the vault knows them)")
-			}
-		} else {
-			rep.Warnings = append(rep.Warnings, d.String()+"; run `bucketvault vault repair --vault "+v.Bucket+"` to put it back")
+	feedErr := feed(func(t task) error {
+		select {
+		case tasks <- t:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-	}
-	rep.mu.Unlock()
+	})
 	close(tasks)
 	wg.Wait()
 	if len(thawing.tasks) > 0 {
@@ -700,99 +721,7 @@ func (r *Restorer) run(ctx context.Context, v *vault.Vault, req Request, base *v
 	}
 	close(results)
 	<-done
-	if err := mw.close(); err != nil && collectErr == nil {
-		collectErr = err
-	}
-	rep.mu.Lock()
-	rep.MappingParts = mw.parts
-	rep.mu.Unlock()
-	return errors.Join(produceErr, collectErr)
-}
-
-// produce merges the journal (and, for a rollback, the target's listing)
-// in key order and hands out one task per key to restore or mark deleted.
-func (r *Restorer) produce(ctx context.Context, m *vault.Merger, target *targetLister, sel selection, at time.Time, includeUncertain bool, tasks chan<- task, rep *Report) error {
-	send := func(t task) error {
-		select {
-		case tasks <- t:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	markDeleted := func(k string) error {
-		if d, ok := vault.Covered(m.Damage(), k); ok {
-			// The key may have existed at T: leave it as it is, and say so.
-			rep.addUncertain(Mapping{Key: k, Action: ActionAbsent, Uncertain: "left in the target: journal object " + d.Object + " that may hold records of this key is lost: " + d.Reason})
-			return nil
-		}
-		return send(task{key: k, marker: true})
-	}
-	unseen := make(map[string]bool, len(sel.keys))
-	for k := range sel.keys {
-		unseen[k] = true
-	}
-	defer func() {
-		rep.mu.Lock()
-		defer rep.mu.Unlock()
-		for k := range unseen {
-			rep.Unknown = append(rep.Unknown, k)
-		}
-		sort.Strings(rep.Unknown)
-	}()
-	for {
-		key, recs, err := m.NextKey()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		if !sel.has(key) {
-			continue
-		}
-		delete(unseen, key)
-		if target != nil {
-			if err := target.before(ctx, key, markDeleted); err != nil {
-				return err
-			}
-		}
-		uncertain := ""
-		if d, ok := vault.Covered(m.Damage(), key); ok {
-			uncertain = "journal object " + d.Object + " that may hold records of this key is lost: " + d.Reason
-			if !includeUncertain {
-				rep.addUncertain(Mapping{Key: key, Action: ActionSkipped, Uncertain: uncertain + "; not written (--include-uncertain restores it as the rest of the vault knows it)"})
-				continue
-			}
-		}
-		obj, ok, cur := vault.StateOf(recs, at)
-		if u := vault.UncertainFor(recs, at, cur); u != "" {
-			if uncertain != "" {
-				uncertain += "; "
-			}
-			uncertain += u
-		}
-		if !ok {
-			rep.addAbsent()
-			switch {
-			case uncertain != "":
-				// It may have existed: never delete what cannot be known.
-				rep.addUncertain(Mapping{Key: key, Action: ActionAbsent, Uncertain: uncertain})
-			case target != nil && target.has(key):
-				if err := send(task{key: key, marker: true}); err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		if err := send(task{key: key, obj: obj, uncertain: uncertain}); err != nil {
-			return err
-		}
-	}
-	if target != nil {
-		return target.before(ctx, "", markDeleted)
-	}
-	return nil
+	return feedErr
 }
 
 // restoreOne restores one key (or puts its delete marker) and verifies it.

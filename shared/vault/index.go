@@ -338,20 +338,24 @@ func (v *Vault) segmentsAfter(ctx context.Context, bucket, cut string) ([]Segmen
 // openView merges the runs and segments of a view, checked (see
 // survive.go), restricted to what can hold a key with one of prefixes,
 // and skipping every key up to after ("": none).
-func (v *Vault) openView(ctx context.Context, bucket string, jv *journalView, prefixes []string) (*Merger, error) {
+func (v *Vault) openView(ctx context.Context, bucket string, jv *journalView, prefixes []string, after ...string) (*Merger, error) {
+	from := ""
+	if len(after) > 0 {
+		from = after[0]
+	}
 	var sources []RecordSource
 	if len(jv.damage) > 0 {
 		sources = append(sources, &chainSource{damage: jv.damage})
 	}
 	for _, r := range jv.runs {
-		sources = append(sources, &chainSource{ctx: ctx, v: v, refs: shardRefs(kindRun, bucket, r.Name, r.Shards, prefixes)})
+		sources = append(sources, &chainSource{ctx: ctx, v: v, refs: refsAfter(shardRefs(kindRun, bucket, r.Name, r.Shards, prefixes), from)})
 	}
 	segs, err := v.openSegmentSources(ctx, bucket, jv.segs, prefixes)
 	if err != nil {
 		closeSources(sources)
 		return nil, err
 	}
-	return NewMerger(append(sources, segs...))
+	return NewMerger(skipThrough(append(sources, segs...), from))
 }
 
 // openSegmentSources opens segments as at most MaxOpenSegments sources,

@@ -352,12 +352,21 @@ var MaxOpenSegments = 16
 // of prefixes (all when prefixes is empty), and any extra sources (a
 // snapshot's manifest). The merger owns the extra sources.
 func (v *Vault) OpenJournal(ctx context.Context, bucket string, prefixes []string, extra ...RecordSource) (*Merger, error) {
+	return v.OpenJournalAfter(ctx, bucket, prefixes, "", extra...)
+}
+
+// OpenJournalAfter is OpenJournal without the keys up to and including
+// after ("": every key): a read that resumes where an earlier one
+// stopped (a restore's plan, in rounds). The runs' shards that end at or
+// before after are not read at all; the extra sources are skipped
+// through after too.
+func (v *Vault) OpenJournalAfter(ctx context.Context, bucket string, prefixes []string, after string, extra ...RecordSource) (*Merger, error) {
 	jv, err := v.view(ctx, bucket)
 	if err != nil {
 		closeSources(extra)
 		return nil, err
 	}
-	m, err := v.openView(ctx, bucket, jv, prefixes)
+	m, err := v.openView(ctx, bucket, jv, prefixes, after)
 	if err != nil {
 		closeSources(extra)
 		return nil, err
@@ -365,8 +374,38 @@ func (v *Vault) OpenJournal(ctx context.Context, bucket string, prefixes []strin
 	if len(extra) == 0 {
 		return m, nil
 	}
-	return NewMerger(append([]RecordSource{m.asSource()}, extra...))
+	return NewMerger(append([]RecordSource{m.asSource()}, skipThrough(extra, after)...))
 }
+
+// skipThrough wraps sources so they yield no key up to and including
+// after ("": no wrapping).
+func skipThrough(sources []RecordSource, after string) []RecordSource {
+	if after == "" {
+		return sources
+	}
+	out := make([]RecordSource, len(sources))
+	for i, s := range sources {
+		out[i] = &afterSource{RecordSource: s, after: after}
+	}
+	return out
+}
+
+// afterSource skips the records of keys up to and including after.
+type afterSource struct {
+	RecordSource
+	after string
+}
+
+func (s *afterSource) Next() (Observed, error) {
+	for {
+		o, err := s.RecordSource.Next()
+		if err != nil || o.Key > s.after {
+			return o, err
+		}
+	}
+}
+
+func (s *afterSource) Damage() []Damage { return damageOf([]RecordSource{s.RecordSource}) }
 
 func overlaps(first, last string, prefixes []string) bool {
 	if len(prefixes) == 0 {

@@ -430,7 +430,14 @@ func (v *Vault) LatestSnapshot(ctx context.Context, bucket string, at time.Time)
 // as one record source, checked (see survive.go), skipping those outside
 // prefixes (all when empty).
 func (v *Vault) OpenShards(ctx context.Context, shards []RunShard, prefixes []string) RecordSource {
-	return &chainSource{ctx: ctx, v: v, refs: shardRefs(kindShard, "", "", shards, prefixes)}
+	return v.OpenShardsAfter(ctx, shards, prefixes, "")
+}
+
+// OpenShardsAfter is OpenShards without the keys up to and including
+// after ("": every key); shards that end at or before after are not read.
+func (v *Vault) OpenShardsAfter(ctx context.Context, shards []RunShard, prefixes []string, after string) RecordSource {
+	c := &chainSource{ctx: ctx, v: v, refs: refsAfter(shardRefs(kindShard, "", "", shards, prefixes), after)}
+	return skipThrough([]RecordSource{c}, after)[0]
 }
 
 // OpenSegmentFile streams the records of one segment-format file (a job's

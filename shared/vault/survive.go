@@ -557,6 +557,22 @@ func (c *chainSource) Close() error {
 	return err
 }
 
+// refsAfter drops the shards (in key order) whose last key is at or
+// before after: none of their keys is read ("": drops none).
+func refsAfter(refs []objectRef, after string) []objectRef {
+	if after == "" {
+		return refs
+	}
+	out := refs[:0:0]
+	for _, r := range refs {
+		if r.lastKey != "" && r.lastKey <= after {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 // shardRefs are the objects of shards in key order, restricted to those
 // that can hold a key with one of prefixes.
 func shardRefs(kind objectKind, bucket, name string, shards []RunShard, prefixes []string) []objectRef {
