@@ -37,6 +37,11 @@ func (r *Report) Interrupted(now time.Time) bool {
 	if r.Type != vault.JobTypeRestore || r.State != StateRunning {
 		return false
 	}
+	if r.Runner.execution() != "" {
+		// No heartbeat while the Distributed Map runs: the execution's
+		// deadline says when it can no longer be running.
+		return r.Deadline != nil && now.After(*r.Deadline)
+	}
 	return now.Sub(last) > StaleAfter || r.Deadline != nil && now.After(*r.Deadline)
 }
 
@@ -49,6 +54,9 @@ func (r *Report) markInterrupted() {
 	r.State = StateAborted
 	r.StatusMessage = fmt.Sprintf("interrupted: its process ended without finishing (no heartbeat since %s); run the same restore again to finish it",
 		last.UTC().Format(time.RFC3339))
+	if e := r.Runner.execution(); e != "" {
+		r.StatusMessage = fmt.Sprintf("interrupted: state machine execution %s passed its deadline without finishing; run the same restore again to finish it", e)
+	}
 }
 
 // LoadJob reads a job's record as of now: a restore's RUNNING record

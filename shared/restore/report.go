@@ -85,6 +85,10 @@ type Report struct {
 	// mapping has every restored one).
 	Uncertain     int64     `json:"uncertain,omitempty"`
 	UncertainKeys []Mapping `json:"uncertainKeys,omitempty"`
+	// Incomplete says the time is after the journal's completeness
+	// watermark and the request did not accept that (see
+	// Request.AllowIncomplete): the job is PARTIAL, its warning says why.
+	Incomplete bool `json:"incomplete,omitempty"`
 	// MappingParts is how many jobs/<id>/mapping-NNNNN.jsonl.zst parts hold
 	// the full key -> source version -> restored version mapping.
 	MappingParts int `json:"mappingParts"`

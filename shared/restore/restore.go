@@ -245,37 +245,101 @@ func (r *Restorer) log() *slog.Logger {
 // keeps in the vault. The report's State is COMPLETED, PARTIAL (some
 // objects failed; see Failures) or FAILED (err is set too).
 func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
+	var deadline *time.Time
+	if d, ok := ctx.Deadline(); ok {
+		deadline = &d
+	}
+	b, err := r.begin(ctx, req, thisRunner(), deadline)
+	if err != nil || b.finished != nil {
+		return b.finished, err
+	}
+	v, rep := b.v, b.rep
+	req = b.req
+	if req.DryRun {
+		return r.dryRun(ctx, v, req, b.base, rep, b.incomplete)
+	}
+	stopBeat := make(chan struct{})
+	beat := make(chan struct{})
+	go func() { defer close(beat); r.heartbeat(ctx, b.record, rep, stopBeat) }()
+	// Under a deadline (a Lambda's) the work stops DeadlineMargin before
+	// it, so the report and the mapping are written in time.
+	work := ctx
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		work, cancel = context.WithDeadlineCause(ctx, d.Add(-min(DeadlineMargin, time.Until(d)/4)), errDeadlineNear)
+		defer cancel()
+	}
+	runErr := r.run(work, v, req, b.base, rep)
+	if runErr == nil && work.Err() != nil {
+		// Stopped (a deadline, a cancellation): the keys it did not reach
+		// failed for that reason alone; running the job again finishes it.
+		runErr = fmt.Errorf("stopped before it finished (%w): run the same restore again (the same job id) to finish it", context.Cause(work))
+		rep.Stopped = true
+	}
+	close(stopBeat)
+	<-beat
+	r.conclude(v, rep, runErr)
+	if err := b.record.Put(context.WithoutCancel(ctx), rep); err != nil && runErr == nil {
+		runErr = err
+		if vault.IsConflict(err) {
+			runErr = fmt.Errorf("job %s's record was changed by another writer while it ran (a restore of the same request that took it over as interrupted, or a second run of the job): "+
+				"this report is not recorded in the vault: %w", rep.JobID, err)
+		}
+	}
+	return rep, runErr
+}
+
+// begun is a restore job past its checks, its target ready and its
+// record written (a dry run: checked, nothing written).
+type begun struct {
+	v      *vault.Vault
+	req    Request
+	base   *vault.SnapshotPoint
+	rep    *Report
+	record *vault.JobRecord
+	// incomplete says why the journal cannot vouch for req.At ("": it can).
+	incomplete string
+	// finished is the report of a job that is COMPLETED already: there is
+	// nothing to do.
+	finished *Report
+}
+
+// begin checks a request against the vault and the target, and starts
+// its job: the request's earlier run (same job id) is taken over, the
+// same request running is refused, the target is created, and the job's
+// record is written RUNNING, naming runner and deadline.
+func (r *Restorer) begin(ctx context.Context, req Request, runner *Runner, deadline *time.Time) (*begun, error) {
 	v, err := vault.Open(ctx, r.S3, req.Vault)
 	if err != nil {
-		return nil, err
+		return &begun{}, err
 	}
 	start := r.now().UTC()
 	if err := req.Validate(start, r.AllowedTargets); err != nil {
-		return nil, err
+		return &begun{}, err
 	}
 	if req.RecoveryPointID == "" {
 		w, err := v.WindowAt(ctx, req.Bucket, start)
 		if err != nil {
-			return nil, err
+			return &begun{}, err
 		}
 		if why := w.Refuses(req.Bucket, req.At); why != "" {
-			return nil, &InvalidRequestError{Reason: why}
+			return &begun{}, &InvalidRequestError{Reason: why}
 		}
 	}
 	var base *vault.SnapshotPoint
 	if req.RecoveryPointID != "" {
 		if base, err = snapshotPoint(ctx, v, req); err != nil {
-			return nil, err
+			return &begun{}, err
 		}
 		req.At = base.ScanCompletionDate.UTC()
 	} else if base, err = v.BaseSnapshot(ctx, req.Bucket, req.At); err != nil {
-		return nil, err
+		return &begun{}, err
 	}
 	// A job id already recorded: the same job run again (a retry, a
 	// re-run after a kill) finishes it.
 	prev, err := r.previousRun(ctx, v, req, start)
 	if err != nil || prev != nil && prev.State == StateCompleted {
-		return prev, err
+		return &begun{finished: prev}, err
 	}
 	created := false // the target is the one this job's earlier run created
 	if prev != nil && req.CreateBucket {
@@ -283,11 +347,11 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 		case err == nil:
 			req.CreateBucket, created = false, true
 		case !s3x.IsNotFound(err):
-			return nil, fmt.Errorf("target bucket %s: %w", req.TargetBucket, err)
+			return &begun{}, fmt.Errorf("target bucket %s: %w", req.TargetBucket, err)
 		}
 	}
 	if err := r.checkTarget(ctx, req); err != nil {
-		return nil, err
+		return &begun{}, err
 	}
 	rep := &Report{JobID: req.JobID, Type: vault.JobTypeRestore, State: StateRunning, Request: req, StartedAt: start, mu: &sync.Mutex{}}
 	if rep.JobID == "" {
@@ -296,10 +360,7 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	if created {
 		rep.Request.CreateBucket = true
 	}
-	if d, ok := ctx.Deadline(); ok {
-		rep.Deadline = &d
-	}
-	rep.Runner = thisRunner()
+	rep.Deadline, rep.Runner = deadline, runner
 	if prev != nil {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("finishes job %s's earlier run (%s: %s): what it restored is identical now and skipped", rep.JobID, prev.State, prev.StatusMessage))
 	}
@@ -315,84 +376,71 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 		// nothing into a target created for it.
 		switch has, err := v.HasJournal(ctx, req.Bucket); {
 		case err != nil:
-			return nil, err
+			return &begun{}, err
 		case !has:
-			return nil, &InvalidRequestError{Reason: fmt.Sprintf("vault %s holds nothing of s3://%s: it was never protected or backed up there (see `bucketvault recovery-points --vault %s`)",
+			return &begun{}, &InvalidRequestError{Reason: fmt.Sprintf("vault %s holds nothing of s3://%s: it was never protected or backed up there (see `bucketvault recovery-points --vault %s`)",
 				v.Bucket, req.Bucket, v.Bucket)}
 		}
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("s3://%s is not protected by vault %s: only what was journaled for it is restored", req.Bucket, v.Bucket))
 	case err != nil:
-		return nil, err
+		return &begun{}, err
 	case pb.FirstFullBackupAt == nil:
 		rep.Warnings = append(rep.Warnings, "the initial full backup of this bucket has not finished: objects it has not reached yet are not restored")
 	case req.At.Before(*pb.FirstFullBackupAt):
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s is before the initial full backup finished (%s): objects deleted before then are unknown to the vault",
 			req.At.UTC().Format(time.RFC3339), pb.FirstFullBackupAt.UTC().Format(time.RFC3339)))
 	}
+	b := &begun{v: v, req: req, base: base, rep: rep}
 	// Only a continuously protected bucket has a journal to vouch for; a
 	// bucket backed up by snapshots restores a snapshot's state, which
 	// its warning names.
-	incomplete := ""
 	if req.RecoveryPointID == "" && perr == nil {
-		if incomplete, err = r.checkComplete(ctx, v, req); err != nil {
-			return nil, err
+		if b.incomplete, err = r.checkComplete(ctx, v, req); err != nil {
+			return &begun{}, err
 		}
-		if incomplete != "" {
-			rep.Warnings = append(rep.Warnings, incomplete)
+		if b.incomplete != "" {
+			rep.Warnings = append(rep.Warnings, b.incomplete)
+			rep.Incomplete = !req.AllowIncomplete
 		}
 	}
 	if req.DryRun {
-		return r.dryRun(ctx, v, req, base, rep, incomplete)
+		return b, nil
 	}
 	// Claimed before the target is created: a restore refused because the
 	// same one is running leaves nothing behind.
 	if err := r.claim(ctx, v, req, rep); err != nil {
-		return nil, err
+		return &begun{}, err
 	}
 	if req.CreateBucket {
 		if err := r.createTarget(ctx, req); err != nil {
-			return nil, err
+			return &begun{}, err
 		}
 	}
 	rep.UpdatedAt = start
-	var record *vault.JobRecord
 	if prev == nil {
-		record, err = v.CreateJobRecord(ctx, rep.JobID, rep)
+		b.record, err = v.CreateJobRecord(ctx, rep.JobID, rep)
 	} else {
 		// Over the version the earlier run left: a writer in between
 		// (the earlier run alive after all, another retry) wins.
 		var cur Report
-		record, err = v.TakeJobRecord(ctx, rep.JobID, &cur, func() (any, bool) { return rep, cur.UpdatedAt.Equal(prev.UpdatedAt) })
+		b.record, err = v.TakeJobRecord(ctx, rep.JobID, &cur, func() (any, bool) { return rep, cur.UpdatedAt.Equal(prev.UpdatedAt) })
 		if err == nil && !cur.UpdatedAt.Equal(prev.UpdatedAt) {
 			err = &vault.ConflictError{Key: vault.JobKey(rep.JobID)}
 		}
 	}
 	switch {
 	case vault.IsConflict(err):
-		return nil, &InvalidRequestError{Reason: fmt.Sprintf("job %s's record was written by another run meanwhile: see `bucketvault job show --vault %s %s`", rep.JobID, v.Bucket, rep.JobID)}
+		return &begun{}, &InvalidRequestError{Reason: fmt.Sprintf("job %s's record was written by another run meanwhile: see `bucketvault job show --vault %s %s`", rep.JobID, v.Bucket, rep.JobID)}
 	case err != nil:
-		return nil, err
+		return &begun{}, err
 	}
-	stopBeat := make(chan struct{})
-	beat := make(chan struct{})
-	go func() { defer close(beat); r.heartbeat(ctx, record, rep, stopBeat) }()
-	// Under a deadline (a Lambda's) the work stops DeadlineMargin before
-	// it, so the report and the mapping are written in time.
-	work := ctx
-	if d, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		work, cancel = context.WithDeadlineCause(ctx, d.Add(-min(DeadlineMargin, time.Until(d)/4)), errDeadlineNear)
-		defer cancel()
-	}
-	runErr := r.run(work, v, req, base, rep)
-	if runErr == nil && work.Err() != nil {
-		// Stopped (a deadline, a cancellation): the keys it did not reach
-		// failed for that reason alone; running the job again finishes it.
-		runErr = fmt.Errorf("stopped before it finished (%w): run the same restore again (the same job id) to finish it", context.Cause(work))
-		rep.Stopped = true
-	}
-	close(stopBeat)
-	<-beat
+	return b, nil
+}
+
+// conclude ends a job's report: its warnings of what limits the result,
+// its times and its state (FAILED with runErr, PARTIAL, COMPLETED).
+func (r *Restorer) conclude(v *vault.Vault, rep *Report, runErr error) {
+	req := rep.Request
 	if rep.VaultDamaged > 0 {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d objects were restored from older versions of damaged vault data objects (their mappings say vaultDamage); "+
 			"run `bucketvault verify --vault %s` to list every damaged object", rep.VaultDamaged, v.Bucket))
@@ -410,7 +458,7 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 	switch {
 	case runErr != nil:
 		rep.State, rep.StatusMessage = StateFailed, runErr.Error()
-	case rep.Failed > 0 || len(rep.Unvouched) > 0 || rep.Uncertain > 0 || incomplete != "" && !req.AllowIncomplete:
+	case rep.Failed > 0 || len(rep.Unvouched) > 0 || rep.Uncertain > 0 || rep.Incomplete:
 		var says []string
 		if rep.Failed > 0 {
 			says = append(says, fmt.Sprintf("%d objects failed", rep.Failed))
@@ -421,21 +469,13 @@ func (r *Restorer) Run(ctx context.Context, req Request) (*Report, error) {
 		if rep.Uncertain > 0 {
 			says = append(says, fmt.Sprintf("%d keys restored or left uncertain (see uncertainKeys)", rep.Uncertain))
 		}
-		if incomplete != "" && !req.AllowIncomplete {
+		if rep.Incomplete {
 			says = append(says, "the time is after the journal's completeness watermark (see warnings)")
 		}
 		rep.State, rep.StatusMessage = StatePartial, strings.Join(says, "; ")
 	default:
 		rep.State = StateCompleted
 	}
-	if err := record.Put(context.WithoutCancel(ctx), rep); err != nil && runErr == nil {
-		runErr = err
-		if vault.IsConflict(err) {
-			runErr = fmt.Errorf("job %s's record was changed by another writer while it ran (a restore of the same request that took it over as interrupted, or a second run of the job): "+
-				"this report is not recorded in the vault: %w", rep.JobID, err)
-		}
-	}
-	return rep, runErr
 }
 
 // DeadlineMargin is how long before its context's deadline (a Lambda's) a

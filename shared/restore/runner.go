@@ -10,8 +10,13 @@ import (
 // CLI) knows the job is interrupted at once, without waiting for its
 // heartbeat to go stale.
 type Runner struct {
-	Host string `json:"host"`
-	PID  int    `json:"pid"`
+	Host string `json:"host,omitempty"`
+	PID  int    `json:"pid,omitempty"`
+	// Execution is the restore state machine's execution running the job
+	// (its ARN): its steps run in many processes, none of which is the
+	// runner, so a RUNNING record of an execution reads as interrupted
+	// only past the execution's deadline (Report.Deadline).
+	Execution string `json:"execution,omitempty"`
 }
 
 func thisRunner() *Runner {
@@ -35,4 +40,17 @@ func (r *Runner) gone() bool {
 	return processGone(r.PID)
 }
 
-func (r *Runner) String() string { return fmt.Sprintf("process %d on %s", r.PID, r.Host) }
+func (r *Runner) String() string {
+	if r.Execution != "" {
+		return "execution " + r.Execution
+	}
+	return fmt.Sprintf("process %d on %s", r.PID, r.Host)
+}
+
+// execution is the execution running the job, "" for a process.
+func (r *Runner) execution() string {
+	if r == nil {
+		return ""
+	}
+	return r.Execution
+}
