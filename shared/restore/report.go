@@ -85,6 +85,11 @@ type Report struct {
 	// mapping has every restored one).
 	Uncertain     int64     `json:"uncertain,omitempty"`
 	UncertainKeys []Mapping `json:"uncertainKeys,omitempty"`
+	// Plan is how far a state machine's restore has planned, and Merged
+	// how many of its items' results its report has merged (workflow.go);
+	// nil for an in-process restore.
+	Plan   *PlanState `json:"plan,omitempty"`
+	Merged int        `json:"merged,omitempty"`
 	// Incomplete says the time is after the journal's completeness
 	// watermark and the request did not accept that (see
 	// Request.AllowIncomplete): the job is PARTIAL, its warning says why.
@@ -225,6 +230,8 @@ func orDash(s string) string {
 
 // mappingWriter streams the mapping into compressed parts in the vault.
 type mappingWriter struct {
+	// key names part n (vault.JobPartKey by default).
+	key   func(n int) string
 	ctx   context.Context
 	v     *vault.Vault
 	job   string
@@ -271,6 +278,9 @@ func (w *mappingWriter) flush() error {
 	}
 	w.parts++
 	key := vault.JobPartKey(w.job, w.parts)
+	if w.key != nil {
+		key = w.key(w.parts)
+	}
 	body := mappingEncoder.EncodeAll(w.buf.Bytes(), nil)
 	_, err := w.v.S3.PutObject(context.WithoutCancel(w.ctx), &s3.PutObjectInput{Bucket: aws.String(w.v.Bucket), Key: aws.String(key), Body: bytes.NewReader(body)})
 	if err != nil {

@@ -146,6 +146,12 @@ func JobFragmentKey(jobID string, n int) string {
 // JobScratchPrefix is the prefix of a job's working files.
 func JobScratchPrefix(jobID string) string { return scratchPrefix + "jobs/" + jobID + "/" }
 
+// JobItemPartKey is the vault key of part n of the mapping of one work
+// item of a job (a restore state machine's batch writes its own parts).
+func JobItemPartKey(jobID string, item, n int) string {
+	return fmt.Sprintf("%s%s/mapping-i%08d-%03d%s", jobsPrefix, jobID, item, n, segmentSuffix)
+}
+
 // JobPartKey is the vault key of part n of a job's mapping.
 func JobPartKey(jobID string, n int) string {
 	return fmt.Sprintf("%s%s/mapping-%05d%s", jobsPrefix, jobID, n, segmentSuffix)
