@@ -50,7 +50,9 @@ type StepError struct {
 	Step, Name, Message string
 }
 
-func (e *StepError) Error() string { return fmt.Sprintf("step %s failed: %s: %s", e.Step, e.Name, e.Message) }
+func (e *StepError) Error() string {
+	return fmt.Sprintf("step %s failed: %s: %s", e.Step, e.Name, e.Message)
+}
 
 // Run runs the execution for req to its end and returns the job as the
 // last step left it (its State is the job's). An execution that failed
