@@ -199,7 +199,11 @@ func (a *app) invokeInProcess(ctx context.Context, o invokeOptions, env map[stri
 	case journal.ReconcileRequest:
 		out, err = handler.Reconcile(f)(ctx, in)
 	case restore.Request:
-		out, err = handler.Restore(f)(ctx, in)
+		raw, merr := json.Marshal(in)
+		if merr != nil {
+			return nil, merr
+		}
+		out, err = handler.Restore(f)(ctx, raw)
 	case snapshotEvent:
 		out, err = handler.Snapshot(f)(ctx, json.RawMessage(in))
 	case schedule.Request:

@@ -500,12 +500,12 @@ func testRestore(t *testing.T, h *harness) {
 		t.Fatal(err)
 	}
 
-	target := h.srv.BucketName(t)
+	target, viaSteps := h.srv.BucketName(t), h.srv.BucketName(t)
 	ev := sample(t, "restore.request.json", map[string]string{
 		"bucketvault-vault-123456789012-us-east-1": vaultName, "photos": photos, "photos-restored": target,
 	})
 	ev["at"] = at.Format(time.RFC3339)
-	e := h.start(t, "restore", handler.Settings{Vault: vaultName, Concurrency: 4, RestoreTargets: []string{target}}, nil)
+	e := h.start(t, "restore", handler.Settings{Vault: vaultName, Concurrency: 4, RestoreTargets: []string{target, viaSteps}}, nil)
 	var rep restore.Report
 	invoke(t, e, ev, &rep)
 	if rep.State != restore.StateCompleted || rep.Restored != 3 || rep.Failed != 0 {
@@ -515,6 +515,37 @@ func testRestore(t *testing.T, h *harness) {
 		got, ok := h.get(t, target, k)
 		if body == "" && ok || body != "" && got != body {
 			t.Errorf("%s/%s = %q (present %v); want %q", target, k, got, ok, body)
+		}
+	}
+
+	// The same restore as the restore state machine runs it: every step
+	// (plan, batch, report) an invocation of the bootstrap, with the
+	// state machine's payloads.
+	var req restore.Request
+	if b, err := json.Marshal(ev); err != nil || json.Unmarshal(b, &req) != nil {
+		t.Fatalf("the sample as a request: %v", err)
+	}
+	req.TargetBucket = viaSteps
+	ex := &restore.LocalExecution{
+		Restorer:  &restore.Restorer{S3: h.srv.Client(ctx)}, // the Distributed Map's ItemReader
+		Execution: "arn:aws:states:us-east-1:123456789012:execution:bucketvault-restore:under-the-emulator",
+		Invoke: func(ctx context.Context, raw json.RawMessage) (any, error) {
+			out, err := e.Invoke(ctx, raw)
+			var fe *rie.FunctionError
+			if errors.As(err, &fe) && fe.Type == "RetryableError" {
+				return nil, &restore.RetryableError{Err: err}
+			}
+			return out, err
+		},
+	}
+	job, err := ex.Run(ctx, req)
+	if err != nil || job.State != restore.StateCompleted {
+		t.Errorf("the restore's steps under the emulator: %+v, %v", job, err)
+	}
+	for k, body := range want {
+		got, ok := h.get(t, viaSteps, k)
+		if body == "" && ok || body != "" && got != body {
+			t.Errorf("%s/%s = %q (present %v); want %q", viaSteps, k, got, ok, body)
 		}
 	}
 

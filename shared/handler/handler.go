@@ -9,6 +9,8 @@ package handler
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -80,21 +82,20 @@ func Protect(f *wiring.Function) func(context.Context, json.RawMessage) (any, er
 	return h.Handle
 }
 
-// Restore is the restore function's handler: a restore request in, the
-// job's report out (also kept in the vault). It publishes
-// RESTORE_JOB_STARTED before the job and RESTORE_JOB_COMPLETED or
-// RESTORE_JOB_FAILED after it (a dry run is no job: it sends none). A request naming no vault or concurrency
-// takes the configured ones; on Lambda, targets must be buckets of the
-// function's own account.
-func Restore(f *wiring.Function) func(context.Context, restore.Request) (*restore.Report, error) {
+// Restore is the restore function's handler. Its input is a restore
+// request (the CLI's --function, small restores), run in this one
+// invocation, its report out (also kept in the vault); or a step of the
+// restore state machine (restore.StepRequest: it names a "step"), run by
+// restore.Restorer.Handle. It publishes RESTORE_JOB_STARTED when a job
+// starts (a request; a state machine's first plan round) and
+// RESTORE_JOB_COMPLETED or RESTORE_JOB_FAILED when it ends (a request's
+// report; the state machine's report or fail step). A dry run is no job:
+// it sends none. A request naming no vault or concurrency takes the
+// configured ones; on Lambda, targets must be buckets of the function's
+// own account.
+func Restore(f *wiring.Function) func(context.Context, json.RawMessage) (any, error) {
 	base := &restore.Restorer{S3: f.S3, AllowedTargets: f.Config.RestoreTargets, Log: f.Log}
-	return func(ctx context.Context, req restore.Request) (*restore.Report, error) {
-		if req.Vault == "" {
-			req.Vault = f.Config.Vault
-		}
-		if req.Concurrency == 0 {
-			req.Concurrency = f.Config.Concurrency
-		}
+	return func(ctx context.Context, raw json.RawMessage) (any, error) {
 		var invocation string
 		r := *base
 		if lc, ok := lambdacontext.FromContext(ctx); ok {
@@ -105,6 +106,19 @@ func Restore(f *wiring.Function) func(context.Context, restore.Request) (*restor
 				r.ExpectedOwner = parts[4]
 			}
 		}
+		if restore.IsStep(raw) {
+			return restoreStep(ctx, f, &r, raw)
+		}
+		var req restore.Request
+		if err := json.Unmarshal(raw, &req); err != nil {
+			return nil, &restore.InvalidRequestError{Reason: fmt.Sprintf("decode the restore request: %v", err)}
+		}
+		if req.Vault == "" {
+			req.Vault = f.Config.Vault
+		}
+		if req.Concurrency == 0 {
+			req.Concurrency = f.Config.Concurrency
+		}
 		if req.DryRun {
 			return r.Run(ctx, req) // no job: no job events
 		}
@@ -113,6 +127,63 @@ func Restore(f *wiring.Function) func(context.Context, restore.Request) (*restor
 		notify.Send(ctx, f.Events, restorejob.Ended(req, rep, err, invocation, time.Now()), f.Log)
 		return rep, err
 	}
+}
+
+// restoreStep runs one step of the restore state machine and sends the
+// job's events where the job starts and ends. The events name the
+// execution as their invocation.
+func restoreStep(ctx context.Context, f *wiring.Function, r *restore.Restorer, raw json.RawMessage) (any, error) {
+	var step restore.StepRequest
+	if err := json.Unmarshal(raw, &step); err != nil {
+		return nil, &restore.InvalidRequestError{Reason: fmt.Sprintf("decode the step: %v", err)}
+	}
+	for _, j := range []*restore.Job{step.Job, batchJob(step)} {
+		if j != nil && j.Request.Vault == "" {
+			j.Request.Vault = f.Config.Vault
+		}
+		if j != nil && j.Request.Concurrency == 0 {
+			j.Request.Concurrency = f.Config.Concurrency
+		}
+	}
+	raw, err := json.Marshal(step)
+	if err != nil {
+		return nil, err
+	}
+	first := step.Step == restore.StepPlan && step.Job != nil && step.Job.JobID == ""
+	if first {
+		notify.Send(ctx, f.Events, restorejob.Started(step.Job.Request, step.Execution, time.Now()), f.Log)
+	}
+	out, err := r.Handle(ctx, raw)
+	job, _ := out.(*restore.Job)
+	ended := step.Step == restore.StepFail ||
+		step.Step == restore.StepReport && job != nil && job.Report.Done ||
+		first && job != nil && job.State != "" // a job COMPLETED already
+	if !ended || step.Job == nil {
+		return out, err
+	}
+	var rep *restore.Report
+	if job != nil && job.JobID != "" {
+		if v, verr := vault.Open(ctx, f.S3, step.Job.Request.Vault); verr == nil {
+			rep, _ = restore.LoadJob(ctx, v, job.JobID, time.Now())
+		}
+	}
+	execution := ""
+	if rep != nil && rep.Runner != nil {
+		execution = rep.Runner.Execution
+	}
+	if rep == nil && err == nil && job != nil && job.StatusMessage != "" {
+		err = errors.New(job.StatusMessage) // failed before the job had a record
+	}
+	notify.Send(ctx, f.Events, restorejob.Ended(step.Job.Request, rep, err, execution, time.Now()), f.Log)
+	return out, err
+}
+
+// batchJob is a batch step's job (nil for other steps).
+func batchJob(step restore.StepRequest) *restore.Job {
+	if step.BatchInput == nil {
+		return nil
+	}
+	return &step.BatchInput.Job
 }
 
 // Snapshot is the snapshot function's handler: one step of the snapshot
