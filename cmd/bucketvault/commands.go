@@ -440,9 +440,9 @@ func (a *app) compactCommand() *cobra.Command {
 
 func (a *app) restoreCommand() *cobra.Command {
 	var req restore.Request
-	var at, function string
+	var at, function, machine string
 	var allowed []string
-	var archiveWait time.Duration
+	var archiveWait, wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "restore --vault V --bucket B (--at RFC3339 | --recovery-point ID) --target-bucket T",
 		Short: "Restore a bucket, prefixes or keys as of a point in time or a snapshot",
@@ -461,7 +461,13 @@ Data a snapshot moved to the cold tier restores as any other in Glacier
 Instant Retrieval. In Deep Archive S3 must first bring it back: the restore
 requests it (--archive-tier), restores everything else, and with
 --archive-wait waits for it and restores it; without, those keys fail saying
-when to run the same restore again.`,
+when to run the same restore again.
+
+Where it runs: in this process (the default), in the deployed restore
+function (--function, one invocation: up to a few hundred thousand
+objects), or as the deployed restore state machine (--state-machine, any
+size: a plan in key ranges, a Distributed Map of batches, the rollback, the
+report), which the CLI follows with its progress, rate and time left.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, f := range []struct{ n, v string }{{"vault", req.Vault}, {"bucket", req.Bucket}, {"target-bucket", req.TargetBucket}} {
@@ -487,20 +493,31 @@ when to run the same restore again.`,
 			if req.DryRun && function != "" {
 				return usagef("--dry-run only reads: run it here, without --function")
 			}
+			if machine != "" && (function != "" || req.DryRun) {
+				return usagef("--state-machine runs the restore in the deployed state machine: not with --function or --dry-run")
+			}
+			if wait < 0 || wait > 0 && machine == "" {
+				return usagef("--wait %s: a positive time, with --state-machine", wait)
+			}
 			if req.JobID != "" && function != "" {
 				return usagef("--job-id with --function: the CLI names the function's job itself; run a stopped job again here, without --function")
 			}
 			req.ArchiveWaitMinutes = int((archiveWait + time.Minute - 1) / time.Minute)
 			var rep *restore.Report
 			var err error
-			if function != "" {
+			if function != "" || machine != "" {
 				// Validate here what can be, so a bad request fails now, not
 				// in the function's log.
 				if err := req.Validate(time.Now(), allowed); err != nil {
 					return usagef("%v", err)
 				}
+			}
+			switch {
+			case function != "":
 				rep, err = a.restoreRemote(cmd.Context(), function, req)
-			} else {
+			case machine != "":
+				rep, err = a.restoreStateMachine(cmd.Context(), machine, req, wait)
+			default:
 				c, cerr := a.client(cmd.Context())
 				if cerr != nil {
 					return cerr
@@ -546,6 +563,8 @@ when to run the same restore again.`,
 		"restore what events journaled since, COMPLETED with a warning, instead of PARTIAL (exit 3)")
 	f.StringSliceVar(&allowed, "allowed-targets", nil, "refuse targets not matching these bucket patterns")
 	f.StringVar(&function, "function", "", "run the restore in the deployed restore function (its name or ARN) and follow the job, instead of in-process")
+	f.StringVar(&machine, "state-machine", "", "run the restore as the deployed restore state machine (its ARN: the stack's RestoreStateMachineArn output) and follow it with progress, for restores of any size")
+	f.DurationVar(&wait, "wait", 0, "with --state-machine: stop following after this long (exit 4; the restore goes on), instead of following it to its end")
 	f.StringVar(&req.JobID, "job-id", "", "name the job (default: a new id); running a stopped or failed restore again with its job id finishes it, and a finished one is not run again")
 	f.BoolVar(&req.DryRun, "dry-run", false, "say what the restore would do (keys it would write and their bytes, identical keys it would skip, delete markers a rollback would put) and write nothing")
 	f.DurationVar(&archiveWait, "archive-wait", 0, "when data is in Deep Archive (the cold tier's archive class): request it back, wait up to this long (e.g. 48h) and restore it; 0 requests it back and fails those keys, saying when to run again")

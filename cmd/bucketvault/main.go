@@ -29,6 +29,7 @@ const (
 	exitFailed  = 1
 	exitUsage   = 2
 	exitPartial = 3 // the job ran but some objects failed or problems were found
+	exitRunning = 4 // the CLI stopped following a job that goes on (restore --wait)
 )
 
 // partialError makes the command exit with exitPartial after printing.
@@ -69,6 +70,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, new(*partialError)):
 		fmt.Fprintln(stderr, "bucketvault:", err)
 		return exitPartial
+	case errors.As(err, new(*stillRunningError)):
+		fmt.Fprintln(stderr, "bucketvault:", err)
+		return exitRunning
 	case errors.As(err, new(*usageError)), errors.As(err, new(*vault.CreateRefusedError)), errors.As(err, new(*s3x.InvalidBucketNameError)),
 		errors.As(err, new(*vault.LockInputError)), errors.As(err, new(*protect.WindowError)):
 		fmt.Fprintln(stderr, "bucketvault:", err)

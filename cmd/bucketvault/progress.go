@@ -45,6 +45,9 @@ func (p *progress) set(n int64, desc string) {
 	p.bar.Describe(desc)
 }
 
+// shown says whether the progress shows (on a terminal).
+func (p *progress) shown() bool { return p.bar != nil }
+
 func (p *progress) done() {
 	if p.bar == nil {
 		return
