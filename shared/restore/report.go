@@ -71,6 +71,10 @@ type Report struct {
 	// VerifiedBy counts the objects restored or found identical by how
 	// they were checked: etag, checksum, size-only (see Mapping.Verified).
 	VerifiedBy map[string]int64 `json:"verifiedBy,omitempty"`
+	// FieldsChecked counts the objects restored or found identical whose
+	// metadata, tags and storage class (and ACL where restored) were read
+	// back and matched (see Mapping.Checked).
+	FieldsChecked int64 `json:"fieldsChecked,omitempty"`
 	// Archived says what the restore found in an archive storage class
 	// and requested back (archive.go).
 	Archived *ArchiveReport `json:"archived,omitempty"`
@@ -121,6 +125,9 @@ func (r *Report) add(m Mapping) {
 			r.VerifiedBy = map[string]int64{}
 		}
 		r.VerifiedBy[m.Verified]++
+		if len(m.Checked) > 0 {
+			r.FieldsChecked++
+		}
 	}
 	switch m.Action {
 	case ActionRestored, ActionWouldRestore:
@@ -192,7 +199,8 @@ func (r *Report) Text() string {
 			r.Restored, r.Bytes, r.Identical, r.DeleteMarkers, r.Absent, r.Failed)
 	}
 	if len(r.VerifiedBy) > 0 {
-		fmt.Fprintf(&b, "  checked after the write: by ETag %d, by checksum %d, size only %d\n", r.VerifiedBy["etag"], r.VerifiedBy["checksum"], r.VerifiedBy[VerifiedSizeOnly])
+		fmt.Fprintf(&b, "  checked after the write: bytes by ETag %d, by checksum %d, size only %d; metadata, tags and storage class read back for %d\n",
+			r.VerifiedBy["etag"], r.VerifiedBy["checksum"], r.VerifiedBy[VerifiedSizeOnly], r.FieldsChecked)
 	}
 	fmt.Fprintf(&b, "  took %.1fs\n", r.DurationSeconds)
 	for _, w := range r.Warnings {

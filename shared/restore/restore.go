@@ -14,6 +14,7 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -190,6 +191,10 @@ type Mapping struct {
 	Action          string `json:"action"` // restored, identical, delete-marker, failed
 	Size            int64  `json:"size,omitempty"`
 	Verified        string `json:"verified,omitempty"` // etag, checksum, or size-only (the bytes could not be checked)
+	// Checked lists the fields read back after the write and found as
+	// the restore wrote them: metadata, tags, storage-class, acl (an
+	// identical object: everything the comparison covered).
+	Checked []string `json:"checked,omitempty"`
 	// ACL is "not-restored" for an object restored without the ACL it
 	// had, because the target bucket has ACLs disabled.
 	ACL string `json:"acl,omitempty"`
@@ -794,6 +799,10 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 		dv, mp.VaultDamage = hv, hv.Damage
 		if same != "" {
 			mp.Action, mp.RestoredVersion, mp.Verified = ActionIdentical, same, "etag"
+			mp.Checked = []string{CheckedMetadata, CheckedTags, CheckedStorageClass}
+			if t.obj.ACL != nil && len(t.obj.ACL.Grants) > 0 {
+				mp.Checked = append(mp.Checked, CheckedACL)
+			}
 			return mp
 		}
 	}
@@ -866,16 +875,19 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 	if err != nil {
 		return fail(fmt.Errorf("copy %s to s3://%s/%s: %w", rec.Data, req.TargetBucket, t.key, err))
 	}
-	return r.finish(ctx, req, t, mp, res.VersionID, res.ETag, fail)
+	return r.finish(ctx, v, req, t, mp, res.VersionID, res.ETag, fail)
 }
 
-// finish completes a restored object (its ACL) and verifies it: the ETag
-// S3 computed for the write equal to the original's is proof of the same
-// bytes (the MD5, or the MD5 of the same parts); anything else (SSE-KMS,
-// another part layout) is checked with a HEAD.
-func (r *Restorer) finish(ctx context.Context, req Request, t task, mp Mapping, versionID, etag string, fail func(error) Mapping) Mapping {
-	rec := t.obj.Version
+// finish completes a restored object (its ACL) and checks it after the
+// write, read back with a HEAD: its bytes (the ETag S3 computed equal to
+// the original's is proof of the same bytes, the MD5 or the MD5 of the
+// same parts; else the checksum of the original's algorithm; else only
+// the size, said so), and every field the restore wrote: system and user
+// metadata, tags, storage class, and the ACL where it was restored. An
+// object that fails is removed (unwrite) and the key FAILED.
+func (r *Restorer) finish(ctx context.Context, v *vault.Vault, req Request, t task, mp Mapping, versionID, etag string, fail func(error) Mapping) Mapping {
 	mp.RestoredVersion = versionID
+	aclRestored := false
 	if t.obj.ACL != nil && len(t.obj.ACL.Grants) > 0 {
 		switch err := r.putACL(ctx, req.TargetBucket, t.key, versionID, t.obj.ACL); {
 		case s3x.IsACLNotSupported(err):
@@ -884,17 +896,83 @@ func (r *Restorer) finish(ctx context.Context, req Request, t task, mp Mapping, 
 			mp.ACL = ACLNotRestored
 		case err != nil:
 			return fail(err)
+		default:
+			aclRestored = true
 		}
 	}
-	how := "etag"
-	if etag == "" || etag != rec.ETag {
-		var err error
-		if how, err = r.verify(ctx, req.TargetBucket, t.key, versionID, rec); err != nil {
-			return fail(r.unwrite(ctx, req.TargetBucket, t.key, versionID, err))
-		}
+	want, err := r.written(ctx, v, t)
+	if err != nil {
+		return fail(err)
 	}
-	mp.Action, mp.Verified = ActionRestored, how
+	if aclRestored {
+		want.acl = t.obj.ACL
+	}
+	how, err := r.verify(ctx, req.TargetBucket, t.key, versionID, t.obj.Version, etag, want)
+	if err != nil {
+		return fail(r.unwrite(ctx, req.TargetBucket, t.key, versionID, err))
+	}
+	mp.Action, mp.Verified, mp.Checked = ActionRestored, how, want.checked()
 	return mp
+}
+
+// fields are what a restore wrote beside the bytes, to check after the
+// write: nil metadata or tags are not known (not checked).
+type fields struct {
+	meta         *vault.Meta
+	tags         map[string]string
+	storageClass string
+	acl          *vault.ACL
+}
+
+// checked names the fields a check covers, for the mapping.
+func (f fields) checked() []string {
+	var out []string
+	if f.meta != nil {
+		out = append(out, CheckedMetadata)
+	}
+	if f.tags != nil {
+		out = append(out, CheckedTags)
+	}
+	out = append(out, CheckedStorageClass)
+	if f.acl != nil {
+		out = append(out, CheckedACL)
+	}
+	return out
+}
+
+// Fields a restore checks after the write (Mapping.Checked).
+const (
+	CheckedMetadata     = "metadata"
+	CheckedTags         = "tags"
+	CheckedStorageClass = "storage-class"
+	CheckedACL          = "acl"
+)
+
+// written is what the restore of t wrote: the record's metadata and the
+// tags at T, or, for a record whose data object carries them (a copy
+// with S3's COPY directives), what the data object carries.
+func (r *Restorer) written(ctx context.Context, v *vault.Vault, t task) (fields, error) {
+	rec := t.obj.Version
+	f := fields{meta: rec.Meta, tags: t.obj.Tags, storageClass: t.obj.StorageClass}
+	if rec.MetaInData && !rec.Packed && (f.meta == nil || f.tags == nil) {
+		meta, tags, _, err := carried(ctx, r.S3, v, rec)
+		if err != nil {
+			return f, err
+		}
+		if f.meta == nil {
+			f.meta = meta
+		}
+		if f.tags == nil {
+			f.tags = tags
+		}
+	}
+	if f.meta == nil {
+		f.meta = &vault.Meta{} // none: the restore wrote none
+	}
+	if f.tags == nil {
+		f.tags = map[string]string{}
+	}
+	return f, nil
 }
 
 // restorePacked restores a version a snapshot packed: its bytes are a
@@ -926,7 +1004,7 @@ func (r *Restorer) restorePacked(ctx context.Context, v *vault.Vault, req Reques
 	if err != nil {
 		return fail(fmt.Errorf("write %s to s3://%s/%s: %w", rec.Data, req.TargetBucket, t.key, err))
 	}
-	return r.finish(ctx, req, t, mp, aws.ToString(out.VersionId), s3x.TrimETag(aws.ToString(out.ETag)), fail)
+	return r.finish(ctx, v, req, t, mp, aws.ToString(out.VersionId), s3x.TrimETag(aws.ToString(out.ETag)), fail)
 }
 
 func copyInput(vaultBucket, target string, t task) *s3.CopyObjectInput {
@@ -1011,15 +1089,8 @@ func (r *Restorer) identicalIn(ctx context.Context, v *vault.Vault, bucket strin
 	if aws.ToInt64(head.ContentLength) != rec.Size || s3x.TrimETag(aws.ToString(head.ETag)) != rec.ETag {
 		return "", nil
 	}
-	if m := rec.Meta; m != nil {
-		if aws.ToString(head.ContentType) != m.ContentType && m.ContentType != "" ||
-			aws.ToString(head.ContentEncoding) != m.ContentEncoding ||
-			aws.ToString(head.ContentDisposition) != m.ContentDisposition ||
-			aws.ToString(head.ContentLanguage) != m.ContentLanguage ||
-			aws.ToString(head.CacheControl) != m.CacheControl ||
-			!maps.Equal(head.Metadata, m.User) {
-			return "", nil
-		}
+	if m := rec.Meta; m != nil && metaDiffers(head, m) != "" {
+		return "", nil
 	}
 	if storageClass(string(head.StorageClass)) != storageClass(t.obj.StorageClass) {
 		return "", nil
@@ -1052,6 +1123,42 @@ func (r *Restorer) identicalIn(ctx context.Context, v *vault.Vault, bucket strin
 		id = "null"
 	}
 	return id, nil
+}
+
+// metaDiffers names the first field of a HEAD's system or user metadata
+// that differs from m ("" when none does). A record without a content
+// type takes whatever S3 gave the object.
+func metaDiffers(head *s3.HeadObjectOutput, m *vault.Meta) string {
+	switch {
+	case aws.ToString(head.ContentType) != m.ContentType && m.ContentType != "":
+		return "Content-Type " + strconv.Quote(aws.ToString(head.ContentType)) + ", want " + strconv.Quote(m.ContentType)
+	case aws.ToString(head.ContentEncoding) != m.ContentEncoding:
+		return "Content-Encoding " + strconv.Quote(aws.ToString(head.ContentEncoding)) + ", want " + strconv.Quote(m.ContentEncoding)
+	case aws.ToString(head.ContentDisposition) != m.ContentDisposition:
+		return "Content-Disposition " + strconv.Quote(aws.ToString(head.ContentDisposition)) + ", want " + strconv.Quote(m.ContentDisposition)
+	case aws.ToString(head.ContentLanguage) != m.ContentLanguage:
+		return "Content-Language " + strconv.Quote(aws.ToString(head.ContentLanguage)) + ", want " + strconv.Quote(m.ContentLanguage)
+	case aws.ToString(head.CacheControl) != m.CacheControl:
+		return "Cache-Control " + strconv.Quote(aws.ToString(head.CacheControl)) + ", want " + strconv.Quote(m.CacheControl)
+	case !sameUserMeta(head.Metadata, m.User):
+		return fmt.Sprintf("user metadata %v, want %v", head.Metadata, m.User)
+	}
+	return ""
+}
+
+// sameUserMeta compares user metadata; S3 gives names in lower case.
+func sameUserMeta(got, want map[string]string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for k, v := range want {
+		if g, ok := got[strings.ToLower(k)]; !ok || g != v {
+			if g, ok := got[k]; !ok || g != v {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // storageClass names S3's default class as HEAD omits it.
@@ -1110,9 +1217,13 @@ func sameGrants(a, b []vault.Grant) bool {
 	return true
 }
 
-// verify checks a restored version: its size, and its ETag where the ETag
-// is comparable (the same MD5 or multipart shape), else its checksum.
-func (r *Restorer) verify(ctx context.Context, bucket, key, versionID string, rec vault.Record) (string, error) {
+// verify checks a restored version after the write, read back with one
+// HEAD (and its tags and ACL where it has them): its size; its bytes by
+// the ETag where it proves them (etag, the write's own ETag equal to the
+// original's, or the same MD5 or multipart shape), else by the checksum
+// of the record's algorithm, else by nothing (size-only, said so); and
+// the fields want names. It returns how the bytes were checked.
+func (r *Restorer) verify(ctx context.Context, bucket, key, versionID string, rec vault.Record, written string, want fields) (string, error) {
 	head, err := r.S3.HeadObject(ctx, &s3.HeadObjectInput{
 		Bucket: aws.String(bucket), Key: aws.String(key), VersionId: nonEmpty(versionID), ChecksumMode: types.ChecksumModeEnabled,
 	})
@@ -1122,11 +1233,59 @@ func (r *Restorer) verify(ctx context.Context, bucket, key, versionID string, re
 	if got := aws.ToInt64(head.ContentLength); got != rec.Size {
 		return "", fmt.Errorf("verify s3://%s/%s: size %d, want %d", bucket, key, got, rec.Size)
 	}
+	how, err := bytesCheck(head, rec, written)
+	if err != nil {
+		return "", fmt.Errorf("verify s3://%s/%s: %w", bucket, key, err)
+	}
+	if want.meta != nil {
+		if d := metaDiffers(head, want.meta); d != "" {
+			return "", fmt.Errorf("verify s3://%s/%s: %s", bucket, key, d)
+		}
+	}
+	if got, w := storageClass(string(head.StorageClass)), storageClass(want.storageClass); got != w {
+		return "", fmt.Errorf("verify s3://%s/%s: storage class %s, want %s", bucket, key, got, w)
+	}
+	if want.tags != nil {
+		if n := int(aws.ToInt32(head.TagCount)); n != len(want.tags) {
+			return "", fmt.Errorf("verify s3://%s/%s: %d tags, want %d", bucket, key, n, len(want.tags))
+		}
+		if len(want.tags) > 0 {
+			out, err := r.S3.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: nonEmpty(versionID)})
+			if err != nil {
+				return "", fmt.Errorf("verify the tags of s3://%s/%s: %w", bucket, key, err)
+			}
+			got := map[string]string{}
+			for _, tg := range out.TagSet {
+				got[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+			}
+			if !maps.Equal(got, want.tags) {
+				return "", fmt.Errorf("verify s3://%s/%s: tags %v, want %v", bucket, key, got, want.tags)
+			}
+		}
+	}
+	if want.acl != nil {
+		got, err := vault.ReadACL(ctx, r.S3, bucket, key, versionID)
+		if err != nil {
+			return "", fmt.Errorf("verify the ACL of s3://%s/%s: %w", bucket, key, err)
+		}
+		if got != nil && !sameGrants(got.Grants, want.acl.Grants) {
+			return "", fmt.Errorf("verify s3://%s/%s: ACL grants %v, want %v", bucket, key, got.Grants, want.acl.Grants)
+		}
+	}
+	return how, nil
+}
+
+// bytesCheck says how a HEAD proves a restored version's bytes: etag,
+// checksum, or size-only (nothing compares), or fails.
+func bytesCheck(head *s3.HeadObjectOutput, rec vault.Record, written string) (string, error) {
 	etag := s3x.TrimETag(aws.ToString(head.ETag))
 	kms := head.ServerSideEncryption == types.ServerSideEncryptionAwsKms || rec.SSE == string(types.ServerSideEncryptionAwsKms)
+	if written != "" && written == rec.ETag && etag == written {
+		return "etag", nil // S3 computed the original's ETag for the write
+	}
 	if !kms && etagShape(etag) == etagShape(rec.ETag) {
 		if etag != rec.ETag {
-			return "", fmt.Errorf("verify s3://%s/%s: etag %s, want %s", bucket, key, etag, rec.ETag)
+			return "", fmt.Errorf("etag %s, want %s", etag, rec.ETag)
 		}
 		return "etag", nil
 	}
@@ -1134,7 +1293,7 @@ func (r *Restorer) verify(ctx context.Context, bucket, key, versionID string, re
 		got := map[string]*string{"CRC32": head.ChecksumCRC32, "CRC32C": head.ChecksumCRC32C, "CRC64NVME": head.ChecksumCRC64NVME, "SHA1": head.ChecksumSHA1, "SHA256": head.ChecksumSHA256}[c.Algorithm]
 		if got != nil {
 			if *got != c.Value {
-				return "", fmt.Errorf("verify s3://%s/%s: %s checksum %s, want %s", bucket, key, c.Algorithm, *got, c.Value)
+				return "", fmt.Errorf("%s checksum %s, want %s", c.Algorithm, *got, c.Value)
 			}
 			return "checksum", nil
 		}

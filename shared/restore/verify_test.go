@@ -13,6 +13,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/journal"
 	"github.com/bucketvault/bucketvault/shared/locals3"
 	"github.com/bucketvault/bucketvault/shared/restore"
+	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
@@ -73,5 +74,94 @@ func TestRestoreSaysHowEachObjectWasChecked(t *testing.T) {
 	}
 	if !warned || !strings.Contains(rep.Text(), "size only 1") {
 		t.Fatalf("warnings %q; text:\n%s", rep.Warnings, rep.Text())
+	}
+}
+
+// alterAfterWrite changes what a restore wrote before its check reads it
+// back (a writer racing the restore, a server that drops a field): the
+// tags of one key (after the write), the Content-Type of another (in it).
+type alterAfterWrite struct {
+	s3x.Client
+	target string
+}
+
+func (a *alterAfterWrite) alter(ctx context.Context, bucket, key string) {
+	if bucket != a.target {
+		return
+	}
+	var err error
+	switch key {
+	case "tagged":
+		_, err = a.Client.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{Bucket: aws.String(bucket), Key: aws.String(key),
+			Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("team"), Value: aws.String("someone else")}}}})
+	}
+	if err != nil {
+		panic(err)
+	}
+}
+
+func (a *alterAfterWrite) CopyObject(ctx context.Context, in *s3.CopyObjectInput, opts ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
+	if aws.ToString(in.Bucket) == a.target && aws.ToString(in.Key) == "typed" {
+		// A server that writes another Content-Type than asked.
+		c := *in
+		c.ContentType = aws.String("application/x-other")
+		in = &c
+	}
+	out, err := a.Client.CopyObject(ctx, in, opts...)
+	if err == nil {
+		a.alter(ctx, aws.ToString(in.Bucket), aws.ToString(in.Key))
+	}
+	return out, err
+}
+
+// TestRestoreChecksEveryFieldAfterTheWrite: a restored object whose tags
+// or metadata are not what the restore wrote when read back is FAILED,
+// saying which field, and removed from the target; the others say which
+// fields were checked.
+func TestRestoreChecksEveryFieldAfterTheWrite(t *testing.T) {
+	srv := locals3.ForTest(t)
+	ctx := context.Background()
+	c := srv.Client(ctx)
+	bucket := srv.NewBucket(t, true)
+	for _, o := range []struct{ key, tags, ctype string }{{"tagged", "team=photos", "text/plain"}, {"typed", "", "image/png"}, {"fine", "a=b", "text/html"}} {
+		in := &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(o.key), Body: strings.NewReader("bytes of " + o.key), ContentType: aws.String(o.ctype)}
+		if o.tags != "" {
+			in.Tagging = aws.String(o.tags)
+		}
+		if _, err := c.PutObject(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitNextSecond()
+	at := time.Now().Add(-20 * time.Millisecond).Truncate(time.Second)
+	if _, err := (&journal.Journal{Vault: v, S3: c}).Reconcile(ctx, bucket, journal.ReconcileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	target := srv.BucketName(t)
+	r := &restore.Restorer{S3: &alterAfterWrite{Client: c, target: target}}
+	rep, err := r.Run(ctx, restore.Request{Vault: v.Bucket, Bucket: bucket, At: at, TargetBucket: target, CreateBucket: true, AllowIncomplete: true})
+	if err != nil || rep.State != restore.StatePartial || rep.Restored != 1 || rep.Failed != 2 || rep.FieldsChecked != 1 {
+		t.Fatalf("restore: %+v %v; want 1 restored, 2 failed", rep, err)
+	}
+	why := map[string]string{}
+	for _, f := range rep.Failures {
+		why[f.Key] = f.Error
+	}
+	if !strings.Contains(why["tagged"], "tags") || !strings.Contains(why["typed"], "Content-Type") {
+		t.Errorf("failures %v; want the tags and the Content-Type named", why)
+	}
+	for _, m := range rep.Mapping {
+		if m.Key == "fine" && strings.Join(m.Checked, ",") != "metadata,tags,storage-class" {
+			t.Errorf("fine: checked %v", m.Checked)
+		}
+	}
+	for _, k := range []string{"tagged", "typed"} {
+		if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(target), Key: aws.String(k)}); err == nil {
+			t.Errorf("%s: the object that failed its check is still in the target", k)
+		}
 	}
 }

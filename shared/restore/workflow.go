@@ -802,6 +802,7 @@ func (r *Report) merge(p *Report) {
 	r.VaultDamaged += p.VaultDamaged
 	r.Bytes += p.Bytes
 	r.Uncertain += p.Uncertain
+	r.FieldsChecked += p.FieldsChecked
 	r.MappingParts += p.MappingParts
 	r.Stopped = r.Stopped || p.Stopped
 	for _, f := range p.Failures {
