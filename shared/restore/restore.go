@@ -908,6 +908,12 @@ func (r *Restorer) finish(ctx context.Context, v *vault.Vault, req Request, t ta
 		want.acl = t.obj.ACL
 	}
 	how, err := r.verify(ctx, req.TargetBucket, t.key, versionID, t.obj.Version, etag, want)
+	if err != nil && ctx.Err() != nil {
+		// Stopped before the check, not failed by it: the object stays
+		// (removing it would cost a second copy), and running the same
+		// restore again compares it with the record, as its check would.
+		return fail(fmt.Errorf("written as version %s but not checked: the restore stopped (%w); running the same restore again checks it", versionID, context.Cause(ctx)))
+	}
 	if err != nil {
 		return fail(r.unwrite(ctx, req.TargetBucket, t.key, versionID, err))
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/vault"
@@ -344,10 +345,9 @@ func (r *Restorer) Plan(ctx context.Context, step StepRequest) (*Job, error) {
 			return bounded && time.Now().After(until) || PlanRoundKeys > 0 && keys >= PlanRoundKeys
 		},
 	})
-	if err == nil {
-		err = errors.Join(items.flush(ctx), markers.flush(ctx))
-	}
-	if err != nil {
+	// Every write waited for, also after a failure (a round run again
+	// writes the same items).
+	if err = errors.Join(err, items.flush(ctx), markers.flush(ctx)); err != nil {
 		return nil, err
 	}
 	next := ps
@@ -409,18 +409,24 @@ func writeItemsList(ctx context.Context, v *vault.Vault, sc scratch, n int) erro
 // itemWriter cuts a plan's tasks into work items in the vault, each a
 // checked segment-format file (vault.WriteRecords) of one record per
 // task: the version to write with the tags, ACL and storage class it had
-// at T, or a delete marker. Each item's user metadata says its keys.
+// at T, or a delete marker. Each item's user metadata says its keys and
+// bytes. ItemWritesInFlight items are written at once (10^6 items of a
+// 10^9-key plan, one at a time at 30 ms, would take eight hours).
 type itemWriter struct {
 	v        *vault.Vault
 	key      func(n int) string
-	n        int // items written (the next item's number)
+	n        int // items cut (the next item's number)
 	maxKeys  int
 	maxBytes int64
 	recs     []vault.Record
 	size     int64
-	// keys and bytes count what this writer wrote.
+	// keys and bytes count what this writer cut.
 	keys, bytes int64
+	writes      *errgroup.Group
 }
+
+// ItemWritesInFlight bounds a plan's concurrent work-item writes.
+var ItemWritesInFlight = 16
 
 func (w *itemWriter) add(ctx context.Context, t task) error {
 	rec := vault.Record{Op: vault.OpDeleteMarker, Key: t.key, Time: time.Unix(0, 0).UTC()}
@@ -431,7 +437,7 @@ func (w *itemWriter) add(ctx context.Context, t task) error {
 		rec.Detail = t.uncertain
 	}
 	if len(w.recs) > 0 && (len(w.recs) >= w.maxKeys || w.maxBytes > 0 && w.size+rec.Size > w.maxBytes) {
-		if err := w.flush(ctx); err != nil {
+		if err := w.cut(ctx); err != nil {
 			return err
 		}
 	}
@@ -440,19 +446,34 @@ func (w *itemWriter) add(ctx context.Context, t task) error {
 	return nil
 }
 
-func (w *itemWriter) flush(ctx context.Context) error {
+// cut starts writing the item gathered so far; a write that failed
+// before is returned.
+func (w *itemWriter) cut(ctx context.Context) error {
 	if len(w.recs) == 0 {
 		return nil
 	}
-	meta := map[string]string{"keys": strconv.Itoa(len(w.recs)), "bytes": strconv.FormatInt(w.size, 10)}
-	if err := w.v.WriteRecords(ctx, "", w.key(w.n), w.recs, meta); err != nil {
+	if w.writes == nil {
+		w.writes = &errgroup.Group{}
+		w.writes.SetLimit(ItemWritesInFlight)
+	}
+	recs, key := w.recs, w.key(w.n)
+	meta := map[string]string{"keys": strconv.Itoa(len(recs)), "bytes": strconv.FormatInt(w.size, 10)}
+	w.writes.Go(func() error { return w.v.WriteRecords(ctx, "", key, recs, meta) })
+	w.n++
+	w.keys += int64(len(recs))
+	w.bytes += w.size
+	w.recs, w.size = nil, 0
+	return nil
+}
+
+// flush writes what is gathered and waits for every write.
+func (w *itemWriter) flush(ctx context.Context) error {
+	if err := w.cut(ctx); err != nil || w.writes == nil {
 		return err
 	}
-	w.n++
-	w.keys += int64(len(w.recs))
-	w.bytes += w.size
-	w.recs, w.size = w.recs[:0], 0
-	return nil
+	err := w.writes.Wait()
+	w.writes = nil
+	return err
 }
 
 // readItem reads one work item's tasks, checked.
