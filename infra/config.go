@@ -214,10 +214,33 @@ type ProtectConfig struct {
 	OnDeploy bool `json:"onDeploy"`
 }
 
-// RestoreConfig sizes the restore function.
+// RestoreConfig sizes the restore function and the restore state
+// machine (infra/restore.go).
 type RestoreConfig struct {
 	MemoryMB           int `json:"memoryMB"`           // default 2048
 	EphemeralStorageMB int `json:"ephemeralStorageMB"` // /tmp for journal merge runs, 512–10240, default 10240
+	// MaxConcurrency is how many restore batches (child executions of the
+	// state machine's Distributed Map, each one batch invocation of the
+	// restore function) run at once: 1–10000, default 100. Every batch
+	// writes into the one target bucket, so this is also its writers.
+	MaxConcurrency int `json:"maxConcurrency"`
+	// ItemsPerBatch is the Distributed Map's MaxItemsPerBatch: how many
+	// work items (each up to restore.WorkItemKeys keys, 1,000, and
+	// restore.WorkItemBytes, 8 GiB) one batch invocation takes, 1–100,
+	// default 1 (an item of 8 GiB already fills much of the function's 15
+	// minutes; a batch cut short by its deadline is retried and resumes).
+	ItemsPerBatch int `json:"itemsPerBatch"`
+	// ToleratedFailurePercentage of batches may fail (after their
+	// retries) without failing the execution: the report then counts
+	// every key of a failed batch failed and the job is PARTIAL. 0–100,
+	// default 0: a restore is all or nothing unless asked otherwise, and
+	// a failed batch fails the execution and the job (FAILED, with why).
+	ToleratedFailurePercentage *int `json:"toleratedFailurePercentage"`
+	// TimeoutHours is the state machine's execution timeout, which is
+	// also the job's deadline (a RUNNING record past it reads as
+	// interrupted): 1–8760 (Step Functions' year), default 168 (7 days,
+	// AWS Backup's default completion window).
+	TimeoutHours int `json:"timeoutHours"`
 }
 
 // SnapshotConfig sizes the snapshot state machines and functions.
@@ -273,6 +296,11 @@ const (
 	// records of S3 events stay far below Lambda's 6 MB payload, and the
 	// local runner (`serve`) batches as many.
 	DefaultJournalBatchSize = 500
+	// The restore state machine's Distributed Map and timeout
+	// (RestoreConfig).
+	DefaultRestoreMaxConcurrency = 100
+	DefaultRestoreItemsPerBatch  = 1
+	DefaultRestoreTimeoutHours   = 7 * 24
 )
 
 // ParseConfig decodes a configuration strictly (unknown fields are errors)
@@ -339,6 +367,13 @@ func (c *Config) applyDefaults() {
 	defs(&c.Expire.Timezone, "UTC")
 	def(&c.Expire.MemoryMB, 1024)
 	def(&c.Restore.EphemeralStorageMB, 10240)
+	def(&c.Restore.MaxConcurrency, DefaultRestoreMaxConcurrency)
+	def(&c.Restore.ItemsPerBatch, DefaultRestoreItemsPerBatch)
+	if c.Restore.ToleratedFailurePercentage == nil {
+		none := 0
+		c.Restore.ToleratedFailurePercentage = &none
+	}
+	def(&c.Restore.TimeoutHours, DefaultRestoreTimeoutHours)
 	def(&c.Snapshot.MemoryMB, 1024)
 	def(&c.Snapshot.MaxConcurrency, 100)
 	def(&c.Snapshot.ItemsPerBatch, 2)
@@ -379,7 +414,7 @@ func (c *Config) Validate(baseDir string) error {
 		return bad("stackName", "%q: want letters, digits and hyphens, starting with a letter", c.StackName)
 	}
 	if n := len(snapshotMachineName(c.StackName, "")); n > maxStateMachineName {
-		return bad("stackName", "%q: at most %d characters (the snapshot state machines are named after it)", c.StackName, maxStateMachineName-len("-snapshot"))
+		return bad("stackName", "%q: at most %d characters (the snapshot and restore state machines are named after it)", c.StackName, maxStateMachineName-len("-snapshot"))
 	}
 	if n := len(ExpireRoleName(c.StackName, c.Region)); n > maxRoleName {
 		return bad("stackName", "%q: at most %d characters in %s (the expire function's role, the only principal the vault lets delete, is named %q, and IAM role names have at most %d)",
@@ -536,6 +571,18 @@ func (c *Config) Validate(baseDir string) error {
 	}
 	if p := *c.Snapshot.ToleratedFailurePercentage; p < 0 || p > 100 {
 		return bad("snapshot.toleratedFailurePercentage", "%d: want 0 to 100", p)
+	}
+	if r := c.Restore; r.MaxConcurrency < 1 || r.MaxConcurrency > 10000 {
+		return bad("restore.maxConcurrency", "%d: want 1 to 10000 (the Distributed Map's limit)", r.MaxConcurrency)
+	}
+	if r := c.Restore; r.ItemsPerBatch < 1 || r.ItemsPerBatch > 100 {
+		return bad("restore.itemsPerBatch", "%d: want 1 to 100 work items (of up to 1,000 objects each) per batch invocation", r.ItemsPerBatch)
+	}
+	if p := *c.Restore.ToleratedFailurePercentage; p < 0 || p > 100 {
+		return bad("restore.toleratedFailurePercentage", "%d: want 0 to 100", p)
+	}
+	if h := c.Restore.TimeoutHours; h < 1 || h*3600 > maxExecutionTimeout {
+		return bad("restore.timeoutHours", "%d: want 1 to %d (a Standard execution's longest, one year)", h, maxExecutionTimeout/3600)
 	}
 	if err := c.loadPlan(baseDir); err != nil {
 		return err

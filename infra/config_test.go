@@ -53,6 +53,8 @@ func TestConfigDefaults(t *testing.T) {
 		"protect.onDeploy": c.Protect.OnDeploy, "restore.ephemeralStorageMB": c.Restore.EphemeralStorageMB,
 		"vault.retentionDays": c.Vault.RetentionDays, "expire.schedule": c.Expire.Schedule, "expire.timezone": c.Expire.Timezone,
 		"expire.memoryMB": c.Expire.MemoryMB, "vault.coldStorageClass": c.Vault.ColdStorageClass,
+		"restore.maxConcurrency": c.Restore.MaxConcurrency, "restore.itemsPerBatch": c.Restore.ItemsPerBatch,
+		"restore.toleratedFailurePercentage": *c.Restore.ToleratedFailurePercentage, "restore.timeoutHours": c.Restore.TimeoutHours,
 	} {
 		want := map[string]any{
 			"stackName": "BucketVault", "assetDir": "dist/lambda", "logLevel": "INFO", "logRetentionDays": 90, "concurrency": 16,
@@ -61,6 +63,7 @@ func TestConfigDefaults(t *testing.T) {
 			"protect.onDeploy": false, "restore.ephemeralStorageMB": 10240, "vault.retentionDays": 35,
 			"expire.schedule": "rate(1 day)", "expire.timezone": "UTC", "expire.memoryMB": 1024,
 			"vault.coldStorageClass": "GLACIER_IR",
+			"restore.maxConcurrency": 100, "restore.itemsPerBatch": 1, "restore.toleratedFailurePercentage": 0, "restore.timeoutHours": 168,
 		}[name]
 		if got != want {
 			t.Errorf("default %s = %v, want %v", name, got, want)
@@ -146,6 +149,14 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"journal.maxConcurrency", 1},
 		{"journal.memoryMB", 64},
 		{"restore.ephemeralStorageMB", 100},
+		{"restore.maxConcurrency", 10001},
+		{"restore.maxConcurrency", -1},
+		{"restore.itemsPerBatch", 101},
+		{"restore.itemsPerBatch", -1},
+		{"restore.toleratedFailurePercentage", 101},
+		{"restore.toleratedFailurePercentage", -1},
+		{"restore.timeoutHours", 8761},
+		{"restore.timeoutHours", -1},
 		{"reconcile.schedule", "every 6 hours"},
 		{"protect.schedule", "rate(0 hours)"},
 		{"reconcile.timezone", "Mars/Olympus"},

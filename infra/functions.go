@@ -69,6 +69,15 @@ var (
 	// keyItemsList is the items list of every snapshot job, which its
 	// state machine's Distributed Map ItemReader reads.
 	keyItemsList = vault.JobScratchKey("*", "items.json")
+	// keyRestoreScratch is the working files of every restore run by the
+	// restore state machine (restore's scratch: scratch/jobs/<job>/
+	// restore/<run>/...): its work items and delete-marker items, the
+	// items list, begun markers and the items' results. A restore job
+	// reads and writes no other scratch.
+	keyRestoreScratch = vault.JobScratchKey("*", "restore/*")
+	// keyRestoreItemsList is the items list of every restore run, which
+	// the restore state machine's Distributed Map ItemReader reads.
+	keyRestoreItemsList = vault.JobScratchKey("*", "restore/*/items.json")
 )
 
 // FunctionResources are what the functions get permissions on.
@@ -134,7 +143,7 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		r.vaultAccess(pol, false, []string{keyDescriptor, keyLock, keyBuckets}, []string{keyBuckets})
 		r.createDescriptor(pol)
 	case "restore":
-		p.Description = "bucketvault restore: a bucket, prefixes or keys as of a point in time, into an allowed target"
+		p.Description = "bucketvault restore: a bucket, prefixes or keys as of a point in time, into an allowed target; and the restore state machine's steps (plan, batch, rollback, report, fail)"
 		p.MemoryMB = c.Restore.MemoryMB
 		p.EphemeralStorageMB = c.Restore.EphemeralStorageMB
 		p.Timeout = minutes(15)
@@ -144,7 +153,15 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.Environment[config.EnvEventBus] = r.EventBusARN
 		// reconcile/: the journal's completeness watermark
 		// (vault.CompleteThrough), which a restore as of a time checks.
-		r.vaultAccess(pol, false, []string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs, keyReconcile}, []string{keyJobs})
+		// jobs/: the job's record and its mapping parts (a state
+		// machine's batches write their own, jobs/<job>/mapping-i...);
+		// the restore's scratch (keyRestoreScratch): a state machine's
+		// plan writes work items there, its batches read them and write
+		// their results, the report reads those. Scratch writes carry
+		// their own retention (scratchRetention).
+		r.vaultAccess(pol, false,
+			[]string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs, keyReconcile, keyRestoreScratch},
+			[]string{keyJobs, keyRestoreScratch})
 		r.readVaultDataTags(pol)
 		r.thawVaultData(pol)
 		r.writeTargets(pol)

@@ -266,10 +266,14 @@ func TestRolePolicies(t *testing.T) {
 			xray,
 		),
 		"RestoreRole": join(logs("Restore"),
-			// reconcile/: the completeness watermark.
-			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "reconcile/*"),
-			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "reconcile/*")),
-			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("jobs/*")),
+			// reconcile/: the completeness watermark; scratch/jobs/*/restore/*:
+			// the state machine's work items and results, not the rest of
+			// scratch/.
+			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "reconcile/*", "scratch/jobs/*/restore/*"),
+			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "reconcile/*", "scratch/jobs/*/restore/*")),
+			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("jobs/*", "scratch/jobs/*/restore/*")),
+			// Scratch writes carry their own short retention.
+			s3In("SetScratchRetention", []string{"s3:PutObjectRetention"}, vaultKeys("scratch/jobs/*/restore/*")),
 			useVaultKey,
 			s3In("ReadVaultDataTags", []string{"s3:GetObjectTagging", "s3:GetObjectVersionTagging"}, vaultKeys("data/*")),
 			// Data in an archive class (the cold tier) is requested back.
@@ -352,6 +356,17 @@ func TestRolePolicies(t *testing.T) {
 			// Logging (level ALL) and tracing: CloudWatch Logs' log
 			// delivery and X-Ray's actions take no narrower resource.
 			// (@aws-cdk/aws-iam:minimizePolicies merges them).
+			{Effect: "Allow", Actions: append(slices.Clone(logDelivery),
+				"xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments"), Resources: []string{"*"}},
+		},
+		"RestoreStateMachineRole": {
+			{Sid: "InvokeRestoreFunction", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:RestoreFunction.Arn"}},
+			s3In("ReadItemsLists", []string{"s3:GetObject"}, vaultKeys("scratch/jobs/*/restore/*/items.json")),
+			{Sid: "DecryptItemsLists", Effect: "Allow", Actions: []string{"kms:Decrypt"}, Resources: []string{"GetAtt:VaultKey.Arn"}, Condition: viaS3For(vaultARN)},
+			{Sid: "StartMapRuns", Effect: "Allow", Actions: []string{"states:StartExecution"}, Resources: []string{
+				"arn:aws:states:us-east-1:123456789012:stateMachine:BucketVault-restore"}},
+			{Sid: "ManageMapRuns", Effect: "Allow", Actions: []string{"states:DescribeExecution", "states:StopExecution"}, Resources: []string{
+				"arn:aws:states:us-east-1:123456789012:execution:BucketVault-restore/RestoreBatches:*"}},
 			{Effect: "Allow", Actions: append(slices.Clone(logDelivery),
 				"xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments"), Resources: []string{"*"}},
 		},
@@ -601,7 +616,7 @@ func TestRoleTrust(t *testing.T) {
 		}
 		principal := render(s.props(t, role)["AssumeRolePolicyDocument"].(map[string]any)["Statement"].([]any)[0].(map[string]any)["Principal"])
 		want := `{"Service":"lambda.amazonaws.com"}`
-		if role == "SnapshotStateMachineRole" {
+		if strings.HasSuffix(role, "StateMachineRole") {
 			want = `{"Service":"states.amazonaws.com"}`
 			if trust[0].Condition != `{"StringEquals":{"aws:SourceAccount":"123456789012"}}` {
 				t.Errorf("%s trust condition %s: want the account as aws:SourceAccount", role, trust[0].Condition)
@@ -732,7 +747,7 @@ func policyOwners(t *testing.T, s *stackUnderTest) map[string][]string {
 // (docs/vault-format.md), for policy decisions on its objects.
 var vaultKinds = []string{
 	"bucketvault.json", "lock.json", "buckets/photos.json", "reconcile/photos.json", "jobs/restore-1.json",
-	"scratch/compact/photos.json", "scratch/jobs/backup-1/fragments/000001.jsonl.zst", "data/0a1b2c", "journal/photos/ab/0001-x.jsonl.zst", "runs/photos/r/s.jsonl.zst",
+	"scratch/compact/photos.json", "scratch/jobs/backup-1/fragments/000001.jsonl.zst", "scratch/jobs/restore-1/restore/0a1b2c3d4e5f/items/00000000.seg", "data/0a1b2c", "journal/photos/ab/0001-x.jsonl.zst", "runs/photos/r/s.jsonl.zst",
 	"snapshots/photos/rp-1.json",
 }
 

@@ -83,6 +83,49 @@ const maxExecutionTimeout = 365 * 24 * 3600
 // function; every task retries them.
 var LambdaTransientErrors = []string{"Lambda.ServiceException", "Lambda.TooManyRequestsException", "Lambda.SdkClientException"}
 
+// stepRetry is the Retry of every Task state of the snapshot and restore
+// state machines: the engine's retryable errors (its ErrorNames.Retryable)
+// and LambdaTransientErrors, six attempts each with exponential backoff
+// and full jitter.
+func stepRetry(retryable []string) []any {
+	return []any{
+		map[string]any{"ErrorEquals": retryable, "IntervalSeconds": 2, "BackoffRate": 2, "MaxAttempts": 6, "MaxDelaySeconds": 60, "JitterStrategy": "FULL"},
+		map[string]any{"ErrorEquals": LambdaTransientErrors, "IntervalSeconds": 2, "BackoffRate": 2, "MaxAttempts": 6, "MaxDelaySeconds": 60, "JitterStrategy": "FULL"},
+	}
+}
+
+// stepCatch is the Catch of every step but the fail step's: what a step
+// could not do after its retries, and payloads that cannot run (the
+// engine's ErrorNames.Fatal, named so a reader sees them), go to
+// RecordFailure with the job as it was before the step: ResultPath keeps
+// the job and adds the caught {Error, Cause} beside it.
+func stepCatch(fatal []string) []any {
+	return []any{
+		map[string]any{"ErrorEquals": fatal, "ResultPath": "$.error", "Next": stateRecordFailure},
+		map[string]any{"ErrorEquals": []string{"States.ALL"}, "ResultPath": "$.error", "Next": stateRecordFailure},
+	}
+}
+
+// recordFailure is the RecordFailure state: the engine's fail step (step)
+// records what was caught at $.error, then the execution fails with it
+// (Failed), whether or not the record could be written.
+func recordFailure(fn, step string, retry []any) map[string]any {
+	return map[string]any{
+		"Type": "Task", "Resource": fn,
+		"Parameters": map[string]any{"step": step, "job.$": "$", "error.$": "$.error"},
+		"ResultPath": nil,
+		"Retry":      retry,
+		// The execution fails with the original error either way.
+		"Catch": []any{map[string]any{"ErrorEquals": []string{"States.ALL"}, "ResultPath": "$.recordError", "Next": stateFailed}},
+		"Next":  stateFailed,
+	}
+}
+
+// failed is the Failed state: the execution fails with the caught error.
+func failed() map[string]any {
+	return map[string]any{"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
+}
+
 // SnapshotDefinitionProps shape the definition.
 type SnapshotDefinitionProps struct {
 	// TimeoutSeconds is the execution's timeout: the completion window.
@@ -102,21 +145,11 @@ type SnapshotDefinitionProps struct {
 // runner (snapshot.Engine.Run, Engine.Handle).
 func SnapshotDefinition(p SnapshotDefinitionProps) map[string]any {
 	fn := "${" + substFunction + "}"
-	retry := []any{
-		// The engine's transient failures (throttling, 5xx, a scan or copy
-		// cut short by the invocation's deadline): every step is
-		// idempotent, so it runs again.
-		map[string]any{"ErrorEquals": snapshot.ErrorNames.Retryable, "IntervalSeconds": 2, "BackoffRate": 2, "MaxAttempts": 6, "MaxDelaySeconds": 60, "JitterStrategy": "FULL"},
-		map[string]any{"ErrorEquals": LambdaTransientErrors, "IntervalSeconds": 2, "BackoffRate": 2, "MaxAttempts": 6, "MaxDelaySeconds": 60, "JitterStrategy": "FULL"},
-	}
-	// What a step could not do after its retries, and payloads that cannot
-	// run (snapshot.ErrorNames.Fatal, named so a reader sees them), go to
-	// the fail step with the job as it was before the step: ResultPath
-	// keeps the job and adds the caught {Error, Cause} beside it.
-	catch := []any{
-		map[string]any{"ErrorEquals": snapshot.ErrorNames.Fatal, "ResultPath": "$.error", "Next": stateRecordFailure},
-		map[string]any{"ErrorEquals": []string{"States.ALL"}, "ResultPath": "$.error", "Next": stateRecordFailure},
-	}
+	// The engine's transient failures (throttling, 5xx, a scan or copy cut
+	// short by the invocation's deadline) are retried: every step is
+	// idempotent, so it runs again.
+	retry := stepRetry(snapshot.ErrorNames.Retryable)
+	catch := stepCatch(snapshot.ErrorNames.Fatal)
 	step := func(name, next string) map[string]any {
 		s := map[string]any{
 			"Type": "Task", "Resource": fn,
@@ -181,19 +214,11 @@ func SnapshotDefinition(p SnapshotDefinitionProps) map[string]any {
 				"Catch":                      catch,
 				"Next":                       stateSeal,
 			},
-			stateSeal:      step(snapshot.StepSeal, stateNotify),
-			stateNotify:    step(snapshot.StepNotify, stateSucceeded),
-			stateSucceeded: map[string]any{"Type": "Succeed"},
-			stateRecordFailure: map[string]any{
-				"Type": "Task", "Resource": fn,
-				"Parameters": map[string]any{"step": snapshot.StepFail, "job.$": "$", "error.$": "$.error"},
-				"ResultPath": nil,
-				"Retry":      retry,
-				// The execution fails with the original error either way.
-				"Catch": []any{map[string]any{"ErrorEquals": []string{"States.ALL"}, "ResultPath": "$.recordError", "Next": stateFailed}},
-				"Next":  stateFailed,
-			},
-			stateFailed: map[string]any{"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"},
+			stateSeal:          step(snapshot.StepSeal, stateNotify),
+			stateNotify:        step(snapshot.StepNotify, stateSucceeded),
+			stateSucceeded:     map[string]any{"Type": "Succeed"},
+			stateRecordFailure: recordFailure(fn, snapshot.StepFail, retry),
+			stateFailed:        failed(),
 		},
 	}
 }
@@ -271,9 +296,10 @@ func (a stateARNs) machine(name string) string {
 	return fmt.Sprintf("arn:%s:states:%s:%s:stateMachine:%s", a.partition, a.region, a.account, name)
 }
 
-// mapRuns are the child executions of a state machine's Distributed Map.
-func (a stateARNs) mapRuns(name string) string {
-	return fmt.Sprintf("arn:%s:states:%s:%s:execution:%s/%s:*", a.partition, a.region, a.account, name, mapRunLabel)
+// mapRuns are the child executions of a state machine's Distributed Map
+// labelled label.
+func (a stateARNs) mapRuns(name, label string) string {
+	return fmt.Sprintf("arn:%s:states:%s:%s:execution:%s/%s:*", a.partition, a.region, a.account, name, label)
 }
 
 // NewSnapshotPath creates the state machines and the schedules.
@@ -302,7 +328,7 @@ func NewSnapshotPath(scope constructs.Construct, id string, p *SnapshotPathProps
 	var names, runs []*string
 	for _, m := range machines {
 		names = append(names, jsii.String(arns.machine(m.Name)))
-		runs = append(runs, jsii.String(arns.mapRuns(m.Name)))
+		runs = append(runs, jsii.String(arns.mapRuns(m.Name, mapRunLabel)))
 	}
 	var pol policy
 	items := []*string{jsii.String(p.Vault.arns.objects(p.Vault.Name, keyItemsList))}

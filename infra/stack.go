@@ -12,8 +12,8 @@ import (
 
 // BucketVaultStack is everything bucketvault deploys into one account and
 // region: the vault, the functions, the continuous path, the schedules and
-// the notifications, and the snapshot path (state machines and the backup
-// plan's schedules).
+// the notifications, the snapshot path (state machines and the backup
+// plan's schedules) and the restore state machine.
 type BucketVaultStack struct {
 	awscdk.Stack
 	Config        *Config
@@ -29,6 +29,8 @@ type BucketVaultStack struct {
 	// the vault's only deleter) on expire.schedule.
 	Expire    *ScheduledInvoke
 	Snapshots *SnapshotPath
+	// Restores is the restore state machine.
+	Restores *RestorePath
 	// VaultDescriptor is the custom resource that writes the vault's
 	// descriptor (bucketvault.json) at the first deployment, so the
 	// vault bucket the stack creates is a vault without a manual step.
@@ -93,6 +95,10 @@ func NewBucketVaultStack(scope constructs.Construct, c *Config) *BucketVaultStac
 		Config: c, Vault: s.Vault, Snapshot: s.Functions["snapshot"], Dispatch: s.Functions["dispatch"], Notifications: s.Notifications,
 	})
 
+	s.Restores = NewRestorePath(s.Stack, "Restores", &RestorePathProps{
+		Config: c, Vault: s.Vault, Restore: s.Functions["restore"], Notifications: s.Notifications,
+	})
+
 	n := s.Notifications
 	for _, f := range []*GoFunction{reconcile, protect, s.Functions["dispatch"], expire} {
 		if f == nil {
@@ -144,6 +150,7 @@ func NewBucketVaultStack(scope constructs.Construct, c *Config) *BucketVaultStac
 	out("VaultBucketName", c.Vault.BucketName, "the vault bucket (retained when the stack is deleted)")
 	out("VaultKeyArn", *s.Vault.KeyARN(), "the vault's KMS key")
 	out("RestoreFunctionName", *s.Functions["restore"].Function.FunctionName(), "invoke with a restore request (events/restore.request.json)")
+	out("RestoreStateMachineArn", *s.Restores.StateMachine.StateMachineArn(), "a restore of any size: bucketvault restore --state-machine <this ARN>, or start an execution with {\"request\": <restore request>}")
 	out("ProtectFunctionName", *protect.Function.FunctionName(), "invoke with {} to protect the configured buckets now")
 	out("ReconcileFunctionName", *reconcile.Function.FunctionName(), "invoke with {} to reconcile (and make first full backups) now")
 	out("ExpireFunctionName", *expire.Function.FunctionName(), `invoke with {} to expire now, or {"dryRun": true} to see what it would delete`)

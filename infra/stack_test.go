@@ -33,9 +33,9 @@ func TestResourceCounts(t *testing.T) {
 	main := map[string]float64{
 		"AWS::Lambda::Function":               7,
 		"AWS::Lambda::EventSourceMapping":     1,
-		"AWS::Logs::LogGroup":                 8,  // seven functions, the state machines
-		"AWS::IAM::Role":                      12, // seven functions, reconcile's, protect's, expire's and the snapshot rules' schedules, the state machines
-		"AWS::IAM::Policy":                    12,
+		"AWS::Logs::LogGroup":                 9,  // seven functions, the snapshot state machines, the restore state machine
+		"AWS::IAM::Role":                      13, // seven functions, reconcile's, protect's, expire's and the snapshot rules' schedules, the snapshot state machines, the restore state machine
+		"AWS::IAM::Policy":                    13,
 		"AWS::S3::Bucket":                     1,
 		"AWS::S3::BucketPolicy":               1,
 		"AWS::KMS::Key":                       1,
@@ -44,11 +44,11 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::SQS::QueuePolicy":               2, // EventBridge may send to the queue and to the dead-letter queue
 		"AWS::Events::Rule":                   3, // the journal's; the vault bucket's and the vault key's changes
 		"AWS::Scheduler::Schedule":            5, // reconcile, protect, expire, the plan's two snapshot rules
-		"AWS::StepFunctions::StateMachine":    3, // on demand, and one per snapshot rule
+		"AWS::StepFunctions::StateMachine":    4, // snapshot on demand, one per snapshot rule, and restore
 		"AWS::SNS::Topic":                     2,
 		"AWS::SNS::TopicPolicy":               2,
 		"AWS::SNS::Subscription":              1,
-		"AWS::CloudWatch::Alarm":              12,
+		"AWS::CloudWatch::Alarm":              13,
 		"AWS::CloudFormation::CustomResource": 0,
 		"Custom::BucketvaultVault":            1,
 		"Custom::BucketvaultProtect":          1,
@@ -60,18 +60,18 @@ func TestResourceCounts(t *testing.T) {
 	// on deploy; its vault is initialized all the same.
 	for typ, n := range map[string]float64{
 		"AWS::KMS::Key": 0, "AWS::KMS::Alias": 0, "AWS::SNS::Topic": 1, "AWS::SNS::Subscription": 0,
-		"Custom::BucketvaultVault": 1, "Custom::BucketvaultProtect": 0, "AWS::Lambda::Function": 7, "AWS::CloudWatch::Alarm": 11,
+		"Custom::BucketvaultVault": 1, "Custom::BucketvaultProtect": 0, "AWS::Lambda::Function": 7, "AWS::CloudWatch::Alarm": 12,
 		"AWS::Events::Rule": 3, "AWS::S3::BucketPolicy": 1,
-		"AWS::StepFunctions::StateMachine": 2, "AWS::Scheduler::Schedule": 4,
+		"AWS::StepFunctions::StateMachine": 3, "AWS::Scheduler::Schedule": 4,
 	} {
 		cdkAssert(t, func() { s.variant.assertion.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
 	}
 	// Without a backup plan there is no dispatch function, no role for
-	// it, no rule schedules and their role: only the on-demand state
-	// machine.
+	// it, no rule schedules and their role: only the on-demand snapshot
+	// state machine and the restore state machine.
 	for typ, n := range map[string]float64{
-		"AWS::Lambda::Function": 6, "AWS::IAM::Role": 10, "AWS::IAM::Policy": 10, "AWS::Logs::LogGroup": 7,
-		"AWS::StepFunctions::StateMachine": 1, "AWS::Scheduler::Schedule": 3, "AWS::CloudWatch::Alarm": 9,
+		"AWS::Lambda::Function": 6, "AWS::IAM::Role": 11, "AWS::IAM::Policy": 11, "AWS::Logs::LogGroup": 8,
+		"AWS::StepFunctions::StateMachine": 2, "AWS::Scheduler::Schedule": 3, "AWS::CloudWatch::Alarm": 10,
 	} {
 		cdkAssert(t, func() { s.noPlan.assertion.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
 	}
@@ -478,6 +478,8 @@ func TestAlarms(t *testing.T) {
 			`[{"Name":"StateMachineArn","Value":{"Ref":"SnapshotRuleDailyStateMachine"}}]`, 0, 300},
 		"SnapshotRuleEvery6HoursFailedAlarm": {"AWS/States", "ExecutionsFailed", "Sum", "GreaterThanThreshold",
 			`[{"Name":"StateMachineArn","Value":{"Ref":"SnapshotRuleEvery6HoursStateMachine"}}]`, 0, 300},
+		"RestoreFailedAlarm": {"AWS/States", "ExecutionsFailed", "Sum", "GreaterThanThreshold",
+			`[{"Name":"StateMachineArn","Value":{"Ref":"RestoreStateMachine"}}]`, 0, 300},
 		"VaultBucketChangeAlarm": {"AWS/Events", "TriggeredRules", "Sum", "GreaterThanThreshold",
 			`[{"Name":"RuleName","Value":{"Ref":"VaultBucketChangeRule"}}]`, 0, 300},
 		"VaultKeyChangeAlarm": {"AWS/Events", "TriggeredRules", "Sum", "GreaterThanThreshold",
@@ -551,7 +553,7 @@ func TestStackSettings(t *testing.T) {
 		t.Error("terminationProtection false is ignored")
 	}
 	outs, _ := s.main.template["Outputs"].(map[string]any)
-	for _, o := range []string{"VaultBucketName", "VaultKeyArn", "RestoreFunctionName", "ProtectFunctionName", "ReconcileFunctionName", "ExpireFunctionName", "SnapshotStateMachineArn", "SnapshotFunctionName", "JournalQueueUrl", "JournalDeadLetterQueueUrl", "EventsTopicArn", "AlarmTopicArn"} {
+	for _, o := range []string{"VaultBucketName", "VaultKeyArn", "RestoreFunctionName", "ProtectFunctionName", "ReconcileFunctionName", "ExpireFunctionName", "RestoreStateMachineArn", "SnapshotStateMachineArn", "SnapshotFunctionName", "JournalQueueUrl", "JournalDeadLetterQueueUrl", "EventsTopicArn", "AlarmTopicArn"} {
 		if _, ok := outs[o]; !ok {
 			t.Errorf("no output %s", o)
 		}
