@@ -568,6 +568,7 @@ report), which the CLI follows with its progress, rate and time left.`,
 	f.StringVar(&req.JobID, "job-id", "", "name the job (default: a new id); running a stopped or failed restore again with its job id finishes it, and a finished one is not run again")
 	f.BoolVar(&req.DryRun, "dry-run", false, "say what the restore would do (keys it would write and their bytes, identical keys it would skip, delete markers a rollback would put) and write nothing")
 	f.DurationVar(&archiveWait, "archive-wait", 0, "when data is in Deep Archive (the cold tier's archive class): request it back, wait up to this long (e.g. 48h) and restore it; 0 requests it back and fails those keys, saying when to run again")
+	f.StringVar(&req.Verify, "verify", restore.VerifyAll, "what is read back after each write: all (bytes, metadata, tags, storage class, ACL: one HEAD per object) or bytes (by the write's own ETag where it proves them: faster)")
 	f.StringVar(&req.ArchiveTier, "archive-tier", restore.ArchiveTierStandard, "retrieval tier of those requests: Standard (within 12 hours) or Bulk (within 48, cheaper)")
 	return cmd
 }

@@ -117,7 +117,10 @@ func buildHistory(ctx context.Context, b *testing.B, srv *locals3.Server, c *s3.
 //     version_at option on the source remote) to a second remote on the
 //     same server, --transfers 32 --checkers 32, server-side copies;
 //   - bucketvault: restore.Restorer.Run at T, Concurrency 32, from a vault
-//     the bucket was journaled into by Reconcile beforehand (not timed).
+//     the bucket was journaled into by Reconcile beforehand (not timed),
+//     every object read back after the write (--verify all, the default);
+//   - bv-verify-bytes: the same with --verify bytes (no read-back where
+//     the write's ETag proves the bytes).
 //
 // The four run in mirrored order (limit, limit-keyorder, rclone,
 // bucketvault, then the reverse) and their times add up, so that other load on
@@ -183,22 +186,26 @@ func BenchmarkRestoreAsOf(b *testing.B) {
 		return nil
 	}}
 	var vb string
-	bv := &contender{name: "bucketvault", run: func(m *meter) error {
-		dst := srv.BucketName(b)
-		r := &restore.Restorer{S3: client(ctx, b, srv, bvCalls.option())}
-		m.start()
-		rep, err := r.Run(ctx, restore.Request{Vault: vb, Bucket: h.bucket, At: h.at, TargetBucket: dst, CreateBucket: true, Concurrency: concurrency})
-		m.stop()
-		if err != nil {
-			return err
-		}
-		if rep.State != restore.StateCompleted || rep.Restored != int64(len(h.current)) {
-			return fmt.Errorf("state %s, restored %d, want %s and %d\n%s", rep.State, rep.Restored, restore.StateCompleted, len(h.current), rep.Text())
-		}
-		check("bucketvault", dst)
-		return nil
-	}}
-	all := []*contender{limit, keyOrder, rc, bv}
+	bvContender := func(name, verify string, calls *callCounter) *contender {
+		return &contender{name: name, run: func(m *meter) error {
+			dst := srv.BucketName(b)
+			r := &restore.Restorer{S3: client(ctx, b, srv, calls.option())}
+			m.start()
+			rep, err := r.Run(ctx, restore.Request{Vault: vb, Bucket: h.bucket, At: h.at, TargetBucket: dst, CreateBucket: true, Concurrency: concurrency, Verify: verify})
+			m.stop()
+			if err != nil {
+				return err
+			}
+			if rep.State != restore.StateCompleted || rep.Restored != int64(len(h.current)) {
+				return fmt.Errorf("state %s, restored %d, want %s and %d\n%s", rep.State, rep.Restored, restore.StateCompleted, len(h.current), rep.Text())
+			}
+			check(name, dst)
+			return nil
+		}}
+	}
+	bv := bvContender("bucketvault", restore.VerifyAll, bvCalls)
+	bvBytes := bvContender("bv-verify-bytes", restore.VerifyBytes, newCallCounter())
+	all := []*contender{limit, keyOrder, rc, bv, bvBytes}
 	pid := serverPID(srv)
 	var reconcileDur time.Duration
 	b.ResetTimer()
@@ -237,6 +244,10 @@ func BenchmarkRestoreAsOf(b *testing.B) {
 	b.ReportMetric(br/lr, "ratio_bv/limit")
 	b.ReportMetric(br/rr, "ratio_bv/rclone")
 	b.ReportMetric(br/kr, "ratio_bv/keyorder")
+	bbr := bvBytes.rate(n)
+	b.ReportMetric(bbr, "bvbytes_objects/s")
+	b.ReportMetric(bbr/lr, "ratio_bvbytes/limit")
+	b.ReportMetric(bbr/rr, "ratio_bvbytes/rclone")
 	b.ReportMetric(limit.spread(), "limit_spread")
 	calls, perObject := perUnit(bvCalls.snapshot(), len(bv.d)*n)
 	b.ReportMetric(perObject, "bv_calls/object")

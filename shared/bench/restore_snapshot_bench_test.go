@@ -106,17 +106,20 @@ func buildSnapPoint(ctx context.Context, b *testing.B, srv *locals3.Server, c *s
 
 // BenchmarkRestoreSnapshot is issue 14's restore from packs: a SNAPSHOT
 // recovery point of 20,000 objects of 1-9 KiB (buildSnapPoint; every
-// record packed), restored by three contenders that restoreRace makes
+// record packed), restored by four contenders that restoreRace makes
 // and checks, in mirrored order, each into a fresh bucket. The limit
 // copies every version the point holds (CopyObject, 32 in flight, keys
 // from the writes); rclone copies the source as of the end of the second
 // the snapshot's listing ended in, server-side; bucketvault restores the
 // point (Restorer.Run with RecoveryPointID), reading each MiB of a pack
 // with one ranged GET that its 32 workers share (vault.PackReader) and
-// writing every member with a PutObject. The snapshot is taken once and
-// the source does not change after it, so all three give back the same
-// state. Besides restoreRace.report's metrics: bv_gets/object, well
-// below 1 when packs are read a window at a time.
+// writing every member with a PutObject, then reading it back (--verify
+// all, the default: one HEAD); bv-verify-bytes restores the same with
+// --verify bytes (the write's ETag proves the bytes: no HEAD). The
+// snapshot is taken once and the source does not change after it, so
+// all four give back the same state. Besides restoreRace.report's
+// metrics: bv_gets/object, well below 1 when packs are read a window at
+// a time, and bvbytes_objects/s with its ratios to the limit and rclone.
 func BenchmarkRestoreSnapshot(b *testing.B) {
 	rclone, err := exec.LookPath("rclone")
 	if err != nil {
@@ -131,7 +134,8 @@ func BenchmarkRestoreSnapshot(b *testing.B) {
 	limit := r.limit("limit", s.current)
 	rc := r.rclone(rclone, s.at)
 	bv := r.bucketvault(restore.Request{Vault: s.vault, Bucket: s.bucket, RecoveryPointID: s.job.RecoveryPointID})
-	all := []*contender{limit, rc, bv}
+	bvBytes := r.bucketvaultAs("bv-verify-bytes", restore.Request{Vault: s.vault, Bucket: s.bucket, RecoveryPointID: s.job.RecoveryPointID, Verify: restore.VerifyBytes}, newCallCounter())
+	all := []*contender{limit, rc, bv, bvBytes}
 	pid := serverPID(srv)
 	b.ResetTimer()
 	for range b.N {
@@ -144,6 +148,10 @@ func BenchmarkRestoreSnapshot(b *testing.B) {
 	b.ReportMetric(gets, "bv_gets/object")
 	b.Logf("bucketvault reads %.4f GETs per object from %d packs", gets, s.packs)
 	r.report(pid, limit, rc, bv, all, n, fmt.Sprintf("%d packed objects of %s", n, r.what))
+	bbr := bvBytes.rate(n)
+	b.ReportMetric(bbr, "bvbytes_objects/s")
+	b.ReportMetric(bbr/limit.rate(n), "ratio_bvbytes/limit")
+	b.ReportMetric(bbr/rc.rate(n), "ratio_bvbytes/rclone")
 }
 
 // restoreRace is what the restore benchmarks share: a source bucket, the
@@ -209,10 +217,16 @@ func (r *restoreRace) rclone(bin string, at time.Time) *contender {
 // Concurrency 32, its calls counted in r.calls; it must complete and
 // restore every key of r.want.
 func (r *restoreRace) bucketvault(req restore.Request) *contender {
-	return &contender{name: "bucketvault", run: func(m *meter) error {
+	return r.bucketvaultAs("bucketvault", req, r.calls)
+}
+
+// bucketvaultAs is bucketvault under another name, counting its S3 calls
+// in calls (a variant: --verify bytes).
+func (r *restoreRace) bucketvaultAs(name string, req restore.Request, calls *callCounter) *contender {
+	return &contender{name: name, run: func(m *meter) error {
 		req := req
 		req.TargetBucket, req.CreateBucket, req.Concurrency = r.srv.BucketName(r.b), true, concurrency
-		rs := &restore.Restorer{S3: client(r.ctx, r.b, r.srv, r.calls.option())}
+		rs := &restore.Restorer{S3: client(r.ctx, r.b, r.srv, calls.option())}
 		m.start()
 		rep, err := rs.Run(r.ctx, req)
 		m.stop()
@@ -222,7 +236,7 @@ func (r *restoreRace) bucketvault(req restore.Request) *contender {
 		if rep.State != restore.StateCompleted || rep.Restored != int64(len(r.want)) {
 			return fmt.Errorf("state %s, restored %d, want %s and %d\n%s", rep.State, rep.Restored, restore.StateCompleted, len(r.want), rep.Text())
 		}
-		r.check("bucketvault", req.TargetBucket)
+		r.check(name, req.TargetBucket)
 		return nil
 	}}
 }

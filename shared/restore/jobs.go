@@ -79,7 +79,7 @@ func LoadJob(ctx context.Context, v *vault.Vault, jobID string, now time.Time) (
 // one into the target the first created.
 func requestHash(req Request) string {
 	req.JobID, req.Concurrency, req.CreateBucket, req.AllowIncomplete = "", 0, false, false
-	req.ArchiveWaitMinutes, req.ArchiveTier = 0, ""
+	req.ArchiveWaitMinutes, req.ArchiveTier, req.Verify = 0, "", ""
 	b, _ := json.Marshal(req)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])

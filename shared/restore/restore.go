@@ -27,6 +27,12 @@ import (
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
+// What a restore reads back after each write (Request.Verify).
+const (
+	VerifyAll   = "all"
+	VerifyBytes = "bytes"
+)
+
 // Modes of a restore.
 const (
 	// NonDestructive writes every selected key whose content at T differs
@@ -77,6 +83,12 @@ type Request struct {
 	// ArchiveTier is the retrieval tier of those requests: Standard (the
 	// default, within 12 hours) or Bulk (within 48, cheaper).
 	ArchiveTier string `json:"archiveTier,omitempty"`
+	// Verify is what is read back after each write: VerifyAll (the
+	// default) reads every object back and checks its bytes and every
+	// field written; VerifyBytes checks the bytes alone, from the write's
+	// own ETag where it proves them (one request per object fewer: see
+	// docs/benchmarks.md), else with a HEAD.
+	Verify string `json:"verify,omitempty"`
 	// JobID names the job when the caller must know it before the job
 	// starts (the CLI starting the restore function, then following the
 	// job's record); empty: a new id.
@@ -133,6 +145,11 @@ func (r *Request) Validate(now time.Time, allowed []string) error {
 	}
 	if r.JobID != "" && !jobIDPattern.MatchString(r.JobID) {
 		return bad("job id %q: want 1 to 128 letters, digits, '.', '_' or '-'", r.JobID)
+	}
+	switch r.Verify {
+	case "", VerifyAll, VerifyBytes:
+	default:
+		return bad("verify %q: want %s or %s", r.Verify, VerifyAll, VerifyBytes)
 	}
 	if r.Concurrency < 0 {
 		return bad("concurrency %d: want a positive number", r.Concurrency)
@@ -899,6 +916,22 @@ func (r *Restorer) finish(ctx context.Context, v *vault.Vault, req Request, t ta
 		default:
 			aclRestored = true
 		}
+	}
+	if req.Verify == VerifyBytes {
+		if etag != "" && etag == t.obj.Version.ETag {
+			// S3 computed the original's ETag for the write: the bytes.
+			mp.Action, mp.Verified = ActionRestored, "etag"
+			return mp
+		}
+		how, err := r.verify(ctx, req.TargetBucket, t.key, versionID, t.obj.Version, etag, fields{storageClass: t.obj.StorageClass})
+		if err != nil && ctx.Err() == nil {
+			return fail(r.unwrite(ctx, req.TargetBucket, t.key, versionID, err))
+		}
+		if err != nil {
+			return fail(fmt.Errorf("written as version %s but not checked: the restore stopped (%w); running the same restore again checks it", versionID, context.Cause(ctx)))
+		}
+		mp.Action, mp.Verified = ActionRestored, how
+		return mp
 	}
 	want, err := r.written(ctx, v, t)
 	if err != nil {

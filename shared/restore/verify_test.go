@@ -164,4 +164,15 @@ func TestRestoreChecksEveryFieldAfterTheWrite(t *testing.T) {
 			t.Errorf("%s: the object that failed its check is still in the target", k)
 		}
 	}
+	// --verify bytes reads back only what proves the bytes: the same
+	// faults pass, and the mappings say nothing of fields.
+	bytesOnly := srv.BucketName(t)
+	r = &restore.Restorer{S3: &alterAfterWrite{Client: c, target: bytesOnly}}
+	rep, err = r.Run(ctx, restore.Request{Vault: v.Bucket, Bucket: bucket, At: at, TargetBucket: bytesOnly, CreateBucket: true, AllowIncomplete: true, Verify: restore.VerifyBytes})
+	if err != nil || rep.Restored != 3 || rep.Failed != 0 || rep.FieldsChecked != 0 || rep.VerifiedBy["etag"] != 3 {
+		t.Fatalf("--verify bytes: %+v %v", rep, err)
+	}
+	if _, err := (&restore.Restorer{S3: c}).Run(ctx, restore.Request{Vault: v.Bucket, Bucket: bucket, At: at, TargetBucket: srv.BucketName(t), Verify: "some"}); err == nil || !strings.Contains(err.Error(), "verify") {
+		t.Errorf("verify some: %v", err)
+	}
 }
