@@ -87,6 +87,9 @@ type PlanState struct {
 	// Run names the execution's working files (scratch.run).
 	Run  string `json:"run"`
 	Done bool   `json:"done"`
+	// EarlierTarget says the target was created by an earlier run of the
+	// job: every key is compared with it before it is written.
+	EarlierTarget bool `json:"earlierTarget,omitempty"`
 	// After is the last key planned ("" before the first round).
 	After string `json:"after,omitempty"`
 	// Items and Markers count the work items written, Keys and Bytes
@@ -308,10 +311,7 @@ func (r *Restorer) Plan(ctx context.Context, step StepRequest) (*Job, error) {
 			job.State, job.StatusMessage = b.finished.State, b.finished.StatusMessage
 			return &job, writeItemsList(ctx, v, sc, 0)
 		}
-		// The request as this run restores it (into a target an earlier
-		// run created, it compares before it writes).
-		job.Request = b.req
-		b.rep.Plan = &PlanState{Run: runOf(step.Execution)}
+		b.rep.Plan = &PlanState{Run: runOf(step.Execution), EarlierTarget: b.rep.Request.CreateBucket && !b.req.CreateBucket}
 		if err := b.record.Put(ctx, b.rep); err != nil {
 			return nil, err
 		}
@@ -321,6 +321,13 @@ func (r *Restorer) Plan(ctx context.Context, step StepRequest) (*Job, error) {
 		return nil, &InvalidRequestError{Reason: fmt.Sprintf("job %s's record has no plan: it is not a state machine's restore", job.JobID)}
 	}
 	ps := *cur.Plan
+	// The request as the record holds it (its time set, a snapshot's
+	// too); into a target an earlier run created, it compares before it
+	// writes.
+	job.Request = cur.Request
+	if ps.EarlierTarget {
+		job.Request.CreateBucket = false
+	}
 	if ps.Done {
 		job.Plan = ps
 		return &job, nil

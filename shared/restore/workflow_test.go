@@ -274,3 +274,36 @@ func TestWorkflowRunAgainFinishes(t *testing.T) {
 		t.Fatalf("third execution: %+v %v", job, err)
 	}
 }
+
+// TestWorkflowPlanRetriedAfterItsFirstRound: the first plan round began
+// the job and planned, but its answer was lost (a Lambda retried): the
+// retry, with the execution's first payload again, resumes the job
+// (ours: the same execution) from its record and the restore is exact.
+func TestWorkflowPlanRetriedAfterItsFirstRound(t *testing.T) {
+	smallItems(t)
+	f := newJournalFixture(t)
+	target := f.srv.BucketName(t)
+	r := &restore.Restorer{S3: f.c}
+	lost := false
+	e := &restore.LocalExecution{Restorer: r, Execution: "arn:aws:states:us-east-1:111122223333:execution:bv-restore:lost-answer",
+		Invoke: func(ctx context.Context, raw json.RawMessage) (any, error) {
+			out, err := r.Handle(ctx, raw)
+			if strings.Contains(string(raw), `"step":"plan"`) && !lost {
+				lost = true
+				return nil, &restore.RetryableError{Err: errors.New("injected: the invocation's answer was lost")}
+			}
+			return out, err
+		}}
+	job, err := e.Run(f.ctx, restore.Request{Vault: f.v.Bucket, Bucket: f.bucket, At: f.at, TargetBucket: target, CreateBucket: true})
+	if err != nil || job.State != restore.StateCompleted || !lost {
+		t.Fatalf("execution: %+v %v", job, err)
+	}
+	rep, err := restore.LoadJob(f.ctx, f.v, job.JobID, f.at)
+	if err != nil || rep.Restored != 6 || rep.Failed != 0 {
+		t.Fatalf("report: %+v %v", rep, err)
+	}
+	got, err := inspect.Capture(f.ctx, f.c, target, "")
+	if err != nil || len(got) != 6 {
+		t.Fatalf("target: %d keys (%v)", len(got), err)
+	}
+}
