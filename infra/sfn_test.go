@@ -32,13 +32,15 @@ import (
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
-// The end-to-end test of the synthesized snapshot state machine: the
-// definition CloudFormation would get (DefinitionString with its
+// The end-to-end tests of the synthesized state machines: the definition
+// CloudFormation would get (DefinitionString with its
 // DefinitionSubstitutions applied) runs in aws-local-stepfunctions 3.0.0
-// (infra/_sfn, npm), every Task state answered by this test's HTTP server
-// with the snapshot function's own handler, snapshot.Engine.Handle, on the
-// local S3 server. It must make the same recovery point as the in-process
-// runner, Engine.Run.
+// (infra/_sfn, npm), every Task state answered by the test's HTTP server
+// (sfnHarness) with the function's own handler on the local S3 server.
+// The snapshot state machine, answered by snapshot.Engine.Handle, must
+// make the same recovery point as the in-process runner, Engine.Run; the
+// restore state machine (restore_test.go), answered by
+// restore.Restorer.Handle, the same restore as Restorer.Run.
 //
 // What it does not run as AWS would (infra/_sfn/run.mjs says how each is
 // stood in for): the Distributed Map's ItemReader and ItemBatcher, which
@@ -60,7 +62,7 @@ const sfnDir = "_sfn"
 func requireLocalStepFunctions(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed: the snapshot state machine runs in aws-local-stepfunctions (npm), which needs Node.js 20 or later")
+		t.Skip("node is not installed: the state machines run in aws-local-stepfunctions (npm), which needs Node.js 20 or later")
 	}
 	data, err := os.ReadFile(filepath.Join(sfnDir, "node_modules", "aws-local-stepfunctions", "package.json"))
 	var pkg struct{ Version string }
@@ -82,12 +84,19 @@ func requireLocalStepFunctions(t *testing.T) {
 
 // sfnHarness answers the Task states of one execution.
 type sfnHarness struct {
-	t      *testing.T
-	engine *snapshot.Engine
+	t *testing.T
+	// handle is the function's handler every Task state invokes
+	// (snapshot.Engine.Handle, restore.Restorer.Handle): the Task's input
+	// in, its result or a Lambda error (its type's name) out.
+	handle func(ctx context.Context, input json.RawMessage) (any, error)
 	s3     s3x.Client
 	// inject, when set, fails the n-th call (from 0) of a state with the
-	// Lambda error errorType instead of running the step.
-	inject func(state string, req snapshot.Request, n int) (errorType string, fail bool)
+	// Lambda error errorType instead of running the step; input is the
+	// Task's input.
+	inject func(state string, input json.RawMessage, n int) (errorType string, fail bool)
+	// context, when set, is merged into the execution's Context Object
+	// (the execution's ARN: {"Execution": {"Id": ...}}).
+	context map[string]any
 
 	mu      sync.Mutex
 	calls   []taskCall
@@ -111,8 +120,15 @@ func (h *sfnHarness) handleTask(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	var req snapshot.Request
-	_ = json.Unmarshal(body.Input, &req) // Handle reports what does not decode
+	// The step and what the fail step caught, as every engine's step
+	// payload spells them; the handler reports what does not decode.
+	var req struct {
+		Step  string `json:"step"`
+		Error *struct {
+			Error string `json:"Error"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(body.Input, &req)
 	call := taskCall{State: body.State, Step: req.Step}
 	if req.Error != nil {
 		call.Caught = req.Error.Error
@@ -129,13 +145,13 @@ func (h *sfnHarness) handleTask(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(v)
 	}
 	if h.inject != nil {
-		if typ, fail := h.inject(body.State, req, n); fail {
+		if typ, fail := h.inject(body.State, body.Input, n); fail {
 			call.ErrorType = typ
 			answer(map[string]string{"errorType": typ, "errorMessage": "injected by the test"})
 			return
 		}
 	}
-	out, err := h.engine.Handle(r.Context(), body.Input)
+	out, err := h.handle(r.Context(), body.Input)
 	if err != nil {
 		call.ErrorType = lambdaErrorType(err)
 		answer(map[string]string{"errorType": call.ErrorType, "errorMessage": err.Error()})
@@ -241,7 +257,7 @@ func (h *sfnHarness) run(definition map[string]any, input any) *sfnResult {
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	req, err := json.Marshal(map[string]any{"definition": definition, "input": input, "endpoint": "http://" + ln.Addr().String(), "retryPauseMs": 10})
+	req, err := json.Marshal(map[string]any{"definition": definition, "input": input, "endpoint": "http://" + ln.Addr().String(), "retryPauseMs": 10, "context": h.context})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,27 +323,38 @@ func (e *eventLog) types() []string {
 // the test's.
 func snapshotDefinitionFor(t *testing.T, s *stackUnderTest, logicalID, vaultName string) map[string]any {
 	t.Helper()
+	return deployedDefinition(t, s, logicalID, substFunction, "SnapshotFunction",
+		"arn:aws:lambda:us-east-1:123456789012:function:bucketvault-snapshot", vaultName)
+}
+
+// deployedDefinition is a state machine's definition as CloudFormation
+// would deploy it: the template's DefinitionString with its
+// DefinitionSubstitutions applied, which must be exactly the function
+// (subst, the ARN of the function resource fn, made up as fnARN here) and
+// the vault (substVault, the test's vault here).
+func deployedDefinition(t *testing.T, s *stackUnderTest, logicalID, subst, fn, fnARN, vaultName string) map[string]any {
+	t.Helper()
 	p := s.props(t, logicalID)
 	def, ok := p["DefinitionString"].(string)
 	if !ok {
 		t.Fatalf("%s DefinitionString is %s, want a string", logicalID, render(p["DefinitionString"]))
 	}
-	subst := p["DefinitionSubstitutions"].(map[string]any)
-	want := map[string]string{substFunction: "GetAtt:SnapshotFunction.Arn", substVault: s.config.Vault.BucketName}
+	substs := p["DefinitionSubstitutions"].(map[string]any)
+	want := map[string]string{subst: "GetAtt:" + fn + ".Arn", substVault: s.config.Vault.BucketName}
 	got := map[string]string{}
-	for k, v := range subst {
+	for k, v := range substs {
 		got[k] = render(v)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("%s definition substitutions (-want +got):\n%s", logicalID, diff)
 	}
-	def = strings.NewReplacer(
-		"${"+substFunction+"}", "arn:aws:lambda:us-east-1:123456789012:function:bucketvault-snapshot",
-		"${"+substVault+"}", vaultName,
-	).Replace(def)
+	def = strings.NewReplacer("${"+subst+"}", fnARN, "${"+substVault+"}", vaultName).Replace(def)
 	var m map[string]any
 	if err := json.Unmarshal([]byte(def), &m); err != nil {
 		t.Fatal(err)
+	}
+	if strings.Contains(def, "${") {
+		t.Fatalf("%s: a substitution is left in the definition: %s", logicalID, def)
 	}
 	return m
 }
@@ -425,10 +452,10 @@ func TestSnapshotStateMachineRuns(t *testing.T) {
 	t.Run("same recovery point as the local runner, retries retried", func(t *testing.T) {
 		sv := newVault()
 		ev := &eventLog{}
-		h := &sfnHarness{t: t, engine: engine(sv, ev), s3: c}
+		h := &sfnHarness{t: t, handle: engine(sv, ev).Handle, s3: c}
 		// The first Scan and the first Copy fail as transient engine
 		// errors, the first Seal as Lambda throttling: each is retried.
-		h.inject = func(state string, _ snapshot.Request, n int) (string, bool) {
+		h.inject = func(state string, _ json.RawMessage, n int) (string, bool) {
 			switch {
 			case state == stateScan && n == 0, state == stateCopy && n == 0:
 				return snapshot.ErrorNames.Retryable[0], true
@@ -506,12 +533,14 @@ func TestSnapshotStateMachineRuns(t *testing.T) {
 
 	t.Run("a failed batch is tolerated and the point is PARTIAL", func(t *testing.T) {
 		sv := newVault()
-		h := &sfnHarness{t: t, engine: engine(sv, &eventLog{}), s3: c}
+		h := &sfnHarness{t: t, handle: engine(sv, &eventLog{}).Handle, s3: c}
 		var failedFiles []snapshot.ItemRef
 		var mu sync.Mutex
-		h.inject = func(state string, req snapshot.Request, n int) (string, bool) {
+		h.inject = func(state string, input json.RawMessage, n int) (string, bool) {
 			// The batch holding work-item file 1 fails every attempt
 			// with an error no retrier matches.
+			var req snapshot.Request
+			_ = json.Unmarshal(input, &req)
 			if state == stateCopy && len(req.Items) > 0 && req.Items[0].N == 1 {
 				mu.Lock()
 				defer mu.Unlock()
@@ -546,7 +575,7 @@ func TestSnapshotStateMachineRuns(t *testing.T) {
 	t.Run("an invalid job reaches the fail task", func(t *testing.T) {
 		ev := &eventLog{}
 		// The protected bucket is no vault: the job cannot run.
-		h := &sfnHarness{t: t, engine: engine(bucket, ev), s3: c}
+		h := &sfnHarness{t: t, handle: engine(bucket, ev).Handle, s3: c}
 		res := h.run(snapshotDefinitionFor(t, s, "SnapshotRuleDailyStateMachine", bucket), snapshot.JobForRule(s.config.Plan, rule, bucket, bucket, time.Now()))
 		if res.Status != "FAILED" || res.Error != snapshot.ErrorNames.Fatal[0] {
 			t.Fatalf("execution %s with error %q, want FAILED with %s", res.Status, res.Error, snapshot.ErrorNames.Fatal[0])
@@ -571,7 +600,7 @@ func TestSnapshotStateMachineRuns(t *testing.T) {
 	t.Run("a job past its start window ends EXPIRED", func(t *testing.T) {
 		sv := newVault()
 		ev := &eventLog{}
-		h := &sfnHarness{t: t, engine: engine(sv, ev), s3: c}
+		h := &sfnHarness{t: t, handle: engine(sv, ev).Handle, s3: c}
 		late := time.Now().Add(-rule.StartWindow() - time.Minute)
 		res := h.run(snapshotDefinitionFor(t, s, "SnapshotRuleDailyStateMachine", sv), snapshot.JobForRule(s.config.Plan, rule, sv, bucket, late))
 		var got snapshot.Job

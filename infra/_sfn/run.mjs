@@ -6,7 +6,10 @@
 // ({"errorType", "errorMessage"}).
 //
 // stdin:  {"definition": {...ASL...}, "input": ..., "endpoint": "http://127.0.0.1:PORT",
-//          "retryPauseMs": 10}
+//          "retryPauseMs": 10, "context": {...}}
+//         context (optional) is merged into the execution's Context Object, as
+//         Step Functions would fill it ({"Execution": {"Id": ..., "Name": ...}});
+//         Execution.Input and Execution.StartTime are always the run's own.
 // stdout: {"status": "SUCCEEDED", "output": ...} or {"status": "FAILED", "error", "cause"},
 //         and "events": the execution's Retried/Caught/Failed state events.
 //
@@ -165,7 +168,7 @@ for (const [name, s] of Object.entries(definition.States)) {
 if (definition.TimeoutSeconds * 1000 > 2 ** 31 - 1) delete definition.TimeoutSeconds;
 
 const sm = new StateMachine(definition, { validationOptions: { checkArn: false } });
-const exec = sm.run(req.input, { overrides: { taskResourceLocalHandlers, retryIntervalOverrides } });
+const exec = sm.run(req.input, { overrides: { taskResourceLocalHandlers, retryIntervalOverrides }, context: req.context });
 const logs = collect(exec.eventLogs);
 let out;
 try {
