@@ -202,6 +202,10 @@ func (r *Report) Text() string {
 		fmt.Fprintf(&b, "  checked after the write: bytes by ETag %d, by checksum %d, size only %d; metadata, tags and storage class read back for %d\n",
 			r.VerifiedBy["etag"], r.VerifiedBy["checksum"], r.VerifiedBy[VerifiedSizeOnly], r.FieldsChecked)
 	}
+	if r.Runner.execution() != "" && r.Plan != nil {
+		fmt.Fprintf(&b, "  ran as state machine execution %s: %d objects (%d bytes) planned in %d work items over %d rounds, %d delete markers in %d items\n",
+			r.Runner.Execution, r.Plan.Keys, r.Plan.Bytes, r.Plan.Items, r.Plan.Rounds, r.Plan.MarkerKeys, r.Plan.Markers)
+	}
 	fmt.Fprintf(&b, "  took %.1fs\n", r.DurationSeconds)
 	for _, w := range r.Warnings {
 		fmt.Fprintf(&b, "  WARNING %s\n", w)
