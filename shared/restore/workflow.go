@@ -771,18 +771,19 @@ func (r *Restorer) unfinishedItem(ctx context.Context, v *vault.Vault, key, what
 // FailStep ends the job FAILED with what the state machine caught, and
 // returns it so the execution fails with the same error.
 func (r *Restorer) FailStep(ctx context.Context, job Job, caught, cause string) (*Job, error) {
-	v, err := vault.Open(ctx, r.S3, job.Request.Vault)
-	if err != nil {
-		return nil, err
-	}
 	why := caught
 	if c := causeMessage(cause); c != "" {
 		why += ": " + c
 	}
 	if job.JobID == "" {
-		// The plan's first round failed before the job had a record.
+		// The plan's first round failed before the job had a record (a
+		// vault that is none, say: nothing to open).
 		job.State, job.StatusMessage = StateFailed, why
 		return &job, nil
+	}
+	v, err := vault.Open(ctx, r.S3, job.Request.Vault)
+	if err != nil {
+		return nil, err
 	}
 	var now Report
 	_, err = v.UpdateJobRecord(ctx, job.JobID, &now, func() bool {
