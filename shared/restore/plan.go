@@ -146,7 +146,9 @@ func (r *Restorer) produce(ctx context.Context, m *vault.Merger, target *targetL
 		if !sel.has(key) {
 			continue
 		}
-		seen[key] = sel.keys[key]
+		if sel.keys[key] {
+			seen[key] = true // requested keys only: the rest need no memory
+		}
 		if target != nil {
 			if err := target.before(ctx, key, markDeleted); err != nil {
 				return res, err
