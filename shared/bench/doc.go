@@ -18,10 +18,16 @@
 //   - BenchmarkRestoreAsOf: objects/s of restore.Restorer.Run as of a
 //     second T against raw parallel CopyObject of the versions current at T
 //     and against rclone copy with version_at (ratio_bv/limit,
-//     ratio_bv/rclone). It needs rclone on PATH (apt-get install -y rclone)
-//     and skips without it.
+//     ratio_bv/rclone), every object read back (the default), and the
+//     same without the read-back (--verify bytes: ratio_bvbytes/*). It
+//     needs rclone on PATH (apt-get install -y rclone) and skips without
+//     it.
 //   - BenchmarkRestorePeakHeap: the peak Go heap during a restore at two
 //     journal sizes (ratio_large/small: flat is close to 1).
+//   - BenchmarkRestorePlanPeakHeap: the same for the plan and report path
+//     alone (a dry run), 10,000 and 1,000,000 keys.
+//   - BenchmarkRestorePlan: keys/s of the restore state machine's plan
+//     step against reading the journal alone (ratio_plan/read).
 //   - BenchmarkReconcileInitialBackup: versions/s of journal.Reconcile (a
 //     bucket's first full backup) against raw parallel CopyObject.
 //   - BenchmarkSnapshotFull: objects/s of a full snapshot
@@ -36,7 +42,7 @@
 //   - BenchmarkRestoreSnapshot: objects/s of a restore of a packed SNAPSHOT
 //     recovery point of 20,000 small objects against raw parallel
 //     CopyObject and rclone copy with version_at (ratio_bv/limit,
-//     ratio_bv/rclone).
+//     ratio_bv/rclone; ratio_bvbytes/* without the read-back).
 //   - BenchmarkExpireCollect: objects/s of expiry collecting unreferenced
 //     data against raw ListObjectVersions + DeleteObjects
 //     (ratio_expire/raw).
