@@ -23,7 +23,8 @@ import (
 // aclServer gives the real server the object ACLs it lacks (MinIO answers
 // NotImplemented): the source bucket's Object Ownership, a canned ACL per
 // source object (aclFor), a denied ACL read for one key, and a record of
-// the ACLs a restore puts. Every other call goes to the server.
+// the ACLs a restore puts (which it reads back). Every other call goes to
+// the server.
 type aclServer struct {
 	s3x.Client
 	source    string
@@ -64,6 +65,15 @@ func (a *aclServer) GetBucketOwnershipControls(ctx context.Context, in *s3.GetBu
 
 func (a *aclServer) GetObjectAcl(ctx context.Context, in *s3.GetObjectAclInput, o ...func(*s3.Options)) (*s3.GetObjectAclOutput, error) {
 	key := aws.ToString(in.Key)
+	if aws.ToString(in.Bucket) != a.source {
+		// A restore reading back the ACL it put.
+		a.mu.Lock()
+		p, ok := a.put[key]
+		a.mu.Unlock()
+		if ok {
+			return &s3.GetObjectAclOutput{Owner: p.Owner, Grants: p.Grants}, nil
+		}
+	}
 	if aws.ToString(in.Bucket) != a.source || aws.ToString(in.VersionId) == "" {
 		return nil, fmt.Errorf("GetObjectAcl of s3://%s/%s@%s: want a version of the source", aws.ToString(in.Bucket), key, aws.ToString(in.VersionId))
 	}
