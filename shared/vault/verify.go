@@ -297,6 +297,10 @@ const maxPackHeads = 4096
 // mismatchError is a data object whose bytes do not match the record.
 type mismatchError struct{ what, got, want string }
 
+// IsBytesMismatch says whether err is CheckData finding bytes that differ
+// from the record (not a read that failed).
+func IsBytesMismatch(err error) bool { return errors.As(err, new(*mismatchError)) }
+
 func (e *mismatchError) Error() string {
 	return fmt.Sprintf("%s is %s, the record says %s", e.what, e.got, e.want)
 }
