@@ -1,0 +1,180 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/bucketvault/bucketvault/shared/plan"
+	"github.com/bucketvault/bucketvault/shared/restoretest"
+)
+
+// restoreTestExamples is the shared directory of example restore testing
+// plans and selections (shared/restoretest's tests use it too).
+const restoreTestExamples = "../../testdata/restoretest/"
+
+func TestRestoreTestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  []string // phrases on stdout
+		err  []string // phrases on stderr
+	}{
+		{"plan-daily-random.json", nil, exitOK, []string{
+			`plan-daily-random.json: restore testing plan "s3_daily_random" is valid`,
+			"schedule: cron(0 5 ? * * *) in Europe/Paris, start within 8h",
+			"picks: RANDOM_WITHIN_WINDOW among SNAPSHOT and CONTINUOUS recovery points of the last 14 days",
+			"from vaults *, except arn:aws:backup:eu-west-1:123456789012:backup-vault:scratch-*",
+		}, nil},
+		{"create-plan-input.json", nil, exitOK, []string{
+			`restore testing plan "weekly_latest" is valid`,
+			"cron(30 2 ? * SUN *) in Etc/UTC, start within 24h",
+			"LATEST_WITHIN_WINDOW among SNAPSHOT recovery points of the last 30 days",
+			"tags: cost-centre=4711, team=platform",
+		}, nil},
+		{"get-restore-testing-plan-output.json", nil, exitOK, []string{`restore testing plan "weekly_latest" is valid`}, nil},
+		{"selection-by-arns.json", nil, exitOK, []string{
+			`restore testing selection "s3_two_buckets" is valid`,
+			"takes: S3 buckets arn:aws:s3:::orders-prod, arn:aws:s3:::invoices-prod",
+			"validation window: 4h, then the restored bucket is deleted",
+			"IamRoleArn is required by AWS Backup; bucketvault does not assume it",
+		}, nil},
+		{"selection-by-tags.json", nil, exitOK, []string{
+			`restore testing selection "s3_tagged_production" is valid (plan "s3_daily_random")`,
+			`takes: every protected S3 bucket whose tags have backup = "true" and environment != "dev"`,
+			"validation window: 24h",
+			"metadata overrides: encryptionType=SSE-KMS, kmsKey=arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab, restoreACLs=false",
+		}, nil},
+		{"get-restore-testing-selection-output.json", nil, exitOK, []string{
+			`restore testing selection "s3_tagged" is valid (plan "s3_daily_random")`,
+			"validation window: none, the restored bucket is deleted once the restore test ends",
+		}, nil},
+		{"invalid-plan.json", nil, exitUsage, nil, []string{
+			"9 problems", "invalid-plan.json:",
+			"  RecoveryPointSelection.SelectionWindowDays: 400: want 1 to 365",
+			`  ScheduleExpression: "rate(1 day)": a restore testing plan takes a cron(...) expression`,
+		}},
+		{"invalid-plan-unknown-field.json", nil, exitUsage, nil, []string{
+			"2 problems",
+			`RestoreTestingPlan.StartWindowHours: want a whole number, got a string "24"`,
+			"RestoreTestingPlan.RecoveryPointSelection.SelectionWindowDay: unknown field (did you mean SelectionWindowDays?)",
+		}},
+		{"invalid-selection.json", nil, exitUsage, nil, []string{
+			"8 problems",
+			`ProtectedResourceType: "EBS": bucketvault restore-tests S3 buckets only`,
+			"ProtectedResourceConditions: only with ProtectedResourceArns [\"*\"]",
+			"ValidationWindowHours: 200: want 0 to 168",
+		}},
+		{"a backup plan", []string{"restore-test", "validate", examples + "continuous-daily-35d.json"}, exitUsage, nil,
+			[]string{"1 problem", "not a restore testing one: check it with `bucketvault plan validate`"}},
+		{"missing file", []string{"restore-test", "validate", "no-such-plan.json"}, exitUsage, nil, []string{"no-such-plan.json"}},
+		{"no file", []string{"restore-test", "validate"}, exitUsage, nil, []string{"want one restore testing plan or selection file, got 0 arguments"}},
+		{"two files", []string{"restore-test", "validate", restoreTestExamples + "plan-daily-random.json", restoreTestExamples + "selection-by-arns.json"}, exitUsage, nil,
+			[]string{"got 2 arguments"}},
+	}
+	covered := map[string]bool{}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			if args == nil {
+				covered[tc.name] = true
+				args = []string{"restore-test", "validate", restoreTestExamples + tc.name}
+			}
+			code, out, errOut := offline(args...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out, errOut)
+			}
+			for _, s := range tc.out {
+				if !strings.Contains(out, s) {
+					t.Errorf("stdout does not say %q:\n%s", s, out)
+				}
+			}
+			for _, s := range tc.err {
+				if !strings.Contains(errOut, s) {
+					t.Errorf("stderr does not say %q:\n%s", s, errOut)
+				}
+			}
+		})
+	}
+	entries, err := os.ReadDir(restoreTestExamples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".json") && !covered[e.Name()] {
+			t.Errorf("%s%s has no verdict in this test", restoreTestExamples, e.Name())
+		}
+	}
+}
+
+func TestRestoreTestValidateJSON(t *testing.T) {
+	type verdict struct {
+		File                    string
+		Kind                    string
+		Valid                   bool
+		Problems                []plan.FieldError
+		RestoreTestingPlan      *restoretest.Plan
+		RestoreTestingSelection *restoretest.Selection
+		Tags                    map[string]string
+	}
+	run := func(t *testing.T, wantCode int, file string) verdict {
+		t.Helper()
+		code, out, errOut := offline("--json", "restore-test", "validate", restoreTestExamples+file)
+		if code != wantCode {
+			t.Fatalf("exit %d, want %d\n%s", code, wantCode, errOut)
+		}
+		var v verdict
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("--json printed %q: %v", out, err)
+		}
+		return v
+	}
+
+	// The plan as parsed, with AWS Backup's defaults written in.
+	v := run(t, exitOK, "create-plan-input.json")
+	p := v.RestoreTestingPlan
+	if v.Kind != "RestoreTestingPlan" || !v.Valid || p == nil || v.RestoreTestingSelection != nil {
+		t.Fatalf("verdict %+v", v)
+	}
+	r := p.RecoveryPointSelection
+	if p.RestoreTestingPlanName != "weekly_latest" || p.ScheduleExpressionTimezone != "Etc/UTC" || p.StartWindowHours == nil || *p.StartWindowHours != 24 ||
+		r == nil || r.SelectionWindowDays == nil || *r.SelectionWindowDays != 30 || r.Algorithm != restoretest.LatestWithinWindow {
+		t.Errorf("plan %+v, selection %+v: want weekly_latest with Etc/UTC, 24 hours and 30 days", p, r)
+	}
+	if diff := cmp.Diff(map[string]string{"team": "platform", "cost-centre": "4711"}, v.Tags); diff != "" {
+		t.Errorf("Tags (-want +got):\n%s", diff)
+	}
+
+	// What the file sets is kept.
+	v = run(t, exitOK, "plan-daily-random.json")
+	if p := v.RestoreTestingPlan; p.ScheduleExpressionTimezone != "Europe/Paris" || *p.StartWindowHours != 8 || *p.RecoveryPointSelection.SelectionWindowDays != 14 {
+		t.Errorf("plan %+v", p)
+	}
+
+	v = run(t, exitOK, "selection-by-tags.json")
+	s := v.RestoreTestingSelection
+	if v.Kind != "RestoreTestingSelection" || s == nil || s.RestoreTestingPlanName != "s3_daily_random" || s.ValidationWindowHours == nil || *s.ValidationWindowHours != 24 {
+		t.Fatalf("verdict %+v, selection %+v", v, s)
+	}
+	if v := run(t, exitOK, "selection-by-arns.json").RestoreTestingSelection; len(v.ProtectedResourceArns) != 2 {
+		t.Errorf("selection %+v", v)
+	}
+
+	// A refused file: its problems by field, nothing parsed.
+	v = run(t, exitUsage, "invalid-plan-unknown-field.json")
+	var fields []string
+	for _, pr := range v.Problems {
+		fields = append(fields, pr.Field)
+	}
+	if diff := cmp.Diff([]string{"RestoreTestingPlan.StartWindowHours", "RestoreTestingPlan.RecoveryPointSelection.SelectionWindowDay"}, fields); v.Valid || diff != "" {
+		t.Errorf("valid %v; fields with problems (-want +got):\n%s", v.Valid, diff)
+	}
+	// A file that parses but is refused is printed parsed too.
+	if v := run(t, exitUsage, "invalid-selection.json"); v.Valid || len(v.Problems) != 8 || v.RestoreTestingSelection == nil {
+		t.Errorf("verdict %+v", v)
+	}
+}
