@@ -33,7 +33,7 @@ var layers = []layer{
 		Name: "jobs",
 		Why:  "what puts the engine to work: protecting a bucket, snapshots, restore jobs' notifications",
 		Packages: []string{
-			"shared/protect", "shared/snapshot", "shared/notify/restorejob",
+			"shared/protect", "shared/snapshot", "shared/notify/restorejob", "shared/restoretest",
 		},
 	},
 	{
