@@ -151,8 +151,30 @@ func Parse(data []byte) (*Plan, []Selection, error) {
 		"SelectionName and IamRoleArn (a selection), or a BackupPlan or BackupSelection wrapper"}}
 }
 
-// decodeStrict checks data against v's type (exact keys, JSON types) with
-// field paths, then unmarshals it into v.
+// DecodeStrict checks data against v's type (exact keys, each once, JSON
+// types), every problem an Errors entry at its field path, then
+// unmarshals it into v: how every AWS Backup document bucketvault reads
+// is decoded (backup plans and selections here, restore testing plans and
+// selections in shared/restoretest).
+func DecodeStrict(data []byte, v any) error { return decodeStrict(data, v) }
+
+// TopKeys returns the keys of a JSON object document in order, or Errors
+// saying where its syntax fails: how a reader tells one document kind
+// from another before decoding it.
+func TopKeys(data []byte) ([]string, error) {
+	ms, err := members(data)
+	if err != nil {
+		return nil, Errors{{Problem: syntaxProblem(data, err)}}
+	}
+	keys := make([]string, len(ms))
+	for i, m := range ms {
+		keys[i] = m.key
+	}
+	return keys, nil
+}
+
+// decodeStrict checks data against v's type (exact keys, each once, JSON
+// types) with field paths, then unmarshals it into v.
 func decodeStrict(data []byte, v any) error {
 	var errs Errors
 	check(data, reflect.TypeOf(v).Elem(), "", &errs)
@@ -185,7 +207,13 @@ func check(raw []byte, t reflect.Type, at string, errs *Errors) {
 			return
 		}
 		fields := jsonFields(t)
+		seen := map[string]bool{}
 		for _, m := range ms {
+			if seen[m.key] {
+				errs.add(join(at, m.key), "given twice")
+				continue
+			}
+			seen[m.key] = true
 			f, ok := fields[m.key]
 			if !ok {
 				errs.add(join(at, m.key), "unknown field%s", suggest(m.key, fields))
@@ -208,7 +236,13 @@ func check(raw []byte, t reflect.Type, at string, errs *Errors) {
 			errs.add(at, "want an object, got %s", kind(raw))
 			return
 		}
+		seen := map[string]bool{}
 		for _, m := range ms {
+			if seen[m.key] {
+				errs.add(join(at, m.key), "given twice")
+				continue
+			}
+			seen[m.key] = true
 			check(m.value, t.Elem(), join(at, m.key), errs)
 		}
 	default:

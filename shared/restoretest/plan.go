@@ -34,15 +34,12 @@
 package restoretest
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path"
-	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -254,16 +251,14 @@ type selectionDoc struct {
 // unknown keys, keys given twice and values of the wrong JSON type are
 // errors, each naming its path from the top of the file.
 func Parse(data []byte) (*Document, error) {
-	top, err := members(data)
+	top, err := plan.TopKeys(data)
 	if err != nil {
-		return nil, Errors{{Problem: syntaxProblem(data, err)}}
+		return nil, err
 	}
 	has := func(keys ...string) bool {
-		for _, m := range top {
-			for _, k := range keys {
-				if m.key == k {
-					return true
-				}
+		for _, k := range keys {
+			if contains(top, k) {
+				return true
 			}
 		}
 		return false
@@ -271,7 +266,7 @@ func Parse(data []byte) (*Document, error) {
 	switch {
 	case has("RestoreTestingPlan"):
 		var d planDoc
-		if err := decodeStrict(data, &d); err != nil {
+		if err := plan.DecodeStrict(data, &d); err != nil {
 			return nil, err
 		}
 		if d.RestoreTestingPlan == nil {
@@ -280,7 +275,7 @@ func Parse(data []byte) (*Document, error) {
 		return &Document{Plan: d.RestoreTestingPlan, Tags: d.Tags, CreatorRequestId: d.CreatorRequestId, wrapper: "RestoreTestingPlan"}, nil
 	case has("RestoreTestingSelection"):
 		var d selectionDoc
-		if err := decodeStrict(data, &d); err != nil {
+		if err := plan.DecodeStrict(data, &d); err != nil {
 			return nil, err
 		}
 		s := d.RestoreTestingSelection
@@ -298,13 +293,13 @@ func Parse(data []byte) (*Document, error) {
 		// Before the plan's keys: get-restore-testing-selection's object
 		// carries RestoreTestingPlanName too.
 		var s Selection
-		if err := decodeStrict(data, &s); err != nil {
+		if err := plan.DecodeStrict(data, &s); err != nil {
 			return nil, err
 		}
 		return &Document{Selection: &s}, nil
 	case has(planKeys...):
 		var p Plan
-		if err := decodeStrict(data, &p); err != nil {
+		if err := plan.DecodeStrict(data, &p); err != nil {
 			return nil, err
 		}
 		return &Document{Plan: &p}, nil
@@ -1026,226 +1021,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// Strict decoding: shared/plan's rules (exact keys, JSON types, each
-// problem at its path), for this package's types.
-
-// decodeStrict checks data against v's type, then unmarshals it into v.
-func decodeStrict(data []byte, v any) error {
-	var es Errors
-	check(data, reflect.TypeOf(v).Elem(), "", &es)
-	if len(es) > 0 {
-		return es
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return Errors{{Problem: err.Error()}}
-	}
-	return nil
-}
-
-var rawType = reflect.TypeOf(json.RawMessage(nil))
-
-// check walks raw against t and records unknown keys, keys given twice and
-// values of the wrong JSON type, each at its path.
-func check(raw []byte, t reflect.Type, at string, es *Errors) {
-	raw = bytes.TrimSpace(raw)
-	if string(raw) == "null" || t == rawType {
-		return
-	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.Struct, reflect.Map:
-		ms, err := members(raw)
-		if err != nil {
-			add(es, at, "want an object, got %s", kind(raw))
-			return
-		}
-		var fields map[string]reflect.StructField
-		if t.Kind() == reflect.Struct {
-			fields = jsonFields(t)
-		}
-		seen := map[string]bool{}
-		for _, m := range ms {
-			field := join(at, m.key)
-			if seen[m.key] {
-				add(es, field, "given twice")
-				continue
-			}
-			seen[m.key] = true
-			elem := t
-			if fields != nil {
-				f, ok := fields[m.key]
-				if !ok {
-					add(es, field, "unknown field%s", suggest(m.key, fields))
-					continue
-				}
-				elem = f.Type
-			} else {
-				elem = t.Elem()
-			}
-			check(m.value, elem, field, es)
-		}
-	case reflect.Slice:
-		var items []json.RawMessage
-		if err := json.Unmarshal(raw, &items); err != nil {
-			add(es, at, "want an array, got %s", kind(raw))
-			return
-		}
-		for i, it := range items {
-			check(it, t.Elem(), index(at, i), es)
-		}
-	default:
-		if err := json.Unmarshal(raw, reflect.New(t).Interface()); err != nil {
-			add(es, at, "want %s, got %s", want(t), kind(raw))
-		}
-	}
-}
-
-type member struct {
-	key   string
-	value json.RawMessage
-}
-
-// members returns the members of a JSON object in document order.
-func members(raw []byte) ([]member, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, fmt.Errorf("not an object")
-	}
-	var out []member
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
-		}
-		out = append(out, member{key: tok.(string), value: v})
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("data after the top-level object")
-	}
-	return out, nil
-}
-
-// syntaxProblem describes why data is not a JSON object, with a line and
-// column when the JSON is malformed.
-func syntaxProblem(data []byte, err error) string {
-	var se *json.SyntaxError
-	if jerr := json.Unmarshal(data, new(any)); errors.As(jerr, &se) {
-		line := 1 + bytes.Count(data[:se.Offset], []byte("\n"))
-		col := int(se.Offset) - bytes.LastIndexByte(data[:se.Offset], '\n') - 1
-		return fmt.Sprintf("not valid JSON: line %d, column %d: %v", line, col, se)
-	} else if jerr != nil {
-		return "not valid JSON: " + jerr.Error()
-	}
-	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
-		return err.Error()
-	}
-	return fmt.Sprintf("want a JSON object at the top, got %s", kind(data))
-}
-
-func jsonFields(t reflect.Type) map[string]reflect.StructField {
-	out := map[string]reflect.StructField{}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "-" || !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		out[name] = f
-	}
-	return out
-}
-
-// suggest names the field the user probably meant, or lists the valid ones.
-func suggest(key string, fields map[string]reflect.StructField) string {
-	best, bestD := "", 3
-	for _, name := range sortedKeys(fields) {
-		if strings.EqualFold(name, key) {
-			return fmt.Sprintf(" (did you mean %s? keys are case-sensitive)", name)
-		}
-		if d := distance(strings.ToLower(key), strings.ToLower(name)); d < bestD {
-			best, bestD = name, d
-		}
-	}
-	if best != "" {
-		return fmt.Sprintf(" (did you mean %s?)", best)
-	}
-	return "; want one of " + strings.Join(sortedKeys(fields), ", ")
-}
-
-// distance is the Levenshtein distance between a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
-}
-
-func kind(raw []byte) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return "nothing"
-	}
-	switch raw[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string " + truncate(string(raw))
-	case 't', 'f':
-		return "a boolean " + string(raw)
-	case 'n':
-		return "null"
-	}
-	return "the number " + truncate(string(raw))
-}
-
-func truncate(s string) string {
-	if len(s) > 40 {
-		return s[:37] + "..."
-	}
-	return s
-}
-
-func want(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.Int, reflect.Int32, reflect.Int64:
-		return "a whole number"
-	}
-	return t.String()
 }
