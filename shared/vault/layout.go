@@ -19,6 +19,7 @@ import (
 //	buckets/<bucket>.json                             protected bucket record
 //	reconcile/<bucket>.json                           reconcile progress
 //	jobs/<job>.json, jobs/<job>/mapping-<n>.jsonl.zst job records
+//	restore-tests/<bucket>/<id>.json                  restore test runs
 //
 // h is the hex SHA-256 of the version's identity, so data keys spread
 // evenly across prefixes whatever the source keys look like; s is a hash of
@@ -31,6 +32,7 @@ const (
 	reconcilePfx   = "reconcile/"
 	jobsPrefix     = "jobs/"
 	scratchPrefix  = "scratch/"
+	restoreTestPfx = "restore-tests/"
 	segmentSuffix  = ".jsonl.zst"
 	segmentIDWidth = 13 // unix milliseconds, zero-padded
 )
@@ -38,14 +40,15 @@ const (
 // Key patterns: every key of one area of the vault, for IAM resources and
 // lifecycle rules (infra), in S3's wildcard syntax.
 const (
-	PatternData      = dataPrefix + "*"
-	PatternJournal   = journalPrefix + "*"
-	PatternBuckets   = bucketsPrefix + "*"
-	PatternReconcile = reconcilePfx + "*"
-	PatternJobs      = jobsPrefix + "*"
-	PatternRuns      = runsPfx + "*"
-	PatternSnapshots = snapshotsPrefix + "*"
-	PatternScratch   = scratchPrefix + "*"
+	PatternData         = dataPrefix + "*"
+	PatternJournal      = journalPrefix + "*"
+	PatternBuckets      = bucketsPrefix + "*"
+	PatternReconcile    = reconcilePfx + "*"
+	PatternJobs         = jobsPrefix + "*"
+	PatternRuns         = runsPfx + "*"
+	PatternSnapshots    = snapshotsPrefix + "*"
+	PatternScratch      = scratchPrefix + "*"
+	PatternRestoreTests = restoreTestPfx + "*"
 	// DataPrefix is the prefix of every data object (a lifecycle filter).
 	DataPrefix = dataPrefix
 )
@@ -120,6 +123,19 @@ func BucketKey(bucket string) string { return bucketsPrefix + bucket + ".json" }
 
 // ReconcileKey is the vault key of a bucket's reconcile progress.
 func ReconcileKey(bucket string) string { return reconcilePfx + bucket + ".json" }
+
+// RestoreTestKey is the vault key of one restore test run of a bucket; its
+// id starts with the run's time, so a listing is in time order.
+func RestoreTestKey(bucket, id string) string { return restoreTestPfx + bucket + "/" + id + ".json" }
+
+// RestoreTestsPrefix is the prefix of a bucket's restore test runs ("":
+// every bucket's).
+func RestoreTestsPrefix(bucket string) string {
+	if bucket == "" {
+		return restoreTestPfx
+	}
+	return restoreTestPfx + bucket + "/"
+}
 
 // JobKey is the vault key of a job record.
 func JobKey(jobID string) string { return jobsPrefix + jobID + ".json" }

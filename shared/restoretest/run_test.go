@@ -1,0 +1,121 @@
+package restoretest_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/bucketvault/bucketvault/shared/journal"
+	"github.com/bucketvault/bucketvault/shared/locals3"
+	"github.com/bucketvault/bucketvault/shared/restoretest"
+	"github.com/bucketvault/bucketvault/shared/s3x"
+	"github.com/bucketvault/bucketvault/shared/vault"
+)
+
+// TestRestoreTestRun: a restore test of a protected bucket restores the
+// newest second into a restore-test-* bucket, validates it SUCCESSFUL,
+// keeps the run in the vault's history and deletes the bucket. With one
+// vault data object's bytes replaced (the vault owner's raw PutObject),
+// the next run is FAILED naming the key; with nothing in the window it
+// cannot run and leaves no bucket.
+func TestRestoreTestRun(t *testing.T) {
+	srv := locals3.ForTest(t)
+	ctx := context.Background()
+	c := srv.Client(ctx)
+	v, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket := srv.NewBucket(t, true)
+	start := time.Now().UTC().Add(-time.Minute)
+	if err := v.PutJSON(ctx, vault.BucketKey(bucket), vault.ProtectedBucket{Bucket: bucket, ProtectedAt: start, FirstFullBackupAt: &start}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a/1", "a/2", "b/1"} {
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: strings.NewReader("bytes of " + k),
+			Tagging: aws.String("team=photos")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	j := &journal.Journal{Vault: v, S3: c}
+	if _, err := j.Reconcile(ctx, bucket, journal.ReconcileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tester := &restoretest.Tester{S3: c}
+	run, err := tester.Run(ctx, restoretest.RunRequest{Vault: v.Bucket, Bucket: bucket, Seed: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Status != restoretest.StatusSuccessful || run.Type != restoretest.Continuous || run.Objects != 3 || run.Validation == nil ||
+		run.Validation.Verdict != "SUCCESSFUL" || run.Validation.BytesChecked != 3 || run.DeletedAt == nil || !strings.HasPrefix(run.TargetBucket, restoretest.TargetPrefix) {
+		t.Fatalf("run: %+v", run)
+	}
+	if _, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(run.TargetBucket)}); !s3x.IsNotFound(err) {
+		t.Errorf("the restored bucket %s is still there: %v", run.TargetBucket, err)
+	}
+
+	// Replace one data object's bytes in the vault.
+	rec := dataKeyOf(t, ctx, v, bucket, "a/2")
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec), Body: strings.NewReader("other bytes!")}); err != nil {
+		t.Fatal(err)
+	}
+	run2, err := tester.Run(ctx, restoretest.RunRequest{Vault: v.Bucket, Bucket: bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := false
+	for _, f := range run2.Failures {
+		named = named || f.Key == "a/2"
+	}
+	if run2.Status != restoretest.StatusFailed || !named || run2.DeletedAt == nil {
+		t.Fatalf("run after damage: %s %q failures %+v", run2.Status, run2.StatusMessage, run2.Failures)
+	}
+	hist, err := restoretest.History(ctx, v, bucket)
+	if err != nil || len(hist) != 2 || hist[0].Status != restoretest.StatusSuccessful || hist[1].Status != restoretest.StatusFailed || hist[1].DeletedAt == nil {
+		t.Fatalf("history: %+v %v", hist, err)
+	}
+
+	// Only snapshots asked for, and there are none: nothing to pick.
+	days := int64(1)
+	_, err = tester.Run(ctx, restoretest.RunRequest{Vault: v.Bucket, Bucket: bucket, Selection: &restoretest.RecoveryPointSelection{
+		Algorithm: restoretest.RandomWithinWindow, RecoveryPointTypes: []restoretest.RecoveryPointType{restoretest.Snapshot}, IncludeVaults: []string{"*"}, SelectionWindowDays: &days}})
+	if !errors.Is(err, restoretest.ErrNothingToPick) {
+		t.Fatalf("nothing to pick: %v", err)
+	}
+	out, err := c.ListBuckets(ctx, &s3.ListBucketsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range out.Buckets {
+		if strings.HasPrefix(aws.ToString(b.Name), restoretest.TargetPrefix) {
+			t.Errorf("bucket %s left behind", aws.ToString(b.Name))
+		}
+	}
+}
+
+// dataKeyOf is the vault data key the journal recorded for key.
+func dataKeyOf(t *testing.T, ctx context.Context, v *vault.Vault, bucket, key string) string {
+	t.Helper()
+	m, err := v.OpenJournal(ctx, bucket, []string{key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for {
+		k, recs, err := m.NextKey()
+		if err != nil {
+			t.Fatalf("no data of %s: %v", key, err)
+		}
+		for _, r := range recs {
+			if k == key && r.Data != "" {
+				return r.Data
+			}
+		}
+	}
+}
