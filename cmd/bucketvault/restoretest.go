@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/bucketvault/bucketvault/shared/plan"
 	"github.com/bucketvault/bucketvault/shared/restoretest"
+	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
 // restoreTestCommand groups the commands about restore testing: scheduled
@@ -19,14 +21,183 @@ import (
 func (a *app) restoreTestCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "restore-test",
-		Short: "Check AWS Backup restore testing plans and selections",
+		Short: "Run restore tests, see their history, check restore testing plans and selections",
 		Long: `The restore-test commands read AWS Backup's own restore testing JSON unchanged:
 a create-restore-testing-plan --restore-testing-plan file, a
 create-restore-testing-selection --restore-testing-selection file, either
 command's --cli-input-json file, or get-restore-testing-plan and
 get-restore-testing-selection output. bucketvault restore-tests S3 buckets.`,
 	}
-	cmd.AddCommand(a.restoreTestValidateCommand())
+	cmd.AddCommand(a.restoreTestValidateCommand(), a.restoreTestRunCommand(), a.restoreTestHistoryCommand())
+	return cmd
+}
+
+// restoreTestRunCommand runs one restore test of one bucket.
+func (a *app) restoreTestRunCommand() *cobra.Command {
+	var req restoretest.RunRequest
+	var planFile, algorithm string
+	var types []string
+	var keepHours float64
+	cmd := &cobra.Command{
+		Use:   "run --vault V --bucket B [--plan FILE] [--algorithm latest|random] [--types snapshot,continuous] [--seed N] [--keep-hours H]",
+		Short: "Restore a recovery point into a new restore-test-* bucket, validate every object against the vault, record the result",
+		Long: `A restore test picks a recovery point of the bucket (the newest by default,
+or as --plan's RecoveryPointSelection says), restores it into a new bucket
+named restore-test-<random>, validates the restored bucket against what the
+vault recorded, independently of the restore's own checks (every key from a
+listing; a random sample, enough to find 0.1% corrupt objects with 99%
+confidence, read whole: bytes, metadata, tags), keeps the result in the
+vault (restore-test history) and deletes the bucket, at once or after
+--keep-hours. A test that finds problems exits 3 and names each key.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, f := range []struct{ n, v string }{{"vault", req.Vault}, {"bucket", req.Bucket}} {
+				if err := requireFlag(f.n, f.v); err != nil {
+					return err
+				}
+			}
+			sel := &restoretest.RecoveryPointSelection{Algorithm: restoretest.LatestWithinWindow, IncludeVaults: []string{"*"},
+				RecoveryPointTypes: []restoretest.RecoveryPointType{restoretest.Snapshot, restoretest.Continuous}}
+			if planFile != "" {
+				doc, err := restoretest.Load(planFile)
+				if err != nil {
+					return usagef("--plan %s: %v", planFile, err)
+				}
+				if doc.Plan == nil || doc.Plan.RecoveryPointSelection == nil {
+					return usagef("--plan %s is not a restore testing plan with a RecoveryPointSelection", planFile)
+				}
+				sel = doc.Plan.RecoveryPointSelection
+				req.PlanName = doc.Plan.RestoreTestingPlanName
+			}
+			switch strings.ToLower(algorithm) {
+			case "":
+			case "latest":
+				sel.Algorithm = restoretest.LatestWithinWindow
+			case "random":
+				sel.Algorithm = restoretest.RandomWithinWindow
+			default:
+				return usagef("--algorithm %q: want latest or random", algorithm)
+			}
+			if len(types) > 0 {
+				sel.RecoveryPointTypes = nil
+				for _, t := range types {
+					switch strings.ToLower(t) {
+					case "snapshot":
+						sel.RecoveryPointTypes = append(sel.RecoveryPointTypes, restoretest.Snapshot)
+					case "continuous":
+						sel.RecoveryPointTypes = append(sel.RecoveryPointTypes, restoretest.Continuous)
+					default:
+						return usagef("--types %q: want snapshot, continuous or both", t)
+					}
+				}
+			}
+			if keepHours < 0 || keepHours > 168 {
+				return usagef("--keep-hours %v: want 0 to 168 (AWS Backup's ValidationWindowHours)", keepHours)
+			}
+			req.Keep = time.Duration(keepHours * float64(time.Hour))
+			req.Selection = sel
+			c, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			p := a.newProgress("restore test")
+			run, err := (&restoretest.Tester{S3: c}).Run(cmd.Context(), req)
+			p.done()
+			if errors.Is(err, restoretest.ErrNothingToPick) {
+				return usagef("%v", err)
+			}
+			if err != nil {
+				return err
+			}
+			if err := a.print(run, runText(run)); err != nil {
+				return err
+			}
+			if run.Status != restoretest.StatusSuccessful {
+				return &partialError{msg: fmt.Sprintf("restore test %s: %s: %s", run.ID, run.Status, run.StatusMessage)}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Vault, "vault", "", "vault bucket name")
+	f.StringVar(&req.Bucket, "bucket", "", "the protected bucket to test")
+	f.StringVar(&planFile, "plan", "", "an AWS Backup restore testing plan file: its RecoveryPointSelection picks the recovery point")
+	f.StringVar(&algorithm, "algorithm", "", "latest or random (default: the plan's, else latest)")
+	f.StringSliceVar(&types, "types", nil, "snapshot, continuous or both (default: the plan's, else both)")
+	f.Uint64Var(&req.Seed, "seed", 0, "seed of the random pick and sample (default: a random one, recorded)")
+	f.Float64Var(&keepHours, "keep-hours", 0, "keep the restored bucket this long before deleting it (0: delete at once)")
+	return cmd
+}
+
+// runText renders a restore test run for people.
+func runText(r *restoretest.Run) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "restore test %s: %s\n", r.ID, r.Status)
+	if r.StatusMessage != "" {
+		fmt.Fprintf(&b, "  %s\n", r.StatusMessage)
+	}
+	what := r.At.Format(time.RFC3339)
+	if r.Type == restoretest.Snapshot {
+		what = r.RecoveryPointID + " (" + what + ")"
+	}
+	fmt.Fprintf(&b, "  s3://%s %s %s (%s, seed %d) -> s3://%s\n", r.Bucket, r.Type, what, r.Algorithm, r.Seed, r.TargetBucket)
+	fmt.Fprintf(&b, "  restore %s: %d objects, %d bytes in %.1fs\n", r.RestoreState, r.Objects, r.Bytes, r.RestoreSeconds)
+	if v := r.Validation; v != nil {
+		sample := fmt.Sprintf("a sample of %d (for %.1f%% corrupt at %.0f%%)", v.SampleSize, v.Fraction*100, v.Confidence*100)
+		if v.Whole {
+			sample = fmt.Sprintf("all %d", v.SampleSize)
+		}
+		fmt.Fprintf(&b, "  validation %s: %d keys listed of %d; %s read whole\n", v.Verdict, v.Listed, v.Expected, sample)
+	}
+	for _, f := range r.Failures {
+		fmt.Fprintf(&b, "  FAILED %s: %s\n", f.Key, f.Why)
+	}
+	if r.DeletedAt != nil {
+		fmt.Fprintf(&b, "  restored bucket deleted %s\n", r.DeletedAt.Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(&b, "  restored bucket kept until %s\n", r.DeleteAfter.Format(time.RFC3339))
+	}
+	return b.String()
+}
+
+// restoreTestHistoryCommand lists the restore tests a vault recorded.
+func (a *app) restoreTestHistoryCommand() *cobra.Command {
+	var vaultName, bucket string
+	cmd := &cobra.Command{
+		Use:   "history --vault V [--bucket B]",
+		Short: "List the restore tests a vault recorded, oldest first: what was restored, how long it took, the verdict",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlag("vault", vaultName); err != nil {
+				return err
+			}
+			c, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			v, err := vault.Open(cmd.Context(), c, vaultName)
+			if err != nil {
+				return err
+			}
+			runs, err := restoretest.History(cmd.Context(), v, bucket)
+			if err != nil {
+				return err
+			}
+			var b strings.Builder
+			for _, r := range runs {
+				fmt.Fprintf(&b, "%s  %-10s %-8s %s  %-10s %8d objects %8.1fs  %s\n", r.StartedAt.Format(time.RFC3339), r.Status, r.Bucket, r.At.Format(time.RFC3339), r.Type, r.Objects, r.RestoreSeconds, r.StatusMessage)
+			}
+			if len(runs) == 0 {
+				b.WriteString("no restore tests recorded\n")
+			}
+			if runs == nil {
+				runs = []restoretest.Run{}
+			}
+			return a.print(runs, b.String())
+		},
+	}
+	cmd.Flags().StringVar(&vaultName, "vault", "", "vault bucket name")
+	cmd.Flags().StringVar(&bucket, "bucket", "", "only this protected bucket's tests")
 	return cmd
 }
 

@@ -1,15 +1,22 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/bucketvault/bucketvault/shared/journal"
+	"github.com/bucketvault/bucketvault/shared/locals3"
 	"github.com/bucketvault/bucketvault/shared/plan"
 	"github.com/bucketvault/bucketvault/shared/restoretest"
+	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
 // restoreTestExamples is the shared directory of example restore testing
@@ -176,5 +183,54 @@ func TestRestoreTestValidateJSON(t *testing.T) {
 	// A file that parses but is refused is printed parsed too.
 	if v := run(t, exitUsage, "invalid-selection.json"); v.Valid || len(v.Problems) != 8 || v.RestoreTestingSelection == nil {
 		t.Errorf("verdict %+v", v)
+	}
+}
+
+// TestCLIRestoreTestRun: restore-test run restores the bucket's newest
+// second into a restore-test-* bucket, validates it and prints a
+// SUCCESSFUL run; history lists it; bad flags and a plan that picks
+// nothing are usage errors (exit 2).
+func TestCLIRestoreTestRun(t *testing.T) {
+	srv := locals3.ForTest(t)
+	ctx := context.Background()
+	c := srv.Client(ctx)
+	v, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket := srv.NewBucket(t, true)
+	start := time.Now().UTC().Add(-time.Minute)
+	if err := v.PutJSON(ctx, vault.BucketKey(bucket), vault.ProtectedBucket{Bucket: bucket, ProtectedAt: start, FirstFullBackupAt: &start}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"x", "y/z"} {
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: strings.NewReader(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	if _, err := (&journal.Journal{Vault: v, S3: c}).Reconcile(ctx, bucket, journal.ReconcileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, e := cli(t, srv, "--json", "restore-test", "run", "--vault", v.Bucket, "--bucket", bucket, "--seed", "7")
+	var run restoretest.Run
+	if code != 0 || json.Unmarshal([]byte(out), &run) != nil || run.Status != restoretest.StatusSuccessful || run.Objects != 2 || run.Seed != 7 || run.DeletedAt == nil {
+		t.Fatalf("restore-test run: %d %q %s", code, out, e)
+	}
+	code, out, e = cli(t, srv, "--json", "restore-test", "history", "--vault", v.Bucket)
+	var runs []restoretest.Run
+	if code != 0 || json.Unmarshal([]byte(out), &runs) != nil || len(runs) != 1 || runs[0].ID != run.ID {
+		t.Fatalf("restore-test history: %d %q %s", code, out, e)
+	}
+	for _, args := range [][]string{
+		{"--algorithm", "sideways"},
+		{"--types", "tape"},
+		{"--keep-hours", "200"},
+		{"--types", "snapshot"}, // none taken: nothing to pick
+	} {
+		code, out, e := cli(t, srv, append([]string{"restore-test", "run", "--vault", v.Bucket, "--bucket", bucket}, args...)...)
+		if code != 2 {
+			t.Errorf("restore-test run %v: exit %d (%s %s), want 2", args, code, out, e)
+		}
 	}
 }
