@@ -28,7 +28,7 @@ create-restore-testing-selection --restore-testing-selection file, either
 command's --cli-input-json file, or get-restore-testing-plan and
 get-restore-testing-selection output. bucketvault restore-tests S3 buckets.`,
 	}
-	cmd.AddCommand(a.restoreTestValidateCommand(), a.restoreTestRunCommand(), a.restoreTestHistoryCommand())
+	cmd.AddCommand(a.restoreTestValidateCommand(), a.restoreTestRunCommand(), a.restoreTestHistoryCommand(), a.restoreTestSweepCommand())
 	return cmd
 }
 
@@ -335,4 +335,36 @@ func pairs(m map[string]string, sep string) string {
 		out = append(out, k+sep+m[k])
 	}
 	return strings.Join(out, ", ")
+}
+
+// restoreTestSweepCommand deletes the restore-test-* buckets whose time
+// is up.
+func (a *app) restoreTestSweepCommand() *cobra.Command {
+	var vaultName string
+	cmd := &cobra.Command{
+		Use:   "sweep --vault V",
+		Short: "Delete restore-test-* buckets past their validation window, and those no run names older than a day (a crashed run's)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlag("vault", vaultName); err != nil {
+				return err
+			}
+			c, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			v, err := vault.Open(cmd.Context(), c, vaultName)
+			if err != nil {
+				return err
+			}
+			sw, err := (&restoretest.Tester{S3: c}).Sweep(cmd.Context(), v, time.Now())
+			if err != nil {
+				return err
+			}
+			text := fmt.Sprintf("deleted %d restore-test buckets %v; kept %d still in their window %v\n", len(sw.Deleted), sw.Deleted, len(sw.Kept), sw.Kept)
+			return a.print(sw, text)
+		},
+	}
+	cmd.Flags().StringVar(&vaultName, "vault", "", "vault bucket name (its runs say when each bucket's window ends)")
+	return cmd
 }

@@ -222,6 +222,11 @@ func TestCLIRestoreTestRun(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &runs) != nil || len(runs) != 1 || runs[0].ID != run.ID {
 		t.Fatalf("restore-test history: %d %q %s", code, out, e)
 	}
+	code, out, e = cli(t, srv, "--json", "restore-test", "sweep", "--vault", v.Bucket)
+	var sw restoretest.Swept
+	if code != 0 || json.Unmarshal([]byte(out), &sw) != nil || len(sw.Deleted) != 0 {
+		t.Fatalf("restore-test sweep: %d %q %s", code, out, e)
+	}
 	for _, args := range [][]string{
 		{"--algorithm", "sideways"},
 		{"--types", "tape"},

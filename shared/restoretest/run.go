@@ -103,6 +103,17 @@ type Tester struct {
 	S3 s3x.Client
 	// Restorer restores and validates (its S3 is S3 when nil).
 	Restorer *restore.Restorer
+	// Prefix names this tester's buckets and bounds its sweeps: it must
+	// start with TargetPrefix ("": TargetPrefix). Tests that share a
+	// server give each its own.
+	Prefix string
+}
+
+func (t *Tester) prefix() string {
+	if strings.HasPrefix(t.Prefix, TargetPrefix) {
+		return t.Prefix
+	}
+	return TargetPrefix
 }
 
 func (t *Tester) restorer() *restore.Restorer {
@@ -144,7 +155,7 @@ func (t *Tester) Run(ctx context.Context, req RunRequest) (*Run, error) {
 		return nil, err
 	}
 	run.ID = now.Format("20060102T150405Z") + "-" + hex.EncodeToString(suffix[:4])
-	run.TargetBucket = TargetPrefix + hex.EncodeToString(suffix)
+	run.TargetBucket = t.prefix() + hex.EncodeToString(suffix)
 	rreq := restore.Request{Vault: v.Bucket, Bucket: req.Bucket, TargetBucket: run.TargetBucket, CreateBucket: true, JobID: "restore-test-" + run.ID}
 	if run.Type == Snapshot {
 		rreq.RecoveryPointID = run.RecoveryPointID
@@ -368,4 +379,68 @@ func History(ctx context.Context, v *vault.Vault, bucket string) ([]Run, error) 
 	}
 	sort.SliceStable(runs, func(i, j int) bool { return runs[i].StartedAt.Before(runs[j].StartedAt) })
 	return runs, nil
+}
+
+// OrphanAfter is how old a restore-test-* bucket no run of the vault
+// names must be before the sweeper deletes it (a run that crashed before
+// it recorded itself; a younger one may be a run still going).
+var OrphanAfter = 24 * time.Hour
+
+// Swept is what a sweep did.
+type Swept struct {
+	// Deleted are the buckets deleted: their windows ended, or no run
+	// names them and they are older than OrphanAfter.
+	Deleted []string `json:"deleted"`
+	// Kept are restore-test-* buckets still in their validation window
+	// (or too young to call orphans).
+	Kept []string `json:"kept"`
+}
+
+// Sweep deletes the restore-test-* buckets (those of the tester's
+// Prefix) whose time is up: a run's
+// restored bucket past its DeleteAfter (the run records when it went),
+// and any restore-test-* bucket older than OrphanAfter that no run of the
+// vault names (a crashed run's). It deletes nothing else.
+func (t *Tester) Sweep(ctx context.Context, v *vault.Vault, now time.Time) (*Swept, error) {
+	runs, err := History(ctx, v, "")
+	if err != nil {
+		return nil, err
+	}
+	byTarget := map[string]*Run{}
+	for i := range runs {
+		byTarget[runs[i].TargetBucket] = &runs[i]
+	}
+	out := &Swept{}
+	p := s3.NewListBucketsPaginator(t.S3, &s3.ListBucketsInput{Prefix: aws.String(t.prefix())})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list buckets: %w", err)
+		}
+		for _, b := range page.Buckets {
+			name := aws.ToString(b.Name)
+			if !strings.HasPrefix(name, t.prefix()) {
+				continue
+			}
+			run, named := byTarget[name]
+			due := named && !now.Before(run.DeleteAfter) ||
+				!named && b.CreationDate != nil && now.Sub(*b.CreationDate) >= OrphanAfter
+			if !due {
+				out.Kept = append(out.Kept, name)
+				continue
+			}
+			if _, err := s3x.DeleteBucket(ctx, t.S3, name); err != nil {
+				return out, err
+			}
+			out.Deleted = append(out.Deleted, name)
+			if named {
+				d := now.UTC()
+				run.DeletedAt = &d
+				if err := v.PutJSON(ctx, vault.RestoreTestKey(run.Bucket, run.ID), run); err != nil {
+					return out, err
+				}
+			}
+		}
+	}
+	return out, nil
 }

@@ -119,3 +119,60 @@ func dataKeyOf(t *testing.T, ctx context.Context, v *vault.Vault, bucket, key st
 		}
 	}
 }
+
+// TestRestoreTestSweep: a run that keeps its bucket for an hour leaves it;
+// the sweeper keeps it (and a young restore-test-* bucket no run names)
+// until its time is up, then deletes both and records when; it never
+// touches another bucket.
+func TestRestoreTestSweep(t *testing.T) {
+	srv := locals3.ForTest(t)
+	ctx := context.Background()
+	c := srv.Client(ctx)
+	v, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket := srv.NewBucket(t, true)
+	start := time.Now().UTC().Add(-time.Minute)
+	if err := v.PutJSON(ctx, vault.BucketKey(bucket), vault.ProtectedBucket{Bucket: bucket, ProtectedAt: start, FirstFullBackupAt: &start}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("k"), Body: strings.NewReader("k")}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	if _, err := (&journal.Journal{Vault: v, S3: c}).Reconcile(ctx, bucket, journal.ReconcileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Its own prefix: the sweep must not take other tests' buckets.
+	tester := &restoretest.Tester{S3: c, Prefix: restoretest.TargetPrefix + "sweep-"}
+	run, err := tester.Run(ctx, restoretest.RunRequest{Vault: v.Bucket, Bucket: bucket, Keep: time.Hour})
+	if err != nil || run.Status != restoretest.StatusSuccessful || run.DeletedAt != nil {
+		t.Fatalf("run: %+v %v", run, err)
+	}
+	orphan := tester.Prefix + "orphan-" + strings.ToLower(run.ID[len(run.ID)-8:])
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(orphan)}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	sw, err := tester.Sweep(ctx, v, now)
+	if err != nil || len(sw.Deleted) != 0 || len(sw.Kept) != 2 {
+		t.Fatalf("sweep now: %+v %v; want both kept", sw, err)
+	}
+	sw, err = tester.Sweep(ctx, v, now.Add(restoretest.OrphanAfter+time.Hour))
+	if err != nil || len(sw.Deleted) != 2 {
+		t.Fatalf("sweep later: %+v %v; want both deleted", sw, err)
+	}
+	for _, b := range []string{run.TargetBucket, orphan} {
+		if _, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b)}); !s3x.IsNotFound(err) {
+			t.Errorf("%s is still there: %v", b, err)
+		}
+	}
+	if _, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Errorf("the sweep touched another bucket: %v", err)
+	}
+	hist, err := restoretest.History(ctx, v, bucket)
+	if err != nil || len(hist) != 1 || hist[0].DeletedAt == nil {
+		t.Fatalf("history after the sweep: %+v %v", hist, err)
+	}
+}
