@@ -81,6 +81,11 @@ func (es Errors) prefixed(prefix string) Errors {
 // path returns name[i].
 func path(name string, i int) string { return fmt.Sprintf("%s[%d]", name, i) }
 
+// JoinField joins two field paths with a dot ("Rules[0]" and "Lifecycle"
+// make "Rules[0].Lifecycle"; an index joins without one): how every AWS
+// Backup document's errors name their fields.
+func JoinField(a, b string) string { return join(a, b) }
+
 // join joins two field paths with a dot.
 func join(a, b string) string {
 	switch {

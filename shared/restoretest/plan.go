@@ -1001,18 +1001,8 @@ func add(es *Errors, field, format string, a ...any) {
 
 func index(name string, i int) string { return fmt.Sprintf("%s[%d]", name, i) }
 
-// join joins two field paths with a dot.
-func join(a, b string) string {
-	switch {
-	case a == "":
-		return b
-	case b == "":
-		return a
-	case strings.HasPrefix(b, "["):
-		return a + b
-	}
-	return a + "." + b
-}
+// join joins two field paths as shared/plan's errors do.
+func join(a, b string) string { return plan.JoinField(a, b) }
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
