@@ -95,6 +95,9 @@ vault (restore-test history) and deletes the bucket, at once or after
 				return usagef("--keep-hours %v: want 0 to 168 (AWS Backup's ValidationWindowHours)", keepHours)
 			}
 			req.Keep = time.Duration(keepHours * float64(time.Hour))
+			if req.RTO < 0 {
+				return usagef("--rto %v: want a positive duration", req.RTO)
+			}
 			req.Selection = sel
 			c, err := a.client(cmd.Context())
 			if err != nil {
@@ -126,6 +129,7 @@ vault (restore-test history) and deletes the bucket, at once or after
 	f.StringSliceVar(&types, "types", nil, "snapshot, continuous or both (default: the plan's, else both)")
 	f.Uint64Var(&req.Seed, "seed", 0, "seed of the random pick and sample (default: a random one, recorded)")
 	f.Float64Var(&keepHours, "keep-hours", 0, "keep the restored bucket this long before deleting it (0: delete at once)")
+	f.DurationVar(&req.RTO, "rto", 0, "recovery time objective to record the restore's time against, e.g. 4h (0: none)")
 	return cmd
 }
 
@@ -142,6 +146,13 @@ func runText(r *restoretest.Run) string {
 	}
 	fmt.Fprintf(&b, "  s3://%s %s %s (%s, seed %d) -> s3://%s\n", r.Bucket, r.Type, what, r.Algorithm, r.Seed, r.TargetBucket)
 	fmt.Fprintf(&b, "  restore %s: %d objects, %d bytes in %.1fs\n", r.RestoreState, r.Objects, r.Bytes, r.RestoreSeconds)
+	if r.RTOMet != nil {
+		verdict := "met"
+		if !*r.RTOMet {
+			verdict = "MISSED"
+		}
+		fmt.Fprintf(&b, "  RTO %s: restored in %.1fs, target %s\n", verdict, r.RestoreSeconds, time.Duration(r.RTOTargetSeconds*float64(time.Second)))
+	}
 	if v := r.Validation; v != nil {
 		sample := fmt.Sprintf("a sample of %d (for %.1f%% corrupt at %.0f%%)", v.SampleSize, v.Fraction*100, v.Confidence*100)
 		if v.Whole {

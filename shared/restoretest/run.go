@@ -56,6 +56,9 @@ type RunRequest struct {
 	// 0.1% corrupt found with 99%: 4,603 objects).
 	Fraction   float64 `json:"fraction,omitempty"`
 	Confidence float64 `json:"confidence,omitempty"`
+	// RTO is the plan's recovery time objective: the restore's time is
+	// recorded against it (0: none).
+	RTO time.Duration `json:"rto,omitempty"`
 	// Now is the clock (zero: time.Now).
 	Now time.Time `json:"-"`
 }
@@ -83,6 +86,12 @@ type Run struct {
 	RestoreSeconds float64 `json:"restoreSeconds"`
 	Objects        int64   `json:"objects"`
 	Bytes          int64   `json:"bytes"`
+	// RTOTargetSeconds is the recovery time objective the restore was
+	// measured against (0: none was set) and RTOMet whether RestoreSeconds
+	// was within it. A missed RTO is reported, not a failed test: the data
+	// came back.
+	RTOTargetSeconds float64 `json:"rtoTargetSeconds,omitempty"`
+	RTOMet           *bool   `json:"rtoMet,omitempty"`
 	// Validation is what reading the restored bucket back found.
 	Validation *restore.Validation `json:"validation,omitempty"`
 	// Status is SUCCESSFUL when the restore COMPLETED from an undamaged
@@ -176,6 +185,7 @@ func (t *Tester) Run(ctx context.Context, req RunRequest) (*Run, error) {
 	if rep != nil {
 		run.RestoreJobID, run.RestoreState, run.RestoreSeconds = rep.JobID, rep.State, rep.DurationSeconds
 		run.Objects, run.Bytes = rep.Restored, rep.Bytes
+		run.setRTO(req.RTO)
 		for _, f := range rep.Failures {
 			run.Failures = append(run.Failures, restore.ValidationFailure{Key: f.Key, Why: "restore: " + f.Error})
 		}
@@ -219,6 +229,16 @@ func (t *Tester) Run(ctx context.Context, req RunRequest) (*Run, error) {
 		return run, err
 	}
 	return run, nil
+}
+
+// setRTO records the restore's time against the target rto (none: 0).
+func (r *Run) setRTO(rto time.Duration) {
+	if rto <= 0 {
+		return
+	}
+	r.RTOTargetSeconds = rto.Seconds()
+	met := r.RestoreSeconds <= r.RTOTargetSeconds
+	r.RTOMet = &met
 }
 
 func orDefault(x, def float64) float64 {
