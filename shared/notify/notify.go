@@ -33,12 +33,19 @@ const (
 	RestoreJobCompleted  = "RESTORE_JOB_COMPLETED"
 	RestoreJobFailed     = "RESTORE_JOB_FAILED"
 	S3BackupObjectFailed = "S3_BACKUP_OBJECT_FAILED"
+	// A restore test's start, and its end once its verdict is known.
+	RestoreTestingJobStarted   = "RESTORE_TESTING_JOB_STARTED"
+	RestoreTestingJobCompleted = "RESTORE_TESTING_JOB_COMPLETED"
+	RestoreTestingJobFailed    = "RESTORE_TESTING_JOB_FAILED"
 )
 
 // Job types.
 const (
 	JobTypeBackup  = "BACKUP"
 	JobTypeRestore = "RESTORE"
+	// JobTypeRestoreTesting: a restore test (its restore is a RESTORE job
+	// of its own, with events of its own).
+	JobTypeRestoreTesting = "RESTORE_TESTING"
 )
 
 // Source is the EventBridge source of every event (the functions' roles may
@@ -56,6 +63,7 @@ var eventJobTypes = map[string]string{
 	BackupJobStarted: JobTypeBackup, BackupJobCompleted: JobTypeBackup, BackupJobFailed: JobTypeBackup,
 	S3BackupObjectFailed: JobTypeBackup,
 	RestoreJobStarted:    JobTypeRestore, RestoreJobCompleted: JobTypeRestore, RestoreJobFailed: JobTypeRestore,
+	RestoreTestingJobStarted: JobTypeRestoreTesting, RestoreTestingJobCompleted: JobTypeRestoreTesting, RestoreTestingJobFailed: JobTypeRestoreTesting,
 }
 
 // Event is one job event, and the JSON document every publisher sends.
@@ -65,7 +73,7 @@ type Event struct {
 	// JobID is the job's id (its record in the vault is jobs/<JobID>.json);
 	// empty when the job failed before it had one.
 	JobID string `json:"jobId,omitempty"`
-	// JobType is BACKUP or RESTORE; empty: the Type's.
+	// JobType is BACKUP, RESTORE or RESTORE_TESTING; empty: the Type's.
 	JobType string `json:"jobType"`
 	// State is the job's state (RUNNING, COMPLETED, PARTIAL, FAILED, ...).
 	State string `json:"state,omitempty"`
@@ -114,7 +122,7 @@ func normalize(e Event, now func() time.Time) (Event, error) {
 
 // DetailType is the EventBridge detail-type of an event of job type jobType.
 func DetailType(jobType string) string {
-	if jobType == JobTypeRestore {
+	if jobType == JobTypeRestore || jobType == JobTypeRestoreTesting {
 		return DetailTypeRestore
 	}
 	return DetailTypeBackup
@@ -203,8 +211,11 @@ func FromEnv(cfg aws.Config, getenv func(string) string) Publisher {
 // Send publishes e and logs, rather than returns, a failure: a job's
 // outcome never depends on its notification. It publishes even when ctx
 // is done (the end of a job that ran out of time is the event that
-// matters), within timeout.
+// matters), within timeout. A nil p publishes nothing.
 func Send(ctx context.Context, p Publisher, e Event, log *slog.Logger) {
+	if p == nil {
+		return
+	}
 	if log == nil {
 		log = slog.Default()
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	mrand "math/rand/v2"
 	"sort"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/bucketvault/bucketvault/shared/notify"
 	"github.com/bucketvault/bucketvault/shared/restore"
 	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/vault"
@@ -36,6 +38,10 @@ const TargetPrefix = "restore-test-"
 const (
 	StatusSuccessful = "SUCCESSFUL"
 	StatusFailed     = "FAILED"
+	// A run restoring and validating is RUNNING, and VALIDATING while a
+	// validation function's verdict is awaited.
+	StatusRunning    = "RUNNING"
+	StatusValidating = "VALIDATING"
 )
 
 // RunRequest is one restore test of one protected bucket.
@@ -46,6 +52,8 @@ type RunRequest struct {
 	// either type within the last DefaultSelectionWindowDays days.
 	Selection *RecoveryPointSelection `json:"selection,omitempty"`
 	PlanName  string                  `json:"planName,omitempty"`
+	// SelectionName is the restore testing selection that took the bucket.
+	SelectionName string `json:"selectionName,omitempty"`
 	// Seed seeds the pick and the validation's sample (0: a random seed,
 	// recorded).
 	Seed uint64 `json:"seed,omitempty"`
@@ -59,16 +67,21 @@ type RunRequest struct {
 	// RTO is the plan's recovery time objective: the restore's time is
 	// recorded against it (0: none).
 	RTO time.Duration `json:"rto,omitempty"`
+	// ValidationFunction is a Lambda function (name or ARN) that validates
+	// the restored bucket after bucketvault's own validation and gives its
+	// verdict within the validation window (hook.go); "": none.
+	ValidationFunction string `json:"validationFunction,omitempty"`
 	// Now is the clock (zero: time.Now).
 	Now time.Time `json:"-"`
 }
 
 // Run is the record of one restore test, kept in the vault.
 type Run struct {
-	ID       string `json:"id"`
-	PlanName string `json:"planName,omitempty"`
-	Vault    string `json:"vault"`
-	Bucket   string `json:"bucket"`
+	ID            string `json:"id"`
+	PlanName      string `json:"planName,omitempty"`
+	SelectionName string `json:"selectionName,omitempty"`
+	Vault         string `json:"vault"`
+	Bucket        string `json:"bucket"`
 	// What was picked: a SNAPSHOT point, or a second of the CONTINUOUS
 	// window; with the window it was picked from.
 	Type            RecoveryPointType `json:"type"`
@@ -80,6 +93,10 @@ type Run struct {
 	Seed            uint64            `json:"seed"`
 	TargetBucket    string            `json:"targetBucket"`
 	StartedAt       time.Time         `json:"startedAt"`
+	// Deadline is the latest a RUNNING run can still be going (its
+	// workflow's timeout): past it, the sweeper takes the run for dead,
+	// deletes its bucket and records it FAILED.
+	Deadline time.Time `json:"deadline"`
 	// The restore: its job, state, time, objects and bytes.
 	RestoreJobID   string  `json:"restoreJobId"`
 	RestoreState   string  `json:"restoreState"`
@@ -99,11 +116,15 @@ type Run struct {
 	// and Failures names the keys.
 	Status        string                      `json:"status"`
 	StatusMessage string                      `json:"statusMessage,omitempty"`
+	Problems      []string                    `json:"problems,omitempty"`
 	Failures      []restore.ValidationFailure `json:"failures,omitempty"`
-	CompletedAt   time.Time                   `json:"completedAt"`
+	// UserValidation is the validation function's part, when the run has
+	// one.
+	UserValidation *UserValidation `json:"userValidation,omitempty"`
+	CompletedAt    time.Time       `json:"completedAt,omitzero"`
 	// DeleteAfter is when the restored bucket goes, DeletedAt when it
 	// went.
-	DeleteAfter time.Time  `json:"deleteAfter"`
+	DeleteAfter time.Time  `json:"deleteAfter,omitzero"`
 	DeletedAt   *time.Time `json:"deletedAt,omitempty"`
 }
 
@@ -116,6 +137,16 @@ type Tester struct {
 	// start with TargetPrefix ("": TargetPrefix). Tests that share a
 	// server give each its own.
 	Prefix string
+	// Hook invokes validation functions (nil: LambdaHook with Lambda).
+	Hook   Hook
+	Lambda LambdaInvoker
+	// Events get the runs' RESTORE_TESTING_JOB_* events (nil: none); Log
+	// the failures to send them.
+	Events notify.Publisher
+	Log    *slog.Logger
+	// PollEvery: how often an in-process run looks for an awaited verdict
+	// (0: PollEvery).
+	PollEvery time.Duration
 }
 
 func (t *Tester) prefix() string {
@@ -132,14 +163,81 @@ func (t *Tester) restorer() *restore.Restorer {
 	return &restore.Restorer{S3: t.S3}
 }
 
-// Run runs one restore test and returns its record, also kept in the
-// vault. A test that ran and found problems is a Run with Status FAILED
-// and no error; an error is a test that could not run (nothing to pick,
-// the vault unreadable), after which no restored bucket is left behind.
+// Run runs one restore test in this process and returns its record, also
+// kept in the vault: the steps of the restore test state machine
+// (workflow.go), with the restore run in-process. A test that ran and
+// found problems is a Run with Status FAILED and no error. An error is a
+// test that could not run: nothing to pick (ErrNothingToPick, nothing
+// recorded), or the restore could not start (the run recorded FAILED).
+// No restored bucket is left behind by an error. With Keep the restored
+// bucket stays until its window ends, for the sweeper; a validation
+// function's verdict is awaited until then.
 func (t *Tester) Run(ctx context.Context, req RunRequest) (*Run, error) {
-	v, err := vault.Open(ctx, t.S3, req.Vault)
+	deadline := time.Now().Add(OrphanAfter)
+	if d, ok := ctx.Deadline(); ok {
+		deadline = d
+	}
+	v, run, err := t.begin(ctx, req, deadline)
 	if err != nil {
 		return nil, err
+	}
+	rep, rerr := t.restorer().Run(ctx, run.restoreRequest())
+	if rep == nil || rep.State == "" {
+		if rerr == nil {
+			rerr = errors.New("the restore returned no report")
+		}
+		if !errors.As(rerr, new(*restore.InvalidRequestError)) {
+			t.fail(context.WithoutCancel(ctx), v, run, "the restore could not run: "+rerr.Error())
+			return run, rerr
+		}
+	}
+	if err := t.conclude(ctx, v, run, req, rep, rerr); err != nil {
+		t.fail(context.WithoutCancel(ctx), v, run, "the validation could not run: "+err.Error())
+		return run, err
+	}
+	if run.UserValidation != nil {
+		if err := t.userValidate(ctx, v, run); err != nil {
+			return run, err
+		}
+		for run.UserValidation.Status == ValidationValidating {
+			wait := min(t.pollEvery(), time.Until(run.UserValidation.Deadline))
+			if wait > 0 {
+				select {
+				case <-ctx.Done():
+					return run, ctx.Err()
+				case <-time.After(wait):
+				}
+			}
+			if err := t.await(ctx, v, run, time.Now()); err != nil {
+				return run, err
+			}
+		}
+	}
+	if req.Keep <= 0 {
+		t.deleteTarget(context.WithoutCancel(ctx), v, run)
+	}
+	return run, nil
+}
+
+// PollEvery is how often a run awaiting a validation function's verdict
+// looks for it, in this process (the state machine: its AwaitEvery).
+var PollEvery = 30 * time.Second
+
+func (t *Tester) pollEvery() time.Duration {
+	if t.PollEvery > 0 {
+		return t.PollEvery
+	}
+	return PollEvery
+}
+
+// begin opens the vault, picks what the test restores, names the restored
+// bucket and records the run RUNNING (the sweeper leaves its bucket until
+// deadline, the latest the run can still be going), and says so
+// (RESTORE_TESTING_JOB_STARTED).
+func (t *Tester) begin(ctx context.Context, req RunRequest, deadline time.Time) (*vault.Vault, *Run, error) {
+	v, err := vault.Open(ctx, t.S3, req.Vault)
+	if err != nil {
+		return nil, nil, err
 	}
 	now := req.Now
 	if now.IsZero() {
@@ -150,40 +248,57 @@ func (t *Tester) Run(ctx context.Context, req RunRequest) (*Run, error) {
 	if sel == nil {
 		sel = &RecoveryPointSelection{Algorithm: LatestWithinWindow, RecoveryPointTypes: []RecoveryPointType{Snapshot, Continuous}, IncludeVaults: []string{"*"}}
 	}
-	run := &Run{PlanName: req.PlanName, Vault: v.Bucket, Bucket: req.Bucket, Algorithm: sel.Algorithm, Seed: req.Seed, StartedAt: now}
+	run := &Run{PlanName: req.PlanName, SelectionName: req.SelectionName, Vault: v.Bucket, Bucket: req.Bucket, Algorithm: sel.Algorithm, Seed: req.Seed,
+		StartedAt: now, Deadline: deadline.UTC(), Status: StatusRunning}
 	if run.Seed == 0 {
 		run.Seed = mrand.Uint64()
 	}
 	rng := mrand.New(mrand.NewPCG(run.Seed, run.Seed^0x5851f42d4c957f2d))
 	run.WindowStart, run.WindowEnd = sel.Window(now)
 	if err := t.pick(ctx, v, sel, run, rng); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	suffix := make([]byte, 8)
 	if _, err := rand.Read(suffix); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	run.ID = now.Format("20060102T150405Z") + "-" + hex.EncodeToString(suffix[:4])
 	run.TargetBucket = t.prefix() + hex.EncodeToString(suffix)
-	rreq := restore.Request{Vault: v.Bucket, Bucket: req.Bucket, TargetBucket: run.TargetBucket, CreateBucket: true, JobID: "restore-test-" + run.ID}
-	if run.Type == Snapshot {
-		rreq.RecoveryPointID = run.RecoveryPointID
-	} else {
-		rreq.At = run.At
+	run.RestoreJobID = "restore-test-" + run.ID
+	if err := v.PutJSON(ctx, vault.RestoreTestKey(run.Bucket, run.ID), run); err != nil {
+		return nil, nil, err
 	}
-	r := t.restorer()
-	rep, rerr := r.Run(ctx, rreq)
-	// The bucket goes whatever happens next (a crash leaves it to the
-	// sweeper: its name says what it is).
-	run.DeleteAfter = now.Add(req.Keep)
-	defer func() {
-		if req.Keep <= 0 {
-			t.deleteTarget(context.WithoutCancel(ctx), v, run)
-		}
-	}()
-	var why []string
-	if rep != nil {
-		run.RestoreJobID, run.RestoreState, run.RestoreSeconds = rep.JobID, rep.State, rep.DurationSeconds
+	notify.Send(ctx, t.Events, startedEvent(run), t.Log)
+	return v, run, nil
+}
+
+// restoreRequest is the restore a run makes: the pick into a new bucket,
+// as a job of its own.
+func (r *Run) restoreRequest() restore.Request {
+	rreq := restore.Request{Vault: r.Vault, Bucket: r.Bucket, TargetBucket: r.TargetBucket, CreateBucket: true, JobID: r.RestoreJobID}
+	if r.Type == Snapshot {
+		rreq.RecoveryPointID = r.RecoveryPointID
+	} else {
+		rreq.At = r.At
+	}
+	return rreq
+}
+
+// problem adds one reason the run FAILED.
+func (r *Run) problem(format string, a ...any) {
+	r.Problems = append(r.Problems, fmt.Sprintf(format, a...))
+}
+
+// conclude takes the restore's end (its report; rerr when the restore
+// refused or failed), validates the restored bucket against the vault
+// independently of the restore, and records the run: VALIDATING when a
+// validation function is to give its verdict, else settled. Run again,
+// it does the same (every field is set anew). An error is a validation
+// that could not run.
+func (t *Tester) conclude(ctx context.Context, v *vault.Vault, run *Run, req RunRequest, rep *restore.Report, rerr error) error {
+	run.Problems, run.Failures, run.Validation, run.UserValidation = nil, nil, nil, nil
+	if rep != nil && rep.State != "" {
+		run.RestoreState, run.RestoreSeconds = rep.State, rep.DurationSeconds
 		run.Objects, run.Bytes = rep.Restored, rep.Bytes
 		run.setRTO(req.RTO)
 		for _, f := range rep.Failures {
@@ -195,40 +310,124 @@ func (t *Tester) Run(ctx context.Context, req RunRequest) (*Run, error) {
 			}
 		}
 		if rep.State != restore.StateCompleted {
-			why = append(why, fmt.Sprintf("the restore ended %s: %s", rep.State, rep.StatusMessage))
+			run.problem("the restore ended %s: %s", rep.State, rep.StatusMessage)
 		}
 		if rep.VaultDamaged > 0 {
-			why = append(why, fmt.Sprintf("%d objects were restored from older versions of damaged vault data objects (see `bucketvault vault repair --vault %s`)", rep.VaultDamaged, v.Bucket))
+			run.problem("%d objects were restored from older versions of damaged vault data objects (see `bucketvault vault repair --vault %s`)", rep.VaultDamaged, v.Bucket)
 		}
-	}
-	if rerr != nil && (rep == nil || rep.State == "") {
-		if !errors.As(rerr, new(*restore.InvalidRequestError)) {
-			return nil, rerr
+	} else {
+		why := "no report"
+		if rerr != nil {
+			why = rerr.Error()
 		}
-		why = append(why, "the restore was refused: "+rerr.Error())
+		run.RestoreState = restore.StateFailed
+		run.problem("the restore was refused: %s", why)
 	}
-	if rep != nil && rep.State != restore.StateFailed {
+	if run.RestoreState != restore.StateFailed {
 		blockPublicAccess(ctx, t.S3, run.TargetBucket)
-		val, err := r.Validate(ctx, restore.ValidateRequest{Restore: rreq, Target: run.TargetBucket, Fraction: orDefault(req.Fraction, 0.001), Confidence: orDefault(req.Confidence, 0.99), Seed: run.Seed})
+		val, err := t.restorer().Validate(ctx, restore.ValidateRequest{Restore: run.restoreRequest(), Target: run.TargetBucket,
+			Fraction: orDefault(req.Fraction, 0.001), Confidence: orDefault(req.Confidence, 0.99), Seed: run.Seed})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		run.Validation = val
 		if val.Verdict != restore.ValidationSuccessful {
-			why = append(why, fmt.Sprintf("validation found %d keys not as the vault recorded them", val.Failed))
+			run.problem("validation found %d keys not as the vault recorded them", val.Failed)
 			run.Failures = append(run.Failures, val.Failures...)
 		}
 	}
 	sort.SliceStable(run.Failures, func(i, j int) bool { return run.Failures[i].Key < run.Failures[j].Key })
-	run.Status = StatusSuccessful
-	if len(why) > 0 {
-		run.Status, run.StatusMessage = StatusFailed, strings.Join(why, "; ")
+	now := time.Now().UTC()
+	run.DeleteAfter = now.Add(req.Keep)
+	if req.ValidationFunction != "" && run.RestoreState != restore.StateFailed {
+		run.UserValidation = &UserValidation{Function: req.ValidationFunction, Status: ValidationValidating, Deadline: run.DeleteAfter}
+		run.Status = StatusValidating
+		return v.PutJSON(ctx, vault.RestoreTestKey(run.Bucket, run.ID), run)
+	}
+	return t.settle(ctx, v, run)
+}
+
+// userValidate invokes the run's validation function and records its
+// answer: a verdict settles the run, VALIDATING leaves it awaiting one.
+func (t *Tester) userValidate(ctx context.Context, v *vault.Vault, run *Run) error {
+	uv := run.UserValidation
+	uv.InvokedAt = time.Now().UTC()
+	hook := t.Hook
+	if hook == nil {
+		hook = LambdaHook{Lambda: t.Lambda}
+	}
+	verdict, err := hook.Invoke(ctx, uv.Function, hookEvent(run))
+	if err != nil {
+		verdict = Verdict{ValidationStatus: ValidationFailed, ValidationStatusMessage: err.Error()}
+	}
+	if verdict.ValidationStatus == ValidationValidating {
+		uv.Message = verdict.ValidationStatusMessage
+		return v.PutJSON(ctx, vault.RestoreTestKey(run.Bucket, run.ID), run)
+	}
+	t.verdict(run, verdict)
+	return t.settle(ctx, v, run)
+}
+
+// await looks for the verdict PutValidationResult recorded; none by the
+// validation window's end is TIMED_OUT. Either settles the run.
+func (t *Tester) await(ctx context.Context, v *vault.Vault, run *Run, now time.Time) error {
+	verdict, ok, err := reportedVerdict(ctx, v, run)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if now.Before(run.UserValidation.Deadline) {
+			return nil
+		}
+		verdict = Verdict{ValidationStatus: ValidationTimedOut,
+			ValidationStatusMessage: fmt.Sprintf("the validation function %s gave no verdict by the end of the validation window (%s)", run.UserValidation.Function, run.UserValidation.Deadline.Format(time.RFC3339))}
+	}
+	t.verdict(run, verdict)
+	return t.settle(ctx, v, run)
+}
+
+// verdict records a validation function's verdict: anything but
+// SUCCESSFUL fails the run (a verdict that never came proves nothing).
+func (t *Tester) verdict(run *Run, verdict Verdict) {
+	uv := run.UserValidation
+	at := time.Now().UTC()
+	uv.Status, uv.Message, uv.ReportedAt = verdict.ValidationStatus, verdict.ValidationStatusMessage, &at
+	if uv.Status != ValidationSuccessful {
+		msg := ""
+		if uv.Message != "" {
+			msg = ": " + uv.Message
+		}
+		run.problem("the validation function %s said %s%s", uv.Function, uv.Status, msg)
+	}
+}
+
+// settle ends the run: SUCCESSFUL without problems, FAILED with them (the
+// message joins them), recorded, and says so
+// (RESTORE_TESTING_JOB_COMPLETED or _FAILED).
+func (t *Tester) settle(ctx context.Context, v *vault.Vault, run *Run) error {
+	run.Status, run.StatusMessage = StatusSuccessful, ""
+	if len(run.Problems) > 0 {
+		run.Status, run.StatusMessage = StatusFailed, strings.Join(run.Problems, "; ")
 	}
 	run.CompletedAt = time.Now().UTC()
 	if err := v.PutJSON(ctx, vault.RestoreTestKey(run.Bucket, run.ID), run); err != nil {
-		return run, err
+		return err
 	}
-	return run, nil
+	notify.Send(ctx, t.Events, endedEvent(run), t.Log)
+	return nil
+}
+
+// fail ends a run that could not go on: FAILED with why, its restored
+// bucket deleted.
+func (t *Tester) fail(ctx context.Context, v *vault.Vault, run *Run, why string) {
+	run.problem("%s", why)
+	if run.DeleteAfter.IsZero() {
+		run.DeleteAfter = time.Now().UTC()
+	}
+	if err := t.settle(ctx, v, run); err != nil && t.Log != nil {
+		t.Log.Error("record a failed restore test", "run", run.ID, "error", err)
+	}
+	t.deleteTarget(ctx, v, run)
 }
 
 // setRTO records the restore's time against the target rto (none: 0).
@@ -416,6 +615,18 @@ type Swept struct {
 	Kept []string `json:"kept"`
 }
 
+// due says whether a run's restored bucket may go at now: its window
+// ended, or, still RUNNING, past its deadline.
+func (r *Run) due(now time.Time) bool {
+	switch {
+	case r.Status == StatusRunning:
+		return !r.Deadline.IsZero() && !now.Before(r.Deadline)
+	case r.Status == StatusValidating && r.UserValidation != nil:
+		return !now.Before(r.UserValidation.Deadline) && !now.Before(r.Deadline)
+	}
+	return !now.Before(r.DeleteAfter)
+}
+
 // Sweep deletes the restore-test-* buckets (those of the tester's
 // Prefix) whose time is up: a run's
 // restored bucket past its DeleteAfter (the run records when it went),
@@ -443,7 +654,7 @@ func (t *Tester) Sweep(ctx context.Context, v *vault.Vault, now time.Time) (*Swe
 				continue
 			}
 			run, named := byTarget[name]
-			due := named && !now.Before(run.DeleteAfter) ||
+			due := named && run.due(now) ||
 				!named && b.CreationDate != nil && now.Sub(*b.CreationDate) >= OrphanAfter
 			if !due {
 				out.Kept = append(out.Kept, name)
@@ -456,6 +667,11 @@ func (t *Tester) Sweep(ctx context.Context, v *vault.Vault, now time.Time) (*Swe
 			if named {
 				d := now.UTC()
 				run.DeletedAt = &d
+				if run.Status == StatusRunning || run.Status == StatusValidating {
+					run.problem("the run stopped before its verdict (its process was killed, or its workflow ended without one); the sweeper deleted its bucket")
+					run.Status, run.StatusMessage, run.CompletedAt = StatusFailed, strings.Join(run.Problems, "; "), now.UTC()
+					notify.Send(ctx, t.Events, endedEvent(run), t.Log)
+				}
 				if err := v.PutJSON(ctx, vault.RestoreTestKey(run.Bucket, run.ID), run); err != nil {
 					return out, err
 				}

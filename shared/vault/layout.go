@@ -33,6 +33,7 @@ const (
 	jobsPrefix     = "jobs/"
 	scratchPrefix  = "scratch/"
 	restoreTestPfx = "restore-tests/"
+	verdictPfx     = "restore-test-verdicts/"
 	segmentSuffix  = ".jsonl.zst"
 	segmentIDWidth = 13 // unix milliseconds, zero-padded
 )
@@ -49,6 +50,8 @@ const (
 	PatternSnapshots    = snapshotsPrefix + "*"
 	PatternScratch      = scratchPrefix + "*"
 	PatternRestoreTests = restoreTestPfx + "*"
+	// PatternRestoreTestVerdicts: the verdicts users' validations report.
+	PatternRestoreTestVerdicts = verdictPfx + "*"
 	// DataPrefix is the prefix of every data object (a lifecycle filter).
 	DataPrefix = dataPrefix
 )
@@ -136,6 +139,12 @@ func RestoreTestsPrefix(bucket string) string {
 	}
 	return restoreTestPfx + bucket + "/"
 }
+
+// RestoreTestVerdictKey is the vault key of the verdict a user's
+// validation reported for one restore test run (AWS Backup's
+// PutRestoreValidationResult): apart from the run's record, which only
+// the restore test's own steps write.
+func RestoreTestVerdictKey(bucket, id string) string { return verdictPfx + bucket + "/" + id + ".json" }
 
 // JobKey is the vault key of a job record.
 func JobKey(jobID string) string { return jobsPrefix + jobID + ".json" }
