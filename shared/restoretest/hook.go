@@ -155,6 +155,12 @@ func ParseVerdict(payload []byte) (Verdict, error) {
 	if err := json.Unmarshal(payload, &v); err != nil {
 		return Verdict{}, fmt.Errorf("the validation function's answer %s is not a verdict ({\"ValidationStatus\": \"SUCCESSFUL\"|\"FAILED\", \"ValidationStatusMessage\": \"...\"}): %v", clip(s, 200), err)
 	}
+	return normalizeVerdict(v)
+}
+
+// normalizeVerdict checks a validation function's verdict: its status in
+// any case, none meaning VALIDATING.
+func normalizeVerdict(v Verdict) (Verdict, error) {
 	v.ValidationStatus = strings.ToUpper(strings.TrimSpace(v.ValidationStatus))
 	switch v.ValidationStatus {
 	case "":

@@ -258,18 +258,24 @@ func (t *Tester) begin(ctx context.Context, req RunRequest, deadline time.Time) 
 	if err := t.pick(ctx, v, sel, run, rng); err != nil {
 		return nil, nil, err
 	}
-	suffix := make([]byte, 8)
-	if _, err := rand.Read(suffix); err != nil {
+	if run.ID, run.TargetBucket, err = newNames(now, t.prefix()); err != nil {
 		return nil, nil, err
 	}
-	run.ID = now.Format("20060102T150405Z") + "-" + hex.EncodeToString(suffix[:4])
-	run.TargetBucket = t.prefix() + hex.EncodeToString(suffix)
 	run.RestoreJobID = "restore-test-" + run.ID
 	if err := v.PutJSON(ctx, vault.RestoreTestKey(run.Bucket, run.ID), run); err != nil {
 		return nil, nil, err
 	}
 	notify.Send(ctx, t.Events, startedEvent(run), t.Log)
 	return v, run, nil
+}
+
+// newNames names a run started at now, and its restored bucket.
+func newNames(now time.Time, prefix string) (id, target string, err error) {
+	suffix := make([]byte, 8)
+	if _, err := rand.Read(suffix); err != nil {
+		return "", "", err
+	}
+	return now.Format("20060102T150405Z") + "-" + hex.EncodeToString(suffix[:4]), prefix + hex.EncodeToString(suffix), nil
 }
 
 // restoreRequest is the restore a run makes: the pick into a new bucket,
@@ -357,6 +363,9 @@ func (t *Tester) userValidate(ctx context.Context, v *vault.Vault, run *Run) err
 		hook = LambdaHook{Lambda: t.Lambda}
 	}
 	verdict, err := hook.Invoke(ctx, uv.Function, hookEvent(run))
+	if err == nil {
+		verdict, err = normalizeVerdict(verdict)
+	}
 	if err != nil {
 		verdict = Verdict{ValidationStatus: ValidationFailed, ValidationStatusMessage: err.Error()}
 	}
