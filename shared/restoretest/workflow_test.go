@@ -103,7 +103,7 @@ func scheduled(v *vault.Vault, window int64, function string) restoretest.Schedu
 			RecoveryPointTypes: []restoretest.RecoveryPointType{restoretest.Continuous}},
 		Selections: []restoretest.Selection{{RestoreTestingSelectionName: "photos", ProtectedResourceType: "S3", ProtectedResourceArns: []string{"*"},
 			ProtectedResourceConditions: &restoretest.Conditions{StringEquals: []restoretest.KeyValue{{Key: "aws:ResourceTag/team", Value: "photos"}}},
-			ValidationWindowHours: &window}},
+			ValidationWindowHours:       &window}},
 	}
 }
 
