@@ -38,9 +38,9 @@ var layers = []layer{
 	},
 	{
 		Name: "drive",
-		Why:  "what starts jobs: the local runner and scheduler, the dispatch of scheduled rules, a Lambda function's start-up",
+		Why:  "what starts jobs: the local runner and scheduler, the dispatch of scheduled rules, a Lambda function's start-up; and what reads what jobs leave: the vault's report (recovery points and restore test history, shared/report)",
 		Packages: []string{
-			"shared/runner", "shared/schedule", "shared/wiring",
+			"shared/runner", "shared/schedule", "shared/wiring", "shared/report",
 		},
 	},
 	{
