@@ -23,6 +23,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/locals3"
 	"github.com/bucketvault/bucketvault/shared/protect"
 	"github.com/bucketvault/bucketvault/shared/restore"
+	"github.com/bucketvault/bucketvault/shared/restoretest"
 	"github.com/bucketvault/bucketvault/shared/rie"
 	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/schedule"
@@ -34,17 +35,22 @@ import (
 // invokeFunctions are the Lambda functions invoke runs, with the timeout
 // each has on AWS (infra/), which invoke applies as the deadline.
 var invokeFunctions = map[string]time.Duration{
-	"journal":   5 * time.Minute,
-	"reconcile": 15 * time.Minute,
-	"protect":   5 * time.Minute,
-	"restore":   15 * time.Minute,
-	"snapshot":  15 * time.Minute,
-	"expire":    15 * time.Minute,
-	"dispatch":  5 * time.Minute,
+	"journal":     5 * time.Minute,
+	"reconcile":   15 * time.Minute,
+	"protect":     5 * time.Minute,
+	"restore":     15 * time.Minute,
+	"snapshot":    15 * time.Minute,
+	"expire":      15 * time.Minute,
+	"dispatch":    5 * time.Minute,
+	"restoretest": 15 * time.Minute,
 }
 
 // snapshotEvent is the snapshot function's input, one step's request.
 type snapshotEvent json.RawMessage
+
+// restoreTestEvent is the restore test function's input: a step of its
+// state machine, a sweep or one restore test.
+type restoreTestEvent json.RawMessage
 
 // invokeOptions are what a function would read from its environment.
 type invokeOptions struct {
@@ -206,6 +212,8 @@ func (a *app) invokeInProcess(ctx context.Context, o invokeOptions, env map[stri
 		out, err = handler.Restore(f)(ctx, raw)
 	case snapshotEvent:
 		out, err = handler.Snapshot(f)(ctx, json.RawMessage(in))
+	case restoreTestEvent:
+		out, err = handler.RestoreTest(f)(ctx, json.RawMessage(in))
 	case schedule.Request:
 		out, err = handler.Dispatch(f)(ctx, in)
 	case json.RawMessage:
@@ -342,6 +350,22 @@ func decodeInvokeEvent(function string, raw []byte) (any, error) {
 			return nil, err
 		}
 		return req, nil
+	case "restoretest":
+		if restoretest.IsStep(raw) {
+			var step restoretest.StepRequest
+			if err := strict(&step); err != nil {
+				return nil, err
+			}
+		} else {
+			var req handler.RestoreTestRequest
+			if err := strict(&req); err != nil {
+				return nil, err
+			}
+			if req.Bucket == "" && !req.Sweep {
+				return nil, fmt.Errorf("not a restoretest event: neither a step, a bucket to test, nor sweep")
+			}
+		}
+		return restoreTestEvent(raw), nil
 	case "snapshot":
 		var req snapshot.Request
 		if err := strict(&req); err != nil {
@@ -387,6 +411,28 @@ func requestVault(input any) string {
 	switch in := input.(type) {
 	case restore.Request:
 		return in.Vault
+	case restoreTestEvent:
+		var probe struct {
+			Vault     string `json:"vault"`
+			Scheduled *struct {
+				Vault string `json:"vault"`
+			} `json:"scheduled"`
+			Test *struct {
+				Request struct {
+					Vault string `json:"vault"`
+				} `json:"request"`
+			} `json:"test"`
+		}
+		if json.Unmarshal(in, &probe) != nil {
+			return ""
+		}
+		switch {
+		case probe.Scheduled != nil:
+			return probe.Scheduled.Vault
+		case probe.Test != nil:
+			return probe.Test.Request.Vault
+		}
+		return probe.Vault
 	case schedule.Request:
 		return in.Job.Vault
 	case snapshotEvent:

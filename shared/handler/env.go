@@ -11,19 +11,20 @@ import (
 
 // Names are the Lambda functions: their directories under functions/ and
 // their names in infra/, sorted.
-var Names = []string{"dispatch", "expire", "journal", "protect", "reconcile", "restore", "snapshot"}
+var Names = []string{"dispatch", "expire", "journal", "protect", "reconcile", "restore", "restoretest", "snapshot"}
 
 // stackEnv are the variables the stack sets in each function's
 // environment (infra/functions.go). A test holds them to the golden
 // template's Environment.Variables.
 var stackEnv = map[string][]string{
-	"dispatch":  {config.EnvVault},
-	"expire":    {config.EnvVault, config.EnvConcurrency},
-	"journal":   {config.EnvVault, config.EnvConcurrency},
-	"protect":   {config.EnvVault, config.EnvBuckets},
-	"reconcile": {config.EnvVault, config.EnvConcurrency, config.EnvBuckets},
-	"restore":   {config.EnvVault, config.EnvConcurrency, config.EnvRestoreTargets, config.EnvEventsTopic, config.EnvEventBus},
-	"snapshot":  {config.EnvVault, config.EnvConcurrency, config.EnvEventsTopic, config.EnvEventBus},
+	"dispatch":    {config.EnvVault},
+	"expire":      {config.EnvVault, config.EnvConcurrency},
+	"journal":     {config.EnvVault, config.EnvConcurrency},
+	"protect":     {config.EnvVault, config.EnvBuckets},
+	"reconcile":   {config.EnvVault, config.EnvConcurrency, config.EnvBuckets},
+	"restore":     {config.EnvVault, config.EnvConcurrency, config.EnvRestoreTargets, config.EnvEventsTopic, config.EnvEventBus},
+	"restoretest": {config.EnvVault, config.EnvConcurrency, config.EnvEventsTopic, config.EnvEventBus},
+	"snapshot":    {config.EnvVault, config.EnvConcurrency, config.EnvEventsTopic, config.EnvEventBus},
 }
 
 // awsResources are the stack's variables whose values are AWS resources

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/bucketvault/bucketvault/shared/journal"
@@ -23,6 +24,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/notify/restorejob"
 	"github.com/bucketvault/bucketvault/shared/protect"
 	"github.com/bucketvault/bucketvault/shared/restore"
+	"github.com/bucketvault/bucketvault/shared/restoretest"
 	"github.com/bucketvault/bucketvault/shared/schedule"
 	"github.com/bucketvault/bucketvault/shared/snapshot"
 	"github.com/bucketvault/bucketvault/shared/vault"
@@ -221,5 +223,62 @@ func Expire(f *wiring.Function) func(context.Context, vault.ExpireRequest) (*vau
 				"retained", rep.Data.Retained+rep.Journal.Retained, "warnings", len(rep.Warnings))
 		}
 		return rep, err
+	}
+}
+
+// RestoreTestRequest is the restore test function's input other than a
+// state machine's step: one restore test run in the function (its restore
+// in-process, so within the function's time), or the sweeper's schedule.
+type RestoreTestRequest struct {
+	restoretest.RunRequest
+	// Sweep: delete the restore-test-* buckets whose time is up, end dead
+	// runs FAILED (restoretest.Tester.Sweep), and nothing else.
+	Sweep bool `json:"sweep,omitempty"`
+}
+
+// RestoreTest is the restore test function's handler: a step of the
+// restore test state machine (restoretest.IsStep), a sweep, or one
+// restore test. Validation functions are invoked with Lambda's Invoke;
+// job events go to the stack's topic and bus.
+func RestoreTest(f *wiring.Function) func(context.Context, json.RawMessage) (any, error) {
+	t := &restoretest.Tester{S3: f.S3, Restorer: &restore.Restorer{S3: f.S3, Log: f.Log}, Lambda: lambda.NewFromConfig(f.AWS), Events: f.Events, Log: f.Log}
+	return func(ctx context.Context, raw json.RawMessage) (any, error) {
+		if restoretest.IsStep(raw) {
+			var step restoretest.StepRequest
+			if err := json.Unmarshal(raw, &step); err != nil {
+				return nil, &restoretest.InvalidRequestError{Reason: fmt.Sprintf("decode the step: %v", err)}
+			}
+			if step.Scheduled != nil && step.Scheduled.Vault == "" {
+				step.Scheduled.Vault = f.Config.Vault
+			}
+			if step.Test != nil && step.Test.Request.Vault == "" {
+				step.Test.Request.Vault = f.Config.Vault
+			}
+			raw, err := json.Marshal(step)
+			if err != nil {
+				return nil, err
+			}
+			return t.Handle(ctx, raw)
+		}
+		var req RestoreTestRequest
+		dec := json.NewDecoder(strings.NewReader(string(raw)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return nil, &restoretest.InvalidRequestError{Reason: fmt.Sprintf("decode the request: %v", err)}
+		}
+		if req.Vault == "" {
+			req.Vault = f.Config.Vault
+		}
+		if req.Sweep {
+			v, err := vault.Open(ctx, f.S3, req.Vault)
+			if err != nil {
+				return nil, err
+			}
+			return t.Sweep(ctx, v, time.Now())
+		}
+		if req.Bucket == "" {
+			return nil, &restoretest.InvalidRequestError{Reason: "a restore test needs a bucket (or sweep: true)"}
+		}
+		return t.Run(ctx, req.RunRequest)
 	}
 }

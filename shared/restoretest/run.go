@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -688,4 +689,59 @@ func (t *Tester) Sweep(ctx context.Context, v *vault.Vault, now time.Time) (*Swe
 		}
 	}
 	return out, nil
+}
+
+// MarshalJSON writes Keep and RTO as Go durations ("24h0m0s").
+func (r RunRequest) MarshalJSON() ([]byte, error) {
+	type plain RunRequest
+	text := func(d time.Duration) string {
+		if d == 0 {
+			return ""
+		}
+		return d.String()
+	}
+	return json.Marshal(struct {
+		plain
+		Keep string `json:"keep,omitempty"`
+		RTO  string `json:"rto,omitempty"`
+	}{plain(r), text(r.Keep), text(r.RTO)})
+}
+
+// UnmarshalJSON reads Keep and RTO as Go durations ("4h", "90m") or
+// nanoseconds.
+func (r *RunRequest) UnmarshalJSON(b []byte) error {
+	type plain RunRequest
+	var in struct {
+		plain
+		Keep json.RawMessage `json:"keep,omitempty"`
+		RTO  json.RawMessage `json:"rto,omitempty"`
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*r = RunRequest(in.plain)
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+		dst  *time.Duration
+	}{{"keep", in.Keep, &r.Keep}, {"rto", in.RTO, &r.RTO}} {
+		if len(f.raw) == 0 || string(f.raw) == "null" {
+			continue
+		}
+		var s string
+		if json.Unmarshal(f.raw, &s) == nil {
+			d, err := time.ParseDuration(s)
+			if err != nil || d < 0 {
+				return fmt.Errorf("%s %q: want a duration such as \"4h\"", f.name, s)
+			}
+			*f.dst = d
+			continue
+		}
+		var n int64
+		if err := json.Unmarshal(f.raw, &n); err != nil || n < 0 {
+			return fmt.Errorf("%s %s: want a duration such as \"4h\"", f.name, f.raw)
+		}
+		*f.dst = time.Duration(n)
+	}
+	return nil
 }
