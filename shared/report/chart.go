@@ -107,6 +107,35 @@ func niceStep(max float64, n int) float64 {
 	return 10 * p
 }
 
+// durationSteps are the steps, in seconds, of an axis of durations
+// longer than tens of seconds: whole minutes, hours and days.
+var durationSteps = []float64{10, 15, 30, 60, 2 * 60, 5 * 60, 10 * 60, 15 * 60, 30 * 60,
+	3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400}
+
+// secondsStep is the step of an axis of durations from 0 to max seconds
+// in at most n intervals: 1, 2 or 5 times a power of ten below ten
+// seconds, else the first of durationSteps that fits (whole weeks past
+// them).
+func secondsStep(max float64, n int) float64 {
+	raw := max / float64(max1(n))
+	if raw <= 10 {
+		return niceStep(max, n)
+	}
+	for _, st := range durationSteps {
+		if st >= raw {
+			return st
+		}
+	}
+	return math.Ceil(raw/(7*86400)) * 7 * 86400
+}
+
+func max1(n int) int {
+	if n < 1 {
+		return 1
+	}
+	return n
+}
+
 // FormatSeconds writes a duration in seconds for people: "0.42 s",
 // "12.5 s", "3 min 20 s", "2 h 5 min".
 func FormatSeconds(sec float64) string {
@@ -240,7 +269,7 @@ func NewTimeline(buckets []Bucket, now time.Time) Timeline {
 		row := TimelineRow{Bucket: b.Name, Label: shorten(b.Name, 26), Y: y, MidY: y + timelineRowH/2 - 4, LabelY: y + timelineRowH/2}
 		if c := b.Continuous; c != nil && c.EarliestRestorableTime != nil && c.LatestRestorableTime != nil {
 			x0, x1 := s.at(*c.EarliestRestorableTime), s.at(*c.LatestRestorableTime)
-			band := &Band{X: x0, Y: row.MidY - timelineBandH/2, W: math.Max(round(x1-x0), 2), H: timelineBandH, Status: statusClass(c.Status),
+			band := &Band{X: x0, Y: row.MidY - timelineBandH/2, W: math.Max(round(x1-x0), 4), H: timelineBandH, Status: statusClass(c.Status),
 				Title: fmt.Sprintf("%s CONTINUOUS %s: restorable %s to %s (complete through the last finished reconcile)", b.Name, c.Status,
 					c.EarliestRestorableTime.UTC().Format(time.RFC3339), c.LatestRestorableTime.UTC().Format(time.RFC3339))}
 			if j := c.JournaledThrough; j != nil && j.After(*c.LatestRestorableTime) {
@@ -366,7 +395,7 @@ func NewRestoreChart(bucket string, runs []Run) RestoreChart {
 	if max <= 0 {
 		max = 1
 	}
-	step := niceStep(max*1.1, maxValueTicks)
+	step := secondsStep(max*1.1, maxValueTicks)
 	c.MaxSeconds = math.Ceil(max*1.1/step) * step
 	y := linear{D0: 0, D1: c.MaxSeconds, R0: c.PlotY1, R1: c.PlotY0}
 	for v := 0.0; v <= c.MaxSeconds+step/2; v += step {

@@ -65,6 +65,14 @@ func TestReportNiceStepAndFormats(t *testing.T) {
 			t.Errorf("niceStep(%v, %d) = %v, want %v", c.max, c.n, got, c.want)
 		}
 	}
+	for _, c := range []struct {
+		max  float64
+		want float64
+	}{{13.2, 5}, {44, 10}, {140, 30}, {3960, 15 * 60}, {4 * 3600 * 1.1, 3600}, {400 * 86400, 12 * 7 * 86400}} {
+		if got := secondsStep(c.max, 5); got != c.want {
+			t.Errorf("secondsStep(%v, 5) = %v, want %v", c.max, got, c.want)
+		}
+	}
 	for sec, want := range map[float64]string{0: "0 s", 0.4234: "0.42 s", 12.46: "12.5 s", 200: "3 min 20 s", 120: "2 min", 7500: "2 h 5 min", 3600: "1 h"} {
 		if got := FormatSeconds(sec); got != want {
 			t.Errorf("FormatSeconds(%v) = %q, want %q", sec, got, want)
@@ -352,12 +360,13 @@ func TestReportUserValidation(t *testing.T) {
 		{`{"ValidationStatus":"SUCCESSFUL"}`, "SUCCESSFUL"},
 		{`{"verdict":"FAILED","message":"x"}`, "FAILED: x"},
 		{`{"other":1}`, `{"other":1}`},
+		{`{"function":"check-photos","status":"TIMED_OUT","message":"no verdict within 2h","invokedAt":"2026-11-23T10:00:00Z"}`, "TIMED_OUT: no verdict within 2h"},
 	} {
 		if got := verdictText(json.RawMessage(c.raw)); got != c.want {
 			t.Errorf("verdictText(%s) = %q, want %q", c.raw, got, c.want)
 		}
 	}
-	// A run as recorded today carries none: no column.
+	// A run without one: no column.
 	r := New("v", "", t0, nil, []restoretest.Run{run("b", "r1", 0, restoretest.StatusSuccessful, 1, 0)})
 	if r.Runs[0].UserValidation != "" || r.HasUserValidation() || strings.Contains(render(t, r), "user validation") {
 		t.Errorf("user validation shown without one: %+v", r.Runs[0])
