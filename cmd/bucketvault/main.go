@@ -146,7 +146,7 @@ such as the local one (path-style addressing).`,
 		a.vaultCommand(), a.protectCommand(), a.journalCommand(), a.reconcileCommand(), a.compactCommand(), a.expireCommand(),
 		a.backupCommand(), a.restoreCommand(), a.recoveryPointsCommand(), a.verifyCommand(), a.jobCommand(),
 		a.serveCommand(), a.demoCommand(), a.localServerCommand(), a.invokeCommand(),
-		a.planCommand(), a.restoreTestCommand(),
+		a.planCommand(), a.restoreTestCommand(), a.reportCommand(),
 	)
 	return root
 }

@@ -45,29 +45,29 @@ type Report struct {
 
 // Summary is the page's header in numbers.
 type Summary struct {
-	Buckets int
+	Buckets int `json:"buckets"`
 	// Points counts recovery points: ContinuousPoints (one per protected
 	// bucket) and Snapshots; SnapshotStatus counts snapshots by status.
-	Points           int
-	ContinuousPoints int
-	Snapshots        int
-	SnapshotStatus   []Count
+	Points           int     `json:"points"`
+	ContinuousPoints int     `json:"continuousPoints"`
+	Snapshots        int     `json:"snapshots"`
+	SnapshotStatus   []Count `json:"snapshotStatus,omitempty"`
 	// Tests counts every restore test recorded; RecentPassed and
 	// RecentFailed those started in the last RecentDays days.
-	Tests        int
-	RecentPassed int
-	RecentFailed int
+	Tests        int `json:"tests"`
+	RecentPassed int `json:"recentPassed"`
+	RecentFailed int `json:"recentFailed"`
 	// RTOMeasured counts runs with an RTO target, RTOMissed those whose
 	// restore took longer.
-	RTOMeasured int
-	RTOMissed   int
+	RTOMeasured int `json:"rtoMeasured"`
+	RTOMissed   int `json:"rtoMissed"`
 }
 
 // Count is a number of things with one status.
 type Count struct {
-	Status string
-	Class  string
-	N      int
+	Status string `json:"status"`
+	Class  string `json:"-"`
+	N      int    `json:"n"`
 }
 
 // Bucket is one bucket's recovery points and restore tests.
