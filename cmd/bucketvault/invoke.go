@@ -357,12 +357,8 @@ func decodeInvokeEvent(function string, raw []byte) (any, error) {
 				return nil, err
 			}
 		} else {
-			var req handler.RestoreTestRequest
-			if err := strict(&req); err != nil {
-				return nil, err
-			}
-			if req.Bucket == "" && !req.Sweep {
-				return nil, fmt.Errorf("not a restoretest event: neither a step, a bucket to test, nor sweep")
+			if _, err := handler.DecodeRestoreTestRequest(raw); err != nil {
+				return nil, fmt.Errorf("not a restoretest event: %w", err)
 			}
 		}
 		return restoreTestEvent(raw), nil

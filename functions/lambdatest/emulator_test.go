@@ -27,6 +27,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/locals3"
 	"github.com/bucketvault/bucketvault/shared/protect"
 	"github.com/bucketvault/bucketvault/shared/restore"
+	"github.com/bucketvault/bucketvault/shared/restoretest"
 	"github.com/bucketvault/bucketvault/shared/rie"
 	"github.com/bucketvault/bucketvault/shared/schedule"
 	"github.com/bucketvault/bucketvault/shared/snapshot"
@@ -54,13 +55,14 @@ const functionTimeout = 2 * time.Minute
 // Every function (handler.Names) has one: a function without fails the
 // test, never skips.
 var scenarios = map[string]func(*testing.T, *harness){
-	"dispatch":  testDispatch,
-	"expire":    testExpire,
-	"journal":   testJournal,
-	"protect":   testProtect,
-	"reconcile": testReconcile,
-	"restore":   testRestore,
-	"snapshot":  testSnapshot,
+	"dispatch":    testDispatch,
+	"expire":      testExpire,
+	"journal":     testJournal,
+	"protect":     testProtect,
+	"reconcile":   testReconcile,
+	"restore":     testRestore,
+	"restoretest": testRestoreTest,
+	"snapshot":    testSnapshot,
 }
 
 // TestFunctionsUnderEmulator builds every function's bootstrap once, then
@@ -691,5 +693,45 @@ func testExpire(t *testing.T, h *harness) {
 	}
 	if diff := cmp.Diff(before, journaled(t, v, photos)); diff != "" {
 		t.Errorf("a dry run changed the journal (-before +after):\n%s", diff)
+	}
+}
+
+// testRestoreTest runs one restore test in the function, on its sample
+// (the bucket renamed): it restores the newest second into a
+// restore-test-* bucket, validates it SUCCESSFUL, records the run in the
+// vault and deletes the bucket; the sweep sample then finds nothing due.
+func testRestoreTest(t *testing.T, h *harness) {
+	ctx := context.Background()
+	v, vaultName := h.newVault(t)
+	photos := h.srv.NewBucket(t, true)
+	h.put(t, photos, "albums/a.jpg", "a", "team=photos")
+	h.put(t, photos, "index.html", "index", "")
+	h.protectBucket(t, v, photos, false)
+	// The completeness watermark: a reconcile a second after the last write.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	j := &journal.Journal{Vault: v, S3: h.srv.Client(ctx)}
+	if _, err := j.HandleReconcile(ctx, journal.ReconcileRequest{Buckets: []string{photos}}); err != nil {
+		t.Fatal(err)
+	}
+	e := h.start(t, "restoretest", handler.Settings{Vault: vaultName, Concurrency: 4}, nil)
+	var run restoretest.Run
+	invoke(t, e, sample(t, "restoretest.request.json", map[string]string{"bucketvault-vault-123456789012-us-east-1": vaultName, "photos": photos}), &run)
+	if run.Status != restoretest.StatusSuccessful || run.Objects != 2 || run.Validation == nil || run.Validation.Verdict != "SUCCESSFUL" ||
+		run.DeletedAt == nil || run.RTOMet == nil || !*run.RTOMet || run.PlanName != "photos-weekly" || run.Seed != 42 {
+		t.Fatalf("run: %+v", run)
+	}
+	if _, ok := h.get(t, run.TargetBucket, "index.html"); ok {
+		t.Errorf("the restored bucket %s is still there", run.TargetBucket)
+	}
+	hist, err := restoretest.History(ctx, v, photos)
+	if err != nil || len(hist) != 1 || hist[0].ID != run.ID {
+		t.Fatalf("history: %+v %v", hist, err)
+	}
+	var swept restoretest.Swept
+	invoke(t, e, sample(t, "restoretest-sweep.request.json", nil), &swept)
+	for _, b := range swept.Deleted {
+		if b == run.TargetBucket {
+			t.Errorf("swept %s, deleted already", b)
+		}
 	}
 }

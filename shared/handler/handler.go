@@ -7,6 +7,7 @@
 package handler
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -228,12 +229,45 @@ func Expire(f *wiring.Function) func(context.Context, vault.ExpireRequest) (*vau
 
 // RestoreTestRequest is the restore test function's input other than a
 // state machine's step: one restore test run in the function (its restore
-// in-process, so within the function's time), or the sweeper's schedule.
+// in-process, so within the function's time), or the sweeper's schedule,
+// {"sweep": true} (with the vault, optionally).
 type RestoreTestRequest struct {
-	restoretest.RunRequest
 	// Sweep: delete the restore-test-* buckets whose time is up, end dead
 	// runs FAILED (restoretest.Tester.Sweep), and nothing else.
-	Sweep bool `json:"sweep,omitempty"`
+	Sweep bool
+	Vault string
+	// Run is the restore test to run (not a sweep).
+	Run restoretest.RunRequest
+}
+
+// DecodeRestoreTestRequest reads a RestoreTestRequest, refusing unknown
+// fields.
+func DecodeRestoreTestRequest(raw []byte) (*RestoreTestRequest, error) {
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return nil, &restoretest.InvalidRequestError{Reason: fmt.Sprintf("decode the request: %v", err)}
+	}
+	if _, ok := probe["sweep"]; ok {
+		var sw struct {
+			Sweep bool   `json:"sweep"`
+			Vault string `json:"vault"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&sw); err != nil || !sw.Sweep {
+			return nil, &restoretest.InvalidRequestError{Reason: fmt.Sprintf("a sweep is {\"sweep\": true, \"vault\": V}: %v", err)}
+		}
+		return &RestoreTestRequest{Sweep: true, Vault: sw.Vault}, nil
+	}
+	var req RestoreTestRequest
+	if err := json.Unmarshal(raw, &req.Run); err != nil {
+		return nil, &restoretest.InvalidRequestError{Reason: fmt.Sprintf("decode the request: %v", err)}
+	}
+	if req.Run.Bucket == "" {
+		return nil, &restoretest.InvalidRequestError{Reason: "a restore test needs a bucket (or sweep: true)"}
+	}
+	req.Vault = req.Run.Vault
+	return &req, nil
 }
 
 // RestoreTest is the restore test function's handler: a step of the
@@ -260,14 +294,12 @@ func RestoreTest(f *wiring.Function) func(context.Context, json.RawMessage) (any
 			}
 			return t.Handle(ctx, raw)
 		}
-		var req RestoreTestRequest
-		dec := json.NewDecoder(strings.NewReader(string(raw)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			return nil, &restoretest.InvalidRequestError{Reason: fmt.Sprintf("decode the request: %v", err)}
+		req, err := DecodeRestoreTestRequest(raw)
+		if err != nil {
+			return nil, err
 		}
 		if req.Vault == "" {
-			req.Vault = f.Config.Vault
+			req.Vault, req.Run.Vault = f.Config.Vault, f.Config.Vault
 		}
 		if req.Sweep {
 			v, err := vault.Open(ctx, f.S3, req.Vault)
@@ -276,9 +308,6 @@ func RestoreTest(f *wiring.Function) func(context.Context, json.RawMessage) (any
 			}
 			return t.Sweep(ctx, v, time.Now())
 		}
-		if req.Bucket == "" {
-			return nil, &restoretest.InvalidRequestError{Reason: "a restore test needs a bucket (or sweep: true)"}
-		}
-		return t.Run(ctx, req.RunRequest)
+		return t.Run(ctx, req.Run)
 	}
 }

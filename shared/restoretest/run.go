@@ -1,6 +1,7 @@
 package restoretest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -708,7 +709,7 @@ func (r RunRequest) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON reads Keep and RTO as Go durations ("4h", "90m") or
-// nanoseconds.
+// nanoseconds, and refuses unknown fields.
 func (r *RunRequest) UnmarshalJSON(b []byte) error {
 	type plain RunRequest
 	var in struct {
@@ -716,8 +717,10 @@ func (r *RunRequest) UnmarshalJSON(b []byte) error {
 		Keep json.RawMessage `json:"keep,omitempty"`
 		RTO  json.RawMessage `json:"rto,omitempty"`
 	}
-	if err := json.Unmarshal(b, &in); err != nil {
-		return err
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return fmt.Errorf("a restore test request: %w", err)
 	}
 	*r = RunRequest(in.plain)
 	for _, f := range []struct {
