@@ -9,10 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/spf13/cobra"
 
 	"github.com/bucketvault/bucketvault/shared/plan"
 	"github.com/bucketvault/bucketvault/shared/restoretest"
+	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
@@ -28,7 +31,8 @@ create-restore-testing-selection --restore-testing-selection file, either
 command's --cli-input-json file, or get-restore-testing-plan and
 get-restore-testing-selection output. bucketvault restore-tests S3 buckets.`,
 	}
-	cmd.AddCommand(a.restoreTestValidateCommand(), a.restoreTestRunCommand(), a.restoreTestHistoryCommand(), a.restoreTestSweepCommand())
+	cmd.AddCommand(a.restoreTestValidateCommand(), a.restoreTestRunCommand(), a.restoreTestHistoryCommand(), a.restoreTestSweepCommand(),
+		a.restoreTestPutValidationResultCommand())
 	return cmd
 }
 
@@ -38,6 +42,7 @@ func (a *app) restoreTestRunCommand() *cobra.Command {
 	var planFile, algorithm string
 	var types []string
 	var keepHours float64
+	var lambdaEndpoint string
 	cmd := &cobra.Command{
 		Use:   "run --vault V --bucket B [--plan FILE] [--algorithm latest|random] [--types snapshot,continuous] [--seed N] [--keep-hours H]",
 		Short: "Restore a recovery point into a new restore-test-* bucket, validate every object against the vault, record the result",
@@ -103,8 +108,25 @@ vault (restore-test history) and deletes the bucket, at once or after
 			if err != nil {
 				return err
 			}
+			tester := &restoretest.Tester{S3: c}
+			if req.ValidationFunction != "" {
+				cfg, err := s3x.LoadConfig(cmd.Context(), s3x.ClientOptions{Region: a.region, Profile: a.profile})
+				if err != nil {
+					return err
+				}
+				tester.Lambda = lambda.NewFromConfig(cfg, func(o *lambda.Options) {
+					if lambdaEndpoint != "" {
+						o.BaseEndpoint = aws.String(lambdaEndpoint)
+					}
+				})
+				if keepHours > 0 {
+					fmt.Fprintf(a.stderr, "the validation function %s has until the validation window ends (%gh) to give its verdict: `bucketvault restore-test put-validation-result`\n", req.ValidationFunction, keepHours)
+				}
+			} else if lambdaEndpoint != "" {
+				return usagef("--lambda-endpoint needs --validation-function")
+			}
 			p := a.newProgress("restore test")
-			run, err := (&restoretest.Tester{S3: c}).Run(cmd.Context(), req)
+			run, err := tester.Run(cmd.Context(), req)
 			p.done()
 			if errors.Is(err, restoretest.ErrNothingToPick) {
 				return usagef("%v", err)
@@ -130,6 +152,8 @@ vault (restore-test history) and deletes the bucket, at once or after
 	f.Uint64Var(&req.Seed, "seed", 0, "seed of the random pick and sample (default: a random one, recorded)")
 	f.Float64Var(&keepHours, "keep-hours", 0, "keep the restored bucket this long before deleting it (0: delete at once)")
 	f.DurationVar(&req.RTO, "rto", 0, "recovery time objective to record the restore's time against, e.g. 4h (0: none)")
+	f.StringVar(&req.ValidationFunction, "validation-function", "", "a Lambda function (name or ARN) that validates the restored bucket and gives its verdict within the validation window (--keep-hours)")
+	f.StringVar(&lambdaEndpoint, "lambda-endpoint", "", "the Lambda API endpoint to invoke --validation-function at (e.g. a Lambda Runtime Interface Emulator's http://127.0.0.1:9001); default AWS's")
 	return cmd
 }
 
@@ -160,8 +184,18 @@ func runText(r *restoretest.Run) string {
 		}
 		fmt.Fprintf(&b, "  validation %s: %d keys listed of %d; %s read whole\n", v.Verdict, v.Listed, v.Expected, sample)
 	}
+	if uv := r.UserValidation; uv != nil {
+		fmt.Fprintf(&b, "  validation function %s: %s", uv.Function, uv.Status)
+		if uv.Message != "" {
+			fmt.Fprintf(&b, ": %s", uv.Message)
+		}
+		b.WriteString("\n")
+	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(&b, "  FAILED %s: %s\n", f.Key, f.Why)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "  note: %s\n", n)
 	}
 	if r.DeletedAt != nil {
 		fmt.Fprintf(&b, "  restored bucket deleted %s\n", r.DeletedAt.Format(time.RFC3339))
@@ -377,5 +411,51 @@ func (a *app) restoreTestSweepCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&vaultName, "vault", "", "vault bucket name (its runs say when each bucket's window ends)")
+	return cmd
+}
+
+// restoreTestPutValidationResultCommand records a validation's verdict on
+// a run awaiting one, as AWS Backup's PutRestoreValidationResult.
+func (a *app) restoreTestPutValidationResultCommand() *cobra.Command {
+	var vaultName, bucket, runID, status, message string
+	cmd := &cobra.Command{
+		Use:   "put-validation-result --vault V --bucket B --run-id ID --validation-status SUCCESSFUL|FAILED|VALIDATING [--validation-status-message M]",
+		Short: "Give a restore test's verdict from your own validation (AWS Backup's PutRestoreValidationResult), while the run awaits it",
+		Long: `A restore test with a validation function waits for the function's verdict
+until its validation window ends. A function that needs longer than one
+invocation answers VALIDATING (or nothing), and the verdict is given
+later with this command. No verdict by the end of the window is
+TIMED_OUT, and the run FAILED.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, f := range []struct{ n, v string }{{"vault", vaultName}, {"bucket", bucket}, {"run-id", runID}, {"validation-status", status}} {
+				if err := requireFlag(f.n, f.v); err != nil {
+					return err
+				}
+			}
+			c, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			v, err := vault.Open(cmd.Context(), c, vaultName)
+			if err != nil {
+				return err
+			}
+			verdict := restoretest.Verdict{ValidationStatus: strings.ToUpper(status), ValidationStatusMessage: message}
+			if err := restoretest.PutValidationResult(cmd.Context(), v, bucket, runID, verdict); err != nil {
+				if errors.As(err, new(*restoretest.InvalidRunError)) {
+					return usagef("%v", err)
+				}
+				return err
+			}
+			return a.print(verdict, fmt.Sprintf("restore test %s: validation result %s recorded; the run takes it at its next look\n", runID, verdict.ValidationStatus))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&vaultName, "vault", "", "vault bucket name")
+	f.StringVar(&bucket, "bucket", "", "the protected bucket the run tested")
+	f.StringVar(&runID, "run-id", "", "the run's id (restore-test history; the validation function's event has it as detail.runId)")
+	f.StringVar(&status, "validation-status", "", "SUCCESSFUL, FAILED or VALIDATING")
+	f.StringVar(&message, "validation-status-message", "", "why, for the run's record")
 	return cmd
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -227,11 +229,36 @@ func TestCLIRestoreTestRun(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &sw) != nil || len(sw.Deleted) != 0 {
 		t.Fatalf("restore-test sweep: %d %q %s", code, out, e)
 	}
+	// A validation function (served by a stand-in of Lambda's Invoke API)
+	// that answers FAILED fails the run: exit 3, its verdict printed.
+	lambdaAPI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev restoretest.HookEvent
+		if !strings.Contains(r.URL.Path, "/functions/check-orders/") || json.NewDecoder(r.Body).Decode(&ev) != nil || ev.Detail.Bucket != bucket {
+			http.Error(w, "unexpected", http.StatusBadRequest)
+			return
+		}
+		_, _ = w.Write([]byte(`{"ValidationStatus":"FAILED","ValidationStatusMessage":"orders table empty"}`))
+	}))
+	defer lambdaAPI.Close()
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_REGION", "us-east-1")
+	code, out, e = cli(t, srv, "restore-test", "run", "--vault", v.Bucket, "--bucket", bucket, "--validation-function", "check-orders", "--lambda-endpoint", lambdaAPI.URL)
+	if code != 3 || !strings.Contains(out, "validation function check-orders: FAILED: orders table empty") {
+		t.Fatalf("restore-test run with a validation function: %d %q %s", code, out, e)
+	}
+	// A verdict for a run that awaits none is refused.
+	code, _, e = cli(t, srv, "restore-test", "put-validation-result", "--vault", v.Bucket, "--bucket", bucket, "--run-id", run.ID, "--validation-status", "SUCCESSFUL")
+	if code != 2 || !strings.Contains(e, "has no validation function") {
+		t.Errorf("put-validation-result on a run without one: %d %s", code, e)
+	}
 	for _, args := range [][]string{
 		{"--algorithm", "sideways"},
 		{"--types", "tape"},
 		{"--keep-hours", "200"},
 		{"--types", "snapshot"}, // none taken: nothing to pick
+		{"--lambda-endpoint", "http://127.0.0.1:9"},
+		{"--rto", "-1h"},
 	} {
 		code, out, e := cli(t, srv, append([]string{"restore-test", "run", "--vault", v.Bucket, "--bucket", bucket}, args...)...)
 		if code != 2 {

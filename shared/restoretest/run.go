@@ -73,6 +73,8 @@ type RunRequest struct {
 	// the restored bucket after bucketvault's own validation and gives its
 	// verdict within the validation window (hook.go); "": none.
 	ValidationFunction string `json:"validationFunction,omitempty"`
+	// MetadataOverrides are the selection's RestoreMetadataOverrides.
+	MetadataOverrides map[string]string `json:"metadataOverrides,omitempty"`
 	// Now is the clock (zero: time.Now).
 	Now time.Time `json:"-"`
 }
@@ -116,10 +118,13 @@ type Run struct {
 	// Status is SUCCESSFUL when the restore COMPLETED from an undamaged
 	// vault and the validation found nothing; StatusMessage says why not,
 	// and Failures names the keys.
-	Status        string                      `json:"status"`
-	StatusMessage string                      `json:"statusMessage,omitempty"`
-	Problems      []string                    `json:"problems,omitempty"`
-	Failures      []restore.ValidationFailure `json:"failures,omitempty"`
+	Status        string   `json:"status"`
+	StatusMessage string   `json:"statusMessage,omitempty"`
+	Problems      []string `json:"problems,omitempty"`
+	// Notes say what the run did otherwise than asked (an override it
+	// does not apply), without failing it.
+	Notes    []string                    `json:"notes,omitempty"`
+	Failures []restore.ValidationFailure `json:"failures,omitempty"`
 	// UserValidation is the validation function's part, when the run has
 	// one.
 	UserValidation *UserValidation `json:"userValidation,omitempty"`
@@ -264,6 +269,9 @@ func (t *Tester) begin(ctx context.Context, req RunRequest, deadline time.Time) 
 		return nil, nil, err
 	}
 	run.RestoreJobID = "restore-test-" + run.ID
+	for _, k := range sortedKeys(req.MetadataOverrides) {
+		run.Notes = append(run.Notes, fmt.Sprintf("RestoreMetadataOverrides %s=%s is not applied: a restore test writes each object with its recorded encryption and ACL, as a restore does", k, req.MetadataOverrides[k]))
+	}
 	if err := v.PutJSON(ctx, vault.RestoreTestKey(run.Bucket, run.ID), run); err != nil {
 		return nil, nil, err
 	}

@@ -246,6 +246,7 @@ func (t *Tester) Resolve(ctx context.Context, s Scheduled) (*Resolved, error) {
 			out.Tests = append(out.Tests, Test{Request: RunRequest{
 				Vault: v.Bucket, Bucket: b, Selection: s.RecoveryPointSelection, PlanName: s.PlanName, SelectionName: sel.RestoreTestingSelectionName,
 				Keep: sel.ValidationWindow(), RTO: time.Duration(s.RTOSeconds) * time.Second, ValidationFunction: s.ValidationFunction,
+				MetadataOverrides: sel.RestoreMetadataOverrides,
 			}})
 		}
 	}
