@@ -843,8 +843,19 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 	// record names (vault.IfMatch): a data key overwritten in the vault
 	// fails it, and the copy is made from the older version that holds
 	// the recorded bytes, or not at all.
+	if rec.MetaInData && dv.VersionID == "" {
+		// Its metadata and tags are copied from its data object: from the
+		// version first written, whatever was put over it since.
+		hv, ok, err := v.OriginalData(ctx, rec)
+		if err != nil {
+			return fail(err)
+		}
+		if ok {
+			dv, mp.VaultDamage = hv, hv.Damage
+		}
+	}
 	in := copyInput(v.Bucket, req.TargetBucket, t)
-	if dv.Damage != "" {
+	if dv.Damage != "" || rec.MetaInData && dv.VersionID != "" {
 		in.CopySource = aws.String(v.CopySource(rec, dv))
 	}
 	// Rebuild the original's shape so the restored ETag equals the
@@ -859,7 +870,7 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 	}
 	if rec.MetaInData && (opts.Multipart || rec.Size > s3x.MaxCopySize) {
 		// A multipart copy starts empty: read what the data object carries.
-		h, hv, err := v.HeadData(ctx, rec)
+		h, hv, err := v.HeadOriginalData(ctx, rec)
 		if err != nil {
 			return fail(err)
 		}
@@ -1417,10 +1428,19 @@ func snapshotWarnings(sp *vault.SnapshotPoint) []string {
 	return nil
 }
 
-// carried reads the metadata and tags a record's data object carries (in
-// the version that holds the recorded bytes: vault.HeadData).
+// carried reads the metadata and tags a record's data object carries, in
+// its original version (vault.HeadOriginalData): a rewrite with the same
+// bytes and other metadata or tags is not what the record vouches for.
 func carried(ctx context.Context, c s3x.Client, v *vault.Vault, rec vault.Record) (*vault.Meta, map[string]string, vault.DataVersion, error) {
-	h, dv, err := v.HeadData(ctx, rec)
+	return carriedBy(ctx, c, v, rec, v.HeadOriginalData)
+}
+
+// carriedBy is carried, with the data object's version HEADed by head
+// (vault.Vault.HeadData, or HeadOriginalData for the version first
+// written).
+func carriedBy(ctx context.Context, c s3x.Client, v *vault.Vault, rec vault.Record,
+	head func(context.Context, vault.Record) (*s3.HeadObjectOutput, vault.DataVersion, error)) (*vault.Meta, map[string]string, vault.DataVersion, error) {
+	h, dv, err := head(ctx, rec)
 	if err != nil {
 		return nil, nil, dv, err
 	}

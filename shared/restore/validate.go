@@ -323,7 +323,9 @@ func (r *Restorer) readOne(ctx context.Context, v *vault.Vault, bucket string, t
 	rec := t.obj.Version
 	meta, tags := rec.Meta, t.obj.Tags
 	if rec.MetaInData && !rec.Packed && (meta == nil || tags == nil) {
-		m, tg, _, err := carried(ctx, r.S3, v, rec)
+		// The data object's original version: a rewrite with the same
+		// bytes and other metadata or tags has the same ETag.
+		m, tg, _, err := carriedBy(ctx, r.S3, v, rec, v.HeadOriginalData)
 		if err != nil {
 			return "", false, err
 		}

@@ -12,8 +12,10 @@ import (
 
 	"github.com/bucketvault/bucketvault/shared/journal"
 	"github.com/bucketvault/bucketvault/shared/locals3"
+	"github.com/bucketvault/bucketvault/shared/restore"
 	"github.com/bucketvault/bucketvault/shared/restoretest"
 	"github.com/bucketvault/bucketvault/shared/s3x"
+	"github.com/bucketvault/bucketvault/shared/snapshot"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
@@ -175,4 +177,99 @@ func TestRestoreTestSweep(t *testing.T) {
 	if err != nil || len(hist) != 1 || hist[0].DeletedAt == nil {
 		t.Fatalf("history after the sweep: %+v %v", hist, err)
 	}
+}
+
+// TestRestoreTestCatchesRewrittenMetadata: a snapshot's copy keeps the
+// source's metadata and tags in its data object (metaInData). Rewritten
+// by the vault owner's raw PutObject with the same bytes (so the same
+// ETag) and other metadata and tags, the next restore test is FAILED,
+// naming the key and the metadata that differs from the original
+// version's. A journal record keeps metadata and tags in the record: the
+// same rewrite changes nothing a restore writes, and the test passes.
+func TestRestoreTestCatchesRewrittenMetadata(t *testing.T) {
+	srv := locals3.ForTest(t)
+	ctx := context.Background()
+	c := srv.Client(ctx)
+	v, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket := srv.NewBucket(t, true)
+	start := time.Now().UTC().Add(-time.Minute)
+	if err := v.PutJSON(ctx, vault.BucketKey(bucket), vault.ProtectedBucket{Bucket: bucket, ProtectedAt: start, FirstFullBackupAt: &start}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("ledger.csv"), Body: strings.NewReader("id,amount\n1,100\n"),
+		Metadata: map[string]string{"owner": "ann"}, Tagging: aws.String("class=finance"), ContentType: aws.String("text/csv")}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := (&snapshot.Engine{S3: c, PackMax: -1}).Run(ctx, snapshot.Job{Vault: v.Bucket, Bucket: bucket})
+	if err != nil || snap.State != snapshot.StateCompleted {
+		t.Fatalf("snapshot: %+v %v", snap, err)
+	}
+	data := onlyDataKey(t, ctx, c, v.Bucket)
+	snapOnly := &restoretest.RecoveryPointSelection{Algorithm: restoretest.LatestWithinWindow, IncludeVaults: []string{"*"},
+		RecoveryPointTypes: []restoretest.RecoveryPointType{restoretest.Snapshot}}
+	tester := &restoretest.Tester{S3: c, Prefix: restoretest.TargetPrefix + "meta-"}
+	run, err := tester.Run(ctx, restoretest.RunRequest{Vault: v.Bucket, Bucket: bucket, Selection: snapOnly})
+	if err != nil || run.Status != restoretest.StatusSuccessful || run.Type != restoretest.Snapshot {
+		t.Fatalf("before the rewrite: %+v %v", run, err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(data), Body: strings.NewReader("id,amount\n1,100\n"),
+		Metadata: map[string]string{"owner": "mallory"}, Tagging: aws.String("class=public"), ContentType: aws.String("text/csv")}); err != nil {
+		t.Fatal(err)
+	}
+	run, err = tester.Run(ctx, restoretest.RunRequest{Vault: v.Bucket, Bucket: bucket, Selection: snapOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := false
+	for _, f := range run.Failures {
+		named = named || f.Key == "ledger.csv" && (strings.Contains(f.Why, "metadata") || strings.Contains(f.Why, "tags"))
+	}
+	if run.Status != restoretest.StatusFailed || !named {
+		t.Fatalf("after the rewrite: %s %q failures %+v", run.Status, run.StatusMessage, run.Failures)
+	}
+	// A restore of the point writes the original's metadata and tags, and
+	// reports the rewrite.
+	target := srv.BucketName(t)
+	rep, err := (&restore.Restorer{S3: c}).Run(ctx, restore.Request{Vault: v.Bucket, Bucket: bucket, RecoveryPointID: run.RecoveryPointID, TargetBucket: target, CreateBucket: true})
+	if err != nil || rep.VaultDamaged != 1 {
+		t.Fatalf("restore: %+v %v", rep, err)
+	}
+	h, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(target), Key: aws.String("ledger.csv")})
+	if err != nil || h.Metadata["owner"] != "ann" {
+		t.Fatalf("restored metadata: %+v %v", h, err)
+	}
+	tg, err := c.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String(target), Key: aws.String("ledger.csv")})
+	if err != nil || len(tg.TagSet) != 1 || aws.ToString(tg.TagSet[0].Value) != "finance" {
+		t.Fatalf("restored tags: %+v %v", tg, err)
+	}
+	if _, err := s3x.DeleteBucket(ctx, c, target); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// onlyDataKey is the one data object of a vault that holds a source's
+// version (not the vault's capability probes).
+func onlyDataKey(t *testing.T, ctx context.Context, c *s3.Client, vaultBucket string) string {
+	t.Helper()
+	out, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(vaultBucket), Prefix: aws.String(vault.DataPrefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, o := range out.Contents {
+		h, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(vaultBucket), Key: o.Key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Metadata["bv-version"] != vault.ProbeVersion {
+			keys = append(keys, aws.ToString(o.Key))
+		}
+	}
+	if len(keys) != 1 {
+		t.Fatalf("data objects: %v", keys)
+	}
+	return keys[0]
 }

@@ -152,6 +152,66 @@ func (v *Vault) HeadData(ctx context.Context, rec Record) (*s3.HeadObjectOutput,
 	return h, dv, nil
 }
 
+// OriginalData finds the version of rec's data object that was written
+// first with the recorded ETag: the one the copy that recorded rec wrote.
+// A data object is written once, so a later version with the same bytes
+// (a PutObject of the same body with other metadata or tags) is a rewrite
+// the ETag cannot tell: the metadata and tags a record keeps in its data
+// object (MetaInData) are the original version's, and dv.Damage says when
+// the current version is not it. It lists the key's versions (one
+// request); a record without a DataETag, or a key no version of which has
+// it, is HeadData's to answer (dv empty, ok false).
+func (v *Vault) OriginalData(ctx context.Context, rec Record) (dv DataVersion, ok bool, err error) {
+	if rec.DataETag == "" {
+		return DataVersion{}, false, nil
+	}
+	vs, _, err := v.versions(ctx, rec.Data)
+	if err != nil {
+		return DataVersion{}, false, err
+	}
+	var orig *objectVersion
+	latest := ""
+	for i := range vs { // newest first: the last match is the oldest
+		if vs[i].etag == rec.DataETag {
+			orig = &vs[i]
+		}
+		if vs[i].latest {
+			latest = vs[i].id
+		}
+	}
+	if orig == nil {
+		return DataVersion{}, false, nil
+	}
+	dv = DataVersion{VersionID: orig.id}
+	if orig.id != latest {
+		current := "a delete marker"
+		if latest != "" {
+			current = "version " + latest
+		}
+		dv.Damage = fmt.Sprintf("vault data %s was rewritten after it was written (its current version is %s, not the original %s): the original is used, its metadata and tags are the recorded ones",
+			dataRef(rec), current, orig.id)
+	}
+	return dv, true, nil
+}
+
+// HeadOriginalData answers the HEAD of the original version of rec's
+// data object (OriginalData), or HeadData's answer where there is none to
+// find.
+func (v *Vault) HeadOriginalData(ctx context.Context, rec Record) (*s3.HeadObjectOutput, DataVersion, error) {
+	dv, ok, err := v.OriginalData(ctx, rec)
+	if err != nil {
+		return nil, dv, err
+	}
+	if !ok {
+		return v.HeadData(ctx, rec)
+	}
+	h, err := v.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data), VersionId: aws.String(dv.VersionID)})
+	if err != nil {
+		return nil, dv, fmt.Errorf("head vault data %s@%s: %w", rec.Data, dv.VersionID, err)
+	}
+	return h, dv, nil
+}
+
 // openData opens the bytes of a version record in version dv of its data
 // object, conditional on the recorded ETag: its whole data object, or its
 // range of a pack (an empty member has nothing to read).
