@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bucketvault/bucketvault/shared/plan"
+	"github.com/bucketvault/bucketvault/shared/restoretest"
 )
 
 // Context keys the app reads (cdk.json "context", or `cdk synth -c KEY=VALUE`).
@@ -83,6 +84,10 @@ type Config struct {
 	BackupPlanFile string `json:"backupPlanFile"`
 	// Snapshot sizes the snapshot path.
 	Snapshot SnapshotConfig `json:"snapshot"`
+	// RestoreTesting runs AWS Backup restore testing plans on their
+	// schedules (infra/restoretest.go); nil: no restore testing (no
+	// restore test function, state machine or schedules).
+	RestoreTesting *RestoreTestingConfig `json:"restoreTesting"`
 
 	// Plan and Selections are BackupPlanFile's, loaded and validated by
 	// Validate (nil and empty without a file).
@@ -262,6 +267,67 @@ type SnapshotConfig struct {
 	ToleratedFailurePercentage *int `json:"toleratedFailurePercentage"`
 }
 
+// RestoreTestingConfig is restore testing: AWS Backup restore testing
+// plans, each run on its schedule by the restore test state machine.
+type RestoreTestingConfig struct {
+	// Plans are the restore testing plans, each with its selections.
+	Plans []RestoreTestPlanConfig `json:"plans"`
+	// MaxConcurrency is how many of a plan's tests (one per bucket its
+	// selections take) run at once: the state machine's Map, 1–40,
+	// default 4. The others wait their turn.
+	MaxConcurrency int `json:"maxConcurrency"`
+	// AwaitEverySeconds is how often a test awaiting its validation
+	// function's verdict looks for it (the Wait between Await steps),
+	// 10–86400, default 300.
+	AwaitEverySeconds int `json:"awaitEverySeconds"`
+	// TimeoutHours is the restore test state machine's execution timeout
+	// (each test's deadline), 1–8760; default restore.timeoutHours plus
+	// the longest validation window of the selections plus an hour
+	// (DefaultRestoreTestTimeoutHours).
+	TimeoutHours int `json:"timeoutHours"`
+}
+
+// RestoreTestPlanConfig is one restore testing plan.
+type RestoreTestPlanConfig struct {
+	// Plan is an AWS Backup restore testing plan file (any form
+	// restoretest.Load reads); relative to the configuration's directory.
+	Plan string `json:"plan"`
+	// Selections are restore testing selection files; a selection that
+	// names its plan (RestoreTestingPlanName) must name this one.
+	Selections []string `json:"selections"`
+	// RTOMinutes is the recovery time objective each test's restore is
+	// measured against (0: none).
+	RTOMinutes int `json:"rtoMinutes"`
+	// ValidationFunctionARN is a Lambda function invoked with each
+	// restored bucket, whose verdict the test awaits ("": none).
+	ValidationFunctionARN string `json:"validationFunctionArn"`
+
+	// Loaded and LoadedSelections are the files' plan and selections,
+	// read and validated by Validate.
+	Loaded           *restoretest.Plan       `json:"-"`
+	LoadedSelections []restoretest.Selection `json:"-"`
+}
+
+// Scheduled is the plan's schedule input for the vault (the state
+// machine's {"scheduled": ...}).
+func (p *RestoreTestPlanConfig) Scheduled(vault string) restoretest.Scheduled {
+	return restoretest.Scheduled{
+		Vault: vault, PlanName: p.Loaded.RestoreTestingPlanName,
+		RecoveryPointSelection: p.Loaded.RecoveryPointSelection, Selections: p.LoadedSelections,
+		RTOSeconds: int64(p.RTOMinutes) * 60, ValidationFunction: p.ValidationFunctionARN,
+	}
+}
+
+// longestValidationWindow is the longest validation window of the plan's
+// selections.
+func (p *RestoreTestPlanConfig) longestValidationWindow() time.Duration {
+	var w time.Duration
+	for i := range p.LoadedSelections {
+		w = max(w, p.LoadedSelections[i].ValidationWindow())
+	}
+	return w
+}
+
 // ConfigError names the field that is wrong.
 type ConfigError struct {
 	Field, Reason string
@@ -301,7 +367,28 @@ const (
 	DefaultRestoreMaxConcurrency = 100
 	DefaultRestoreItemsPerBatch  = 1
 	DefaultRestoreTimeoutHours   = 7 * 24
+	// Restore testing (RestoreTestingConfig).
+	DefaultRestoreTestMaxConcurrency    = 4
+	DefaultRestoreTestAwaitEverySeconds = 300
+	// RestoreTestTimeoutMarginHours is what the default timeout adds to
+	// the restore's timeout and the longest validation window: the test's
+	// own steps (pick, validate, the validation function, clean up), each
+	// one invocation of at most 15 minutes.
+	RestoreTestTimeoutMarginHours = 1
 )
+
+// DefaultRestoreTestTimeoutHours is restoreTesting.timeoutHours when it
+// is not set: restore.timeoutHours, plus the longest validation window of
+// every plan's selections (whole hours), plus RestoreTestTimeoutMarginHours;
+// at most a Standard execution's year.
+func (c *Config) DefaultRestoreTestTimeoutHours() int {
+	var window time.Duration
+	for i := range c.RestoreTesting.Plans {
+		window = max(window, c.RestoreTesting.Plans[i].longestValidationWindow())
+	}
+	h := c.Restore.TimeoutHours + int((window+time.Hour-1)/time.Hour) + RestoreTestTimeoutMarginHours
+	return min(h, maxExecutionTimeout/3600)
+}
 
 // ParseConfig decodes a configuration strictly (unknown fields are errors)
 // and applies the defaults; Validate checks it.
@@ -374,6 +461,12 @@ func (c *Config) applyDefaults() {
 		c.Restore.ToleratedFailurePercentage = &none
 	}
 	def(&c.Restore.TimeoutHours, DefaultRestoreTimeoutHours)
+	if rt := c.RestoreTesting; rt != nil {
+		def(&rt.MaxConcurrency, DefaultRestoreTestMaxConcurrency)
+		def(&rt.AwaitEverySeconds, DefaultRestoreTestAwaitEverySeconds)
+		// TimeoutHours: from the plans' selections, once they are loaded
+		// (loadRestoreTesting).
+	}
 	def(&c.Snapshot.MemoryMB, 1024)
 	def(&c.Snapshot.MaxConcurrency, 100)
 	def(&c.Snapshot.ItemsPerBatch, 2)
@@ -413,8 +506,8 @@ func (c *Config) Validate(baseDir string) error {
 	if !stackRE.MatchString(c.StackName) {
 		return bad("stackName", "%q: want letters, digits and hyphens, starting with a letter", c.StackName)
 	}
-	if n := len(snapshotMachineName(c.StackName, "")); n > maxStateMachineName {
-		return bad("stackName", "%q: at most %d characters (the snapshot and restore state machines are named after it)", c.StackName, maxStateMachineName-len("-snapshot"))
+	if n := len(restoreTestMachineName(c.StackName)); n > maxStateMachineName {
+		return bad("stackName", "%q: at most %d characters (the snapshot, restore and restore test state machines are named after it)", c.StackName, maxStateMachineName-len("-restoretest"))
 	}
 	if n := len(ExpireRoleName(c.StackName, c.Region)); n > maxRoleName {
 		return bad("stackName", "%q: at most %d characters in %s (the expire function's role, the only principal the vault lets delete, is named %q, and IAM role names have at most %d)",
@@ -587,6 +680,9 @@ func (c *Config) Validate(baseDir string) error {
 	if err := c.loadPlan(baseDir); err != nil {
 		return err
 	}
+	if err := c.loadRestoreTesting(baseDir); err != nil {
+		return err
+	}
 	if c.AssetDir == "" {
 		return bad("assetDir", "is empty")
 	}
@@ -628,6 +724,141 @@ func (c *Config) loadPlan(baseDir string) error {
 		}
 	}
 	c.Plan, c.Selections = pl, sels
+	return nil
+}
+
+// lambdaFunctionRE is a Lambda function's ARN, with an optional version
+// or alias: what the restore test function invokes and its role names.
+var lambdaFunctionRE = regexp.MustCompile(`^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[a-zA-Z0-9_-]{1,64}(:(\$LATEST|[a-zA-Z0-9_-]{1,128}))?$`)
+
+// Limits of restoreTesting.
+const (
+	// maxInlineMapConcurrency: an inline Map runs at most 40 iterations
+	// at once (Step Functions quotas).
+	maxInlineMapConcurrency = 40
+	// maxHistoryEvents is a Standard execution's event history; every
+	// test of a plan (the Map's iterations) writes into the one
+	// execution's history.
+	maxHistoryEvents = 25000
+	// awaitEventsPerPoll are the history events of one round of the
+	// await loop: the Wait (entered, exited), the Await task (entered,
+	// scheduled, started, succeeded, exited) and the Awaiting choice
+	// (entered, exited).
+	awaitEventsPerPoll = 9
+	// testEventsBesidesPolls bounds the events of a test's other states.
+	testEventsBesidesPolls = 100
+)
+
+// loadRestoreTesting reads and validates restoreTesting's plan and
+// selection files (restoretest.Load: every problem, each naming its
+// field) into each plan's Loaded and LoadedSelections, and sets the
+// default timeout.
+func (c *Config) loadRestoreTesting(baseDir string) error {
+	rt := c.RestoreTesting
+	if rt == nil {
+		return nil
+	}
+	if len(rt.Plans) == 0 {
+		return bad("restoreTesting.plans", "name at least one restore testing plan (or leave restoreTesting out)")
+	}
+	for _, b := range append([]string{c.Vault.BucketName}, c.ProtectedBuckets...) {
+		if strings.HasPrefix(b, restoretest.TargetPrefix) {
+			return bad("restoreTesting", "the bucket %q starts with %q: restore tests restore into new %s* buckets, which the restore function may write and the restore test function deletes; rename the bucket", b, restoretest.TargetPrefix, restoretest.TargetPrefix)
+		}
+	}
+	load := func(field, file string) (*restoretest.Document, error) {
+		if file == "" {
+			return nil, bad(field, "is empty: want a file")
+		}
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(baseDir, file)
+		}
+		d, err := restoretest.Load(file)
+		if err != nil {
+			return nil, bad(field, "%v", err)
+		}
+		return d, nil
+	}
+	names, ids := map[string]int{}, map[string]int{}
+	for i := range rt.Plans {
+		p := &rt.Plans[i]
+		p.Loaded, p.LoadedSelections = nil, nil
+		f := fmt.Sprintf("restoreTesting.plans[%d]", i)
+		d, err := load(f+".plan", p.Plan)
+		if err != nil {
+			return err
+		}
+		if d.Plan == nil {
+			return bad(f+".plan", "%s holds a %s, not a restore testing plan", p.Plan, d.Kind())
+		}
+		name := d.Plan.RestoreTestingPlanName
+		if j, dup := names[name]; dup {
+			return bad(f+".plan", "%s: the plan %q is restoreTesting.plans[%d]'s too: a plan is named once", p.Plan, name, j)
+		}
+		names[name] = i
+		if j, dup := ids[ruleID(name)]; dup {
+			return bad(f+".plan", "%s: RestoreTestingPlanName: %q and restoreTesting.plans[%d]'s %q make the same resource name %q: rename one", p.Plan, name, j, rt.Plans[j].Loaded.RestoreTestingPlanName, ruleID(name))
+		}
+		ids[ruleID(name)] = i
+		if len(p.Selections) == 0 {
+			return bad(f+".selections", "name at least one restore testing selection file: a plan without one tests nothing")
+		}
+		selNames := map[string]bool{}
+		for j, file := range p.Selections {
+			sf := fmt.Sprintf("%s.selections[%d]", f, j)
+			sd, err := load(sf, file)
+			if err != nil {
+				return err
+			}
+			if sd.Selection == nil {
+				return bad(sf, "%s holds a %s, not a restore testing selection", file, sd.Kind())
+			}
+			s := sd.Selection
+			if s.RestoreTestingPlanName != "" && s.RestoreTestingPlanName != name {
+				return bad(sf, "%s: RestoreTestingPlanName: %q, but the plan is %q", file, s.RestoreTestingPlanName, name)
+			}
+			if selNames[s.RestoreTestingSelectionName] {
+				return bad(sf, "%s: RestoreTestingSelectionName: %q is another selection's of the plan too", file, s.RestoreTestingSelectionName)
+			}
+			selNames[s.RestoreTestingSelectionName] = true
+			p.LoadedSelections = append(p.LoadedSelections, *s)
+		}
+		if p.RTOMinutes < 0 {
+			return bad(f+".rtoMinutes", "%d: want a number of minutes above 0 (or leave it out: no RTO target)", p.RTOMinutes)
+		}
+		if fn := p.ValidationFunctionARN; fn != "" && !lambdaFunctionRE.MatchString(fn) {
+			return bad(f+".validationFunctionArn", "%q: want a Lambda function's ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME, optionally :VERSION or :ALIAS)", fn)
+		}
+		p.Loaded = d.Plan
+	}
+	if n := rt.MaxConcurrency; n < 1 || n > maxInlineMapConcurrency {
+		return bad("restoreTesting.maxConcurrency", "%d: want 1 to %d (an inline Map's concurrent iterations)", n, maxInlineMapConcurrency)
+	}
+	if s := rt.AwaitEverySeconds; s < 10 || s > 86400 {
+		return bad("restoreTesting.awaitEverySeconds", "%d: want 10 to 86400", s)
+	}
+	// A test awaiting its validation function's verdict polls until the
+	// validation window ends: its rounds must fit in the execution's
+	// history.
+	for i := range rt.Plans {
+		p := &rt.Plans[i]
+		if p.ValidationFunctionARN == "" {
+			continue
+		}
+		w := p.longestValidationWindow()
+		polls := int((w + time.Duration(rt.AwaitEverySeconds)*time.Second - 1) / (time.Duration(rt.AwaitEverySeconds) * time.Second))
+		if testEventsBesidesPolls+polls*awaitEventsPerPoll > maxHistoryEvents {
+			least := int(w.Seconds())*awaitEventsPerPoll/(maxHistoryEvents-testEventsBesidesPolls) + 1
+			return bad("restoreTesting.awaitEverySeconds", "%d: a test of plan %s awaiting its verdict for its validation window (%s) would look %d times, %d state machine events, more than an execution's history holds (%d): want at least %d",
+				rt.AwaitEverySeconds, p.Loaded.RestoreTestingPlanName, w, polls, polls*awaitEventsPerPoll, maxHistoryEvents, least)
+		}
+	}
+	if rt.TimeoutHours == 0 {
+		rt.TimeoutHours = c.DefaultRestoreTestTimeoutHours()
+	}
+	if h := rt.TimeoutHours; h < 1 || h*3600 > maxExecutionTimeout {
+		return bad("restoreTesting.timeoutHours", "%d: want 1 to %d (a Standard execution's longest, one year)", h, maxExecutionTimeout/3600)
+	}
 	return nil
 }
 

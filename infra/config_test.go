@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -392,4 +393,167 @@ func TestConfigVaultLock(t *testing.T) {
 	if c.Vault.BreakGlassRoleARN != "arn:aws:iam::123456789012:role/security/vault-break-glass" || len(c.Vault.DeployRoleARNs) != 1 {
 		t.Errorf("roles %q %q", c.Vault.BreakGlassRoleARN, c.Vault.DeployRoleARNs)
 	}
+}
+
+// restoreTestingConfig is validConfig with restore testing: the daily
+// plan of testdata with its two selections, as paths from the infra
+// directory.
+func restoreTestingConfig() map[string]any {
+	m := validConfig()
+	m["restoreTesting"] = map[string]any{"plans": []any{map[string]any{
+		"plan":       "testdata/restore-testing-plan-daily.json",
+		"selections": []any{"testdata/restore-testing-selection-tagged.json", "testdata/restore-testing-selection-photos.json"},
+	}}}
+	return m
+}
+
+// TestRestoreTestingConfig: restoreTesting's plans and selections are
+// read and validated, relative to the configuration's directory, with the
+// defaults: 4 tests at once, a look for a verdict every 5 minutes, and a
+// timeout of restore.timeoutHours + the longest validation window + 1
+// hour.
+func TestRestoreTestingConfig(t *testing.T) {
+	parse := func(t *testing.T, m map[string]any, baseDir string) (*Config, error) {
+		t.Helper()
+		data, _ := json.Marshal(m)
+		c, err := ParseConfig(data)
+		if err == nil {
+			err = c.Validate(baseDir)
+		}
+		return c, err
+	}
+	c, err := parse(t, restoreTestingConfig(), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := c.RestoreTesting
+	if rt.MaxConcurrency != 4 || rt.AwaitEverySeconds != 300 || rt.TimeoutHours != 168+24+1 {
+		t.Errorf("defaults: %+v; want 4, 300 and 193 hours", rt)
+	}
+	p := rt.Plans[0]
+	if p.Loaded == nil || p.Loaded.RestoreTestingPlanName != "s3_daily" || len(p.LoadedSelections) != 2 ||
+		p.LoadedSelections[0].RestoreTestingSelectionName != "s3_tagged" || p.LoadedSelections[1].RestoreTestingSelectionName != "s3_photos" {
+		t.Errorf("plan %+v", p)
+	}
+	sch := p.Scheduled("my-vault")
+	if sch.Vault != "my-vault" || sch.PlanName != "s3_daily" || sch.RTOSeconds != 0 || sch.ValidationFunction != "" || sch.RecoveryPointSelection != p.Loaded.RecoveryPointSelection {
+		t.Errorf("scheduled %+v", sch)
+	}
+	if got := restoreTargets(c); !slices.Equal(got, []string{"photos-restored-*", "restore-test-*"}) {
+		t.Errorf("restore targets %v", got)
+	}
+	// From another directory, as cdk runs from the repository root, with
+	// an explicit timeout, an RTO and a validation function.
+	m := restoreTestingConfig()
+	rtm := m["restoreTesting"].(map[string]any)
+	plan := rtm["plans"].([]any)[0].(map[string]any)
+	plan["plan"], plan["selections"] = "infra/testdata/restore-testing-plan-daily.json", []any{"infra/testdata/restore-testing-selection-photos.json"}
+	plan["rtoMinutes"], plan["validationFunctionArn"] = 90, "arn:aws:lambda:eu-west-1:123456789012:function:check:prod"
+	rtm["timeoutHours"], rtm["maxConcurrency"] = 30, 40
+	if c, err = parse(t, m, ".."); err != nil {
+		t.Fatal(err)
+	}
+	if c.RestoreTesting.TimeoutHours != 30 || c.RestoreTesting.Plans[0].Scheduled("v").RTOSeconds != 5400 {
+		t.Errorf("%+v", c.RestoreTesting)
+	}
+	// Without restoreTesting: no restore test buckets among the targets.
+	c, err = parse(t, validConfig(), ".")
+	if err != nil || c.RestoreTesting != nil || slices.Contains(restoreTargets(c), "restore-test-*") {
+		t.Errorf("no restoreTesting: %+v, %v", c.RestoreTesting, err)
+	}
+	// The default timeout is at most a year.
+	m = restoreTestingConfig()
+	set(m, "restore.timeoutHours", 8760)
+	if c, err = parse(t, m, "."); err != nil || c.RestoreTesting.TimeoutHours != 8760 {
+		t.Errorf("timeout %v, %v: want a year", c.RestoreTesting.TimeoutHours, err)
+	}
+}
+
+// TestRestoreTestingConfigErrors: each bad restoreTesting names its field
+// (and the file's own field, where the file is wrong).
+func TestRestoreTestingConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, doc string) string {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	const sel = `{"RestoreTestingSelectionName": "%s", "ProtectedResourceType": "S3", "IamRoleArn": "arn:aws:iam::123456789012:role/r", "ProtectedResourceArns": ["*"]%s}`
+	badPlan := write("bad-plan.json", `{"RestoreTestingPlanName": "bad-name", "ScheduleExpression": "cron(0 5 ? * * *)", "RecoveryPointSelection": {"Algorithm": "LATEST_WITHIN_WINDOW", "RecoveryPointTypes": ["SNAPSHOT"], "IncludeVaults": ["*"]}}`)
+	unknownKey := write("unknown-key.json", `{"RestoreTestingPlanName": "p", "ScheduleExpression": "cron(0 5 ? * * *)", "StartWindow": 8, "RecoveryPointSelection": {"Algorithm": "LATEST_WITHIN_WINDOW", "RecoveryPointTypes": ["SNAPSHOT"], "IncludeVaults": ["*"]}}`)
+	otherPlan := write("other-plan.json", `{"RestoreTestingPlanName": "other", "RestoreTestingSelection": `+fmt.Sprintf(sel, "s", "")+`}`)
+	badSel := write("bad-selection.json", fmt.Sprintf(sel, "s", `, "ValidationWindowHours": 200`))
+	sameName := write("same-name.json", fmt.Sprintf(sel, "s3_tagged", ""))
+	longWindow := write("long-window.json", fmt.Sprintf(sel, "long", `, "ValidationWindowHours": 168`))
+	collides := write("collides.json", strings.Replace(readFile(t, "testdata/restore-testing-plan-daily.json"), `"s3_daily"`, `"s3Daily"`, 1))
+	daily := "testdata/restore-testing-plan-daily.json"
+	tagged := "testdata/restore-testing-selection-tagged.json"
+	cases := []struct {
+		name, field, want string
+		edit              func(m map[string]any, rt map[string]any, p map[string]any)
+	}{
+		{"no plans", "restoreTesting.plans", "at least one", func(_, rt, _ map[string]any) { rt["plans"] = []any{} }},
+		{"missing file", "restoreTesting.plans[0].plan", "missing.json", func(_, _, p map[string]any) { p["plan"] = filepath.Join(dir, "missing.json") }},
+		{"no file", "restoreTesting.plans[0].plan", "is empty", func(_, _, p map[string]any) { delete(p, "plan") }},
+		{"invalid plan", "restoreTesting.plans[0].plan", "RestoreTestingPlanName", func(_, _, p map[string]any) { p["plan"] = badPlan }},
+		{"unknown key in the plan", "restoreTesting.plans[0].plan", "StartWindow", func(_, _, p map[string]any) { p["plan"] = unknownKey }},
+		{"a selection as the plan", "restoreTesting.plans[0].plan", "not a restore testing plan", func(_, _, p map[string]any) { p["plan"] = tagged }},
+		{"a plan as a selection", "restoreTesting.plans[0].selections[1]", "not a restore testing selection", func(_, _, p map[string]any) { p["selections"] = []any{tagged, daily} }},
+		{"no selections", "restoreTesting.plans[0].selections", "at least one", func(_, _, p map[string]any) { p["selections"] = []any{} }},
+		{"invalid selection", "restoreTesting.plans[0].selections[0]", "ValidationWindowHours", func(_, _, p map[string]any) { p["selections"] = []any{badSel} }},
+		{"another plan's selection", "restoreTesting.plans[0].selections[0]", `"other"`, func(_, _, p map[string]any) { p["selections"] = []any{otherPlan} }},
+		{"selection named twice", "restoreTesting.plans[0].selections[1]", "s3_tagged", func(_, _, p map[string]any) { p["selections"] = []any{tagged, sameName} }},
+		{"plan named twice", "restoreTesting.plans[1].plan", "s3_daily", func(_, rt, p map[string]any) { rt["plans"] = []any{p, p} }},
+		{"plans with one resource name", "restoreTesting.plans[1].plan", "S3Daily", func(_, rt, p map[string]any) {
+			rt["plans"] = []any{p, map[string]any{"plan": collides, "selections": []any{filepath.Join("testdata", "restore-testing-selection-photos.json")}}}
+		}},
+		{"negative RTO", "restoreTesting.plans[0].rtoMinutes", "-5", func(_, _, p map[string]any) { p["rtoMinutes"] = -5 }},
+		{"function not an ARN", "restoreTesting.plans[0].validationFunctionArn", "validate", func(_, _, p map[string]any) { p["validationFunctionArn"] = "validate" }},
+		{"function of another service", "restoreTesting.plans[0].validationFunctionArn", "sns", func(_, _, p map[string]any) {
+			p["validationFunctionArn"] = "arn:aws:sns:us-east-1:123456789012:topic"
+		}},
+		{"concurrency", "restoreTesting.maxConcurrency", "41", func(_, rt, _ map[string]any) { rt["maxConcurrency"] = 41 }},
+		{"negative concurrency", "restoreTesting.maxConcurrency", "-1", func(_, rt, _ map[string]any) { rt["maxConcurrency"] = -1 }},
+		{"await too often", "restoreTesting.awaitEverySeconds", "5", func(_, rt, _ map[string]any) { rt["awaitEverySeconds"] = 5 }},
+		{"await every two days", "restoreTesting.awaitEverySeconds", "172800", func(_, rt, _ map[string]any) { rt["awaitEverySeconds"] = 172800 }},
+		{"polls overflow the history", "restoreTesting.awaitEverySeconds", "at least 219", func(_, rt, p map[string]any) {
+			rt["awaitEverySeconds"] = 60
+			p["selections"], p["validationFunctionArn"] = []any{longWindow}, "arn:aws:lambda:us-east-1:123456789012:function:v"
+		}},
+		{"timeout", "restoreTesting.timeoutHours", "8761", func(_, rt, _ map[string]any) { rt["timeoutHours"] = 8761 }},
+		{"negative timeout", "restoreTesting.timeoutHours", "-2", func(_, rt, _ map[string]any) { rt["timeoutHours"] = -2 }},
+		{"unknown key", "plan_file", "unknown field", func(_, _, p map[string]any) { p["plan_file"] = daily }},
+		{"unknown key of restoreTesting", "maxConcurency", "unknown field", func(_, rt, _ map[string]any) { rt["maxConcurency"] = 3 }},
+		{"a protected bucket named like a restore test's", "restoreTesting", "restore-test-", func(m, _, _ map[string]any) {
+			m["protectedBuckets"] = []any{"photos", "restore-test-photos"}
+		}},
+		{"the vault named like a restore test's", "restoreTesting", "restore-test-", func(m, _, _ map[string]any) { set(m, "vault.bucketName", "restore-test-vault") }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := restoreTestingConfig()
+			rt := m["restoreTesting"].(map[string]any)
+			tc.edit(m, rt, rt["plans"].([]any)[0].(map[string]any))
+			data, _ := json.Marshal(m)
+			c, err := ParseConfig(data)
+			if err == nil {
+				err = c.Validate(".")
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Field != tc.field || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v: want a ConfigError of %s saying %q", err, tc.field, tc.want)
+			}
+		})
+	}
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

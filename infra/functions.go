@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/bucketvault/bucketvault/shared/config"
 	"github.com/bucketvault/bucketvault/shared/notify"
+	"github.com/bucketvault/bucketvault/shared/restoretest"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
@@ -22,19 +24,36 @@ const EventSource = notify.Source
 // Functions are the functions the stack deploys, one per directory of
 // functions/ (a test checks the two agree). A new function gets an entry
 // in functionProps.
-var Functions = []string{"journal", "reconcile", "protect", "restore", "snapshot", "dispatch", "expire"}
+var Functions = []string{"journal", "reconcile", "protect", "restore", "snapshot", "dispatch", "expire", "restoretest"}
 
 // deployedFunctions are the functions a configuration deploys, each with
 // its own role: all of Functions, except dispatch without a backup plan
 // rule that takes snapshots (dispatch's only caller is such a rule's
-// schedule), so a role exists only with a function that uses it.
+// schedule) and restoretest without restoreTesting (its callers are the
+// restore test state machine and the sweeper's schedule), so a role exists
+// only with a function that uses it.
 func deployedFunctions(c *Config) []string {
 	var out []string
 	for _, name := range Functions {
-		if name == "dispatch" && len(snapshotRules(c)) == 0 {
+		if name == "dispatch" && len(snapshotRules(c)) == 0 || name == "restoretest" && c.RestoreTesting == nil {
 			continue
 		}
 		out = append(out, name)
+	}
+	return out
+}
+
+// restoreTestTargets is the bucket name pattern of every bucket a restore
+// test restores into (restoretest.TargetPrefix, then a random name).
+const restoreTestTargets = restoretest.TargetPrefix + "*"
+
+// restoreTargets are the bucket patterns the restore function may write
+// to: restoreTargets, and the restore tests' buckets when restore testing
+// is configured (the restore state machine restores each test).
+func restoreTargets(c *Config) []string {
+	out := slices.Clone(c.RestoreTargets)
+	if c.RestoreTesting != nil && !slices.Contains(out, restoreTestTargets) {
+		out = append(out, restoreTestTargets)
 	}
 	return out
 }
@@ -56,6 +75,10 @@ const (
 	keyJobs      = vault.PatternJobs
 	keyRuns      = vault.PatternRuns
 	keySnapshots = vault.PatternSnapshots
+	// keyRestoreTests are restore test runs' records; keyVerdicts the
+	// verdicts validation functions report for them later.
+	keyRestoreTests = vault.PatternRestoreTests
+	keyVerdicts     = vault.PatternRestoreTestVerdicts
 )
 
 // Key patterns shared/vault builds (a "*" for what only run time names).
@@ -148,7 +171,7 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.EphemeralStorageMB = c.Restore.EphemeralStorageMB
 		p.Timeout = minutes(15)
 		p.Environment[config.EnvConcurrency] = fmt.Sprint(c.Concurrency)
-		p.Environment[config.EnvRestoreTargets] = strings.Join(c.RestoreTargets, ",")
+		p.Environment[config.EnvRestoreTargets] = strings.Join(restoreTargets(c), ",")
 		p.Environment[config.EnvEventsTopic] = *r.EventsTopic.TopicArn()
 		p.Environment[config.EnvEventBus] = r.EventBusARN
 		// reconcile/: the journal's completeness watermark
@@ -226,6 +249,25 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		// is extended before it ends.
 		r.retainVault(pol, keyData, keyJournal, keyRuns)
 		r.tierVaultData(pol)
+	case "restoretest":
+		p.Description = "bucketvault restore test: the restore test state machine's steps (resolve, start, validate, hook, await, cleanup, fail) and the daily sweep of restore-test-* buckets"
+		p.MemoryMB = 1024
+		p.Timeout = minutes(15)
+		p.Environment[config.EnvConcurrency] = fmt.Sprint(c.Concurrency)
+		p.Environment[config.EnvEventsTopic] = *r.EventsTopic.TopicArn()
+		p.Environment[config.EnvEventBus] = r.EventBusARN
+		// Reads what picking a recovery point and validating a restored
+		// bucket against the vault read, as the restore does (buckets/,
+		// journal/ and runs/, snapshots/, data/ and its tags, reconcile/:
+		// the completeness watermark a pick stays before, jobs/: the
+		// restore's record); writes the runs' records (restore-tests/);
+		// reads the verdicts validation functions put later.
+		r.vaultAccess(pol, false,
+			[]string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs, keyReconcile, keyRestoreTests, keyVerdicts},
+			[]string{keyRestoreTests})
+		r.readVaultDataTags(pol)
+		r.testRestores(pol)
+		r.publishEvents(pol)
 	default:
 		panic(fmt.Sprintf("function %q has no entry in functionProps", name))
 	}
@@ -235,13 +277,15 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 // Why the functions' wildcard resources are needed (cdk-nag
 // AwsSolutions-IAM5 suppressions; see policy.because).
 const (
-	whyVaultKeys  = "The vault's layout (docs/vault-format.md, shared/vault) keeps each kind of object under its own prefix, named by a content hash, a bucket, a segment, job or snapshot id that no deployment can know: the role may read and write only the prefixes its function's steps use, in the stack's vault, in the stack's account (aws:ResourceAccount)."
-	whyProtected  = "A protected bucket is backed up whole: the journal and reconcile read any version of any object (and its tags and ACL) of the configured protectedBuckets, whose keys are the users' own; bound to the stack's account (aws:ResourceAccount)."
-	whySnapshots  = "A snapshot backs up a bucket whole: it reads any version of any object (and its tags and ACL) of the buckets the backup plan's selections can take (their Resources patterns; every bucket when a selection goes by tags: docs/deploy.md, Permissions) and of the protected buckets; bound to the stack's account (aws:ResourceAccount)."
-	whyTargets    = "A restore writes any key into a bucket the operator allowed: the configured restoreTargets patterns (a restore may create a new bucket matching one), bound to the stack's account by aws:ResourceAccount so a same-named bucket of another account is out of reach, and the restore function checks each target's owner too (ExpectedBucketOwner: its own account); shared/restore refuses any other target, and a pattern matching the vault is refused at synth."
-	whyListAll    = "s3:ListAllMyBuckets supports no resource-level permissions (Resource \"*\" only): dispatch resolves selections by tags against the account's bucket list."
-	whyVaultCheck = "A selection never backs up a vault: dispatch recognises one by a HeadObject of its descriptor (bucketvault.json) on every bucket a selection takes, whose names are the selections' Resources patterns (any bucket when a selection goes by tags). The role may read only the key bucketvault.json of those buckets, and list them only with s3:prefix equal to it (so a missing descriptor answers 404, not 403); bound to the stack's account (aws:ResourceAccount)."
-	whyDeletes    = "Expiry deletes every version of the vault objects no record references any more: data objects, journal segments, runs and indexes, snapshot recovery points and their manifests, whose keys are content hashes, bucket names, segment, run and snapshot ids that no deployment can know. Only those four prefixes, only in the stack's vault and account (aws:ResourceAccount); the descriptor, the lock, buckets/, reconcile/, jobs/ and scratch/ are never deleted by it, and Object Lock keeps every version for its retention."
+	whyVaultKeys    = "The vault's layout (docs/vault-format.md, shared/vault) keeps each kind of object under its own prefix, named by a content hash, a bucket, a segment, job or snapshot id that no deployment can know: the role may read and write only the prefixes its function's steps use, in the stack's vault, in the stack's account (aws:ResourceAccount)."
+	whyProtected    = "A protected bucket is backed up whole: the journal and reconcile read any version of any object (and its tags and ACL) of the configured protectedBuckets, whose keys are the users' own; bound to the stack's account (aws:ResourceAccount)."
+	whySnapshots    = "A snapshot backs up a bucket whole: it reads any version of any object (and its tags and ACL) of the buckets the backup plan's selections can take (their Resources patterns; every bucket when a selection goes by tags: docs/deploy.md, Permissions) and of the protected buckets; bound to the stack's account (aws:ResourceAccount)."
+	whyTargets      = "A restore writes any key into a bucket the operator allowed: the configured restoreTargets patterns (a restore may create a new bucket matching one), bound to the stack's account by aws:ResourceAccount so a same-named bucket of another account is out of reach, and the restore function checks each target's owner too (ExpectedBucketOwner: its own account); shared/restore refuses any other target, and a pattern matching the vault is refused at synth."
+	whyListAll      = "s3:ListAllMyBuckets supports no resource-level permissions (Resource \"*\" only): dispatch resolves selections by tags against the account's bucket list."
+	whyVaultCheck   = "A selection never backs up a vault: dispatch recognises one by a HeadObject of its descriptor (bucketvault.json) on every bucket a selection takes, whose names are the selections' Resources patterns (any bucket when a selection goes by tags). The role may read only the key bucketvault.json of those buckets, and list them only with s3:prefix equal to it (so a missing descriptor answers 404, not 403); bound to the stack's account (aws:ResourceAccount)."
+	whyListAllTests = "s3:ListAllMyBuckets supports no resource-level permissions (Resource \"*\" only): the restore test sweeper lists the account's buckets to find the restore-test-* buckets whose time is up."
+	whyTestBuckets  = "A restore test restores into a new bucket named restore-test-<random> (restoretest.TargetPrefix), named at run time, and validates, locks down and finally deletes it whole (every key, every version): the role may do so on restore-test-* buckets only, in the stack's account (aws:ResourceAccount); it may delete no other bucket or object."
+	whyDeletes      = "Expiry deletes every version of the vault objects no record references any more: data objects, journal segments, runs and indexes, snapshot recovery points and their manifests, whose keys are content hashes, bucket names, segment, run and snapshot ids that no deployment can know. Only those four prefixes, only in the stack's vault and account (aws:ResourceAccount); the descriptor, the lock, buckets/, reconcile/, jobs/ and scratch/ are never deleted by it, and Object Lock keeps every version for its retention."
 )
 
 func (r *FunctionResources) arns() s3ARNs { return r.Vault.arns }
@@ -487,7 +531,7 @@ func (r *FunctionResources) sourceKeys(p *policy, buckets []string) {
 // s3:DeleteObjectVersion. Every statement holds in the stack's account
 // only: a target pattern names buckets, and bucket names are global.
 func (r *FunctionResources) writeTargets(p *policy) {
-	targets := r.Config.RestoreTargets
+	targets := restoreTargets(r.Config)
 	buckets, objects := r.bucketARNs(targets), r.objectARNs(targets)
 	p.add(
 		r.s3("PrepareTargets", []string{"s3:ListBucket", "s3:CreateBucket", "s3:PutBucketVersioning"}, buckets, nil),
@@ -504,6 +548,46 @@ func (r *FunctionResources) writeTargets(p *policy) {
 			arns = append(arns, r.arns().bucket(b))
 		}
 		p.add(kmsViaS3(r.Config.Region, "UseTargetKeys", []string{"kms:Decrypt", "kms:GenerateDataKey"}, strs(keys...), arns))
+	}
+}
+
+// testRestores is the restore test function's access outside the vault:
+// the restored buckets (restore-test-*, which the restore function
+// creates and writes) to validate, lock down and delete; the account's
+// bucket list (the sweeper looks for restore-test-* buckets); the
+// protected buckets' tags (a selection's conditions); and the validation
+// functions. It may delete nothing else: no other bucket, no object
+// elsewhere.
+func (r *FunctionResources) testRestores(p *policy) {
+	c := r.Config
+	all := []*string{jsii.String("*")}
+	buckets, objects := r.bucketARNs([]string{restoreTestTargets}), r.objectARNs([]string{restoreTestTargets})
+	p.add(
+		r.s3("ListAllBuckets", []string{"s3:ListAllMyBuckets"}, all, nil),
+		// Validation lists the bucket (ListObjectsV2) and asks its default
+		// encryption (GetBucketEncryption); the bucket is made private
+		// (PutPublicAccessBlock); deleting it lists every version first.
+		r.s3("ManageTestBuckets", []string{
+			"s3:ListBucket", "s3:ListBucketVersions", "s3:GetEncryptionConfiguration", "s3:PutBucketPublicAccessBlock", "s3:DeleteBucket",
+		}, buckets, nil),
+		// Validation reads objects with their tags and ACLs; deleting the
+		// bucket deletes every version and delete marker (DeleteObjects).
+		r.s3("ReadAndDeleteTestObjects", []string{
+			"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging", "s3:GetObjectAcl", "s3:GetObjectVersionAcl",
+			"s3:DeleteObject", "s3:DeleteObjectVersion",
+		}, objects, nil),
+		r.s3("ReadProtectedBucketTags", []string{"s3:GetBucketTagging"}, r.bucketARNs(c.ProtectedBuckets), nil),
+	)
+	p.because(whyListAllTests, all...)
+	p.because(whyTestBuckets, append(buckets, objects...)...)
+	var fns []*string
+	for _, pl := range c.RestoreTesting.Plans {
+		if f := pl.ValidationFunctionARN; f != "" && !slices.ContainsFunc(fns, func(x *string) bool { return *x == f }) {
+			fns = append(fns, jsii.String(f))
+		}
+	}
+	if len(fns) > 0 {
+		p.add(allow("InvokeValidationFunctions", []string{"lambda:InvokeFunction"}, fns...))
 	}
 }
 

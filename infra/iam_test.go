@@ -278,13 +278,15 @@ func TestRolePolicies(t *testing.T) {
 			s3In("ReadVaultDataTags", []string{"s3:GetObjectTagging", "s3:GetObjectVersionTagging"}, vaultKeys("data/*")),
 			// Data in an archive class (the cold tier) is requested back.
 			s3In("ThawVaultData", []string{"s3:RestoreObject"}, vaultKeys("data/*")),
-			s3In("PrepareTargets", []string{"s3:CreateBucket", "s3:ListBucket", "s3:PutBucketVersioning"}, []string{"arn:aws:s3:::photos-restored*", "arn:aws:s3:::scratch-restore-?"}),
+			// restoreTargets, and the restore tests' restore-test-* buckets.
+			s3In("PrepareTargets", []string{"s3:CreateBucket", "s3:ListBucket", "s3:PutBucketVersioning"},
+				[]string{"arn:aws:s3:::photos-restored*", "arn:aws:s3:::restore-test-*", "arn:aws:s3:::scratch-restore-?"}),
 			s3In("WriteTargets", []string{
 				"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:GetObjectTagging", "s3:GetObjectVersion", "s3:GetObjectVersionTagging",
 				"s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectTagging", "s3:PutObjectVersionAcl",
-			}, []string{"arn:aws:s3:::photos-restored*/*", "arn:aws:s3:::scratch-restore-?/*"}),
+			}, []string{"arn:aws:s3:::photos-restored*/*", "arn:aws:s3:::restore-test-*/*", "arn:aws:s3:::scratch-restore-?/*"}),
 			stmt{Sid: "UseTargetKeys", Effect: "Allow", Actions: []string{"kms:Decrypt", "kms:GenerateDataKey"}, Resources: []string{targetKey},
-				Condition: viaS3For("arn:aws:s3:::photos-restored*", "arn:aws:s3:::scratch-restore-?")},
+				Condition: viaS3For("arn:aws:s3:::photos-restored*", "arn:aws:s3:::scratch-restore-?", "arn:aws:s3:::restore-test-*")},
 			publish, xray,
 		),
 		"SnapshotRole": join(logs("Snapshot"),
@@ -370,10 +372,47 @@ func TestRolePolicies(t *testing.T) {
 			{Effect: "Allow", Actions: append(slices.Clone(logDelivery),
 				"xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments"), Resources: []string{"*"}},
 		},
-		"SnapshotScheduleRole":  {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:DispatchFunction.Arn"}}},
-		"ReconcileScheduleRole": {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:ReconcileFunction.Arn"}}},
-		"ProtectScheduleRole":   {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:ProtectFunction.Arn"}}},
-		"ExpireScheduleRole":    {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:ExpireFunction.Arn"}}},
+		"RestoretestRole": join(logs("Restoretest"),
+			// What a pick and a validation read of the vault (as the
+			// restore reads it), the runs' records it writes, and the
+			// verdicts validation functions put later.
+			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "reconcile/*", "restore-tests/*", "restore-test-verdicts/*"),
+			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "reconcile/*", "restore-tests/*", "restore-test-verdicts/*")),
+			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("restore-tests/*")),
+			useVaultKey,
+			s3In("ReadVaultDataTags", []string{"s3:GetObjectTagging", "s3:GetObjectVersionTagging"}, vaultKeys("data/*")),
+			// The sweeper lists the account's buckets.
+			s3In("ListAllBuckets", []string{"s3:ListAllMyBuckets"}, []string{"*"}),
+			// The restored buckets, and nothing else, it may delete.
+			s3In("ManageTestBuckets", []string{"s3:DeleteBucket", "s3:GetEncryptionConfiguration", "s3:ListBucket", "s3:ListBucketVersions", "s3:PutBucketPublicAccessBlock"},
+				[]string{"arn:aws:s3:::restore-test-*"}),
+			s3In("ReadAndDeleteTestObjects", []string{
+				"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetObject", "s3:GetObjectAcl", "s3:GetObjectTagging", "s3:GetObjectVersion", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging",
+			}, []string{"arn:aws:s3:::restore-test-*/*"}),
+			// Selections' tag conditions.
+			s3In("ReadProtectedBucketTags", []string{"s3:GetBucketTagging"}, []string{"arn:aws:s3:::documents", "arn:aws:s3:::photos"}),
+			stmt{Sid: "InvokeValidationFunctions", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"},
+				Resources: []string{"arn:aws:lambda:us-east-1:123456789012:function:validate-restores"}},
+			publish, xray,
+		),
+		"RestoreTestStateMachineRole": {
+			{Sid: "InvokeRestoreTestFunction", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:RestoretestFunction.Arn"}},
+			{Sid: "StartRestores", Effect: "Allow", Actions: []string{"states:StartExecution"}, Resources: []string{
+				"arn:aws:states:us-east-1:123456789012:stateMachine:BucketVault-restore"}},
+			{Sid: "FollowRestores", Effect: "Allow", Actions: []string{"states:DescribeExecution", "states:StopExecution"}, Resources: []string{
+				"arn:aws:states:us-east-1:123456789012:execution:BucketVault-restore:*"}},
+			{Sid: "ManageSyncRule", Effect: "Allow", Actions: []string{"events:DescribeRule", "events:PutRule", "events:PutTargets"}, Resources: []string{
+				"arn:aws:events:us-east-1:123456789012:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule"}},
+			{Effect: "Allow", Actions: append(slices.Clone(logDelivery),
+				"xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments"), Resources: []string{"*"}},
+		},
+		"RestoreTestScheduleRole": {{Sid: "StartRestoreTests", Effect: "Allow", Actions: []string{"states:StartExecution"}, Resources: []string{
+			"arn:aws:states:us-east-1:123456789012:stateMachine:BucketVault-restoretest"}}},
+		"RestoreTestSweepScheduleRole": {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:RestoretestFunction.Arn"}}},
+		"SnapshotScheduleRole":         {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:DispatchFunction.Arn"}}},
+		"ReconcileScheduleRole":        {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:ReconcileFunction.Arn"}}},
+		"ProtectScheduleRole":          {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:ProtectFunction.Arn"}}},
+		"ExpireScheduleRole":           {{Sid: "Invoke", Effect: "Allow", Actions: []string{"lambda:InvokeFunction"}, Resources: []string{"GetAtt:ExpireFunction.Arn"}}},
 	}
 	roles := s.ofType("AWS::IAM::Role")
 	var wantRoles []string
@@ -754,7 +793,9 @@ var vaultKinds = []string{
 // TestOnlyExpireDeletesVersions: over every policy document of every
 // stack (identity policies, inline policies, bucket, queue, topic and key
 // policies), the expire function's role is the only principal any Allow
-// gives s3:DeleteObjectVersion, anywhere, or s3:DeleteObject on the vault;
+// gives s3:DeleteObjectVersion, anywhere, or s3:DeleteObject on the vault
+// (but the restore test role, on the restore-test-* buckets only:
+// TestRestoreTestDeletesOnlyItsBuckets);
 // and it may delete every version under data/, journal/, runs/ and
 // snapshots/ of the vault, and nothing else of it.
 func TestOnlyExpireDeletesVersions(t *testing.T) {
@@ -777,6 +818,11 @@ func TestOnlyExpireDeletesVersions(t *testing.T) {
 				}
 				deletes := allows(x, "s3:DeleteObjectVersion") || allows(x, "s3:DeleteObject") && onVault(x.Resources)
 				if !deletes {
+					continue
+				}
+				// The restore test role deletes the restored buckets
+				// whole, and nothing else (TestRestoreTestDeletesOnlyItsBuckets).
+				if slices.Equal(owners[id], []string{"Ref:RestoretestRole"}) && onlyRestoreTestBuckets(x.Resources) {
 					continue
 				}
 				if !slices.Equal(owners[id], []string{"Ref:ExpireRole"}) {
@@ -877,11 +923,17 @@ func TestRetentionPermissions(t *testing.T) {
 // (s3:RestoreObject), both under data/ only; nobody may remove tags;
 // s3:PutObjectTagging on data/ is the expire role's and the snapshot
 // role's (CopyObject with the source's tags), and reading data/ tags the
-// expire role's and the restore role's.
+// expire role's, the restore role's and the restore test role's.
 func TestColdTierPermissions(t *testing.T) {
 	expire, restore, snapshot := []string{"Ref:ExpireRole"}, []string{"Ref:RestoreRole"}, []string{"Ref:SnapshotRole"}
 	for name, st := range synth(t).stacks() {
 		who := vaultAllowed(t, st)
+		// A restore test's validation reads what the restore reads: the
+		// tags a data object carries.
+		var restoreTest []string
+		if st.config.RestoreTesting != nil {
+			restoreTest = []string{"Ref:RestoretestRole"}
+		}
 		for _, k := range vaultKinds {
 			data := strings.HasPrefix(k, "data/")
 			only := func(roles ...[]string) []string {
@@ -898,8 +950,8 @@ func TestColdTierPermissions(t *testing.T) {
 				"s3:DeleteObjectTagging":        nil,
 				"s3:DeleteObjectVersionTagging": nil,
 				"s3:PutObjectTagging":           only(expire, snapshot),
-				"s3:GetObjectVersionTagging":    only(expire, restore),
-				"s3:GetObjectTagging":           only(expire, restore),
+				"s3:GetObjectVersionTagging":    only(expire, restore, restoreTest),
+				"s3:GetObjectTagging":           only(expire, restore, restoreTest),
 			} {
 				if got := who(action, k); !slices.Equal(got, want) {
 					t.Errorf("%s: %s on the vault's %s is allowed to %v, want %v", name, action, k, got, want)

@@ -31,6 +31,9 @@ type BucketVaultStack struct {
 	Snapshots *SnapshotPath
 	// Restores is the restore state machine.
 	Restores *RestorePath
+	// RestoreTests is restore testing: the restore test state machine,
+	// the plans' schedules and the sweeper (nil without restoreTesting).
+	RestoreTests *RestoreTestPath
 	// VaultDescriptor is the custom resource that writes the vault's
 	// descriptor (bucketvault.json) at the first deployment, so the
 	// vault bucket the stack creates is a vault without a manual step.
@@ -99,6 +102,12 @@ func NewBucketVaultStack(scope constructs.Construct, c *Config) *BucketVaultStac
 		Config: c, Vault: s.Vault, Restore: s.Functions["restore"], Notifications: s.Notifications,
 	})
 
+	if c.RestoreTesting != nil {
+		s.RestoreTests = NewRestoreTestPath(s.Stack, "RestoreTests", &RestoreTestPathProps{
+			Config: c, Function: s.Functions["restoretest"], Restores: s.Restores, Notifications: s.Notifications,
+		})
+	}
+
 	n := s.Notifications
 	for _, f := range []*GoFunction{reconcile, protect, s.Functions["dispatch"], expire} {
 		if f == nil {
@@ -151,6 +160,9 @@ func NewBucketVaultStack(scope constructs.Construct, c *Config) *BucketVaultStac
 	out("VaultKeyArn", *s.Vault.KeyARN(), "the vault's KMS key")
 	out("RestoreFunctionName", *s.Functions["restore"].Function.FunctionName(), "invoke with a restore request (events/restore.request.json)")
 	out("RestoreStateMachineArn", *s.Restores.StateMachine.StateMachineArn(), "a restore of any size: bucketvault restore --state-machine <this ARN>, or start an execution with {\"request\": <restore request>}")
+	if s.RestoreTests != nil {
+		out("RestoreTestStateMachineArn", *s.RestoreTests.StateMachine.StateMachineArn(), "restore tests of a restore testing plan: its schedule starts an execution with {\"scheduled\": {...}} (the schedule's input)")
+	}
 	out("ProtectFunctionName", *protect.Function.FunctionName(), "invoke with {} to protect the configured buckets now")
 	out("ReconcileFunctionName", *reconcile.Function.FunctionName(), "invoke with {} to reconcile (and make first full backups) now")
 	out("ExpireFunctionName", *expire.Function.FunctionName(), `invoke with {} to expire now, or {"dryRun": true} to see what it would delete`)

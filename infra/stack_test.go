@@ -31,11 +31,11 @@ func jsonOf(t *testing.T, s string) any {
 func TestResourceCounts(t *testing.T) {
 	s := synth(t)
 	main := map[string]float64{
-		"AWS::Lambda::Function":               7,
+		"AWS::Lambda::Function":               8,
 		"AWS::Lambda::EventSourceMapping":     1,
-		"AWS::Logs::LogGroup":                 9,  // seven functions, the snapshot state machines, the restore state machine
-		"AWS::IAM::Role":                      13, // seven functions, reconcile's, protect's, expire's and the snapshot rules' schedules, the snapshot state machines, the restore state machine
-		"AWS::IAM::Policy":                    13,
+		"AWS::Logs::LogGroup":                 11, // eight functions, the snapshot state machines, the restore and the restore test state machines
+		"AWS::IAM::Role":                      17, // eight functions, reconcile's, protect's, expire's, the snapshot rules' and the restore testing plans' schedules, the sweeper's, the snapshot, restore and restore test state machines
+		"AWS::IAM::Policy":                    17,
 		"AWS::S3::Bucket":                     1,
 		"AWS::S3::BucketPolicy":               1,
 		"AWS::KMS::Key":                       1,
@@ -43,12 +43,12 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::SQS::Queue":                     2,
 		"AWS::SQS::QueuePolicy":               2, // EventBridge may send to the queue and to the dead-letter queue
 		"AWS::Events::Rule":                   3, // the journal's; the vault bucket's and the vault key's changes
-		"AWS::Scheduler::Schedule":            5, // reconcile, protect, expire, the plan's two snapshot rules
-		"AWS::StepFunctions::StateMachine":    4, // snapshot on demand, one per snapshot rule, and restore
+		"AWS::Scheduler::Schedule":            8, // reconcile, protect, expire, the plan's two snapshot rules, the two restore testing plans, the restore test sweeper
+		"AWS::StepFunctions::StateMachine":    5, // snapshot on demand, one per snapshot rule, restore, restore test
 		"AWS::SNS::Topic":                     2,
 		"AWS::SNS::TopicPolicy":               2,
 		"AWS::SNS::Subscription":              1,
-		"AWS::CloudWatch::Alarm":              13,
+		"AWS::CloudWatch::Alarm":              14,
 		"AWS::CloudFormation::CustomResource": 0,
 		"Custom::BucketvaultVault":            1,
 		"Custom::BucketvaultProtect":          1,
@@ -68,10 +68,12 @@ func TestResourceCounts(t *testing.T) {
 	}
 	// Without a backup plan there is no dispatch function, no role for
 	// it, no rule schedules and their role: only the on-demand snapshot
-	// state machine and the restore state machine.
+	// state machine, the restore state machine and (one restore testing
+	// plan) the restore test state machine, the plan's schedule and the
+	// sweeper's.
 	for typ, n := range map[string]float64{
-		"AWS::Lambda::Function": 6, "AWS::IAM::Role": 11, "AWS::IAM::Policy": 11, "AWS::Logs::LogGroup": 8,
-		"AWS::StepFunctions::StateMachine": 2, "AWS::Scheduler::Schedule": 3, "AWS::CloudWatch::Alarm": 10,
+		"AWS::Lambda::Function": 7, "AWS::IAM::Role": 15, "AWS::IAM::Policy": 15, "AWS::Logs::LogGroup": 10,
+		"AWS::StepFunctions::StateMachine": 3, "AWS::Scheduler::Schedule": 5, "AWS::CloudWatch::Alarm": 11,
 	} {
 		cdkAssert(t, func() { s.noPlan.assertion.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
 	}
@@ -159,7 +161,12 @@ func TestFunctions(t *testing.T) {
 		"RestoreFunction": {2048, 900, map[string]string{
 			config.EnvVault: "bucketvault-vault-123456789012-us-east-1", config.EnvConcurrency: "32",
 			config.EnvEventsTopic: "Ref:EventsTopic", config.EnvEventBus: eventBus,
-			config.EnvRestoreTargets: "photos-restored*,scratch-restore-?"}},
+			config.EnvRestoreTargets: "photos-restored*,scratch-restore-?,restore-test-*"}},
+		// The restore test state machine's steps and the sweeper: 15
+		// minutes, as every step-taking function.
+		"RestoretestFunction": {1024, 900, map[string]string{
+			config.EnvVault: "bucketvault-vault-123456789012-us-east-1", config.EnvConcurrency: "32",
+			config.EnvEventsTopic: "Ref:EventsTopic", config.EnvEventBus: eventBus}},
 		"SnapshotFunction": {2048, 900, map[string]string{
 			config.EnvVault: "bucketvault-vault-123456789012-us-east-1", config.EnvConcurrency: "32",
 			config.EnvEventsTopic: "Ref:EventsTopic", config.EnvEventBus: eventBus}},
@@ -480,6 +487,8 @@ func TestAlarms(t *testing.T) {
 			`[{"Name":"StateMachineArn","Value":{"Ref":"SnapshotRuleEvery6HoursStateMachine"}}]`, 0, 300},
 		"RestoreFailedAlarm": {"AWS/States", "ExecutionsFailed", "Sum", "GreaterThanThreshold",
 			`[{"Name":"StateMachineArn","Value":{"Ref":"RestoreStateMachine"}}]`, 0, 300},
+		"RestoreTestFailedAlarm": {"AWS/States", "ExecutionsFailed", "Sum", "GreaterThanThreshold",
+			`[{"Name":"StateMachineArn","Value":{"Ref":"RestoreTestStateMachine"}}]`, 0, 300},
 		"VaultBucketChangeAlarm": {"AWS/Events", "TriggeredRules", "Sum", "GreaterThanThreshold",
 			`[{"Name":"RuleName","Value":{"Ref":"VaultBucketChangeRule"}}]`, 0, 300},
 		"VaultKeyChangeAlarm": {"AWS/Events", "TriggeredRules", "Sum", "GreaterThanThreshold",
@@ -553,7 +562,7 @@ func TestStackSettings(t *testing.T) {
 		t.Error("terminationProtection false is ignored")
 	}
 	outs, _ := s.main.template["Outputs"].(map[string]any)
-	for _, o := range []string{"VaultBucketName", "VaultKeyArn", "RestoreFunctionName", "ProtectFunctionName", "ReconcileFunctionName", "ExpireFunctionName", "RestoreStateMachineArn", "SnapshotStateMachineArn", "SnapshotFunctionName", "JournalQueueUrl", "JournalDeadLetterQueueUrl", "EventsTopicArn", "AlarmTopicArn"} {
+	for _, o := range []string{"VaultBucketName", "VaultKeyArn", "RestoreFunctionName", "ProtectFunctionName", "ReconcileFunctionName", "ExpireFunctionName", "RestoreStateMachineArn", "RestoreTestStateMachineArn", "SnapshotStateMachineArn", "SnapshotFunctionName", "JournalQueueUrl", "JournalDeadLetterQueueUrl", "EventsTopicArn", "AlarmTopicArn"} {
 		if _, ok := outs[o]; !ok {
 			t.Errorf("no output %s", o)
 		}
