@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -14,8 +15,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/bucketvault/bucketvault/shared/journal"
 	"github.com/bucketvault/bucketvault/shared/locals3"
+	"github.com/bucketvault/bucketvault/shared/restoretest"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
@@ -220,5 +224,106 @@ func TestCLIRestoreKilledFinishes(t *testing.T) {
 	}
 	if code, out, e := cli(t, srv, "job", "show", "--vault", vaultName, "restore-killed-1"); code != 0 || !strings.Contains(out, "COMPLETED") {
 		t.Fatalf("job show: %d\n%s%s", code, out, e)
+	}
+}
+
+// TestCLIRestoreTestKilledIsSwept: `bucketvault restore-test run` killed
+// (SIGKILL) while it restores leaves its restore-test-* bucket and a
+// RUNNING run; the sweeper keeps both while the run could still be going,
+// and once its deadline passed deletes the bucket and records the run
+// FAILED.
+func TestCLIRestoreTestKilledIsSwept(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the CLI")
+	}
+	srv := locals3.ForTest(t)
+	ctx := context.Background()
+	c := srv.Client(ctx)
+	bin := buildCLI(t)
+	v, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket := srv.NewBucket(t, true)
+	start := time.Now().UTC().Add(-time.Minute)
+	if err := v.PutJSON(ctx, vault.BucketKey(bucket), vault.ProtectedBucket{Bucket: bucket, ProtectedAt: start, FirstFullBackupAt: &start}); err != nil {
+		t.Fatal(err)
+	}
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i := range 3000 {
+		g.Go(func() error {
+			_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(fmt.Sprintf("k%05d", i)), Body: strings.NewReader("x")})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	if _, err := (&journal.Journal{Vault: v, S3: c}).Reconcile(ctx, bucket, journal.ReconcileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), srv.Env()...)
+	cmd := exec.Command(bin, "--endpoint-url", srv.Endpoint, "--no-progress", "restore-test", "run", "--vault", v.Bucket, "--bucket", bucket)
+	cmd.Env = env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	// Killed once its bucket holds some of the restore.
+	target := ""
+	for deadline := time.Now().Add(time.Minute); target == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-exited:
+			t.Fatalf("restore-test run ended before it was killed: %s", stderr.String())
+		default:
+		}
+		out, err := c.ListBuckets(ctx, &s3.ListBucketsInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range out.Buckets {
+			name := aws.ToString(b.Name)
+			if !strings.HasPrefix(name, restoretest.TargetPrefix) {
+				continue
+			}
+			if l, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(name)}); err == nil && aws.ToInt32(l.KeyCount) > 0 {
+				target = name
+			}
+		}
+	}
+	_ = cmd.Process.Kill()
+	<-exited
+	if target == "" {
+		t.Fatal("no restore-test bucket appeared")
+	}
+	hist, err := restoretest.History(ctx, v, bucket)
+	if err != nil || len(hist) != 1 || hist[0].Status != restoretest.StatusRunning || hist[0].TargetBucket != target {
+		t.Fatalf("history after the kill: %+v %v", hist, err)
+	}
+	sweep := func(now time.Time) restoretest.Swept {
+		code, out, e := cli(t, srv, "--json", "restore-test", "sweep", "--vault", v.Bucket, "--now", now.Format(time.RFC3339))
+		var sw restoretest.Swept
+		if code != 0 || json.Unmarshal([]byte(out), &sw) != nil {
+			t.Fatalf("sweep: %d %q %s", code, out, e)
+		}
+		return sw
+	}
+	if sw := sweep(time.Now()); len(sw.Deleted) != 0 {
+		t.Fatalf("swept a run that could still be going: %+v", sw)
+	}
+	if sw := sweep(hist[0].Deadline.Add(time.Minute)); len(sw.Deleted) != 1 || sw.Deleted[0] != target {
+		t.Fatalf("sweep after the deadline: %+v", sw)
+	}
+	if _, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(target)}); err == nil {
+		t.Errorf("%s is still there", target)
+	}
+	hist, err = restoretest.History(ctx, v, bucket)
+	if err != nil || len(hist) != 1 || hist[0].Status != restoretest.StatusFailed || hist[0].DeletedAt == nil {
+		t.Fatalf("history after the sweep: %+v %v", hist, err)
 	}
 }

@@ -385,7 +385,7 @@ func pairs(m map[string]string, sep string) string {
 // restoreTestSweepCommand deletes the restore-test-* buckets whose time
 // is up.
 func (a *app) restoreTestSweepCommand() *cobra.Command {
-	var vaultName string
+	var vaultName, nowFlag string
 	cmd := &cobra.Command{
 		Use:   "sweep --vault V",
 		Short: "Delete restore-test-* buckets past their validation window, and those no run names older than a day (a crashed run's)",
@@ -402,7 +402,13 @@ func (a *app) restoreTestSweepCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sw, err := (&restoretest.Tester{S3: c}).Sweep(cmd.Context(), v, time.Now())
+			now := time.Now()
+			if nowFlag != "" {
+				if now, err = time.Parse(time.RFC3339, nowFlag); err != nil {
+					return usagef("--now %q: want an RFC 3339 time", nowFlag)
+				}
+			}
+			sw, err := (&restoretest.Tester{S3: c}).Sweep(cmd.Context(), v, now)
 			if err != nil {
 				return err
 			}
@@ -411,6 +417,7 @@ func (a *app) restoreTestSweepCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&vaultName, "vault", "", "vault bucket name (its runs say when each bucket's window ends)")
+	cmd.Flags().StringVar(&nowFlag, "now", "", "sweep as of this time (RFC 3339), for tests and what-if runs")
 	return cmd
 }
 
