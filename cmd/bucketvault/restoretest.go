@@ -230,7 +230,13 @@ func (a *app) restoreTestHistoryCommand() *cobra.Command {
 			}
 			var b strings.Builder
 			for _, r := range runs {
-				fmt.Fprintf(&b, "%s  %-10s %-8s %s  %-10s %8d objects %8.1fs  %s\n", r.StartedAt.Format(time.RFC3339), r.Status, r.Bucket, r.At.Format(time.RFC3339), r.Type, r.Objects, r.RestoreSeconds, r.StatusMessage)
+				rto := "-"
+				if r.RTOMet != nil && *r.RTOMet {
+					rto = "RTO met"
+				} else if r.RTOMet != nil {
+					rto = "RTO MISSED"
+				}
+				fmt.Fprintf(&b, "%s  %-10s %-8s %s  %-10s %8d objects %8.1fs %-10s  %s\n", r.StartedAt.Format(time.RFC3339), r.Status, r.Bucket, r.At.Format(time.RFC3339), r.Type, r.Objects, r.RestoreSeconds, rto, r.StatusMessage)
 			}
 			if len(runs) == 0 {
 				b.WriteString("no restore tests recorded\n")
