@@ -39,8 +39,10 @@ import (
 // (sfnHarness) with the function's own handler on the local S3 server.
 // The snapshot state machine, answered by snapshot.Engine.Handle, must
 // make the same recovery point as the in-process runner, Engine.Run; the
-// restore state machine (restore_test.go), answered by
-// restore.Restorer.Handle, the same restore as Restorer.Run.
+// restore state machine (restore_sfn_test.go), answered by
+// restore.Restorer.Handle, the same restore as Restorer.Run; the restore
+// test state machine (restoretest_sfn_test.go), answered by
+// restoretest.Tester.Handle, the same runs as restoretest.LocalExecution.
 //
 // What it does not run as AWS would (infra/_sfn/run.mjs says how each is
 // stood in for): the Distributed Map's ItemReader and ItemBatcher, which
@@ -97,6 +99,9 @@ type sfnHarness struct {
 	// context, when set, is merged into the execution's Context Object
 	// (the execution's ARN: {"Execution": {"Id": ...}}).
 	context map[string]any
+	// waitMs, when set, makes the Wait states it names wait that many
+	// milliseconds (run.mjs's waitMs).
+	waitMs map[string]int
 
 	mu      sync.Mutex
 	calls   []taskCall
@@ -161,8 +166,14 @@ func (h *sfnHarness) handleTask(w http.ResponseWriter, r *http.Request) {
 }
 
 // lambdaErrorType is the errorType aws-lambda-go reports for err: its
-// type's name.
+// type's name; or, for a Task that is no Lambda function (a nested
+// execution), the error name Step Functions reports, which an error gives
+// by an ErrorName method.
 func lambdaErrorType(err error) string {
+	var named interface{ ErrorName() string }
+	if errors.As(err, &named) {
+		return named.ErrorName()
+	}
 	t := reflect.TypeOf(err)
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -257,7 +268,7 @@ func (h *sfnHarness) run(definition map[string]any, input any) *sfnResult {
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	req, err := json.Marshal(map[string]any{"definition": definition, "input": input, "endpoint": "http://" + ln.Addr().String(), "retryPauseMs": 10, "context": h.context})
+	req, err := json.Marshal(map[string]any{"definition": definition, "input": input, "endpoint": "http://" + ln.Addr().String(), "retryPauseMs": 10, "context": h.context, "waitMs": h.waitMs})
 	if err != nil {
 		t.Fatal(err)
 	}

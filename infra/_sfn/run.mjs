@@ -6,10 +6,15 @@
 // ({"errorType", "errorMessage"}).
 //
 // stdin:  {"definition": {...ASL...}, "input": ..., "endpoint": "http://127.0.0.1:PORT",
-//          "retryPauseMs": 10, "context": {...}}
+//          "retryPauseMs": 10, "context": {...}, "waitMs": {"<Wait state>": 0}}
 //         context (optional) is merged into the execution's Context Object, as
 //         Step Functions would fill it ({"Execution": {"Id": ..., "Name": ...}});
-//         Execution.Input and Execution.StartTime are always the run's own.
+//         Execution.Input and Execution.StartTime are always the run's own
+//         (an inline Map's iteration has a StartTime of its own here, where
+//         Step Functions gives it the execution's).
+//         waitMs (optional) makes the Wait states named wait that many
+//         milliseconds instead of what they say (aws-local-stepfunctions'
+//         waitTimeOverrides); every other Wait waits as synthesized.
 // stdout: {"status": "SUCCEEDED", "output": ...} or {"status": "FAILED", "error", "cause"},
 //         and "events": the execution's Retried/Caught/Failed state events.
 //
@@ -29,6 +34,8 @@
 //      batch, as Step Functions runs child executions, at most MaxConcurrency
 //      at a time, and fails with States.ExceedToleratedFailureThreshold when
 //      more than ToleratedFailurePercentage of them failed.
+// An inline Map runs as synthesized, its iterations' Task states answered
+// like the others.
 // Everything else runs as synthesized.
 
 // aws-local-stepfunctions 3 needs Node 22's Promise.withResolvers; Node 20
@@ -97,15 +104,17 @@ const collect = async (log) => {
   }
 };
 
-// Overrides for every Task state of a (sub)definition, Retry pauses shortened.
-const overridesFor = (states) => {
-  const taskResourceLocalHandlers = {};
-  const retryIntervalOverrides = {};
+// Overrides for every Task state of a (sub)definition, and of the inline
+// Maps' iterations in it (aws-local-stepfunctions passes the overrides on
+// to them, by state name), Retry pauses shortened.
+const overridesFor = (states, out = { taskResourceLocalHandlers: {}, retryIntervalOverrides: {} }) => {
   for (const [name, s] of Object.entries(states)) {
-    if (s.Type === 'Task') taskResourceLocalHandlers[name] = task(name);
-    if (s.Retry) retryIntervalOverrides[name] = pause;
+    if (s.Type === 'Task') out.taskResourceLocalHandlers[name] = task(name);
+    if (s.Retry) out.retryIntervalOverrides[name] = pause;
+    const processor = s.ItemProcessor ?? s.Iterator;
+    if (s.Type === 'Map' && !s.ItemReader && processor) overridesFor(processor.States, out);
   }
-  return { taskResourceLocalHandlers, retryIntervalOverrides };
+  return out;
 };
 
 const distributedMap = (name, map) => async (input) => {
@@ -168,7 +177,10 @@ for (const [name, s] of Object.entries(definition.States)) {
 if (definition.TimeoutSeconds * 1000 > 2 ** 31 - 1) delete definition.TimeoutSeconds;
 
 const sm = new StateMachine(definition, { validationOptions: { checkArn: false } });
-const exec = sm.run(req.input, { overrides: { taskResourceLocalHandlers, retryIntervalOverrides }, context: req.context });
+const exec = sm.run(req.input, {
+  overrides: { taskResourceLocalHandlers, retryIntervalOverrides, waitTimeOverrides: req.waitMs ?? {} },
+  context: req.context,
+});
 const logs = collect(exec.eventLogs);
 let out;
 try {
