@@ -766,6 +766,11 @@ func (c *Config) loadRestoreTesting(baseDir string) error {
 			return bad("restoreTesting", "the bucket %q starts with %q: restore tests restore into new %s* buckets, which the restore function may write and the restore test function deletes; rename the bucket", b, restoretest.TargetPrefix, restoretest.TargetPrefix)
 		}
 	}
+	for i, p := range c.RestoreTargets {
+		if strings.HasPrefix(p, restoretest.TargetPrefix) {
+			return bad(fmt.Sprintf("restoreTargets[%d]", i), "%q: with restoreTesting, the restore test sweeper deletes %s* buckets that no restore test names once they are a day old: restore into buckets named otherwise (the restore tests' own are allowed already)", p, restoretest.TargetPrefix)
+		}
+	}
 	load := func(field, file string) (*restoretest.Document, error) {
 		if file == "" {
 			return nil, bad(field, "is empty: want a file")

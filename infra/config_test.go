@@ -530,6 +530,9 @@ func TestRestoreTestingConfigErrors(t *testing.T) {
 			m["protectedBuckets"] = []any{"photos", "restore-test-photos"}
 		}},
 		{"the vault named like a restore test's", "restoreTesting", "restore-test-", func(m, _, _ map[string]any) { set(m, "vault.bucketName", "restore-test-vault") }},
+		{"a restore target the sweeper would delete", "restoreTargets[1]", "sweeper", func(m, _, _ map[string]any) {
+			m["restoreTargets"] = []any{"photos-restored-*", "restore-test-mine-*"}
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
