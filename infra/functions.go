@@ -566,15 +566,17 @@ func (r *FunctionResources) testRestores(p *policy) {
 		r.s3("ListAllBuckets", []string{"s3:ListAllMyBuckets"}, all, nil),
 		// Validation lists the bucket (ListObjectsV2) and asks its default
 		// encryption (GetBucketEncryption); the bucket is made private
-		// (PutPublicAccessBlock); deleting it lists every version first.
+		// (PutPublicAccessBlock); deleting it lists every version and
+		// incomplete multipart upload first.
 		r.s3("ManageTestBuckets", []string{
-			"s3:ListBucket", "s3:ListBucketVersions", "s3:GetEncryptionConfiguration", "s3:PutBucketPublicAccessBlock", "s3:DeleteBucket",
+			"s3:ListBucket", "s3:ListBucketVersions", "s3:ListBucketMultipartUploads", "s3:GetEncryptionConfiguration", "s3:PutBucketPublicAccessBlock", "s3:DeleteBucket",
 		}, buckets, nil),
 		// Validation reads objects with their tags and ACLs; deleting the
-		// bucket deletes every version and delete marker (DeleteObjects).
+		// bucket deletes every version and delete marker (DeleteObjects)
+		// and aborts what a stopped restore left uploading.
 		r.s3("ReadAndDeleteTestObjects", []string{
 			"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging", "s3:GetObjectAcl", "s3:GetObjectVersionAcl",
-			"s3:DeleteObject", "s3:DeleteObjectVersion",
+			"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:AbortMultipartUpload",
 		}, objects, nil),
 		r.s3("ReadProtectedBucketTags", []string{"s3:GetBucketTagging"}, r.bucketARNs(c.ProtectedBuckets), nil),
 	)

@@ -384,10 +384,10 @@ func TestRolePolicies(t *testing.T) {
 			// The sweeper lists the account's buckets.
 			s3In("ListAllBuckets", []string{"s3:ListAllMyBuckets"}, []string{"*"}),
 			// The restored buckets, and nothing else, it may delete.
-			s3In("ManageTestBuckets", []string{"s3:DeleteBucket", "s3:GetEncryptionConfiguration", "s3:ListBucket", "s3:ListBucketVersions", "s3:PutBucketPublicAccessBlock"},
+			s3In("ManageTestBuckets", []string{"s3:DeleteBucket", "s3:GetEncryptionConfiguration", "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:ListBucketVersions", "s3:PutBucketPublicAccessBlock"},
 				[]string{"arn:aws:s3:::restore-test-*"}),
 			s3In("ReadAndDeleteTestObjects", []string{
-				"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetObject", "s3:GetObjectAcl", "s3:GetObjectTagging", "s3:GetObjectVersion", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging",
+				"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetObject", "s3:GetObjectAcl", "s3:GetObjectTagging", "s3:GetObjectVersion", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging",
 			}, []string{"arn:aws:s3:::restore-test-*/*"}),
 			// Selections' tag conditions.
 			s3In("ReadProtectedBucketTags", []string{"s3:GetBucketTagging"}, []string{"arn:aws:s3:::documents", "arn:aws:s3:::photos"}),
