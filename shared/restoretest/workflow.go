@@ -83,6 +83,9 @@ type Test struct {
 	Awaiting bool   `json:"awaiting"`
 	// DeleteAfter is when the restored bucket goes (WaitWindow's time).
 	DeleteAfter time.Time `json:"deleteAfter,omitzero"`
+	// Unresolved says why Resolve could not tell whether the selection
+	// takes the bucket: Start fails, and the run is recorded FAILED.
+	Unresolved string `json:"unresolved,omitempty"`
 }
 
 // StepRequest is the restore test function's input from the state machine.
@@ -215,7 +218,9 @@ func causeMessage(name, cause string) string {
 // bucket protected in the vault that the selection takes (its ARNs, or
 // its conditions on the bucket's tags), tested as the plan's
 // RecoveryPointSelection says, kept for the selection's validation
-// window. A plan that excludes the vault tests nothing.
+// window. A plan that excludes the vault tests nothing. A bucket whose
+// tags cannot be read (access denied) fails its test for the selections
+// whose conditions need them (Unresolved), not the whole plan.
 func (t *Tester) Resolve(ctx context.Context, s Scheduled) (*Resolved, error) {
 	if s.RecoveryPointSelection == nil {
 		return nil, &InvalidRequestError{Reason: "resolve: the plan has no RecoveryPointSelection"}
@@ -233,16 +238,32 @@ func (t *Tester) Resolve(ctx context.Context, s Scheduled) (*Resolved, error) {
 		return nil, err
 	}
 	var buckets []Bucket
+	unreadable := map[string]error{}
 	for _, pb := range protected {
 		tags, err := bucketTags(ctx, t.S3, pb.Bucket)
-		if err != nil {
+		if s3x.IsAccessDenied(err) {
+			unreadable[pb.Bucket] = err
+		} else if err != nil {
 			return nil, err
 		}
 		buckets = append(buckets, Bucket{Name: pb.Bucket, Tags: tags})
 	}
 	for _, sel := range s.Selections {
 		sel := sel.WithDefaults()
-		for _, b := range sel.Resolve(buckets) {
+		var decided []Bucket
+		for _, b := range buckets {
+			if err, ok := unreadable[b.Name]; ok && sel.ProtectedResourceConditions != nil &&
+				len(sel.ProtectedResourceConditions.StringEquals)+len(sel.ProtectedResourceConditions.StringNotEquals) > 0 {
+				// Not guessed: a test that fails at its start says so in
+				// the bucket's history, and the other buckets are tested.
+				out.Tests = append(out.Tests, Test{Request: RunRequest{Vault: v.Bucket, Bucket: b.Name, Selection: s.RecoveryPointSelection,
+					PlanName: s.PlanName, SelectionName: sel.RestoreTestingSelectionName},
+					Unresolved: fmt.Sprintf("selection %s's tag conditions need the tags of s3://%s, which could not be read: %v", sel.RestoreTestingSelectionName, b.Name, err)})
+				continue
+			}
+			decided = append(decided, b)
+		}
+		for _, b := range sel.Resolve(decided) {
 			out.Tests = append(out.Tests, Test{Request: RunRequest{
 				Vault: v.Bucket, Bucket: b, Selection: s.RecoveryPointSelection, PlanName: s.PlanName, SelectionName: sel.RestoreTestingSelectionName,
 				Keep: sel.ValidationWindow(), RTO: time.Duration(s.RTOSeconds) * time.Second, ValidationFunction: s.ValidationFunction,
@@ -274,6 +295,9 @@ func bucketTags(ctx context.Context, c s3x.Client, bucket string) (map[string]st
 // deadline is the execution's start plus the state machine's timeout.
 // The Test it returns carries the restore state machine's input.
 func (t *Tester) StartStep(ctx context.Context, test Test, startTime string, timeoutSeconds int) (*Test, error) {
+	if test.Unresolved != "" {
+		return nil, &InvalidRequestError{Reason: test.Unresolved}
+	}
 	if test.RunID != "" { // started before: a retry after the record was written
 		run, _, err := t.load(ctx, test)
 		if err != nil {

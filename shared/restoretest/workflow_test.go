@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/bucketvault/bucketvault/shared/journal"
 	"github.com/bucketvault/bucketvault/shared/locals3"
@@ -297,3 +298,43 @@ func TestWorkflowFailuresLeaveNoBucket(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// deniesTags is the local server, but denying GetBucketTagging on one
+// bucket (a role without it there).
+type deniesTags struct {
+	*s3.Client
+	bucket string
+}
+
+func (d deniesTags) GetBucketTagging(ctx context.Context, in *s3.GetBucketTaggingInput, opts ...func(*s3.Options)) (*s3.GetBucketTaggingOutput, error) {
+	if aws.ToString(in.Bucket) == d.bucket {
+		return nil, &smithy.GenericAPIError{Code: "AccessDenied", Message: "Access Denied"}
+	}
+	return d.Client.GetBucketTagging(ctx, in, opts...)
+}
+
+// TestWorkflowUnreadableTags: a bucket whose tags cannot be read is not
+// guessed in or out of a selection with tag conditions: its test is
+// recorded FAILED saying why, and the other bucket is tested.
+func TestWorkflowUnreadableTags(t *testing.T) {
+	_, c, v, tagged, untagged := workflowVault(t)
+	ctx := context.Background()
+	tester := &restoretest.Tester{S3: deniesTags{c, untagged}, Prefix: restoretest.TargetPrefix + "wfu-"}
+	tests, err := (&restoretest.LocalExecution{Tester: tester}).Run(ctx, scheduled(v, 0, ""))
+	if err != nil || len(tests) != 2 {
+		t.Fatalf("%+v %v", tests, err)
+	}
+	for _, test := range tests {
+		r := runOf(t, v, test)
+		switch test.Request.Bucket {
+		case tagged:
+			if r.Status != restoretest.StatusSuccessful {
+				t.Errorf("tagged: %+v", r)
+			}
+		case untagged:
+			if r.Status != restoretest.StatusFailed || !strings.Contains(r.StatusMessage, "could not be read") {
+				t.Errorf("untagged: %+v", r)
+			}
+		}
+	}
+}
