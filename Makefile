@@ -32,7 +32,7 @@ LOCAL_DIST := dist/lambda-local
 FN    ?=
 EVENT ?=
 VAULT ?= vault
-INVOKE_USAGE := FN=journal|reconcile|restore|protect|snapshot|expire|dispatch EVENT=events/<file>.json [VAULT=vault]
+INVOKE_USAGE := FN=journal|reconcile|restore|restoretest|protect|snapshot|expire|dispatch EVENT=events/<file>.json [VAULT=vault]
 
 help:
 	@echo "make demo    - run the end-to-end demo on a local S3 server (installs MinIO on first use)"
