@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -19,7 +21,9 @@ import (
 	"github.com/bucketvault/bucketvault/shared/locals3"
 	"github.com/bucketvault/bucketvault/shared/notify"
 	"github.com/bucketvault/bucketvault/shared/protect"
+	"github.com/bucketvault/bucketvault/shared/report"
 	"github.com/bucketvault/bucketvault/shared/restore"
+	"github.com/bucketvault/bucketvault/shared/restoretest"
 	"github.com/bucketvault/bucketvault/shared/runner"
 	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/snapshot"
@@ -28,6 +32,7 @@ import (
 
 func (a *app) demoCommand() *cobra.Command {
 	var objects int
+	var reportFile string
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the end-to-end demo on a local S3 server: protect, write, break, restore, verify",
@@ -36,17 +41,18 @@ versioned bucket and a vault, protects the bucket, journals its events
 continuously (as serve does), writes a realistic workload, then plays
 ransomware: overwrites and deletes much of the bucket. It restores the bucket
 as of the second before the incident into a new bucket, verifies it object by
-object against the pre-incident state, verifies the vault, and prints a
-report. It exits non-zero if anything does not match.`,
+object against the pre-incident state, runs a restore test, verifies the
+vault, writes the vault's report page (--report) and prints a report. It exits non-zero if anything does not match.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if objects < 10 {
 				return usagef("--objects %d: want at least 10", objects)
 			}
-			return a.demo(cmd.Context(), objects)
+			return a.demo(cmd.Context(), objects, reportFile)
 		},
 	}
 	cmd.Flags().IntVar(&objects, "objects", 300, "objects in the workload")
+	cmd.Flags().StringVar(&reportFile, "report", filepath.Join(os.TempDir(), "bucketvault-demo-report.html"), "where to write the vault's report page")
 	return cmd
 }
 
@@ -59,7 +65,7 @@ func (d *demoStep) say(f string, args ...any) {
 	fmt.Fprintf(d.a.stdout, "[%5.1fs] %s\n", time.Since(d.start).Seconds(), fmt.Sprintf(f, args...))
 }
 
-func (a *app) demo(ctx context.Context, objects int) error {
+func (a *app) demo(ctx context.Context, objects int, reportFile string) error {
 	d := &demoStep{a: a, start: time.Now()}
 	r := &runner.Runner{ReconcileEvery: -1, BatchWait: 200 * time.Millisecond, Log: a.log}
 	rcv, err := locals3.NewReceiverFunc(r.Handle)
@@ -185,6 +191,29 @@ func (a *app) demo(ctx context.Context, objects int) error {
 	if err != nil {
 		return err
 	}
+	// Prove the backup comes back, as a scheduled restore test does, and
+	// draw the vault for a person to look at.
+	d.say("restore test: bucketvault restore-test run --vault %s --bucket %s --algorithm random --seed 2026 --rto 5m", v.Bucket, w.bucket)
+	rt, err := (&restoretest.Tester{S3: c}).Run(ctx, restoretest.RunRequest{Vault: v.Bucket, Bucket: w.bucket, Seed: 2026, RTO: 5 * time.Minute,
+		Selection: &restoretest.RecoveryPointSelection{Algorithm: restoretest.RandomWithinWindow, IncludeVaults: []string{"*"},
+			RecoveryPointTypes: []restoretest.RecoveryPointType{restoretest.Snapshot, restoretest.Continuous}}})
+	if err != nil {
+		return err
+	}
+	d.say("restore test %s: %s, %s %s restored into %s and validated (%d of %d objects read whole), bucket deleted", rt.ID, rt.Status, rt.Type, rt.At.Format(time.RFC3339),
+		rt.TargetBucket, rt.Validation.SampleSize, rt.Objects)
+	page, err := filepath.Abs(reportFile)
+	if err != nil {
+		return err
+	}
+	d.say("the vault's page: bucketvault report --vault %s --html %s", v.Bucket, page)
+	rpt, err := report.Build(ctx, v, "", time.Now())
+	if err != nil {
+		return err
+	}
+	if err := rpt.WriteFile(page); err != nil {
+		return err
+	}
 	fmt.Fprintf(a.stdout, "\nbucketvault demo report\n")
 	fmt.Fprintf(a.stdout, "  protected bucket      s3://%s (%d objects before the incident)\n", w.bucket, len(before))
 	fmt.Fprintf(a.stdout, "  vault                 s3://%s: %d segments, %d records, %d data objects (%d bytes)\n", v.Bucket, vr.Segments, vr.Records, vr.Data, vr.Bytes)
@@ -194,6 +223,9 @@ func (a *app) demo(ctx context.Context, objects int) error {
 	fmt.Fprintf(a.stdout, "  object-by-object      %d of %d match the pre-incident state\n", len(before)-len(diffs), len(before))
 	fmt.Fprintf(a.stdout, "  snapshot              %s %s: %d objects, %d copied by the snapshot\n", snap.RecoveryPointID, snap.State, snap.Totals.Objects, snap.Totals.Copied)
 	fmt.Fprintf(a.stdout, "  snapshot restore      %s: %d of %d match the pre-incident state\n", srep.State, len(before)-len(snapDiffs), len(before))
+	fmt.Fprintf(a.stdout, "  restore test          %s: %s as of %s, %d objects in %.1fs (RTO 5m %s)\n", rt.Status, rt.Type, rt.At.Format(time.RFC3339), rt.Objects, rt.RestoreSeconds,
+		map[bool]string{true: "met", false: "MISSED"}[rt.RTOMet != nil && *rt.RTOMet])
+	fmt.Fprintf(a.stdout, "  report page           %s\n", page)
 	fmt.Fprintf(a.stdout, "  vault verify          %s\n", map[bool]string{true: "OK", false: fmt.Sprintf("%d problems", len(vr.Problems))}[vr.OK()])
 	fmt.Fprintf(a.stdout, "  expiry (dry run)      a window later it would fold %d journals and expire %d recovery points; %d data objects referenced, %d to collect once a day old\n",
 		len(exp.Folds), len(exp.Expired), exp.Collected.Live, exp.Data.Objects+exp.Collected.Young)
@@ -206,9 +238,13 @@ func (a *app) demo(ctx context.Context, objects int) error {
 	for _, p := range vr.Problems {
 		fmt.Fprintf(a.stdout, "  VAULT PROBLEM %s\n", p)
 	}
-	if len(diffs) > 0 || len(snapDiffs) > 0 || !vr.OK() || rep.State != restore.StateCompleted || srep.State != restore.StateCompleted || snap.State != snapshot.StateCompleted {
-		return fmt.Errorf("demo failed: %d mismatches, %d snapshot mismatches, %d vault problems, restore %s, snapshot restore %s",
-			len(diffs), len(snapDiffs), len(vr.Problems), rep.State, srep.State)
+	for _, f := range rt.Failures {
+		fmt.Fprintf(a.stdout, "  RESTORE TEST FAILED %s: %s\n", f.Key, f.Why)
+	}
+	if len(diffs) > 0 || len(snapDiffs) > 0 || !vr.OK() || rep.State != restore.StateCompleted || srep.State != restore.StateCompleted || snap.State != snapshot.StateCompleted ||
+		rt.Status != restoretest.StatusSuccessful {
+		return fmt.Errorf("demo failed: %d mismatches, %d snapshot mismatches, %d vault problems, restore %s, snapshot restore %s, restore test %s",
+			len(diffs), len(snapDiffs), len(vr.Problems), rep.State, srep.State, rt.Status)
 	}
 	fmt.Fprintf(a.stdout, "  result                PASS\n")
 	return nil
