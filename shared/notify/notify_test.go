@@ -161,6 +161,7 @@ func TestEventBridgeDetailTypes(t *testing.T) {
 		BackupJobStarted: DetailTypeBackup, BackupJobCompleted: DetailTypeBackup, BackupJobFailed: DetailTypeBackup,
 		S3BackupObjectFailed: DetailTypeBackup,
 		RestoreJobStarted:    DetailTypeRestore, RestoreJobCompleted: DetailTypeRestore, RestoreJobFailed: DetailTypeRestore,
+		RestoreTestingJobStarted: DetailTypeRestore, RestoreTestingJobCompleted: DetailTypeRestore, RestoreTestingJobFailed: DetailTypeRestore,
 	} {
 		t.Run(typ, func(t *testing.T) {
 			srv := newFakeService(t, 200, "application/x-amz-json-1.1", `{"FailedEntryCount":0,"Entries":[{"EventId":"e-1"}]}`)
