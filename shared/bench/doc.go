@@ -43,6 +43,10 @@
 //     recovery point of 20,000 small objects against raw parallel
 //     CopyObject and rclone copy with version_at (ratio_bv/limit,
 //     ratio_bv/rclone; ratio_bvbytes/* without the read-back).
+//   - BenchmarkRestoreTest: a restore test (restoretest.Tester.Run: pick,
+//     restore, validate, record) of 20,000 small objects against the
+//     restore alone of the same second (ratio_test/restore, target <=
+//     1.3), with the validation's parts.
 //   - BenchmarkExpireCollect: objects/s of expiry collecting unreferenced
 //     data against raw ListObjectVersions + DeleteObjects
 //     (ratio_expire/raw).
