@@ -166,12 +166,12 @@ func (e *LocalExecution) step(ctx context.Context, name string, in StepRequest) 
 			break
 		}
 	}
-	return nil, &StepError{Step: name, Name: errorName(last), Message: last.Error()}
+	return nil, &StepError{Step: name, Name: ErrorName(last), Message: last.Error()}
 }
 
-// errorName is the errorType Lambda's Go runtime reports for err: its
-// type's name.
-func errorName(err error) string {
+// ErrorName is the errorType Lambda's Go runtime reports for err: its
+// type's name (what a state machine's Retry and Catch match).
+func ErrorName(err error) string {
 	t := reflect.TypeOf(err)
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -184,7 +184,7 @@ func errorName(err error) string {
 func (e *LocalExecution) fail(ctx context.Context, job *Job, err error) (*Job, error) {
 	var se *StepError
 	if !errors.As(err, &se) {
-		se = &StepError{Step: "?", Name: errorName(err), Message: err.Error()}
+		se = &StepError{Step: "?", Name: ErrorName(err), Message: err.Error()}
 	}
 	cause, _ := json.Marshal(map[string]string{"errorType": se.Name, "errorMessage": se.Message})
 	in := StepRequest{Step: StepFail, Job: job, Error: &struct {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"reflect"
 	"sync"
 	"time"
 
@@ -112,7 +110,7 @@ func (e *LocalExecution) one(ctx context.Context, test Test, start string) Test 
 	}
 	var se *StepError
 	if !errors.As(err, &se) {
-		se = &StepError{Step: "?", Name: errorName(err), Message: err.Error()}
+		se = &StepError{Step: "?", Name: restore.ErrorName(err), Message: err.Error()}
 	}
 	cause, _ := json.Marshal(map[string]string{"errorType": se.Name, "errorMessage": se.Message})
 	in := StepRequest{Step: StepFail, Test: &test, Error: &struct {
@@ -157,15 +155,8 @@ func (e *LocalExecution) sleep(ctx context.Context, until time.Time) error {
 	}
 }
 
-// StepError is a step that failed after its retries: the error name a
-// Catch would see, and its message.
-type StepError struct {
-	Step, Name, Message string
-}
-
-func (e *StepError) Error() string {
-	return fmt.Sprintf("step %s failed: %s: %s", e.Step, e.Name, e.Message)
-}
+// StepError is a step that failed after its retries: restore's.
+type StepError = restore.StepError
 
 // step runs one step through the handler, JSON in and out, retrying a
 // RetryableError, and decodes its output into out.
@@ -197,14 +188,5 @@ func (e *LocalExecution) step(ctx context.Context, in StepRequest, out any) erro
 			break
 		}
 	}
-	return &StepError{Step: in.Step, Name: errorName(last), Message: last.Error()}
-}
-
-// errorName is the errorType Lambda's Go runtime reports for err.
-func errorName(err error) string {
-	t := reflect.TypeOf(err)
-	if t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	return t.Name()
+	return &StepError{Step: in.Step, Name: restore.ErrorName(last), Message: last.Error()}
 }

@@ -120,18 +120,14 @@ func IsStep(raw json.RawMessage) bool {
 }
 
 // ErrorNames are the error type names the state machine retries and
-// catches as fatal.
-var ErrorNames = struct{ Retryable, Fatal []string }{
-	Retryable: []string{"RetryableError"},
-	Fatal:     []string{"InvalidRequestError"},
-}
+// catches as fatal: the restore state machine's, since the steps fail
+// with the same types (RetryableError is restore's; InvalidRequestError
+// has the same name).
+var ErrorNames = restore.ErrorNames
 
 // RetryableError is a step that did not finish for a reason a retry may
-// cure (throttling, a 5xx, a lost race).
-type RetryableError struct{ Err error }
-
-func (e *RetryableError) Error() string { return "retryable: " + e.Err.Error() }
-func (e *RetryableError) Unwrap() error { return e.Err }
+// cure (throttling, a 5xx, a lost race): restore's.
+type RetryableError = restore.RetryableError
 
 // InvalidRequestError is a step that can never succeed as asked.
 type InvalidRequestError struct{ Reason string }
