@@ -16,7 +16,6 @@ import (
 	"github.com/bucketvault/bucketvault/shared/plan"
 	"github.com/bucketvault/bucketvault/shared/restoretest"
 	"github.com/bucketvault/bucketvault/shared/s3x"
-	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
 // restoreTestCommand groups the commands about restore testing: scheduled
@@ -213,14 +212,7 @@ func (a *app) restoreTestHistoryCommand() *cobra.Command {
 		Short: "List the restore tests a vault recorded, oldest first: what was restored, how long it took, the verdict",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlag("vault", vaultName); err != nil {
-				return err
-			}
-			c, err := a.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			v, err := vault.Open(cmd.Context(), c, vaultName)
+			v, err := a.openVault(cmd, vaultName)
 			if err != nil {
 				return err
 			}
@@ -397,14 +389,7 @@ func (a *app) restoreTestSweepCommand() *cobra.Command {
 		Short: "Delete restore-test-* buckets past their validation window, and those no run names older than a day (a crashed run's)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlag("vault", vaultName); err != nil {
-				return err
-			}
-			c, err := a.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			v, err := vault.Open(cmd.Context(), c, vaultName)
+			v, err := a.openVault(cmd, vaultName)
 			if err != nil {
 				return err
 			}
@@ -414,7 +399,7 @@ func (a *app) restoreTestSweepCommand() *cobra.Command {
 					return usagef("--now %q: want an RFC 3339 time", nowFlag)
 				}
 			}
-			sw, err := (&restoretest.Tester{S3: c}).Sweep(cmd.Context(), v, now)
+			sw, err := (&restoretest.Tester{S3: v.S3}).Sweep(cmd.Context(), v, now)
 			if err != nil {
 				return err
 			}
@@ -441,16 +426,12 @@ later with this command. No verdict by the end of the window is
 TIMED_OUT, and the run FAILED.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, f := range []struct{ n, v string }{{"vault", vaultName}, {"bucket", bucket}, {"run-id", runID}, {"validation-status", status}} {
+			for _, f := range []struct{ n, v string }{{"bucket", bucket}, {"run-id", runID}, {"validation-status", status}} {
 				if err := requireFlag(f.n, f.v); err != nil {
 					return err
 				}
 			}
-			c, err := a.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			v, err := vault.Open(cmd.Context(), c, vaultName)
+			v, err := a.openVault(cmd, vaultName)
 			if err != nil {
 				return err
 			}
