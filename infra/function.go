@@ -59,11 +59,7 @@ func NewGoFunction(scope constructs.Construct, id string, p *GoFunctionProps) *G
 		panic(err)
 	}
 
-	f.LogGroup = awslogs.NewLogGroup(self, jsii.String("Logs"), &awslogs.LogGroupProps{
-		Retention:     retention(p.LogRetentionDays),
-		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
-	})
-	setLogicalID(f.LogGroup, id+"Logs")
+	f.LogGroup = newLogGroup(self, p.LogRetentionDays, id+"Logs")
 
 	roleProps := &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
@@ -75,12 +71,9 @@ func NewGoFunction(scope constructs.Construct, id string, p *GoFunctionProps) *G
 	f.Role = awsiam.NewRole(self, jsii.String("Role"), roleProps)
 	setLogicalID(f.Role, id+"Role")
 	f.Role.AddToPolicy(allow("Logs", []string{"logs:CreateLogStream", "logs:PutLogEvents"}, f.LogGroup.LogGroupArn()))
-	for _, s := range p.Policy.statements {
-		f.Role.AddToPolicy(s)
-	}
 	// Active tracing (below) adds X-Ray's statement to the role.
 	p.Policy.because(whyStarOnly, jsii.String("*"))
-	p.Policy.suppress(f.Role)
+	p.Policy.attach(f.Role)
 
 	env := map[string]*string{}
 	for k, v := range p.Environment {
@@ -149,6 +142,17 @@ var retentions = map[int]awslogs.RetentionDays{
 	1096: awslogs.RetentionDays_THREE_YEARS, 1827: awslogs.RetentionDays_FIVE_YEARS, 2192: awslogs.RetentionDays_SIX_YEARS,
 	2557: awslogs.RetentionDays_SEVEN_YEARS, 2922: awslogs.RetentionDays_EIGHT_YEARS, 3288: awslogs.RetentionDays_NINE_YEARS,
 	3653: awslogs.RetentionDays_TEN_YEARS,
+}
+
+// newLogGroup is a log group "Logs" of scope, kept for days and retained
+// when the stack goes, with the logical id logicalID.
+func newLogGroup(scope constructs.Construct, days int, logicalID string) awslogs.LogGroup {
+	g := awslogs.NewLogGroup(scope, jsii.String("Logs"), &awslogs.LogGroupProps{
+		Retention:     retention(days),
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	setLogicalID(g, logicalID)
+	return g
 }
 
 func retention(days int) awslogs.RetentionDays {

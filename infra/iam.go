@@ -59,6 +59,14 @@ func (p *policy) suppress(role constructs.IConstruct) {
 	}
 }
 
+// attach adds the statements to role and attaches its suppressions.
+func (p *policy) attach(role awsiam.Role) {
+	for _, s := range p.statements {
+		role.AddToPolicy(s)
+	}
+	p.suppress(role)
+}
+
 // conditions is a policy statement's Condition: operator -> key -> value.
 type conditions map[string]map[string]any
 

@@ -237,18 +237,11 @@ func NewRestorePath(scope constructs.Construct, id string, p *RestorePathProps) 
 	// Tracing and logging (below) add X-Ray's statement and CloudWatch
 	// Logs' log delivery statement to the role.
 	pol.because(whyStarOnly+" "+whyLogDelivery, jsii.String("*"))
-	for _, s := range pol.statements {
-		rp.Role.AddToPolicy(s)
-	}
-	pol.suppress(rp.Role)
+	pol.attach(rp.Role)
 
 	// Every event, with the states' input and output (AWS Solutions SF1),
 	// in a log group of its own.
-	rp.LogGroup = awslogs.NewLogGroup(self, jsii.String("Logs"), &awslogs.LogGroupProps{
-		Retention:     retention(c.LogRetentionDays),
-		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
-	})
-	setLogicalID(rp.LogGroup, "RestoreStateMachineLogs")
+	rp.LogGroup = newLogGroup(self, c.LogRetentionDays, "RestoreStateMachineLogs")
 
 	rp.Definition = RestoreDefinition(RestoreDefinitionProps{
 		TimeoutSeconds: c.Restore.TimeoutHours * 3600,

@@ -280,16 +280,9 @@ func NewRestoreTestPath(scope constructs.Construct, id string, p *RestoreTestPat
 	)
 	pol.because("A nested restore execution is named by Step Functions at run time: the role may describe and stop only executions of the stack's restore state machine (execution:<stack>-restore:*), which it starts.", restoreExecutions)
 	pol.because(whyStarOnly+" "+whyLogDelivery, jsii.String("*"))
-	for _, s := range pol.statements {
-		tp.Role.AddToPolicy(s)
-	}
-	pol.suppress(tp.Role)
+	pol.attach(tp.Role)
 
-	tp.LogGroup = awslogs.NewLogGroup(self, jsii.String("Logs"), &awslogs.LogGroupProps{
-		Retention:     retention(c.LogRetentionDays),
-		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
-	})
-	setLogicalID(tp.LogGroup, "RestoreTestStateMachineLogs")
+	tp.LogGroup = newLogGroup(self, c.LogRetentionDays, "RestoreTestStateMachineLogs")
 
 	tp.Definition = RestoreTestDefinition(RestoreTestDefinitionProps{
 		TimeoutSeconds: rt.TimeoutHours * 3600, MaxConcurrency: rt.MaxConcurrency, AwaitEverySeconds: rt.AwaitEverySeconds,

@@ -349,19 +349,12 @@ func NewSnapshotPath(scope constructs.Construct, id string, p *SnapshotPathProps
 	// Tracing and logging (below) add X-Ray's statement and CloudWatch
 	// Logs' log delivery statement to the role.
 	pol.because(whyStarOnly+" "+whyLogDelivery, jsii.String("*"))
-	for _, s := range pol.statements {
-		sp.Role.AddToPolicy(s)
-	}
-	pol.suppress(sp.Role)
+	pol.attach(sp.Role)
 
 	// Every state machine logs every event (AWS Solutions SF1: execution
 	// history alone is kept 90 days and cannot be searched across
 	// executions), with the states' input and output, to one log group.
-	sp.LogGroup = awslogs.NewLogGroup(self, jsii.String("Logs"), &awslogs.LogGroupProps{
-		Retention:     retention(c.LogRetentionDays),
-		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
-	})
-	setLogicalID(sp.LogGroup, "SnapshotStateMachineLogs")
+	sp.LogGroup = newLogGroup(self, c.LogRetentionDays, "SnapshotStateMachineLogs")
 
 	for _, m := range machines {
 		window := int64(snapshot.DefaultCompletionWindowMinutes)
