@@ -26,29 +26,16 @@ import (
 // the next run is FAILED naming the key; with nothing in the window it
 // cannot run and leaves no bucket.
 func TestRestoreTestRun(t *testing.T) {
-	srv := locals3.ForTest(t)
+	srv, c, v := newVault(t)
 	ctx := context.Background()
-	c := srv.Client(ctx)
-	v, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bucket := srv.NewBucket(t, true)
-	start := time.Now().UTC().Add(-time.Minute)
-	if err := v.PutJSON(ctx, vault.BucketKey(bucket), vault.ProtectedBucket{Bucket: bucket, ProtectedAt: start, FirstFullBackupAt: &start}); err != nil {
-		t.Fatal(err)
-	}
+	bucket := protectedBucket(t, srv, v)
 	for _, k := range []string{"a/1", "a/2", "b/1"} {
 		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: strings.NewReader("bytes of " + k),
 			Tagging: aws.String("team=photos")}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
-	j := &journal.Journal{Vault: v, S3: c}
-	if _, err := j.Reconcile(ctx, bucket, journal.ReconcileOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	reconciled(t, c, v, bucket)
 	tester := &restoretest.Tester{S3: c}
 	run, err := tester.Run(ctx, restoretest.RunRequest{Vault: v.Bucket, Bucket: bucket, Seed: 42})
 	if err != nil {
@@ -127,25 +114,13 @@ func dataKeyOf(t *testing.T, ctx context.Context, v *vault.Vault, bucket, key st
 // until its time is up, then deletes both and records when; it never
 // touches another bucket.
 func TestRestoreTestSweep(t *testing.T) {
-	srv := locals3.ForTest(t)
+	srv, c, v := newVault(t)
 	ctx := context.Background()
-	c := srv.Client(ctx)
-	v, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bucket := srv.NewBucket(t, true)
-	start := time.Now().UTC().Add(-time.Minute)
-	if err := v.PutJSON(ctx, vault.BucketKey(bucket), vault.ProtectedBucket{Bucket: bucket, ProtectedAt: start, FirstFullBackupAt: &start}); err != nil {
-		t.Fatal(err)
-	}
+	bucket := protectedBucket(t, srv, v)
 	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("k"), Body: strings.NewReader("k")}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
-	if _, err := (&journal.Journal{Vault: v, S3: c}).Reconcile(ctx, bucket, journal.ReconcileOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	reconciled(t, c, v, bucket)
 	// Its own prefix: the sweep must not take other tests' buckets.
 	tester := &restoretest.Tester{S3: c, Prefix: restoretest.TargetPrefix + "sweep-"}
 	run, err := tester.Run(ctx, restoretest.RunRequest{Vault: v.Bucket, Bucket: bucket, Keep: time.Hour})
@@ -187,18 +162,9 @@ func TestRestoreTestSweep(t *testing.T) {
 // version's. A journal record keeps metadata and tags in the record: the
 // same rewrite changes nothing a restore writes, and the test passes.
 func TestRestoreTestCatchesRewrittenMetadata(t *testing.T) {
-	srv := locals3.ForTest(t)
+	srv, c, v := newVault(t)
 	ctx := context.Background()
-	c := srv.Client(ctx)
-	v, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bucket := srv.NewBucket(t, true)
-	start := time.Now().UTC().Add(-time.Minute)
-	if err := v.PutJSON(ctx, vault.BucketKey(bucket), vault.ProtectedBucket{Bucket: bucket, ProtectedAt: start, FirstFullBackupAt: &start}); err != nil {
-		t.Fatal(err)
-	}
+	bucket := protectedBucket(t, srv, v)
 	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("ledger.csv"), Body: strings.NewReader("id,amount\n1,100\n"),
 		Metadata: map[string]string{"owner": "ann"}, Tagging: aws.String("class=finance"), ContentType: aws.String("text/csv")}); err != nil {
 		t.Fatal(err)
@@ -272,4 +238,42 @@ func onlyDataKey(t *testing.T, ctx context.Context, c *s3.Client, vaultBucket st
 		t.Fatalf("data objects: %v", keys)
 	}
 	return keys[0]
+}
+
+// newVault is a vault on the test's own local server.
+func newVault(t *testing.T) (*locals3.Server, *s3.Client, *vault.Vault) {
+	t.Helper()
+	srv := locals3.ForTest(t)
+	ctx := context.Background()
+	c := srv.Client(ctx)
+	v, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, c, v
+}
+
+// protectedBucket is a new versioned bucket the vault records as
+// protected since a minute ago (its journal filled by reconciled).
+func protectedBucket(t *testing.T, srv *locals3.Server, v *vault.Vault) string {
+	t.Helper()
+	bucket := srv.NewBucket(t, true)
+	start := time.Now().UTC().Add(-time.Minute)
+	if err := v.PutJSON(context.Background(), vault.BucketKey(bucket), vault.ProtectedBucket{Bucket: bucket, ProtectedAt: start, FirstFullBackupAt: &start}); err != nil {
+		t.Fatal(err)
+	}
+	return bucket
+}
+
+// reconciled journals the buckets by a reconcile a second after their
+// last writes, so the journal is complete up to them (its watermark).
+func reconciled(t *testing.T, c *s3.Client, v *vault.Vault, buckets ...string) {
+	t.Helper()
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	j := &journal.Journal{Vault: v, S3: c}
+	for _, b := range buckets {
+		if _, err := j.Reconcile(context.Background(), b, journal.ReconcileOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

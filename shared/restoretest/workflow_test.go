@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/bucketvault/bucketvault/shared/journal"
 	"github.com/bucketvault/bucketvault/shared/locals3"
 	"github.com/bucketvault/bucketvault/shared/notify"
 	"github.com/bucketvault/bucketvault/shared/restore"
@@ -59,23 +58,12 @@ func (f hookFunc) Invoke(ctx context.Context, function string, e restoretest.Hoo
 // to a second ago: tagged ("team=photos", three objects) and untagged.
 func workflowVault(t *testing.T) (*locals3.Server, *s3.Client, *vault.Vault, string, string) {
 	t.Helper()
-	srv := locals3.ForTest(t)
+	srv, c, v := newVault(t)
 	ctx := context.Background()
-	c := srv.Client(ctx)
-	v, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tagged, untagged := srv.NewBucket(t, true), srv.NewBucket(t, true)
+	tagged, untagged := protectedBucket(t, srv, v), protectedBucket(t, srv, v)
 	if _, err := c.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{Bucket: aws.String(tagged), Tagging: &types.Tagging{
 		TagSet: []types.Tag{{Key: aws.String("team"), Value: aws.String("photos")}}}}); err != nil {
 		t.Fatal(err)
-	}
-	start := time.Now().UTC().Add(-time.Minute)
-	for _, b := range []string{tagged, untagged} {
-		if err := v.PutJSON(ctx, vault.BucketKey(b), vault.ProtectedBucket{Bucket: b, ProtectedAt: start, FirstFullBackupAt: &start}); err != nil {
-			t.Fatal(err)
-		}
 	}
 	for _, k := range []string{"a/1", "a/2", "b/1"} {
 		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(tagged), Key: aws.String(k), Body: strings.NewReader("bytes of " + k)}); err != nil {
@@ -85,13 +73,7 @@ func workflowVault(t *testing.T) (*locals3.Server, *s3.Client, *vault.Vault, str
 	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(untagged), Key: aws.String("x"), Body: strings.NewReader("x")}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
-	j := &journal.Journal{Vault: v, S3: c}
-	for _, b := range []string{tagged, untagged} {
-		if _, err := j.Reconcile(ctx, b, journal.ReconcileOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	reconciled(t, c, v, tagged, untagged)
 	return srv, c, v, tagged, untagged
 }
 
