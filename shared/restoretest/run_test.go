@@ -158,9 +158,9 @@ func TestRestoreTestSweep(t *testing.T) {
 // source's metadata and tags in its data object (metaInData). Rewritten
 // by the vault owner's raw PutObject with the same bytes (so the same
 // ETag) and other metadata and tags, the next restore test is FAILED,
-// naming the key and the metadata that differs from the original
-// version's. A journal record keeps metadata and tags in the record: the
-// same rewrite changes nothing a restore writes, and the test passes.
+// naming the key and the rewrite; a restore of the point writes the
+// original version's metadata and tags and counts the rewrite as vault
+// damage.
 func TestRestoreTestCatchesRewrittenMetadata(t *testing.T) {
 	srv, c, v := newVault(t)
 	ctx := context.Background()
