@@ -58,13 +58,16 @@ import (
 
 const sfnDir = "_sfn"
 
-// requireLocalStepFunctions skips when node is missing and installs the
+// requireLocalStepFunctions fails when node is missing (-short: skips) and installs the
 // pinned aws-local-stepfunctions (npm ci, from package-lock.json) when it
 // is not installed yet.
 func requireLocalStepFunctions(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed: the state machines run in aws-local-stepfunctions (npm), which needs Node.js 20 or later")
+		if testing.Short() {
+			t.Skip("node is not installed: the state machines run in aws-local-stepfunctions (npm), which needs Node.js 20 or later")
+		}
+		t.Fatal("node is not installed: the state machines run in aws-local-stepfunctions (npm), which needs Node.js 20 or later (go test -short skips these tests)")
 	}
 	data, err := os.ReadFile(filepath.Join(sfnDir, "node_modules", "aws-local-stepfunctions", "package.json"))
 	var pkg struct{ Version string }
