@@ -118,6 +118,8 @@ func TestCLIErrors(t *testing.T) {
 		{"target name", []string{"restore", "--vault", vaultName, "--bucket", "photos", "--at", time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), "--target-bucket", "has space"}, exitUsage, "--target-bucket"},
 		{"vault over a user's bucket", []string{"vault", "create", "--vault", full}, exitUsage, "holds objects and is not a vault"},
 		{"vault window changed", []string{"vault", "create", "--vault", vaultName, "--retention-days", "7"}, exitUsage, "35-day point-in-time window"},
+		{"vault window changed: how to change a bucket's", []string{"vault", "create", "--vault", vaultName, "--retention-days", "7"}, exitUsage,
+			"`bucketvault protect --vault " + vaultName + " --bucket B --window-days 7` sets bucket B's to 7 days"},
 		{"never protected", []string{"restore", "--vault", vaultName, "--bucket", "never-protected", "--at", time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), "--target-bucket", "tgt-new", "--create-bucket"}, exitUsage, "holds nothing of s3://never-protected"},
 		{"missing target", []string{"restore", "--vault", vaultName, "--bucket", "photos", "--at", time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), "--target-bucket", "no-such-bucket-here"}, exitUsage, "--create-bucket"},
 	}

@@ -119,9 +119,11 @@ func Create(ctx context.Context, client s3x.Client, bucket string, opts CreateOp
 	if v, err := Open(ctx, client, bucket); err == nil {
 		if opts.RetentionDays != 0 && opts.RetentionDays != v.Descriptor.RetentionDays {
 			return nil, &CreateRefusedError{Bucket: bucket, Reason: fmt.Sprintf(
-				"is a vault already, with a %d-day point-in-time window; --retention-days %d would change it, and create never changes an existing vault "+
-					"(its descriptor is written once). To keep a %d-day window, create a new vault with it and protect the buckets there too; "+
-					"this vault keeps restoring its %d days", v.Descriptor.RetentionDays, opts.RetentionDays, opts.RetentionDays, v.Descriptor.RetentionDays)}
+				"is a vault already, with a %d-day point-in-time window by default; --retention-days %d would change that default, and create never changes an existing vault "+
+					"(its descriptor is written once). A protected bucket's window is its own: `bucketvault protect --vault %s --bucket B --window-days %d` "+
+					"sets bucket B's to %d days (run it for each bucket to change; `bucketvault vault show --vault %s` lists their windows), "+
+					"and buckets protected without --window-days keep the vault's %d",
+				v.Descriptor.RetentionDays, opts.RetentionDays, bucket, opts.RetentionDays, opts.RetentionDays, bucket, v.Descriptor.RetentionDays)}
 		}
 		return v, nil
 	} else if !errors.As(err, new(*NotAVaultError)) {
