@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -110,8 +111,10 @@ func (e *CreateRefusedError) Error() string {
 // returns it. It refuses (CreateRefusedError) an invalid bucket name, a
 // bucket that exists and holds anything (any object version or delete
 // marker: a vault is a bucket of its own, never a user's bucket taken
-// over, whose versioning it would turn on for good), and, on an existing
-// vault, a RetentionDays other than the one it keeps.
+// over, whose versioning it would turn on for good), an empty bucket that
+// carries protect's notification configuration (NotificationID: a source
+// bucket), and, on an existing vault, a RetentionDays other than the one
+// it keeps.
 func Create(ctx context.Context, client s3x.Client, bucket string, opts CreateOptions) (*Vault, error) {
 	if err := s3x.ValidateBucketName(bucket); err != nil {
 		return nil, &CreateRefusedError{Bucket: bucket, Reason: err.Error()}
@@ -150,6 +153,13 @@ func Create(ctx context.Context, client s3x.Client, bucket string, opts CreateOp
 			return nil, &CreateRefusedError{Bucket: bucket, Reason: "the bucket exists, holds objects and is not a vault (no " + DescriptorKey + "): " +
 				"a vault must be a bucket of its own. Choose a new name (create makes the bucket), or an existing empty bucket"}
 		}
+		if arn, err := protectedQueue(ctx, client, bucket); err != nil {
+			return nil, err
+		} else if arn != "" {
+			return nil, &CreateRefusedError{Bucket: bucket, Reason: "the bucket is empty but protected: its notification configuration " + strconv.Quote(NotificationID) +
+				" (written by `bucketvault protect`) sends its events to " + arn + ", so it is a source bucket of a vault, and a vault must be a bucket of its own. " +
+				"Choose a new name (create makes the bucket)"}
+		}
 	}
 	if _, err := client.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{
 		Bucket:                  aws.String(bucket),
@@ -172,6 +182,33 @@ func Create(ctx context.Context, client s3x.Client, bucket string, opts CreateOp
 		return Open(ctx, client, bucket)
 	}
 	return v, nil
+}
+
+// NotificationID is the id of the queue notification configuration
+// `bucketvault protect` adds to a bucket it protects with queue or
+// webhook delivery: the one mark a protected bucket carries itself.
+// (EventBridge delivery is a switch any user may have turned on, and
+// `--events none` leaves no mark: such a bucket is told from a user's by
+// the vault that protects it, which create does not know.)
+const NotificationID = "bucketvault"
+
+// protectedQueue returns the queue ARN of bucket's notification
+// configuration NotificationID ("" when it has none, or the server keeps
+// no per-bucket notification configuration).
+func protectedQueue(ctx context.Context, client s3x.Client, bucket string) (string, error) {
+	out, err := client.GetBucketNotificationConfiguration(ctx, &s3.GetBucketNotificationConfigurationInput{Bucket: aws.String(bucket)})
+	switch {
+	case s3x.IsNotImplemented(err):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("vault s3://%s: is it a protected bucket: %w", bucket, err)
+	}
+	for _, q := range out.QueueConfigurations {
+		if aws.ToString(q.Id) == NotificationID {
+			return aws.ToString(q.QueueArn), nil
+		}
+	}
+	return "", nil
 }
 
 // Open reads and checks the descriptor of the vault in bucket.

@@ -12,9 +12,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/bucketvault/bucketvault/shared/journal"
 	"github.com/bucketvault/bucketvault/shared/locals3"
+	"github.com/bucketvault/bucketvault/shared/protect"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
@@ -104,6 +107,45 @@ func TestCreateRefusesAUsersBucket(t *testing.T) {
 		if _, err := vault.Create(ctx, c, name, vault.CreateOptions{}); !errors.As(err, &refused) || !strings.Contains(err.Error(), "invalid bucket name") {
 			t.Errorf("create %q = %v, want CreateRefusedError for the name", name, err)
 		}
+	}
+}
+
+// TestCreateRefusesAnEmptyProtectedBucket: an empty bucket that protect
+// turned event delivery on for (its notification configuration
+// vault.NotificationID) is a source bucket, not a vault to be: create
+// refuses it and writes nothing; a notification configuration of the
+// user's own does not stop it.
+func TestCreateRefusesAnEmptyProtectedBucket(t *testing.T) {
+	srv := locals3.ForTest(t)
+	if srv.WebhookARN == "" {
+		t.Skip("the local server has no webhook target to protect a bucket with")
+	}
+	ctx := context.Background()
+	c := srv.Client(ctx)
+	home, err := vault.Create(ctx, c, srv.BucketName(t), vault.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	source := srv.NewBucket(t, true)
+	j := &journal.Journal{Vault: home, S3: c}
+	if _, _, err := protect.Protect(ctx, j, source, protect.Options{QueueARN: srv.WebhookARN}); err != nil {
+		t.Fatal(err)
+	}
+	var refused *vault.CreateRefusedError
+	if _, err := vault.Create(ctx, c, source, vault.CreateOptions{}); !errors.As(err, &refused) || !strings.Contains(err.Error(), "empty but protected") {
+		t.Fatalf("create on an empty protected bucket = %v, want CreateRefusedError saying it is protected", err)
+	}
+	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(source), Key: aws.String(vault.DescriptorKey)}); err == nil {
+		t.Errorf("create wrote the descriptor into a protected bucket")
+	}
+	mine := srv.NewBucket(t, true)
+	if _, err := c.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{Bucket: aws.String(mine),
+		NotificationConfiguration: &types.NotificationConfiguration{QueueConfigurations: []types.QueueConfiguration{{
+			Id: aws.String("the-users-own"), QueueArn: aws.String(srv.WebhookARN), Events: []types.Event{"s3:ObjectCreated:*"}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vault.Create(ctx, c, mine, vault.CreateOptions{}); err != nil {
+		t.Errorf("create on an empty bucket with a notification of its own = %v, want a vault", err)
 	}
 }
 
