@@ -181,28 +181,89 @@ func clip(s string, n int) string {
 
 // PutValidationResult records a user's verdict on a restore test run, as
 // AWS Backup's PutRestoreValidationResult: the run's workflow takes it
-// while it awaits one (until the validation window ends). A run that is
-// not awaiting a verdict refuses it.
+// while it awaits one (until the validation window ends), and so does the
+// sweeper when the workflow stopped. A run that is not awaiting a verdict
+// refuses it, and so does a run with a final verdict reported already (it
+// is written once). The verdict is written, then the run's record marks
+// it reported over the version read (If-Match), so whoever ends the run
+// afterwards reads the verdict; a run that ended in between without it
+// refuses it (InvalidRunError), and the verdict written does not count.
 func PutValidationResult(ctx context.Context, v *vault.Vault, bucket, runID string, verdict Verdict) error {
 	verdict.ValidationStatus = strings.ToUpper(verdict.ValidationStatus)
 	if verdict.ValidationStatus != ValidationSuccessful && verdict.ValidationStatus != ValidationFailed && verdict.ValidationStatus != ValidationValidating {
 		return &InvalidRunError{Reason: fmt.Sprintf("ValidationStatus %q: want SUCCESSFUL, FAILED or VALIDATING", verdict.ValidationStatus)}
 	}
-	var run Run
-	if err := v.GetJSON(ctx, vault.RestoreTestKey(bucket, runID), &run); err != nil {
+	run, err := loadRun(ctx, v, bucket, runID)
+	if err != nil {
 		if s3x.IsNotFound(err) {
 			return &InvalidRunError{Reason: fmt.Sprintf("vault %s has no restore test %s of s3://%s", v.Bucket, runID, bucket)}
 		}
 		return err
 	}
-	if run.UserValidation == nil || run.UserValidation.Status != ValidationValidating {
-		state := "has no validation function"
-		if run.UserValidation != nil {
-			state = "is no longer awaiting a verdict (" + run.UserValidation.Status + ")"
-		}
-		return &InvalidRunError{Reason: fmt.Sprintf("restore test %s %s", runID, state)}
+	if !awaiting(run) {
+		return notAwaiting(run)
 	}
-	return v.PutJSON(ctx, vault.RestoreTestVerdictKey(bucket, runID), verdict)
+	if err := putVerdict(ctx, v, run, verdict); err != nil {
+		return err
+	}
+	at := time.Now().UTC()
+	_, err = update(ctx, v, run, func() (bool, error) {
+		if !awaiting(run) {
+			return false, nil
+		}
+		if verdict.Final() {
+			run.UserValidation.ReportedAt = &at
+		} else {
+			run.UserValidation.Message = verdict.ValidationStatusMessage
+		}
+		return true, nil
+	})
+	switch {
+	case err != nil:
+		return err
+	case awaiting(run) || verdict.Final() && run.UserValidation.Status == verdict.ValidationStatus:
+		return nil // recorded; or the run ended with this verdict
+	}
+	return &InvalidRunError{Reason: fmt.Sprintf("restore test %s ended %s before it could take the verdict (%s): the verdict does not count", runID, run.Status, run.StatusMessage)}
+}
+
+// awaiting says whether a run awaits its validation function's verdict.
+func awaiting(run *Run) bool {
+	return run.Status == StatusValidating && run.UserValidation != nil && run.UserValidation.Status == ValidationValidating
+}
+
+func notAwaiting(run *Run) error {
+	state := "has no validation function"
+	switch {
+	case run.UserValidation != nil && run.UserValidation.Status != ValidationValidating:
+		state = "is no longer awaiting a verdict (" + run.UserValidation.Status + ")"
+	case run.UserValidation != nil:
+		state = "is no longer awaiting a verdict (it ended " + run.Status + ")"
+	}
+	return &InvalidRunError{Reason: fmt.Sprintf("restore test %s %s", run.ID, state)}
+}
+
+// putVerdict writes a run's reported verdict: created once
+// (If-None-Match), or over a VALIDATING one (If-Match); a final verdict
+// there already refuses another.
+func putVerdict(ctx context.Context, v *vault.Vault, run *Run, verdict Verdict) error {
+	key := vault.RestoreTestVerdictKey(run.Bucket, run.ID)
+	for attempt := 1; ; attempt++ {
+		var cur Verdict
+		etag, err := v.GetJSONETag(ctx, key, &cur)
+		switch {
+		case s3x.IsNotFound(err):
+			etag = ""
+		case err != nil:
+			return fmt.Errorf("read the verdict of restore test %s: %w", run.ID, err)
+		case cur.Final():
+			return &InvalidRunError{Reason: fmt.Sprintf("restore test %s has a verdict reported already (%s): a verdict is given once", run.ID, cur.ValidationStatus)}
+		}
+		_, err = v.PutJSONIf(ctx, key, verdict, etag)
+		if err == nil || !vault.IsConflict(err) || attempt == updateAttempts {
+			return err
+		}
+	}
 }
 
 // InvalidRunError refuses a request about a restore test run.

@@ -133,6 +133,11 @@ type Run struct {
 	// went.
 	DeleteAfter time.Time  `json:"deleteAfter,omitzero"`
 	DeletedAt   *time.Time `json:"deletedAt,omitempty"`
+
+	// etag is the ETag of the version of the run's record this copy was
+	// read from or last wrote ("": none yet), and stored that version's
+	// status: the next write goes over that version only (record.go).
+	etag, stored string
 }
 
 // Tester runs restore tests.
@@ -206,7 +211,7 @@ func (t *Tester) Run(ctx context.Context, req RunRequest) (*Run, error) {
 		if err := t.userValidate(ctx, v, run); err != nil {
 			return run, err
 		}
-		for run.UserValidation.Status == ValidationValidating {
+		for run.Status == StatusValidating && run.UserValidation.Status == ValidationValidating {
 			wait := min(t.pollEvery(), time.Until(run.UserValidation.Deadline))
 			if wait > 0 {
 				select {
@@ -272,7 +277,7 @@ func (t *Tester) begin(ctx context.Context, req RunRequest, deadline time.Time) 
 	for _, k := range sortedKeys(req.MetadataOverrides) {
 		run.Notes = append(run.Notes, fmt.Sprintf("RestoreMetadataOverrides %s=%s is not applied: a restore test writes each object with its recorded encryption and ACL, as a restore does", k, req.MetadataOverrides[k]))
 	}
-	if err := v.PutJSON(ctx, vault.RestoreTestKey(run.Bucket, run.ID), run); err != nil {
+	if err := save(ctx, v, run); err != nil {
 		return nil, nil, err
 	}
 	notify.Send(ctx, t.Events, startedEvent(run), t.Log)
@@ -358,59 +363,96 @@ func (t *Tester) conclude(ctx context.Context, v *vault.Vault, run *Run, req Run
 	if req.ValidationFunction != "" && run.RestoreState != restore.StateFailed {
 		run.UserValidation = &UserValidation{Function: req.ValidationFunction, Status: ValidationValidating, Deadline: run.DeleteAfter}
 		run.Status = StatusValidating
-		return v.PutJSON(ctx, vault.RestoreTestKey(run.Bucket, run.ID), run)
+		return save(ctx, v, run)
 	}
 	return t.settle(ctx, v, run)
 }
 
 // userValidate invokes the run's validation function and records its
 // answer: a verdict settles the run, VALIDATING leaves it awaiting one.
+// When another writer changed the run meanwhile, the answer goes on what
+// the record holds now, unless that one was invoked already or ended.
 func (t *Tester) userValidate(ctx context.Context, v *vault.Vault, run *Run) error {
-	uv := run.UserValidation
-	uv.InvokedAt = time.Now().UTC()
+	invokedAt := time.Now().UTC()
 	hook := t.Hook
 	if hook == nil {
 		hook = LambdaHook{Lambda: t.Lambda}
 	}
-	verdict, err := hook.Invoke(ctx, uv.Function, hookEvent(run))
+	verdict, err := hook.Invoke(ctx, run.UserValidation.Function, hookEvent(run))
 	if err == nil {
 		verdict, err = normalizeVerdict(verdict)
 	}
 	if err != nil {
 		verdict = Verdict{ValidationStatus: ValidationFailed, ValidationStatusMessage: err.Error()}
 	}
-	if verdict.ValidationStatus == ValidationValidating {
-		uv.Message = verdict.ValidationStatusMessage
-		return v.PutJSON(ctx, vault.RestoreTestKey(run.Bucket, run.ID), run)
+	settled := false
+	_, err = update(ctx, v, run, func() (bool, error) {
+		uv := run.UserValidation
+		if run.Status != StatusValidating || uv == nil || !uv.InvokedAt.IsZero() {
+			return false, nil
+		}
+		uv.InvokedAt = invokedAt
+		if verdict.ValidationStatus == ValidationValidating {
+			uv.Message = verdict.ValidationStatusMessage
+			return true, nil
+		}
+		// The function's answer is the verdict, over one it reported
+		// through PutValidationResult while it ran.
+		uv.ReportedAt = nil
+		t.verdict(run, verdict)
+		run.end(time.Now())
+		settled = true
+		return true, nil
+	})
+	if err == nil && settled {
+		notify.Send(ctx, t.Events, endedEvent(run), t.Log)
 	}
-	t.verdict(run, verdict)
-	return t.settle(ctx, v, run)
+	return err
 }
 
 // await looks for the verdict PutValidationResult recorded; none by the
-// validation window's end is TIMED_OUT. Either settles the run.
+// validation window's end is TIMED_OUT. Either settles the run. A run
+// another writer changed meanwhile is read again and looked at again (a
+// verdict reported in between is taken; a run ended in between is left
+// as it ended).
 func (t *Tester) await(ctx context.Context, v *vault.Vault, run *Run, now time.Time) error {
-	verdict, ok, err := reportedVerdict(ctx, v, run)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		if now.Before(run.UserValidation.Deadline) {
-			return nil
+	settled := false
+	_, err := update(ctx, v, run, func() (bool, error) {
+		if run.Status != StatusValidating || run.UserValidation == nil {
+			return false, nil
 		}
-		verdict = Verdict{ValidationStatus: ValidationTimedOut,
-			ValidationStatusMessage: fmt.Sprintf("the validation function %s gave no verdict by the end of the validation window (%s)", run.UserValidation.Function, run.UserValidation.Deadline.Format(time.RFC3339))}
+		verdict, ok, err := reportedVerdict(ctx, v, run)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			if now.Before(run.UserValidation.Deadline) {
+				return false, nil
+			}
+			verdict = Verdict{ValidationStatus: ValidationTimedOut,
+				ValidationStatusMessage: fmt.Sprintf("the validation function %s gave no verdict by the end of the validation window (%s)", run.UserValidation.Function, run.UserValidation.Deadline.Format(time.RFC3339))}
+		}
+		t.verdict(run, verdict)
+		run.end(time.Now())
+		settled = true
+		return true, nil
+	})
+	if err == nil && settled {
+		notify.Send(ctx, t.Events, endedEvent(run), t.Log)
 	}
-	t.verdict(run, verdict)
-	return t.settle(ctx, v, run)
+	return err
 }
 
 // verdict records a validation function's verdict: anything but
 // SUCCESSFUL fails the run (a verdict that never came proves nothing).
+// A verdict reported through PutValidationResult keeps the time it came.
 func (t *Tester) verdict(run *Run, verdict Verdict) {
 	uv := run.UserValidation
-	at := time.Now().UTC()
-	uv.Status, uv.Message, uv.ReportedAt = verdict.ValidationStatus, verdict.ValidationStatusMessage, &at
+	uv.Status, uv.Message = verdict.ValidationStatus, verdict.ValidationStatusMessage
+	if uv.ReportedAt == nil {
+		at := time.Now().UTC()
+		uv.ReportedAt = &at
+	}
 	if uv.Status != ValidationSuccessful {
 		msg := ""
 		if uv.Message != "" {
@@ -421,15 +463,12 @@ func (t *Tester) verdict(run *Run, verdict Verdict) {
 }
 
 // settle ends the run: SUCCESSFUL without problems, FAILED with them (the
-// message joins them), recorded, and says so
-// (RESTORE_TESTING_JOB_COMPLETED or _FAILED).
+// message joins them), recorded over the version of the record the run
+// was read from (a record changed meanwhile is a vault.ConflictError),
+// and says so (RESTORE_TESTING_JOB_COMPLETED or _FAILED).
 func (t *Tester) settle(ctx context.Context, v *vault.Vault, run *Run) error {
-	run.Status, run.StatusMessage = StatusSuccessful, ""
-	if len(run.Problems) > 0 {
-		run.Status, run.StatusMessage = StatusFailed, strings.Join(run.Problems, "; ")
-	}
-	run.CompletedAt = time.Now().UTC()
-	if err := v.PutJSON(ctx, vault.RestoreTestKey(run.Bucket, run.ID), run); err != nil {
+	run.end(time.Now())
+	if err := save(ctx, v, run); err != nil {
 		return err
 	}
 	notify.Send(ctx, t.Events, endedEvent(run), t.Log)
@@ -437,15 +476,30 @@ func (t *Tester) settle(ctx context.Context, v *vault.Vault, run *Run) error {
 }
 
 // fail ends a run that could not go on: FAILED with why, its restored
-// bucket deleted.
+// bucket deleted. A run another writer ended meanwhile (the sweeper, a
+// step run twice) stays as that writer ended it, bucket included.
 func (t *Tester) fail(ctx context.Context, v *vault.Vault, run *Run, why string) {
-	run.problem("%s", why)
-	if run.DeleteAfter.IsZero() {
-		run.DeleteAfter = time.Now().UTC()
+	wrote, err := update(ctx, v, run, func() (bool, error) {
+		if ended(run.stored) {
+			return false, nil
+		}
+		run.problem("%s", why)
+		if run.DeleteAfter.IsZero() {
+			run.DeleteAfter = time.Now().UTC()
+		}
+		run.end(time.Now())
+		return true, nil
+	})
+	if err != nil {
+		if t.Log != nil {
+			t.Log.Error("record a failed restore test", "run", run.ID, "error", err)
+		}
+		return
 	}
-	if err := t.settle(ctx, v, run); err != nil && t.Log != nil {
-		t.Log.Error("record a failed restore test", "run", run.ID, "error", err)
+	if !wrote {
+		return
 	}
+	notify.Send(ctx, t.Events, endedEvent(run), t.Log)
 	t.deleteTarget(ctx, v, run)
 }
 
@@ -590,10 +644,13 @@ func (t *Tester) deleteTarget(ctx context.Context, v *vault.Vault, run *Run) {
 		run.StatusMessage = strings.TrimPrefix(run.StatusMessage+"; ", "; ") + "the restored bucket was not deleted (the sweeper will): " + err.Error()
 		return
 	}
-	d := time.Now().UTC()
-	run.DeletedAt = &d
-	if run.ID != "" && !run.CompletedAt.IsZero() {
-		_ = v.PutJSON(ctx, vault.RestoreTestKey(run.Bucket, run.ID), run)
+	now := time.Now().UTC()
+	if run.ID == "" || run.CompletedAt.IsZero() {
+		run.DeletedAt = &now
+		return
+	}
+	if err := markDeleted(ctx, v, run, now); err != nil && t.Log != nil {
+		t.Log.Error("record that a restore test's bucket was deleted", "run", run.ID, "error", err)
 	}
 }
 
@@ -608,11 +665,11 @@ func History(ctx context.Context, v *vault.Vault, bucket string) ([]Run, error) 
 			return nil, fmt.Errorf("list the restore tests of vault %s: %w", v.Bucket, err)
 		}
 		for _, o := range page.Contents {
-			var r Run
-			if err := v.GetJSON(ctx, aws.ToString(o.Key), &r); err != nil {
+			r, err := readRun(ctx, v, aws.ToString(o.Key))
+			if err != nil {
 				return nil, err
 			}
-			runs = append(runs, r)
+			runs = append(runs, *r)
 		}
 	}
 	sort.SliceStable(runs, func(i, j int) bool { return runs[i].StartedAt.Before(runs[j].StartedAt) })
@@ -650,7 +707,8 @@ func (r *Run) due(now time.Time) bool {
 // Prefix) whose time is up: a run's
 // restored bucket past its DeleteAfter (the run records when it went),
 // and any restore-test-* bucket older than OrphanAfter that no run of the
-// vault names (a crashed run's). It deletes nothing else.
+// vault names (a crashed run's). It deletes nothing else. A run still
+// going past its deadline is ended first (sweepRun).
 func (t *Tester) Sweep(ctx context.Context, v *vault.Vault, now time.Time) (*Swept, error) {
 	runs, err := History(ctx, v, "")
 	if err != nil {
@@ -672,32 +730,76 @@ func (t *Tester) Sweep(ctx context.Context, v *vault.Vault, now time.Time) (*Swe
 			if !strings.HasPrefix(name, t.prefix()) {
 				continue
 			}
-			run, named := byTarget[name]
-			due := named && run.due(now) ||
-				!named && b.CreationDate != nil && now.Sub(*b.CreationDate) >= OrphanAfter
-			if !due {
-				out.Kept = append(out.Kept, name)
-				continue
-			}
-			if _, err := s3x.DeleteBucket(ctx, t.S3, name); err != nil {
-				return out, err
-			}
-			out.Deleted = append(out.Deleted, name)
-			if named {
-				d := now.UTC()
-				run.DeletedAt = &d
-				if run.Status == StatusRunning || run.Status == StatusValidating {
-					run.problem("the run stopped before its verdict (its process was killed, or its workflow ended without one); the sweeper deleted its bucket")
-					run.Status, run.StatusMessage, run.CompletedAt = StatusFailed, strings.Join(run.Problems, "; "), now.UTC()
-					notify.Send(ctx, t.Events, endedEvent(run), t.Log)
-				}
-				if err := v.PutJSON(ctx, vault.RestoreTestKey(run.Bucket, run.ID), run); err != nil {
+			var deleted bool
+			if run, named := byTarget[name]; named {
+				if deleted, err = t.sweepRun(ctx, v, run, now); err != nil {
 					return out, err
 				}
+			} else if b.CreationDate != nil && now.Sub(*b.CreationDate) >= OrphanAfter {
+				if _, err := s3x.DeleteBucket(ctx, t.S3, name); err != nil {
+					return out, err
+				}
+				deleted = true
+			}
+			if deleted {
+				out.Deleted = append(out.Deleted, name)
+			} else {
+				out.Kept = append(out.Kept, name)
 			}
 		}
 	}
 	return out, nil
+}
+
+// sweepRun deletes a run's restored bucket if its time is up at now and
+// reports whether it did. A run still RUNNING past its deadline, or
+// VALIDATING past its deadline and its validation window, is ended first,
+// before its bucket goes: with the verdict a validation reported through
+// PutValidationResult when there is one, else FAILED (it stopped before
+// its verdict). That write goes over the version of the record the sweep
+// read: when the run's own steps or a reported verdict wrote meanwhile,
+// the sweep reads the record again and decides on what it holds now, so
+// it never writes its stale copy over a verdict, nor deletes a bucket
+// that the run now keeps.
+func (t *Tester) sweepRun(ctx context.Context, v *vault.Vault, run *Run, now time.Time) (bool, error) {
+	settled := false
+	_, err := update(ctx, v, run, func() (bool, error) {
+		settled = false
+		if ended(run.Status) || !run.due(now) {
+			return false, nil
+		}
+		verdict, ok := Verdict{}, false
+		if run.Status == StatusValidating && run.UserValidation != nil {
+			var err error
+			if verdict, ok, err = reportedVerdict(ctx, v, run); err != nil {
+				return false, err
+			}
+		}
+		if ok {
+			t.verdict(run, verdict)
+		} else {
+			run.problem("the run stopped before its verdict (its process was killed, or its workflow ended without one); the sweeper deleted its bucket")
+		}
+		run.end(now)
+		if run.DeleteAfter.IsZero() || run.DeleteAfter.After(now) {
+			run.DeleteAfter = now.UTC()
+		}
+		settled = true
+		return true, nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if settled {
+		notify.Send(ctx, t.Events, endedEvent(run), t.Log)
+	}
+	if !run.due(now) {
+		return false, nil
+	}
+	if _, err := s3x.DeleteBucket(ctx, t.S3, run.TargetBucket); err != nil {
+		return false, err
+	}
+	return true, markDeleted(ctx, v, run, now)
 }
 
 // MarshalJSON writes Keep and RTO as Go durations ("24h0m0s").

@@ -140,10 +140,11 @@ func classify(err error) error {
 	var nav *vault.NotAVaultError
 	var unk *vault.UnknownFormatError
 	var run *InvalidRunError
+	var tr *RunTransitionError
 	switch {
 	case err == nil, errors.As(err, &rt), errors.As(err, &inv):
 		return err
-	case errors.Is(err, ErrNothingToPick), errors.As(err, &nav), errors.As(err, &unk), errors.As(err, &run):
+	case errors.Is(err, ErrNothingToPick), errors.As(err, &nav), errors.As(err, &unk), errors.As(err, &run), errors.As(err, &tr):
 		return &InvalidRequestError{Reason: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded), vault.IsConflict(err), s3x.IsRetryable(err):
 		return &RetryableError{Err: err}
@@ -331,14 +332,14 @@ func (t *Tester) load(ctx context.Context, test Test) (*Run, *vault.Vault, error
 	if err != nil {
 		return nil, nil, err
 	}
-	var run Run
-	if err := v.GetJSON(ctx, vault.RestoreTestKey(test.Request.Bucket, test.RunID), &run); err != nil {
+	run, err := loadRun(ctx, v, test.Request.Bucket, test.RunID)
+	if err != nil {
 		if s3x.IsNotFound(err) {
 			return nil, nil, &InvalidRequestError{Reason: fmt.Sprintf("vault %s has no restore test %s of s3://%s", v.Bucket, test.RunID, test.Request.Bucket)}
 		}
 		return nil, nil, err
 	}
-	return &run, v, nil
+	return run, v, nil
 }
 
 // ValidateStep reads the restore's record (the restore state machine
@@ -420,9 +421,7 @@ func (t *Tester) CleanupStep(ctx context.Context, test Test) (*Test, error) {
 		if _, err := s3x.DeleteBucket(ctx, t.S3, run.TargetBucket); err != nil {
 			return nil, fmt.Errorf("delete the restored bucket %s: %w", run.TargetBucket, err)
 		}
-		d := time.Now().UTC()
-		run.DeletedAt = &d
-		if err := v.PutJSON(ctx, vault.RestoreTestKey(run.Bucket, run.ID), run); err != nil {
+		if err := markDeleted(ctx, v, run, time.Now()); err != nil {
 			return nil, err
 		}
 	}
