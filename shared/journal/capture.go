@@ -93,6 +93,7 @@ func (j *Journal) captureVersion(ctx context.Context, bucket, key, versionID str
 		}
 		rec.Tags = tags
 	}
+	rec.TagsAt = time.Now().UTC()
 	if j.usesACLs(ctx, bucket) {
 		acl, err := vault.ReadACL(ctx, j.S3, bucket, key, versionID)
 		if err != nil {

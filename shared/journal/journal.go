@@ -342,7 +342,7 @@ func (j *Journal) capture(ctx context.Context, c event.Change) ([]vault.Record, 
 		if tags == nil {
 			tags = map[string]string{}
 		}
-		return stamp(vault.Record{Op: vault.OpTags, Key: c.Key, VersionID: c.VersionID, Time: c.Time, Tags: tags})
+		return stamp(vault.Record{Op: vault.OpTags, Key: c.Key, VersionID: c.VersionID, Time: c.Time, Tags: tags, TagsAt: time.Now().UTC()})
 	case event.ACLChanged:
 		if c.VersionID == "" {
 			return nil, nil

@@ -295,7 +295,8 @@ func (j *Journal) checkTags(ctx context.Context, bucket, key string, c capture) 
 	case tags == nil || maps.Equal(tags, c.known):
 		return vault.Record{}, nil
 	}
-	return vault.Record{Op: vault.OpTags, Key: key, VersionID: c.entry.VersionID, Time: time.Now().UTC(), Since: c.since, Tags: tags, Origin: vault.OriginReconcile}, nil
+	now := time.Now().UTC()
+	return vault.Record{Op: vault.OpTags, Key: key, VersionID: c.entry.VersionID, Time: now, Since: c.since, Tags: tags, TagsAt: now, Origin: vault.OriginReconcile}, nil
 }
 
 // reconcileKey brings one key's journal up to date (see planKey), its

@@ -63,6 +63,11 @@ type Record struct {
 	Meta         *Meta     `json:"meta,omitempty"`
 	// Tags is the version's tag set; nil means unknown, empty means none.
 	Tags map[string]string `json:"tags,omitzero"` // omitzero: an empty set ({}) is not an unknown one (absent)
+	// TagsAt is when Tags were read (after Time: S3 events carry no tag
+	// values and S3 keeps no tag history, so the journal reads them when
+	// it captures). A tag change the journal knows of between Time and
+	// TagsAt means the tags before it were never read (UncertainFor).
+	TagsAt time.Time `json:"tagsAt,omitzero"`
 	ACL  *ACL              `json:"acl,omitempty"`
 	// SSE is the source's server-side encryption ("AES256", "aws:kms").
 	SSE string `json:"sse,omitempty"`

@@ -200,6 +200,9 @@ func UncertainFor(recs []Observed, at time.Time, cur Record) string {
 			exact = append(exact, p)
 		}
 	}
+	if why := tagsUnread(recs, cut, cur); why != "" {
+		return why
+	}
 	for _, o := range recs {
 		p := o.Record
 		if p.Op == OpTags && !p.Since.IsZero() && p.VersionID == cur.VersionID && cur.Op == OpVersion &&
@@ -228,6 +231,51 @@ func UncertainFor(recs []Observed, at time.Time, cur Record) string {
 		}
 	}
 	return ""
+}
+
+// tagsUnread says why the tags StateOf gives for the second cut cannot be
+// vouched for ("" when they can): the record they come from (the version's,
+// or its latest tags record by cut) had them read at its TagsAt, and the
+// journal knows of a tag change of that version after cut and by then. The
+// tags read may be that change's, and those before it were never read: S3
+// events carry no tag values and S3 keeps no tag history. This is a version
+// whose event came late, or was lost and a reconcile found it, after its
+// tags had changed again. A record without TagsAt (written before it
+// existed) is not doubted.
+func tagsUnread(recs []Observed, cut int64, cur Record) string {
+	if cur.Op != OpVersion {
+		return ""
+	}
+	from := cur
+	var latest Observed
+	for _, o := range recs {
+		r := o.Record
+		if r.Op != OpTags || r.VersionID != cur.VersionID || r.Time.Unix() > cut || r.Time.Before(cur.Time.Truncate(time.Second)) {
+			continue
+		}
+		if later(o, latest) {
+			latest = o
+		}
+	}
+	if latest.Op != "" {
+		from = latest.Record
+	}
+	if from.TagsAt.IsZero() {
+		return ""
+	}
+	var next time.Time // the first known change after cut, by TagsAt
+	for _, o := range recs {
+		r := o.Record
+		if r.Op == OpTags && r.VersionID == cur.VersionID && r.Time.Unix() > cut && r.Time.Unix() <= from.TagsAt.Unix() &&
+			(next.IsZero() || r.Time.Before(next)) {
+			next = r.Time
+		}
+	}
+	if next.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("its version %s's tags between %s and %s are unknown: they were read at %s, after they changed at %s (S3 keeps no tag history): restored with the tags read",
+		cur.VersionID, from.Time.UTC().Format(time.RFC3339), next.UTC().Format(time.RFC3339), from.TagsAt.UTC().Format(time.RFC3339), next.UTC().Format(time.RFC3339))
 }
 
 // later reports whether change record a comes after b (zero b: always).

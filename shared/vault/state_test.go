@@ -1,6 +1,7 @@
 package vault_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -75,6 +76,10 @@ func TestUncertainAtNamesTheDeletionInterval(t *testing.T) {
 	v2 := vault.Record{Op: vault.OpVersion, Key: "k", VersionID: "v2", ETag: "e2", Time: sec(2), Data: "d2"}
 	learnt := vault.Record{Op: vault.OpPurge, Key: "k", VersionID: "v2", Time: sec(10), Since: sec(5)}
 	told := vault.Record{Op: vault.OpPurge, Key: "k", VersionID: "v2", Time: sec(10)}
+	lateTags := func(r vault.Record, at int) vault.Record { r.TagsAt = sec(at); return r }
+	changed := func(at, read int) vault.Record {
+		return vault.Record{Op: vault.OpTags, Key: "k", VersionID: "v2", Time: sec(at), TagsAt: sec(read), Tags: map[string]string{"t": fmt.Sprint(at)}}
+	}
 	for _, c := range []struct {
 		name string
 		recs []vault.Observed
@@ -96,6 +101,16 @@ func TestUncertainAtNamesTheDeletionInterval(t *testing.T) {
 		{"tags a reconcile read", obs(v1, v2, vault.Record{Op: vault.OpTags, Key: "k", VersionID: "v2", Time: sec(10), Since: sec(5), Tags: map[string]string{"a": "1"}}), 7, true},
 		{"tags an event told of", obs(v1, v2, vault.Record{Op: vault.OpTags, Key: "k", VersionID: "v2", Time: sec(6), Tags: map[string]string{"a": "1"}}), 7, false},
 		{"tags read after the time", obs(v1, v2, vault.Record{Op: vault.OpTags, Key: "k", VersionID: "v2", Time: sec(10), Since: sec(5), Tags: map[string]string{"a": "1"}}), 4, false},
+		// A version whose tags were read at 20, after a tag change at 12
+		// the journal knows of (its event was late, or lost and a reconcile
+		// found the version): the tags it had from 2 to 12 were never read.
+		{"tags read after a known change", obs(v1, lateTags(v2, 20), changed(12, 13)), 7, true},
+		{"at the change", obs(v1, lateTags(v2, 20), changed(12, 13)), 12, false},
+		{"tags read before the change", obs(v1, lateTags(v2, 11), changed(12, 13)), 7, false},
+		{"no change known", obs(v1, lateTags(v2, 20)), 7, false},
+		{"a tags record read after the next change", obs(v1, lateTags(v2, 3), changed(5, 20), changed(12, 21)), 7, true},
+		{"tags read when written (no TagsAt)", obs(v1, v2, changed(12, 13)), 7, false},
+		{"a noncurrent version's tags", obs(lateTags(v1, 20), v2, vault.Record{Op: vault.OpTags, Key: "k", VersionID: "v1", Time: sec(12), TagsAt: sec(13)}), 7, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got := vault.UncertainAt(c.recs, sec(c.at))
