@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/bucketvault/bucketvault/shared/s3x"
@@ -85,54 +86,98 @@ func requestHash(req Request) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// activeJob is the record at vault.ActiveJobKey.
+// activeJob is the record at vault.ActiveJobKey: the job that claimed a
+// request last.
 type activeJob struct {
 	JobID string `json:"jobId"`
+	// ClaimedAt is when it claimed the request, and Runner what runs it: a
+	// job that claimed the request and has written no record yet is
+	// starting, until its runner is gone or StaleAfter has passed.
+	ClaimedAt time.Time `json:"claimedAt,omitzero"`
+	Runner    *Runner   `json:"runner,omitempty"`
 }
 
+// claimAttempts bounds how many times claim reads the request's latest
+// job again after another restore of the same request claimed it first.
+const claimAttempts = 3
+
 // claim checks the previous job of the same request before a new one
-// starts: one still running (a fresh heartbeat) refuses the new one; one
+// starts: one still running (a fresh heartbeat), or starting (it claimed
+// the request and has no record yet), refuses the new one; one
 // interrupted is marked so, and the new job says it finishes it. It then
-// names the new job as the request's latest.
+// names the new job as the request's latest, over the version of the
+// record it read (If-Match; If-None-Match when there was none), so of two
+// identical restores started together exactly one claims the request:
+// the other reads the winner's claim and is refused by it.
 func (r *Restorer) claim(ctx context.Context, v *vault.Vault, req Request, rep *Report) error {
 	key := vault.ActiveJobKey(requestHash(req))
-	var prev activeJob
-	switch err := v.GetJSON(ctx, key, &prev); {
-	case err != nil && !s3x.IsNotFound(err):
-		return err
-	case err == nil && prev.JobID != "" && prev.JobID != rep.JobID:
-		old, err := LoadJob(ctx, v, prev.JobID, r.now())
-		if err != nil && !s3x.IsNotFound(err) {
-			return err
-		}
-		if old != nil && old.State == StateRunning && old.Runner.gone() {
-			old.markInterrupted()
-		}
+	for attempt := 1; ; attempt++ {
+		var prev activeJob
+		etag, err := v.GetJSONETag(ctx, key, &prev)
 		switch {
-		case old == nil:
-		case old.State == StateRunning:
-			return &InvalidRequestError{Reason: fmt.Sprintf("the same restore is running as job %s (heartbeat at %s): wait for it (`bucketvault job show --vault %s %s`); "+
-				"a job whose heartbeat stops for %s reads as interrupted, and this restore then finishes it", old.JobID, old.UpdatedAt.UTC().Format(time.RFC3339), v.Bucket, old.JobID, StaleAfter)}
-		case old.State == StateAborted && old.CompletedAt.IsZero():
-			// Over the version read: a heartbeat in between means it runs.
-			var cur Report
-			_, err := v.UpdateJobRecord(ctx, old.JobID, &cur, func() bool {
-				if !cur.UpdatedAt.Equal(old.UpdatedAt) {
-					return false
-				}
-				cur.State, cur.StatusMessage, cur.CompletedAt = old.State, old.StatusMessage, r.now().UTC()
-				return true
-			})
-			if err == nil && !cur.UpdatedAt.Equal(old.UpdatedAt) || vault.IsConflict(err) {
-				return &InvalidRequestError{Reason: fmt.Sprintf("the same restore is running as job %s (it has just written its record): wait for it (`bucketvault job show --vault %s %s`)", old.JobID, v.Bucket, old.JobID)}
-			}
-			if err != nil {
+		case s3x.IsNotFound(err):
+			prev, etag = activeJob{}, ""
+		case err != nil:
+			return err
+		case prev.JobID == rep.JobID:
+			return nil // this job's own claim: a run of it again
+		case prev.JobID != "":
+			if err := r.supersede(ctx, v, prev, rep); err != nil {
 				return err
 			}
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("finishes job %s of the same request, which was %s", old.JobID, old.StatusMessage))
+		}
+		_, err = v.PutJSONIf(ctx, key, activeJob{JobID: rep.JobID, ClaimedAt: r.now().UTC(), Runner: rep.Runner}, etag)
+		if err == nil || !vault.IsConflict(err) {
+			return err
+		}
+		if attempt == claimAttempts {
+			return &InvalidRequestError{Reason: fmt.Sprintf("other runs of the same restore claimed it %d times while this one read its claim (%s): run it again", attempt, key)}
 		}
 	}
-	return v.PutJSON(ctx, key, activeJob{JobID: rep.JobID})
+}
+
+// supersede decides whether a new job of the same request may follow the
+// job prev names: not while that one runs or starts; one interrupted is
+// marked ABORTED (over the version of its record read), and rep says it
+// finishes it.
+func (r *Restorer) supersede(ctx context.Context, v *vault.Vault, prev activeJob, rep *Report) error {
+	old, err := LoadJob(ctx, v, prev.JobID, r.now())
+	if err != nil && !s3x.IsNotFound(err) {
+		return err
+	}
+	if old != nil && old.State == StateRunning && old.Runner.gone() {
+		old.markInterrupted()
+	}
+	switch {
+	case old == nil && !prev.ClaimedAt.IsZero() && r.now().Sub(prev.ClaimedAt) <= StaleAfter && !prev.Runner.gone():
+		return &InvalidRequestError{Reason: fmt.Sprintf("the same restore is starting as job %s (it claimed the request at %s and has not written its record yet): wait for it (`bucketvault job show --vault %s %s`); "+
+			"a claim with no record for %s is taken over", prev.JobID, prev.ClaimedAt.UTC().Format(time.RFC3339), v.Bucket, prev.JobID, StaleAfter)}
+	case old == nil:
+		// It claimed the request and ended before it recorded anything.
+	case old.State == StateRunning:
+		return &InvalidRequestError{Reason: fmt.Sprintf("the same restore is running as job %s (heartbeat at %s): wait for it (`bucketvault job show --vault %s %s`); "+
+			"a job whose heartbeat stops for %s reads as interrupted, and this restore then finishes it", old.JobID, old.UpdatedAt.UTC().Format(time.RFC3339), v.Bucket, old.JobID, StaleAfter)}
+	case old.State == StateAborted && old.CompletedAt.IsZero():
+		// Over the version read: a heartbeat in between means it runs.
+		var cur Report
+		_, err := v.UpdateJobRecord(ctx, old.JobID, &cur, func() bool {
+			if !cur.UpdatedAt.Equal(old.UpdatedAt) {
+				return false
+			}
+			cur.State, cur.StatusMessage, cur.CompletedAt = old.State, old.StatusMessage, r.now().UTC()
+			return true
+		})
+		if err == nil && !cur.UpdatedAt.Equal(old.UpdatedAt) || vault.IsConflict(err) {
+			return &InvalidRequestError{Reason: fmt.Sprintf("the same restore is running as job %s (it has just written its record): wait for it (`bucketvault job show --vault %s %s`)", old.JobID, v.Bucket, old.JobID)}
+		}
+		if err != nil {
+			return err
+		}
+		if w := fmt.Sprintf("finishes job %s of the same request, which was %s", old.JobID, old.StatusMessage); !slices.Contains(rep.Warnings, w) {
+			rep.Warnings = append(rep.Warnings, w)
+		}
+	}
+	return nil
 }
 
 // heartbeat rewrites the running job's record every HeartbeatEvery until
