@@ -28,7 +28,7 @@ import (
 )
 
 // Fuzz targets for every decoder of vault objects: journal segments, run
-// shards (Observed lines), records, run manifests, the descriptor,
+// shards (Observed lines), records, run manifests, journal indexes, the descriptor,
 // snapshot point records, and the checked reader (checkFrames, header,
 // record and order checks, fallback to older versions). The readers that
 // fetch from S3 are driven through memS3, an in-memory versioned bucket,
@@ -880,6 +880,114 @@ func FuzzRunManifest(f *testing.F) {
 				err = fmt.Errorf("damage %v", d)
 			}
 			return m2, err
+		})
+	})
+}
+
+// FuzzJournalIndex: Index reads any current version of a bucket's
+// journal index (format 2), with or without a good older version of it,
+// without panicking: it takes only an index of this format naming its
+// bucket, reads a damaged one from its good version and says so (lost
+// for every key), fails with a message when no version is good or the
+// version is newer than this code reads; and a journal read through what
+// it took gives its keys in order, or fails with a message, whatever runs
+// and shards the index names.
+//
+// mode: bit 0 a good older version of the index exists.
+func FuzzJournalIndex(f *testing.F) {
+	recs := sortedRecords()
+	shardKey := runShardKey(fzBucket, fzCut, 1)
+	shard := mustRunShard(f, fzBucket, fzCut, observedOf("seg", recs))
+	goodIndex := func(runs []IndexRun, cut string) []byte {
+		b, _ := json.MarshalIndent(JournalIndex{Format: indexFormat, Version: FormatVersion, Bucket: fzBucket, Cut: cut, Runs: runs, Updated: fuzzTime}, "", "  ")
+		return b
+	}
+	run := IndexRun{ID: fzCut, To: fzCut, Records: int64(len(recs)), Segments: 1, Manifest: runManifestKeyV2(fzBucket, fzCut), Name: "run:" + fzCut,
+		Shards: []RunShard{{Key: shardKey, FirstKey: recs[0].Key, LastKey: recs[len(recs)-1].Key, Records: len(recs), ETag: etagOf(shard)}}}
+	good := goodIndex([]IndexRun{run}, fzCut)
+	for _, mode := range []uint8{0, 1} {
+		f.Add(good, mode)
+		f.Add(goodIndex(nil, ""), mode)
+		f.Add(good[:len(good)/2], mode)
+		f.Add(flipByte(good, 30), mode)
+		f.Add([]byte(strings.Replace(string(good), `"version": 2`, `"version": 3`, 1)), mode)
+		f.Add([]byte(strings.Replace(string(good), `"bucket": "`+fzBucket, `"bucket": "other`, 1)), mode)
+		f.Add([]byte(strings.Replace(string(good), indexFormat, "bucketvault-run", 1)), mode)
+		f.Add([]byte(strings.Replace(string(good), shardKey, DescriptorKey, 1)), mode) // a shard that is no shard
+		f.Add([]byte(strings.Replace(string(good), `"records": `+fmt.Sprint(len(recs)), `"records": -1`, 1)), mode)
+		f.Add([]byte(`{"format":"bucketvault-journal-index","version":2,"bucket":"photos","cut":"~","runs":[{"shards":[{"key":"","firstKey":"z","lastKey":"a"}]}],"floor":"0001-01-01T00:00:00Z"}`), mode)
+		f.Add([]byte(`{"format":"bucketvault-journal-index","version":-1,"bucket":"photos","runs":null,"floor":"9999-12-31T23:59:59Z"}`), mode)
+		f.Add([]byte(`null`), mode)
+		f.Add([]byte{}, mode)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, mode uint8) {
+		mode &= 1
+		ctx := context.Background()
+		c := newMemS3()
+		key := IndexKey(fzBucket)
+		if mode&1 != 0 {
+			c.put(key, good)
+		}
+		c.put(key, body)
+		c.put(shardKey, shard)
+		after := "0001763893230999-00000000" // a segment after the good index's cut
+		c.put(SegmentKey(fzBucket, after), mustSegment(t, fzBucket, after, recs[:1]))
+		v := &Vault{S3: c, Bucket: fzVault, Descriptor: Descriptor{Format: FormatName, FormatVersion: FormatVersion}}
+		idx, err := v.Index(ctx, fzBucket)
+		if err != nil {
+			requireMessage(t, "Index", err)
+			if isDamage(err) {
+				t.Fatalf("Index passed damage on as an error: %v", err)
+			}
+			if !strings.Contains(err.Error(), "upgrade bucketvault") && (mode&1 != 0 || !strings.Contains(err.Error(), "no version of it is good")) {
+				t.Fatalf("Index failed for something but a newer version or no good version (mode %d): %v", mode, err)
+			}
+			return
+		}
+		if idx.Format != indexFormat || idx.Bucket != fzBucket || idx.Version > FormatVersion {
+			t.Fatalf("Index took %+v", idx)
+		}
+		if d := idx.damaged; d != nil && (mode&1 == 0 || d.Version != "v1" || !d.Lost || d.Object != key || d.Reason == "") {
+			t.Fatalf("index damage %+v in mode %d", *d, mode)
+		}
+		m, err := v.OpenJournal(ctx, fzBucket, nil)
+		if err != nil {
+			requireMessage(t, "OpenJournal", err)
+			return
+		}
+		prev, n := "", 0
+		for ; n <= maxFuzzRecords; n++ {
+			k, _, err := m.NextKey()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				requireMessage(t, "NextKey", err)
+				break
+			}
+			if n > 0 && k <= prev {
+				t.Fatalf("key %q after %q", k, prev)
+			}
+			prev = k
+		}
+		if n > maxFuzzRecords {
+			t.Fatalf("more than %d keys", maxFuzzRecords)
+		}
+		for _, d := range m.Damage() {
+			if d.Object == "" || d.Reason == "" || d.String() == "" {
+				t.Fatalf("journal damage without a name or a reason: %+v", d)
+			}
+		}
+		if err := m.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if idx.damaged != nil {
+			return // what is stable is the good version's JSON, checked with mode 0
+		}
+		checkJSONStable(t, idx, func(b []byte) (any, error) {
+			c.put(key, b)
+			idx2, _, err := v.readIndex(ctx, fzBucket, "")
+			return idx2, err
 		})
 	})
 }

@@ -163,7 +163,45 @@ func (v *Vault) readIndex(ctx context.Context, bucket, versionID string) (*Journ
 	if idx.Bucket != bucket {
 		return nil, "", damagef("it names bucket %q", idx.Bucket)
 	}
+	if err := idx.check(); err != nil {
+		return nil, "", err
+	}
 	return idx, aws.ToString(out.ETag), nil
+}
+
+// check says (a damage error) what in a decoded index no writer writes:
+// a version before 2 (the index came with format 2), a run without an
+// end, runs out of order, a shard that is not one of the bucket's run
+// shards or whose key range or count cannot be, and a cut other than the
+// last run's end (segments up to the cut are read from the runs only, so
+// a cut past it would hide segments).
+func (idx *JournalIndex) check() error {
+	if idx.Version < 2 {
+		return damagef("its version is %d", idx.Version)
+	}
+	shardPrefix := runsPfx + idx.Bucket + "/"
+	for i, r := range idx.Runs {
+		switch {
+		case r.To == "":
+			return damagef("run %d names no end", i+1)
+		case r.From != "" && r.From >= r.To:
+			return damagef("run %d holds segments after %q up to %q", i+1, r.From, r.To)
+		case i > 0 && r.To <= idx.Runs[i-1].To:
+			return damagef("run %d ends at %q, not after run %d's %q", i+1, r.To, i, idx.Runs[i-1].To)
+		}
+		for _, sh := range r.Shards {
+			switch {
+			case !strings.HasPrefix(sh.Key, shardPrefix):
+				return damagef("run %d names shard %q, not one of %s", i+1, sh.Key, shardPrefix)
+			case sh.Records < 0 || sh.FirstKey > sh.LastKey:
+				return damagef("run %d names shard %s with %d records, keys %q to %q", i+1, sh.Key, sh.Records, sh.FirstKey, sh.LastKey)
+			}
+		}
+	}
+	if n := len(idx.Runs); n > 0 && idx.Cut != idx.Runs[n-1].To {
+		return damagef("its cut %q is not its last run's end %q", idx.Cut, idx.Runs[n-1].To)
+	}
+	return nil
 }
 
 // putIndex writes idx over the version it was read from (If-Match), or
