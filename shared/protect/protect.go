@@ -80,7 +80,13 @@ func Protect(ctx context.Context, j *journal.Journal, bucket string, o Options) 
 		return vault.ProtectedBucket{}, nil, &WindowError{Days: o.WindowDays}
 	}
 	pb := vault.ProtectedBucket{Bucket: bucket, ProtectedAt: time.Now().UTC(), ACLs: o.ACLs, Events: "none", WindowDays: o.WindowDays}
-	if old, err := j.Vault.Protected(ctx, bucket); err == nil {
+	// The record is written over the version read here, and each write
+	// after over the one before (rec.put): another protect of the bucket
+	// in between makes this one fail, never overwrites what it recorded.
+	rec := &record{v: j.Vault, key: vault.BucketKey(bucket)}
+	var old vault.ProtectedBucket
+	if etag, err := j.Vault.GetJSONETag(ctx, rec.key, &old); err == nil {
+		rec.etag = etag
 		pb.ProtectedAt, pb.FirstFullBackupAt = old.ProtectedAt, old.FirstFullBackupAt
 		if pb.WindowDays == 0 {
 			pb.WindowDays = old.WindowDays
@@ -96,7 +102,7 @@ func Protect(ctx context.Context, j *journal.Journal, bucket string, o Options) 
 	if o.QueueARN != "" || o.EventBridge {
 		// The record first: the journal refuses events of a bucket it
 		// has no record of, and the first ones may come at once.
-		if err := j.Vault.PutJSON(ctx, vault.BucketKey(bucket), pb); err != nil {
+		if err := rec.put(ctx, pb); err != nil {
 			return pb, nil, err
 		}
 		err := enableEvents(ctx, c, bucket, o)
@@ -113,7 +119,7 @@ func Protect(ctx context.Context, j *journal.Journal, bucket string, o Options) 
 			return pb, nil, err
 		}
 	}
-	if err := j.Vault.PutJSON(ctx, vault.BucketKey(bucket), pb); err != nil {
+	if err := rec.put(ctx, pb); err != nil {
 		return pb, nil, err
 	}
 	if o.SkipInitialBackup {
@@ -124,12 +130,61 @@ func Protect(ctx context.Context, j *journal.Journal, bucket string, o Options) 
 		return pb, &p, fmt.Errorf("initial full backup of %s: %w", bucket, err)
 	}
 	if pb.FirstFullBackupAt == nil {
-		pb.FirstFullBackupAt = p.CompletedAt
-		if err := j.Vault.PutJSON(ctx, vault.BucketKey(bucket), pb); err != nil {
+		// The initial backup takes a while: a protect of the bucket in the
+		// meantime (another window, say) stands, and only the time of the
+		// first full backup is added to what it recorded.
+		if pb, err = rec.firstFullBackup(ctx, pb, p.CompletedAt); err != nil {
 			return pb, &p, err
 		}
 	}
 	return pb, &p, nil
+}
+
+// record is one protect's hold on a bucket's record (vault.BucketKey):
+// each write goes over the version read or last written (If-Match), or
+// creates the record (If-None-Match) when there was none, so a protect
+// that raced another gets a vault.ConflictError instead of overwriting
+// it.
+type record struct {
+	v    *vault.Vault
+	key  string
+	etag string
+}
+
+func (r *record) put(ctx context.Context, pb vault.ProtectedBucket) error {
+	etag, err := r.v.PutJSONIf(ctx, r.key, pb, r.etag)
+	if err != nil {
+		if vault.IsConflict(err) {
+			return fmt.Errorf("protect %s: another protect of the bucket changed its record meanwhile, and nothing of this one was written over it: run protect again: %w", pb.Bucket, err)
+		}
+		return err
+	}
+	r.etag = etag
+	return nil
+}
+
+// firstFullBackup records when the first full backup of the bucket
+// finished, at, unless its record has a time already: over the version
+// this protect wrote, or, when another protect wrote since, over that
+// one (read again), keeping everything else it recorded. It returns the
+// record as written.
+func (r *record) firstFullBackup(ctx context.Context, pb vault.ProtectedBucket, at *time.Time) (vault.ProtectedBucket, error) {
+	for attempt := 1; ; attempt++ {
+		if pb.FirstFullBackupAt != nil {
+			return pb, nil
+		}
+		pb.FirstFullBackupAt = at
+		err := r.put(ctx, pb)
+		if err == nil || !vault.IsConflict(err) || attempt == 3 {
+			return pb, err
+		}
+		var cur vault.ProtectedBucket
+		etag, err := r.v.GetJSONETag(ctx, r.key, &cur)
+		if err != nil {
+			return pb, err
+		}
+		pb, r.etag = cur, etag
+	}
 }
 
 // enableEvents adds our delivery to the bucket's notification
