@@ -69,10 +69,10 @@ type Config struct {
 	// invocation (1–1000, default 16).
 	Concurrency int `json:"concurrency"`
 
-	Journal   JournalConfig  `json:"journal"`
-	Reconcile ScheduleConfig `json:"reconcile"`
-	Protect   ProtectConfig  `json:"protect"`
-	Restore   RestoreConfig  `json:"restore"`
+	Journal   JournalConfig   `json:"journal"`
+	Reconcile ReconcileConfig `json:"reconcile"`
+	Protect   ProtectConfig   `json:"protect"`
+	Restore   RestoreConfig   `json:"restore"`
 	// Expire is the expiry function: its schedule (default daily) and
 	// memory (default 1024 MB).
 	Expire ScheduleConfig `json:"expire"`
@@ -207,6 +207,17 @@ type ScheduleConfig struct {
 	// Timezone applies to cron expressions (default UTC).
 	Timezone string `json:"timezone"`
 	MemoryMB int    `json:"memoryMB"`
+}
+
+// ReconcileConfig is the reconcile function's schedule, and how often its
+// runs also read every current version's tags.
+type ReconcileConfig struct {
+	ScheduleConfig
+	// TagsEveryHours: a scheduled run also reads every current version's
+	// tags (one GetObjectTagging each, about $0.40 a million) once the
+	// last run that did started this many hours ago: a tag change whose
+	// event was lost is found no other way. Default 168 (weekly); -1 never.
+	TagsEveryHours int `json:"tagsEveryHours"`
 }
 
 // ProtectConfig is the protect function's schedule and custom resource.
@@ -351,9 +362,12 @@ const (
 	DefaultMinRetentionDays  = 35
 	DefaultRetentionDays     = 35 // vault.DefaultRetentionDays
 	DefaultReconcileSchedule = "rate(6 hours)"
-	DefaultProtectSchedule   = "rate(1 hour)"
-	DefaultExpireSchedule    = "rate(1 day)"
-	DefaultJournalLagSeconds = 900
+	// DefaultReconcileTagsEveryHours: the scheduled reconcile reads tags
+	// weekly (a billion current versions: about $400 a week).
+	DefaultReconcileTagsEveryHours = 168
+	DefaultProtectSchedule         = "rate(1 hour)"
+	DefaultExpireSchedule          = "rate(1 day)"
+	DefaultJournalLagSeconds       = 900
 	// DefaultJournalBatchSize is the SQS batch of one journal invocation.
 	// Each batch ends with its segment write while the invocation's other
 	// captures wait, and its last captures run with slots idle: at 16 in
@@ -446,6 +460,7 @@ func (c *Config) applyDefaults() {
 	defs(&c.Reconcile.Schedule, DefaultReconcileSchedule)
 	defs(&c.Reconcile.Timezone, "UTC")
 	def(&c.Reconcile.MemoryMB, 1024)
+	def(&c.Reconcile.TagsEveryHours, DefaultReconcileTagsEveryHours)
 	defs(&c.Protect.Schedule, DefaultProtectSchedule)
 	defs(&c.Protect.Timezone, "UTC")
 	def(&c.Protect.MemoryMB, 256)
@@ -642,13 +657,16 @@ func (c *Config) Validate(baseDir string) error {
 			return bad(m.field, "%d: want 128 to 10240", m.mb)
 		}
 	}
+	if h := c.Reconcile.TagsEveryHours; h < -1 || h == 0 || h > 87600 {
+		return bad("reconcile.tagsEveryHours", "%d: want 1 to 87600 hours, or -1 to never read tags (a tag change whose event was lost then stays unknown)", h)
+	}
 	if s := c.Restore.EphemeralStorageMB; s < 512 || s > 10240 {
 		return bad("restore.ephemeralStorageMB", "%d: want 512 to 10240", s)
 	}
 	for _, s := range []struct {
 		field string
 		sc    ScheduleConfig
-	}{{"reconcile", c.Reconcile}, {"protect", c.Protect.ScheduleConfig}, {"expire", c.Expire}} {
+	}{{"reconcile", c.Reconcile.ScheduleConfig}, {"protect", c.Protect.ScheduleConfig}, {"expire", c.Expire}} {
 		if !scheduleRE.MatchString(s.sc.Schedule) {
 			return bad(s.field+".schedule", "%q: want rate(N minutes|hours|days) or cron(...)", s.sc.Schedule)
 		}

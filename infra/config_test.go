@@ -56,6 +56,7 @@ func TestConfigDefaults(t *testing.T) {
 		"expire.memoryMB": c.Expire.MemoryMB, "vault.coldStorageClass": c.Vault.ColdStorageClass,
 		"restore.maxConcurrency": c.Restore.MaxConcurrency, "restore.itemsPerBatch": c.Restore.ItemsPerBatch,
 		"restore.toleratedFailurePercentage": *c.Restore.ToleratedFailurePercentage, "restore.timeoutHours": c.Restore.TimeoutHours,
+		"reconcile.tagsEveryHours": c.Reconcile.TagsEveryHours,
 	} {
 		want := map[string]any{
 			"stackName": "BucketVault", "assetDir": "dist/lambda", "logLevel": "INFO", "logRetentionDays": 90, "concurrency": 16,
@@ -65,6 +66,7 @@ func TestConfigDefaults(t *testing.T) {
 			"expire.schedule": "rate(1 day)", "expire.timezone": "UTC", "expire.memoryMB": 1024,
 			"vault.coldStorageClass": "GLACIER_IR",
 			"restore.maxConcurrency": 100, "restore.itemsPerBatch": 1, "restore.toleratedFailurePercentage": 0, "restore.timeoutHours": 168,
+			"reconcile.tagsEveryHours": 168,
 		}[name]
 		if got != want {
 			t.Errorf("default %s = %v, want %v", name, got, want)
@@ -110,6 +112,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"vault.bucketName", "192.168.1.1"},
 		{"vault.kmsKeyArn", "arn:aws:kms:eu-west-1:123456789012:alias/vault"},
 		{"vault.lock.mode", "STRICT"},
+		{"reconcile.tagsEveryHours", -2},
+		{"reconcile.tagsEveryHours", 87601},
 		{"vault.lock.minRetentionDays", -1},
 		{"vault.lock.maxRetentionDays", 10},
 		{"vault.lock.changeableForDays", 2},
@@ -559,4 +563,14 @@ func readFile(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// The scheduled reconcile's request carries how often it reads tags, and
+// none with -1.
+func TestReconcileInput(t *testing.T) {
+	for hours, want := range map[int]string{168: `{"tagsEveryHours":168}`, 24: `{"tagsEveryHours":24}`, -1: `{}`} {
+		if got := reconcileInput(ReconcileConfig{TagsEveryHours: hours}); got != want {
+			t.Errorf("tagsEveryHours %d: input %s, want %s", hours, got, want)
+		}
+	}
 }

@@ -83,7 +83,7 @@ func NewBucketVaultStack(scope constructs.Construct, c *Config) *BucketVaultStac
 	reconcile, protect := s.Functions["reconcile"], s.Functions["protect"]
 	s.Reconcile = NewScheduledInvoke(s.Stack, "ReconcileSchedule", &ScheduledInvokeProps{
 		Function: reconcile.Function, Expression: c.Reconcile.Schedule, Timezone: c.Reconcile.Timezone,
-		Description: "reconcile the protected buckets against their listings", Input: "{}",
+		Description: "reconcile the protected buckets against their listings", Input: reconcileInput(c.Reconcile),
 	})
 	s.Protect = NewScheduledInvoke(s.Stack, "ProtectSchedule", &ScheduledInvokeProps{
 		Function: protect.Function, Expression: c.Protect.Schedule, Timezone: c.Protect.Timezone,
@@ -173,4 +173,13 @@ func NewBucketVaultStack(scope constructs.Construct, c *Config) *BucketVaultStac
 	out("EventsTopicArn", *n.EventsTopic.TopicArn(), "job events")
 	out("AlarmTopicArn", *n.AlarmTopic.TopicArn(), "alarms")
 	return s
+}
+
+// reconcileInput is the scheduled reconcile's request: every protected
+// bucket, tags read every TagsEveryHours (none when -1).
+func reconcileInput(c ReconcileConfig) string {
+	if c.TagsEveryHours <= 0 {
+		return "{}"
+	}
+	return fmt.Sprintf(`{"tagsEveryHours":%d}`, c.TagsEveryHours)
 }

@@ -334,7 +334,12 @@ func TestSchedules(t *testing.T) {
 		if p["ScheduleExpression"] != expr || p["ScheduleExpressionTimezone"] != tz || p["State"] != "ENABLED" || render(p["FlexibleTimeWindow"]) != `{"Mode":"OFF"}` {
 			t.Errorf("%s: %s", id, render(p))
 		}
-		want := `{"Arn":{"Fn::GetAtt":["` + fn + `","Arn"]},"Input":"{}","RetryPolicy":{"MaximumEventAgeInSeconds":3600,"MaximumRetryAttempts":3},"RoleArn":{"Fn::GetAtt":["` + id + `Role","Arn"]}}`
+		// The scheduled reconcile reads tags weekly by default.
+		input := map[string]string{"ReconcileSchedule": `"{\"tagsEveryHours\":168}"`}[id]
+		if input == "" {
+			input = `"{}"`
+		}
+		want := `{"Arn":{"Fn::GetAtt":["` + fn + `","Arn"]},"Input":` + input + `,"RetryPolicy":{"MaximumEventAgeInSeconds":3600,"MaximumRetryAttempts":3},"RoleArn":{"Fn::GetAtt":["` + id + `Role","Arn"]}}`
 		if got := render(p["Target"]); got != want {
 			t.Errorf("%s target %s, want %s", id, got, want)
 		}

@@ -395,6 +395,12 @@ func (a *app) reconcileCommand() *cobra.Command {
 			if pr.CompleteThrough != nil {
 				text += fmt.Sprintf("the journal is complete through %s\n", pr.CompleteThrough.UTC().Format(time.RFC3339))
 			}
+			if pr.TagsThrough != nil {
+				text += fmt.Sprintf("its tags are complete through %s\n", pr.TagsThrough.UTC().Format(time.RFC3339))
+			}
+			if tags && !pr.ReadsTags {
+				text += "  WARNING this finished a reconcile started without --tags, which reads no tags: run it again to read them\n"
+			}
 			for _, w := range pr.Warnings {
 				text += "  WARNING " + w + "\n"
 			}

@@ -11,6 +11,11 @@ import (
 // every bucket the vault protects.
 type ReconcileRequest struct {
 	Buckets []string `json:"buckets,omitempty"`
+	// Tags makes the runs that start read every current version's tags;
+	// TagsEveryHours does so once the last reconcile that read them
+	// started that many hours ago (ReconcileOptions).
+	Tags           bool `json:"tags,omitempty"`
+	TagsEveryHours int  `json:"tagsEveryHours,omitempty"`
 }
 
 // ReconcileResponse reports each bucket's progress; Complete is false when
@@ -46,7 +51,7 @@ func (j *Journal) HandleReconcile(ctx context.Context, req ReconcileRequest) (*R
 			resp.Complete = false
 			break
 		}
-		p, err := j.Reconcile(ctx, b, ReconcileOptions{StopAt: stopAt})
+		p, err := j.Reconcile(ctx, b, ReconcileOptions{StopAt: stopAt, Tags: req.Tags, TagsEvery: time.Duration(req.TagsEveryHours) * time.Hour})
 		if err != nil {
 			return resp, err
 		}

@@ -398,6 +398,11 @@ type Progress struct {
 	// finished reconcile that read them (ReconcileOptions.Tags) started.
 	// A listing shows no tags, so CompleteThrough does not cover them.
 	TagsThrough *time.Time `json:"tagsThrough,omitempty"`
+	// ReadsTags: this run reads the tags of every current version (it
+	// started with ReconcileOptions.Tags, or TagsEvery had passed). Fixed
+	// when the run starts, so a resumed run never claims TagsThrough for
+	// keys its first part did not read.
+	ReadsTags bool `json:"readsTags,omitempty"`
 	// Warnings name the damaged journal objects the reconcile read around
 	// (see vault.Damage): it protects what the bucket holds either way.
 	Warnings []string `json:"warnings,omitempty"`
@@ -419,6 +424,11 @@ type ReconcileOptions struct {
 	// Off by default: at a billion current versions that is a billion
 	// requests (about $400) per reconcile.
 	Tags bool
+	// TagsEvery makes a run read tags (as Tags) when the last finished
+	// reconcile that read them started this long ago or more, or none did:
+	// the scheduled reconcile reads tags weekly by default, at the cost
+	// above once a week. 0 leaves it to Tags.
+	TagsEvery time.Duration
 	// Progress, when set, is called after each listed page.
 	Progress func(Progress)
 	// StopAt, when set, ends the run at the first key boundary after it,
@@ -456,7 +466,9 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 		return Progress{}, err
 	}
 	if p.CompletedAt != nil || p.Bucket == "" {
-		p = Progress{Bucket: bucket, StartedAt: time.Now().UTC(), CompleteThrough: p.CompleteThrough, TagsThrough: p.TagsThrough}
+		now := time.Now().UTC()
+		p = Progress{Bucket: bucket, StartedAt: now, CompleteThrough: p.CompleteThrough, TagsThrough: p.TagsThrough}
+		p.ReadsTags = o.Tags || o.TagsEvery > 0 && (p.TagsThrough == nil || now.Sub(*p.TagsThrough) >= o.TagsEvery)
 	}
 	// The watermarks before this run: what it finds gone was deleted
 	// after the one, a tag change it finds was made after the other.
@@ -509,7 +521,7 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 			}
 		}
 		w := planKey(key, entries, known, time.Now().UTC(), since, floor)
-		if o.Tags {
+		if p.ReadsTags {
 			addTagChecks(w, entries, known, tagsSince)
 		}
 		return r.submit(w)
@@ -563,7 +575,7 @@ func (j *Journal) Reconcile(ctx context.Context, bucket string, o ReconcileOptio
 	if p.CompleteThrough == nil || through.After(*p.CompleteThrough) {
 		p.CompleteThrough = &through
 	}
-	if o.Tags && (p.TagsThrough == nil || through.After(*p.TagsThrough)) {
+	if p.ReadsTags && (p.TagsThrough == nil || through.After(*p.TagsThrough)) {
 		p.TagsThrough = &through
 	}
 	for _, d := range m.Damage() {

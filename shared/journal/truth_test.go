@@ -355,3 +355,60 @@ func TestReconcileTagsFindsALostTagChange(t *testing.T) {
 		t.Errorf("state during the change: uncertain %q; want the tags named uncertain", u)
 	}
 }
+
+// TestReconcileReadsTagsEvery: the scheduled reconcile reads tags once the
+// last run that read them is TagsEvery old (or none did), and not in
+// between; a run keeps the choice it started with when it resumes, so a
+// run that read no tags in its first part never claims tagsThrough.
+func TestReconcileReadsTagsEvery(t *testing.T) {
+	e := setup(t)
+	out, err := e.c.PutObject(e.ctx, &s3.PutObjectInput{Bucket: aws.String(e.bucket), Key: aws.String("k"), Body: strings.NewReader("x"), Tagging: aws.String("a=1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"l", "m"} {
+		if _, err := e.c.PutObject(e.ctx, &s3.PutObjectInput{Bucket: aws.String(e.bucket), Key: aws.String(k), Body: strings.NewReader(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := &journal.Journal{Vault: e.v, S3: e.c}
+	week := 7 * 24 * time.Hour
+	p, err := j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{TagsEvery: week})
+	if err != nil || !p.ReadsTags || p.TagsThrough == nil {
+		t.Fatalf("first reconcile: %+v %v; want it to read tags (none did before)", p, err)
+	}
+	first := *p.TagsThrough
+	retag := func(v string) {
+		t.Helper()
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+		if _, err := e.c.PutObjectTagging(e.ctx, &s3.PutObjectTaggingInput{Bucket: aws.String(e.bucket), Key: aws.String("k"), VersionId: out.VersionId,
+			Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("a"), Value: aws.String(v)}}}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	}
+	retag("2") // its event lost
+	if p, err := j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{TagsEvery: week}); err != nil || p.ReadsTags || p.Added != 0 || !p.TagsThrough.Equal(first) {
+		t.Fatalf("reconcile within the week: %+v %v; want no tags read, nothing added, tagsThrough kept", p, err)
+	}
+	if p, err := j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{TagsEvery: time.Second}); err != nil || !p.ReadsTags || p.Added != 1 || !p.TagsThrough.After(first) {
+		t.Fatalf("reconcile past TagsEvery: %+v %v; want the tag change found and tagsThrough advanced", p, err)
+	}
+
+	// A run stopped after its first key, started without tags, resumed
+	// by a run that asks for them: it finishes without reading tags and
+	// leaves tagsThrough where it was.
+	retag("3")
+	p, err = j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{PageSize: 1, StopAt: time.Now()})
+	if err != nil || p.CompletedAt != nil || p.ReadsTags {
+		t.Fatalf("stopped reconcile: %+v %v; want it unfinished, reading no tags", p, err)
+	}
+	through := *p.TagsThrough
+	p, err = j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{Tags: true})
+	if err != nil || p.CompletedAt == nil || p.ReadsTags || !p.TagsThrough.Equal(through) {
+		t.Fatalf("resumed with Tags: %+v %v; want it finished reading no tags, tagsThrough %s kept", p, err, through)
+	}
+	if p, err := j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{Tags: true}); err != nil || !p.ReadsTags || p.Added != 1 {
+		t.Fatalf("the next reconcile with Tags: %+v %v; want the change to a=3", p, err)
+	}
+}

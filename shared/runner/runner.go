@@ -20,6 +20,10 @@ type Runner struct {
 	Journal *journal.Journal
 	// ReconcileEvery is the reconcile interval; 0 means 5 minutes, <0 never.
 	ReconcileEvery time.Duration
+	// ReconcileTagsEvery: a reconcile also reads every current version's
+	// tags once the last one that did started this long ago (a tag change
+	// whose event was lost is found no other way); 0 means a week, <0 never.
+	ReconcileTagsEvery time.Duration
 	// BatchSize and BatchWait bound a batch (defaults 500 changes, 500ms).
 	BatchSize int
 	BatchWait time.Duration
@@ -53,6 +57,9 @@ func (r *Runner) init() {
 		}
 		if r.ReconcileEvery == 0 {
 			r.ReconcileEvery = 5 * time.Minute
+		}
+		if r.ReconcileTagsEvery == 0 {
+			r.ReconcileTagsEvery = 7 * 24 * time.Hour
 		}
 		if r.Log == nil {
 			r.Log = slog.Default()
@@ -192,7 +199,7 @@ func (r *Runner) reconcileAll(ctx context.Context) {
 		return
 	}
 	for _, b := range buckets {
-		p, err := r.Journal.Reconcile(ctx, b.Bucket, journal.ReconcileOptions{})
+		p, err := r.Journal.Reconcile(ctx, b.Bucket, journal.ReconcileOptions{TagsEvery: max(r.ReconcileTagsEvery, 0)})
 		if err != nil {
 			r.Log.ErrorContext(ctx, "reconcile", "bucket", b.Bucket, "error", err)
 			continue
