@@ -20,7 +20,7 @@ import (
 
 const (
 	// compactRecords is the history of BenchmarkCompactAfterChurn, times
-	// the scale: issue 13's size, which takes about 2 minutes here.
+	// the scale: the target's size, which takes about 2 minutes here.
 	compactRecords    = 1000000
 	compactChurnEvery = 100  // a churn writes a new version of 1 key in 100
 	compactSegment    = 5000 // records per segment, as reconcile flushes them

@@ -33,7 +33,7 @@ import (
 const (
 	// expireObjects is how many unreferenced data objects each run
 	// collects, times the scale; BUCKETVAULT_BENCH_FULL=1 makes it
-	// expireObjectsFull (issue 13's size).
+	// expireObjectsFull (the target's size).
 	expireObjects     = 25000
 	expireObjectsFull = 100000
 	expireRatioGoal   = 0.8
@@ -46,7 +46,7 @@ const (
 	expireBodySize        = 16 // bytes of each data object
 )
 
-// fullEnv selects the full size of issue 13's acceptance where a
+// fullEnv selects the size a target is stated for where a
 // benchmark's default is smaller (BenchmarkExpireCollect, whose set-up
 // writes 4 x 100,000 objects at full size: about half an hour here).
 // BUCKETVAULT_BENCH_SCALE still multiplies.

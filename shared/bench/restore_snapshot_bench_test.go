@@ -18,7 +18,7 @@ import (
 )
 
 const (
-	restoreSnapKeys    = 20000 // objects, times the scale (issue 14's size)
+	restoreSnapKeys    = 20000 // objects, times the scale (the target's size)
 	restoreSnapMinSize = 1 << 10
 	restoreSnapMaxSize = 9 << 10
 )
@@ -104,7 +104,7 @@ func buildSnapPoint(ctx context.Context, b *testing.B, srv *locals3.Server, c *s
 	return s
 }
 
-// BenchmarkRestoreSnapshot is issue 14's restore from packs: a SNAPSHOT
+// BenchmarkRestoreSnapshot is the restore from packs: a SNAPSHOT
 // recovery point of 20,000 objects of 1-9 KiB (buildSnapPoint; every
 // record packed), restored by four contenders that restoreRace makes
 // and checks, in mirrored order, each into a fresh bucket. The limit

@@ -25,7 +25,7 @@ var (
 )
 
 const (
-	// MaxRules is the most rules a plan may have, as issue 4 sets it.
+	// MaxRules is the most rules a plan may have.
 	MaxRules = 10
 	// maxWindowMinutes: StartWindowMinutes and CompletionWindowMinutes are
 	// at most 100 years.

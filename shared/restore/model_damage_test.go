@@ -26,8 +26,8 @@ import (
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
-// TestModelWithDamageAndForgedDeletes is the model test of invariant 7
-// (issue 12): the random workload of TestModelPointInTime, its events
+// TestModelWithDamageAndForgedDeletes is the model test of invariant 7:
+// the random workload of TestModelPointInTime, its events
 // delivered twice and shuffled and a reconcile at the end, with forged
 // deletion events mixed in (naming versions the bucket still holds), then
 // vault objects damaged at random: data objects overwritten (an older good
