@@ -90,3 +90,34 @@ func TestIdenticalRestoresStartedTogether(t *testing.T) {
 		t.Errorf("job records %v; want only the winner's, %s", records, reps[won].JobID)
 	}
 }
+
+// failCreate is the local server failing CreateBucket once.
+type failCreate struct {
+	*s3.Client
+	failed bool
+}
+
+func (c *failCreate) CreateBucket(ctx context.Context, in *s3.CreateBucketInput, opts ...func(*s3.Options)) (*s3.CreateBucketOutput, error) {
+	if !c.failed {
+		c.failed = true
+		return nil, errors.New("injected: CreateBucket failed")
+	}
+	return c.Client.CreateBucket(ctx, in, opts...)
+}
+
+// TestFailedStartReleasesTheClaim: a restore that claimed its request and
+// failed before writing its record (its target could not be created)
+// releases the claim, so the same restore run again at once goes ahead
+// instead of being refused as starting for StaleAfter.
+func TestFailedStartReleasesTheClaim(t *testing.T) {
+	f := newJournalFixture(t)
+	req := restore.Request{Vault: f.v.Bucket, Bucket: f.bucket, At: f.at, TargetBucket: f.srv.BucketName(t), CreateBucket: true}
+	r := &restore.Restorer{S3: &failCreate{Client: f.c}}
+	if _, err := r.Run(f.ctx, req); err == nil || !strings.Contains(err.Error(), "injected") {
+		t.Fatalf("first run: %v; want the injected CreateBucket failure", err)
+	}
+	rep, err := r.Run(f.ctx, req)
+	if err != nil || rep.State != restore.StateCompleted {
+		t.Fatalf("the same restore run again: %+v, %v; want it to run (the failed start released its claim)", rep, err)
+	}
+}

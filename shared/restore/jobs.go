@@ -95,6 +95,9 @@ type activeJob struct {
 	// starting, until its runner is gone or StaleAfter has passed.
 	ClaimedAt time.Time `json:"claimedAt,omitzero"`
 	Runner    *Runner   `json:"runner,omitempty"`
+	// Released: the job ended before it wrote a record (its target could
+	// not be created, say), so nothing holds the request.
+	Released bool `json:"released,omitempty"`
 }
 
 // claimAttempts bounds how many times claim reads the request's latest
@@ -109,7 +112,11 @@ const claimAttempts = 3
 // record it read (If-Match; If-None-Match when there was none), so of two
 // identical restores started together exactly one claims the request:
 // the other reads the winner's claim and is refused by it.
-func (r *Restorer) claim(ctx context.Context, v *vault.Vault, req Request, rep *Report) error {
+//
+// It returns the release of the claim (nil when the job already had it),
+// for a job that ends before it writes its record: an identical restore
+// may then start at once instead of waiting StaleAfter.
+func (r *Restorer) claim(ctx context.Context, v *vault.Vault, req Request, rep *Report) (release func(), err error) {
 	key := vault.ActiveJobKey(requestHash(req))
 	for attempt := 1; ; attempt++ {
 		var prev activeJob
@@ -118,20 +125,31 @@ func (r *Restorer) claim(ctx context.Context, v *vault.Vault, req Request, rep *
 		case s3x.IsNotFound(err):
 			prev, etag = activeJob{}, ""
 		case err != nil:
-			return err
-		case prev.JobID == rep.JobID:
-			return nil // this job's own claim: a run of it again
-		case prev.JobID != "":
+			return nil, err
+		case prev.JobID == rep.JobID && !prev.Released:
+			return nil, nil // this job's own claim: a run of it again
+		case prev.JobID != "" && !prev.Released:
 			if err := r.supersede(ctx, v, prev, rep); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		_, err = v.PutJSONIf(ctx, key, activeJob{JobID: rep.JobID, ClaimedAt: r.now().UTC(), Runner: rep.Runner}, etag)
-		if err == nil || !vault.IsConflict(err) {
-			return err
+		claim := activeJob{JobID: rep.JobID, ClaimedAt: r.now().UTC(), Runner: rep.Runner}
+		etag, err = v.PutJSONIf(ctx, key, claim, etag)
+		if err == nil {
+			return func() {
+				// Over this claim only: a restore that took the request
+				// over meanwhile keeps it.
+				claim.Released = true
+				if _, err := v.PutJSONIf(context.WithoutCancel(ctx), key, claim, etag); err != nil && !vault.IsConflict(err) {
+					r.log().WarnContext(ctx, "release the restore's claim", "job", rep.JobID, "error", err)
+				}
+			}, nil
+		}
+		if !vault.IsConflict(err) {
+			return nil, err
 		}
 		if attempt == claimAttempts {
-			return &InvalidRequestError{Reason: fmt.Sprintf("other runs of the same restore claimed it %d times while this one read its claim (%s): run it again", attempt, key)}
+			return nil, &InvalidRequestError{Reason: fmt.Sprintf("other runs of the same restore claimed it %d times while this one read its claim (%s): run it again", attempt, key)}
 		}
 	}
 }

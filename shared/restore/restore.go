@@ -430,11 +430,15 @@ func (r *Restorer) begin(ctx context.Context, req Request, runner *Runner, deadl
 	}
 	// Claimed before the target is created: a restore refused because the
 	// same one is running leaves nothing behind.
-	if err := r.claim(ctx, v, req, rep); err != nil {
+	release, err := r.claim(ctx, v, req, rep)
+	if err != nil {
 		return &begun{}, err
 	}
 	if req.CreateBucket {
 		if err := r.createTarget(ctx, req); err != nil {
+			if release != nil {
+				release()
+			}
 			return &begun{}, err
 		}
 	}
@@ -454,6 +458,9 @@ func (r *Restorer) begin(ctx context.Context, req Request, runner *Runner, deadl
 	case vault.IsConflict(err):
 		return &begun{}, &InvalidRequestError{Reason: fmt.Sprintf("job %s's record was written by another run meanwhile: see `bucketvault job show --vault %s %s`", rep.JobID, v.Bucket, rep.JobID)}
 	case err != nil:
+		if release != nil {
+			release()
+		}
 		return &begun{}, err
 	}
 	return b, nil
