@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -237,6 +238,43 @@ func (v *Vault) Retain(ctx context.Context, keys []string, until time.Time, conc
 	return g.Wait()
 }
 
+// RetainData is Retain for data objects, by the records that reference
+// them: the version extended is the one bearing the recorded DataETag
+// (HeadData: the current version, else the newest older one that has it),
+// so a data object rewritten or damaged after it was written never moves
+// the lock off the good bytes onto the bad ones. The HEAD that checks the
+// ETag also answers the retention (it replaces Retain's
+// GetObjectRetention), so an intact object costs what Retain costs. A
+// data object with no good version is left to verify and repair.
+func (v *Vault) RetainData(ctx context.Context, recs []Record, until time.Time, concurrency int) error {
+	if v.Lock == nil || len(recs) == 0 {
+		return nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, concurrency))
+	for _, rec := range recs {
+		g.Go(func() error {
+			h, dv, err := v.HeadData(gctx, rec)
+			var damaged *DamagedDataError
+			switch {
+			case errors.As(err, &damaged) || s3x.IsNotFound(err):
+				return nil
+			case err != nil:
+				return fmt.Errorf("retention of %s: %w", rec.Data, err)
+			case h.ObjectLockRetainUntilDate != nil && !h.ObjectLockRetainUntilDate.Before(until):
+				return nil
+			}
+			_, err = v.S3.PutObjectRetention(gctx, &s3.PutObjectRetentionInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data), VersionId: nonEmpty(dv.VersionID),
+				Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionMode(v.Lock.Mode), RetainUntilDate: aws.Time(until.UTC())}})
+			if err != nil {
+				return fmt.Errorf("extend the retention of s3://%s/%s@%s to %s: %w", v.Bucket, rec.Data, dv.VersionID, until.UTC().Format(time.RFC3339), err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
 // PointRetainUntil is how long what a recovery point references stays
 // locked: until its DeleteAt, at least the lock's minimum from now.
 func (v *Vault) PointRetainUntil(sp *SnapshotPoint, now time.Time) time.Time {
@@ -270,7 +308,7 @@ func (v *Vault) RetainPoint(ctx context.Context, sp *SnapshotPoint, now time.Tim
 		return err
 	}
 	defer m.Close()
-	var batch []string
+	var batch []Record
 	seen := map[string]bool{} // packs repeat: one batch's worth
 	err = readAll(m, func(_ string, recs []Observed) error {
 		for _, r := range recs {
@@ -278,9 +316,9 @@ func (v *Vault) RetainPoint(ctx context.Context, sp *SnapshotPoint, now time.Tim
 				continue
 			}
 			seen[r.Data] = true
-			batch = append(batch, r.Data)
+			batch = append(batch, r.Record)
 			if len(batch) == 1000 {
-				if err := v.Retain(ctx, batch, until, concurrency); err != nil {
+				if err := v.RetainData(ctx, batch, until, concurrency); err != nil {
 					return err
 				}
 				batch = batch[:0]
@@ -292,7 +330,7 @@ func (v *Vault) RetainPoint(ctx context.Context, sp *SnapshotPoint, now time.Tim
 	if err != nil {
 		return err
 	}
-	return v.Retain(ctx, batch, until, concurrency)
+	return v.RetainData(ctx, batch, until, concurrency)
 }
 
 // Encryption is how the vault bucket encrypts what is written to it: its
