@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -95,20 +96,32 @@ func (a *app) verify(ctx context.Context, v *vault.Vault, concurrency int, deep 
 	})
 }
 
-// vaultRepairCommand puts back the good versions of damaged vault objects.
+// vaultRepairCommand puts back the good versions of damaged vault
+// objects, sets aside runs with a lost shard, writes lost data again from
+// its sources, and lists what none of these can rebuild.
 func (a *app) vaultRepairCommand() *cobra.Command {
 	var name string
 	var dry, deep bool
 	var concurrency int
 	cmd := &cobra.Command{
 		Use:   "repair --vault V [--dry-run] [--deep]",
-		Short: "Put back the good older version of every damaged vault object verify finds, and list what cannot be repaired",
-		Long: `repair runs verify (--deep: reading every data object's bytes too), then, for
-every damaged object whose older version is good (the vault is versioned),
-deletes the versions and delete markers above that good version, so it is
-current again with the ETag the records name. --dry-run lists them and
-deletes nothing. Objects with no good version are listed as lost (exit 3):
-a reconcile journals again what their buckets still hold.`,
+		Short: "Rebuild what verify finds damaged (good older versions, runs from their segments, lost data from its source), and list what cannot be rebuilt",
+		Long: `repair runs verify (--deep: reading every data object's bytes too), then:
+
+- for every damaged object whose older version is good (the vault is
+  versioned), deletes the versions and delete markers above that good
+  version, so it is current again with the ETag the records name;
+- sets aside a run with a lost shard when the segments it merged are all
+  still there (they are read instead, and the next compaction merges them
+  again);
+- writes every lost data object (no version holds the recorded bytes)
+  again, to its own key, from the source version its records name, when
+  that version is still in its bucket with the recorded ETag, size and
+  checksum; the copy must have the ETag the records name (a pack: its
+  members, read and checked, must hash to it), else it is removed.
+
+--dry-run checks the same and changes nothing. What none of these can
+rebuild is listed with why (exit 3).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v, err := a.openVault(cmd, name)
@@ -127,47 +140,11 @@ a reconcile journals again what their buckets still hold.`,
 			if err != nil {
 				return err
 			}
-			verb := "repaired"
-			if dry {
-				verb = "would repair (dry run)"
-			}
-			rebuilt := map[string]bool{}
-			for _, r := range runs {
-				for _, d := range rep.LostJournal {
-					if r.Holds(d.Object) {
-						rebuilt[d.String()] = true
-					}
-				}
-			}
-			var lost []string
-			for _, l := range rep.Lost {
-				if !rebuilt[l] {
-					lost = append(lost, l)
-				}
-			}
-			var b strings.Builder
-			fmt.Fprintf(&b, "vault s3://%s: %d damaged objects with a good version, %d runs to read from their segments, %d lost\n", v.Bucket, len(rep.Repairable), len(runs), len(lost))
-			for _, r := range done {
-				fmt.Fprintf(&b, "  %s %s: version %s is current again (removed %s); it was: %s\n", verb, r.Object, r.GoodVersion, strings.Join(r.Removed, ", "), r.Reason)
-			}
-			for _, r := range runs {
-				fmt.Fprintf(&b, "  %s run %s of s3://%s (shard %s lost): set aside; its %d segments are read instead, and the next compaction writes it again\n", verb, r.Run, r.Bucket, r.Shard, r.Segments)
-			}
-			for _, l := range lost {
-				fmt.Fprintf(&b, "  CANNOT REPAIR %s\n", l)
-			}
-			if err := a.print(struct {
-				Repaired []vault.Repair     `json:"repaired"`
-				Runs     []vault.DroppedRun `json:"runsSetAside"`
-				DryRun   bool               `json:"dryRun"`
-				Lost     []string           `json:"lost"`
-			}{done, runs, dry, lost}, b.String()); err != nil {
+			data, err := v.RepairData(cmd.Context(), rep, dry)
+			if err != nil {
 				return err
 			}
-			if len(lost) > 0 {
-				return &partialError{msg: fmt.Sprintf("%d objects cannot be repaired from the vault; run `bucketvault reconcile` for each protected bucket to journal again what it holds", len(lost))}
-			}
-			return nil
+			return a.printRepair(v, rep, dry, done, runs, data)
 		},
 	}
 	cmd.Flags().StringVar(&name, "vault", "", "vault bucket name")
@@ -175,6 +152,108 @@ a reconcile journals again what their buckets still hold.`,
 	cmd.Flags().BoolVar(&deep, "deep", false, "read every data object's bytes too")
 	cmd.Flags().IntVar(&concurrency, "concurrency", 32, "parallel checks")
 	return cmd
+}
+
+// printRepair prints what repair did (or would do) and what it cannot
+// rebuild, with the next step each of those has, if any.
+func (a *app) printRepair(v *vault.Vault, rep *vault.VerifyReport, dry bool, done []vault.Repair, runs []vault.DroppedRun, data []vault.RebuiltData) error {
+	verb, wrote := "repaired", "written again"
+	if dry {
+		verb, wrote = "would repair (dry run)", "would be written again (dry run)"
+	}
+	// Lost journal objects: those of a run set aside are rebuilt.
+	var lostJournal []vault.Damage
+	for _, d := range rep.LostJournal {
+		if !slices.ContainsFunc(runs, func(r vault.DroppedRun) bool { return r.Holds(d.Object) }) {
+			lostJournal = append(lostJournal, d)
+		}
+	}
+	sources := map[string][]string{}
+	for _, ld := range rep.LostData {
+		sources[ld.Object] = ld.Sources
+	}
+	var rebuilt, lostData []vault.RebuiltData
+	for _, r := range data {
+		switch {
+		case !r.Rebuilt():
+			lostData = append(lostData, r)
+		case r.Version != "" || dry:
+			rebuilt = append(rebuilt, r)
+		}
+	}
+	lost := len(lostJournal) + len(lostData)
+	var b strings.Builder
+	fmt.Fprintf(&b, "vault s3://%s: %d damaged objects with a good version, %d runs to read from their segments, %d lost data objects to write again from their sources, %d lost\n",
+		v.Bucket, len(rep.Repairable), len(runs), len(rebuilt), lost)
+	for _, r := range done {
+		fmt.Fprintf(&b, "  %s %s: version %s is current again (removed %s); it was: %s\n", verb, r.Object, r.GoodVersion, strings.Join(r.Removed, ", "), r.Reason)
+	}
+	for _, r := range runs {
+		fmt.Fprintf(&b, "  %s run %s of s3://%s (shard %s lost): set aside; its %d segments are read instead, and the next compaction writes it again\n", verb, r.Run, r.Bucket, r.Shard, r.Segments)
+	}
+	for _, r := range data {
+		switch {
+		case r.Rebuilt() && (r.Version != "" || dry):
+			fmt.Fprintf(&b, "  %s %s from %s: %s with the ETag its records name", verb, r.Object, strings.Join(r.From, ", "), wrote)
+			if r.Version != "" {
+				fmt.Fprintf(&b, " (version %s)", r.Version)
+			}
+			if r.Note != "" {
+				fmt.Fprintf(&b, "; %s", r.Note)
+			}
+			b.WriteString("\n")
+		case r.Rebuilt():
+			fmt.Fprintf(&b, "  nothing to do for %s: %s\n", r.Object, r.Note)
+		}
+	}
+	buckets := map[bool][]string{} // in a snapshot: the buckets of the lost journal objects
+	for _, d := range lostJournal {
+		fmt.Fprintf(&b, "  CANNOT REPAIR %s\n", d)
+		if !slices.Contains(buckets[d.InSnapshot()], d.Bucket()) {
+			buckets[d.InSnapshot()] = append(buckets[d.InSnapshot()], d.Bucket())
+		}
+	}
+	for _, r := range lostData {
+		fmt.Fprintf(&b, "  CANNOT REPAIR %s (the data of %s): %s\n", r.Object, strings.Join(sources[r.Object], ", "), r.Cannot)
+	}
+	if rep.MoreLostData > 0 {
+		fmt.Fprintf(&b, "  %d more records name lost data objects beyond the %d verify keeps: repair again once those above are rebuilt\n", rep.MoreLostData, len(rep.LostData))
+	}
+	type lostOut struct {
+		Journal []vault.Damage      `json:"journal,omitempty"`
+		Data    []vault.RebuiltData `json:"data,omitempty"`
+		More    int                 `json:"moreData,omitempty"`
+	}
+	if err := a.print(struct {
+		Repaired []vault.Repair      `json:"repaired"`
+		Runs     []vault.DroppedRun  `json:"runsSetAside"`
+		Data     []vault.RebuiltData `json:"dataRebuilt"`
+		DryRun   bool                `json:"dryRun"`
+		Lost     lostOut             `json:"lost"`
+	}{done, runs, rebuilt, dry, lostOut{lostJournal, lostData, rep.MoreLostData}}, b.String()); err != nil {
+		return err
+	}
+	if lost == 0 && rep.MoreLostData == 0 {
+		return nil
+	}
+	var next []string
+	for _, bucket := range buckets[false] {
+		next = append(next, fmt.Sprintf("`bucketvault reconcile --vault %s --bucket %s` journals again what s3://%s holds now (the history the lost journal objects held stays unknown)", v.Bucket, bucket, bucket))
+	}
+	for _, bucket := range buckets[true] {
+		next = append(next, fmt.Sprintf("`bucketvault backup --vault %s --bucket %s` takes a new snapshot of what s3://%s holds now (the lost shards' keys stay unknown in the old one)", v.Bucket, bucket, bucket))
+	}
+	if len(lostData) > 0 {
+		next = append(next, "lost data with no source to rebuild it from is gone from the vault: a restore of those versions fails them (FAILED), and restores everything else")
+	}
+	msg := fmt.Sprintf("%d objects cannot be rebuilt from the vault or from their buckets", lost)
+	if rep.MoreLostData > 0 {
+		msg += fmt.Sprintf(", and %d more records name lost data: repair again", rep.MoreLostData)
+	}
+	if len(next) > 0 {
+		msg += "; " + strings.Join(next, "; ")
+	}
+	return &partialError{msg: msg}
 }
 
 func (a *app) protectCommand() *cobra.Command {

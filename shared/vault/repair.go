@@ -1,14 +1,24 @@
 package vault
 
 import (
+	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/bucketvault/bucketvault/shared/s3x"
 )
 
 // Repair is a damaged vault object with a good older version.
@@ -125,8 +135,8 @@ func (v *Vault) RepairRuns(ctx context.Context, rep *VerifyReport, dry bool) ([]
 // with its own ETag, which the records name. Nothing else is touched; an
 // object whose versions changed since Verify read them is left alone and
 // reported. With dry, it only fills Removed. Lost objects (no good
-// version) cannot be repaired here: rep.Lost lists them, and a reconcile
-// journals again what their buckets still hold.
+// version) are not repaired here: RepairData writes lost data again from
+// its sources, RepairRuns sets aside runs whose segments are there.
 func (v *Vault) Repair(ctx context.Context, rep *VerifyReport, dry bool) ([]Repair, error) {
 	var done []Repair
 	for _, r := range rep.Repairable {
@@ -174,4 +184,380 @@ func (v *Vault) versionsAbove(ctx context.Context, key, good string) ([]string, 
 		}
 	}
 	return above, nil
+}
+
+// Lost data. A data object no version of which holds the bytes its
+// records name (LostData, found by Verify) is written again, to the same
+// key, from the source version the records name, where that version is
+// still in its bucket and still what the records say: RepairData. What
+// is written is checked before and after, so nothing unverified becomes
+// what the records vouch for:
+//
+//   - the source version is asked for (HeadObject with its checksum) and
+//     must have the recorded ETag, size and full-object checksum (and a
+//     "null" version the recorded time: it is overwritten in place);
+//   - the copy is the one StoreData makes (its metadata, its tags where a
+//     snapshot's copy carries them), conditional on the recorded source
+//     ETag (CopySourceIfMatch), shaped as the data object was (one copy
+//     for a single-part ETag, parts for a multipart one);
+//   - a pack is rebuilt from its members' source versions, each read
+//     whole and checked against its record (MD5, checksum, size), and
+//     written only when the members, end to end, hash to the pack's
+//     recorded ETag;
+//   - the version written must have the recorded ETag, which every
+//     reader conditions on: then every record naming the key is whole
+//     again. A vault whose writes get ETags of their own (SSE-KMS, or
+//     another part size) cannot give it: the version written is removed
+//     and the object listed as not rebuilt, with why.
+//
+// In a locked vault the version written is retained as long as the
+// snapshots that reference it live (PointRetainUntil).
+
+// LostData is a data object no version of which holds the bytes its
+// records name, with the records that name it.
+type LostData struct {
+	// Object is the data key; DataETag the ETag its records name.
+	Object   string `json:"object"`
+	DataETag string `json:"dataEtag,omitempty"`
+	// Reason is what verify found instead.
+	Reason string `json:"reason"`
+	// Packed: the object is a pack, its records its members.
+	Packed bool `json:"packed,omitempty"`
+	// Sources are the source versions its records name (s3://b/k@v), each
+	// once.
+	Sources []string `json:"sources"`
+
+	records []sourceRecord
+	etags   []string                 // the DataETags its records name
+	points  map[string]SnapshotPoint // the snapshots that reference it
+}
+
+// sourceRecord is a version record and its source bucket.
+type sourceRecord struct {
+	bucket string
+	rec    Record
+}
+
+func (s sourceRecord) name() string {
+	return fmt.Sprintf("s3://%s/%s@%s", s.bucket, s.rec.Key, s.rec.VersionID)
+}
+
+// add keeps rec, of bucket, once per source version (and offset, in a
+// pack), and the point it is in (nil: the journal).
+func (ld *LostData) add(bucket string, rec Record, point *SnapshotPoint) {
+	if !slices.Contains(ld.etags, rec.DataETag) {
+		ld.etags = append(ld.etags, rec.DataETag)
+	}
+	if point != nil {
+		if ld.points == nil {
+			ld.points = map[string]SnapshotPoint{}
+		}
+		ld.points[point.RecoveryPointID] = *point
+	}
+	sr := sourceRecord{bucket: bucket, rec: rec}
+	for _, have := range ld.records {
+		if have.bucket == bucket && have.rec.Key == rec.Key && have.rec.VersionID == rec.VersionID && have.rec.ETag == rec.ETag &&
+			have.rec.DataOffset == rec.DataOffset && have.rec.Time.Equal(rec.Time) {
+			return
+		}
+	}
+	ld.records = append(ld.records, sr)
+	ld.Sources = append(ld.Sources, sr.name())
+}
+
+// RebuiltData is what RepairData did, or on a dry run would do, for one
+// lost data object.
+type RebuiltData struct {
+	Object string `json:"object"`
+	// From names the source versions its bytes were (or would be) read
+	// from: one, or a pack's members.
+	From []string `json:"from,omitempty"`
+	// Version is the version of the data key written ("" on a dry run,
+	// or when nothing was written).
+	Version string `json:"version,omitempty"`
+	// Note says what the object written carries that no record vouches
+	// for, or why nothing was needed.
+	Note string `json:"note,omitempty"`
+	// Cannot says why the object cannot be rebuilt ("" when it was, or
+	// would be).
+	Cannot string `json:"cannot,omitempty"`
+}
+
+// Rebuilt reports whether the object was (or, dry, would be) written again.
+func (r RebuiltData) Rebuilt() bool { return r.Cannot == "" }
+
+// RepairData writes every lost data object Verify found again from the
+// source versions its records name (see above); with dry, it checks the
+// sources and writes nothing. An object that cannot be rebuilt is listed
+// with why (Cannot); an error is a failure to ask (a retry may cure it).
+func (v *Vault) RepairData(ctx context.Context, rep *VerifyReport, dry bool) ([]RebuiltData, error) {
+	var out []RebuiltData
+	for _, ld := range rep.LostData {
+		r := RebuiltData{Object: ld.Object}
+		var err error
+		switch {
+		case slices.ContainsFunc(rep.Repairable, func(x Repair) bool { return x.Object == ld.Object }):
+			r.Cannot = "other records name a good older version of it: its records disagree on what it holds"
+		case len(ld.etags) > 1:
+			r.Cannot = fmt.Sprintf("its records name it with different ETags (%s): they disagree on what it holds", strings.Join(ld.etags, ", "))
+		case len(ld.records) == 0:
+			r.Cannot = "no record names its source"
+		default:
+			// Still lost? A writer may have put it back since verify.
+			if _, ferr := v.FindData(ctx, ld.records[0].rec); ferr == nil {
+				r.Note = "a version with the recorded ETag is there again since verify read it: nothing to do"
+				out = append(out, r)
+				continue
+			} else if !errors.As(ferr, new(*DamagedDataError)) {
+				return out, ferr
+			}
+			if ld.Packed {
+				err = v.rebuildPack(ctx, ld, dry, &r)
+			} else {
+				err = v.rebuildData(ctx, ld, dry, &r)
+			}
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// sourceProblem says why the source version src names cannot give the
+// record's bytes ("" when it can), from a HEAD of it with its checksum.
+func (v *Vault) sourceProblem(ctx context.Context, src sourceRecord) (string, error) {
+	rec := src.rec
+	h, err := v.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(src.bucket), Key: aws.String(rec.Key), VersionId: aws.String(rec.VersionID),
+		ChecksumMode: types.ChecksumModeEnabled})
+	switch {
+	case err != nil && (s3x.IsNotFound(err) || s3x.IsDeleteMarker(err)):
+		return fmt.Sprintf("its source version %s is gone from its bucket", src.name()), nil
+	case err != nil && ctx.Err() != nil:
+		return "", ctx.Err()
+	case err != nil:
+		return fmt.Sprintf("its source version %s cannot be read: %v", src.name(), err), nil
+	}
+	if rec.VersionID == "null" || rec.VersionID == "" {
+		// Written over in place: another object under the same id.
+		if got := aws.ToTime(h.LastModified).UTC().Truncate(time.Second); !got.Equal(rec.Time.UTC().Truncate(time.Second)) {
+			return fmt.Sprintf("the null version of s3://%s/%s was written over since (at %s; the record's is of %s)",
+				src.bucket, rec.Key, got.Format(time.RFC3339), rec.Time.UTC().Format(time.RFC3339)), nil
+		}
+	}
+	if etag := s3x.TrimETag(aws.ToString(h.ETag)); etag != rec.ETag {
+		return fmt.Sprintf("its source version %s has ETag %s, the record says %s", src.name(), etag, rec.ETag), nil
+	}
+	if size := aws.ToInt64(h.ContentLength); size != rec.Size {
+		return fmt.Sprintf("its source version %s has %d bytes, the record says %d", src.name(), size, rec.Size), nil
+	}
+	if c := rec.Checksum; c != nil && c.Type != string(types.ChecksumTypeComposite) {
+		if got := ChecksumOf(h); got != nil && got.Algorithm == c.Algorithm && got.Value != c.Value {
+			return fmt.Sprintf("its source version %s has %s checksum %s, the record says %s", src.name(), c.Algorithm, got.Value, c.Value), nil
+		}
+	}
+	return "", nil
+}
+
+// rebuildData writes a lost data object (not a pack) again from the
+// first source version its records name that passes sourceProblem.
+func (v *Vault) rebuildData(ctx context.Context, ld *LostData, dry bool, r *RebuiltData) error {
+	var problems []string
+	var src *sourceRecord
+	for i := range ld.records {
+		why, err := v.sourceProblem(ctx, ld.records[i])
+		if err != nil {
+			return err
+		}
+		if why == "" {
+			src = &ld.records[i]
+			break
+		}
+		if !slices.Contains(problems, why) {
+			problems = append(problems, why)
+		}
+	}
+	if src == nil {
+		r.Cannot = strings.Join(problems, "; ")
+		return nil
+	}
+	rec := src.rec
+	r.From = []string{src.name()}
+	metaInData := slices.ContainsFunc(ld.records, func(s sourceRecord) bool { return s.rec.MetaInData })
+	if metaInData {
+		r.Note = "its metadata is the source version's (which never changes); its tags are the version's tags now: no record holds the tags it had to check them against"
+	}
+	opts, why := copyShape(ld.DataETag, rec.Size)
+	if why != "" {
+		r.Cannot = why
+		return nil
+	}
+	if dry {
+		return nil
+	}
+	req := StoreRequest{Bucket: src.bucket, Key: rec.Key, VersionID: rec.VersionID, ETag: rec.ETag, Size: rec.Size, LastModified: rec.Time,
+		SourceMetadata: metaInData, Copy: opts}
+	if metaInData && !opts.SingleCall(rec.Size) {
+		// A copy in parts starts empty: the source's metadata and tags
+		// are given explicitly, as a snapshot's copy does.
+		req.Prepare = func(in *s3.CopyObjectInput) error {
+			return s3x.CarryMetadata(ctx, v.S3, src.bucket, rec.Key, rec.VersionID, in)
+		}
+	}
+	st, err := v.write(ctx, ld.Object, req, false)
+	switch {
+	case err != nil && (s3x.IsPreconditionFailed(err) || s3x.IsNotFound(err)):
+		r.Cannot = fmt.Sprintf("its source version %s changed or went while it was copied (%v)", src.name(), err)
+		return nil
+	case err != nil && s3x.IsArchived(err):
+		r.Cannot = fmt.Sprintf("its source version %s is in an archive tier: restore it in its bucket, then repair again", src.name())
+		return nil
+	case err != nil:
+		return fmt.Errorf("rebuild s3://%s/%s from %s: %w", v.Bucket, ld.Object, src.name(), err)
+	}
+	return v.settle(ctx, ld, st, r)
+}
+
+// copyShape is the copy that gives the bytes of a data object the shape
+// of its recorded ETag (one copy for a single-part ETag, parts for a
+// multipart one: the part size that makes as many parts as it says, the
+// default one where that does), or why none can.
+func copyShape(dataETag string, size int64) (s3x.CopyOptions, string) {
+	_, parts, multipart := strings.Cut(dataETag, "-")
+	if !multipart {
+		if size > s3x.MaxCopySize {
+			return s3x.CopyOptions{}, fmt.Sprintf("its recorded ETag %s is a single part's, which no copy of %d bytes (over 5 GiB) gives", dataETag, size)
+		}
+		return s3x.CopyOptions{Threshold: s3x.MaxCopySize}, ""
+	}
+	n, err := strconv.ParseInt(parts, 10, 64)
+	if err != nil || n < 1 || n > 10000 || size < n {
+		return s3x.CopyOptions{}, fmt.Sprintf("its recorded ETag %s names no part count a copy of %d bytes can have", dataETag, size)
+	}
+	partSize := int64(512 << 20) // s3x.Copy's default
+	for size/partSize >= 10000 {
+		partSize *= 2
+	}
+	if (size+partSize-1)/partSize != n {
+		const mib = 1 << 20
+		partSize = ((size+n-1)/n + mib - 1) / mib * mib
+	}
+	return s3x.CopyOptions{Multipart: true, PartSize: partSize}, ""
+}
+
+// rebuildPack writes a lost pack again from its members' source
+// versions (see above).
+func (v *Vault) rebuildPack(ctx context.Context, ld *LostData, dry bool, r *RebuiltData) error {
+	members := slices.Clone(ld.records)
+	sort.SliceStable(members, func(i, j int) bool { return members[i].rec.DataOffset < members[j].rec.DataOffset })
+	var off int64
+	for i, m := range members {
+		switch {
+		case i > 0 && m.rec.DataOffset == members[i-1].rec.DataOffset:
+			r.Cannot = fmt.Sprintf("its records name two members at byte %d (%s and %s)", m.rec.DataOffset, members[i-1].name(), m.name())
+			return nil
+		case m.rec.DataOffset != off:
+			r.Cannot = fmt.Sprintf("no record names its bytes %d to %d: the members its records name are not all it holds", off, m.rec.DataOffset-1)
+			return nil
+		}
+		off += m.rec.Size
+	}
+	if !s3x.ETagIsMD5(ld.DataETag, "") {
+		r.Cannot = fmt.Sprintf("its recorded ETag %s is not an MD5, so bytes rebuilt from its members cannot be checked against it", ld.DataETag)
+		return nil
+	}
+	body := make([]byte, 0, off)
+	for _, m := range members {
+		b, why, err := v.readMember(ctx, m)
+		if err != nil {
+			return err
+		}
+		if why != "" {
+			r.Cannot = why
+			return nil
+		}
+		body = append(body, b...)
+		r.From = append(r.From, m.name())
+	}
+	sum := md5.Sum(body)
+	if got := hex.EncodeToString(sum[:]); got != ld.DataETag {
+		r.Cannot = fmt.Sprintf("its %d members' bytes, end to end, have MD5 %s, not its recorded ETag %s: it holds members no record names (or its ETag is not an MD5)",
+			len(members), got, ld.DataETag)
+		return nil
+	}
+	if dry {
+		return nil
+	}
+	out, err := v.S3.PutObject(ctx, v.packInput(ld.Object, members[0].bucket, len(members), body, sum))
+	if err != nil {
+		return fmt.Errorf("rebuild pack s3://%s/%s: %w", v.Bucket, ld.Object, err)
+	}
+	return v.settle(ctx, ld, Stored{Key: ld.Object, ETag: s3x.TrimETag(aws.ToString(out.ETag)), VersionID: aws.ToString(out.VersionId)}, r)
+}
+
+// readMember reads the bytes of one pack member from its source version
+// and checks them against its record (size, MD5 where the ETag is one,
+// the full-object checksum); why says what failed.
+func (v *Vault) readMember(ctx context.Context, m sourceRecord) (body []byte, why string, err error) {
+	rec := m.rec
+	out, err := v.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(m.bucket), Key: aws.String(rec.Key), VersionId: aws.String(rec.VersionID),
+		IfMatch: aws.String(`"` + rec.ETag + `"`)})
+	switch {
+	case err != nil && (s3x.IsNotFound(err) || s3x.IsDeleteMarker(err)):
+		return nil, fmt.Sprintf("its member's source version %s is gone from its bucket", m.name()), nil
+	case err != nil && s3x.IsPreconditionFailed(err):
+		return nil, fmt.Sprintf("its member's source version %s does not have the recorded ETag %s", m.name(), rec.ETag), nil
+	case err != nil && ctx.Err() != nil:
+		return nil, "", ctx.Err()
+	case err != nil:
+		return nil, fmt.Sprintf("its member's source version %s cannot be read: %v", m.name(), err), nil
+	}
+	defer out.Body.Close()
+	body, err = io.ReadAll(io.LimitReader(out.Body, rec.Size+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", m.name(), err)
+	}
+	if int64(len(body)) != rec.Size {
+		return nil, fmt.Sprintf("its member's source version %s has %d bytes, the record says %d", m.name(), len(body), rec.Size), nil
+	}
+	if err := CheckData(rec, bytes.NewReader(body), ""); err != nil {
+		return nil, fmt.Sprintf("its member's source version %s: %v", m.name(), err), nil
+	}
+	return body, "", nil
+}
+
+// settle checks the version a rebuild wrote: with the recorded ETag, it
+// is what every record naming the key vouches for (and, in a locked
+// vault, retained as long as the snapshots that reference it live);
+// without, it is removed again, and the object cannot be rebuilt here.
+func (v *Vault) settle(ctx context.Context, ld *LostData, st Stored, r *RebuiltData) error {
+	if ld.DataETag == "" || st.ETag == ld.DataETag {
+		r.Version = st.VersionID
+		if v.Lock != nil && len(ld.points) > 0 {
+			now := time.Now()
+			var until time.Time
+			for _, sp := range ld.points {
+				if u := v.PointRetainUntil(&sp, now); u.After(until) {
+					until = u
+				}
+			}
+			if err := v.Retain(ctx, []string{ld.Object}, until, 1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	r.Cannot = fmt.Sprintf("the copy written from its source has ETag %s, its records name %s: this vault gives a write an ETag of its own "+
+		"(SSE-KMS, or another part size), so no reader could tell the copy from damage", st.ETag, ld.DataETag)
+	if st.VersionID == "" {
+		r.Cannot += "; the copy stays (the server named no version of it to remove)"
+		return nil
+	}
+	if _, err := v.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(ld.Object), VersionId: aws.String(st.VersionID)}); err != nil {
+		r.Cannot += fmt.Sprintf("; the copy stays as its version %s (removing it failed: %v)", st.VersionID, err)
+	} else {
+		r.Cannot += "; the copy was removed"
+	}
+	return nil
 }

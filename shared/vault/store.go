@@ -61,6 +61,8 @@ type Stored struct {
 	MetaInData bool
 	// Reused: the data object was there already (no bytes moved).
 	Reused bool
+	// VersionID is the version this write made ("" when reused).
+	VersionID string
 }
 
 // DataMetadata is the user metadata of a data object the journal
@@ -184,7 +186,7 @@ func (v *Vault) write(ctx context.Context, key string, req StoreRequest, createO
 		if err != nil {
 			return Stored{}, err
 		}
-		return Stored{Key: key, ETag: s3x.TrimETag(aws.ToString(out.ETag))}, nil
+		return Stored{Key: key, ETag: s3x.TrimETag(aws.ToString(out.ETag)), VersionID: aws.ToString(out.VersionId)}, nil
 	}
 	in := &s3.CopyObjectInput{
 		Bucket: aws.String(v.Bucket), Key: aws.String(key),
@@ -210,7 +212,7 @@ func (v *Vault) write(ctx context.Context, key string, req StoreRequest, createO
 	if err != nil {
 		return Stored{}, err
 	}
-	return Stored{Key: key, ETag: res.ETag, MetaInData: req.SourceMetadata}, nil
+	return Stored{Key: key, ETag: res.ETag, MetaInData: req.SourceMetadata, VersionID: res.VersionID}, nil
 }
 
 // probes caches what the vault's server was found to honour.
@@ -293,12 +295,7 @@ func (v *Vault) probes() *probes {
 func (v *Vault) StorePack(ctx context.Context, bucket string, members []string, body []byte, bodyMD5 [16]byte) (Stored, error) {
 	key := PackKey(bucket, members)
 	put := func(key string, createOnly bool) (Stored, error) {
-		in := &s3.PutObjectInput{
-			Bucket: aws.String(v.Bucket), Key: aws.String(key), Body: bytes.NewReader(body),
-			ContentLength: aws.Int64(int64(len(body))), ContentMD5: aws.String(base64.StdEncoding.EncodeToString(bodyMD5[:])),
-			ContentType: aws.String("application/octet-stream"),
-			Metadata:    map[string]string{"bv-pack-of": bucket, "bv-members": strconv.Itoa(len(members))},
-		}
+		in := v.packInput(key, bucket, len(members), body, bodyMD5)
 		if createOnly {
 			in.IfNoneMatch = aws.String("*")
 		}
@@ -306,7 +303,7 @@ func (v *Vault) StorePack(ctx context.Context, bucket string, members []string, 
 		if err != nil {
 			return Stored{}, fmt.Errorf("write pack s3://%s/%s: %w", v.Bucket, key, err)
 		}
-		return Stored{Key: key, ETag: s3x.TrimETag(aws.ToString(out.ETag))}, nil
+		return Stored{Key: key, ETag: s3x.TrimETag(aws.ToString(out.ETag)), VersionID: aws.ToString(out.VersionId)}, nil
 	}
 	for _, alternate := range []bool{false, true} {
 		if alternate {
@@ -332,4 +329,14 @@ func (v *Vault) StorePack(ctx context.Context, bucket string, members []string, 
 		}
 	}
 	return Stored{}, fmt.Errorf("write pack s3://%s/%s: no key to write it under", v.Bucket, key)
+}
+
+// packInput is the PUT of a pack of bucket's members whose bytes are body.
+func (v *Vault) packInput(key, bucket string, members int, body []byte, bodyMD5 [16]byte) *s3.PutObjectInput {
+	return &s3.PutObjectInput{
+		Bucket: aws.String(v.Bucket), Key: aws.String(key), Body: bytes.NewReader(body),
+		ContentLength: aws.Int64(int64(len(body))), ContentMD5: aws.String(base64.StdEncoding.EncodeToString(bodyMD5[:])),
+		ContentType: aws.String("application/octet-stream"),
+		Metadata:    map[string]string{"bv-pack-of": bucket, "bv-members": strconv.Itoa(members)},
+	}
 }

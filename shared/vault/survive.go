@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,9 +85,24 @@ func (d Damage) Keys() string {
 	}
 }
 
+// InSnapshot reports whether the object is a snapshot's manifest shard
+// (else it is the journal's: a segment, a run's shard, the index).
+func (d Damage) InSnapshot() bool { return strings.HasPrefix(d.Object, snapshotsPrefix) }
+
+// Bucket is the protected bucket whose records the object holds.
+func (d Damage) Bucket() string {
+	_, rest, _ := strings.Cut(d.Object, "/")
+	b, _, _ := strings.Cut(rest, "/")
+	return b
+}
+
 func (d Damage) String() string {
 	if d.Lost {
-		return fmt.Sprintf("s3 object %s is damaged and no version of it is good (%s): the journal cannot vouch for %s", d.Object, d.Reason, d.Keys())
+		holder := "the journal"
+		if d.InSnapshot() {
+			holder = "the snapshot"
+		}
+		return fmt.Sprintf("s3 object %s is damaged and no version of it is good (%s): %s cannot vouch for %s", d.Object, d.Reason, holder, d.Keys())
 	}
 	return fmt.Sprintf("s3 object %s is damaged (%s): read its good older version %s", d.Object, d.Reason, d.Version)
 }

@@ -13,6 +13,7 @@ import (
 	"hash/crc32"
 	"hash/crc64"
 	"io"
+	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -41,6 +42,12 @@ type VerifyReport struct {
 	Lost       []string `json:"lost,omitempty"`
 	// LostJournal are the lost journal objects among Lost.
 	LostJournal []Damage `json:"lostJournal,omitempty"`
+	// LostData are the lost data objects among Lost, each once, with the
+	// records that name it (RepairData writes them again from their
+	// sources): the first maxLostData of them; MoreLostData counts the
+	// records naming others (a repair after the next verify reaches them).
+	LostData     []*LostData `json:"lostData,omitempty"`
+	MoreLostData int         `json:"moreLostData,omitempty"`
 }
 
 // OK reports whether verification found nothing wrong.
@@ -78,7 +85,7 @@ func (v *Vault) Verify(ctx context.Context, concurrency int, deep bool, progress
 			vr.problem("journal of %s: %v", b.Bucket, err)
 			continue
 		}
-		if err := vr.check(ctx, b.Bucket, "the journal", m); err != nil {
+		if err := vr.check(ctx, b.Bucket, "the journal", nil, m); err != nil {
 			return nil, err
 		}
 	}
@@ -103,13 +110,14 @@ func (v *Vault) Verify(ctx context.Context, concurrency int, deep bool, progress
 				vr.problem("snapshot %s of %s: %v", sp.RecoveryPointID, b, err)
 				continue
 			}
-			if err := vr.check(ctx, b, "snapshot "+sp.RecoveryPointID, m); err != nil {
+			if err := vr.check(ctx, b, "snapshot "+sp.RecoveryPointID, &sp, m); err != nil {
 				return nil, err
 			}
 		}
 	}
 	rep := vr.rep
 	rep.Records, rep.Data, rep.Bytes = vr.records.Load(), vr.data.Load(), vr.bytes.Load()
+	sort.Slice(rep.LostData, func(i, j int) bool { return rep.LostData[i].Object < rep.LostData[j].Object })
 	return rep, nil
 }
 
@@ -122,6 +130,7 @@ type verifier struct {
 	progress             func(VerifyReport)
 	mu                   sync.Mutex
 	packs                map[string]*s3.HeadObjectOutput // recent packs' HEADs
+	lostData             map[string]*LostData            // by data key
 	records, data, bytes atomic.Int64
 }
 
@@ -137,8 +146,9 @@ func (vr *verifier) problem(f string, a ...any) {
 
 // check reads m (and closes it) and checks every data object its version
 // records name: it exists with the recorded size and ETag (and, deep, the
-// recorded digests). what names the stream in problems.
-func (vr *verifier) check(ctx context.Context, bucket, what string, m *Merger) error {
+// recorded digests). what names the stream in problems; point is the
+// snapshot it is the manifest of (nil: the journal).
+func (vr *verifier) check(ctx context.Context, bucket, what string, point *SnapshotPoint, m *Merger) error {
 	defer m.Close()
 	v := vr.v
 	g, gctx := errgroup.WithContext(ctx)
@@ -183,6 +193,7 @@ func (vr *verifier) check(ctx context.Context, bucket, what string, m *Merger) e
 					case errors.As(err, &lost):
 						vr.problem("%s %s; no version of it holds the recorded bytes (lost from the vault)", where, damage)
 						vr.lost(fmt.Sprintf("%s %s (data of s3://%s/%s@%s)", rec.Data, damage, bucket, rec.Key, rec.VersionID))
+						vr.addLostData(bucket, rec, damage, point)
 						return nil
 					case err != nil:
 						return err
@@ -257,6 +268,31 @@ func (vr *verifier) repairable(r Repair) {
 		}
 	}
 	vr.rep.Repairable = append(vr.rep.Repairable, r)
+}
+
+// maxLostData bounds the lost data objects a verify keeps the records
+// of (memory: the records of each, a pack's members).
+const maxLostData = 10000
+
+// addLostData keeps rec, of bucket, as a record naming a lost data
+// object, and the snapshot point it is in (nil: the journal).
+func (vr *verifier) addLostData(bucket string, rec Record, damage string, point *SnapshotPoint) {
+	vr.mu.Lock()
+	defer vr.mu.Unlock()
+	ld := vr.lostData[rec.Data]
+	if ld == nil {
+		if len(vr.rep.LostData) >= maxLostData {
+			vr.rep.MoreLostData++
+			return
+		}
+		if vr.lostData == nil {
+			vr.lostData = map[string]*LostData{}
+		}
+		ld = &LostData{Object: rec.Data, DataETag: rec.DataETag, Reason: damage, Packed: rec.Packed}
+		vr.lostData[rec.Data] = ld
+		vr.rep.LostData = append(vr.rep.LostData, ld)
+	}
+	ld.add(bucket, rec, point)
 }
 
 func (vr *verifier) lost(what string) {
