@@ -358,30 +358,32 @@ func (e *Engine) scanDeadline(ctx context.Context, job Job) time.Time {
 	return d
 }
 
-// known is what the vault holds of a bucket already: its newest usable
-// snapshot's manifest and its journal, both read in key order alongside
-// the listing.
+// known is what the vault holds of a bucket already: the manifest of the
+// snapshot's base (vault.BaseOf) and the journal, both read in key order
+// alongside the listing.
 type known struct {
 	prev, journal *cursor
 }
 
+// openKnown opens the base and the journal. The base is the one the
+// job's CREATING record names, read after that record was written and
+// used only if it is still usable: expiry keeps a base for a CREATING
+// point that names it, and a base expired before this read is not
+// carried from (its versions are copied again). A COLD base is not
+// carried from either: its data may be in a cold storage class, where a
+// WARM point's never is.
 func (e *Engine) openKnown(ctx context.Context, v *vault.Vault, job Job) (*known, error) {
 	k := &known{}
 	points, err := v.Snapshots(ctx, job.Bucket)
 	if err != nil {
 		return nil, err
 	}
-	for i := len(points) - 1; i >= 0; i-- {
-		sp := points[i]
-		if sp.RecoveryPointID == job.RecoveryPointID || (sp.Status != vault.PointAvailable && sp.Status != vault.PointPartial) {
-			continue
-		}
-		m, err := vault.NewMerger([]vault.RecordSource{v.OpenShards(ctx, sp.Shards, nil)})
+	if base := vault.BaseOf(points, job.RecoveryPointID); base != nil {
+		m, err := vault.NewMerger([]vault.RecordSource{v.OpenShards(ctx, base.Shards, nil)})
 		if err != nil {
 			return nil, err
 		}
 		k.prev = &cursor{m: m}
-		break
 	}
 	m, err := v.OpenJournal(ctx, job.Bucket, nil)
 	if err != nil {
@@ -438,8 +440,13 @@ func (k *known) lookup(en s3x.Entry, bucket string, now time.Time) (vault.Record
 				r.Tags, r.ACL, r.StorageClass = obj.Tags, obj.ACL, obj.StorageClass
 				return r, true, nil
 			}
+			// A record of the version the journal does not hold current
+			// at now is not carried: the journal disagrees with the
+			// listing, and a fold may drop such a record while this scan
+			// carries it (see vault/gc.go). Only one written after now (a
+			// clock behind the server's) is.
 			for _, o := range recs {
-				if same(o.Record) {
+				if same(o.Record) && o.Time.After(now) {
 					return o.Record, true, nil
 				}
 			}

@@ -47,7 +47,7 @@ func (e *Engine) Start(ctx context.Context, job Job) (*Job, error) {
 		job.State = StateExpired
 		job.StatusMessage = fmt.Sprintf("the job could not start inside its start window: scheduled %s, window %s, now %s",
 			job.ScheduledAt.Format(time.RFC3339), start, now.Format(time.RFC3339))
-		if err := v.PutJSON(ctx, vault.JobKey(job.JobID), job); err != nil {
+		if _, err := v.CreateJobRecord(ctx, job.JobID, job); err != nil {
 			return nil, classify(err)
 		}
 		return &job, nil
@@ -64,12 +64,27 @@ func (e *Engine) Start(ctx context.Context, job Job) (*Job, error) {
 	job.State = StateRunning
 	sp := v.NewSnapshotPoint(job.Bucket, job.RecoveryPointID, job.JobID, now)
 	sp.CreatedBy, sp.Lifecycle, sp.RecoveryPointTags = job.CreatedBy, job.Lifecycle, job.RecoveryPointTags
+	// The base the scan may carry records from, named before the scan
+	// reads it, so that expiry keeps it while this point is CREATING
+	// (vault.BaseOf).
+	points, err := v.Snapshots(ctx, job.Bucket)
+	if err != nil {
+		return nil, classify(err)
+	}
+	base := ""
+	if b := vault.IncrementalBase(points, ""); b != nil {
+		base = b.RecoveryPointID
+	}
+	sp.BaseRecoveryPointID = &base
 	// The two records at once: neither names the other's state, and a
 	// retried start makes new ones.
 	var g errgroup.Group
 	g.Go(func() error { return v.CreatePoint(ctx, sp) })
 	rec := job
-	g.Go(func() error { return v.PutJSON(ctx, vault.JobKey(rec.JobID), rec) })
+	g.Go(func() error {
+		_, err := v.CreateJobRecord(ctx, rec.JobID, rec)
+		return err
+	})
 	if err := g.Wait(); err != nil {
 		return nil, classify(err)
 	}

@@ -26,10 +26,14 @@ import (
 //
 // What never moves: data the journal references (every record inside
 // the window, and the record current at the floor), data a WARM point or
-// a running job references, and data written within GCGrace (a writer
-// may still reference it: no writer references data older than
-// ReuseLimit). Nothing warm can come to reference a tagged object later,
-// for the same reason.
+// a running job references (its fragments, and the base its CREATING
+// record names, COLD or not), and data written within GCGrace (a writer
+// may still reference it: no store references data older than
+// ReuseLimit). Nothing warm can come to reference a tagged object later:
+// no store references it, and a snapshot never carries records from a
+// COLD point (BaseOf); it copies those versions again, to new data
+// objects, which is right for every cold class (Deep Archive's data
+// could not even be read without a request back).
 //
 // A restore from a COLD point reads the tags a data object carries
 // without TierTag (restore, `carried`), so the tag never reaches a

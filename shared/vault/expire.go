@@ -285,7 +285,12 @@ var JobStaleAfter = 5 * time.Minute
 
 // expirePoints deletes the snapshot recovery points whose DeleteAt has
 // come: EXPIRED first (If-Match, so a run stopped half way is finished
-// by the next), then the manifest, then the record.
+// by the next), then the manifest, then the record. A point a running
+// snapshot job may carry records from (its base, see BaseOf) stays
+// EXPIRED with its manifest, and its data stays referenced, until that
+// job's point is no longer CREATING: the points are listed again after
+// the marks, so every job whose scan read a point usable before its
+// mark is in that listing.
 func (v *Vault) expirePoints(ctx context.Context, o ExpireOptions, rep *ExpireReport) error {
 	buckets, err := v.SnapshotBuckets(ctx)
 	if err != nil {
@@ -296,6 +301,7 @@ func (v *Vault) expirePoints(ctx context.Context, o ExpireOptions, rep *ExpireRe
 		if err != nil {
 			return err
 		}
+		var due []SnapshotPoint
 		for _, sp := range points {
 			cl := sp.CalculatedLifecycle
 			if cl == nil || cl.DeleteAt == nil || cl.DeleteAt.After(o.Now) {
@@ -308,13 +314,15 @@ func (v *Vault) expirePoints(ctx context.Context, o ExpireOptions, rep *ExpireRe
 				rep.Warnings = append(rep.Warnings, fmt.Sprintf("recovery point %s of %s is past DeleteAt but %s", sp.RecoveryPointID, b, why))
 				continue
 			}
-			ep := ExpiredPoint{Bucket: b, RecoveryPointID: sp.RecoveryPointID, DeleteAt: *cl.DeleteAt}
 			if o.DryRun {
-				ep.Objects = 1 + len(sp.Shards) + len(sp.FailureShards)
-				rep.Expired = append(rep.Expired, ep)
+				if by := carriersOf(points).of(sp.RecoveryPointID); by != "" {
+					rep.Warnings = append(rep.Warnings, heldWarning(b, sp.RecoveryPointID, by))
+					continue
+				}
+				rep.Expired = append(rep.Expired, ExpiredPoint{Bucket: b, RecoveryPointID: sp.RecoveryPointID, DeleteAt: *cl.DeleteAt,
+					Objects: 1 + len(sp.Shards) + len(sp.FailureShards)})
 				continue
 			}
-			key := SnapshotKey(b, sp.RecoveryPointID)
 			if sp.Status != PointExpired {
 				exp := sp
 				exp.Status, exp.StatusMessage = PointExpired, fmt.Sprintf("expired at %s (DeleteAt %s)", o.Now.Format(time.RFC3339), cl.DeleteAt.Format(time.RFC3339))
@@ -325,6 +333,22 @@ func (v *Vault) expirePoints(ctx context.Context, o ExpireOptions, rep *ExpireRe
 			if err := expireStep("point-expired"); err != nil {
 				return err
 			}
+			due = append(due, sp)
+		}
+		if len(due) == 0 {
+			continue
+		}
+		after, err := v.Snapshots(ctx, b)
+		if err != nil {
+			return err
+		}
+		held := carriersOf(after)
+		for _, sp := range due {
+			if by := held.of(sp.RecoveryPointID); by != "" {
+				rep.Warnings = append(rep.Warnings, heldWarning(b, sp.RecoveryPointID, by))
+				continue
+			}
+			ep := ExpiredPoint{Bucket: b, RecoveryPointID: sp.RecoveryPointID, DeleteAt: *sp.CalculatedLifecycle.DeleteAt}
 			n, err := v.deletePrefix(ctx, snapshotsPrefix+b+"/"+sp.RecoveryPointID+"/", o)
 			if err != nil {
 				return err
@@ -333,7 +357,7 @@ func (v *Vault) expirePoints(ctx context.Context, o ExpireOptions, rep *ExpireRe
 			if err := expireStep("point-manifest"); err != nil {
 				return err
 			}
-			rec, err := v.deleteKeys(ctx, []string{key}, o)
+			rec, err := v.deleteKeys(ctx, []string{SnapshotKey(b, sp.RecoveryPointID)}, o)
 			if err != nil {
 				return err
 			}
@@ -343,6 +367,11 @@ func (v *Vault) expirePoints(ctx context.Context, o ExpireOptions, rep *ExpireRe
 		}
 	}
 	return nil
+}
+
+// heldWarning says why an expired point's manifest and data stay.
+func heldWarning(bucket, id, by string) string {
+	return fmt.Sprintf("recovery point %s of %s is EXPIRED, but its manifest and data stay while snapshot %s, whose scan may carry records from it, is CREATING", id, bucket, by)
 }
 
 // lockHolds says why the vault lock keeps a recovery point created at

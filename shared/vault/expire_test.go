@@ -348,3 +348,78 @@ func TestCollectionRacingWriters(t *testing.T) {
 		})
 	}
 }
+
+// TestExpiryKeepsTheBaseOfARunningSnapshot: a recovery point past its
+// DeleteAt that a CREATING point's scan may carry records from (the base
+// it names, or any point for a record that names none) becomes EXPIRED
+// but keeps its manifest and record, and its data stays referenced (a
+// dry run says the same), until that point is sealed; the next expiry
+// then deletes it and what only it referenced. A CREATING point that
+// names another base, or none, holds nothing.
+func TestExpiryKeepsTheBaseOfARunningSnapshot(t *testing.T) {
+	name := func(s string) *string { return &s }
+	for _, c := range []struct {
+		name string
+		base *string
+		held bool
+	}{
+		{"the base it names", name("old"), true},
+		{"a record that names no base", nil, true},
+		{"another base", name("new"), false},
+		{"no base", name(""), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newExpireFixture(t)
+			now := f.t0.Add(24*time.Hour + 12*time.Second)
+			running := f.v.NewSnapshotPoint("src", "running", "job-running", now)
+			running.BaseRecoveryPointID = c.base
+			if err := f.v.CreatePoint(f.ctx, running); err != nil {
+				t.Fatal(err)
+			}
+			kept := []string{"a2", "c1", "c2"}
+			if c.held {
+				kept = []string{"a1", "a2", "c1", "c2", "d1"} // what "old" references stays
+			}
+			dry, err := f.v.Expire(f.ctx, ExpireOptions{Now: now, DryRun: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The fixture's 7 data objects, less those kept.
+			if want := 7 - len(kept); dry.Data.Objects != int64(want) || (len(dry.Expired) == 0) != c.held {
+				t.Errorf("dry run: would expire %+v and delete %d data objects, want %d (held %v)", dry.Expired, dry.Data.Objects, want, c.held)
+			}
+			rep, err := f.v.Expire(f.ctx, ExpireOptions{Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.dataLeft(t); !reflect.DeepEqual(got, kept) {
+				t.Errorf("data left %v, want %v", got, kept)
+			}
+			old, err := f.v.Snapshot(f.ctx, "src", "old")
+			switch {
+			case c.held && (err != nil || old.Status != PointExpired || len(rep.Expired) != 0 || !slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, "running") })):
+				t.Fatalf("held: old %+v %v, expired %+v, warnings %v; want it EXPIRED and kept, said so", old, err, rep.Expired, rep.Warnings)
+			case !c.held && (err == nil || len(rep.Expired) != 1):
+				t.Fatalf("not held: old %+v %v, expired %+v; want it deleted", old, err, rep.Expired)
+			}
+			if !c.held {
+				return
+			}
+			if _, err := f.v.S3.HeadObject(f.ctx, &s3.HeadObjectInput{Bucket: aws.String(f.v.Bucket), Key: aws.String(old.Shards[0].Key)}); err != nil {
+				t.Fatalf("the held point's manifest: %v", err)
+			}
+			// Sealed: nothing holds "old" any more.
+			running.Status = PointAvailable
+			if err := f.v.SetPoint(f.ctx, running); err != nil {
+				t.Fatal(err)
+			}
+			rep, err = f.v.Expire(f.ctx, ExpireOptions{Now: now})
+			if err != nil || len(rep.Expired) != 1 || rep.Expired[0].RecoveryPointID != "old" {
+				t.Fatalf("after the seal: expired %+v %v, want the old snapshot", rep.Expired, err)
+			}
+			if got, want := f.dataLeft(t), []string{"a2", "c1", "c2"}; !reflect.DeepEqual(got, want) {
+				t.Errorf("after the seal: data left %v, want %v", got, want)
+			}
+		})
+	}
+}

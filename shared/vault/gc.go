@@ -16,23 +16,36 @@ import (
 )
 
 // Garbage collection deletes what no record names, safely while backups
-// and captures run:
+// and captures run (docs/vault-format.md, "Expiry", has the argument in
+// full):
 //
 //   - References are streamed from every journal (its index's runs and the
-//     segments after them), every live snapshot recovery point's manifest
-//     and every snapshot job's fragments, sorted through temporary files
+//     segments after them), every live snapshot recovery point's manifest,
+//     the manifest of every point a running snapshot job may carry records
+//     from (its base, EXPIRED or not: livePoints), and every running
+//     snapshot job's fragments, sorted through temporary files
 //     (refSorter), and merge-joined against the listing of data/: memory
 //     does not grow with the vault.
 //   - Only objects last written more than GCGrace before the collection
-//     began listing references are deleted. Writers never reference an
-//     existing data object written more than ReuseLimit ago (they write
-//     the version's bytes under a fresh key instead, see StoreData), and
-//     a writer references what it stored within WriterBound of storing
-//     it. With GCGrace >= ReuseLimit + WriterBound, any reference to an
-//     object old enough to delete was written before the collection began,
-//     so the collection read it: nothing a concurrent writer has just
-//     referenced, or is about to, is deleted. (TestCollectionRacingWriters
-//     interleaves them.)
+//     began listing references are deleted. A writer that stores data
+//     references an existing data object only if it was written within
+//     ReuseLimit (it writes the version's bytes under a fresh key
+//     instead, see StoreData), and records what it stored within
+//     WriterBound of storing it. With GCGrace >= ReuseLimit + WriterBound,
+//     any such reference to an object old enough to delete was written
+//     before the collection began, so the collection read it.
+//     (TestCollectionRacingWriters interleaves a capture.)
+//   - A snapshot's scan also carries records over, naming data of any
+//     age, from two sources. Its base: the job names it in its CREATING
+//     record before the scan reads it, and carries from it only while it
+//     reads it usable; expiry lists the points after it marks one
+//     EXPIRED and keeps a point some CREATING point names (expirePoints),
+//     and the collection reads it. The journal: only a record the
+//     journal holds current at the scan round's start, which a fold
+//     drops only once what superseded it is older than the bucket's
+//     window (a day at least), long after the round wrote the record
+//     into a fragment. (TestExpiryRacingASnapshotLosesNothing, in
+//     shared/snapshot, interleaves a backup.)
 //   - A journal that could not be read whole (a lost shard or segment)
 //     stops the collection of data: what it referenced is unknown.
 
@@ -86,33 +99,26 @@ func (v *Vault) collect(ctx context.Context, o ExpireOptions, rep *ExpireReport)
 		sound = sound && ok
 	}
 	// Snapshot recovery points that are not expired (in a dry run, not
-	// due to expire either), and running jobs' fragments.
+	// due to expire either), the points running snapshot jobs may carry
+	// records from, and running jobs' fragments.
 	snapBuckets, err := v.SnapshotBuckets(ctx)
 	if err != nil {
 		return err
 	}
 	running := map[string]bool{} // jobs of points still CREATING
 	for _, b := range snapBuckets {
-		points, err := v.Snapshots(ctx, b)
+		points, err := v.livePoints(ctx, b, o, running)
 		if err != nil {
 			return err
 		}
-		for _, sp := range points {
-			if sp.Status == PointCreating {
-				running[sp.BackupJobID] = true
-			}
-			if sp.Status == PointExpired {
-				continue
-			}
-			if cl := sp.CalculatedLifecycle; o.DryRun && cl != nil && cl.DeleteAt != nil && !cl.DeleteAt.After(o.Now) && sp.Status != PointCreating && v.lockHolds(sp.CreationDate, o.Now) == "" {
-				continue
-			}
+		for _, lp := range points {
+			sp := lp.point
 			m, err := NewMerger([]RecordSource{v.OpenShards(ctx, sp.Shards, nil)})
 			if err != nil {
 				return err
 			}
 			tier := refWarm
-			if sp.coldTagged(o.Now) {
+			if lp.cold {
 				tier = refCold
 			}
 			err = readAll(m, func(_ string, recs []Observed) error {
@@ -215,6 +221,91 @@ func (v *Vault) collect(ctx context.Context, o ExpireOptions, rep *ExpireReport)
 		}
 	}
 	return sorted.Err()
+}
+
+// livePoint is a recovery point whose manifest a collection reads, and
+// whether its references are cold (only COLD points' may be).
+type livePoint struct {
+	point SnapshotPoint
+	cold  bool
+}
+
+// livePoints lists the recovery points of bucket whose data a collection
+// keeps, and adds the jobs of its CREATING points to running: every
+// point not EXPIRED (in a dry run, not due to expire either), and every
+// point a running job may carry records from (BaseOf), EXPIRED or not.
+//
+// The points are listed twice. A listing reads each record after it
+// lists their keys, so a point it reads EXPIRED may have been marked
+// after a job that carries from it wrote its CREATING record and after
+// the keys were listed: the job's record is then missing from that
+// listing. The second listing starts after the first has read every
+// record, so it has every such job (the job wrote its record before its
+// scan read the base usable, which was before the mark, which was before
+// the first listing read it EXPIRED). Whether a point is live, and
+// whether it is cold, is what the first listing read; which jobs run and
+// what they carry from, what the second read.
+func (v *Vault) livePoints(ctx context.Context, bucket string, o ExpireOptions, running map[string]bool) ([]livePoint, error) {
+	first, err := v.Snapshots(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	second, err := v.Snapshots(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	held := carriersOf(second)
+	gone := func(sp SnapshotPoint) bool {
+		if sp.Status == PointExpired {
+			return true
+		}
+		// A dry run reads the vault as its expiry of points would leave it.
+		cl := sp.CalculatedLifecycle
+		return o.DryRun && cl != nil && cl.DeleteAt != nil && !cl.DeleteAt.After(o.Now) && sp.Status != PointCreating && v.lockHolds(sp.CreationDate, o.Now) == ""
+	}
+	type seen struct {
+		first, second *SnapshotPoint
+	}
+	var order []string
+	byID := map[string]*seen{}
+	for i, list := range [][]SnapshotPoint{first, second} {
+		for j := range list {
+			id := list[j].RecoveryPointID
+			s := byID[id]
+			if s == nil {
+				s = &seen{}
+				byID[id] = s
+				order = append(order, id)
+			}
+			if i == 0 {
+				s.first = &list[j]
+			} else {
+				s.second = &list[j]
+			}
+		}
+	}
+	var out []livePoint
+	for _, id := range order {
+		s := byID[id]
+		cur := s.second // the newest record: a point sealed in between has its shards
+		if cur == nil {
+			cur = s.first
+		}
+		if cur.Status == PointCreating {
+			running[cur.BackupJobID] = true
+		}
+		carried := held.of(id) != ""
+		liveFirst := s.first != nil && !gone(*s.first)
+		liveSecond := s.second != nil && !gone(*s.second)
+		if !carried && !liveFirst && !liveSecond {
+			continue
+		}
+		// Cold only as the first listing read it (a point turns COLD once
+		// and stays), and never while a job may carry from it.
+		cold := s.first != nil && s.first.coldTagged(o.Now) && !carried
+		out = append(out, livePoint{point: *cur, cold: cold})
+	}
+	return out, nil
 }
 
 // RetainMargin is how long before an object's S3 Object Lock retention

@@ -72,8 +72,15 @@ type SnapshotPoint struct {
 	ColdSince        *time.Time `json:"ColdSince,omitempty"`
 	EncryptionKeyArn string     `json:"EncryptionKeyArn,omitempty"`
 	BackupJobID      string     `json:"BackupJobId"`
-	Shards           []RunShard `json:"Shards"`
-	FailureShards    []RunShard `json:"FailureShards,omitempty"`
+	// BaseRecoveryPointID is the point whose records the snapshot's scan
+	// may carry over (its incremental base), chosen when its job starts
+	// (IncrementalBase): "" for none. A record without it (nil) was
+	// written before bases were recorded, and its job may carry from any
+	// usable point of the bucket. While a point is CREATING, expiry keeps
+	// the manifest and the data of the point it names (carriers).
+	BaseRecoveryPointID *string    `json:"BaseRecoveryPointId,omitempty"`
+	Shards              []RunShard `json:"Shards"`
+	FailureShards       []RunShard `json:"FailureShards,omitempty"`
 }
 
 // Lifecycle is AWS Backup's lifecycle of a recovery point, in days.
@@ -424,6 +431,99 @@ func (v *Vault) LatestSnapshot(ctx context.Context, bucket string, at time.Time)
 		return &sp, nil
 	}
 	return nil, nil
+}
+
+// A snapshot's scan carries records over from one earlier point, its
+// base: data of any age, which no writer may otherwise reference (see
+// ReuseLimit). Its job names the base in its CREATING record before the
+// scan reads it, and the scan carries from it only while it reads it
+// usable; expiry marks a point EXPIRED before it lists the points that
+// name it. So a scan that read the base before the mark belongs to a
+// point the listing finds, and expiry keeps the base's manifest and data
+// while that point is CREATING (docs/vault-format.md, "Expiry").
+
+// usableBase says whether a scan may carry records from sp: sealed with
+// records restores use (AVAILABLE or PARTIAL), and not COLD, whose data
+// may be in (or on its way to) a cold storage class, where a WARM point's
+// never is.
+func (sp *SnapshotPoint) usableBase() bool {
+	return (sp.Status == PointAvailable || sp.Status == PointPartial) && !sp.IsCold()
+}
+
+// IncrementalBase is the base of a new snapshot of a bucket whose points
+// are points (oldest first): the newest usable one other than self, or
+// nil (the snapshot copies every version).
+func IncrementalBase(points []SnapshotPoint, self string) *SnapshotPoint {
+	for i := len(points) - 1; i >= 0; i-- {
+		if sp := &points[i]; sp.RecoveryPointID != self && sp.usableBase() {
+			return sp
+		}
+	}
+	return nil
+}
+
+// BaseOf is the point the scan of snapshot self may carry records from,
+// among points listed after self's record was written: the base its
+// record names while that is still usable; for a record that names none
+// (written before bases were recorded), the newest usable point, which
+// expiry keeps for it too (carriers); nil when self's record is not
+// among points (nothing would keep a base for it).
+func BaseOf(points []SnapshotPoint, self string) *SnapshotPoint {
+	var me *SnapshotPoint
+	for i := range points {
+		if points[i].RecoveryPointID == self {
+			me = &points[i]
+		}
+	}
+	switch {
+	case me == nil:
+		return nil
+	case me.BaseRecoveryPointID == nil:
+		return IncrementalBase(points, self)
+	}
+	for i := range points {
+		if sp := &points[i]; sp.RecoveryPointID == *me.BaseRecoveryPointID && sp.RecoveryPointID != self && sp.usableBase() {
+			return sp
+		}
+	}
+	return nil
+}
+
+// carriers are the running snapshot jobs of one bucket that may carry
+// records from its points: each CREATING point's base.
+type carriers struct {
+	byBase map[string]string // base -> a CREATING point that names it
+	// any is a CREATING point that names no base (written before bases
+	// were recorded): its scan takes the newest usable point, whichever
+	// that is when it reads them.
+	any string
+}
+
+// carriersOf finds the carriers among a bucket's points.
+func carriersOf(points []SnapshotPoint) carriers {
+	c := carriers{byBase: map[string]string{}}
+	for _, sp := range points {
+		switch {
+		case sp.Status != PointCreating:
+		case sp.BaseRecoveryPointID == nil:
+			c.any = sp.RecoveryPointID
+		case *sp.BaseRecoveryPointID != "":
+			c.byBase[*sp.BaseRecoveryPointID] = sp.RecoveryPointID
+		}
+	}
+	return c
+}
+
+// of names a CREATING point whose scan may carry records from point id
+// ("" when none may).
+func (c carriers) of(id string) string {
+	if p := c.byBase[id]; p != "" {
+		return p
+	}
+	if c.any != id {
+		return c.any
+	}
+	return ""
 }
 
 // OpenShards streams a snapshot's shards (disjoint, ascending key ranges)
