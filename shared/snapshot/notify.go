@@ -99,7 +99,12 @@ type FailRequest struct {
 
 // Fail records a job that failed outright: the job FAILED, its recovery
 // point (if start made one) STOPPED so no restore or later snapshot uses
-// it, and BACKUP_JOB_FAILED published.
+// it, and BACKUP_JOB_FAILED published. A finished job never changes
+// state: one that has finished already (its notification failed after
+// the seal) stays as its record has it, and its own state change is
+// published again, as Notify would. A job whose point was sealed but
+// whose record was not finished (the seal's last write failed) is
+// finished from its point, as a retried seal would, and published so.
 func (e *Engine) Fail(ctx context.Context, req FailRequest) (*Job, error) {
 	job := req.Job
 	if err := job.validate(); err != nil {
@@ -123,15 +128,33 @@ func (e *Engine) Fail(ctx context.Context, req FailRequest) (*Job, error) {
 				if err := v.SetPoint(ctx, sp); err != nil {
 					return nil, classify(err)
 				}
-			case err == nil:
+			case err == nil && sp.Status != vault.PointStopped:
 				// Sealed (or expired) already: a failure after the seal
-				// does not unseal it.
-			case !s3x.IsNotFound(err):
+				// does not unseal it, and the job is what its seal made it.
+				var rec Job
+				if err := v.GetJSON(ctx, vault.JobKey(job.JobID), &rec); err != nil && !s3x.IsNotFound(err) {
+					return nil, classify(err)
+				}
+				if finished(rec.State) {
+					return e.failedAfterEnd(ctx, rec, job.StatusMessage)
+				}
+				sealed, err := e.resealed(ctx, v, req.Job, sp)
+				if err != nil {
+					return nil, err
+				}
+				return e.Notify(ctx, *sealed)
+			case err != nil && !s3x.IsNotFound(err):
 				return nil, classify(err)
 			}
 		}
-		if err := v.PutJSON(ctx, vault.JobKey(job.JobID), job); err != nil {
+		rec, wrote, err := recordEnd(ctx, v, job)
+		if err != nil {
 			return nil, classify(err)
+		}
+		if !wrote {
+			// Finished already: FAILED by an earlier run of this step
+			// (whose publish failed), or another state.
+			return e.failedAfterEnd(ctx, rec, job.StatusMessage)
 		}
 	}
 	ev := e.event(job)
@@ -140,4 +163,14 @@ func (e *Engine) Fail(ctx context.Context, req FailRequest) (*Job, error) {
 		return nil, err
 	}
 	return &job, nil
+}
+
+// failedAfterEnd answers a fail step of a job that had finished: its
+// record stays, and its state change is published again (events are at
+// least once; the one its last step sent may have failed).
+func (e *Engine) failedAfterEnd(ctx context.Context, rec Job, cause string) (*Job, error) {
+	if rec.State != StateFailed {
+		e.log().WarnContext(ctx, "backup job failed after it finished: its record stays", "job", rec.JobID, "state", rec.State, "error", cause)
+	}
+	return e.Notify(ctx, rec)
 }

@@ -7,8 +7,6 @@ import (
 	"io"
 	"strings"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
@@ -39,6 +37,11 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 	sp, err := v.Snapshot(ctx, job.Bucket, job.RecoveryPointID)
 	if err != nil {
 		return nil, classify(err)
+	}
+	if sp.Status != vault.PointCreating {
+		// Sealed before (a seal retried after its job record's write
+		// failed): the manifest is the sealed point's, written once.
+		return e.resealed(ctx, v, job, sp)
 	}
 	// The scan's progress says which chunks are work-item files (and,
 	// for a job whose scan did not finish, how far it got).
@@ -134,22 +137,68 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 	if err := v.RetainPoint(ctx, sp, e.now(), e.concurrency()); err != nil {
 		return nil, classify(err)
 	}
-	// The two records at once: a seal that fails after one is retried and
-	// writes both again.
-	var g errgroup.Group
-	g.Go(func() error { return v.SetPoint(ctx, sp) })
-	rec := job
-	g.Go(func() error { return v.PutJSON(ctx, vault.JobKey(rec.JobID), rec) })
-	if err := g.Wait(); err != nil {
+	// The point first, then the job: a seal that fails after the point
+	// is sealed is retried, finds it sealed and finishes the job from it.
+	if err := v.SetPoint(ctx, sp); err != nil {
 		return nil, classify(err)
 	}
-	if v.Lock != nil {
+	e.log().InfoContext(ctx, "snapshot sealed", "job", job.JobID, "state", job.State, "objects", totals.Objects, "copied", totals.Copied, "failed", totals.Failed)
+	return e.finishSealed(ctx, v, job, sp)
+}
+
+// resealed finishes the job of a point sealed by an earlier run of its
+// seal, from the sealed record: the job's state, totals and message are
+// what that seal made them. A point that is STOPPED (the fail step ran)
+// or EXPIRED without having been sealed cannot be.
+func (e *Engine) resealed(ctx context.Context, v *vault.Vault, job Job, sp *vault.SnapshotPoint) (*Job, error) {
+	if sp.CompletionDate == nil || (sp.Status != vault.PointAvailable && sp.Status != vault.PointPartial && sp.Status != vault.PointExpired) {
+		return nil, invalid("job %s: its recovery point %s is %s, not sealed: it cannot be sealed now", job.JobID, sp.RecoveryPointID, sp.Status)
+	}
+	stopped := job.Scan.Stopped
+	if !job.Scan.Done {
+		prog, found, err := loadProgress(ctx, v, job.JobID)
+		if err != nil {
+			return nil, classify(err)
+		}
+		if found {
+			job.Scan = prog.State
+			stopped = prog.State.Stopped
+		}
+	}
+	switch {
+	case stopped:
+		job.State = StateAborted
+	case sp.FailedObjects > 0:
+		job.State = StatePartial
+	default:
+		job.State = StateCompleted
+	}
+	job.StatusMessage = sp.StatusMessage
+	if sp.Status == vault.PointExpired {
+		// Its sealed message is gone with the expiry's.
+		job.StatusMessage = ""
+	}
+	job.Totals = &Totals{Objects: sp.ObjectCount, Bytes: sp.BackupSizeInBytes, Copied: sp.CopiedObjects, CopiedBytes: sp.CopiedBytes, Failed: sp.FailedObjects}
+	return e.finishSealed(ctx, v, job, sp)
+}
+
+// finishSealed records the end of the job of the sealed point sp (its
+// record is forward only: one finished already stays as it is) and, in
+// a locked vault, locks the sealed record as the point's data.
+func (e *Engine) finishSealed(ctx context.Context, v *vault.Vault, job Job, sp *vault.SnapshotPoint) (*Job, error) {
+	rec, _, err := recordEnd(ctx, v, job)
+	if err != nil {
+		return nil, classify(err)
+	}
+	if rec.State != job.State {
+		return nil, invalid("job %s ended %s already: its sealed point %s would make it %s", job.JobID, rec.State, sp.RecoveryPointID, job.State)
+	}
+	if v.Lock != nil && sp.Status != vault.PointExpired {
 		// The sealed record is a new version: locked as the point's data.
 		if err := v.Retain(ctx, []string{vault.SnapshotKey(job.Bucket, job.RecoveryPointID)}, v.PointRetainUntil(sp, e.now()), 1); err != nil {
 			return nil, classify(err)
 		}
 	}
-	e.log().InfoContext(ctx, "snapshot sealed", "job", job.JobID, "state", job.State, "objects", totals.Objects, "copied", totals.Copied, "failed", totals.Failed)
 	return &job, nil
 }
 

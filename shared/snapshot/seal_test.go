@@ -9,8 +9,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/bucketvault/bucketvault/shared/inspect"
 	"github.com/bucketvault/bucketvault/shared/snapshot"
@@ -178,7 +178,8 @@ func TestSealAdoptsFragments(t *testing.T) {
 		t.Errorf("no shard adopted: want the carried chunks' fragments adopted")
 	}
 
-	// A re-run seal gives the same point.
+	// A re-run seal gives the same job and leaves the sealed point as it
+	// is: its record, and every shard the one version the record names.
 	again, err := eng.Seal(e.ctx, *j)
 	if err != nil {
 		t.Fatal(err)
@@ -187,14 +188,13 @@ func TestSealAdoptsFragments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := cmp.Diff(sealed.Totals, again.Totals); d != "" {
-		t.Errorf("re-run seal's totals (-first +again):\n%s", d)
+	if d := cmp.Diff(sealed, again); d != "" {
+		t.Errorf("re-run seal's job (-first +again):\n%s", d)
 	}
-	// The same shards (a re-written one has its own ETag: its header's
-	// time is the re-run's).
-	if d := cmp.Diff(sp.Shards, sp2.Shards, cmpopts.IgnoreFields(vault.RunShard{}, "ETag")); d != "" {
-		t.Errorf("re-run seal's shards (-first +again):\n%s", d)
+	if d := cmp.Diff(sp, sp2); d != "" {
+		t.Errorf("re-run seal's point (-first +again):\n%s", d)
 	}
+	e.checkShardsWrittenOnce(t, sp2)
 	e.checkShards(t, sp2, again.Totals)
 
 	got, rep := e.restoreInto(t, j.RecoveryPointID, time.Time{})
@@ -218,4 +218,110 @@ func (e env) fileKeys(t *testing.T, key string) []string {
 		out = append(out, r.Key)
 	}
 	return out
+}
+
+// checkShardsWrittenOnce wants every object under a sealed point's
+// manifest prefix to have one version, the one its record names.
+func (e env) checkShardsWrittenOnce(t *testing.T, sp *vault.SnapshotPoint) {
+	t.Helper()
+	named := map[string]string{}
+	for _, sh := range append(slices.Clone(sp.Shards), sp.FailureShards...) {
+		named[sh.Key] = sh.ETag
+	}
+	out, err := e.c.ListObjectVersions(e.ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(e.v.Bucket),
+		Prefix: aws.String(strings.TrimSuffix(vault.SnapshotKey(e.bucket, sp.RecoveryPointID), ".json") + "/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions := map[string]int{}
+	for _, o := range out.Versions {
+		k := aws.ToString(o.Key)
+		versions[k]++
+		if etag, ok := named[k]; !ok || strings.Trim(aws.ToString(o.ETag), `"`) != etag {
+			t.Errorf("manifest object %s version %s (ETag %s): the point names %q", k, aws.ToString(o.VersionId), aws.ToString(o.ETag), etag)
+		}
+	}
+	for k := range named {
+		if versions[k] != 1 {
+			t.Errorf("shard %s has %d versions, want the one the seal wrote", k, versions[k])
+		}
+	}
+	if len(out.DeleteMarkers) > 0 {
+		t.Errorf("%d delete markers under the manifest", len(out.DeleteMarkers))
+	}
+}
+
+// TestSealRetriedAfterItsJobRecordFailed: a seal whose last write (the
+// job's record) fails after the point is sealed is retried, as the state
+// machine does: the retry finishes the job from the sealed point, writes
+// no manifest (every shard keeps the one version the point names, so
+// verify finds the point sound) and the job is what the first seal made
+// it.
+func TestSealRetriedAfterItsJobRecordFailed(t *testing.T) {
+	e := setup(t)
+	long := "long/" + strings.Repeat(strings.Repeat("é", 100)+"/", 5) + "x" // an encoded shard, besides the adopted ones
+	keys := []string{long}
+	for i := range 20 {
+		keys = append(keys, fmt.Sprintf("k/%03d", i))
+	}
+	for _, k := range keys {
+		e.put(t, k, "v1 "+k)
+	}
+	f := &faulty{Client: e.c}
+	eng := e.engine(f)
+	j, err := eng.Start(e.ctx, snapshot.Job{Vault: e.v.Bucket, Bucket: e.bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for !j.Scan.Done {
+		if j, err = eng.Scan(e.ctx, *j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var items []snapshot.ItemRef
+	if err := e.v.GetJSON(e.ctx, j.Scan.ItemsKey, &items); err != nil {
+		t.Fatal(err)
+	}
+	req := snapshot.CopyRequest{Items: items}
+	req.BatchInput.Job = *j
+	if _, err := eng.Copy(e.ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	f.failPut = func(key string) error {
+		if key == vault.JobKey(j.JobID) {
+			return &smithy.GenericAPIError{Code: "InternalError", Message: "injected: the job record's write fails"}
+		}
+		return nil
+	}
+	if _, err := eng.Seal(e.ctx, *j); err == nil {
+		t.Fatal("the seal succeeded with its job record's write failing")
+	}
+	sp, err := e.v.Snapshot(e.ctx, e.bucket, j.RecoveryPointID)
+	if err != nil || sp.Status != vault.PointAvailable {
+		t.Fatalf("after the failed seal: point %+v %v, want AVAILABLE (sealed before the job record)", sp, err)
+	}
+	f.failPut = nil
+	sealed, err := eng.Seal(e.ctx, *j)
+	if err != nil {
+		t.Fatalf("retried seal: %v", err)
+	}
+	want := snapshot.Totals{Objects: int64(len(keys)), Bytes: sp.BackupSizeInBytes, Copied: int64(len(keys)), CopiedBytes: sp.CopiedBytes}
+	if sealed.State != snapshot.StateCompleted || sealed.Totals == nil || *sealed.Totals != want {
+		t.Fatalf("retried seal: %s %+v, want COMPLETED %+v", sealed.State, sealed.Totals, want)
+	}
+	var rec snapshot.Job
+	if err := e.v.GetJSON(e.ctx, vault.JobKey(j.JobID), &rec); err != nil || rec.State != snapshot.StateCompleted {
+		t.Fatalf("job record %s %v, want COMPLETED", rec.State, err)
+	}
+	after, err := e.v.Snapshot(e.ctx, e.bucket, j.RecoveryPointID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(sp, after); d != "" {
+		t.Errorf("the retried seal changed the sealed point (-sealed +after):\n%s", d)
+	}
+	e.checkShardsWrittenOnce(t, after)
+	if r, err := e.v.Verify(e.ctx, 4, true, nil); err != nil || !r.OK() {
+		t.Fatalf("verify after the retried seal: %v %v", r.Problems, err)
+	}
 }

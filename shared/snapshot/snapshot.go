@@ -6,10 +6,12 @@
 // that the Step Functions state machine (infra/) and the local runner (Run)
 // call alike:
 //
-//	start   open the job; EXPIRED if its start window has passed
-//	scan    list the bucket (resumable, in rounds), diff it against the vault's
-//	        previous snapshot and journal, write work-item files for the
-//	        Distributed Map and the items list its ItemReader reads
+//	start   open the job and name its base; EXPIRED if its start window
+//	        has passed
+//	scan    list the bucket (resumable, in rounds), diff it against the
+//	        snapshot's base (the point start named, vault.BaseOf) and the
+//	        journal, write work-item files for the Distributed Map and the
+//	        items list its ItemReader reads
 //	copy    for a batch of item files: copy the versions the vault lacks
 //	        (one server-side CopyObject each, metadata and tags carried by
 //	        the copy) and write one manifest fragment per file
@@ -249,7 +251,9 @@ func classify(err error) error {
 		return err
 	case errors.As(err, &nav), errors.As(err, &unk):
 		return &InvalidJobError{Reason: err.Error()}
-	case errors.Is(err, context.DeadlineExceeded), s3x.IsRetryable(err):
+	case errors.Is(err, context.DeadlineExceeded), s3x.IsRetryable(err), vault.IsConflict(err):
+		// A lost conditional write is retried: the step reads the record
+		// again and goes on from what the other writer left.
 		return &RetryableError{Err: err}
 	}
 	return err

@@ -614,9 +614,9 @@ func TestHandlerSteps(t *testing.T) {
 			t.Errorf("%v: error %v (%T); want InvalidJobError", bad, err, err)
 		}
 	}
-	// The fail step records the job FAILED; a sealed recovery point stays
-	// as it was sealed (a sealed record is written once), one still
-	// CREATING is stopped.
+	// The fail step records a running job FAILED and stops its recovery
+	// point; a finished job and its sealed point stay as they were sealed
+	// (TestFinishedBackupJobNeverChangesState).
 	fail := func(job snapshot.Job) (snapshot.Job, *vault.SnapshotPoint) {
 		t.Helper()
 		out, err := call(map[string]any{"step": "fail", "job": job, "error": map[string]any{"Error": "States.Timeout", "Cause": "took too long"}})
@@ -631,7 +631,7 @@ func TestHandlerSteps(t *testing.T) {
 		}
 		return failed, sp
 	}
-	if failed, sp := fail(job); failed.State != snapshot.StateFailed || sp.Status != vault.PointAvailable {
+	if failed, sp := fail(job); failed.State != snapshot.StateCompleted || sp.Status != vault.PointAvailable {
 		t.Fatalf("failed after its seal: job %+v, point %+v", failed, sp)
 	}
 	if out, err = call(map[string]any{"step": "start", "job": map[string]any{"vault": e.v.Bucket, "bucket": e.bucket}}); err != nil {
