@@ -240,8 +240,11 @@ func (w *ShardWriter) Add(ctx context.Context, r Record) error {
 	return nil
 }
 
-// Flush writes the buffered records as one shard. Shards are written with
-// PutObject (not once): a retried seal writes the same shard again.
+// Flush writes the buffered records as one shard, with PutObject: a seal
+// retried before its point was sealed writes the same shard again (with
+// its own header time, so its own ETag). A sealed point's shards are
+// never written again: the seal of a point that is no longer CREATING
+// writes none (snapshot.Engine.Seal).
 func (w *ShardWriter) Flush(ctx context.Context) error {
 	if len(w.buf) == 0 {
 		return nil
