@@ -56,8 +56,13 @@ func TestRetainPointLocksTheRecordedBytes(t *testing.T) {
 		}
 		return *r.Retention.RetainUntilDate
 	}
-	if got := until(good.VersionId); got.Before(deleteAt) {
-		t.Errorf("the good version's retention is %s; want it extended to the point's DeleteAt %s", got, deleteAt)
+	h, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(d), VersionId: good.VersionId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := until(good.VersionId); got.Before(deleteAt) || got.Sub(aws.ToTime(h.LastModified))%(24*time.Hour) != 0 {
+		t.Errorf("the good version's retention is %s; want it extended past the point's DeleteAt %s, to a whole number of the lock's 1-day periods from its write (%s)",
+			got, deleteAt, aws.ToTime(h.LastModified))
 	}
 	if got := until(bad.VersionId); !got.Before(deleteAt) {
 		t.Errorf("the rewritten current version's retention was extended to %s: the lock moved off the recorded bytes", got)

@@ -68,7 +68,7 @@ type Record struct {
 	// it captures). A tag change the journal knows of between Time and
 	// TagsAt means the tags before it were never read (UncertainFor).
 	TagsAt time.Time `json:"tagsAt,omitzero"`
-	ACL  *ACL              `json:"acl,omitempty"`
+	ACL    *ACL      `json:"acl,omitempty"`
 	// SSE is the source's server-side encryption ("AES256", "aws:kms").
 	SSE string `json:"sse,omitempty"`
 
