@@ -83,10 +83,15 @@ func (r *Restorer) plan(ctx context.Context, v *vault.Vault, req Request, base *
 			if !slices.ContainsFunc(rep.Unvouched, func(u vault.Damage) bool { return u.Object == d.Object }) {
 				rep.Unvouched = append(rep.Unvouched, d)
 			}
-			if req.IncludeUncertain {
-				w = d.String() + "; those keys are restored as the rest of the vault knows them, and named uncertain"
-			} else {
-				w = d.String() + "; those keys are not written, and named uncertain (--include-uncertain restores them as the rest of the vault knows them)"
+			switch {
+			case d.InSnapshot():
+				// The snapshot's manifest is the restore's only source:
+				// the keys that shard held are unknown, none is named.
+				w = d.String() + "; the keys it held are unknown to this restore and none of them is written: restore them from another recovery point (`bucketvault recovery-points`)"
+			case req.IncludeUncertain:
+				w = d.String() + "; the keys in that range the rest of the vault knows are restored as it knows them, and named uncertain"
+			default:
+				w = d.String() + "; the keys in that range the rest of the vault knows are not written, and named uncertain (--include-uncertain restores them as it knows them)"
 			}
 		} else {
 			w = d.String() + "; run `bucketvault vault repair --vault " + v.Bucket + "` to put it back"

@@ -78,11 +78,13 @@ type Report struct {
 	// Archived says what the restore found in an archive storage class
 	// and requested back (archive.go).
 	Archived *ArchiveReport `json:"archived,omitempty"`
-	// Unvouched are the journal objects lost from the vault (no good
-	// version) and the key ranges whose records they held: every key in
-	// them is restored as the rest of the vault knows it, or left alone,
-	// and named in UncertainKeys (keys the rest of the vault never saw
-	// cannot be named: the ranges are what can be said of them).
+	// Unvouched are the journal objects (or, restoring a snapshot, its
+	// manifest shards) lost from the vault (no good version) and the key
+	// ranges whose records they held: every key in them the rest of the
+	// vault knows is restored as it knows it, or left alone, and named in
+	// UncertainKeys (keys the rest of the vault never saw cannot be named:
+	// the ranges are what can be said of them; a snapshot's restore reads
+	// only its manifest, so it names none).
 	Unvouched []vault.Damage `json:"unvouched,omitempty"`
 	// Uncertain counts keys whose state at T the restore cannot vouch
 	// for; UncertainKeys lists them (the first MaxReportedFailures; the

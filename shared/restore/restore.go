@@ -493,7 +493,11 @@ func (r *Restorer) conclude(v *vault.Vault, rep *Report, runErr error) {
 			says = append(says, fmt.Sprintf("%d objects failed", rep.Failed))
 		}
 		for _, d := range rep.Unvouched {
-			says = append(says, "the journal cannot vouch for "+d.Keys()+" (object "+d.Object+" is lost)")
+			holder := "the journal"
+			if d.InSnapshot() {
+				holder = "the snapshot"
+			}
+			says = append(says, holder+" cannot vouch for "+d.Keys()+" (object "+d.Object+" is lost)")
 		}
 		if rep.Uncertain > 0 {
 			says = append(says, fmt.Sprintf("%d keys restored or left uncertain (see uncertainKeys)", rep.Uncertain))
