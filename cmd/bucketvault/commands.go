@@ -770,6 +770,9 @@ func (a *app) verifyCommand() *cobra.Command {
 			if against {
 				text += "  (a change still on its way shows as a disagreement until it is journaled: `bucketvault reconcile` journals every one)\n"
 			}
+			if len(rep.Repairable) > 0 || len(rep.Lost) > 0 {
+				text += fmt.Sprintf("  (`bucketvault vault repair --vault %s --dry-run` says what it can rebuild: good older versions, runs from their segments, lost data from its source)\n", v.Bucket)
+			}
 			out := any(rep)
 			if against {
 				out = struct {

@@ -163,7 +163,7 @@ func TestCLIVaultRepairRebuildsLostData(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if code, out, _ := cli(t, srv, "verify", "--vault", vaultName); code != 3 || !strings.Contains(out, "lost from the vault") {
+	if code, out, _ := cli(t, srv, "verify", "--vault", vaultName); code != 3 || !strings.Contains(out, "lost from the vault") || !strings.Contains(out, "`bucketvault vault repair --vault "+vaultName+" --dry-run`") {
 		t.Fatalf("verify of the damaged vault: %d\n%s", code, out)
 	}
 	code, out, e := cli(t, srv, "backup", "--vault", vaultName, "--bucket", bucket)
