@@ -107,11 +107,22 @@ func TestCLIExpireKilledResumes(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The fold's progress names its floor (the compaction above left a
+	// progress record of its own, without one).
+	type progressRecord struct {
+		Run    string    `json:"run"`
+		Floor  time.Time `json:"floor"`
+		Shards []struct {
+			Key string `json:"key"`
+		} `json:"shards"`
+	}
+	var progress progressRecord
 	deadline := time.Now().Add(60 * time.Second)
 	midFold := false
 	for time.Now().Before(deadline) && !midFold {
-		_, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String("scratch/compact/src.json")})
-		midFold = err == nil
+		progress = progressRecord{}
+		err := v.GetJSON(ctx, "scratch/compact/src.json", &progress)
+		midFold = err == nil && progress.Floor.Equal(floor) && len(progress.Shards) > 0
 		time.Sleep(20 * time.Millisecond)
 	}
 	_ = cmd.Process.Kill()
@@ -124,6 +135,11 @@ func TestCLIExpireKilledResumes(t *testing.T) {
 	if !midFold || !idx.Floor.IsZero() {
 		t.Fatalf("the kill did not land inside the fold (progress %v, floor %s): the test proves nothing", midFold, idx.Floor)
 	}
+	// What the killed fold had written: the next run goes on from it
+	// (its run and shards end up in the index), it does not start over.
+	if err := v.GetJSON(ctx, "scratch/compact/src.json", &progress); err != nil || progress.Run == "" {
+		t.Fatalf("the killed fold's progress: %+v, %v", progress, err)
+	}
 	again := exec.Command(bin, args...)
 	again.Env = env
 	if out, err := again.CombinedOutput(); err != nil {
@@ -132,6 +148,18 @@ func TestCLIExpireKilledResumes(t *testing.T) {
 	idx, err = v.Index(ctx, "src")
 	if err != nil || !idx.Floor.Equal(floor) || len(idx.Runs) != 1 {
 		t.Fatalf("index after the resumed expiry: floor %s, %d runs, %v; want floor %s, one run", idx.Floor, len(idx.Runs), err, floor)
+	}
+	if idx.Runs[0].ID != progress.Run {
+		t.Errorf("the resumed fold wrote run %s; want the killed fold's run %s, gone on with", idx.Runs[0].ID, progress.Run)
+	}
+	kept := map[string]bool{}
+	for _, sh := range idx.Runs[0].Shards {
+		kept[sh.Key] = true
+	}
+	for _, sh := range progress.Shards {
+		if !kept[sh.Key] {
+			t.Errorf("shard %s, written before the kill, is not in the resumed fold's run: it started over", sh.Key)
+		}
 	}
 	if got := states(); !reflect.DeepEqual(got, before) {
 		t.Fatalf("the journal reads otherwise after the killed and resumed expiry")
