@@ -72,9 +72,14 @@ func newColdFixture(t *testing.T) *coldFixture {
 	f.point = job.RecoveryPointID
 	// Expiry two and three days on: the point becomes COLD, then its data
 	// is tagged (nothing else references it).
-	grace, least := vault.GCGrace, vault.ColdMinSize
-	vault.GCGrace, vault.ColdMinSize = 0, 0 // the packs of 1 KiB objects move too
-	t.Cleanup(func() { vault.GCGrace, vault.ColdMinSize = grace, least })
+	grace, reuse, bound, least := vault.GCGrace, vault.ReuseLimit, vault.WriterBound, vault.ColdMinSize
+	// Expiry tags at once, whatever the size (the packs of 1 KiB objects
+	// move too); writers reuse no data object they did not write this
+	// instant (GCGrace >= ReuseLimit + WriterBound, at zero).
+	vault.GCGrace, vault.ReuseLimit, vault.WriterBound, vault.ColdMinSize = 0, 0, 0, 0
+	t.Cleanup(func() {
+		vault.GCGrace, vault.ReuseLimit, vault.WriterBound, vault.ColdMinSize = grace, reuse, bound, least
+	})
 	sp, err := v.Snapshot(ctx, f.bucket, f.point)
 	if err != nil {
 		t.Fatal(err)
