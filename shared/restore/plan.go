@@ -191,14 +191,17 @@ func (r *Restorer) produce(ctx context.Context, m *vault.Merger, target *targetL
 // nothing (and what the report says of it).
 func (r *Restorer) planKey(key string, recs []vault.Observed, m *vault.Merger, target *targetLister, at time.Time, includeUncertain bool, rep *Report, round planRound) error {
 	uncertain := ""
-	if d, ok := vault.Covered(m.Damage(), key); ok {
+	obj, ok, cur := vault.StateOf(recs, at)
+	if d, lost := vault.CoveredAt(m.Damage(), key, cur); lost {
 		uncertain = "journal object " + d.Object + " that may hold records of this key is lost: " + d.Reason
+		if !d.JournaledBy.IsZero() {
+			uncertain += " (it held changes made by " + d.JournaledBy.Format(time.RFC3339) + ")"
+		}
 		if !includeUncertain {
 			rep.addUncertain(Mapping{Key: key, Action: ActionSkipped, Uncertain: uncertain + "; not written (--include-uncertain restores it as the rest of the vault knows it)"})
 			return nil
 		}
 	}
-	obj, ok, cur := vault.StateOf(recs, at)
 	if u := vault.UncertainFor(recs, at, cur); u != "" {
 		if uncertain != "" {
 			uncertain += "; "

@@ -3,6 +3,7 @@ package vault
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -64,6 +66,33 @@ type Damage struct {
 	Lost     bool   `json:"lost,omitempty"`
 	FirstKey string `json:"firstKey,omitempty"`
 	LastKey  string `json:"lastKey,omitempty"`
+	// JournaledBy bounds the changes a lost journal object held: every
+	// record in it was journaled by then (a segment's id is its write
+	// time; a run holds the segments up to its cut), so it held changes
+	// made by then and none later. Zero when unknown (a snapshot's shard,
+	// the index).
+	JournaledBy time.Time `json:"journaledBy,omitzero"`
+}
+
+// DamageClockSkew is how far S3's clock (a version's LastModified, an
+// event's time) may run ahead of the clock that named a segment (a
+// variable for tests only).
+var DamageClockSkew = 5 * time.Minute
+
+// journaledBy is the time the segment or run whose records carry the
+// segment name id was written by: a segment id, "run:<run id>" (a run id
+// begins with its cut's segment id), or zero.
+func journaledBy(id string) time.Time {
+	id = strings.TrimPrefix(id, "run:")
+	ms, _, ok := strings.Cut(id, "-")
+	if !ok || len(ms) != segmentIDWidth {
+		return time.Time{}
+	}
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil || n <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
 }
 
 // Covers reports whether key lies in the range of a lost object.
@@ -102,17 +131,36 @@ func (d Damage) String() string {
 		if d.InSnapshot() {
 			holder = "the snapshot"
 		}
-		return fmt.Sprintf("s3 object %s is damaged and no version of it is good (%s): %s cannot vouch for %s", d.Object, d.Reason, holder, d.Keys())
+		when := ""
+		if !d.JournaledBy.IsZero() {
+			when = fmt.Sprintf(" as to changes made by %s (it was written then; a key whose state is decided by a later change is vouched for)", d.JournaledBy.Format(time.RFC3339))
+		}
+		return fmt.Sprintf("s3 object %s is damaged and no version of it is good (%s): %s cannot vouch for %s%s", d.Object, d.Reason, holder, d.Keys(), when)
 	}
 	return fmt.Sprintf("s3 object %s is damaged (%s): read its good older version %s", d.Object, d.Reason, d.Version)
 }
 
 // Covered returns the lost damage among ds that covers key.
 func Covered(ds []Damage, key string) (Damage, bool) {
+	return CoveredAt(ds, key, Record{})
+}
+
+// CoveredAt returns the lost damage among ds that may change the state
+// of key whose current entry (version or delete marker; zero for none)
+// the rest of the vault gives as cur. A lost journal object held changes
+// made by its JournaledBy only, so an entry made after that (with
+// DamageClockSkew to spare) decides the key's state whatever it held: no
+// older version or marker outranks it, and its own purge, order, listing
+// or tag records were journaled after it was made.
+func CoveredAt(ds []Damage, key string, cur Record) (Damage, bool) {
 	for _, d := range ds {
-		if d.Covers(key) {
-			return d, true
+		if !d.Covers(key) {
+			continue
 		}
+		if cur.Op != "" && !d.JournaledBy.IsZero() && cur.Time.Unix() > d.JournaledBy.Add(DamageClockSkew).Unix() {
+			continue
+		}
+		return d, true
 	}
 	return Damage{}, false
 }
@@ -440,7 +488,13 @@ func (s *checkedSource) fallback(cause error) error {
 	if s.n > 0 {
 		first = s.last
 	}
-	s.damage = append(s.damage, Damage{Object: s.o.ref.Key, Reason: reason, Lost: true, FirstKey: first, LastKey: last})
+	d := Damage{Object: s.o.ref.Key, Reason: reason, Lost: true, FirstKey: first, LastKey: last}
+	if !d.InSnapshot() {
+		// The name the object's reader was given (a segment's id from its
+		// key, a shard's run from the index), not its damaged header.
+		d.JournaledBy = journaledBy(cmp.Or(s.o.name, s.o.ref.ID))
+	}
+	s.damage = append(s.damage, d)
 	s.done = true
 	if s.r != nil {
 		s.r.Close()
