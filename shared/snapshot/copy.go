@@ -17,16 +17,6 @@ import (
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
-// Skip reasons of the snapshot path, beside vault's.
-const (
-	// SkipWindowEnded: the completion window ended before the copy.
-	SkipWindowEnded = "completion-window-ended"
-	// SkipCopyFailed: the copy failed after the SDK's retries.
-	SkipCopyFailed = "copy-failed"
-	// SkipBatchFailed: the copy step of the item's batch failed outright.
-	SkipBatchFailed = "batch-failed"
-)
-
 // Copy runs the copy step for a batch of work-item files: every version
 // the vault lacks is copied once, and each file's records become its
 // manifest fragment. A file whose fragment exists is done already; a file
@@ -152,7 +142,7 @@ func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref Item
 			defer func() { <-sem; wg.Done() }()
 			r := &recs[i]
 			if !stop.IsZero() && !e.now().Before(stop) {
-				*r = skip(*r, SkipWindowEnded, "the completion window ended before this object was copied")
+				*r = skip(*r, vault.SkipWindowEnded, "the completion window ended before this object was copied")
 				failed.Add(1)
 				return
 			}
@@ -321,7 +311,7 @@ func (e *Engine) skipOrFail(r *vault.Record, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	reason := SkipCopyFailed
+	reason := vault.SkipCopyFailed
 	switch {
 	case s3x.IsNotFound(err) || s3x.IsPreconditionFailed(err):
 		reason = vault.SkipGone

@@ -99,7 +99,7 @@ func (e *Engine) readMembers(ctx context.Context, job Job, recs []vault.Record, 
 			defer func() { <-sem; wg.Done() }()
 			r := &recs[i]
 			if !stop.IsZero() && !e.now().Before(stop) {
-				*r = skip(*r, SkipWindowEnded, "the completion window ended before this object was copied")
+				*r = skip(*r, vault.SkipWindowEnded, "the completion window ended before this object was copied")
 				return
 			}
 			b, err := e.readMember(ctx, job.Bucket, r)

@@ -223,7 +223,7 @@ func (e *Engine) sealRead(ctx context.Context, v *vault.Vault, job Job, fp *frag
 		}
 		r := o.Record
 		if batchFailed && r.Data == "" {
-			r = skip(r, SkipBatchFailed, "the copy step of this object's batch failed")
+			r = skip(r, vault.SkipBatchFailed, "the copy step of this object's batch failed")
 		}
 		if r.Op == vault.OpSkip {
 			totals.Failed++

@@ -153,7 +153,7 @@ func TestSealAdoptsFragments(t *testing.T) {
 	for _, r := range sp.Failures {
 		failed = append(failed, r.Key+":"+r.Reason)
 	}
-	if d := cmp.Diff([]string{"k/031:" + vault.SkipAccessDenied, "k/050:" + snapshot.SkipBatchFailed}, failed); d != "" {
+	if d := cmp.Diff([]string{"k/031:" + vault.SkipAccessDenied, "k/050:" + vault.SkipBatchFailed}, failed); d != "" {
 		t.Errorf("failures (-want +got):\n%s", d)
 	}
 	// Which chunks share a shard depends on the server's page boundaries;

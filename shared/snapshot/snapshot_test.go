@@ -414,7 +414,7 @@ func TestCompletionWindow(t *testing.T) {
 		t.Fatalf("sealed %s %+v; want PARTIAL with the first file's %d copied", sealed.State, sealed.Totals, first.Copied)
 	}
 	sp, err := e.v.Snapshot(e.ctx, e.bucket, j.RecoveryPointID)
-	if err != nil || sp.Failures[0].Reason != snapshot.SkipWindowEnded {
+	if err != nil || sp.Failures[0].Reason != vault.SkipWindowEnded {
 		t.Fatalf("failures %+v %v", sp.Failures, err)
 	}
 
@@ -982,8 +982,8 @@ func TestScanAfterACrashedRound(t *testing.T) {
 		t.Fatalf("sealed %s %+v, %d failures; want PARTIAL, chunk 2's objects failed, 30 in all", sealed.State, sealed.Totals, len(sp.Failures))
 	}
 	for _, f := range sp.Failures {
-		if f.Reason != snapshot.SkipBatchFailed {
-			t.Errorf("failure %+v: want %s", f, snapshot.SkipBatchFailed)
+		if f.Reason != vault.SkipBatchFailed {
+			t.Errorf("failure %+v: want %s", f, vault.SkipBatchFailed)
 		}
 	}
 	for _, r := range e.manifest(t, j.RecoveryPointID) {

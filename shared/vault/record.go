@@ -109,13 +109,30 @@ type Record struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// Skip reasons.
+// Skip reasons: why a version was not backed up (Record.Reason of an
+// OpSkip record, in the journal or in a snapshot's failure shards).
 const (
-	SkipSSEC         = "sse-c"    // encrypted with a customer key the service never holds
-	SkipArchived     = "archived" // Glacier Flexible Retrieval, Deep Archive, archive tiers
-	SkipGone         = "deleted-before-copy"
+	// SkipSSEC: encrypted with a customer key (SSE-C) the service never
+	// holds, so it cannot be read or copied.
+	SkipSSEC = "sse-c"
+	// SkipArchived: in Glacier Flexible Retrieval, Deep Archive or an
+	// Intelligent-Tiering archive tier, readable only once restored.
+	SkipArchived = "archived"
+	// SkipGone: the version was deleted (or, for the null version,
+	// overwritten) before it could be copied.
+	SkipGone = "deleted-before-copy"
+	// SkipAccessDenied: the source refused the read.
 	SkipAccessDenied = "access-denied"
-	SkipDeleteMarker = "delete-marker-unreadable"
+	// SkipWindowEnded: a snapshot's completion window ended before the
+	// version was copied.
+	SkipWindowEnded = "completion-window-ended"
+	// SkipCopyFailed: a snapshot's copy of the version failed after the
+	// SDK's retries, for a reason none of the above names.
+	SkipCopyFailed = "copy-failed"
+	// SkipBatchFailed: the copy step of a snapshot's batch holding the
+	// version failed outright (the state machine's Catch), so it was
+	// never copied.
+	SkipBatchFailed = "batch-failed"
 )
 
 // Checksum is an S3 additional checksum of a version.
