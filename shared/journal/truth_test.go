@@ -403,10 +403,15 @@ func TestReconcileReadsTagsEvery(t *testing.T) {
 	if err != nil || p.CompletedAt != nil || p.ReadsTags {
 		t.Fatalf("stopped reconcile: %+v %v; want it unfinished, reading no tags", p, err)
 	}
-	through := *p.TagsThrough
+	through, started := *p.TagsThrough, p.StartedAt
 	p, err = j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{Tags: true})
 	if err != nil || p.CompletedAt == nil || p.ReadsTags || !p.TagsThrough.Equal(through) {
 		t.Fatalf("resumed with Tags: %+v %v; want it finished reading no tags, tagsThrough %s kept", p, err, through)
+	}
+	// The resumed run vouches for the journal from when its first part
+	// started listing (a Lambda invocation's run taken up by the next).
+	if want := started.Truncate(time.Second).Add(-time.Second); p.CompleteThrough == nil || !p.CompleteThrough.Equal(want) {
+		t.Errorf("resumed run's watermark %v; want the second before its first part started, %s", p.CompleteThrough, want)
 	}
 	if p, err := j.Reconcile(e.ctx, e.bucket, journal.ReconcileOptions{Tags: true}); err != nil || !p.ReadsTags || p.Added != 1 {
 		t.Fatalf("the next reconcile with Tags: %+v %v; want the change to a=3", p, err)
