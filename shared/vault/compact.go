@@ -195,7 +195,11 @@ func (v *Vault) compactStep(ctx context.Context, idx *JournalIndex, merge int, t
 	}
 	attempt := randomToken() // shards of this attempt: a crashed one's stay garbage
 	jv := &journalView{runs: runs, segs: take}
-	m, err := v.openView(ctx, bucket, jv, nil)
+	// A resumed step opens the runs after its last key: the shards it
+	// wrote out before are not read again (a fold of 10⁹ records resumed
+	// across invocations reads each shard once), and progress is never
+	// saved past a lost object (flush), so none is skipped unseen.
+	m, err := v.openView(ctx, bucket, jv, nil, plan.LastKey)
 	if err != nil {
 		return err
 	}
@@ -224,6 +228,11 @@ func (v *Vault) compactStep(ctx context.Context, idx *JournalIndex, merge int, t
 		shard = shard[:0]
 		if err := fault("progress"); err != nil {
 			return err
+		}
+		for _, d := range m.Damage() {
+			if d.Lost {
+				return &CompactRefusedError{Damage: d}
+			}
 		}
 		return v.PutJSON(ctx, pkey, plan)
 	}
