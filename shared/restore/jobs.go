@@ -26,7 +26,7 @@ var (
 )
 
 // StateAborted is a job that ended without finishing (AWS Backup's word).
-const StateAborted = "ABORTED"
+const StateAborted = vault.JobAborted
 
 // Interrupted reports whether the job's record says RUNNING while its
 // heartbeat stopped more than StaleAfter before now.

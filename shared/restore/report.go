@@ -16,12 +16,13 @@ import (
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
-// Job states, as AWS Backup names them.
+// Job states, the vault's (vault.JobRunning...): a restore job's record
+// holds RUNNING, then COMPLETED, PARTIAL, FAILED or ABORTED (jobs.go).
 const (
-	StateRunning   = "RUNNING"
-	StateCompleted = "COMPLETED"
-	StatePartial   = "PARTIAL"
-	StateFailed    = "FAILED"
+	StateRunning   = vault.JobRunning
+	StateCompleted = vault.JobCompleted
+	StatePartial   = vault.JobPartial
+	StateFailed    = vault.JobFailed
 )
 
 // MaxReportedFailures bounds the failures a report lists inline; every

@@ -2,13 +2,10 @@ package restore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,7 +81,7 @@ type Job struct {
 // PlanState is how far a job's plan has gone; the job's record holds it
 // (Report.Plan), and the state machine's payload a copy.
 type PlanState struct {
-	// Run names the execution's working files (scratch.run).
+	// Run names the execution's working files (vault.RestoreScratch.Run).
 	Run  string `json:"run"`
 	Done bool   `json:"done"`
 	// EarlierTarget says the target was created by an earlier run of the
@@ -225,30 +222,6 @@ func (r *Restorer) Handle(ctx context.Context, raw json.RawMessage) (any, error)
 	return out, classify(err)
 }
 
-// scratch names the working files of one run of a job (one execution's:
-// a job id run again by another execution plans and batches anew).
-type scratch struct{ job, run string }
-
-func (s scratch) name(f string, a ...any) string {
-	return vault.JobScratchKey(s.job, "restore/"+s.run+"/"+fmt.Sprintf(f, a...))
-}
-func (s scratch) item(n int) string         { return s.name("items/%08d.seg", n) }
-func (s scratch) marker(n int) string       { return s.name("markers/%08d.seg", n) }
-func (s scratch) result(n int) string       { return s.name("results/%08d.json", n) }
-func (s scratch) markerResult(n int) string { return s.name("results/m%08d.json", n) }
-func (s scratch) begun(what string, n int) string {
-	return s.name("begun/%s%08d", what, n)
-}
-func (s scratch) itemsList() string { return s.name("items.json") }
-func (s scratch) results() string   { return s.name("results/") }
-
-// runOf names an execution's run: the first 12 hex digits of its ARN's
-// SHA-256.
-func runOf(execution string) string {
-	sum := sha256.Sum256([]byte(execution))
-	return hex.EncodeToString(sum[:6])
-}
-
 // stepDeadline is when a step stops taking work: DeadlineMargin before
 // its context's deadline, or never.
 func stepDeadline(ctx context.Context) (time.Time, bool) {
@@ -305,13 +278,13 @@ func (r *Restorer) Plan(ctx context.Context, step StepRequest) (*Job, error) {
 		}
 		if b.finished != nil {
 			// COMPLETED already: nothing to plan, nothing to report.
-			sc := scratch{job.JobID, runOf(step.Execution)}
-			job.Plan = PlanState{Run: sc.run, Done: true, ItemsKey: sc.itemsList()}
+			sc := vault.RestoreScratch{Job: job.JobID, Run: vault.RestoreRun(step.Execution)}
+			job.Plan = PlanState{Run: sc.Run, Done: true, ItemsKey: sc.ItemsList()}
 			job.Rollback.Done, job.Report.Done = true, true
 			job.State, job.StatusMessage = b.finished.State, b.finished.StatusMessage
 			return &job, writeItemsList(ctx, v, sc, 0)
 		}
-		b.rep.Plan = &PlanState{Run: runOf(step.Execution), EarlierTarget: b.rep.Request.CreateBucket && !b.req.CreateBucket}
+		b.rep.Plan = &PlanState{Run: vault.RestoreRun(step.Execution), EarlierTarget: b.rep.Request.CreateBucket && !b.req.CreateBucket}
 		if err := b.record.Put(ctx, b.rep); err != nil {
 			return nil, err
 		}
@@ -339,9 +312,9 @@ func (r *Restorer) Plan(ctx context.Context, step StepRequest) (*Job, error) {
 	// The round: work items and marker items numbered on from where the
 	// record says the plan is; a round run twice writes the same items.
 	part := &Report{mu: &sync.Mutex{}}
-	sc := scratch{job.JobID, ps.Run}
-	items := &itemWriter{v: v, key: sc.item, n: ps.Items, maxKeys: WorkItemKeys, maxBytes: WorkItemBytes}
-	markers := &itemWriter{v: v, key: sc.marker, n: ps.Markers, maxKeys: MarkerItemKeys}
+	sc := vault.RestoreScratch{Job: job.JobID, Run: ps.Run}
+	items := &itemWriter{v: v, key: sc.Item, n: ps.Items, maxKeys: WorkItemKeys, maxBytes: WorkItemBytes}
+	markers := &itemWriter{v: v, key: sc.Marker, n: ps.Markers, maxKeys: MarkerItemKeys}
 	until, bounded := stepDeadline(ctx)
 	keys := 0
 	res, err := r.plan(ctx, v, job.Request, base, part, planRound{
@@ -364,7 +337,7 @@ func (r *Restorer) Plan(ctx context.Context, step StepRequest) (*Job, error) {
 	next.Bytes += items.bytes
 	next.MarkerKeys += markers.keys
 	if next.Done {
-		next.ItemsKey = sc.itemsList()
+		next.ItemsKey = sc.ItemsList()
 		if err := writeItemsList(ctx, v, sc, next.Items); err != nil {
 			return nil, err
 		}
@@ -400,7 +373,7 @@ func planBase(ctx context.Context, v *vault.Vault, req Request) (*vault.Snapshot
 
 // writeItemsList writes the Distributed Map's items list: n work items
 // (about 13 bytes each: 13 MB for 10^9 keys in items of 1,000).
-func writeItemsList(ctx context.Context, v *vault.Vault, sc scratch, n int) error {
+func writeItemsList(ctx context.Context, v *vault.Vault, sc vault.RestoreScratch, n int) error {
 	var b strings.Builder
 	b.WriteString("[")
 	for i := range n {
@@ -410,7 +383,7 @@ func writeItemsList(ctx context.Context, v *vault.Vault, sc scratch, n int) erro
 		b.WriteString(`{"item":` + strconv.Itoa(i) + `}`)
 	}
 	b.WriteString("]")
-	return v.PutBytes(ctx, sc.itemsList(), []byte(b.String()), "application/json")
+	return v.PutBytes(ctx, sc.ItemsList(), []byte(b.String()), "application/json")
 }
 
 // itemWriter cuts a plan's tasks into work items in the vault, each a
@@ -547,7 +520,7 @@ func (r *Restorer) Batch(ctx context.Context, job Job, items []ItemRef) (*BatchR
 	if err != nil {
 		return nil, err
 	}
-	sc := scratch{job.JobID, rep.Plan.Run}
+	sc := vault.RestoreScratch{Job: job.JobID, Run: rep.Plan.Run}
 	work := ctx
 	if until, ok := stepDeadline(ctx); ok {
 		var cancel context.CancelFunc
@@ -557,7 +530,7 @@ func (r *Restorer) Batch(ctx context.Context, job Job, items []ItemRef) (*BatchR
 	out := &BatchResult{}
 	ph := phase{cold: base != nil && base.IsCold(), packs: v.NewPackReader()}
 	for _, it := range items {
-		res, err := r.runItem(work, v, job.Request, sc, it.Item, ph, "i")
+		res, err := r.runItem(work, v, job.Request, sc, it.Item, ph, vault.RestoreWork)
 		if err == nil && work.Err() != nil {
 			err = fmt.Errorf("work item %d stopped before it finished (%w): run again, it resumes", it.Item, context.Cause(work))
 		}
@@ -573,12 +546,12 @@ func (r *Restorer) Batch(ctx context.Context, job Job, items []ItemRef) (*BatchR
 
 // runItem restores one item (of work or of delete markers) and keeps its
 // result, or returns the result kept by an earlier run.
-func (r *Restorer) runItem(ctx context.Context, v *vault.Vault, req Request, sc scratch, n int, ph phase, what string) (*Report, error) {
-	key, result := sc.item, sc.result
-	if what == "m" {
-		key, result = sc.marker, sc.markerResult
+func (r *Restorer) runItem(ctx context.Context, v *vault.Vault, req Request, sc vault.RestoreScratch, n int, ph phase, kind vault.RestoreItemKind) (*Report, error) {
+	key, result := sc.Item, sc.Result
+	if kind == vault.RestoreMarker {
+		key, result = sc.Marker, sc.MarkerResult
 	}
-	jobID := sc.job
+	jobID := sc.Job
 	var done Report
 	switch err := v.GetSealedJSON(ctx, result(n), &done); {
 	case err == nil:
@@ -591,14 +564,14 @@ func (r *Restorer) runItem(ctx context.Context, v *vault.Vault, req Request, sc 
 		return nil, err
 	}
 	// Begun before: this run compares every key with the target.
-	first, err := v.PutJSONOnce(ctx, sc.begun(what, n), map[string]any{"item": n})
+	first, err := v.PutJSONOnce(ctx, sc.Begun(kind, n), map[string]any{"item": n})
 	if err != nil {
 		return nil, err
 	}
 	ph.compare = !first
 	part := &Report{JobID: jobID, mu: &sync.Mutex{}}
 	mw := newMappingWriter(ctx, v, jobID)
-	mw.key = func(p int) string { return vault.JobItemPartKey(jobID, itemPartBase(what, n), p) }
+	mw.key = func(p int) string { return vault.RestoreItemPartKey(jobID, kind, n, p) }
 	var collectErr error
 	err = r.restorePhase(ctx, v, req, part, ph, func(send func(task) error) error {
 		for _, t := range tasks {
@@ -626,15 +599,6 @@ func (r *Restorer) runItem(ctx context.Context, v *vault.Vault, req Request, sc 
 	return part, nil
 }
 
-// itemPartBase numbers an item's mapping parts apart from the other
-// kind's: delete markers' items count from 50,000,000.
-func itemPartBase(what string, n int) int {
-	if what == "m" {
-		return 50_000_000 + n
-	}
-	return n
-}
-
 // RollbackStep puts the plan's delete markers (a rollback), one marker
 // item at a time, until its deadline; the state machine runs it again
 // until it is done. Nothing is marked before every batch has finished.
@@ -658,7 +622,7 @@ func (r *Restorer) RollbackStep(ctx context.Context, job Job) (*Job, error) {
 		if bounded && time.Now().After(until) {
 			return &job, nil
 		}
-		if _, err := r.runItem(work, v, job.Request, scratch{job.JobID, rep.Plan.Run}, job.Rollback.Next, phase{}, "m"); err != nil {
+		if _, err := r.runItem(work, v, job.Request, vault.RestoreScratch{Job: job.JobID, Run: rep.Plan.Run}, job.Rollback.Next, phase{}, vault.RestoreMarker); err != nil {
 			if work.Err() != nil {
 				return &job, nil // the next round resumes this item
 			}
@@ -703,10 +667,10 @@ func (r *Restorer) ReportStep(ctx context.Context, job Job) (*Job, error) {
 		if bounded && time.Now().After(until) {
 			break
 		}
-		sc := scratch{job.JobID, rep.Plan.Run}
-		key, result, what, n := sc.item, sc.result, "i", next
+		sc := vault.RestoreScratch{Job: job.JobID, Run: rep.Plan.Run}
+		key, result, kind, n := sc.Item, sc.Result, vault.RestoreWork, next
 		if next >= rep.Plan.Items {
-			key, result, what, n = sc.marker, sc.markerResult, "m", next-rep.Plan.Items
+			key, result, kind, n = sc.Marker, sc.MarkerResult, vault.RestoreMarker, next-rep.Plan.Items
 		}
 		var res Report
 		switch err := v.GetSealedJSON(ctx, result(n), &res); {
@@ -714,7 +678,7 @@ func (r *Restorer) ReportStep(ctx context.Context, job Job) (*Job, error) {
 			res.mu = &sync.Mutex{}
 			part.merge(&res)
 		case s3x.IsNotFound(err) || errors.Is(err, vault.ErrSealBroken):
-			if err := r.unfinishedItem(ctx, v, key(n), what, part); err != nil {
+			if err := r.unfinishedItem(ctx, v, key(n), kind, part); err != nil {
 				return nil, err
 			}
 		default:
@@ -753,13 +717,13 @@ func (r *Restorer) ReportStep(ctx context.Context, job Job) (*Job, error) {
 // unfinishedItem counts an item no batch finished: each of its keys
 // failed (its writes may have been made; running the same restore again
 // checks and finishes them).
-func (r *Restorer) unfinishedItem(ctx context.Context, v *vault.Vault, key, what string, part *Report) error {
+func (r *Restorer) unfinishedItem(ctx context.Context, v *vault.Vault, key string, kind vault.RestoreItemKind, part *Report) error {
 	tasks, err := readItem(ctx, v, key)
 	if err != nil {
 		return err
 	}
 	why := "its batch did not finish (see the state machine's execution): run the same restore again (the same job id) to finish it"
-	if what == "m" {
+	if kind == vault.RestoreMarker {
 		why = "its delete marker was not put: the rollback did not reach it; run the same restore again (the same job id) to finish it"
 	}
 	for _, t := range tasks {
@@ -883,7 +847,7 @@ func (r *Report) merge(p *Report) {
 func Done(ctx context.Context, c s3x.Client, vaultBucket, jobID string, plan PlanState) (int, error) {
 	n := 0
 	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{
-		Bucket: aws.String(vaultBucket), Prefix: aws.String(scratch{jobID, plan.Run}.results()),
+		Bucket: aws.String(vaultBucket), Prefix: aws.String(vault.RestoreScratch{Job: jobID, Run: plan.Run}.Results()),
 	})
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
@@ -891,7 +855,7 @@ func Done(ctx context.Context, c s3x.Client, vaultBucket, jobID string, plan Pla
 			return n, err
 		}
 		for _, o := range out.Contents {
-			if !strings.Contains(path.Base(aws.ToString(o.Key)), "m") {
+			if !vault.IsMarkerResult(aws.ToString(o.Key)) {
 				n++
 			}
 		}

@@ -61,12 +61,12 @@ func (e *Engine) Copy(ctx context.Context, req CopyRequest) (*CopyResult, error)
 
 func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref ItemRef, sem chan struct{}) (CopyResult, error) {
 	var res CopyResult
-	if ref.Key != itemFileKey(job.JobID, ref.N) {
+	if ref.Key != vault.SnapshotItemKey(job.JobID, ref.N) {
 		return res, invalid("item %d: key %q is not this job's item file", ref.N, ref.Key)
 	}
 	// The file's three first reads at once: is it done (its fragment), was
 	// it started (its marker), and its records.
-	frag := fragmentKey(job.JobID, ref.N)
+	frag := vault.JobFragmentKey(job.JobID, ref.N)
 	var fragErr, startedErr, readErr error
 	var fragHead *s3.HeadObjectOutput
 	var recs []vault.Record
@@ -78,7 +78,7 @@ func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref Item
 	}()
 	go func() {
 		defer first.Done()
-		_, startedErr = e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(startedKey(job.JobID, ref.N))})
+		_, startedErr = e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(vault.SnapshotStartedKey(job.JobID, ref.N))})
 	}()
 	go func() {
 		defer first.Done()
@@ -108,7 +108,7 @@ func (e *Engine) copyFile(ctx context.Context, v *vault.Vault, job Job, ref Item
 	}
 	if !careful {
 		// Before any copy: a retry after a crash must find it.
-		if err := v.PutBytes(ctx, startedKey(job.JobID, ref.N), nil, "text/plain"); err != nil {
+		if err := v.PutBytes(ctx, vault.SnapshotStartedKey(job.JobID, ref.N), nil, "text/plain"); err != nil {
 			return res, err
 		}
 	}

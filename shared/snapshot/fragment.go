@@ -44,7 +44,7 @@ type fragSummary struct {
 	FirstKey, LastKey   string
 	HasKeys             bool // FirstKey and LastKey fitted in the metadata
 	Copied, CopiedBytes int64
-	Step                string // stepScan or stepCopy ("" before the field)
+	Step                string // stepScan or stepCopy
 }
 
 // Who wrote a fragment. A work-item chunk's fragment counts only if the
@@ -101,7 +101,8 @@ func (s fragSummary) meta() map[string]string {
 }
 
 // parseSummary reads a summary from a fragment's metadata; ok is false
-// for a fragment written without one (by an earlier version).
+// when the metadata holds none (the seal then reads the fragment instead
+// of adopting it, and counts none of its copies).
 func parseSummary(m map[string]string) (s fragSummary, ok bool, err error) {
 	rs, ok := m[metaRecords]
 	if !ok {
@@ -212,7 +213,7 @@ func (e *Engine) planFragments(ctx context.Context, v *vault.Vault, job Job, ite
 // plan decides what the seal does with one chunk (item: the scan wrote
 // it as a work-item file).
 func (e *Engine) plan(ctx context.Context, v *vault.Vault, job Job, fp *fragPlan, item bool, opened chan struct{}) {
-	key := fragmentKey(job.JobID, fp.n)
+	key := vault.JobFragmentKey(job.JobID, fp.n)
 	head, err := e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(key)})
 	hasSum := false
 	switch {
@@ -232,17 +233,6 @@ func (e *Engine) plan(ctx context.Context, v *vault.Vault, job Job, fp *fragPlan
 	}
 	if hasSum {
 		fp.copied, fp.copiedBytes = fp.sum.Copied, fp.sum.CopiedBytes
-	} else {
-		// A fragment written without a summary, or none (its batch
-		// failed): the copy step's stats file, if it wrote one.
-		var st CopyResult
-		switch err := v.GetJSON(ctx, statsKey(job.JobID, fp.n), &st); {
-		case err == nil:
-			fp.copied, fp.copiedBytes = st.Copied, st.CopiedBytes
-		case !s3x.IsNotFound(err):
-			fp.err = err
-			return
-		}
 	}
 	if fp.adopt {
 		return

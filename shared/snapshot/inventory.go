@@ -134,7 +134,7 @@ func (e *Engine) sortInventoryFile(ctx context.Context, v *vault.Vault, job Job,
 			return nil
 		}
 		sort.SliceStable(recs, func(i, j int) bool { return recs[i].Key < recs[j].Key })
-		k := inventoryRunKey(job.JobID, first+len(runs)+1)
+		k := vault.SnapshotInventoryRunKey(job.JobID, first+len(runs)+1)
 		if err := v.WriteRecords(ctx, job.Bucket, k, recs, nil); err != nil {
 			return err
 		}

@@ -135,7 +135,7 @@ func (e *Engine) Fail(ctx context.Context, req FailRequest) (*Job, error) {
 				if err := v.GetJSON(ctx, vault.JobKey(job.JobID), &rec); err != nil && !s3x.IsNotFound(err) {
 					return nil, classify(err)
 				}
-				if finished(rec.State) {
+				if vault.JobFinished(rec.State) {
 					return e.failedAfterEnd(ctx, rec, job.StatusMessage)
 				}
 				sealed, err := e.resealed(ctx, v, req.Job, sp)

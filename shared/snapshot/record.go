@@ -16,11 +16,6 @@ import (
 // vault.ConflictError, which the state machine retries, reading the
 // record again; it never overwrites what the other wrote.
 
-// finished says whether a job in state has ended.
-func finished(state string) bool {
-	return state != "" && state != StateCreated && state != StateRunning
-}
-
 // recordEnd writes job, finished, into its record over the version read
 // while that is not finished (where start wrote none, it creates it). It
 // returns the job as recorded and whether this call wrote it: a job found
@@ -29,7 +24,7 @@ func recordEnd(ctx context.Context, v *vault.Vault, job Job) (Job, bool, error) 
 	var cur Job
 	wrote := false
 	_, err := v.UpdateJobRecord(ctx, job.JobID, &cur, func() bool {
-		if finished(cur.State) {
+		if vault.JobFinished(cur.State) {
 			return false
 		}
 		cur, wrote = job, true

@@ -13,7 +13,7 @@ import (
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
-// scanProgress is the scan's saved progress (scanStateKey): the
+// scanProgress is the scan's saved progress (vault.SnapshotScanKey): the
 // state and which chunks are work-item files, as ranges of chunk numbers.
 // It is saved at most every progressEvery while a round lists (and when
 // the round ends), so a scan of a billion objects rewrites it thousands
@@ -22,37 +22,31 @@ import (
 type scanProgress struct {
 	State ScanState  `json:"state"`
 	Items itemRanges `json:"itemRanges"`
-	// Legacy is the list of work-item files a scan saved before item
-	// ranges (a job in flight when the functions were updated).
-	Legacy []ItemRef `json:"items,omitempty"`
 }
 
 // loadProgress reads a job's saved scan progress; found is false when
 // the scan has saved none yet.
 func loadProgress(ctx context.Context, v *vault.Vault, jobID string) (prog scanProgress, found bool, err error) {
-	switch err := v.GetJSON(ctx, scanStateKey(jobID), &prog); {
+	switch err := v.GetJSON(ctx, vault.SnapshotScanKey(jobID), &prog); {
 	case s3x.IsNotFound(err):
 		return prog, false, nil
 	case err != nil:
 		return prog, false, err
 	}
-	for _, it := range prog.Legacy {
-		prog.Items.add(it.N)
-	}
-	prog.Legacy = nil
 	return prog, true, nil
 }
 
 // lostProgress is the error of a job whose scan ran but whose saved
-// progress is gone: every scan round saves it before it returns, so
-// either the vault's lifecycle expired it (it is a scratch file) or the
-// job was scanned by functions that kept their working files elsewhere
-// (under jobs/<job>/, before scratch/). Its work-item files and
-// fragments cannot be found either: the job cannot go on, and a seal
-// without them would leave objects out of the snapshot unsaid.
+// progress is gone. Every scan round saves it before it returns, so
+// either the vault's lifecycle expired it (it is a scratch file), or the
+// job's earlier steps ran under a writer of format 1, which keeps a job's
+// working files under jobs/<job>/ (a job running across an upgrade). Its
+// work-item files and fragments cannot be found either: the job cannot go
+// on, and a seal without them would leave objects out of the snapshot
+// unsaid.
 func lostProgress(job Job) error {
-	return invalid("job %s: the scan's saved progress %s is missing after %d rounds (the vault's lifecycle expired its scratch files, or the job was scanned before they moved under scratch/): start a new backup",
-		job.JobID, scanStateKey(job.JobID), job.Scan.Rounds)
+	return invalid("job %s: the scan's saved progress %s is missing after %d rounds (the vault's lifecycle expired the job's scratch files, or a writer of format 1 kept them under jobs/%s/: a snapshot job started before an upgrade cannot go on after it): start a new backup",
+		job.JobID, vault.SnapshotScanKey(job.JobID), job.Scan.Rounds, job.JobID)
 }
 
 // progressEvery is how often a listing round saves its progress.
@@ -82,7 +76,7 @@ func (r itemRanges) refs(jobID string) []ItemRef {
 	out := []ItemRef{}
 	for _, x := range r {
 		for n := x[0]; n <= x[1]; n++ {
-			out = append(out, ItemRef{N: n, Key: itemFileKey(jobID, n)})
+			out = append(out, ItemRef{N: n, Key: vault.SnapshotItemKey(jobID, n)})
 		}
 	}
 	return out
@@ -143,18 +137,18 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 		if stop := job.stopAt(); !done && !stop.IsZero() && !e.now().Before(stop) {
 			// The window ended before the inventory was read: nothing is
 			// in the snapshot.
-			st.Done, st.Stopped, st.EndedAt, st.ItemsKey = true, true, e.now(), itemsListKey(job.JobID)
+			st.Done, st.Stopped, st.EndedAt, st.ItemsKey = true, true, e.now(), vault.SnapshotItemsListKey(job.JobID)
 			if err := v.PutJSON(ctx, st.ItemsKey, []ItemRef{}); err != nil {
 				return nil, classify(err)
 			}
-			if err := v.PutJSON(ctx, scanStateKey(job.JobID), prog); err != nil {
+			if err := v.PutJSON(ctx, vault.SnapshotScanKey(job.JobID), prog); err != nil {
 				return nil, classify(err)
 			}
 			job.Scan = *st
 			return &job, nil
 		}
 		if !done { // more data files next round
-			if err := v.PutJSON(ctx, scanStateKey(job.JobID), prog); err != nil {
+			if err := v.PutJSON(ctx, vault.SnapshotScanKey(job.JobID), prog); err != nil {
 				return nil, classify(err)
 			}
 			job.Scan = *st
@@ -177,7 +171,7 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 		st.Files++
 		n := st.Files
 		if toCopy == 0 {
-			if err := v.WriteRecords(ctx, job.Bucket, fragmentKey(job.JobID, n), recs, summarize(recs, CopyResult{}, stepScan).meta()); err != nil {
+			if err := v.WriteRecords(ctx, job.Bucket, vault.JobFragmentKey(job.JobID, n), recs, summarize(recs, CopyResult{}, stepScan).meta()); err != nil {
 				return err
 			}
 		} else {
@@ -186,7 +180,7 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 			// held other versions: the scan's fragments say so (stepScan),
 			// and neither the copy step nor the seal takes one for a
 			// work-item chunk's.
-			if err := v.WriteRecords(ctx, job.Bucket, itemFileKey(job.JobID, n), recs, nil); err != nil {
+			if err := v.WriteRecords(ctx, job.Bucket, vault.SnapshotItemKey(job.JobID, n), recs, nil); err != nil {
 				return err
 			}
 			prog.Items.add(n)
@@ -201,7 +195,7 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 			return nil
 		}
 		saved = time.Now()
-		return v.PutJSON(ctx, scanStateKey(job.JobID), prog)
+		return v.PutJSON(ctx, vault.SnapshotScanKey(job.JobID), prog)
 	}
 	now := e.now()
 	stop := job.stopAt()
@@ -259,13 +253,13 @@ func (e *Engine) Scan(ctx context.Context, job Job) (*Job, error) {
 	}
 	if st.Done {
 		st.EndedAt = e.now()
-		st.ItemsKey = itemsListKey(job.JobID)
+		st.ItemsKey = vault.SnapshotItemsListKey(job.JobID)
 		if err := v.PutJSON(ctx, st.ItemsKey, prog.Items.refs(job.JobID)); err != nil {
 			return nil, classify(err)
 		}
 	}
 	if job.Inventory == nil || st.Done {
-		if err := v.PutJSON(ctx, scanStateKey(job.JobID), prog); err != nil {
+		if err := v.PutJSON(ctx, vault.SnapshotScanKey(job.JobID), prog); err != nil {
 			return nil, classify(err)
 		}
 	}

@@ -75,7 +75,7 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 		if fp.adopt {
 			// Sorted, disjoint, no skips: the fragment is a shard as it is.
 			sh := vault.RunShard{FirstKey: fp.sum.FirstKey, LastKey: fp.sum.LastKey, Records: fp.sum.Records}
-			if err := manifest.Adopt(ctx, fragmentKey(job.JobID, n), fp.etag, sh, fp.sum.Bytes); err != nil {
+			if err := manifest.Adopt(ctx, vault.JobFragmentKey(job.JobID, n), fp.etag, sh, fp.sum.Bytes); err != nil {
 				return nil, classify(err)
 			}
 			totals.Objects += int64(fp.sum.Records)
@@ -247,7 +247,7 @@ func (e *Engine) sealRead(ctx context.Context, v *vault.Vault, job Job, fp *frag
 // (no fragment, or a stale one), the work-item file (batchFailed).
 func (e *Engine) openFragment(ctx context.Context, v *vault.Vault, job Job, n int, stale bool) (vault.RecordSource, bool, error) {
 	if !stale {
-		src, err := v.OpenSegmentFile(ctx, fragmentKey(job.JobID, n))
+		src, err := v.OpenSegmentFile(ctx, vault.JobFragmentKey(job.JobID, n))
 		if err == nil {
 			return src, false, nil
 		}
@@ -255,7 +255,7 @@ func (e *Engine) openFragment(ctx context.Context, v *vault.Vault, job Job, n in
 			return nil, false, err
 		}
 	}
-	src, err := v.OpenSegmentFile(ctx, itemFileKey(job.JobID, n))
+	src, err := v.OpenSegmentFile(ctx, vault.SnapshotItemKey(job.JobID, n))
 	if err != nil {
 		return nil, false, fmt.Errorf("snapshot %s: chunk %d has neither a fragment nor a work-item file: %w", job.RecoveryPointID, n, err)
 	}

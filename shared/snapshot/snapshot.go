@@ -39,15 +39,16 @@ import (
 	"github.com/bucketvault/bucketvault/shared/vault"
 )
 
-// Job states (AWS Backup's backup job states).
+// Job states, the vault's (vault.JobRunning...): a backup job's record
+// holds RUNNING, then COMPLETED, PARTIAL, ABORTED or FAILED; or EXPIRED
+// from the start.
 const (
-	StateCreated   = "CREATED"
-	StateRunning   = "RUNNING"
-	StateCompleted = "COMPLETED"
-	StatePartial   = "PARTIAL"
-	StateAborted   = "ABORTED"
-	StateExpired   = "EXPIRED"
-	StateFailed    = "FAILED"
+	StateRunning   = vault.JobRunning
+	StateCompleted = vault.JobCompleted
+	StatePartial   = vault.JobPartial
+	StateAborted   = vault.JobAborted
+	StateExpired   = vault.JobExpired
+	StateFailed    = vault.JobFailed
 )
 
 // Steps, as the state machine names them in each task's payload.
@@ -325,32 +326,4 @@ func (j *Job) started() error {
 		return invalid("jobId and recoveryPointId are required (run the start step first)")
 	}
 	return nil
-}
-
-// Vault keys of a job's working files, all under vault.JobScratchKey:
-// scratch/jobs/<job>/, which no recovery point references and the
-// vault's lifecycle rule expires (the job record, vault.JobKey, stays
-// under jobs/). Expiry's garbage collection reads a running job's
-// fragments there (their data is not yet in any manifest), so their
-// names are the vault format's (vault.JobFragmentKey).
-func itemsListKey(jobID string) string { return vault.JobScratchKey(jobID, "items.json") }
-func scanStateKey(jobID string) string { return vault.JobScratchKey(jobID, "scan.json") }
-func itemFileKey(jobID string, n int) string {
-	return vault.JobScratchKey(jobID, fmt.Sprintf("items/%06d.jsonl.zst", n))
-}
-func startedKey(jobID string, n int) string {
-	return vault.JobScratchKey(jobID, fmt.Sprintf("items/%06d.started", n))
-}
-func fragmentKey(jobID string, n int) string { return vault.JobFragmentKey(jobID, n) }
-
-// statsKey is where an earlier version's copy step wrote a file's counts;
-// the seal reads it only for a fragment without a summary (fragment.go).
-func statsKey(jobID string, n int) string {
-	return vault.JobScratchKey(jobID, fmt.Sprintf("fragments/%06d.stats.json", n))
-}
-
-// inventoryRunKey is the vault key of the nth sorted run of a job's
-// inventory rows (inventory.go).
-func inventoryRunKey(jobID string, n int) string {
-	return vault.JobScratchKey(jobID, fmt.Sprintf("inventory/%06d.jsonl.zst", n))
 }

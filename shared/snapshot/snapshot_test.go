@@ -993,43 +993,6 @@ func TestScanAfterACrashedRound(t *testing.T) {
 	}
 }
 
-// TestScanResumesLegacyProgress: a scan saved by the functions before
-// item ranges (a job in flight across an update) lists its work-item
-// files in full; the next round and the seal take them from there.
-func TestScanResumesLegacyProgress(t *testing.T) {
-	e := setup(t)
-	for i := range 30 {
-		e.put(t, fmt.Sprintf("k/%02d", i), fmt.Sprint("v", i))
-	}
-	eng := e.engine(e.c)
-	eng.ScanPages = 1
-	j, err := eng.Start(e.ctx, snapshot.Job{Vault: e.v.Bucket, Bucket: e.bucket})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if j, err = eng.Scan(e.ctx, *j); err != nil || j.Scan.Done || j.Scan.ItemFiles == 0 {
-		t.Fatalf("first round: %+v %v; want work-item files and more to list", j.Scan, err)
-	}
-	key := vault.JobScratchKey(j.JobID, "scan.json")
-	var prog struct {
-		State  snapshot.ScanState `json:"state"`
-		Ranges [][2]int           `json:"itemRanges"`
-	}
-	if err := e.v.GetJSON(e.ctx, key, &prog); err != nil {
-		t.Fatal(err)
-	}
-	var legacy []map[string]any
-	for _, r := range prog.Ranges {
-		for n := r[0]; n <= r[1]; n++ {
-			legacy = append(legacy, map[string]any{"n": n, "key": vault.JobScratchKey(j.JobID, fmt.Sprintf("items/%06d.jsonl.zst", n)), "count": 7})
-		}
-	}
-	if err := e.v.PutJSON(e.ctx, key, map[string]any{"state": prog.State, "items": legacy}); err != nil {
-		t.Fatal(err)
-	}
-	e.runStarted(t, eng, *j, 30)
-}
-
 // TestBackupGoesOnPastADamagedSnapshot: a lost shard of the previous
 // snapshot stops no backup: the next one re-reads what it cannot vouch
 // for from the bucket, completes, restores exactly, and says what it read
