@@ -124,11 +124,13 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 	}
 	if n := len(job.Scan.Warnings); n > 0 {
 		// Complete all the same: what the vault could not vouch for was
-		// copied again. Said, so the damage is repaired.
+		// copied again. Said, with how to learn what repair can rebuild
+		// (a lost manifest shard or journal segment it may not).
 		if sp.StatusMessage != "" {
 			sp.StatusMessage += "; "
 		}
-		sp.StatusMessage += fmt.Sprintf("the scan read around %d damaged vault objects (run `bucketvault vault repair`): %s", n, strings.Join(job.Scan.Warnings, "; "))
+		sp.StatusMessage += fmt.Sprintf("the scan read around %d damaged vault objects and copied again what they could not vouch for, so this snapshot is whole; "+
+			"`bucketvault vault repair --vault %s --dry-run` lists what it can rebuild: %s", n, job.Vault, strings.Join(job.Scan.Warnings, "; "))
 	}
 	job.StatusMessage = sp.StatusMessage
 	job.Totals = totals

@@ -1023,8 +1023,8 @@ func TestBackupGoesOnPastADamagedSnapshot(t *testing.T) {
 	if j2.State != snapshot.StateCompleted || j2.Totals.Objects != int64(len(want)) {
 		t.Fatalf("backup after a lost shard: %s %s, %+v", j2.State, j2.StatusMessage, j2.Totals)
 	}
-	if !strings.Contains(j2.StatusMessage, shard) {
-		t.Errorf("status %q; want the lost shard named", j2.StatusMessage)
+	if !strings.Contains(j2.StatusMessage, shard) || !strings.Contains(j2.StatusMessage, "`bucketvault vault repair --vault "+e.v.Bucket+" --dry-run`") {
+		t.Errorf("status %q; want the lost shard named, and how to learn what repair can rebuild", j2.StatusMessage)
 	}
 	got, rep := e.restoreInto(t, j2.RecoveryPointID, time.Time{})
 	if d := inspect.Diff(want, got); len(d) > 0 || rep.State != restore.StateCompleted {
