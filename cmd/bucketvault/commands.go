@@ -276,7 +276,13 @@ func (a *app) protectCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			o := protect.Options{ACLs: acls, SkipInitialBackup: skipInitial, WindowDays: window}
+			o := protect.Options{SkipInitialBackup: skipInitial, WindowDays: window}
+			if cmd.Flags().Changed("acls") {
+				o.ACLs = &acls
+			}
+			// Neither named: a bucket protected before keeps its delivery,
+			// and the default below is for a bucket protected first now.
+			o.KeepEvents = !cmd.Flags().Changed("events") && !cmd.Flags().Changed("queue-arn")
 			if events == "" {
 				events = "eventbridge"
 				if a.endpointURL != "" {
@@ -319,9 +325,9 @@ func (a *app) protectCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&vaultName, "vault", "", "vault bucket name")
 	f.StringVar(&bucket, "bucket", "", "bucket to protect (versioning must be Enabled)")
-	f.StringVar(&events, "events", "", "event delivery: eventbridge (default on AWS), webhook (default with --endpoint-url), queue, none")
+	f.StringVar(&events, "events", "", "event delivery: eventbridge, webhook, queue, none (default: what a protected bucket has; for a bucket protected first, eventbridge on AWS, webhook with --endpoint-url)")
 	f.StringVar(&queueARN, "queue-arn", "", "notification queue ARN for --events queue or webhook")
-	f.BoolVar(&acls, "acls", false, "the bucket uses object ACLs: back them up and restore them")
+	f.BoolVar(&acls, "acls", false, "the bucket uses object ACLs: back them up and restore them (default: what a protected bucket has, else off; --acls=false turns them off)")
 	f.BoolVar(&skipInitial, "skip-initial-backup", false, "leave the first full backup to the next reconcile")
 	f.IntVar(&concurrency, "concurrency", 16, "parallel copies")
 	f.IntVar(&windowDays, "window-days", 0, fmt.Sprintf("point-in-time window in days, 1 to %d (default: what the bucket has, or the vault's)", vault.MaxWindowDays))

@@ -49,8 +49,16 @@ type Options struct {
 	QueueARN string
 	// EventBridge turns on the bucket's EventBridge delivery (on AWS).
 	EventBridge bool
-	// ACLs says the bucket uses object ACLs, so backups capture them.
-	ACLs bool
+	// KeepEvents, for a bucket protected before, keeps the event delivery
+	// its record names (turning it on again where it is gone) instead of
+	// QueueARN and EventBridge, which then apply only to a bucket
+	// protected for the first time: protect run again to change a window
+	// leaves delivery as it is.
+	KeepEvents bool
+	// ACLs says whether the bucket uses object ACLs, so backups capture
+	// them; nil keeps what the bucket has (no ACLs for a bucket protected
+	// for the first time).
+	ACLs *bool
 	// WindowDays is the bucket's point-in-time window (1 to
 	// vault.MaxWindowDays); 0 keeps what the bucket has (the vault's
 	// default for a bucket protected for the first time).
@@ -79,7 +87,7 @@ func Protect(ctx context.Context, j *journal.Journal, bucket string, o Options) 
 	if o.WindowDays < 0 || o.WindowDays > vault.MaxWindowDays {
 		return vault.ProtectedBucket{}, nil, &WindowError{Days: o.WindowDays}
 	}
-	pb := vault.ProtectedBucket{Bucket: bucket, ProtectedAt: time.Now().UTC(), ACLs: o.ACLs, Events: "none", WindowDays: o.WindowDays}
+	pb := vault.ProtectedBucket{Bucket: bucket, ProtectedAt: time.Now().UTC(), ACLs: o.ACLs != nil && *o.ACLs, Events: vault.EventsNone, WindowDays: o.WindowDays}
 	// The record is written over the version read here, and each write
 	// after over the one before (rec.put): another protect of the bucket
 	// in between makes this one fail, never overwrites what it recorded.
@@ -90,6 +98,15 @@ func Protect(ctx context.Context, j *journal.Journal, bucket string, o Options) 
 		pb.ProtectedAt, pb.FirstFullBackupAt = old.ProtectedAt, old.FirstFullBackupAt
 		if pb.WindowDays == 0 {
 			pb.WindowDays = old.WindowDays
+		}
+		if o.ACLs == nil {
+			pb.ACLs = old.ACLs
+		}
+		if o.KeepEvents {
+			o.EventBridge, o.QueueARN = old.Events == vault.EventsEventBridge, vault.EventsQueueARN(old.Events)
+			if old.Events == vault.EventsServerWide {
+				pb.Events = old.Events
+			}
 		}
 	} else if !s3x.IsNotFound(err) {
 		return pb, nil, err
@@ -108,13 +125,13 @@ func Protect(ctx context.Context, j *journal.Journal, bucket string, o Options) 
 		err := enableEvents(ctx, c, bucket, o)
 		switch {
 		case err == nil && o.EventBridge:
-			pb.Events = "eventbridge"
+			pb.Events = vault.EventsEventBridge
 		case err == nil:
-			pb.Events = "queue:" + o.QueueARN
+			pb.Events = vault.EventsQueue(o.QueueARN)
 		case s3x.IsNotImplemented(err):
 			// The server has no per-bucket notification configuration
 			// (versitygw sends every bucket's events to its webhook).
-			pb.Events = "server-wide"
+			pb.Events = vault.EventsServerWide
 		default:
 			return pb, nil, err
 		}
@@ -214,7 +231,7 @@ func enableEvents(ctx context.Context, c s3x.Client, bucket string, o Options) e
 		}
 		if !have {
 			next.QueueConfigurations = append(next.QueueConfigurations, types.QueueConfiguration{
-				Id: aws.String("bucketvault"), QueueArn: aws.String(o.QueueARN), Events: QueueEvents,
+				Id: aws.String(vault.NotificationID), QueueArn: aws.String(o.QueueARN), Events: QueueEvents,
 			})
 			changed = true
 		}

@@ -325,8 +325,8 @@ func (v *Vault) putOnceETag(ctx context.Context, key string, body []byte, conten
 type ProtectedBucket struct {
 	Bucket      string    `json:"bucket"`
 	ProtectedAt time.Time `json:"protectedAt"`
-	// Events says how change events reach the journal: "eventbridge",
-	// "webhook:<queue arn>", or "none" (reconcile only).
+	// Events says how change events reach the journal: EventsEventBridge,
+	// EventsQueue(arn), EventsServerWide, or EventsNone (reconcile only).
 	Events string `json:"events"`
 	// ACLs says whether the bucket uses object ACLs (ObjectOwnership is not
 	// BucketOwnerEnforced), so backups read and restores write them.
