@@ -117,8 +117,10 @@ func (a *app) vaultRepairCommand() *cobra.Command {
 - writes every lost data object (no version holds the recorded bytes)
   again, to its own key, from the source version its records name, when
   that version is still in its bucket with the recorded ETag, size and
-  checksum; the copy must have the ETag the records name (a pack: its
-  members, read and checked, must hash to it), else it is removed.
+  checksum (a pack: from its members, each read and checked); a copy
+  whose ETag is not the one the records name (an SSE-KMS vault gives
+  every write its own) is checked (size, ETag, the checksum the vault
+  computed) and vouched for by a repair record, which readers follow.
 
 --dry-run checks the same and changes nothing. What none of these can
 rebuild is listed with why (exit 3).`,
@@ -194,9 +196,12 @@ func (a *app) printRepair(v *vault.Vault, rep *vault.VerifyReport, dry bool, don
 	for _, r := range data {
 		switch {
 		case r.Rebuilt() && (r.Version != "" || dry):
-			fmt.Fprintf(&b, "  %s %s from %s: %s with the ETag its records name", verb, r.Object, strings.Join(r.From, ", "), wrote)
-			if r.Version != "" {
-				fmt.Fprintf(&b, " (version %s)", r.Version)
+			fmt.Fprintf(&b, "  %s %s from %s: %s", verb, r.Object, strings.Join(r.From, ", "), wrote)
+			switch {
+			case r.RepairRecord != "":
+				fmt.Fprintf(&b, " (version %s), with an ETag of its own (%s) that repair record %s vouches for", r.Version, r.ETag, r.RepairRecord)
+			case r.Version != "":
+				fmt.Fprintf(&b, " with the ETag its records name (version %s)", r.Version)
 			}
 			if r.Note != "" {
 				fmt.Fprintf(&b, "; %s", r.Note)

@@ -853,7 +853,8 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 	// The copy is conditional on the data object being the one the
 	// record names (vault.IfMatch): a data key overwritten in the vault
 	// fails it, and the copy is made from the older version that holds
-	// the recorded bytes, or not at all.
+	// the recorded bytes, or from the version repair wrote again (on its
+	// own ETag, which its repair record vouches for), or not at all.
 	if rec.MetaInData && dv.VersionID == "" {
 		// Its metadata and tags are copied from its data object: from the
 		// version first written, whatever was put over it since.
@@ -866,8 +867,8 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 		}
 	}
 	in := copyInput(v.Bucket, req.TargetBucket, t)
-	if dv.Damage != "" || rec.MetaInData && dv.VersionID != "" {
-		in.CopySource = aws.String(v.CopySource(rec, dv))
+	if dv.Found() || rec.MetaInData && dv.VersionID != "" {
+		v.CopyFrom(in, rec, dv)
 	}
 	// Rebuild the original's shape so the restored ETag equals the
 	// original's: a multipart object with its part size, a single-part one
@@ -886,7 +887,7 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 			return fail(err)
 		}
 		dv, mp.VaultDamage = hv, hv.Damage
-		in.CopySource = aws.String(v.CopySource(rec, dv))
+		v.CopyFrom(in, rec, dv)
 		if err := s3x.CarryFromHead(ctx, r.S3, v.Bucket, rec.Data, h, in); err != nil {
 			return fail(err)
 		}
@@ -903,12 +904,12 @@ func (r *Restorer) restoreOne(ctx context.Context, v *vault.Vault, req Request, 
 		in.ChecksumAlgorithm = ""
 	}
 	res, err := s3x.Copy(ctx, r.S3, in, rec.Size, opts)
-	if vault.IsDataMismatch(err) && dv.Damage == "" {
+	if vault.IsDataMismatch(err) && !dv.Found() {
 		if dv, err = v.FindData(ctx, rec); err != nil {
 			return fail(err)
 		}
 		mp.VaultDamage = dv.Damage
-		in.CopySource = aws.String(v.CopySource(rec, dv))
+		v.CopyFrom(in, rec, dv)
 		res, err = s3x.Copy(ctx, r.S3, in, rec.Size, opts)
 	}
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -33,8 +34,11 @@ import (
 // When the current version of the data key is not the recorded one, the
 // reader lists the key's versions and takes the newest one whose ETag is
 // the recorded ETag (FindData): the restore goes on from it and reports
-// the damage. When none is, the data is lost from the vault
-// (DamagedDataError) and nothing is written for the key.
+// the damage. When none is, a version that repair wrote again from the
+// source and vouched for with a repair record (rebuilt.go) is used, with
+// its own ETag as the condition of every read. When there is neither,
+// the data is lost from the vault (DamagedDataError) and nothing is
+// written for the key.
 
 // DamagedDataError says that no version of a record's data object holds
 // the bytes the record names.
@@ -42,16 +46,29 @@ type DamagedDataError struct {
 	Data   string // the data key (and the range of a pack)
 	Want   string // the record's DataETag
 	Reason string // what was found instead
+	// Untrusted says, for each repair record of the data object that did
+	// not vouch for a version of it, why.
+	Untrusted []string
 }
 
 func (e *DamagedDataError) Error() string {
-	return fmt.Sprintf("vault data %s is damaged: %s, and no version of it has the recorded ETag %s", e.Data, e.Reason, e.Want)
+	msg := fmt.Sprintf("vault data %s is damaged: %s, and no version of it has the recorded ETag %s", e.Data, e.Reason, e.Want)
+	if len(e.Untrusted) > 0 {
+		msg += " or is vouched for by a repair record (" + strings.Join(e.Untrusted, "; ") + ")"
+	}
+	return msg
 }
 
 // DataVersion is the version of a data object that holds a record's bytes.
 type DataVersion struct {
 	// VersionID is the version to read; "" means the current one.
 	VersionID string
+	// ETag is the ETag of that version when it is not the record's
+	// DataETag: a version repair wrote again, which Rebuilt (its repair
+	// record's key) vouches for. Every read of it is conditional on this
+	// ETag instead (IfMatch).
+	ETag    string
+	Rebuilt string
 	// Damage says what was wrong with the current version when an older
 	// good one is used instead ("" when the current one is good).
 	Damage string
@@ -67,9 +84,28 @@ func IfMatch(rec Record) *string {
 	return aws.String(`"` + rec.DataETag + `"`)
 }
 
+// IfMatch is the condition of a read of rec's data in dv: the ETag of
+// the version repair wrote again where dv is one, else IfMatch(rec).
+func (dv DataVersion) IfMatch(rec Record) *string {
+	if dv.ETag != "" {
+		return aws.String(`"` + dv.ETag + `"`)
+	}
+	return IfMatch(rec)
+}
+
+// Found reports whether dv is what FindData found (not the current
+// version taken on trust of the recorded ETag).
+func (dv DataVersion) Found() bool { return dv.Damage != "" || dv.ETag != "" }
+
 // CopySource is the x-amz-copy-source of rec's data in dv.
 func (v *Vault) CopySource(rec Record, dv DataVersion) string {
 	return s3x.CopySource(v.Bucket, rec.Data, dv.VersionID)
+}
+
+// CopyFrom makes in a copy of rec's data in dv: its copy source and the
+// condition on it (dv.IfMatch).
+func (v *Vault) CopyFrom(in *s3.CopyObjectInput, rec Record, dv DataVersion) {
+	in.CopySource, in.CopySourceIfMatch = aws.String(v.CopySource(rec, dv)), dv.IfMatch(rec)
 }
 
 // IsDataMismatch reports whether err, from a read of rec's data made with
@@ -82,14 +118,23 @@ func IsDataMismatch(err error) bool {
 
 // FindData finds the newest version of rec's data object whose ETag is
 // the recorded DataETag, after a read of the current version failed that
-// condition. It returns a DamagedDataError when there is none.
+// condition; with none, the version a repair record vouches for (dv.ETag
+// and dv.Rebuilt say so; dv.Damage is empty when it is the current one).
+// It returns a DamagedDataError when there is neither.
 func (v *Vault) FindData(ctx context.Context, rec Record) (DataVersion, error) {
+	dv, _, err := v.findData(ctx, rec)
+	return dv, err
+}
+
+// findData is FindData, with the repair record that vouches for the
+// version found (nil: the version has the recorded ETag).
+func (v *Vault) findData(ctx context.Context, rec Record) (DataVersion, *RepairRecord, error) {
 	if rec.DataETag == "" {
-		return DataVersion{}, &DamagedDataError{Data: dataRef(rec), Want: "(none recorded)", Reason: "the data object is missing or unreadable"}
+		return DataVersion{}, nil, &DamagedDataError{Data: dataRef(rec), Want: "(none recorded)", Reason: "the data object is missing or unreadable"}
 	}
 	vs, markers, err := v.versions(ctx, rec.Data)
 	if err != nil {
-		return DataVersion{}, err
+		return DataVersion{}, nil, err
 	}
 	current, seen := "", len(vs)
 	for _, m := range markers {
@@ -109,13 +154,28 @@ func (v *Vault) FindData(ctx context.Context, rec Record) (DataVersion, error) {
 		if o.latest {
 			// The current version is the recorded one after all (a
 			// transient failure, or a repair in between).
-			return DataVersion{}, nil
+			return DataVersion{}, nil, nil
 		}
 		if current == "" {
 			current = "its current version is not the recorded one"
 		}
 		return DataVersion{VersionID: o.id, Damage: fmt.Sprintf("vault data %s: %s, not the recorded %s: read the older version %s that has it",
-			dataRef(rec), current, rec.DataETag, o.id)}, nil
+			dataRef(rec), current, rec.DataETag, o.id)}, nil, nil
+	}
+	rr, untrusted, err := v.rebuiltVersion(ctx, rec)
+	if err != nil {
+		return DataVersion{}, nil, err
+	}
+	if rr != nil {
+		dv := rr.dataVersion()
+		if !slices.ContainsFunc(vs, func(o objectVersion) bool { return o.latest && o.id == rr.Version }) {
+			if current == "" {
+				current = "its current version is not the rebuilt one"
+			}
+			dv.Damage = fmt.Sprintf("vault data %s: %s, not the version %s repair wrote again (%s vouches for it): read that version",
+				dataRef(rec), current, rr.Version, dv.Rebuilt)
+		}
+		return dv, rr, nil
 	}
 	reason := current
 	switch {
@@ -126,12 +186,13 @@ func (v *Vault) FindData(ctx context.Context, rec Record) (DataVersion, error) {
 	case reason == "":
 		reason = fmt.Sprintf("%d versions differ", seen)
 	}
-	return DataVersion{}, &DamagedDataError{Data: dataRef(rec), Want: rec.DataETag, Reason: reason}
+	return DataVersion{}, nil, &DamagedDataError{Data: dataRef(rec), Want: rec.DataETag, Reason: reason, Untrusted: untrusted}
 }
 
 // HeadData answers the HEAD of rec's data object as the record names it:
 // the current version if its ETag is the recorded one, else the newest
-// older version that has it (dv says which, and the damage).
+// older version that has it, else the version a repair record vouches
+// for (dv says which, and the damage; FindData).
 func (v *Vault) HeadData(ctx context.Context, rec Record) (*s3.HeadObjectOutput, DataVersion, error) {
 	in := &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data), IfMatch: IfMatch(rec)}
 	h, err := v.S3.HeadObject(ctx, in)
@@ -145,7 +206,7 @@ func (v *Vault) HeadData(ctx context.Context, rec Record) (*s3.HeadObjectOutput,
 	if err != nil {
 		return nil, dv, err
 	}
-	in.VersionId = nonEmpty(dv.VersionID)
+	in.VersionId, in.IfMatch = nonEmpty(dv.VersionID), dv.IfMatch(rec)
 	if h, err = v.S3.HeadObject(ctx, in); err != nil {
 		return nil, dv, fmt.Errorf("head vault data %s@%s: %w", rec.Data, dv.VersionID, err)
 	}
@@ -160,7 +221,9 @@ func (v *Vault) HeadData(ctx context.Context, rec Record) (*s3.HeadObjectOutput,
 // object (MetaInData) are the original version's, and dv.Damage says when
 // the current version is not it. It lists the key's versions (one
 // request); a record without a DataETag, or a key no version of which has
-// it, is HeadData's to answer (dv empty, ok false).
+// it (a version repair wrote again has an ETag of its own, and its repair
+// record names it: it is the original), is HeadData's to answer (dv
+// empty, ok false).
 func (v *Vault) OriginalData(ctx context.Context, rec Record) (dv DataVersion, ok bool, err error) {
 	if rec.DataETag == "" {
 		return DataVersion{}, false, nil
@@ -213,11 +276,11 @@ func (v *Vault) HeadOriginalData(ctx context.Context, rec Record) (*s3.HeadObjec
 }
 
 // openData opens the bytes of a version record in version dv of its data
-// object, conditional on the recorded ETag: its whole data object, or its
+// object, conditional on its ETag (dv.IfMatch): its whole data object, or its
 // range of a pack (an empty member has nothing to read).
 // sse is the data object's server-side encryption.
 func (v *Vault) openData(ctx context.Context, rec Record, dv DataVersion) (body io.ReadCloser, sse string, err error) {
-	in := &s3.GetObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data), VersionId: nonEmpty(dv.VersionID), IfMatch: IfMatch(rec)}
+	in := &s3.GetObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data), VersionId: nonEmpty(dv.VersionID), IfMatch: dv.IfMatch(rec)}
 	if rec.Packed {
 		if rec.Size == 0 {
 			return io.NopCloser(strings.NewReader("")), "", nil

@@ -77,6 +77,10 @@ type ExpireReport struct {
 	Extended int64    `json:"retentionExtended,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
 	Stage    string   `json:"stage,omitempty"` // where a running expiry is (progress)
+
+	// RepairRecords are the repair records deleted with their data
+	// objects (rebuilt.go).
+	RepairRecords DeleteCount `json:"repairRecords,omitzero"`
 }
 
 // FoldReport is one bucket's fold.

@@ -162,7 +162,15 @@ func (v *Vault) collect(ctx context.Context, o ExpireOptions, rep *ExpireReport)
 	// Merge-join the data objects against the references.
 	groups := &refGroups{it: sorted}
 	ref, cold, more := groups.Next()
+	// Repair records go with the data object they vouch for: deleted
+	// with it, retained while it is referenced. They are few (one per
+	// version repair wrote again), so they are held in memory.
+	repairs, err := v.repairRecordsByData(ctx)
+	if err != nil {
+		return err
+	}
 	d := v.newDeleter(ctx, o)
+	dr := v.newDeleter(ctx, o)
 	ret := v.newRetainer(ctx, o)
 	tag := v.newTagger(ctx, o)
 	probe := ProbeKey(v.Bucket)
@@ -170,6 +178,8 @@ func (v *Vault) collect(ctx context.Context, o ExpireOptions, rep *ExpireReport)
 		if key == probe {
 			return nil // the vault's own, not a version's: kept
 		}
+		records := repairs[key]
+		delete(repairs, key)
 		for more && ref < key {
 			rep.Collected.Missing++
 			ref, cold, more = groups.Next()
@@ -191,12 +201,22 @@ func (v *Vault) collect(ctx context.Context, o ExpireOptions, rep *ExpireReport)
 					return err
 				}
 			}
+			for _, r := range records {
+				if err := ret.add(r.key, r.newest); err != nil {
+					return err
+				}
+			}
 			return ret.add(key, newest)
 		}
 		if !newest.Before(cutoff) {
 			rep.Collected.Young++
 			rep.Collected.YoungBytes += size
 			return nil
+		}
+		for _, r := range records {
+			if err := dr.add(r.key, r.versions, r.size); err != nil {
+				return err
+			}
 		}
 		return d.add(key, vs, size)
 	})
@@ -206,8 +226,23 @@ func (v *Vault) collect(ctx context.Context, o ExpireOptions, rep *ExpireReport)
 		}
 		ref, cold, more = groups.Next()
 	}
+	// Repair records of a data key with no object left (deleted by an
+	// earlier collection stopped before them), once they are as old as
+	// anything a collection deletes.
+	for _, records := range repairs {
+		for _, r := range records {
+			if r.newest.Before(cutoff) && err == nil {
+				err = dr.add(r.key, r.versions, r.size)
+			}
+		}
+	}
 	n, derr := d.close()
 	rep.Data.add(n)
+	nr, drerr := dr.close()
+	rep.RepairRecords.add(nr)
+	if derr == nil {
+		derr = drerr
+	}
 	rerr := ret.close()
 	rep.Extended += ret.extended
 	tagged, terr := tag.close()
@@ -595,4 +630,25 @@ func (v *Vault) Usage(ctx context.Context) (*Usage, error) {
 		return nil, err
 	}
 	return &Usage{CollectionSummary: rep.Collected, AwaitingData: rep.Data, AwaitingJournal: rep.Journal, Cold: rep.Cold, Warnings: rep.Warnings}, nil
+}
+
+// repairEntry is one repair record's versions, as a listing gives them.
+type repairEntry struct {
+	key      string
+	versions []types.ObjectIdentifier
+	size     int64
+	newest   time.Time
+}
+
+// repairRecordsByData lists every repair record, by the data key it
+// vouches for (its key names it).
+func (v *Vault) repairRecordsByData(ctx context.Context) (map[string][]repairEntry, error) {
+	out := map[string][]repairEntry{}
+	err := v.objectVersions(ctx, repairsPrefix, func(key string, vs []types.ObjectIdentifier, size int64, newest time.Time) error {
+		if data, ok := repairRecordData(key); ok {
+			out[data] = append(out[data], repairEntry{key: key, versions: vs, size: size, newest: newest})
+		}
+		return nil
+	})
+	return out, err
 }

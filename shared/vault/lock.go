@@ -240,9 +240,10 @@ func (v *Vault) Retain(ctx context.Context, keys []string, until time.Time, conc
 
 // RetainData is Retain for data objects, by the records that reference
 // them: the version extended is the one bearing the recorded DataETag
-// (HeadData: the current version, else the newest older one that has it),
-// so a data object rewritten or damaged after it was written never moves
-// the lock off the good bytes onto the bad ones. The HEAD that checks the
+// (HeadData: the current version, else the newest older one that has it,
+// else the version a repair record vouches for, whose record is retained
+// with it), so a data object rewritten or damaged after it was written
+// never moves the lock off the good bytes onto the bad ones. The HEAD that checks the
 // ETag also answers the retention (it replaces Retain's
 // GetObjectRetention), so an intact object costs what Retain costs. A
 // data object with no good version is left to verify and repair.
@@ -261,10 +262,18 @@ func (v *Vault) RetainData(ctx context.Context, recs []Record, until time.Time, 
 				return nil
 			case err != nil:
 				return fmt.Errorf("retention of %s: %w", rec.Data, err)
-			case h.ObjectLockRetainUntilDate != nil && !h.ObjectLockRetainUntilDate.Before(until):
-				return nil
 			}
 			to := v.retainStep(aws.ToTime(h.LastModified), until)
+			if dv.Rebuilt != "" {
+				// The repair record that vouches for the version lives as
+				// long as it does.
+				if err := v.retainVersion(gctx, dv.Rebuilt, "", to); err != nil {
+					return err
+				}
+			}
+			if h.ObjectLockRetainUntilDate != nil && !h.ObjectLockRetainUntilDate.Before(until) {
+				return nil
+			}
 			_, err = v.S3.PutObjectRetention(gctx, &s3.PutObjectRetentionInput{Bucket: aws.String(v.Bucket), Key: aws.String(rec.Data), VersionId: nonEmpty(dv.VersionID),
 				Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionMode(v.Lock.Mode), RetainUntilDate: aws.Time(to.UTC())}})
 			if err != nil {

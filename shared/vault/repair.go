@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -204,14 +206,22 @@ func (v *Vault) versionsAbove(ctx context.Context, key, good string) ([]string, 
 //     whole and checked against its record (MD5, checksum, size), and
 //     written only when the members, end to end, hash to the pack's
 //     recorded ETag;
-//   - the version written must have the recorded ETag, which every
-//     reader conditions on: then every record naming the key is whole
-//     again. A vault whose writes get ETags of their own (SSE-KMS, or
-//     another part size) cannot give it: the version written is removed
-//     and the object listed as not rebuilt, with why.
+//   - the copy asks the vault for a checksum of the bytes it writes (the
+//     source's full-object algorithm, else SHA-256);
+//   - a version written with the recorded ETag, which every reader
+//     conditions on, makes every record naming the key whole again. A
+//     vault whose writes get ETags of their own (SSE-KMS, as deployed, or
+//     another part size) cannot give it: the version written is asked
+//     for (its size, its ETag, its checksum, which must equal the
+//     source's where both are of one algorithm) and vouched for by a
+//     repair record (rebuilt.go), which readers then follow. A version
+//     that fails those checks is removed again and the object listed as
+//     not rebuilt, with why.
 //
-// In a locked vault the version written is retained as long as the
-// snapshots that reference it live (PointRetainUntil).
+// In a locked vault the version written, and its repair record, are
+// retained as long as the snapshots that reference it live
+// (PointRetainUntil); expiry extends them while anything references the
+// data.
 
 // LostData is a data object no version of which holds the bytes its
 // records name, with the records that name it.
@@ -275,6 +285,11 @@ type RebuiltData struct {
 	// Version is the version of the data key written ("" on a dry run,
 	// or when nothing was written).
 	Version string `json:"version,omitempty"`
+	// ETag is the version's ETag when it is not the one its records
+	// name, and RepairRecord the key of the repair record that vouches
+	// for it (readers follow it).
+	ETag         string `json:"etag,omitempty"`
+	RepairRecord string `json:"repairRecord,omitempty"`
 	// Note says what the object written carries that no record vouches
 	// for, or why nothing was needed.
 	Note string `json:"note,omitempty"`
@@ -305,7 +320,7 @@ func (v *Vault) RepairData(ctx context.Context, rep *VerifyReport, dry bool) ([]
 		default:
 			// Still lost? A writer may have put it back since verify.
 			if _, ferr := v.FindData(ctx, ld.records[0].rec); ferr == nil {
-				r.Note = "a version with the recorded ETag is there again since verify read it: nothing to do"
+				r.Note = "a version with the recorded bytes (the recorded ETag, or one a repair record vouches for) is there again since verify read it: nothing to do"
 				out = append(out, r)
 				continue
 			} else if !errors.As(ferr, new(*DamagedDataError)) {
@@ -388,21 +403,29 @@ func (v *Vault) rebuildData(ctx context.Context, ld *LostData, dry bool, r *Rebu
 	if metaInData {
 		r.Note = "its metadata is the source version's (which never changes); its tags are the version's tags now: no record holds the tags it had to check them against"
 	}
-	opts, why := copyShape(ld.DataETag, rec.Size)
-	if why != "" {
-		r.Cannot = why
-		return nil
-	}
+	opts := copyShape(ld.DataETag, rec.Size)
 	if dry {
 		return nil
 	}
 	req := StoreRequest{Bucket: src.bucket, Key: rec.Key, VersionID: rec.VersionID, ETag: rec.ETag, Size: rec.Size, LastModified: rec.Time,
 		SourceMetadata: metaInData, Copy: opts}
-	if metaInData && !opts.SingleCall(rec.Size) {
+	switch {
+	case metaInData && !opts.SingleCall(rec.Size):
 		// A copy in parts starts empty: the source's metadata and tags
 		// are given explicitly, as a snapshot's copy does.
 		req.Prepare = func(in *s3.CopyObjectInput) error {
 			return s3x.CarryMetadata(ctx, v.S3, src.bucket, rec.Key, rec.VersionID, in)
+		}
+	case opts.SingleCall(rec.Size):
+		// The vault computes a checksum of the bytes it writes, of the
+		// source's algorithm where it has a full-object one.
+		algo := types.ChecksumAlgorithmSha256
+		if c := rec.Checksum; fullChecksum(c) && slices.Contains(types.ChecksumAlgorithm("").Values(), types.ChecksumAlgorithm(c.Algorithm)) {
+			algo = types.ChecksumAlgorithm(c.Algorithm)
+		}
+		req.Prepare = func(in *s3.CopyObjectInput) error {
+			in.ChecksumAlgorithm = algo
+			return nil
 		}
 	}
 	st, err := v.write(ctx, ld.Object, req, false)
@@ -416,24 +439,26 @@ func (v *Vault) rebuildData(ctx context.Context, ld *LostData, dry bool, r *Rebu
 	case err != nil:
 		return fmt.Errorf("rebuild s3://%s/%s from %s: %w", v.Bucket, ld.Object, src.name(), err)
 	}
-	return v.settle(ctx, ld, st, r)
+	return v.settle(ctx, ld, st, rec.Size, []RepairSource{repairSource(src.bucket, rec)}, r)
 }
 
 // copyShape is the copy that gives the bytes of a data object the shape
 // of its recorded ETag (one copy for a single-part ETag, parts for a
 // multipart one: the part size that makes as many parts as it says, the
-// default one where that does), or why none can.
-func copyShape(dataETag string, size int64) (s3x.CopyOptions, string) {
+// default one where that does); where no copy can have it (a
+// single-part ETag over 5 GiB, a part count no copy of the size has),
+// the default copy, whose version a repair record then vouches for.
+func copyShape(dataETag string, size int64) s3x.CopyOptions {
 	_, parts, multipart := strings.Cut(dataETag, "-")
 	if !multipart {
 		if size > s3x.MaxCopySize {
-			return s3x.CopyOptions{}, fmt.Sprintf("its recorded ETag %s is a single part's, which no copy of %d bytes (over 5 GiB) gives", dataETag, size)
+			return s3x.CopyOptions{}
 		}
-		return s3x.CopyOptions{Threshold: s3x.MaxCopySize}, ""
+		return s3x.CopyOptions{Threshold: s3x.MaxCopySize}
 	}
 	n, err := strconv.ParseInt(parts, 10, 64)
 	if err != nil || n < 1 || n > 10000 || size < n {
-		return s3x.CopyOptions{}, fmt.Sprintf("its recorded ETag %s names no part count a copy of %d bytes can have", dataETag, size)
+		return s3x.CopyOptions{}
 	}
 	partSize := int64(512 << 20) // s3x.Copy's default
 	for size/partSize >= 10000 {
@@ -443,7 +468,7 @@ func copyShape(dataETag string, size int64) (s3x.CopyOptions, string) {
 		const mib = 1 << 20
 		partSize = ((size+n-1)/n + mib - 1) / mib * mib
 	}
-	return s3x.CopyOptions{Multipart: true, PartSize: partSize}, ""
+	return s3x.CopyOptions{Multipart: true, PartSize: partSize}
 }
 
 // rebuildPack writes a lost pack again from its members' source
@@ -463,11 +488,8 @@ func (v *Vault) rebuildPack(ctx context.Context, ld *LostData, dry bool, r *Rebu
 		}
 		off += m.rec.Size
 	}
-	if !s3x.ETagIsMD5(ld.DataETag, "") {
-		r.Cannot = fmt.Sprintf("its recorded ETag %s is not an MD5, so bytes rebuilt from its members cannot be checked against it", ld.DataETag)
-		return nil
-	}
 	body := make([]byte, 0, off)
+	var sources []RepairSource
 	for _, m := range members {
 		b, why, err := v.readMember(ctx, m)
 		if err != nil {
@@ -479,21 +501,28 @@ func (v *Vault) rebuildPack(ctx context.Context, ld *LostData, dry bool, r *Rebu
 		}
 		body = append(body, b...)
 		r.From = append(r.From, m.name())
+		sources = append(sources, repairSource(m.bucket, m.rec))
 	}
 	sum := md5.Sum(body)
 	if got := hex.EncodeToString(sum[:]); got != ld.DataETag {
-		r.Cannot = fmt.Sprintf("its %d members' bytes, end to end, have MD5 %s, not its recorded ETag %s: it holds members no record names (or its ETag is not an MD5)",
+		// Not the recorded bytes end to end (the pack held bytes no
+		// record names, or the vault's ETags are not MD5s): each member's
+		// bytes are its source version's, checked, so the version written
+		// is vouched for by a repair record.
+		r.Note = fmt.Sprintf("its %d members' bytes, end to end, have MD5 %s, not its recorded ETag %s: readers read each member from the version written, which a repair record vouches for",
 			len(members), got, ld.DataETag)
-		return nil
 	}
 	if dry {
 		return nil
 	}
-	out, err := v.S3.PutObject(ctx, v.packInput(ld.Object, members[0].bucket, len(members), body, sum))
+	in := v.packInput(ld.Object, members[0].bucket, len(members), body, sum)
+	sha := sha256.Sum256(body)
+	in.ChecksumSHA256 = aws.String(base64.StdEncoding.EncodeToString(sha[:]))
+	out, err := v.S3.PutObject(ctx, in)
 	if err != nil {
 		return fmt.Errorf("rebuild pack s3://%s/%s: %w", v.Bucket, ld.Object, err)
 	}
-	return v.settle(ctx, ld, Stored{Key: ld.Object, ETag: s3x.TrimETag(aws.ToString(out.ETag)), VersionID: aws.ToString(out.VersionId)}, r)
+	return v.settle(ctx, ld, Stored{Key: ld.Object, ETag: s3x.TrimETag(aws.ToString(out.ETag)), VersionID: aws.ToString(out.VersionId)}, int64(len(body)), sources, r)
 }
 
 // readMember reads the bytes of one pack member from its source version
@@ -527,37 +556,101 @@ func (v *Vault) readMember(ctx context.Context, m sourceRecord) (body []byte, wh
 	return body, "", nil
 }
 
-// settle checks the version a rebuild wrote: with the recorded ETag, it
-// is what every record naming the key vouches for (and, in a locked
-// vault, retained as long as the snapshots that reference it live);
-// without, it is removed again, and the object cannot be rebuilt here.
-func (v *Vault) settle(ctx context.Context, ld *LostData, st Stored, r *RebuiltData) error {
-	if ld.DataETag == "" || st.ETag == ld.DataETag {
-		r.Version = st.VersionID
-		if v.Lock != nil && len(ld.points) > 0 {
-			now := time.Now()
-			var until time.Time
-			for _, sp := range ld.points {
-				if u := v.PointRetainUntil(&sp, now); u.After(until) {
-					until = u
-				}
+// settle checks the version a rebuild wrote (st, of size bytes, from
+// sources): with the recorded ETag, it is what every record naming the
+// key vouches for; with another, it is asked for (its size, ETag and
+// checksum, which must equal the source's full-object one where both are
+// of one algorithm) and vouched for by a repair record; a version that
+// fails is removed again, and the object cannot be rebuilt here. In a
+// locked vault the version (and its repair record) is retained as long
+// as the snapshots that reference it live.
+func (v *Vault) settle(ctx context.Context, ld *LostData, st Stored, size int64, sources []RepairSource, r *RebuiltData) error {
+	keep := []string{}
+	if ld.DataETag != "" && st.ETag != ld.DataETag {
+		if st.VersionID == "" {
+			r.Cannot = fmt.Sprintf("the copy written from its source has ETag %s, its records name %s, and the server named no version of it for a repair record to vouch for; the copy stays",
+				st.ETag, ld.DataETag)
+			return nil
+		}
+		rr, why, err := v.vouch(ctx, ld, st, size, sources)
+		if err != nil {
+			return err
+		}
+		if why != "" {
+			r.Cannot = fmt.Sprintf("the copy written from its source %s", why) + v.unwrite(ctx, ld.Object, st.VersionID)
+			return nil
+		}
+		key, err := v.putRepairRecord(ctx, rr)
+		if err != nil {
+			return fmt.Errorf("%w (the copy, version %s of %s, is not vouched for: readers take it for damage until a repair writes its record)", err, st.VersionID, ld.Object)
+		}
+		r.ETag, r.RepairRecord = st.ETag, key
+		keep = append(keep, key)
+	}
+	r.Version = st.VersionID
+	if v.Lock != nil && len(ld.points) > 0 {
+		now := time.Now()
+		var until time.Time
+		for _, sp := range ld.points {
+			if u := v.PointRetainUntil(&sp, now); u.After(until) {
+				until = u
 			}
-			if err := v.Retain(ctx, []string{ld.Object}, until, 1); err != nil {
+		}
+		if err := v.retainVersion(ctx, ld.Object, st.VersionID, until); err != nil {
+			return err
+		}
+		for _, k := range keep {
+			if err := v.retainVersion(ctx, k, "", until); err != nil {
 				return err
 			}
 		}
-		return nil
-	}
-	r.Cannot = fmt.Sprintf("the copy written from its source has ETag %s, its records name %s: this vault gives a write an ETag of its own "+
-		"(SSE-KMS, or another part size), so no reader could tell the copy from damage", st.ETag, ld.DataETag)
-	if st.VersionID == "" {
-		r.Cannot += "; the copy stays (the server named no version of it to remove)"
-		return nil
-	}
-	if _, err := v.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(ld.Object), VersionId: aws.String(st.VersionID)}); err != nil {
-		r.Cannot += fmt.Sprintf("; the copy stays as its version %s (removing it failed: %v)", st.VersionID, err)
-	} else {
-		r.Cannot += "; the copy was removed"
 	}
 	return nil
+}
+
+// vouch asks for the version a rebuild wrote with an ETag of its own and
+// returns the repair record that vouches for it, or why none can.
+func (v *Vault) vouch(ctx context.Context, ld *LostData, st Stored, size int64, sources []RepairSource) (*RepairRecord, string, error) {
+	h, err := v.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(ld.Object), VersionId: aws.String(st.VersionID),
+		ChecksumMode: types.ChecksumModeEnabled})
+	if err != nil {
+		return nil, "", fmt.Errorf("head the copy written to s3://%s/%s@%s: %w", v.Bucket, ld.Object, st.VersionID, err)
+	}
+	if got := s3x.TrimETag(aws.ToString(h.ETag)); got != st.ETag {
+		return nil, fmt.Sprintf("has ETag %s, the write said %s", got, st.ETag), nil
+	}
+	if got := aws.ToInt64(h.ContentLength); got != size {
+		return nil, fmt.Sprintf("has %d bytes, its sources %d", got, size), nil
+	}
+	sum := ChecksumOf(h)
+	if sum != nil && sum.Type == string(types.ChecksumTypeComposite) {
+		sum = nil // of its parts: no reader compares it
+	}
+	checked := []string{"each source version's ETag, size and full-object checksum before the copy, which was conditional on its ETag",
+		"the version written: its ETag and size"}
+	if sum != nil {
+		checked[1] += ", and the " + sum.Algorithm + " checksum the vault computed on the write"
+		if len(sources) == 1 && !ld.Packed {
+			if c := sources[0].Checksum; c != nil && c.Algorithm == sum.Algorithm {
+				if c.Value != sum.Value {
+					return nil, fmt.Sprintf("has %s checksum %s, its source %s", c.Algorithm, sum.Value, c.Value), nil
+				}
+				checked[1] += ", equal to the source's"
+			}
+		}
+	}
+	if ld.Packed {
+		checked[0] = "each member's source version read whole, conditional on its ETag, and checked against its record (size, MD5 where its ETag is one, full-object checksum); the members end to end from byte 0"
+	}
+	return &RepairRecord{Data: ld.Object, DataETag: ld.DataETag, Version: st.VersionID, ETag: st.ETag, Size: size, Checksum: sum,
+		Sources: sources, Checked: checked, RebuiltAt: time.Now().UTC()}, "", nil
+}
+
+// unwrite removes the version a rebuild wrote and could not vouch for,
+// and says how that went.
+func (v *Vault) unwrite(ctx context.Context, key, versionID string) string {
+	if _, err := v.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(key), VersionId: aws.String(versionID)}); err != nil {
+		return fmt.Sprintf("; the copy stays as its version %s (removing it failed: %v)", versionID, err)
+	}
+	return "; the copy was removed"
 }

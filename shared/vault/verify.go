@@ -14,6 +14,7 @@ import (
 	"hash/crc64"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -73,7 +74,7 @@ func (v *Vault) Verify(ctx context.Context, concurrency int, deep bool, progress
 	if err != nil {
 		return nil, err
 	}
-	vr := &verifier{v: v, rep: &VerifyReport{Buckets: len(buckets)}, deep: deep, concurrency: concurrency, progress: progress}
+	vr := &verifier{v: v, rep: &VerifyReport{Buckets: len(buckets)}, deep: deep, concurrency: concurrency, progress: progress, finder: packFinder{v: v}}
 	for _, b := range buckets {
 		js, err := v.Journal(ctx, b.Bucket)
 		if err != nil {
@@ -130,6 +131,7 @@ type verifier struct {
 	progress             func(VerifyReport)
 	mu                   sync.Mutex
 	packs                map[string]*s3.HeadObjectOutput // recent packs' HEADs
+	finder               packFinder                      // the versions found of packs whose current version is not the recorded one
 	lostData             map[string]*LostData            // by data key
 	records, data, bytes atomic.Int64
 }
@@ -187,18 +189,24 @@ func (vr *verifier) check(ctx context.Context, bucket, what string, point *Snaps
 				if damage != "" {
 					// The current version is not the recorded one: an older
 					// version may still hold the recorded bytes.
-					found, err := v.FindData(gctx, rec)
+					found, err := vr.find(gctx, rec)
 					var lost *DamagedDataError
 					switch {
 					case errors.As(err, &lost):
+						if len(lost.Untrusted) > 0 {
+							damage += "; " + strings.Join(lost.Untrusted, "; ")
+						}
 						vr.problem("%s %s; no version of it holds the recorded bytes (lost from the vault)", where, damage)
 						vr.lost(fmt.Sprintf("%s %s (data of s3://%s/%s@%s)", rec.Data, damage, bucket, rec.Key, rec.VersionID))
 						vr.addLostData(bucket, rec, damage, point)
 						return nil
 					case err != nil:
 						return err
-					case found.VersionID == "":
-						// Changed back in between: the current one is good.
+					case found.Damage == "":
+						// The current version is good: changed back in
+						// between, or the version repair wrote again, which
+						// its repair record vouches for.
+						dv = found
 					default:
 						vr.problem("%s %s; its older version %s holds the recorded bytes (repairable)", where, damage, found.VersionID)
 						vr.repairable(Repair{Object: rec.Data, GoodVersion: found.VersionID, Reason: damage})
@@ -257,6 +265,24 @@ func (vr *verifier) check(ctx context.Context, bucket, what string, point *Snaps
 		}
 	}
 	return err
+}
+
+// find is FindData, looked up once per pack for the records of its
+// members (each checked against a repair record that vouches for the
+// version found; one that does not name it is looked up on its own).
+func (vr *verifier) find(ctx context.Context, rec Record) (DataVersion, error) {
+	if rec.Packed {
+		f := vr.finder.find(ctx, rec)
+		var lost *DamagedDataError
+		switch {
+		case f.err == nil && (f.rr == nil || f.rr.vouches(rec) == ""):
+			return f.dv, nil
+		case errors.As(f.err, &lost) && len(lost.Untrusted) == 0:
+			// No version and no repair record: as lost for every member.
+			return DataVersion{}, &DamagedDataError{Data: dataRef(rec), Want: lost.Want, Reason: lost.Reason}
+		}
+	}
+	return vr.v.FindData(ctx, rec)
 }
 
 func (vr *verifier) repairable(r Repair) {
