@@ -73,24 +73,7 @@ func TestFinishedBackupJobNeverChangesState(t *testing.T) {
 
 	// A lost race: another writer changes the record between the seal's
 	// read of it and its write.
-	j, err := eng.Start(e.ctx, snapshot.Job{Vault: e.v.Bucket, Bucket: e.bucket})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for !j.Scan.Done {
-		if j, err = eng.Scan(e.ctx, *j); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var items []snapshot.ItemRef
-	if err := e.v.GetJSON(e.ctx, j.Scan.ItemsKey, &items); err != nil {
-		t.Fatal(err)
-	}
-	req := snapshot.CopyRequest{Items: items}
-	req.BatchInput.Job = *j
-	if _, err := eng.Copy(e.ctx, req); err != nil {
-		t.Fatal(err)
-	}
+	j := e.startScanCopy(t, eng)
 	other := record(j.JobID)
 	other.StatusMessage = "written by another writer"
 	f.failPut = func(key string) error {

@@ -190,15 +190,7 @@ func TestLostScanProgress(t *testing.T) {
 	if j, err = eng.Scan(e.ctx, *j); err != nil || !j.Scan.Done || j.Scan.Files == 0 {
 		t.Fatalf("scan: %+v %v", j.Scan, err)
 	}
-	var items []snapshot.ItemRef
-	if err := e.v.GetJSON(e.ctx, j.Scan.ItemsKey, &items); err != nil {
-		t.Fatal(err)
-	}
-	req := snapshot.CopyRequest{Items: items}
-	req.BatchInput.Job = *j
-	if _, err := eng.Copy(e.ctx, req); err != nil {
-		t.Fatal(err)
-	}
+	e.copyAll(t, eng, j)
 	lose(j)
 	_, err = eng.Seal(e.ctx, *j)
 	refused("seal", err, *j)

@@ -269,24 +269,7 @@ func TestSealRetriedAfterItsJobRecordFailed(t *testing.T) {
 	}
 	f := &faulty{Client: e.c}
 	eng := e.engine(f)
-	j, err := eng.Start(e.ctx, snapshot.Job{Vault: e.v.Bucket, Bucket: e.bucket})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for !j.Scan.Done {
-		if j, err = eng.Scan(e.ctx, *j); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var items []snapshot.ItemRef
-	if err := e.v.GetJSON(e.ctx, j.Scan.ItemsKey, &items); err != nil {
-		t.Fatal(err)
-	}
-	req := snapshot.CopyRequest{Items: items}
-	req.BatchInput.Job = *j
-	if _, err := eng.Copy(e.ctx, req); err != nil {
-		t.Fatal(err)
-	}
+	j := e.startScanCopy(t, eng)
 	f.failPut = func(key string) error {
 		if key == vault.JobKey(j.JobID) {
 			return &smithy.GenericAPIError{Code: "InternalError", Message: "injected: the job record's write fails"}

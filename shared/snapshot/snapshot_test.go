@@ -113,6 +113,37 @@ func (e *events) types() []string {
 	return out
 }
 
+// startScanCopy starts a backup of e's bucket with eng, scans it to the
+// end and copies every work item: what the seal then finds.
+func (e env) startScanCopy(t *testing.T, eng *snapshot.Engine) *snapshot.Job {
+	t.Helper()
+	j, err := eng.Start(e.ctx, snapshot.Job{Vault: e.v.Bucket, Bucket: e.bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for !j.Scan.Done {
+		if j, err = eng.Scan(e.ctx, *j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.copyAll(t, eng, j)
+	return j
+}
+
+// copyAll copies every work item of the scanned job j.
+func (e env) copyAll(t *testing.T, eng *snapshot.Engine, j *snapshot.Job) {
+	t.Helper()
+	var items []snapshot.ItemRef
+	if err := e.v.GetJSON(e.ctx, j.Scan.ItemsKey, &items); err != nil {
+		t.Fatal(err)
+	}
+	req := snapshot.CopyRequest{Items: items}
+	req.BatchInput.Job = *j
+	if _, err := eng.Copy(e.ctx, req); err != nil {
+		t.Fatal(err)
+	}
+}
+
 type env struct {
 	ctx    context.Context
 	srv    *locals3.Server
