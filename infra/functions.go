@@ -79,6 +79,10 @@ const (
 	// verdicts validation functions report for them later.
 	keyRestoreTests = vault.PatternRestoreTests
 	keyVerdicts     = vault.PatternRestoreTestVerdicts
+	// keyRepairs are the repair records that vouch for data versions
+	// repair wrote again (vault.RepairRecordKey): a role that reads data
+	// reads them too (vault.FindData follows them).
+	keyRepairs = vault.PatternRepairs
 )
 
 // Key patterns shared/vault builds (a "*" for what only run time names).
@@ -183,7 +187,7 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		// their results, the report reads those. Scratch writes carry
 		// their own retention (scratchRetention).
 		r.vaultAccess(pol, false,
-			[]string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs, keyReconcile, keyRestoreScratch},
+			[]string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyRepairs, keyJobs, keyReconcile, keyRestoreScratch},
 			[]string{keyJobs, keyRestoreScratch})
 		r.readVaultDataTags(pol)
 		r.thawVaultData(pol)
@@ -200,11 +204,12 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		// jobs/: the job's record; its working files are its scratch
 		// (keyJobScratch), not the rest of scratch/.
 		r.vaultAccess(pol, true,
-			[]string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs, keyJobScratch},
+			[]string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyRepairs, keyJobs, keyJobScratch},
 			[]string{keyData, keySnapshots, keyJobs, keyJobScratch})
 		// In a locked vault a seal retains the point's manifest and data
-		// until its DeleteAt.
-		r.retainVault(pol, keyData, keySnapshots)
+		// until its DeleteAt (and the repair record of a data version
+		// repair wrote again, with it).
+		r.retainVault(pol, keyData, keyRepairs, keySnapshots)
 		// A seal records how the vault stores the point (its default
 		// encryption: IsEncrypted, EncryptionKeyArn).
 		pol.add(r.s3("ReadVaultEncryption", []string{"s3:GetEncryptionConfiguration"}, []*string{jsii.String(r.arns().bucket(r.Vault.Name))}, nil))
@@ -237,17 +242,18 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		// snapshot job's fragments, under scratch/jobs/, reference data
 		// no manifest does yet), data/ (the listing
 		// the collection joins against; HEAD of a data object),
-		// reconcile/ (the journal's completeness watermark). Writes: a
+		// repairs/ (repair records, deleted and retained with their
+		// data), reconcile/ (the journal's completeness watermark). Writes: a
 		// fold's runs/ and journal/ index, scratch/ progress, and a
 		// recovery point's EXPIRED (or COLD) status under snapshots/,
 		// and the cold tier's tag on data/ versions (tierVaultData).
 		r.vaultAccess(pol, false,
-			[]string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyJobs, keyScratch, keyData, keyReconcile},
+			[]string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyJobs, keyScratch, keyData, keyRepairs, keyReconcile},
 			[]string{keyJournal, keyRuns, keySnapshots, keyScratch})
-		r.deleteVault(pol, keyData, keyJournal, keyRuns, keySnapshots)
+		r.deleteVault(pol, keyData, keyRepairs, keyJournal, keyRuns, keySnapshots)
 		// In a locked vault, the retention of what is still referenced
 		// is extended before it ends.
-		r.retainVault(pol, keyData, keyJournal, keyRuns)
+		r.retainVault(pol, keyData, keyRepairs, keyJournal, keyRuns)
 		r.tierVaultData(pol)
 	case "restoretest":
 		p.Description = "bucketvault restore test: the restore test state machine's steps (resolve, start, validate, hook, await, cleanup, fail) and the daily sweep of restore-test-* buckets"
@@ -258,12 +264,13 @@ func functionProps(name string, r *FunctionResources) *GoFunctionProps {
 		p.Environment[config.EnvEventBus] = r.EventBusARN
 		// Reads what picking a recovery point and validating a restored
 		// bucket against the vault read, as the restore does (buckets/,
-		// journal/ and runs/, snapshots/, data/ and its tags, reconcile/:
+		// journal/ and runs/, snapshots/, data/ and its tags, repairs/,
+		// reconcile/:
 		// the completeness watermark a pick stays before, jobs/: the
 		// restore's record); writes the runs' records (restore-tests/);
 		// reads the verdicts validation functions put later.
 		r.vaultAccess(pol, false,
-			[]string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyJobs, keyReconcile, keyRestoreTests, keyVerdicts},
+			[]string{keyDescriptor, keyLock, keyBuckets, keyJournal, keyRuns, keySnapshots, keyData, keyRepairs, keyJobs, keyReconcile, keyRestoreTests, keyVerdicts},
 			[]string{keyRestoreTests})
 		r.readVaultDataTags(pol)
 		r.testRestores(pol)
@@ -285,7 +292,7 @@ const (
 	whyVaultCheck   = "A selection never backs up a vault: dispatch recognises one by a HeadObject of its descriptor (bucketvault.json) on every bucket a selection takes, whose names are the selections' Resources patterns (any bucket when a selection goes by tags). The role may read only the key bucketvault.json of those buckets, and list them only with s3:prefix equal to it (so a missing descriptor answers 404, not 403); bound to the stack's account (aws:ResourceAccount)."
 	whyListAllTests = "s3:ListAllMyBuckets supports no resource-level permissions (Resource \"*\" only): the restore test sweeper lists the account's buckets to find the restore-test-* buckets whose time is up."
 	whyTestBuckets  = "A restore test restores into a new bucket named restore-test-<random> (restoretest.TargetPrefix), named at run time, and validates, locks down and finally deletes it whole (every key, every version): the role may do so on restore-test-* buckets only, in the stack's account (aws:ResourceAccount); it may delete no other bucket or object."
-	whyDeletes      = "Expiry deletes every version of the vault objects no record references any more: data objects, journal segments, runs and indexes, snapshot recovery points and their manifests, whose keys are content hashes, bucket names, segment, run and snapshot ids that no deployment can know. Only those four prefixes, only in the stack's vault and account (aws:ResourceAccount); the descriptor, the lock, buckets/, reconcile/, jobs/ and scratch/ are never deleted by it, and Object Lock keeps every version for its retention."
+	whyDeletes      = "Expiry deletes every version of the vault objects no record references any more: data objects and the repair records that vouch for them, journal segments, runs and indexes, snapshot recovery points and their manifests, whose keys are content hashes, bucket names, segment, run and snapshot ids that no deployment can know. Only those five prefixes, only in the stack's vault and account (aws:ResourceAccount); the descriptor, the lock, buckets/, reconcile/, jobs/ and scratch/ are never deleted by it, and Object Lock keeps every version for its retention."
 )
 
 func (r *FunctionResources) arns() s3ARNs { return r.Vault.arns }

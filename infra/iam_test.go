@@ -269,8 +269,8 @@ func TestRolePolicies(t *testing.T) {
 			// reconcile/: the completeness watermark; scratch/jobs/*/restore/*:
 			// the state machine's work items and results, not the rest of
 			// scratch/.
-			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "reconcile/*", "scratch/jobs/*/restore/*"),
-			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "reconcile/*", "scratch/jobs/*/restore/*")),
+			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "repairs/*", "jobs/*", "reconcile/*", "scratch/jobs/*/restore/*"),
+			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "repairs/*", "jobs/*", "reconcile/*", "scratch/jobs/*/restore/*")),
 			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("jobs/*", "scratch/jobs/*/restore/*")),
 			// Scratch writes carry their own short retention.
 			s3In("SetScratchRetention", []string{"s3:PutObjectRetention"}, vaultKeys("scratch/jobs/*/restore/*")),
@@ -298,12 +298,14 @@ func TestRolePolicies(t *testing.T) {
 				[]string{"arn:aws:s3:::archive-*", "arn:aws:s3:::documents", "arn:aws:s3:::photos"}),
 			// jobs/: the job's record; scratch/jobs/: its working files
 			// (vault.JobScratchKey), not the rest of scratch/.
-			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "scratch/jobs/*/*"),
-			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "scratch/jobs/*/*")),
+			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "repairs/*", "jobs/*", "scratch/jobs/*/*"),
+			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "repairs/*", "jobs/*", "scratch/jobs/*/*")),
 			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("data/*", "snapshots/*", "jobs/*", "scratch/jobs/*/*")),
 			s3In("SetScratchRetention", []string{"s3:PutObjectRetention"}, vaultKeys("scratch/jobs/*/*")),
 			abortVault, useVaultKey,
-			s3In("RetainVault", []string{"s3:GetObjectRetention", "s3:PutObjectRetention"}, vaultKeys("data/*", "snapshots/*")),
+			// A seal retains a data version repair wrote again with the
+			// repair record that vouches for it.
+			s3In("RetainVault", []string{"s3:GetObjectRetention", "s3:PutObjectRetention"}, vaultKeys("data/*", "repairs/*", "snapshots/*")),
 			s3In("ReadVaultEncryption", []string{"s3:GetEncryptionConfiguration"}, []string{"arn:aws:s3:::bucketvault-vault-123456789012-us-east-1"}),
 			s3In("TagVaultData", []string{"s3:PutObjectTagging"}, vaultKeys("data/*")),
 			stmt{Sid: "DecryptSourceObjects", Effect: "Allow", Actions: []string{"kms:Decrypt"}, Resources: []string{sourceKey},
@@ -328,17 +330,18 @@ func TestRolePolicies(t *testing.T) {
 			xray,
 		),
 		"ExpireRole": join(logs("Expire"),
-			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "jobs/*", "scratch/*", "data/*", "reconcile/*"),
-			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "jobs/*", "scratch/*", "data/*", "reconcile/*")),
+			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "jobs/*", "scratch/*", "data/*", "repairs/*", "reconcile/*"),
+			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "jobs/*", "scratch/*", "data/*", "repairs/*", "reconcile/*")),
 			// The journal index and fold output, a recovery point's
 			// EXPIRED status, the compaction's progress.
 			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("journal/*", "runs/*", "snapshots/*", "scratch/*")),
 			s3In("SetScratchRetention", []string{"s3:PutObjectRetention"}, vaultKeys("scratch/*")),
 			useVaultKey,
-			// Deletes: these four prefixes only; never the descriptor,
-			// the lock, buckets/, reconcile/, jobs/ or scratch/.
-			s3In("DeleteVault", []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, vaultKeys("data/*", "journal/*", "runs/*", "snapshots/*")),
-			s3In("RetainVault", []string{"s3:GetObjectRetention", "s3:PutObjectRetention"}, vaultKeys("data/*", "journal/*", "runs/*")),
+			// Deletes: these five prefixes only (repair records go with
+			// their data); never the descriptor, the lock, buckets/,
+			// reconcile/, jobs/ or scratch/.
+			s3In("DeleteVault", []string{"s3:DeleteObject", "s3:DeleteObjectVersion"}, vaultKeys("data/*", "repairs/*", "journal/*", "runs/*", "snapshots/*")),
+			s3In("RetainVault", []string{"s3:GetObjectRetention", "s3:PutObjectRetention"}, vaultKeys("data/*", "repairs/*", "journal/*", "runs/*")),
 			// The cold tier's tag, on data/ versions only.
 			s3In("TierVaultData", []string{"s3:GetObjectTagging", "s3:GetObjectVersionTagging", "s3:PutObjectTagging", "s3:PutObjectVersionTagging"}, vaultKeys("data/*")),
 			xray,
@@ -376,8 +379,8 @@ func TestRolePolicies(t *testing.T) {
 			// What a pick and a validation read of the vault (as the
 			// restore reads it), the runs' records it writes, and the
 			// verdicts validation functions put later.
-			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "reconcile/*", "restore-tests/*", "restore-test-verdicts/*"),
-			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "jobs/*", "reconcile/*", "restore-tests/*", "restore-test-verdicts/*")),
+			listVault("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "repairs/*", "jobs/*", "reconcile/*", "restore-tests/*", "restore-test-verdicts/*"),
+			readVault(vaultKeys("bucketvault.json", "lock.json", "buckets/*", "journal/*", "runs/*", "snapshots/*", "data/*", "repairs/*", "jobs/*", "reconcile/*", "restore-tests/*", "restore-test-verdicts/*")),
 			s3In("WriteVault", []string{"s3:PutObject"}, vaultKeys("restore-tests/*")),
 			useVaultKey,
 			s3In("ReadVaultDataTags", []string{"s3:GetObjectTagging", "s3:GetObjectVersionTagging"}, vaultKeys("data/*")),
