@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/bucketvault/bucketvault/shared/inspect"
 	"github.com/bucketvault/bucketvault/shared/locals3"
@@ -121,12 +122,23 @@ func TestCLIVaultRepair(t *testing.T) {
 // is still in the protected bucket. verify says lost; a snapshot taken
 // meanwhile carries the journal's record of it; `vault repair --dry-run`
 // says it would write it again from the source and writes nothing;
-// `vault repair` writes it again and lists nothing as lost; then verify
-// (reading every byte) is clean and restores as of a point in time and of
-// the snapshot are exact.
+// `vault repair` writes it again and lists nothing as lost (in an SSE-KMS
+// vault, as deployed, the copy gets an ETag of its own, and repair names
+// the repair record that vouches for it); then verify (reading every
+// byte) is clean and restores as of a point in time and of the snapshot
+// are exact.
 func TestCLIVaultRepairRebuildsLostData(t *testing.T) {
+	for _, kms := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "sse-kms"}[kms], func(t *testing.T) { testCLIVaultRepairRebuildsLostData(t, kms) })
+	}
+}
+
+func testCLIVaultRepairRebuildsLostData(t *testing.T, kms bool) {
 	srv := locals3.ForTest(t)
 	srv.RequireExactHistory(t)
+	if kms && srv.KMSKeyID == "" {
+		t.Skip("the local server has no KMS key to encrypt the vault with")
+	}
 	ctx := context.Background()
 	c := srv.Client(ctx)
 	bucket := srv.NewBucket(t, true)
@@ -139,6 +151,13 @@ func TestCLIVaultRepairRebuildsLostData(t *testing.T) {
 	}
 	if code, _, e := cli(t, srv, "vault", "create", "--vault", vaultName); code != 0 {
 		t.Fatalf("vault create: %s", e)
+	}
+	if kms {
+		if _, err := c.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: aws.String(vaultName),
+			ServerSideEncryptionConfiguration: &types.ServerSideEncryptionConfiguration{Rules: []types.ServerSideEncryptionRule{{
+				ApplyServerSideEncryptionByDefault: &types.ServerSideEncryptionByDefault{SSEAlgorithm: types.ServerSideEncryptionAwsKms, KMSMasterKeyID: aws.String(srv.KMSKeyID)}}}}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if code, _, e := cli(t, srv, "protect", "--vault", vaultName, "--bucket", bucket, "--events", "none"); code != 0 {
 		t.Fatalf("protect: %s", e)
@@ -185,6 +204,13 @@ func TestCLIVaultRepairRebuildsLostData(t *testing.T) {
 	code, out, e = cli(t, srv, "vault", "repair", "--vault", vaultName)
 	if code != 0 || !strings.Contains(out, "repaired "+dataKey+" from "+source+": written again") || strings.Contains(out, "CANNOT") {
 		t.Fatalf("repair: %d\n%s%s", code, out, e)
+	}
+	vouched := regexp.MustCompile(`with an ETag of its own \([0-9a-f]+\) that repair record ` + regexp.QuoteMeta(vault.RepairRecordPrefix(dataKey)) + `[^ ]+\.json vouches for`)
+	switch {
+	case kms && !vouched.MatchString(out):
+		t.Errorf("repair in an SSE-KMS vault says:\n%s\nwant it to name the repair record that vouches for the copy", out)
+	case !kms && !strings.Contains(out, "with the ETag its records name"):
+		t.Errorf("repair in a plain vault says:\n%s\nwant the copy to have the ETag its records name", out)
 	}
 	if code, out, _ := cli(t, srv, "verify", "--vault", vaultName, "--deep", "--against-source"); code != 0 {
 		t.Fatalf("verify after repair: %d\n%s", code, out)
