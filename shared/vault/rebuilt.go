@@ -36,8 +36,8 @@ import (
 //   - the version written is asked for afterwards: its size, its ETag,
 //     and the checksum the vault computed over the bytes on the write
 //     (asked for on the write: the source's full-object algorithm, else
-//     SHA-256), which must equal the source's full-object checksum where
-//     both are of one algorithm.
+//     SHA-256), which must be of the algorithm of the source's full-object
+//     checksum, where it has one, and equal to it.
 //
 // The record, repairs/<data key>/<version>.json (RepairRecordKey), is
 // sealed (its SHA-256 in the object's metadata, as PutSealedJSON) and
@@ -50,8 +50,9 @@ import (
 // first that passes every check: its seal, its key naming its data key
 // and version, the record being read among its sources (key, version id,
 // ETag, size, offset) and inside its size, the checksum it names equal to
-// the record's full-object checksum where both are of one algorithm, and
-// the version it names there with its ETag, size and checksum (a HEAD).
+// the record's full-object checksum (a record of a whole version that has
+// one: of its algorithm), and the version it names there with its ETag,
+// size and checksum (a HEAD).
 // The DataVersion it returns carries the version and its ETag, which
 // every read of it is conditional on instead of the recorded one. A
 // record that fails a check vouches for nothing: the data object stays
@@ -141,8 +142,13 @@ func (rr *RepairRecord) vouches(rec Record) string {
 	if rr.Size != rec.Size {
 		return fmt.Sprintf("it names %d bytes, the record says %d", rr.Size, rec.Size)
 	}
-	if c := rec.Checksum; fullChecksum(c) && rr.Checksum != nil && rr.Checksum.Algorithm == c.Algorithm && rr.Checksum.Value != c.Value {
-		return fmt.Sprintf("the %s checksum it names is %s, the record says %s", c.Algorithm, rr.Checksum.Value, c.Value)
+	if c := rec.Checksum; fullChecksum(c) {
+		switch {
+		case rr.Checksum == nil || rr.Checksum.Algorithm != c.Algorithm:
+			return fmt.Sprintf("it names no %s checksum of the version to compare with the record's", c.Algorithm)
+		case rr.Checksum.Value != c.Value:
+			return fmt.Sprintf("the %s checksum it names is %s, the record says %s", c.Algorithm, rr.Checksum.Value, c.Value)
+		}
 	}
 	return ""
 }

@@ -630,14 +630,17 @@ func (v *Vault) vouch(ctx context.Context, ld *LostData, st Stored, size int64, 
 		"the version written: its ETag and size"}
 	if sum != nil {
 		checked[1] += ", and the " + sum.Algorithm + " checksum the vault computed on the write"
-		if len(sources) == 1 && !ld.Packed {
-			if c := sources[0].Checksum; c != nil && c.Algorithm == sum.Algorithm {
-				if c.Value != sum.Value {
-					return nil, fmt.Sprintf("has %s checksum %s, its source %s", c.Algorithm, sum.Value, c.Value), nil
-				}
-				checked[1] += ", equal to the source's"
-			}
+	}
+	if c := sources[0].Checksum; c != nil && !ld.Packed {
+		// The one tie of the bytes written to the record that readers
+		// can check without reading them: the source's checksum.
+		switch {
+		case sum == nil || sum.Algorithm != c.Algorithm:
+			return nil, fmt.Sprintf("has no %s checksum from the vault to compare with its source's (a copy in parts, or a server that computes none)", c.Algorithm), nil
+		case sum.Value != c.Value:
+			return nil, fmt.Sprintf("has %s checksum %s, its source %s", c.Algorithm, sum.Value, c.Value), nil
 		}
+		checked[1] += ", equal to the source's"
 	}
 	if ld.Packed {
 		checked[0] = "each member's source version read whole, conditional on its ETag, and checked against its record (size, MD5 where its ETag is one, full-object checksum); the members end to end from byte 0"

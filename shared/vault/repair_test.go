@@ -57,7 +57,12 @@ func newLostFixture(t *testing.T, kms bool) *lostFixture {
 		f.encrypt(t)
 	}
 	f.prot, f.snp = srv.NewBucket(t, true), srv.NewBucket(t, true)
-	f.put(t, f.prot, "journaled.txt", "the journaled bytes", nil, "")
+	// journaled.txt has a full-object checksum (CRC32), which the copy
+	// repair writes must have too.
+	if _, err := f.c.PutObject(f.ctx, &s3.PutObjectInput{Bucket: aws.String(f.prot), Key: aws.String("journaled.txt"), Body: strings.NewReader("the journaled bytes"),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32}); err != nil {
+		t.Fatal(err)
+	}
 	f.put(t, f.prot, "kept.txt", "bytes nobody damages", nil, "")
 	for _, k := range []string{"a.txt", "b.txt", "c.txt"} {
 		f.put(t, f.snp, k, "small bytes of "+k, map[string]string{"who": k}, "")
@@ -275,7 +280,10 @@ func TestRepairRebuildsLostDataFromItsSource(t *testing.T) {
 				case kms && (r.RepairRecord != vault.RepairRecordKey(r.Object, r.Version) || r.ETag == ""):
 					t.Errorf("repair of %s in an SSE-KMS vault: %+v; want a repair record vouching for version %s", r.Object, r, r.Version)
 				case kms:
-					f.sealed(t, r.RepairRecord)
+					rr := f.sealed(t, r.RepairRecord)
+					if c := journaled.Checksum; r.Object == journaled.Data && (c == nil || rr.Checksum == nil || *rr.Checksum != *c) {
+						t.Errorf("the repair record of the data of journaled.txt names checksum %+v; want the vault's, equal to the source's %+v", rr.Checksum, c)
+					}
 				}
 			}
 			after, err := f.v.Verify(f.ctx, 4, true, nil)
@@ -414,7 +422,7 @@ func sameSet(a, b []string) bool {
 // size put over the data key with a checksum of the algorithm the good
 // record names, the rebuilt version deleted, and a sealed record naming
 // the other bytes' version, ETag and size, and the checksum the good
-// record named). Each time verify reports the data
+// record named; then naming no checksum). Each time verify reports the data
 // lost and names the record it does not trust, a restore fails the key
 // and writes nothing for it (everything else is restored), and repair
 // writes the data again from its source with a new record, after which
@@ -499,6 +507,14 @@ func TestRepairRecordThatDoesNotCheckIsNotTrusted(t *testing.T) {
 	forgedKey := vault.RepairRecordKey(forged.Data, forged.Version)
 	f.put(t, f.v.Bucket, forgedKey, string(body), map[string]string{"sha256": hex.EncodeToString(sum[:])}, "")
 	untrusted(forgedKey, "has "+second.Checksum.Algorithm+" checksum")
+	// Forged again, naming no checksum at all: the record's source has one.
+	forged.Checksum = nil
+	if body, err = json.Marshal(forged); err != nil {
+		t.Fatal(err)
+	}
+	sum = sha256.Sum256(body)
+	f.put(t, f.v.Bucket, forgedKey, string(body), map[string]string{"sha256": hex.EncodeToString(sum[:])}, "")
+	untrusted(forgedKey, "names no "+second.Checksum.Algorithm+" checksum")
 
 	repair()
 }

@@ -60,7 +60,9 @@ const maxProblems = 1000
 // descriptor, every segment of every protected bucket and every manifest
 // shard of every usable snapshot (it decodes, its records are sorted and
 // counted as its header says), and every data object a version record
-// names (it exists with the recorded size and ETag).
+// names (it exists with the recorded size and ETag, in its current or an
+// older version, or a repair record vouches for a version repair wrote
+// again: FindData; a record that does not check is named, not trusted).
 //
 // With deep, it also reads every data object and checks its bytes: the MD5
 // against the source ETag where that ETag is an MD5 (single-part, not
