@@ -93,6 +93,9 @@ func expireText(r *vault.ExpireReport) string {
 	}
 	fmt.Fprintf(&b, "  journal and manifest objects: %s %d (%d versions, %s)\n", verb, r.Journal.Objects, r.Journal.Versions, byteSize(r.Journal.Bytes))
 	fmt.Fprintf(&b, "  data objects: %s %d (%d versions, %s)\n", verb, r.Data.Objects, r.Data.Versions, byteSize(r.Data.Bytes))
+	if n := r.RepairRecords; n.Objects > 0 {
+		fmt.Fprintf(&b, "  repair records, with their data objects: %s %d (%d versions)\n", verb, n.Objects, n.Versions)
+	}
 	c := r.Collected
 	if c.SkippedBecause != "" {
 		fmt.Fprintf(&b, "  data not collected: %s\n", c.SkippedBecause)
@@ -117,7 +120,7 @@ func expireText(r *vault.ExpireReport) string {
 		}
 		b.WriteString("\n")
 	}
-	if n := r.Journal.Retained + r.Data.Retained; n > 0 {
+	if n := r.Journal.Retained + r.Data.Retained + r.RepairRecords.Retained; n > 0 {
 		fmt.Fprintf(&b, "  %d versions kept by S3 Object Lock until their retention ends\n", n)
 	}
 	for _, w := range r.Warnings {

@@ -193,22 +193,37 @@ func (v *Vault) readRepairRecord(ctx context.Context, key string) (rr *RepairRec
 		return nil, "", fmt.Errorf("read s3://%s/%s: %w", v.Bucket, key, err)
 	}
 	defer out.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(out.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(out.Body, maxRepairRecord+1))
 	if err != nil {
 		return nil, "", fmt.Errorf("read s3://%s/%s: %w", v.Bucket, key, err)
 	}
+	rr, why = decodeRepairRecord(key, body, out.Metadata[sealMeta])
+	return rr, why, nil
+}
+
+// maxRepairRecord bounds the bytes of a repair record a reader takes (a
+// pack's has a source per member).
+const maxRepairRecord = 16 << 20
+
+// decodeRepairRecord decodes the repair record at key, whose body is
+// body and whose seal (the hex SHA-256 of the body) is seal: why says
+// what makes it damage ("" when it is sound).
+func decodeRepairRecord(key string, body []byte, seal string) (rr *RepairRecord, why string) {
+	if len(body) > maxRepairRecord {
+		return nil, fmt.Sprintf("it holds more than %d bytes", maxRepairRecord)
+	}
 	sum := sha256.Sum256(body)
-	if want := out.Metadata[sealMeta]; want != hex.EncodeToString(sum[:]) {
-		return nil, fmt.Sprintf("%v (sha256 %s, sealed %q)", ErrSealBroken, hex.EncodeToString(sum[:8]), want), nil
+	if seal != hex.EncodeToString(sum[:]) {
+		return nil, fmt.Sprintf("%v (sha256 %s, sealed %q)", ErrSealBroken, hex.EncodeToString(sum[:8]), seal)
 	}
 	rr = &RepairRecord{}
 	if err := json.Unmarshal(body, rr); err != nil {
-		return nil, fmt.Sprintf("it does not decode: %v", err), nil
+		return nil, fmt.Sprintf("it does not decode: %v", err)
 	}
 	if data, ok := repairRecordData(key); !ok || data != rr.Data || key != RepairRecordKey(rr.Data, rr.Version) {
-		return nil, fmt.Sprintf("it names data %s version %s, which is not what its key names", rr.Data, rr.Version), nil
+		return nil, fmt.Sprintf("it names data %s version %s, which is not what its key names", rr.Data, rr.Version)
 	}
-	return rr, "", nil
+	return rr, ""
 }
 
 // checkRebuilt says why the version rr names is not there as rr names it

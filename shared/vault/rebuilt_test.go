@@ -2,6 +2,9 @@ package vault
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/bucketvault/bucketvault/shared/locals3"
 	"github.com/bucketvault/bucketvault/shared/s3x"
@@ -150,4 +154,83 @@ func TestRetainPointLocksARebuiltVersionAndItsRepairRecord(t *testing.T) {
 	if got := until(d, bad.VersionId); !got.Before(deleteAt) {
 		t.Errorf("the current version's retention was extended to %s: the lock moved off the rebuilt bytes", got)
 	}
+}
+
+// FuzzRepairRecord: the decoder of repair records takes any bytes
+// without panicking; it takes only a sealed record that names the data
+// key and version its key names, which encodes and decodes back the same;
+// a record it takes vouches only for a record it names among its
+// sources, inside its size, and (for a whole version with a full-object
+// checksum) with that checksum.
+func FuzzRepairRecord(f *testing.F) {
+	data := DataKey(fzBucket, "k", "v1", "", time.Time{})
+	good := RepairRecord{Data: data, DataETag: "recorded", Version: "r1", ETag: "rebuilt", Size: 5,
+		Checksum: &Checksum{Algorithm: "CRC32", Value: "NhCmhg==", Type: "FULL_OBJECT"},
+		Sources:  []RepairSource{{Bucket: fzBucket, Key: "k", VersionID: "v1", ETag: "e", Size: 5, Checksum: &Checksum{Algorithm: "CRC32", Value: "NhCmhg==", Type: "FULL_OBJECT"}}},
+		Checked:  []string{"a fuzz seed's"}, RebuiltAt: fuzzTime}
+	body, _ := json.Marshal(good)
+	f.Add(body, true)
+	f.Add(body, false)
+	f.Add(body[:len(body)/2], true)
+	pack := good
+	pack.Data, pack.Size, pack.Checksum = data+packSuffix, 12, nil
+	pack.Sources = []RepairSource{{Key: "a", VersionID: "1", ETag: "ea", Size: 5}, {Key: "b", VersionID: "2", ETag: "eb", Size: 7, Offset: 5}}
+	pb, _ := json.Marshal(pack)
+	f.Add(pb, true)
+	f.Add([]byte(`{"data":"`+data+`","version":"r1"}`), true)
+	f.Add([]byte(`{"data":"data/other","version":"r1"}`), true)
+	f.Add([]byte(`{"data":"`+data+`","version":"r1","size":-1,"sources":[{"key":"k","versionId":"v1","size":-1}]}`), true)
+	f.Add([]byte(`[]`), true)
+	f.Add([]byte{}, false)
+	recs := []Record{
+		{Key: "k", VersionID: "v1", ETag: "e", Size: 5, Data: data, DataETag: "recorded", Checksum: good.Checksum},
+		{Key: "k", VersionID: "v1", ETag: "e", Size: 5, Data: data, DataETag: "recorded"},
+		{Key: "a", VersionID: "1", ETag: "ea", Size: 5, Data: data + packSuffix, DataETag: "recorded", Packed: true},
+		{Key: "b", VersionID: "2", ETag: "eb", Size: 7, Data: data + packSuffix, DataETag: "recorded", Packed: true, DataOffset: 5},
+	}
+	f.Fuzz(func(t *testing.T, body []byte, sealed bool) {
+		seal := "not a seal"
+		if sealed {
+			sum := sha256.Sum256(body)
+			seal = hex.EncodeToString(sum[:])
+		}
+		for _, d := range []string{data, data + packSuffix} {
+			key := RepairRecordKey(d, "r1")
+			rr, why := decodeRepairRecord(key, body, seal)
+			if (rr == nil) == (why == "") {
+				t.Fatalf("decode: %+v with why %q", rr, why)
+			}
+			if rr == nil {
+				continue
+			}
+			if !sealed || rr.Data != d || rr.Version != "r1" {
+				t.Fatalf("took %+v (sealed %v) at %s", rr, sealed, key)
+			}
+			again, err := json.Marshal(rr)
+			if err != nil {
+				t.Fatalf("a record taken does not encode: %v", err)
+			}
+			sum := sha256.Sum256(again)
+			back, why := decodeRepairRecord(key, again, hex.EncodeToString(sum[:]))
+			if why != "" {
+				t.Fatalf("re-encoded record: %s", why)
+			}
+			if diff := cmp.Diff(rr, back); diff != "" {
+				t.Fatalf("record changed through JSON (-first +again):\n%s", diff)
+			}
+			for _, rec := range recs {
+				if rr.vouches(rec) != "" {
+					continue
+				}
+				named := slices.ContainsFunc(rr.Sources, func(s RepairSource) bool {
+					return s.Key == rec.Key && s.VersionID == rec.VersionID && s.ETag == rec.ETag && s.Size == rec.Size && (!rec.Packed || s.Offset == rec.DataOffset)
+				})
+				inside := rec.Packed && rec.DataOffset+rec.Size <= rr.Size || !rec.Packed && rec.Size == rr.Size
+				summed := rec.Packed || rec.Checksum == nil || rr.Checksum != nil && *rr.Checksum == Checksum{Algorithm: rec.Checksum.Algorithm, Value: rec.Checksum.Value, Type: rr.Checksum.Type}
+				if rr.Data != rec.Data || rr.DataETag != rec.DataETag || rr.Version == "" || rr.ETag == "" || !named || !inside || !summed {
+					t.Fatalf("%+v vouches for %+v", rr, rec)
+				}
+			}
+		}
+	})
 }
