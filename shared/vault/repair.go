@@ -203,20 +203,21 @@ func (v *Vault) versionsAbove(ctx context.Context, key, good string) ([]string, 
 //     ETag (CopySourceIfMatch), shaped as the data object was (one copy
 //     for a single-part ETag, parts for a multipart one);
 //   - a pack is rebuilt from its members' source versions, each read
-//     whole and checked against its record (MD5, checksum, size), and
-//     written only when the members, end to end, hash to the pack's
-//     recorded ETag;
+//     whole conditional on its ETag and checked against its record (MD5,
+//     checksum, size), when they cover it end to end from byte 0;
 //   - the copy asks the vault for a checksum of the bytes it writes (the
-//     source's full-object algorithm, else SHA-256);
+//     source's full-object algorithm, else SHA-256; a pack's PUT carries
+//     its SHA-256);
 //   - a version written with the recorded ETag, which every reader
 //     conditions on, makes every record naming the key whole again. A
 //     vault whose writes get ETags of their own (SSE-KMS, as deployed, or
-//     another part size) cannot give it: the version written is asked
-//     for (its size, its ETag, its checksum, which must equal the
-//     source's where both are of one algorithm) and vouched for by a
-//     repair record (rebuilt.go), which readers then follow. A version
-//     that fails those checks is removed again and the object listed as
-//     not rebuilt, with why.
+//     another part size), or a pack whose members do not hash to its
+//     recorded ETag, cannot give it: the version written is asked for
+//     (its size, its ETag, its checksum, which must be of the algorithm
+//     of the source's full-object checksum where it has one, and equal
+//     to it) and vouched for by a repair record (rebuilt.go), which
+//     readers then follow. A version that fails those checks is removed
+//     again and the object listed as not rebuilt, with why.
 //
 // In a locked vault the version written, and its repair record, are
 // retained as long as the snapshots that reference it live
@@ -558,14 +559,13 @@ func (v *Vault) readMember(ctx context.Context, m sourceRecord) (body []byte, wh
 
 // settle checks the version a rebuild wrote (st, of size bytes, from
 // sources): with the recorded ETag, it is what every record naming the
-// key vouches for; with another, it is asked for (its size, ETag and
-// checksum, which must equal the source's full-object one where both are
-// of one algorithm) and vouched for by a repair record; a version that
-// fails is removed again, and the object cannot be rebuilt here. In a
-// locked vault the version (and its repair record) is retained as long
-// as the snapshots that reference it live.
+// key vouches for; with another, it is asked for (vouch) and vouched for
+// by a repair record; a version that fails is removed again, and the
+// object cannot be rebuilt here. In a locked vault the version (and its
+// repair record) is retained as long as the snapshots that reference it
+// live.
 func (v *Vault) settle(ctx context.Context, ld *LostData, st Stored, size int64, sources []RepairSource, r *RebuiltData) error {
-	keep := []string{}
+	var keep []string
 	if ld.DataETag != "" && st.ETag != ld.DataETag {
 		if st.VersionID == "" {
 			r.Cannot = fmt.Sprintf("the copy written from its source has ETag %s, its records name %s, and the server named no version of it for a repair record to vouch for; the copy stays",
@@ -608,7 +608,9 @@ func (v *Vault) settle(ctx context.Context, ld *LostData, st Stored, size int64,
 	return nil
 }
 
-// vouch asks for the version a rebuild wrote with an ETag of its own and
+// vouch asks for the version a rebuild wrote with an ETag of its own
+// (its ETag, its size, and its checksum, which must be of the algorithm
+// of a whole source version's full-object checksum and equal to it) and
 // returns the repair record that vouches for it, or why none can.
 func (v *Vault) vouch(ctx context.Context, ld *LostData, st Stored, size int64, sources []RepairSource) (*RepairRecord, string, error) {
 	h, err := v.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(ld.Object), VersionId: aws.String(st.VersionID),
