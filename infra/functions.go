@@ -95,7 +95,7 @@ var (
 	keyJobScratch = vault.JobScratchKey("*", "*")
 	// keyItemsList is the items list of every snapshot job, which its
 	// state machine's Distributed Map ItemReader reads.
-	keyItemsList = vault.JobScratchKey("*", "items.json")
+	keyItemsList = vault.SnapshotItemsListKey("*")
 	// keyRestoreScratch is the working files of every restore run by the
 	// restore state machine (restore's scratch: scratch/jobs/<job>/
 	// restore/<run>/...): its work items and delete-marker items, the
@@ -104,7 +104,7 @@ var (
 	keyRestoreScratch = vault.JobScratchKey("*", "restore/*")
 	// keyRestoreItemsList is the items list of every restore run, which
 	// the restore state machine's Distributed Map ItemReader reads.
-	keyRestoreItemsList = vault.JobScratchKey("*", "restore/*/items.json")
+	keyRestoreItemsList = vault.RestoreScratch{Job: "*", Run: "*"}.ItemsList()
 )
 
 // FunctionResources are what the functions get permissions on.
