@@ -354,19 +354,19 @@ func (v *Vault) expirePoints(ctx context.Context, o ExpireOptions, rep *ExpireRe
 			}
 			ep := ExpiredPoint{Bucket: b, RecoveryPointID: sp.RecoveryPointID, DeleteAt: *sp.CalculatedLifecycle.DeleteAt}
 			n, err := v.deletePrefix(ctx, snapshotsPrefix+b+"/"+sp.RecoveryPointID+"/", o)
+			rep.Journal.add(n) // what it deleted, stopped or not
 			if err != nil {
 				return err
 			}
-			rep.Journal.add(n)
 			if err := expireStep("point-manifest"); err != nil {
 				return err
 			}
 			rec, err := v.deleteKeys(ctx, []string{SnapshotKey(b, sp.RecoveryPointID)}, o)
+			rep.Journal.add(rec)
 			if err != nil {
 				return err
 			}
 			ep.Objects = int(n.Objects + rec.Objects)
-			rep.Journal.add(rec)
 			rep.Expired = append(rep.Expired, ep)
 		}
 	}
@@ -489,12 +489,17 @@ func (v *Vault) deleteKeys(ctx context.Context, keys []string, o ExpireOptions) 
 	return d.close()
 }
 
-// deleter batches version deletes into DeleteObjects calls of 1,000
+// deleteBatch is how many versions one DeleteObjects call deletes (S3's
+// most). Tests shorten it.
+var deleteBatch = 1000
+
+// deleter batches version deletes into DeleteObjects calls of deleteBatch
 // versions, several in flight.
 type deleter struct {
 	ctx   context.Context
 	v     *Vault
 	dry   bool
+	step  string // the expiry step each DeleteObjects call is (expireFault), if any
 	batch []types.ObjectIdentifier
 	sizes map[string]int64 // of keys in the batch
 	count DeleteCount
@@ -516,14 +521,16 @@ func (d *deleter) add(key string, vs []types.ObjectIdentifier, size int64) error
 		d.count.Bytes += size
 		return nil
 	}
-	d.count.Objects++
-	d.sizes[key] += size
 	for _, id := range vs {
-		d.batch = append(d.batch, id)
-		if len(d.batch) == 1000 {
+		if len(d.batch) == deleteBatch {
 			d.flush()
 		}
+		d.batch = append(d.batch, id)
 	}
+	// The object (and its bytes) counts with the batch of its last
+	// version, once that batch deletes it: a run stopped before then
+	// does not count it, and the run that deletes it does.
+	d.sizes[key] += size
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.err
@@ -535,6 +542,22 @@ func (d *deleter) flush() {
 	}
 	batch, sizes := d.batch, d.sizes
 	d.batch, d.sizes = nil, map[string]int64{}
+	d.mu.Lock()
+	failed := d.err != nil
+	d.mu.Unlock()
+	if failed {
+		return // the run stops: the next one deletes the rest
+	}
+	if d.step != "" {
+		if err := expireStep(d.step); err != nil {
+			d.mu.Lock()
+			if d.err == nil {
+				d.err = err
+			}
+			d.mu.Unlock()
+			return
+		}
+	}
 	d.sem <- struct{}{}
 	d.wg.Add(1)
 	go func() {
@@ -564,6 +587,7 @@ func (d *deleter) flush() {
 		d.count.Versions += int64(len(batch) - len(out.Errors))
 		for k, n := range sizes {
 			if !failed[k] {
+				d.count.Objects++
 				d.count.Bytes += n
 			}
 		}

@@ -24,14 +24,21 @@ type expireFixture struct {
 	v    *Vault
 	t0   time.Time
 	data map[string]string // name -> data key
+	recs map[string]Record // name -> its version record
 }
 
 func newExpireFixture(t *testing.T) *expireFixture {
 	ctx, v := compactTestVault(t)
+	return buildExpireFixture(t, ctx, v)
+}
+
+// buildExpireFixture writes the fixture's buckets, journal, snapshots and
+// data into v.
+func buildExpireFixture(t *testing.T, ctx context.Context, v *Vault) *expireFixture {
 	oldGrace := GCGrace
 	GCGrace = 0
 	t.Cleanup(func() { GCGrace, expireFault = oldGrace, nil })
-	f := &expireFixture{ctx: ctx, v: v, t0: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC), data: map[string]string{}}
+	f := &expireFixture{ctx: ctx, v: v, t0: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC), data: map[string]string{}, recs: map[string]Record{}}
 	sec := func(n int) time.Time { return f.t0.Add(time.Duration(n) * time.Second) }
 	if err := v.PutJSON(ctx, BucketKey("src"), ProtectedBucket{Bucket: "src", ProtectedAt: f.t0, WindowDays: 1}); err != nil {
 		t.Fatal(err)
@@ -44,7 +51,8 @@ func newExpireFixture(t *testing.T) *expireFixture {
 			t.Fatal(err)
 		}
 		f.data[name] = d
-		return Record{Op: OpVersion, Key: key, VersionID: name, Time: sec(at), Size: int64(len(body)), Data: d, DataETag: strings.Trim(aws.ToString(out.ETag), `"`)}
+		f.recs[name] = Record{Op: OpVersion, Key: key, VersionID: name, Time: sec(at), Size: int64(len(body)), Data: d, DataETag: strings.Trim(aws.ToString(out.ETag), `"`)}
+		return f.recs[name]
 	}
 	// a: v1 superseded by v2 before the floor (12); b: deleted before
 	// it; c: written after it.
@@ -69,8 +77,8 @@ func newExpireFixture(t *testing.T) *expireFixture {
 	// Snapshots: "old" (a1 and d1, the only reference to d1) expires at
 	// 15s; "new" (c1) in a year.
 	d1 := version("d1", "d", 0)
-	f.snapshot(t, "old", sec(15), []Record{{Op: OpVersion, Key: "a", VersionID: "a1", Time: sec(0), Data: f.data["a1"]}, d1})
-	f.snapshot(t, "new", sec(3600*24*365), []Record{{Op: OpVersion, Key: "c", VersionID: "c1", Time: sec(20), Data: f.data["c1"]}})
+	f.snapshot(t, "old", sec(15), []Record{f.recs["a1"], d1})
+	f.snapshot(t, "new", sec(3600*24*365), []Record{f.recs["c1"]})
 	// An orphan: a crash between a copy and its record.
 	version("orphan", "o", 0)
 	return f

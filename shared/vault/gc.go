@@ -170,8 +170,11 @@ func (v *Vault) collect(ctx context.Context, o ExpireOptions, rep *ExpireReport)
 		return err
 	}
 	d := v.newDeleter(ctx, o)
+	d.step = "data-delete"
 	dr := v.newDeleter(ctx, o)
+	dr.step = "repair-delete"
 	ret := v.newRetainer(ctx, o)
+	ret.step = "data-retain"
 	tag := v.newTagger(ctx, o)
 	probe := ProbeKey(v.Bucket)
 	err = v.listData(ctx, func(key string, vs []types.ObjectIdentifier, size int64, newest time.Time, class string) error {
@@ -359,11 +362,16 @@ type retainer struct {
 	ctx      context.Context
 	v        *Vault
 	dry      bool
-	all      bool // every object, not only those near their retention's end (a new lock)
+	all      bool   // every object, not only those near their retention's end (a new lock)
+	step     string // the expiry step each Retain call is (expireFault), if any
 	batch    map[string]time.Time
 	extended int64
 	err      error
 }
+
+// retainBatch is how many objects a retainer hands Retain at a time.
+// Tests shorten it.
+var retainBatch = 1000
 
 func (v *Vault) newRetainer(ctx context.Context, o ExpireOptions) *retainer {
 	return &retainer{ctx: ctx, v: v, dry: o.DryRun && !o.retainAll, all: o.retainAll, batch: map[string]time.Time{}}
@@ -382,7 +390,7 @@ func (r *retainer) add(key string, written time.Time) error {
 		return nil
 	}
 	r.batch[key] = until
-	if len(r.batch) >= 1000 {
+	if len(r.batch) >= retainBatch {
 		r.flush()
 	}
 	return r.err
@@ -394,6 +402,14 @@ func (r *retainer) flush() {
 		byUntil[u] = append(byUntil[u], k)
 	}
 	for u, keys := range byUntil {
+		if r.step != "" {
+			if err := expireStep(r.step); err != nil {
+				if r.err == nil {
+					r.err = err
+				}
+				break
+			}
+		}
 		if err := r.v.Retain(r.ctx, keys, u, 16); err != nil && r.err == nil {
 			r.err = err
 		}
@@ -491,7 +507,9 @@ func (v *Vault) collectJournal(ctx context.Context, bucket string, o ExpireOptio
 		return false, err
 	}
 	d := v.newDeleter(ctx, o)
+	d.step = "journal-delete"
 	ret := v.newRetainer(ctx, o)
+	ret.step = "journal-retain"
 	visit := func(key string, vs []types.ObjectIdentifier, size int64, newest time.Time) error {
 		garbage := !keep[key] && newest.Before(cutoff)
 		if id, ok := ParseSegmentKey(key); ok && strings.HasPrefix(key, SegmentPrefix(bucket)) {
@@ -507,8 +525,11 @@ func (v *Vault) collectJournal(ctx context.Context, bucket string, o ExpireOptio
 	}
 	for _, prefix := range []string{runsPfx + bucket + "/", SegmentPrefix(bucket)} {
 		if err := v.objectVersions(ctx, prefix, visit); err != nil {
-			d.close()
+			// Stopped: what it deleted and extended is reported all the same.
+			n, _ := d.close()
+			rep.Journal.add(n)
 			ret.close()
+			rep.Extended += ret.extended
 			return false, err
 		}
 	}
