@@ -24,9 +24,11 @@ func (a *app) expireCommand() *cobra.Command {
 		Long: `expire does what the scheduled expire function does daily. Each protected
 bucket's journal is folded at the floor of its point-in-time window (a
 restore before the floor is refused from then on); snapshot recovery
-points whose DeleteAt has come are deleted; journal objects and data that
-no record references any more are deleted (data only when written more
-than a day ago, so nothing a running backup has just stored goes).
+points whose DeleteAt has come are deleted, and a point still CREATING
+past its job's deadline (its job was abandoned) is STOPPED; journal
+objects and data that no record references any more are deleted (data
+only when written more than a day ago, so nothing a running backup has
+just stored goes).
 
 It resumes where an interrupted run stopped: run it again. --now measures
 windows and lifecycles at another time (tests, what-if runs); --dry-run
@@ -87,6 +89,18 @@ func expireText(r *vault.ExpireReport) string {
 			fmt.Fprintf(&b, " (%s)", f.Reason)
 		}
 		b.WriteString("\n")
+	}
+	for _, p := range r.Stopped {
+		// Before the expired ones: a stopped point no longer holds its base.
+		stop, job := "stopped", fmt.Sprintf("its job %s is %s", p.BackupJobID, p.JobState)
+		if r.DryRun {
+			stop, job = "would stop", fmt.Sprintf("its job %s would be FAILED", p.BackupJobID)
+		}
+		if p.JobState == "" && !r.DryRun {
+			job = fmt.Sprintf("its job %s has no record", p.BackupJobID)
+		}
+		fmt.Fprintf(&b, "  recovery point %s of %s: CREATING past its job's deadline %s (from %s): %s (STOPPED); %s\n",
+			p.RecoveryPointID, p.Bucket, p.Deadline.Format(time.RFC3339), p.DeadlineFrom, stop, job)
 	}
 	for _, p := range r.Expired {
 		fmt.Fprintf(&b, "  recovery point %s of %s: expired (DeleteAt %s), %s %d objects\n", p.RecoveryPointID, p.Bucket, p.DeleteAt.Format(time.RFC3339), verb, p.Objects)

@@ -125,6 +125,8 @@ func (e *Engine) Fail(ctx context.Context, req FailRequest) (*Job, error) {
 			case err == nil && sp.Status == vault.PointCreating:
 				now := e.now()
 				sp.Status, sp.StatusMessage, sp.CompletionDate = vault.PointStopped, "the backup job failed: "+job.StatusMessage, &now
+				// It expires with its lifecycle, as a sealed point does.
+				sp.CalculatedLifecycle = sp.Lifecycle.Calculate(sp.CreationDate)
 				if err := v.SetPoint(ctx, sp); err != nil {
 					return nil, classify(err)
 				}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/bucketvault/bucketvault/shared/s3x"
 	"github.com/bucketvault/bucketvault/shared/vault"
@@ -42,6 +43,13 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 		// Sealed before (a seal retried after its job record's write
 		// failed): the manifest is the sealed point's, written once.
 		return e.resealed(ctx, v, job, sp)
+	}
+	if now := e.now(); sp.JobDeadline != nil && now.After(*sp.JobDeadline) {
+		// Past its deadline expiry may stop the point at any moment, and
+		// a state machine would have ended the job: a seal run now (say
+		// by the local runner, resumed) writes nothing.
+		return nil, invalid("job %s: its deadline %s has passed (now %s): its recovery point %s cannot be sealed, and expiry stops it",
+			job.JobID, sp.JobDeadline.Format(time.RFC3339), now.Format(time.RFC3339), sp.RecoveryPointID)
 	}
 	// The scan's progress says which chunks are work-item files (and,
 	// for a job whose scan did not finish, how far it got).
@@ -142,6 +150,13 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 	// The point first, then the job: a seal that fails after the point
 	// is sealed is retried, finds it sealed and finishes the job from it.
 	if err := v.SetPoint(ctx, sp); err != nil {
+		var pt *vault.PointTransitionError
+		if errors.As(err, &pt) {
+			// Stopped (or sealed) while this seal ran: by expiry, past
+			// the job's deadline. Its record stands; this seal's shards
+			// go with the point.
+			return nil, invalid("job %s: %v; nothing was sealed", job.JobID, err)
+		}
 		return nil, classify(err)
 	}
 	e.log().InfoContext(ctx, "snapshot sealed", "job", job.JobID, "state", job.State, "objects", totals.Objects, "copied", totals.Copied, "failed", totals.Failed)
@@ -154,7 +169,11 @@ func (e *Engine) Seal(ctx context.Context, job Job) (*Job, error) {
 // or EXPIRED without having been sealed cannot be.
 func (e *Engine) resealed(ctx context.Context, v *vault.Vault, job Job, sp *vault.SnapshotPoint) (*Job, error) {
 	if sp.CompletionDate == nil || (sp.Status != vault.PointAvailable && sp.Status != vault.PointPartial && sp.Status != vault.PointExpired) {
-		return nil, invalid("job %s: its recovery point %s is %s, not sealed: it cannot be sealed now", job.JobID, sp.RecoveryPointID, sp.Status)
+		why := ""
+		if sp.StatusMessage != "" {
+			why = " (" + sp.StatusMessage + ")"
+		}
+		return nil, invalid("job %s: its recovery point %s is %s%s, not sealed: it cannot be sealed now", job.JobID, sp.RecoveryPointID, sp.Status, why)
 	}
 	stopped := job.Scan.Stopped
 	if !job.Scan.Done {

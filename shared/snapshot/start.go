@@ -59,11 +59,17 @@ func (e *Engine) Start(ctx context.Context, job Job) (*Job, error) {
 		}
 		job.ACLs = &on
 	}
-	job.CompleteBy = now.Add(time.Duration(orDefaultMinutes(job.CompletionWindowMinutes, DefaultCompletionWindowMinutes)) * time.Minute)
+	window := time.Duration(orDefaultMinutes(job.CompletionWindowMinutes, DefaultCompletionWindowMinutes)) * time.Minute
+	job.CompleteBy = now.Add(window)
 	job.RecoveryPointID = vault.NewJobID("snapshot", now)
 	job.State = StateRunning
 	sp := v.NewSnapshotPoint(job.Bucket, job.RecoveryPointID, job.JobID, now)
 	sp.CreatedBy, sp.Lifecycle, sp.RecoveryPointTags = job.CreatedBy, job.Lifecycle, job.RecoveryPointTags
+	// When the job has ended whatever becomes of it (its state machine's
+	// timeout, then its last invocation's): a point still CREATING then
+	// was abandoned, and expiry stops it.
+	deadline := vault.BackupJobDeadline(now, window)
+	sp.JobDeadline = &deadline
 	// The base the scan may carry records from, named before the scan
 	// reads it, so that expiry keeps it while this point is CREATING
 	// (vault.BaseOf).

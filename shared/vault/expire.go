@@ -67,6 +67,7 @@ type ExpireReport struct {
 	DryRun    bool              `json:"dryRun,omitempty"`
 	Folds     []FoldReport      `json:"folds,omitempty"`
 	Expired   []ExpiredPoint    `json:"expiredRecoveryPoints,omitempty"`
+	Stopped   []StoppedPoint    `json:"stoppedRecoveryPoints,omitempty"`
 	Journal   DeleteCount       `json:"journalObjects"`
 	Data      DeleteCount       `json:"dataObjects"`
 	Scratch   DeleteCount       `json:"scratchObjects"`
@@ -188,6 +189,9 @@ func (v *Vault) Expire(ctx context.Context, o ExpireOptions) (*ExpireReport, err
 	}
 	// 2. Snapshot recovery points past DeleteAt.
 	progress("recovery points")
+	if err := v.stopAbandoned(ctx, o, rep); err != nil {
+		return rep, err
+	}
 	if err := v.expirePoints(ctx, o, rep); err != nil {
 		return rep, err
 	}

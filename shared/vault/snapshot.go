@@ -78,9 +78,15 @@ type SnapshotPoint struct {
 	// written before bases were recorded, and its job may carry from any
 	// usable point of the bucket. While a point is CREATING, expiry keeps
 	// the manifest and the data of the point it names (carriers).
-	BaseRecoveryPointID *string    `json:"BaseRecoveryPointId,omitempty"`
-	Shards              []RunShard `json:"Shards"`
-	FailureShards       []RunShard `json:"FailureShards,omitempty"`
+	BaseRecoveryPointID *string `json:"BaseRecoveryPointId,omitempty"`
+	// JobDeadline is when the point's job has ended whatever became of
+	// it (BackupJobDeadline), set when it starts: a point still CREATING
+	// after it was abandoned, and expiry stops it (StopAbandoned). A
+	// record without it (written before deadlines were recorded) takes
+	// its job record's, or its CreationDate's with the default window.
+	JobDeadline   *time.Time `json:"JobDeadline,omitempty"`
+	Shards        []RunShard `json:"Shards"`
+	FailureShards []RunShard `json:"FailureShards,omitempty"`
 }
 
 // Lifecycle is AWS Backup's lifecycle of a recovery point, in days.
