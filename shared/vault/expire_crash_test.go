@@ -53,8 +53,8 @@ func (d *deletedVersions) take() int64 {
 }
 
 // crashAt makes the nth call of an expiry step fail, as a crash there
-// would stop the run; it returns the error and the count of calls.
-func crashAt(t *testing.T, step string, nth int) (error, *int) {
+// would stop the run; it returns the count of calls and the error.
+func crashAt(t *testing.T, step string, nth int) (*int, error) {
 	crash := errors.New("crash at " + step)
 	calls := new(int)
 	expireFault = func(s string) error {
@@ -68,7 +68,7 @@ func crashAt(t *testing.T, step string, nth int) (error, *int) {
 		return nil
 	}
 	t.Cleanup(func() { expireFault = nil })
-	return crash, calls
+	return calls, crash
 }
 
 // reported is every object and version a report says its run deleted.
@@ -126,7 +126,7 @@ func TestExpireResumesAfterACrashWhileDeleting(t *testing.T) {
 				}
 			}
 
-			crash, calls := crashAt(t, c.step, c.nth)
+			calls, crash := crashAt(t, c.step, c.nth)
 			first, err := f.v.Expire(f.ctx, ExpireOptions{Now: now})
 			if !errors.Is(err, crash) || *calls != c.nth {
 				t.Fatalf("expiry with a crash at call %d of %s: %v (%d calls)", c.nth, c.step, err, *calls)
@@ -258,7 +258,7 @@ func TestExpireResumesAfterACrashWhileRetaining(t *testing.T) {
 				}
 			}
 
-			crash, calls := crashAt(t, c.step, c.nth)
+			calls, crash := crashAt(t, c.step, c.nth)
 			first, err := f.v.Expire(f.ctx, ExpireOptions{Now: now})
 			if !errors.Is(err, crash) || *calls != c.nth {
 				t.Fatalf("expiry with a crash at call %d of %s: %v (%d calls)", c.nth, c.step, err, *calls)
