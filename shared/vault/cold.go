@@ -137,15 +137,7 @@ func (v *Vault) SetPointCold(ctx context.Context, bucket, id string, now time.Ti
 // coolPoints moves the sealed recovery points whose MoveToColdStorageAt
 // has come to COLD (step 2 of Expire, with expirePoints).
 func (v *Vault) coolPoints(ctx context.Context, o ExpireOptions, rep *ExpireReport) error {
-	buckets, err := v.SnapshotBuckets(ctx)
-	if err != nil {
-		return err
-	}
-	for _, b := range buckets {
-		points, err := v.Snapshots(ctx, b)
-		if err != nil {
-			return err
-		}
+	return v.eachBucketPoints(ctx, func(b string, points []SnapshotPoint) error {
 		for _, sp := range points {
 			cl := sp.CalculatedLifecycle
 			if sp.IsCold() || cl == nil || cl.MoveToColdStorageAt == nil || cl.MoveToColdStorageAt.After(o.Now) ||
@@ -165,8 +157,8 @@ func (v *Vault) coolPoints(ctx context.Context, o ExpireOptions, rep *ExpireRepo
 				return err
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Tiered references: the collection sorts each reference with a tier

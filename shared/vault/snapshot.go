@@ -409,6 +409,25 @@ func (v *Vault) SnapshotBuckets(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
+// eachBucketPoints calls f with each bucket that has snapshot recovery
+// points and its points, oldest first (Snapshots).
+func (v *Vault) eachBucketPoints(ctx context.Context, f func(bucket string, points []SnapshotPoint) error) error {
+	buckets, err := v.SnapshotBuckets(ctx)
+	if err != nil {
+		return err
+	}
+	for _, b := range buckets {
+		points, err := v.Snapshots(ctx, b)
+		if err != nil {
+			return err
+		}
+		if err := f(b, points); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Snapshot reads one snapshot recovery point record.
 func (v *Vault) Snapshot(ctx context.Context, bucket, id string) (*SnapshotPoint, error) {
 	var sp SnapshotPoint

@@ -54,15 +54,7 @@ func (v *Vault) stopAbandoned(ctx context.Context, o ExpireOptions, rep *ExpireR
 	if now := time.Now().UTC(); now.Before(at) {
 		at = now
 	}
-	buckets, err := v.SnapshotBuckets(ctx)
-	if err != nil {
-		return err
-	}
-	for _, b := range buckets {
-		points, err := v.Snapshots(ctx, b)
-		if err != nil {
-			return err
-		}
+	return v.eachBucketPoints(ctx, func(b string, points []SnapshotPoint) error {
 		for i := range points {
 			sp := &points[i]
 			if sp.Status != PointCreating {
@@ -101,8 +93,8 @@ func (v *Vault) stopAbandoned(ctx context.Context, o ExpireOptions, rep *ExpireR
 				return err
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // abandonDeadline is the deadline of a CREATING point's job, and where
