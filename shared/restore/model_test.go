@@ -568,6 +568,10 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 		if wm, err = v.CompleteThrough(ctx, bucket); err != nil {
 			t.Fatal(err)
 		}
+		// What the window references, measured on the journal before the
+		// fold: the data of every version current at some second from the
+		// floor on, or created after it.
+		window := windowData(t, ctx, v, bucket, floor)
 		exp, err := v.Expire(ctx, vault.ExpireOptions{Now: time.Unix(floor, 0).Add(24 * time.Hour)})
 		if err != nil {
 			t.Fatal(err)
@@ -597,8 +601,17 @@ func runModel(t *testing.T, d delivery, seed uint64, phases int) {
 				t.Errorf("snapshot %s is past its DeleteAt %s and still there", sp.RecoveryPointID, sp.CalculatedLifecycle.DeleteAt)
 			}
 		}
-		if got, want := dataObjects(t, ctx, c, v), references(t, ctx, v, bucket, points); !cmp.Equal(got, want) {
-			t.Errorf("after expiry at floor %d the vault's data is not what is referenced (-referenced +held):\n%s", floor, cmp.Diff(want, got))
+		data := dataObjects(t, ctx, c, v)
+		if want := references(t, ctx, v, bucket, points); !cmp.Equal(data, want) {
+			t.Errorf("after expiry at floor %d the vault's data is not what is referenced (-referenced +held):\n%s", floor, cmp.Diff(want, data))
+		}
+		// The same, against what the window and the live points reference
+		// as measured before the fold: a fold that kept too much keeps
+		// data this does not count.
+		want := maps.Clone(window)
+		maps.Copy(want, pointsData(t, ctx, v, bucket, points))
+		if !cmp.Equal(data, want) {
+			t.Errorf("after expiry at floor %d the vault holds other data than the window and the live points reference (-referenced +held):\n%s", floor, cmp.Diff(want, data))
 		}
 		checkColdTier(t, ctx, c, v, r, srv, bucket, coldID, coldWant, coldTagsUnknown, points, floor)
 		// A reconcile journals none of what the fold left out again.
@@ -706,35 +719,82 @@ func dataObjects(t *testing.T, ctx context.Context, c *s3.Client, v *vault.Vault
 // points reference.
 func references(t *testing.T, ctx context.Context, v *vault.Vault, bucket string, points []vault.SnapshotPoint) map[string]bool {
 	t.Helper()
-	out := map[string]bool{}
-	read := func(m *vault.Merger) {
-		defer m.Close()
-		for {
-			_, recs, err := m.NextKey()
-			if err == io.EOF {
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range recs {
-				if r.Data != "" {
-					out[r.Data] = true
-				}
-			}
-		}
-	}
+	out := pointsData(t, ctx, v, bucket, points)
 	m, err := v.OpenJournal(ctx, bucket, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	read(m)
+	readData(t, m, out)
+	return out
+}
+
+// readData adds the data keys of every record m reads to out.
+func readData(t *testing.T, m *vault.Merger, out map[string]bool) {
+	t.Helper()
+	defer m.Close()
+	for {
+		_, recs, err := m.NextKey()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.Data != "" {
+				out[r.Data] = true
+			}
+		}
+	}
+}
+
+// windowData is the data the journal of bucket needs from the second
+// floor on, read from the journal as it is (before a fold at floor): the
+// data of the version current at floor and at every later second a
+// record changes something, and of every version created after floor.
+func windowData(t *testing.T, ctx context.Context, v *vault.Vault, bucket string, floor int64) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	m, err := v.OpenJournal(ctx, bucket, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for {
+		_, recs, err := m.NextKey()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := map[int64]bool{floor: true}
+		for _, r := range recs {
+			if sec := r.Time.Unix(); sec > floor {
+				at[sec] = true
+				if r.Op == vault.OpVersion && r.Data != "" {
+					out[r.Data] = true
+				}
+			}
+		}
+		for sec := range at {
+			if obj, ok := vault.StateAt(recs, time.Unix(sec, 0)); ok && obj.Version.Data != "" {
+				out[obj.Version.Data] = true
+			}
+		}
+	}
+}
+
+// pointsData is the data the snapshot points reference.
+func pointsData(t *testing.T, ctx context.Context, v *vault.Vault, bucket string, points []vault.SnapshotPoint) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
 	for _, sp := range points {
 		m, err := vault.NewMerger([]vault.RecordSource{v.OpenShards(ctx, sp.Shards, nil)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		read(m)
+		readData(t, m, out)
 	}
 	return out
 }
