@@ -73,9 +73,9 @@ type Config struct {
 	Reconcile ReconcileConfig `json:"reconcile"`
 	Protect   ProtectConfig   `json:"protect"`
 	Restore   RestoreConfig   `json:"restore"`
-	// Expire is the expiry function: its schedule (default daily) and
-	// memory (default 1024 MB).
-	Expire ScheduleConfig `json:"expire"`
+	// Expire is the expiry function: its schedule (default hourly), how
+	// often it collects (default daily) and memory (default 1024 MB).
+	Expire ExpireConfig `json:"expire"`
 
 	// BackupPlanFile is the AWS Backup style plan (and selections) of the
 	// snapshot path, any form plan.Load reads: every rule without
@@ -218,6 +218,17 @@ type ReconcileConfig struct {
 	// last run that did started this many hours ago: a tag change whose
 	// event was lost is found no other way. Default 168 (weekly); -1 never.
 	TagsEveryHours int `json:"tagsEveryHours"`
+}
+
+// ExpireConfig is the expire function's schedule, and how often its runs
+// also collect.
+type ExpireConfig struct {
+	ScheduleConfig
+	// CollectEveryHours: a run collects (lists every data object and reads
+	// every reference) only when the last collection finished this many
+	// hours ago; the runs between fold journals (resuming a fold too large
+	// for one invocation) and expire recovery points. Default 24.
+	CollectEveryHours int `json:"collectEveryHours"`
 }
 
 // ProtectConfig is the protect function's schedule and custom resource.
@@ -366,7 +377,10 @@ const (
 	// weekly (a billion current versions: about $400 a week).
 	DefaultReconcileTagsEveryHours = 168
 	DefaultProtectSchedule         = "rate(1 hour)"
-	DefaultExpireSchedule          = "rate(1 day)"
+	DefaultExpireSchedule          = "rate(1 hour)"
+	// DefaultExpireCollectEveryHours: expiry runs hourly, so a fold larger
+	// than one invocation goes on within the hour, and collects daily.
+	DefaultExpireCollectEveryHours = 24
 	DefaultJournalLagSeconds       = 900
 	// DefaultJournalBatchSize is the SQS batch of one journal invocation.
 	// Each batch ends with its segment write while the invocation's other
@@ -468,6 +482,7 @@ func (c *Config) applyDefaults() {
 	defs(&c.Expire.Schedule, DefaultExpireSchedule)
 	defs(&c.Expire.Timezone, "UTC")
 	def(&c.Expire.MemoryMB, 1024)
+	def(&c.Expire.CollectEveryHours, DefaultExpireCollectEveryHours)
 	def(&c.Restore.EphemeralStorageMB, 10240)
 	def(&c.Restore.MaxConcurrency, DefaultRestoreMaxConcurrency)
 	def(&c.Restore.ItemsPerBatch, DefaultRestoreItemsPerBatch)
@@ -657,6 +672,9 @@ func (c *Config) Validate(baseDir string) error {
 			return bad(m.field, "%d: want 128 to 10240", m.mb)
 		}
 	}
+	if h := c.Expire.CollectEveryHours; h < 1 || h > 8760 {
+		return bad("expire.collectEveryHours", "%d: want 1 to 8760 hours", h)
+	}
 	if h := c.Reconcile.TagsEveryHours; h < -1 || h == 0 || h > 87600 {
 		return bad("reconcile.tagsEveryHours", "%d: want 1 to 87600 hours, or -1 to never read tags (a tag change whose event was lost then stays unknown)", h)
 	}
@@ -666,7 +684,7 @@ func (c *Config) Validate(baseDir string) error {
 	for _, s := range []struct {
 		field string
 		sc    ScheduleConfig
-	}{{"reconcile", c.Reconcile.ScheduleConfig}, {"protect", c.Protect.ScheduleConfig}, {"expire", c.Expire}} {
+	}{{"reconcile", c.Reconcile.ScheduleConfig}, {"protect", c.Protect.ScheduleConfig}, {"expire", c.Expire.ScheduleConfig}} {
 		if !scheduleRE.MatchString(s.sc.Schedule) {
 			return bad(s.field+".schedule", "%q: want rate(N minutes|hours|days) or cron(...)", s.sc.Schedule)
 		}

@@ -92,7 +92,8 @@ func NewBucketVaultStack(scope constructs.Construct, c *Config) *BucketVaultStac
 	expire := s.Functions["expire"]
 	s.Expire = NewScheduledInvoke(s.Stack, "ExpireSchedule", &ScheduledInvokeProps{
 		Function: expire.Function, Expression: c.Expire.Schedule, Timezone: c.Expire.Timezone,
-		Description: "expire the vault (fold journals past their window, delete expired recovery points, collect unreferenced data)", Input: "{}",
+		Description: "expire the vault (fold journals past their window, delete expired recovery points, collect unreferenced data)",
+		Input:       fmt.Sprintf(`{"collectEveryHours":%d}`, c.Expire.CollectEveryHours),
 	})
 	s.Snapshots = NewSnapshotPath(s.Stack, "Snapshots", &SnapshotPathProps{
 		Config: c, Vault: s.Vault, Snapshot: s.Functions["snapshot"], Dispatch: s.Functions["dispatch"], Notifications: s.Notifications,

@@ -335,7 +335,7 @@ func TestSchedules(t *testing.T) {
 			t.Errorf("%s: %s", id, render(p))
 		}
 		// The scheduled reconcile reads tags weekly by default.
-		input := map[string]string{"ReconcileSchedule": `"{\"tagsEveryHours\":168}"`}[id]
+		input := map[string]string{"ReconcileSchedule": `"{\"tagsEveryHours\":168}"`, "ExpireSchedule": `"{\"collectEveryHours\":24}"`}[id]
 		if input == "" {
 			input = `"{}"`
 		}
@@ -344,17 +344,18 @@ func TestSchedules(t *testing.T) {
 			t.Errorf("%s target %s, want %s", id, got, want)
 		}
 	}
-	// Expiry's defaults (the variant and noPlan configure none): daily,
-	// UTC, 1024 MB; every stack expires, with or without a backup plan.
+	// Expiry's defaults (the variant and noPlan configure none): hourly,
+	// collecting daily, UTC, 1024 MB; every stack expires, with or without
+	// a backup plan.
 	for name, st := range map[string]*stackUnderTest{"variant": synth(t).variant, "noPlan": synth(t).noPlan} {
 		cdkAssert(t, func() {
 			st.assertion.HasResourceProperties(jsii.String("AWS::Scheduler::Schedule"), &map[string]any{
-				"ScheduleExpression": "rate(1 day)", "ScheduleExpressionTimezone": "UTC", "State": "ENABLED",
+				"ScheduleExpression": "rate(1 hour)", "ScheduleExpressionTimezone": "UTC", "State": "ENABLED",
 				"FlexibleTimeWindow": map[string]any{"Mode": "OFF"},
 				"Target": map[string]any{
 					"Arn":         map[string]any{"Fn::GetAtt": []any{"ExpireFunction", "Arn"}},
 					"RoleArn":     map[string]any{"Fn::GetAtt": []any{"ExpireScheduleRole", "Arn"}},
-					"Input":       "{}",
+					"Input":       `{"collectEveryHours":24}`,
 					"RetryPolicy": map[string]any{"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600},
 				},
 			})

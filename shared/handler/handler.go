@@ -207,6 +207,10 @@ func Dispatch(f *wiring.Function) func(context.Context, schedule.Request) (*sche
 	return d.Dispatch
 }
 
+// expireMargin is what an expiry invocation keeps after its folds for
+// the recovery points and its report.
+const expireMargin = 2 * time.Minute
+
 // Expire is the expire function's handler: it folds each protected
 // bucket's journal past its window, deletes snapshot recovery points at
 // their DeleteAt and collects the data nothing references (vault.Expire);
@@ -217,11 +221,18 @@ func Expire(f *wiring.Function) func(context.Context, vault.ExpireRequest) (*vau
 		if err != nil {
 			return nil, err
 		}
-		rep, err := v.Expire(ctx, vault.ExpireOptions{Now: time.Now(), DryRun: req.DryRun, Concurrency: f.Config.Concurrency})
+		o := vault.ExpireOptions{Now: time.Now(), DryRun: req.DryRun, Concurrency: f.Config.Concurrency,
+			CollectEvery: time.Duration(req.CollectEveryHours) * time.Hour}
+		if d, ok := ctx.Deadline(); ok {
+			// Folds stop in time for the rest of the run; the next resumes.
+			o.StopAt = d.Add(-expireMargin)
+		}
+		rep, err := v.Expire(ctx, o)
 		if rep != nil {
 			f.Log.InfoContext(ctx, "expiry", "folds", len(rep.Folds), "recoveryPoints", len(rep.Expired),
 				"journalObjects", rep.Journal.Objects, "dataObjects", rep.Data.Objects, "bytesFreed", rep.Data.Bytes+rep.Journal.Bytes,
-				"retained", rep.Data.Retained+rep.Journal.Retained, "warnings", len(rep.Warnings))
+				"retained", rep.Data.Retained+rep.Journal.Retained, "warnings", len(rep.Warnings), "incomplete", rep.Incomplete,
+				"collectionSkipped", rep.Collected.SkippedBecause)
 		}
 		return rep, err
 	}

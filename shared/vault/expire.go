@@ -38,10 +38,13 @@ import (
 // what the vault's records no longer name, and a state change is an
 // If-Match write.
 
-// ExpireRequest is the expire function's input: empty (the daily
-// schedule's), or a dry run.
+// ExpireRequest is the expire function's input: the schedule's (how
+// often to collect), or a dry run.
 type ExpireRequest struct {
 	DryRun bool `json:"dryRun,omitempty"`
+	// CollectEveryHours: collect only when the last collection finished
+	// this many hours ago or more (ExpireOptions.CollectEvery); 0 every run.
+	CollectEveryHours int `json:"collectEveryHours,omitempty"`
 }
 
 // ExpireOptions shape one expiry run.
@@ -56,6 +59,16 @@ type ExpireOptions struct {
 	Concurrency int
 	// Progress, when set, is called as the run goes.
 	Progress func(ExpireReport)
+	// StopAt, when set, ends the folds at the first shard after it (a
+	// Lambda invocation's deadline): the run reports Incomplete, expires
+	// recovery points and collects nothing, and the next run resumes the
+	// fold where it stopped.
+	StopAt time.Time
+	// CollectEvery, when set, skips the collection (steps 3 and 4) when
+	// the last one finished less than this long ago by the clock, so
+	// expiry can run often for its folds and points while the collection,
+	// which lists every data object, runs once a day.
+	CollectEvery time.Duration
 
 	retainAll bool // RetainReferenced
 }
@@ -78,6 +91,9 @@ type ExpireReport struct {
 	Extended int64    `json:"retentionExtended,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
 	Stage    string   `json:"stage,omitempty"` // where a running expiry is (progress)
+	// Incomplete says what the run left for the next one (a fold stopped
+	// at StopAt); "" when it did everything due.
+	Incomplete string `json:"incomplete,omitempty"`
 
 	// RepairRecords are the repair records deleted with their data
 	// objects (rebuilt.go).
@@ -175,8 +191,20 @@ func (v *Vault) Expire(ctx context.Context, o ExpireOptions) (*ExpireReport, err
 	if err != nil {
 		return rep, err
 	}
+	fctx := ctx
+	if !o.StopAt.IsZero() {
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithDeadline(ctx, o.StopAt)
+		defer cancel()
+	}
 	for _, b := range buckets {
-		f, err := v.foldBucket(ctx, b, o, running[b.Bucket])
+		f, err := v.foldBucket(fctx, b, o, running[b.Bucket])
+		if err != nil && ctx.Err() == nil && errors.Is(fctx.Err(), context.DeadlineExceeded) {
+			// Its progress is saved shard by shard: the next run goes on.
+			rep.Incomplete = fmt.Sprintf("the fold of %s's journal stopped at the run's deadline (%s); the next run resumes it", b.Bucket, o.StopAt.UTC().Format(time.RFC3339))
+			rep.Collected.SkippedBecause = "the run's time went to a fold; the next run collects"
+			break
+		}
 		if err != nil {
 			return rep, fmt.Errorf("fold the journal of %s: %w", b.Bucket, err)
 		}
@@ -199,9 +227,23 @@ func (v *Vault) Expire(ctx context.Context, o ExpireOptions) (*ExpireReport, err
 		return rep, err
 	}
 	// 3 and 4. Journal objects and data no record names.
+	if rep.Incomplete != "" {
+		progress("done")
+		rep.Stage = ""
+		return rep, nil
+	}
+	if last, ok := v.lastCollection(ctx); ok && o.CollectEvery > 0 && time.Since(last) < o.CollectEvery {
+		rep.Collected.SkippedBecause = fmt.Sprintf("the last collection finished at %s; it runs every %s", last.UTC().Format(time.RFC3339), o.CollectEvery)
+		progress("done")
+		rep.Stage = ""
+		return rep, nil
+	}
 	progress("collection")
 	if err := v.collect(ctx, o, rep); err != nil {
 		return rep, err
+	}
+	if !o.DryRun && rep.Collected.SkippedBecause == "" {
+		v.noteCollection(ctx)
 	}
 	progress("done")
 	rep.Stage = ""
