@@ -101,4 +101,12 @@ func TestCLIProtectAgainKeepsDelivery(t *testing.T) {
 	if d := cmp.Diff([]string{srv.WebhookARN}, ours(hooked)); d != "" {
 		t.Errorf("notification configuration %s (-want +got):\n%s", vault.NotificationID, d)
 	}
+	// Delivery turned off: the record says none, and bucketvault's queue
+	// configuration is gone from the bucket (events would keep coming).
+	if got := protect(hooked, "--events", "none"); got.Events != "none" {
+		t.Errorf("protect --events none: %+v, want events none", got)
+	}
+	if arns := ours(hooked); len(arns) != 0 {
+		t.Errorf("protect --events none left bucketvault's queue configuration on the bucket: %v", arns)
+	}
 }

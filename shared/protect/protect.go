@@ -6,6 +6,7 @@ package protect
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -136,6 +137,13 @@ func Protect(ctx context.Context, j *journal.Journal, bucket string, o Options) 
 			return pb, nil, err
 		}
 	}
+	// Delivery moved off the queue bucketvault had the bucket send to:
+	// its configuration there goes, or events would keep coming.
+	if was := vault.EventsQueueARN(old.Events); was != "" && was != o.QueueARN {
+		if err := disableQueue(ctx, c, bucket, was); err != nil {
+			return pb, nil, err
+		}
+	}
 	if err := rec.put(ctx, pb); err != nil {
 		return pb, nil, err
 	}
@@ -246,6 +254,33 @@ func enableEvents(ctx context.Context, c s3x.Client, bucket string, o Options) e
 			return &EventTargetMissingError{Bucket: bucket, ARN: o.QueueARN, Err: err}
 		}
 		return fmt.Errorf("turn on event delivery for %s: %w", bucket, err)
+	}
+	return nil
+}
+
+// disableQueue removes from bucket's notification configuration the
+// queue configuration protect added for arn (vault.NotificationID),
+// keeping every other.
+func disableQueue(ctx context.Context, c s3x.Client, bucket, arn string) error {
+	cur, err := c.GetBucketNotificationConfiguration(ctx, &s3.GetBucketNotificationConfigurationInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		return fmt.Errorf("notification configuration of %s: %w", bucket, err)
+	}
+	keep := slices.DeleteFunc(slices.Clone(cur.QueueConfigurations), func(q types.QueueConfiguration) bool {
+		return aws.ToString(q.Id) == vault.NotificationID && aws.ToString(q.QueueArn) == arn
+	})
+	if len(keep) == len(cur.QueueConfigurations) {
+		return nil
+	}
+	if _, err := c.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
+		Bucket: aws.String(bucket), NotificationConfiguration: &types.NotificationConfiguration{
+			EventBridgeConfiguration:     cur.EventBridgeConfiguration,
+			LambdaFunctionConfigurations: cur.LambdaFunctionConfigurations,
+			QueueConfigurations:          keep,
+			TopicConfigurations:          cur.TopicConfigurations,
+		},
+	}); err != nil {
+		return fmt.Errorf("turn off event delivery to %s for %s: %w", arn, bucket, err)
 	}
 	return nil
 }
