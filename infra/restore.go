@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -209,13 +208,7 @@ func NewRestorePath(scope constructs.Construct, id string, p *RestorePathProps) 
 	stack := awscdk.Stack_Of(scope)
 	arns := stateARNs{partition: *stack.Partition(), region: c.Region, account: c.Account}
 
-	rp.Role = awsiam.NewRole(self, jsii.String("Role"), &awsiam.RoleProps{
-		AssumedBy: awsiam.NewServicePrincipal(jsii.String("states.amazonaws.com"), &awsiam.ServicePrincipalOpts{
-			Conditions: &map[string]any{"StringEquals": map[string]any{"aws:SourceAccount": c.Account}},
-		}),
-		Description: jsii.String("bucketvault restore state machine: invoke the restore function, read the plan's items lists, run their Distributed Maps"),
-	})
-	setLogicalID(rp.Role, "RestoreStateMachineRole")
+	rp.Role = newStateMachineRole(self, c.Account, "bucketvault restore state machine: invoke the restore function, read the plan's items lists, run their Distributed Maps", "RestoreStateMachineRole")
 	machine := jsii.String(arns.machine(rp.Name))
 	runs := jsii.String(arns.mapRuns(rp.Name, restoreMapRunLabel))
 	items := jsii.String(p.Vault.arns.objects(p.Vault.Name, keyRestoreItemsList))
@@ -249,27 +242,10 @@ func NewRestorePath(scope constructs.Construct, id string, p *RestorePathProps) 
 		ToleratedFailurePercentage: *c.Restore.ToleratedFailurePercentage,
 		Comment:                    "bucketvault restore of a bucket, prefixes or keys as of a point in time or a recovery point (input: a restore job, {\"request\": {...}}, the restore function's request; bucketvault restore --state-machine starts and follows it)",
 	})
-	def, err := json.Marshal(rp.Definition)
-	if err != nil {
-		panic(err)
-	}
-	const lid = "RestoreStateMachine"
-	rp.StateMachine = awsstepfunctions.NewStateMachine(self, jsii.String(lid), &awsstepfunctions.StateMachineProps{
-		StateMachineName: jsii.String(rp.Name),
-		StateMachineType: awsstepfunctions.StateMachineType_STANDARD,
-		DefinitionBody:   awsstepfunctions.DefinitionBody_FromString(jsii.String(string(def))),
-		DefinitionSubstitutions: &map[string]*string{
-			substRestoreFunction: p.Restore.Function.FunctionArn(),
-			substVault:           jsii.String(p.Vault.Name),
-		},
-		Role:           rp.Role,
-		TracingEnabled: jsii.Bool(true),
-		Logs: &awsstepfunctions.LogOptions{
-			Destination: rp.LogGroup, Level: awsstepfunctions.LogLevel_ALL, IncludeExecutionData: jsii.Bool(true),
-		},
-		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
-	})
-	setLogicalID(rp.StateMachine, lid)
+	rp.StateMachine = newStateMachine(self, "RestoreStateMachine", rp.Name, rp.Definition, map[string]*string{
+		substRestoreFunction: p.Restore.Function.FunctionArn(),
+		substVault:           jsii.String(p.Vault.Name),
+	}, rp.Role, rp.LogGroup)
 	// Its definition names the vault: the vault comes first.
 	rp.StateMachine.Node().AddDependency(p.Vault.Construct)
 	p.Notifications.Alarm(self, "RestoreFailedAlarm",

@@ -257,13 +257,7 @@ func NewRestoreTestPath(scope constructs.Construct, id string, p *RestoreTestPat
 	stack := awscdk.Stack_Of(scope)
 	arns := stateARNs{partition: *stack.Partition(), region: c.Region, account: c.Account}
 
-	tp.Role = awsiam.NewRole(self, jsii.String("Role"), &awsiam.RoleProps{
-		AssumedBy: awsiam.NewServicePrincipal(jsii.String("states.amazonaws.com"), &awsiam.ServicePrincipalOpts{
-			Conditions: &map[string]any{"StringEquals": map[string]any{"aws:SourceAccount": c.Account}},
-		}),
-		Description: jsii.String("bucketvault restore test state machine: invoke the restore test function, run the restore state machine as a nested execution"),
-	})
-	setLogicalID(tp.Role, "RestoreTestStateMachineRole")
+	tp.Role = newStateMachineRole(self, c.Account, "bucketvault restore test state machine: invoke the restore test function, run the restore state machine as a nested execution", "RestoreTestStateMachineRole")
 	restoreExecutions := jsii.String(fmt.Sprintf("arn:%s:states:%s:%s:execution:%s:*", arns.partition, c.Region, c.Account, p.Restores.Name))
 	rule := jsii.String(fmt.Sprintf("arn:%s:events:%s:%s:rule/%s", arns.partition, c.Region, c.Account, eventsRuleForSync))
 	var pol policy
@@ -288,27 +282,10 @@ func NewRestoreTestPath(scope constructs.Construct, id string, p *RestoreTestPat
 		TimeoutSeconds: rt.TimeoutHours * 3600, MaxConcurrency: rt.MaxConcurrency, AwaitEverySeconds: rt.AwaitEverySeconds,
 		Comment: "bucketvault restore tests of one AWS Backup restore testing plan (input: {\"scheduled\": {...}}, as its schedule gives it): each bucket its selections take restored into a restore-test-* bucket, validated, kept for its validation window, deleted",
 	})
-	def, err := json.Marshal(tp.Definition)
-	if err != nil {
-		panic(err)
-	}
-	const lid = "RestoreTestStateMachine"
-	tp.StateMachine = awsstepfunctions.NewStateMachine(self, jsii.String(lid), &awsstepfunctions.StateMachineProps{
-		StateMachineName: jsii.String(tp.Name),
-		StateMachineType: awsstepfunctions.StateMachineType_STANDARD,
-		DefinitionBody:   awsstepfunctions.DefinitionBody_FromString(jsii.String(string(def))),
-		DefinitionSubstitutions: &map[string]*string{
-			substRestoreTestFunction: p.Function.Function.FunctionArn(),
-			substRestoreMachine:      p.Restores.StateMachine.StateMachineArn(),
-		},
-		Role:           tp.Role,
-		TracingEnabled: jsii.Bool(true),
-		Logs: &awsstepfunctions.LogOptions{
-			Destination: tp.LogGroup, Level: awsstepfunctions.LogLevel_ALL, IncludeExecutionData: jsii.Bool(true),
-		},
-		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
-	})
-	setLogicalID(tp.StateMachine, lid)
+	tp.StateMachine = newStateMachine(self, "RestoreTestStateMachine", tp.Name, tp.Definition, map[string]*string{
+		substRestoreTestFunction: p.Function.Function.FunctionArn(),
+		substRestoreMachine:      p.Restores.StateMachine.StateMachineArn(),
+	}, tp.Role, tp.LogGroup)
 	p.Notifications.Alarm(self, "RestoreTestFailedAlarm",
 		fmt.Sprintf("bucketvault: an execution of the restore test state machine %s failed: a plan could not be resolved, or the execution timed out (a failed test fails no execution: its RESTORE_TESTING_JOB_FAILED event and its run's record say why)", tp.Name),
 		tp.StateMachine.MetricFailed(nil), 0, 1)

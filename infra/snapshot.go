@@ -318,13 +318,7 @@ func NewSnapshotPath(scope constructs.Construct, id string, p *SnapshotPathProps
 		machines = append(machines, m)
 	}
 
-	sp.Role = awsiam.NewRole(self, jsii.String("Role"), &awsiam.RoleProps{
-		AssumedBy: awsiam.NewServicePrincipal(jsii.String("states.amazonaws.com"), &awsiam.ServicePrincipalOpts{
-			Conditions: &map[string]any{"StringEquals": map[string]any{"aws:SourceAccount": c.Account}},
-		}),
-		Description: jsii.String("bucketvault snapshot state machines: invoke the snapshot function, read the scan's items lists, run their Distributed Maps"),
-	})
-	setLogicalID(sp.Role, "SnapshotStateMachineRole")
+	sp.Role = newStateMachineRole(self, c.Account, "bucketvault snapshot state machines: invoke the snapshot function, read the scan's items lists, run their Distributed Maps", "SnapshotStateMachineRole")
 	var names, runs []*string
 	for _, m := range machines {
 		names = append(names, jsii.String(arns.machine(m.Name)))
@@ -371,26 +365,10 @@ func NewSnapshotPath(scope constructs.Construct, id string, p *SnapshotPathProps
 			ToleratedFailurePercentage: *c.Snapshot.ToleratedFailurePercentage,
 			Comment:                    comment,
 		})
-		def, err := json.Marshal(m.Definition)
-		if err != nil {
-			panic(err)
-		}
-		m.StateMachine = awsstepfunctions.NewStateMachine(self, jsii.String(lid), &awsstepfunctions.StateMachineProps{
-			StateMachineName: jsii.String(m.Name),
-			StateMachineType: awsstepfunctions.StateMachineType_STANDARD,
-			DefinitionBody:   awsstepfunctions.DefinitionBody_FromString(jsii.String(string(def))),
-			DefinitionSubstitutions: &map[string]*string{
-				substFunction: p.Snapshot.Function.FunctionArn(),
-				substVault:    jsii.String(p.Vault.Name),
-			},
-			Role:           sp.Role,
-			TracingEnabled: jsii.Bool(true),
-			Logs: &awsstepfunctions.LogOptions{
-				Destination: sp.LogGroup, Level: awsstepfunctions.LogLevel_ALL, IncludeExecutionData: jsii.Bool(true),
-			},
-			RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
-		})
-		setLogicalID(m.StateMachine, lid)
+		m.StateMachine = newStateMachine(self, lid, m.Name, m.Definition, map[string]*string{
+			substFunction: p.Snapshot.Function.FunctionArn(),
+			substVault:    jsii.String(p.Vault.Name),
+		}, sp.Role, sp.LogGroup)
 		// Its definition names the vault: the vault comes first.
 		m.StateMachine.Node().AddDependency(p.Vault.Construct)
 		p.Notifications.Alarm(self, strings.TrimSuffix(lid, "StateMachine")+"FailedAlarm",
