@@ -19,17 +19,7 @@ import (
 // retention of the version bearing the recorded ETag, not of the current
 // one: the lock stays on the bytes a restore will read.
 func TestRetainPointLocksTheRecordedBytes(t *testing.T) {
-	srv := locals3.ForTest(t)
-	ctx := context.Background()
-	c := srv.Client(ctx)
-	v, err := Create(ctx, c, srv.NewObjectLockBucket(t), CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	if _, err := v.SetLock(ctx, LockOptions{Mode: "governance", MinRetentionDays: 1, MaxRetentionDays: 30}, now); err != nil {
-		t.Fatal(err)
-	}
+	ctx, c, v, now := lockedVault(t)
 	d := DataKey("src", "k", "v1", "", time.Time{})
 	good, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(d), Body: strings.NewReader("the good bytes")})
 	if err != nil {
@@ -67,4 +57,22 @@ func TestRetainPointLocksTheRecordedBytes(t *testing.T) {
 	if got := until(bad.VersionId); !got.Before(deleteAt) {
 		t.Errorf("the rewritten current version's retention was extended to %s: the lock moved off the recorded bytes", got)
 	}
+}
+
+// lockedVault is a vault on an Object Lock bucket under a governance lock
+// of 1 to 30 days set now.
+func lockedVault(t *testing.T) (context.Context, *s3.Client, *Vault, time.Time) {
+	t.Helper()
+	srv := locals3.ForTest(t)
+	ctx := context.Background()
+	c := srv.Client(ctx)
+	v, err := Create(ctx, c, srv.NewObjectLockBucket(t), CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, err := v.SetLock(ctx, LockOptions{Mode: "governance", MinRetentionDays: 1, MaxRetentionDays: 30}, now); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, c, v, now
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/bucketvault/bucketvault/shared/locals3"
 	"github.com/bucketvault/bucketvault/shared/s3x"
 )
 
@@ -104,17 +103,7 @@ func sameStrings(a, b []string) bool {
 // retention of the rebuilt version and of the repair record that vouches
 // for it past its DeleteAt, not of the current version.
 func TestRetainPointLocksARebuiltVersionAndItsRepairRecord(t *testing.T) {
-	srv := locals3.ForTest(t)
-	ctx := context.Background()
-	c := srv.Client(ctx)
-	v, err := Create(ctx, c, srv.NewObjectLockBucket(t), CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	if _, err := v.SetLock(ctx, LockOptions{Mode: "governance", MinRetentionDays: 1, MaxRetentionDays: 30}, now); err != nil {
-		t.Fatal(err)
-	}
+	ctx, c, v, now := lockedVault(t)
 	d := DataKey("src", "k", "v1", "", time.Time{})
 	body := "the rebuilt bytes"
 	rebuilt, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(v.Bucket), Key: aws.String(d), Body: strings.NewReader(body)})
